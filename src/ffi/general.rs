@@ -1,0 +1,166 @@
+//! Statuses, the last-error API, versions and the lifecycle.
+
+use std::os::raw::c_char;
+
+use super::{boundary, boundary_value, clear_last_error, copy_out, last_error};
+use crate::lifecycle;
+use crate::lock::order::Mode;
+use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, rtc_status};
+
+/// Options for `rtc_init`. Initialise with `RTC_CONFIG_INIT` so `size` is
+/// right and every other field takes its default; fields may be added at the
+/// end in later versions (rtcore reads only the first `size` bytes).
+#[repr(C)]
+pub struct rtc_config {
+    /// `sizeof(rtc_config)` as compiled by the caller.
+    pub size: u32,
+    /// An `rtc_lockrank_mode`; `RTC_LOCKRANK_DEFAULT` (0) means report.
+    /// `RTCORE_DEBUG=lockrank=...` overrides it.
+    pub lockrank_mode: i32,
+    /// Path of a rank file to load at init, or NULL.
+    pub ranks_file: *const c_char,
+}
+
+/// What the lock-order checker does on a violation.
+#[repr(i32)]
+#[allow(non_camel_case_types)]
+pub enum rtc_lockrank_mode {
+    /// The default (report).
+    RTC_LOCKRANK_DEFAULT = 0,
+    /// No order checks. Misuse (unlocking a lock not held, ...) is still checked.
+    RTC_LOCKRANK_OFF = 1,
+    /// Print a report on stderr once per (held rank, wanted rank) pair, count
+    /// every occurrence, and let the acquisition proceed.
+    RTC_LOCKRANK_REPORT = 2,
+    /// Print the report and abort the process.
+    RTC_LOCKRANK_ABORT = 3,
+}
+
+pub(crate) fn mode_from_i32(v: i32, func: &str) -> crate::status::Result<Option<Mode>> {
+    match v {
+        0 => Ok(None),
+        1 => Ok(Some(Mode::Off)),
+        2 => Ok(Some(Mode::Report)),
+        3 => Ok(Some(Mode::Abort)),
+        _ => Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!("{func}: lock-rank mode {v} is not an rtc_lockrank_mode (0..=3)"),
+        )),
+    }
+}
+
+/// A static, NUL-terminated description of a status. Unknown values give
+/// "unknown status". Never fails; safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_status_str(status: i32) -> *const c_char {
+    boundary_value(
+        "rtc_status_str",
+        c"unknown status".as_ptr(),
+        || match rtc_status::from_i32(status) {
+            Some(s) => s.describe().as_ptr() as *const c_char,
+            None => c"unknown status".as_ptr(),
+        },
+    )
+}
+
+/// Copy the calling thread's last error message into `buf` (at most `len`
+/// bytes, always NUL-terminated when `len > 0`, truncated if needed) and
+/// return the size needed including the NUL. `buf` may be NULL when `len`
+/// is 0, to ask for the size. The message describes the most recent failed
+/// call on this thread; successful calls do not clear it. Never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_last_error_message(buf: *mut c_char, len: usize) -> usize {
+    boundary_value("rtc_last_error_message", 0, || {
+        copy_out(&last_error().1, buf, len)
+    })
+}
+
+/// The status of the calling thread's most recent failed call (`RTC_OK` if
+/// none, or after `rtc_last_error_clear`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_last_error_status() -> rtc_status {
+    boundary_value("rtc_last_error_status", rtc_status::RTC_ERR_PANIC, || {
+        last_error().0
+    })
+}
+
+/// Forget the calling thread's last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_last_error_clear() {
+    boundary_value("rtc_last_error_clear", (), clear_last_error)
+}
+
+/// The library's version string ("MAJOR.MINOR.PATCH"), static. Compare with
+/// `RTC_VERSION_STRING` to detect a header/library mismatch.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// The library's version as `MAJOR << 16 | MINOR << 8 | PATCH` (the same
+/// packing as `RTC_VERSION_NUMBER`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_version_number() -> u32 {
+    crate::VERSION_NUMBER
+}
+
+/// Initialise rtcore with options. Optional: without it, defaults apply on
+/// first use. Call at most once, before any other rtcore call except the
+/// status, last-error and version functions. `config` may be NULL (defaults).
+///
+/// Returns `RTC_OK`; `RTC_ERR_ALREADY_INITIALIZED` on a second call;
+/// `RTC_ERR_TOO_LATE` after first use; `RTC_ERR_SHUT_DOWN` after
+/// `rtc_shutdown`; `RTC_ERR_INVALID_ARGUMENT` for a bad `size` or mode;
+/// the rank loader's statuses for a bad `ranks_file` (nothing is
+/// initialised then, and `rtc_init` may be called again).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_init(config: *const rtc_config) -> rtc_status {
+    super::install_panic_hook();
+    boundary("rtc_init", || {
+        let mut opts = lifecycle::Options::default();
+        if !config.is_null() {
+            // SAFETY: non-NULL; `size` is the first field, read alone first.
+            let size = unsafe { (*config).size } as usize;
+            let min = std::mem::offset_of!(rtc_config, ranks_file);
+            if size < min {
+                return Err(Error::new(
+                    RTC_ERR_INVALID_ARGUMENT,
+                    format!(
+                        "rtc_init: config->size is {size}, less than the smallest rtc_config ({min}); initialise it with RTC_CONFIG_INIT"
+                    ),
+                ));
+            }
+            // SAFETY: the caller's struct is at least `min` bytes.
+            let mode = unsafe { (*config).lockrank_mode };
+            opts.lockrank = mode_from_i32(mode, "rtc_init")?;
+            if size >= std::mem::offset_of!(rtc_config, ranks_file) + size_of::<*const c_char>() {
+                // SAFETY: within the caller's `size`.
+                let p = unsafe { (*config).ranks_file };
+                if !p.is_null() {
+                    opts.ranks_file =
+                        Some(super::required_str(p, "config->ranks_file", "rtc_init")?.to_string());
+                }
+            }
+        }
+        lifecycle::init(&opts)
+    })
+}
+
+/// Shut rtcore down. Later calls (other than status, last-error and version
+/// functions) return `RTC_ERR_SHUT_DOWN`. Returns `RTC_ERR_SHUT_DOWN` if
+/// already shut down.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_shutdown() -> rtc_status {
+    boundary("rtc_shutdown", lifecycle::shutdown)
+}
+
+/// Diagnostic: panics inside rtcore's C boundary, to prove the boundary
+/// holds. Always returns `RTC_ERR_PANIC`, with the panic's message as the last
+/// error. Safe to call at any time.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_debug_panic() -> rtc_status {
+    super::install_panic_hook();
+    boundary("rtc_debug_panic", || {
+        panic!("rtc_debug_panic was called: this panic is deliberate")
+    })
+}

@@ -1,0 +1,199 @@
+//! The C ABI, and nothing else: argument checks, the panic boundary,
+//! conversions. Every export is written out by hand (cbindgen must see it)
+//! and wraps its body in `boundary` or one of its variants.
+//!
+//! Invariants:
+//! - No panic crosses the boundary: every body runs under `catch_unwind`.
+//! - A failing call stores its message in this thread's last-error slot
+//!   (except the expected outcomes `RTC_ERR_BUSY` and `RTC_ERR_TIMED_OUT`).
+//! - Out-parameters are written only on success.
+
+pub mod cond;
+pub mod general;
+pub mod mutex;
+pub mod ranks;
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use crate::status::{
+    Error, RTC_ERR_BUSY, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_NULL, RTC_ERR_PANIC, RTC_ERR_TIMED_OUT,
+    RTC_OK, Result, rtc_status,
+};
+
+#[cfg(panic = "abort")]
+compile_error!(
+    "rtcore must be built with panic=unwind: its C boundary catches panics so a Python host survives"
+);
+
+struct LastError {
+    status: rtc_status,
+    message: String,
+}
+
+thread_local! {
+    static LAST: RefCell<LastError> = const {
+        RefCell::new(LastError { status: RTC_OK, message: String::new() })
+    };
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn set_last_error(e: &Error) {
+    let _ = LAST.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.status = e.status;
+            l.message.clear();
+            l.message.push_str(&e.message);
+        }
+    });
+}
+
+pub(crate) fn last_error() -> (rtc_status, String) {
+    LAST.try_with(|l| {
+        let l = l.borrow();
+        (l.status, l.message.clone())
+    })
+    .unwrap_or((RTC_OK, String::new()))
+}
+
+pub(crate) fn clear_last_error() {
+    let _ = LAST.try_with(|l| {
+        let mut l = l.borrow_mut();
+        l.status = RTC_OK;
+        l.message.clear();
+    });
+}
+
+/// Install (once) a panic hook that records the message for the boundary
+/// and prints one line, instead of the default hook's backtrace advice.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "(non-string panic payload)".to_string()
+            };
+            let loc = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!("rtcore: internal panic at {loc}: {msg}");
+            let _ = PANIC_MESSAGE.try_with(|p| *p.borrow_mut() = Some(format!("{msg} (at {loc})")));
+        }));
+    });
+}
+
+fn panic_error(what: &str) -> Error {
+    let detail = PANIC_MESSAGE
+        .try_with(|p| p.borrow_mut().take())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "no message".into());
+    Error::new(
+        RTC_ERR_PANIC,
+        format!("rtcore panicked in {what}: {detail}; the panic was caught at the C boundary"),
+    )
+}
+
+fn store(e: &Error) {
+    if e.status != RTC_ERR_BUSY && e.status != RTC_ERR_TIMED_OUT {
+        set_last_error(e);
+    }
+}
+
+/// Run a status-returning body at the boundary.
+#[inline]
+pub(crate) fn boundary(what: &str, f: impl FnOnce() -> Result<()>) -> rtc_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => RTC_OK,
+        Ok(Err(e)) => {
+            store(&e);
+            e.status
+        }
+        Err(_) => {
+            let e = panic_error(what);
+            set_last_error(&e);
+            e.status
+        }
+    }
+}
+
+/// As `boundary`, and on a panic also run `poison` (marks the handle).
+#[inline]
+pub(crate) fn boundary_poisoning(
+    what: &str,
+    f: impl FnOnce() -> Result<()>,
+    poison: impl FnOnce(),
+) -> rtc_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => RTC_OK,
+        Ok(Err(e)) => {
+            store(&e);
+            e.status
+        }
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(poison));
+            let e = panic_error(what);
+            set_last_error(&e);
+            e.status
+        }
+    }
+}
+
+/// Run a value-returning body at the boundary; a panic yields `default`.
+pub(crate) fn boundary_value<T>(what: &str, default: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            set_last_error(&panic_error(what));
+            default
+        }
+    }
+}
+
+/// A required pointer.
+#[inline]
+pub(crate) fn nonnull<T>(p: *const T, arg: &str, func: &str) -> Result<()> {
+    if p.is_null() {
+        return Err(Error::new(
+            RTC_ERR_NULL,
+            format!("{func}: argument '{arg}' is NULL"),
+        ));
+    }
+    Ok(())
+}
+
+/// A required, NUL-terminated UTF-8 string.
+pub(crate) fn required_str<'a>(p: *const c_char, arg: &str, func: &str) -> Result<&'a str> {
+    nonnull(p, arg, func)?;
+    // SAFETY: non-NULL; NUL-terminated by the documented contract.
+    let c = unsafe { CStr::from_ptr(p) };
+    c.to_str().map_err(|_| {
+        Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!("{func}: argument '{arg}' is not valid UTF-8"),
+        )
+    })
+}
+
+/// Copy `text` NUL-terminated into (buf, len), truncating; return the size
+/// needed (including the NUL).
+pub(crate) fn copy_out(text: &str, buf: *mut c_char, len: usize) -> usize {
+    let bytes = text.as_bytes();
+    if !buf.is_null() && len > 0 {
+        let n = bytes.len().min(len - 1);
+        // SAFETY: caller promises buf is writable for len bytes; n < len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, n);
+            *buf.add(n) = 0;
+        }
+    }
+    bytes.len() + 1
+}

@@ -1,0 +1,156 @@
+//! `rtc_mutex` exports.
+
+use std::os::raw::c_char;
+
+use super::{boundary_poisoning, nonnull};
+use crate::lifecycle;
+use crate::lock::mutex::{MutexRef, rtc_mutex};
+use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, Result, rtc_status};
+
+/// Check the pointer and build a view of it.
+#[inline]
+fn mutex_ref(m: *mut rtc_mutex, func: &str) -> Result<MutexRef> {
+    nonnull(m, "mutex", func)?;
+    if (m as usize) % align_of::<rtc_mutex>() != 0 {
+        return Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "{func}: mutex pointer {m:p} is not aligned to {} bytes",
+                align_of::<rtc_mutex>()
+            ),
+        ));
+    }
+    // SAFETY: non-NULL, aligned; the caller promises it points to a mutex.
+    Ok(unsafe { MutexRef::new(m) })
+}
+
+/// Run a mutex method at the boundary; a panic poisons the mutex.
+#[inline]
+fn with_mutex(
+    m: *mut rtc_mutex,
+    func: &str,
+    f: impl FnOnce(&MutexRef) -> Result<()>,
+) -> rtc_status {
+    boundary_poisoning(
+        func,
+        || {
+            let r = mutex_ref(m, func)?;
+            f(&r)
+        },
+        || {
+            if let Ok(r) = mutex_ref(m, func) {
+                r.mark_poisoned();
+            }
+        },
+    )
+}
+
+/// Initialise `mutex` at run time with a name (copied; may be NULL) and a
+/// rank name (resolved now; NULL makes an unranked leaf). The memory may hold
+/// anything before the call. Must not race other use of the same mutex.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` (the mutex is left
+/// untouched); `RTC_ERR_LOCKED` if this thread holds it.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_init(
+    mutex: *mut rtc_mutex,
+    name: *const c_char,
+    rank_name: *const c_char,
+) -> rtc_status {
+    with_mutex(mutex, "rtc_mutex_init", |m| {
+        lifecycle::enter()?;
+        m.init(name, rank_name)
+    })
+}
+
+/// Lock `mutex`, with no call site recorded. See `rtc_mutex_lock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_lock(mutex: *mut rtc_mutex) -> rtc_status {
+    rtc_mutex_lock_at(mutex, std::ptr::null(), 0)
+}
+
+/// Lock `mutex`, recording the call site (`file`, NUL-terminated and static,
+/// or NULL; `line`) for reports. `RTC_MUTEX_LOCK(m)` passes `__FILE__` and
+/// `__LINE__`. Before blocking, the mutex's rank is checked against every
+/// lock this thread holds; a violation is handled as the lock-rank mode says
+/// (report: printed once per pair, and the lock is still taken).
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_WOULD_DEADLOCK` at once if this
+/// thread already holds it; `RTC_ERR_UNKNOWN_RANK` if a static initialiser
+/// named an undeclared rank (the mutex is not locked); `RTC_ERR_DESTROYED`;
+/// `RTC_ERR_MOVED`; `RTC_ERR_POISONED`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_lock_at(
+    mutex: *mut rtc_mutex,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    with_mutex(mutex, "rtc_mutex_lock", |m| {
+        let mode = lifecycle::enter()?;
+        m.lock(mode, file, line)
+    })
+}
+
+/// Try to lock `mutex` without blocking. See `rtc_mutex_trylock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_trylock(mutex: *mut rtc_mutex) -> rtc_status {
+    rtc_mutex_trylock_at(mutex, std::ptr::null(), 0)
+}
+
+/// Try to lock `mutex` without blocking, recording the call site. A try-lock
+/// is recorded in the held set but not order-checked (it cannot block).
+///
+/// Returns `RTC_OK`; `RTC_ERR_BUSY` if another thread holds it (no last-error
+/// message is stored for this expected outcome); `RTC_ERR_WOULD_DEADLOCK` if
+/// this thread holds it; otherwise as `rtc_mutex_lock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_trylock_at(
+    mutex: *mut rtc_mutex,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    with_mutex(mutex, "rtc_mutex_trylock", |m| {
+        lifecycle::enter()?;
+        m.try_lock(file, line)
+    })
+}
+
+/// Unlock `mutex`. Locks may be released in any order.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_NOT_OWNER` if this thread does
+/// not hold it (not locked, or held by another thread); `RTC_ERR_DESTROYED`;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_unlock(mutex: *mut rtc_mutex) -> rtc_status {
+    with_mutex(mutex, "rtc_mutex_unlock", |m| {
+        lifecycle::enter()?;
+        m.unlock()
+    })
+}
+
+/// Destroy `mutex`. Later use returns `RTC_ERR_DESTROYED` until it is
+/// initialised again. Destroying an all-zero mutex is allowed.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if any thread holds it
+/// (nothing changes); `RTC_ERR_MOVED`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_destroy(mutex: *mut rtc_mutex) -> rtc_status {
+    with_mutex(mutex, "rtc_mutex_destroy", |m| {
+        lifecycle::enter()?;
+        m.destroy()
+    })
+}
+
+/// Diagnostic: panics inside a method of `mutex`, which poisons it: later
+/// calls on it return `RTC_ERR_POISONED`. Returns `RTC_ERR_PANIC` (or
+/// `RTC_ERR_NULL`). For tests of the panic boundary.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_debug_panic(mutex: *mut rtc_mutex) -> rtc_status {
+    crate::ffi::install_panic_hook();
+    with_mutex(mutex, "rtc_mutex_debug_panic", |m| {
+        panic!(
+            "rtc_mutex_debug_panic on {}: this panic is deliberate",
+            m.describe()
+        )
+    })
+}

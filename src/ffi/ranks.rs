@@ -1,0 +1,139 @@
+//! Rank declarations and the lock-order checker's controls.
+
+use std::os::raw::c_char;
+
+use super::general::mode_from_i32;
+use super::{boundary, copy_out, nonnull, required_str};
+use crate::lifecycle;
+use crate::lock::order::{self, Mode};
+use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, rtc_status};
+
+/// Load rank declarations from `text` (the rank language of docs/ranks.md)
+/// into the process-wide rank table. `source_name` names the text in error
+/// messages and reports (for example a file name); NULL means "<string>".
+///
+/// Loading only adds ranks: existing ranks keep their ids and orders, and a
+/// name already defined cannot be defined again. On any error nothing is
+/// added. Thread-safe.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL` if `text` is NULL; `RTC_ERR_RANK_SYNTAX`
+/// with "name:line:column: what" as the last error; `RTC_ERR_RANK_TABLE_FULL`;
+/// `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_ranks_load(text: *const c_char, source_name: *const c_char) -> rtc_status {
+    boundary("rtc_ranks_load", || {
+        lifecycle::enter()?;
+        let text = required_str(text, "text", "rtc_ranks_load")?;
+        let name = if source_name.is_null() {
+            "<string>"
+        } else {
+            required_str(source_name, "source_name", "rtc_ranks_load")?
+        };
+        crate::ranks::global().load(text, name).map(|_| ())
+    })
+}
+
+/// Load rank declarations from the file at `path` (see `rtc_ranks_load`);
+/// the path names the declarations in messages and reports.
+///
+/// Returns as `rtc_ranks_load`, and `RTC_ERR_IO` when the file cannot be read.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_ranks_load_file(path: *const c_char) -> rtc_status {
+    boundary("rtc_ranks_load_file", || {
+        lifecycle::enter()?;
+        let path = required_str(path, "path", "rtc_ranks_load_file")?;
+        crate::ranks::load_file(crate::ranks::global(), path).map(|_| ())
+    })
+}
+
+/// Look a rank up by name and write its id (stable for the life of the
+/// process) to `*out_id`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` for an undeclared
+/// name or a pseudo-rank (all capitals).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rank_lookup(name: *const c_char, out_id: *mut u32) -> rtc_status {
+    boundary("rtc_rank_lookup", || {
+        lifecycle::enter()?;
+        let name = required_str(name, "name", "rtc_rank_lookup")?;
+        nonnull(out_id, "out_id", "rtc_rank_lookup")?;
+        let id = crate::ranks::global().lookup(name)?;
+        // SAFETY: non-NULL, caller-provided out-parameter.
+        unsafe { *out_id = id };
+        Ok(())
+    })
+}
+
+/// Set what the checker does on an order violation (an `rtc_lockrank_mode`;
+/// `RTC_LOCKRANK_DEFAULT` selects report). Takes effect for acquisitions that
+/// start after the call. Thread-safe.
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown mode.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_set_mode(mode: i32) -> rtc_status {
+    boundary("rtc_lockrank_set_mode", || {
+        let m = mode_from_i32(mode, "rtc_lockrank_set_mode")?.unwrap_or(Mode::Report);
+        lifecycle::set_mode(m)
+    })
+}
+
+/// Write the current `rtc_lockrank_mode` to `*out_mode`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_get_mode(out_mode: *mut i32) -> rtc_status {
+    boundary("rtc_lockrank_get_mode", || {
+        let m = lifecycle::enter()?;
+        nonnull(out_mode, "out_mode", "rtc_lockrank_get_mode")?;
+        // SAFETY: non-NULL out-parameter.
+        unsafe { *out_mode = m.bits() as i32 };
+        Ok(())
+    })
+}
+
+/// Write the number of order violations seen so far (every occurrence,
+/// including those whose report was not printed again) to `*out_count`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_violations(out_count: *mut u64) -> rtc_status {
+    boundary("rtc_lockrank_violations", || {
+        lifecycle::enter()?;
+        nonnull(out_count, "out_count", "rtc_lockrank_violations")?;
+        // SAFETY: non-NULL out-parameter.
+        unsafe { *out_count = order::violation_count() };
+        Ok(())
+    })
+}
+
+/// Copy the most recently printed violation report into `buf` (at most `len`
+/// bytes, NUL-terminated, truncated if needed) and write the size needed,
+/// including the NUL, to `*out_needed` (which may be NULL). With no report
+/// yet, copies the empty string. `buf` may be NULL when `len` is 0.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL` if `buf` is NULL with `len > 0`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_last_report(
+    buf: *mut c_char,
+    len: usize,
+    out_needed: *mut usize,
+) -> rtc_status {
+    boundary("rtc_lockrank_last_report", || {
+        lifecycle::enter()?;
+        if buf.is_null() && len > 0 {
+            return Err(Error::new(
+                crate::status::RTC_ERR_NULL,
+                "rtc_lockrank_last_report: argument 'buf' is NULL but 'len' is not 0",
+            ));
+        }
+        if len > isize::MAX as usize {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                "rtc_lockrank_last_report: 'len' is larger than any buffer",
+            ));
+        }
+        let text = order::last_report().unwrap_or_default();
+        let needed = copy_out(&text, buf, len);
+        if !out_needed.is_null() {
+            // SAFETY: non-NULL out-parameter.
+            unsafe { *out_needed = needed };
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,34 @@
+//! rtcore: lock-order discipline, a monitor that watches every thread and an
+//! execution tracer for C, C++ and Python programs, shipped as a C-ABI
+//! library. See README.md and docs/.
+//!
+//! Module graph (acyclic): `ranks` depends on nothing; `lock` on `ranks` and
+//! `ident`; `lifecycle` on `lock` and `ranks`; `ffi` on everything and is
+//! the only module that knows about C.
+
+#![allow(non_camel_case_types)]
+
+pub mod debug_env;
+pub mod ffi;
+pub mod ident;
+pub mod lifecycle;
+pub mod lock;
+pub mod ranks;
+pub mod status;
+
+/// `MAJOR << 16 | MINOR << 8 | PATCH`, from Cargo.toml.
+pub const VERSION_NUMBER: u32 = {
+    const fn parse(s: &str) -> u32 {
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut v = 0u32;
+        while i < b.len() {
+            v = v * 10 + (b[i] - b'0') as u32;
+            i += 1;
+        }
+        v
+    }
+    (parse(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+        | (parse(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+        | parse(env!("CARGO_PKG_VERSION_PATCH"))
+};

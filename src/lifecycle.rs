@@ -1,0 +1,132 @@
+//! Lifecycle: uninitialised → running → shut down.
+//!
+//! Invariants:
+//! - `GATE` holds the state in its low byte and the lock-rank mode above it,
+//!   so the lock fast path learns both from one relaxed load.
+//! - The state only moves forward: UNINIT → RUNNING → SHUT_DOWN. `rtc_init`
+//!   is accepted only in UNINIT; first use of any other call moves UNINIT to
+//!   RUNNING with defaults. Once SHUT_DOWN, every call answers with a status.
+//! - Transitions happen under `TRANSITION`, an inner lock never held while
+//!   any other rtcore lock is taken.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::debug_env;
+use crate::lock::order::Mode;
+use crate::status::{
+    Error, RTC_ERR_ALREADY_INITIALIZED, RTC_ERR_SHUT_DOWN, RTC_ERR_TOO_LATE, Result,
+};
+
+pub const UNINIT: u32 = 0;
+pub const RUNNING: u32 = 1;
+pub const SHUT_DOWN: u32 = 2;
+const STATE_MASK: u32 = 0xff;
+const MODE_SHIFT: u32 = 8;
+
+static GATE: AtomicU32 = AtomicU32::new(UNINIT);
+static TRANSITION: Mutex<bool> = Mutex::new(false); // true once rtc_init ran
+
+/// Options for `init`; `None` means the default.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub lockrank: Option<Mode>,
+    pub ranks_file: Option<String>,
+}
+
+/// The fast-path view: `Ok(mode)` when running.
+#[inline]
+pub fn enter() -> Result<Mode> {
+    let g = GATE.load(Ordering::Relaxed);
+    if g & STATE_MASK == RUNNING {
+        return Ok(Mode::from_bits(g >> MODE_SHIFT));
+    }
+    enter_slow()
+}
+
+#[cold]
+fn enter_slow() -> Result<Mode> {
+    let _t = TRANSITION.lock();
+    let g = GATE.load(Ordering::Acquire);
+    match g & STATE_MASK {
+        RUNNING => Ok(Mode::from_bits(g >> MODE_SHIFT)),
+        SHUT_DOWN => Err(shut_down_error()),
+        _ => {
+            start(&Options::default())?;
+            Ok(Mode::from_bits(GATE.load(Ordering::Relaxed) >> MODE_SHIFT))
+        }
+    }
+}
+
+pub fn shut_down_error() -> Error {
+    Error::new(
+        RTC_ERR_SHUT_DOWN,
+        "rtcore has been shut down (rtc_shutdown); no further calls are accepted",
+    )
+}
+
+/// Apply options and move to RUNNING. Called with `TRANSITION` held.
+fn start(opts: &Options) -> Result<()> {
+    crate::ffi::install_panic_hook();
+    let env = debug_env::from_env();
+    // The environment is the operator's override, as GODEBUG is.
+    let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
+    let table = crate::ranks::global();
+    if let Some(path) = &opts.ranks_file {
+        crate::ranks::load_file(table, path)?;
+    }
+    GATE.store(RUNNING | (mode.bits() << MODE_SHIFT), Ordering::Release);
+    Ok(())
+}
+
+/// `rtc_init`: once, before first use.
+pub fn init(opts: &Options) -> Result<()> {
+    let mut inited = TRANSITION.lock();
+    match GATE.load(Ordering::Acquire) & STATE_MASK {
+        UNINIT => {
+            start(opts)?;
+            *inited = true;
+            Ok(())
+        }
+        RUNNING if *inited => Err(Error::new(
+            RTC_ERR_ALREADY_INITIALIZED,
+            "rtc_init was already called; it may be called once",
+        )),
+        RUNNING => Err(Error::new(
+            RTC_ERR_TOO_LATE,
+            "rtc_init called after rtcore was first used; call it before any other rtcore call (or not at all: defaults apply)",
+        )),
+        _ => Err(shut_down_error()),
+    }
+}
+
+/// `rtc_shutdown`.
+pub fn shutdown() -> Result<()> {
+    let _t = TRANSITION.lock();
+    let g = GATE.load(Ordering::Acquire);
+    if g & STATE_MASK == SHUT_DOWN {
+        return Err(shut_down_error());
+    }
+    GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
+    Ok(())
+}
+
+pub fn state() -> u32 {
+    GATE.load(Ordering::Acquire) & STATE_MASK
+}
+
+/// Change the lock-rank mode at run time.
+pub fn set_mode(mode: Mode) -> Result<()> {
+    enter()?;
+    let _t = TRANSITION.lock();
+    let g = GATE.load(Ordering::Acquire);
+    if g & STATE_MASK != RUNNING {
+        return Err(shut_down_error());
+    }
+    GATE.store(
+        (g & STATE_MASK) | (mode.bits() << MODE_SHIFT),
+        Ordering::Release,
+    );
+    Ok(())
+}

@@ -1,0 +1,506 @@
+//! `rtc_mutex`: a ranked, error-checking mutex that C embeds by value.
+//!
+//! Lock word (`state`): `owner_id << 1 | PARKED`. `owner_id` is the holder's
+//! rtcore thread id (never 0, never reused), 0 when unlocked. `PARKED` means
+//! threads may be parked on the word's address.
+//!
+//! Invariants:
+//! - Uncontended lock is one compare-and-swap (0 → me); uncontended unlock is
+//!   one compare-and-swap (me → 0), which also proves ownership.
+//! - Unlock never hands ownership to a parked waiter: it clears the owner and
+//!   wakes one waiter, which must win a compare-and-swap like anyone else
+//!   (barging). The world relies on this: a woken waiter takes its P before it
+//!   takes the lock, so ownership never sits with a thread that cannot run.
+//! - `PARKED` is only cleared by an unlocker inside the parking lot's bucket
+//!   lock, when the queue for this address is empty, so no waiter sleeps on a
+//!   word whose unlocker will not wake it.
+//! - The order check happens before any blocking; a lock this thread already
+//!   holds is refused at once, never waited for.
+//! - `flags` RESOLVED is set (Release) only after `rank` is stored, and read
+//!   with Acquire, so a resolved rank id is always readable with its closure.
+//! - `home` records the address at first use; a mutex found elsewhere was
+//!   moved, which is refused.
+
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use super::order::{self, HeldLock, Mode, Wanted, cstr_or, with_held};
+use crate::ranks::{self, LEAF};
+use crate::status::{
+    Error, RTC_ERR_BUSY, RTC_ERR_DESTROYED, RTC_ERR_LOCKED, RTC_ERR_MOVED, RTC_ERR_NOT_OWNER,
+    RTC_ERR_POISONED, RTC_ERR_WOULD_DEADLOCK, Result,
+};
+
+/// A ranked mutex, embeddable by value in C structs.
+///
+/// Initialise statically with `RTC_MUTEX_INIT` (unranked) or
+/// `RTC_MUTEX_INIT_RANKED(name, rank)`, or at run time with `rtc_mutex_init`.
+/// An all-zero `rtc_mutex` is a valid unranked mutex. Never copy or move a
+/// mutex after its first use (a moved mutex is refused with `RTC_ERR_MOVED`).
+/// Fields are private to rtcore except as set by the initialisers.
+#[repr(C)]
+pub struct rtc_mutex {
+    /// Private: the lock word.
+    pub state: u64,
+    /// Name shown in reports and traces (NUL-terminated, or NULL). A static
+    /// initialiser's string must outlive the mutex; `rtc_mutex_init` copies.
+    pub name: *const c_char,
+    /// Rank name, resolved on first lock (NULL: an unranked leaf).
+    pub rank_name: *const c_char,
+    /// Private: resolved rank id.
+    pub rank: u32,
+    /// Private: flags.
+    pub flags: u32,
+    /// Private: address at first use.
+    pub home: usize,
+    /// Private: number of acquisitions.
+    pub acquisitions: u64,
+    /// Reserved: zero.
+    pub reserved: [u64; 2],
+}
+
+pub const PARKED: u64 = 1;
+pub const RESOLVED: u32 = 1;
+pub const DESTROYED: u32 = 2;
+pub const POISONED: u32 = 4;
+
+#[inline]
+fn owner(s: u64) -> u64 {
+    s >> 1
+}
+
+/// Atomic views of a mutex's fields.
+pub struct MutexRef {
+    p: *mut rtc_mutex,
+}
+
+impl MutexRef {
+    /// # Safety
+    /// `p` is non-NULL, aligned, and points to a `rtc_mutex` that stays valid
+    /// for the lifetime of the `MutexRef`.
+    #[inline]
+    pub unsafe fn new(p: *mut rtc_mutex) -> MutexRef {
+        MutexRef { p }
+    }
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self.p as usize
+    }
+    #[inline]
+    fn state(&self) -> &AtomicU64 {
+        // SAFETY: `p` valid and 8-aligned (MutexRef::new); all concurrent
+        // accesses to this field are atomic.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.p).state) }
+    }
+    #[inline]
+    fn flags(&self) -> &AtomicU32 {
+        // SAFETY: as above.
+        unsafe { AtomicU32::from_ptr(&raw mut (*self.p).flags) }
+    }
+    #[inline]
+    fn rank_cell(&self) -> &AtomicU32 {
+        // SAFETY: as above.
+        unsafe { AtomicU32::from_ptr(&raw mut (*self.p).rank) }
+    }
+    #[inline]
+    fn home(&self) -> &AtomicUsize {
+        // SAFETY: as above.
+        unsafe { AtomicUsize::from_ptr(&raw mut (*self.p).home) }
+    }
+    #[inline]
+    fn acquisitions(&self) -> &AtomicU64 {
+        // SAFETY: as above.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.p).acquisitions) }
+    }
+    #[inline]
+    pub fn name_ptr(&self) -> *const c_char {
+        // SAFETY: plain read of a pointer field written before first use (by
+        // the static initialiser or rtc_mutex_init, which must not race use).
+        unsafe { (*self.p).name }
+    }
+    fn rank_name_ptr(&self) -> *const c_char {
+        // SAFETY: as for name_ptr.
+        unsafe { (*self.p).rank_name }
+    }
+
+    pub fn describe(&self) -> String {
+        let rank = if self.flags().load(Ordering::Acquire) & RESOLVED != 0 {
+            let r = self.rank_cell().load(Ordering::Relaxed);
+            if r == LEAF {
+                "unranked".to_string()
+            } else {
+                format!("rank {}", ranks::global().name(r))
+            }
+        } else if self.rank_name_ptr().is_null() {
+            "unranked".to_string()
+        } else {
+            format!("rank {}", cstr_or(self.rank_name_ptr(), "?"))
+        };
+        format!(
+            "mutex '{}' ({})",
+            cstr_or(self.name_ptr(), "(unnamed)"),
+            rank
+        )
+    }
+
+    pub fn mark_poisoned(&self) {
+        self.flags().fetch_or(POISONED, Ordering::Release);
+    }
+
+    /// Resolve the rank and validate flags. Returns the rank id.
+    #[inline]
+    fn ready(&self) -> Result<u32> {
+        let f = self.flags().load(Ordering::Acquire);
+        if f == RESOLVED && self.home().load(Ordering::Relaxed) == self.addr() {
+            return Ok(self.rank_cell().load(Ordering::Relaxed));
+        }
+        self.ready_slow(f)
+    }
+
+    #[cold]
+    fn ready_slow(&self, f: u32) -> Result<u32> {
+        if f & POISONED != 0 {
+            return Err(Error::new(
+                RTC_ERR_POISONED,
+                format!(
+                    "{} is poisoned: an earlier call on it panicked",
+                    self.describe()
+                ),
+            ));
+        }
+        if f & DESTROYED != 0 {
+            return Err(Error::new(
+                RTC_ERR_DESTROYED,
+                format!(
+                    "{} was destroyed (rtc_mutex_init it again to reuse it)",
+                    self.describe()
+                ),
+            ));
+        }
+        if f & RESOLVED != 0 {
+            let home = self.home().load(Ordering::Relaxed);
+            if home != self.addr() {
+                return Err(Error::new(
+                    RTC_ERR_MOVED,
+                    format!(
+                        "{} was moved from {:#x} to {:#x} after first use; a mutex must stay where it was first used",
+                        self.describe(),
+                        home,
+                        self.addr()
+                    ),
+                ));
+            }
+            return Ok(self.rank_cell().load(Ordering::Relaxed));
+        }
+        let rank = resolve_rank(self.rank_name_ptr())
+            .map_err(|e| Error::new(e.status, format!("{}: {}", self.describe(), e.message)))?;
+        self.rank_cell().store(rank, Ordering::Relaxed);
+        self.home().store(self.addr(), Ordering::Relaxed);
+        self.flags().fetch_or(RESOLVED, Ordering::Release);
+        Ok(rank)
+    }
+
+    /// Lock, checking order and misuse first.
+    pub fn lock(&self, mode: Mode, file: *const c_char, line: u32) -> Result<()> {
+        let rank = self.ready()?;
+        with_held(|held| {
+            let me = held.me;
+            let state = self.state();
+            let wanted = || Wanted {
+                kind: "mutex",
+                name: self.name_ptr(),
+                rank,
+                file,
+                line,
+            };
+            // Fast path: one CAS. The order check happens after it only when
+            // it succeeded, i.e. when nothing blocked.
+            if state
+                .compare_exchange(0, me << 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                order::check(held, mode, &wanted());
+            } else {
+                order::check(held, mode, &wanted());
+                let s = state.load(Ordering::Relaxed);
+                if owner(s) == me {
+                    let at = held
+                        .find(self.addr())
+                        .map(|e| format!(" (locked at {})", order::site(e.file, e.line)))
+                        .unwrap_or_default();
+                    return Err(Error::new(
+                        RTC_ERR_WOULD_DEADLOCK,
+                        format!(
+                            "lock of {} which this thread already holds{at}: it would wait forever",
+                            self.describe()
+                        ),
+                    ));
+                }
+                self.lock_slow(me);
+            }
+            self.acquisitions().fetch_add(1, Ordering::Relaxed);
+            held.push(HeldLock {
+                addr: self.addr(),
+                name: self.name_ptr(),
+                rank,
+                file,
+                line,
+                tried: false,
+            });
+            Ok(())
+        })
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: u64) {
+        let state = self.state();
+        let spin = crossbeam_utils::Backoff::new();
+        loop {
+            let s = state.load(Ordering::Relaxed);
+            if owner(s) == 0 {
+                // Keep PARKED: other waiters may still be queued.
+                if state
+                    .compare_exchange_weak(
+                        s,
+                        (me << 1) | (s & PARKED),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if s & PARKED == 0 {
+                if !spin.is_completed() {
+                    spin.snooze();
+                    continue;
+                }
+                if state
+                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            let key = self.addr();
+            super::wait::begin();
+            // SAFETY: the validate callback only reads an atomic; no callback
+            // panics or calls into the parking lot.
+            unsafe {
+                parking_lot_core::park(
+                    key,
+                    || {
+                        let s = state.load(Ordering::Relaxed);
+                        owner(s) != 0 && s & PARKED != 0
+                    },
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    None,
+                );
+            }
+            super::wait::end();
+            spin.reset();
+        }
+    }
+
+    /// Try to lock without blocking: recorded, never order-checked.
+    pub fn try_lock(&self, file: *const c_char, line: u32) -> Result<()> {
+        let rank = self.ready()?;
+        with_held(|held| {
+            let me = held.me;
+            let state = self.state();
+            let mut s = state.load(Ordering::Relaxed);
+            loop {
+                if owner(s) == me {
+                    return Err(Error::new(
+                        RTC_ERR_WOULD_DEADLOCK,
+                        format!(
+                            "try-lock of {} which this thread already holds: it can never succeed",
+                            self.describe()
+                        ),
+                    ));
+                }
+                if owner(s) != 0 {
+                    return Err(Error::new(RTC_ERR_BUSY, String::new()));
+                }
+                match state.compare_exchange_weak(
+                    s,
+                    (me << 1) | (s & PARKED),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
+            }
+            self.acquisitions().fetch_add(1, Ordering::Relaxed);
+            held.push(HeldLock {
+                addr: self.addr(),
+                name: self.name_ptr(),
+                rank,
+                file,
+                line,
+                tried: true,
+            });
+            Ok(())
+        })
+    }
+
+    /// Unlock; only the holder may.
+    pub fn unlock(&self) -> Result<()> {
+        with_held(|held| {
+            let me = held.me;
+            let state = self.state();
+            if state
+                .compare_exchange(me << 1, 0, Ordering::Release, Ordering::Relaxed)
+                .is_err()
+            {
+                let s = state.load(Ordering::Relaxed);
+                if owner(s) != me {
+                    let f = self.flags().load(Ordering::Acquire);
+                    if f & DESTROYED != 0 {
+                        return Err(Error::new(
+                            RTC_ERR_DESTROYED,
+                            format!("unlock of {} which was destroyed", self.describe()),
+                        ));
+                    }
+                    let who = if owner(s) == 0 {
+                        "it is not locked".to_string()
+                    } else {
+                        format!("it is held by thread {}", owner(s))
+                    };
+                    return Err(Error::new(
+                        RTC_ERR_NOT_OWNER,
+                        format!(
+                            "unlock of {} which this thread does not hold ({who})",
+                            self.describe()
+                        ),
+                    ));
+                }
+                self.unlock_slow();
+            }
+            held.remove(self.addr());
+            Ok(())
+        })
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let state = self.state();
+        // SAFETY: the callback only stores to an atomic.
+        unsafe {
+            parking_lot_core::unpark_one(self.addr(), |r| {
+                // Release ownership; never hand it to the woken thread.
+                state.store(
+                    if r.have_more_threads { PARKED } else { 0 },
+                    Ordering::Release,
+                );
+                parking_lot_core::DEFAULT_UNPARK_TOKEN
+            });
+        }
+    }
+
+    /// Is this mutex held by the calling thread?
+    pub fn held_by_me(&self) -> bool {
+        let me = with_held(|h| h.me);
+        owner(self.state().load(Ordering::Relaxed)) == me
+    }
+
+    /// `rtc_mutex_init`: the memory may hold anything (it may never have
+    /// been initialised), so only this thread's own record is consulted.
+    pub fn init(&self, name: *const c_char, rank_name: *const c_char) -> Result<()> {
+        if with_held(|h| h.find(self.addr()).is_some()) {
+            return Err(Error::new(
+                RTC_ERR_LOCKED,
+                format!("init of {} which this thread holds", self.describe()),
+            ));
+        }
+        let rank = resolve_rank(rank_name)?;
+        let name = intern(name);
+        // SAFETY: exclusive by contract (init must not race other use).
+        unsafe {
+            self.p.write(rtc_mutex {
+                state: 0,
+                name,
+                rank_name: intern(rank_name),
+                rank,
+                flags: RESOLVED,
+                home: self.addr(),
+                acquisitions: 0,
+                reserved: [0; 2],
+            });
+        }
+        Ok(())
+    }
+
+    pub fn destroy(&self) -> Result<()> {
+        let s = self.state().load(Ordering::Acquire);
+        if owner(s) != 0 {
+            let me = with_held(|h| h.me);
+            let who = if owner(s) == me {
+                "this thread".to_string()
+            } else {
+                format!("thread {}", owner(s))
+            };
+            return Err(Error::new(
+                RTC_ERR_LOCKED,
+                format!("destroy of {} which is locked by {who}", self.describe()),
+            ));
+        }
+        let f = self.flags().load(Ordering::Acquire);
+        if f & RESOLVED != 0 && self.home().load(Ordering::Relaxed) != self.addr() {
+            return Err(Error::new(
+                RTC_ERR_MOVED,
+                format!(
+                    "destroy of {} which was moved after first use",
+                    self.describe()
+                ),
+            ));
+        }
+        self.flags().fetch_or(DESTROYED, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Resolve a rank name (NULL: unranked leaf).
+pub fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
+    if rank_name.is_null() {
+        return Ok(LEAF);
+    }
+    // SAFETY: NUL-terminated by contract.
+    let s = unsafe { std::ffi::CStr::from_ptr(rank_name) };
+    let s = s.to_str().map_err(|_| {
+        Error::new(
+            crate::status::RTC_ERR_INVALID_ARGUMENT,
+            "rank name is not valid UTF-8",
+        )
+    })?;
+    ranks::global().lookup(s)
+}
+
+/// Copy a C string into storage that lives for the rest of the process.
+/// Names are few (one per distinct name), so they are kept, deduplicated.
+pub fn intern(p: *const c_char) -> *const c_char {
+    use std::collections::HashSet;
+    use std::ffi::{CStr, CString};
+    static NAMES: parking_lot::Mutex<Option<HashSet<CString>>> = parking_lot::Mutex::new(None);
+    if p.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: NUL-terminated by contract.
+    let c = unsafe { CStr::from_ptr(p) };
+    let mut g = NAMES.lock();
+    let set = g.get_or_insert_with(HashSet::new);
+    if let Some(existing) = set.get(c) {
+        return existing.as_ptr();
+    }
+    let owned = c.to_owned();
+    // The CString's heap buffer does not move when the CString moves into
+    // the set, and entries are never removed.
+    let ptr = owned.as_ptr();
+    set.insert(owned);
+    ptr
+}

@@ -1,0 +1,318 @@
+//! The per-thread held-lock record and the lock-order checker.
+//!
+//! Invariants:
+//! - `Held::ranks` is exactly the set of ranks of the entries in
+//!   `Held::entries` (kept in step on every push and remove).
+//! - The record is only touched by its own thread; it lives in a thread-local
+//!   and is never shared, so it needs no lock.
+//! - The order check costs O(WORDS) regardless of how many locks are held:
+//!   `held.ranks & !allowed[wanted]` must be empty.
+//! - Reports are printed once per (held rank, wanted rank) pair and counted
+//!   every time. Report bookkeeping is behind `REPORTS`, an inner lock taken
+//!   only on a violation and never while waiting.
+
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::fmt::Write as _;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::ranks::{self, LEAF, RankSet, WORDS};
+
+/// What to do on an order violation. Misuse (unlocking a lock not held, ...)
+/// is always checked, whatever the mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    Report,
+    Abort,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "off" => Some(Mode::Off),
+            "report" => Some(Mode::Report),
+            "abort" => Some(Mode::Abort),
+            _ => None,
+        }
+    }
+    pub fn bits(self) -> u32 {
+        match self {
+            Mode::Off => 1,
+            Mode::Report => 2,
+            Mode::Abort => 3,
+        }
+    }
+    pub fn from_bits(b: u32) -> Mode {
+        match b {
+            1 => Mode::Off,
+            3 => Mode::Abort,
+            _ => Mode::Report,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Report => "report",
+            Mode::Abort => "abort",
+        }
+    }
+}
+
+/// One lock this thread holds.
+#[derive(Clone, Copy, Debug)]
+pub struct HeldLock {
+    /// Address of the lock object (identity).
+    pub addr: usize,
+    /// NUL-terminated name, or NULL. Valid while the lock is held: a held
+    /// lock cannot be destroyed or re-initialised.
+    pub name: *const c_char,
+    pub rank: u32,
+    /// Call site (NUL-terminated file, or NULL) of the acquisition.
+    pub file: *const c_char,
+    pub line: u32,
+    /// Acquired by a try-lock (recorded, never order-checked).
+    pub tried: bool,
+}
+
+/// A thread's held record plus its id (one thread-local access for both).
+pub struct Held {
+    pub me: u64,
+    pub entries: Vec<HeldLock>,
+    pub ranks: RankSet,
+}
+
+thread_local! {
+    static HELD: UnsafeCell<Held> = const {
+        UnsafeCell::new(Held { me: 0, entries: Vec::new(), ranks: RankSet([0; WORDS]) })
+    };
+}
+
+/// Run `f` with this thread's record. `f` must not re-enter `with_held`
+/// (nothing it calls does: reports and parking do not touch the record).
+#[inline]
+pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
+    let mut f = Some(f);
+    let r = HELD.try_with(|h| {
+        // SAFETY: thread-local, and `f` never re-enters (see above), so this
+        // is the only live reference.
+        let h = unsafe { &mut *h.get() };
+        if h.me == 0 {
+            h.me = crate::ident::current_id();
+        }
+        (f.take().expect("called once"))(h)
+    });
+    match r {
+        Ok(r) => r,
+        // The record was already destroyed: this thread is exiting and a
+        // late destructor uses a lock. Locks still work (ownership lives in
+        // the lock word); only order checking is lost for these calls.
+        Err(_) => {
+            let mut tmp = Held {
+                me: crate::ident::current_id(),
+                entries: Vec::new(),
+                ranks: RankSet::default(),
+            };
+            (f.take().expect("called once"))(&mut tmp)
+        }
+    }
+}
+
+impl Held {
+    #[inline]
+    pub fn push(&mut self, e: HeldLock) {
+        self.ranks.insert(e.rank);
+        self.entries.push(e);
+    }
+
+    /// Remove the most recent entry for `addr`; releases may be out of order.
+    #[inline]
+    pub fn remove(&mut self, addr: usize) -> Option<HeldLock> {
+        let i = self.entries.iter().rposition(|e| e.addr == addr)?;
+        let e = self.entries.remove(i);
+        if !self.entries.iter().any(|x| x.rank == e.rank) {
+            self.ranks.remove(e.rank);
+        }
+        Some(e)
+    }
+
+    #[inline]
+    pub fn find(&self, addr: usize) -> Option<&HeldLock> {
+        self.entries.iter().rev().find(|e| e.addr == addr)
+    }
+
+    /// Ranks held that may not be held when acquiring `wanted`.
+    #[inline]
+    pub fn conflicts(&self, wanted: u32) -> RankSet {
+        let allowed = ranks::table::load_allowed(&ranks::table::GLOBAL_ALLOWED, wanted);
+        let mut out = [0u64; WORDS];
+        for i in 0..WORDS {
+            out[i] = self.ranks.0[i] & !allowed.0[i];
+        }
+        RankSet(out)
+    }
+}
+
+/// What a thread wants to acquire, for reports.
+pub struct Wanted<'a> {
+    pub kind: &'a str,
+    pub name: *const c_char,
+    pub rank: u32,
+    pub file: *const c_char,
+    pub line: u32,
+}
+
+pub fn cstr_or<'a>(p: *const c_char, default: &'a str) -> std::borrow::Cow<'a, str> {
+    if p.is_null() {
+        std::borrow::Cow::Borrowed(default)
+    } else {
+        // SAFETY: callers pass NUL-terminated strings that outlive the call
+        // (documented in the header for names and sites).
+        unsafe { CStr::from_ptr(p) }.to_string_lossy()
+    }
+}
+
+pub fn site(file: *const c_char, line: u32) -> String {
+    if file.is_null() {
+        "(call site not given)".into()
+    } else {
+        format!("{}:{}", cstr_or(file, "?"), line)
+    }
+}
+
+/// Report bookkeeping (inner lock; violations only).
+struct Reports {
+    /// (held rank, wanted rank) -> occurrences.
+    pairs: HashMap<(u32, u32), u64>,
+    last: Option<String>,
+}
+
+static REPORTS: Mutex<Option<Reports>> = Mutex::new(None);
+static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Total order violations seen (every occurrence, in every mode but off).
+pub fn violation_count() -> u64 {
+    VIOLATIONS.load(Ordering::Relaxed)
+}
+
+/// The most recent report text, if any.
+pub fn last_report() -> Option<String> {
+    REPORTS.lock().as_ref().and_then(|r| r.last.clone())
+}
+
+/// Occurrences of one (held, wanted) pair.
+pub fn pair_count(held: u32, wanted: u32) -> u64 {
+    REPORTS
+        .lock()
+        .as_ref()
+        .and_then(|r| r.pairs.get(&(held, wanted)).copied())
+        .unwrap_or(0)
+}
+
+/// Check `wanted` against everything `held` holds; on a violation, report it
+/// as `mode` says. Returns normally unless the mode is abort.
+#[inline]
+pub fn check(held: &Held, mode: Mode, wanted: &Wanted<'_>) {
+    if mode == Mode::Off {
+        return;
+    }
+    let bad = held.conflicts(wanted.rank);
+    if !bad.is_empty() {
+        violation(held, mode, wanted, bad);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
+    VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+    let table = ranks::global();
+    let conflicting: Vec<&HeldLock> = held
+        .entries
+        .iter()
+        .filter(|e| bad.contains(e.rank))
+        .collect();
+    // Count every pair; print if any pair is new.
+    let mut first = false;
+    {
+        let mut g = REPORTS.lock();
+        let r = g.get_or_insert_with(|| Reports {
+            pairs: HashMap::new(),
+            last: None,
+        });
+        let mut seen = RankSet::default();
+        for e in &conflicting {
+            if seen.contains(e.rank) {
+                continue;
+            }
+            seen.insert(e.rank);
+            let c = r.pairs.entry((e.rank, wanted.rank)).or_insert(0);
+            *c += 1;
+            if *c == 1 {
+                first = true;
+            }
+        }
+    }
+    if !first && mode != Mode::Abort {
+        return;
+    }
+    let text = format_report(table, mode, wanted, &conflicting);
+    eprint!("{text}");
+    {
+        let mut g = REPORTS.lock();
+        if let Some(r) = g.as_mut() {
+            r.last = Some(text);
+        }
+    }
+    if mode == Mode::Abort {
+        eprintln!("rtcore: aborting (lock-rank mode abort)");
+        std::process::abort();
+    }
+}
+
+fn rank_label(table: &ranks::RankTable, rank: u32) -> String {
+    if rank == LEAF {
+        "unranked".into()
+    } else {
+        format!("rank {}", table.name(rank))
+    }
+}
+
+fn format_report(
+    table: &ranks::RankTable,
+    mode: Mode,
+    wanted: &Wanted<'_>,
+    conflicting: &[&HeldLock],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "rtcore: lock order violation (lock-rank mode {})",
+        mode.name()
+    );
+    let _ = writeln!(
+        s,
+        "  {} wants {} '{}' ({}) at {}",
+        crate::ident::describe_current(),
+        wanted.kind,
+        cstr_or(wanted.name, "(unnamed)"),
+        rank_label(table, wanted.rank),
+        site(wanted.file, wanted.line)
+    );
+    for e in conflicting {
+        let _ = writeln!(
+            s,
+            "  while holding mutex '{}' ({}) {} at {}",
+            cstr_or(e.name, "(unnamed)"),
+            rank_label(table, e.rank),
+            if e.tried { "try-locked" } else { "locked" },
+            site(e.file, e.line)
+        );
+        let _ = writeln!(s, "    forbidden by {}", table.explain(e.rank, wanted.rank));
+    }
+    s
+}

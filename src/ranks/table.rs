@@ -1,0 +1,713 @@
+//! The rank table: every declared rank, its closure as a bitset, and where
+//! each order was declared.
+//!
+//! Invariants:
+//! - Rank ids are stable: loading only appends. Ids are assigned in
+//!   definition order, which is a topological order (definitions precede
+//!   uses and there are no cycles), so every predecessor has a smaller id.
+//! - `allowed[r]` is the set of ranks that may be held when a lock of rank `r`
+//!   is acquired: the transitive predecessors of `r` (pseudo-ranks included,
+//!   harmlessly, since no lock carries them), plus `r` itself when `r` is
+//!   nestable, plus `hooklock` for every user rank. Bits are only ever added,
+//!   never removed, so a checker racing a load sees either the old or the new
+//!   answer for a new rank and the same answer for every old one.
+//! - Rank 0 is the unranked leaf. Nothing may be acquired while a leaf is held:
+//!   no `allowed` set contains bit 0, except nothing; `allowed[0]` holds every
+//!   other bit.
+//! - A load is atomic: it is checked completely before anything is published.
+//!
+//! The metadata lock (`meta`) is an inner lock: it is never held while any
+//! other lock is acquired or across a wait.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use super::dsl::{self, Name, Pos, Statement};
+use crate::status::{
+    Error, RTC_ERR_RANK_SYNTAX, RTC_ERR_RANK_TABLE_FULL, RTC_ERR_UNKNOWN_RANK, Result,
+};
+
+/// Capacity of a rank table, pseudo-ranks and rtcore's own ranks included.
+pub const MAX_RANKS: usize = 256;
+/// Words in a rank bitset.
+pub const WORDS: usize = MAX_RANKS / 64;
+/// The unranked leaf.
+pub const LEAF: u32 = 0;
+
+pub type AllowedMatrix = [[AtomicU64; WORDS]; MAX_RANKS];
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_WORD: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_ROW: [AtomicU64; WORDS] = [ZERO_WORD; WORDS];
+
+/// The process-wide table's closure bitsets, read without a lock on every
+/// blocking lock acquisition.
+pub static GLOBAL_ALLOWED: AllowedMatrix = [ZERO_ROW; MAX_RANKS];
+
+/// A set of ranks (one bit per id).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct RankSet(pub [u64; WORDS]);
+
+impl RankSet {
+    #[inline]
+    pub fn insert(&mut self, r: u32) {
+        self.0[r as usize / 64] |= 1 << (r % 64);
+    }
+    #[inline]
+    pub fn remove(&mut self, r: u32) {
+        self.0[r as usize / 64] &= !(1 << (r % 64));
+    }
+    #[inline]
+    pub fn contains(&self, r: u32) -> bool {
+        self.0[r as usize / 64] & (1 << (r % 64)) != 0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+/// Load `allowed[r]` from a matrix.
+#[inline]
+pub fn load_allowed(m: &AllowedMatrix, r: u32) -> RankSet {
+    let row = &m[r as usize];
+    let mut out = [0u64; WORDS];
+    for (o, w) in out.iter_mut().zip(row.iter()) {
+        *o = w.load(Ordering::Relaxed);
+    }
+    RankSet(out)
+}
+
+/// Where a rank or an order was declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub file: Arc<str>,
+    pub pos: Pos,
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos.line)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Rank 0.
+    Leaf,
+    /// One of rtcore's own ranks that user ranks come after (hooklock).
+    BuiltinFirst,
+    /// One of rtcore's own ranks that comes after every user rank.
+    BuiltinInner,
+    /// Loaded by the user.
+    User,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rank {
+    pub name: String,
+    pub pseudo: bool,
+    pub nestable: bool,
+    pub class: Class,
+    pub defined_at: Option<Loc>,
+    /// Direct predecessors.
+    pub preds: Vec<u32>,
+}
+
+struct Meta {
+    ranks: Vec<Rank>,
+    by_name: HashMap<String, u32>,
+    /// (pred, succ) -> where `pred < succ` was written.
+    edges: HashMap<(u32, u32), Loc>,
+    /// Ids of the ranks that follow every user rank.
+    inner: Vec<u32>,
+    hooklock: Option<u32>,
+}
+
+enum Store {
+    Static(&'static AllowedMatrix),
+    Owned(Box<AllowedMatrix>),
+}
+
+pub struct RankTable {
+    allowed: Store,
+    meta: RwLock<Meta>,
+}
+
+/// rtcore's own ranks. `hooklock` is taken with nothing held; hooks run
+/// under it and take user locks, so every user rank follows it. rtcore's inner
+/// locks come after everything, including every user rank (a thread may call
+/// into rtcore while holding its own locks).
+pub const BUILTIN_RANKS: &str = "\
+# rtcore's own ranks (see docs/ranks.md). User ranks follow hooklock;
+# the ranks after RTCORE_INNER follow every user rank.
+NONE < hooklock;
+hooklock < sysmon;
+sysmon < RTCORE_INNER;
+RTCORE_INNER < ranktable, lockreports;
+";
+
+/// Nodes whose successors are the inner ranks: every user rank joins here.
+const INNER_ANCHOR: &str = "RTCORE_INNER";
+
+impl RankTable {
+    /// A fresh table (for tools and tests) holding rtcore's own ranks.
+    pub fn new() -> RankTable {
+        let allowed: Box<AllowedMatrix> = Box::new([ZERO_ROW; MAX_RANKS]);
+        Self::with_store(Store::Owned(allowed))
+    }
+
+    /// The process-wide table over `GLOBAL_ALLOWED`. Call once.
+    pub(crate) fn new_global() -> RankTable {
+        Self::with_store(Store::Static(&GLOBAL_ALLOWED))
+    }
+
+    fn with_store(allowed: Store) -> RankTable {
+        let leaf = Rank {
+            name: "(unranked)".into(),
+            pseudo: false,
+            nestable: false,
+            class: Class::Leaf,
+            defined_at: None,
+            preds: Vec::new(),
+        };
+        let t = RankTable {
+            allowed,
+            meta: RwLock::new(Meta {
+                ranks: vec![leaf],
+                by_name: HashMap::new(),
+                edges: HashMap::new(),
+                inner: Vec::new(),
+                hooklock: None,
+            }),
+        };
+        // Holding a leaf forbids everything: allowed[LEAF] is every bit but
+        // its own. Bits of ids not yet assigned are never held.
+        for (i, w) in t.matrix()[LEAF as usize].iter().enumerate() {
+            w.store(if i == 0 { !1u64 } else { !0u64 }, Ordering::Relaxed);
+        }
+        t.load_with_class(BUILTIN_RANKS, "<rtcore builtin>", true)
+            .expect("builtin ranks are well formed");
+        t
+    }
+
+    pub fn matrix(&self) -> &AllowedMatrix {
+        match &self.allowed {
+            Store::Static(m) => m,
+            Store::Owned(b) => b,
+        }
+    }
+
+    /// Load user rank declarations. On error nothing is added.
+    pub fn load(&self, src: &str, file: &str) -> Result<Vec<u32>> {
+        self.load_with_class(src, file, false)
+    }
+
+    fn load_with_class(&self, src: &str, file: &str, builtin: bool) -> Result<Vec<u32>> {
+        let file: Arc<str> = Arc::from(file);
+        let stmts = dsl::parse(src).map_err(|e| {
+            Error::new(
+                RTC_ERR_RANK_SYNTAX,
+                format!("{}:{}: {}", file, e.pos, e.message),
+            )
+        })?;
+        let syntax = |pos: &Pos, msg: String| -> Error {
+            Error::new(RTC_ERR_RANK_SYNTAX, format!("{file}:{pos}: {msg}"))
+        };
+
+        let mut meta = self.meta.write();
+
+        // 1. Definitions: every list after the first in a chain.
+        let mut new_names: Vec<Name> = Vec::new();
+        let mut new_index: HashMap<String, usize> = HashMap::new();
+        for st in &stmts {
+            let Statement::Chain(lists) = st else {
+                continue;
+            };
+            for (k, list) in lists.iter().enumerate() {
+                for n in list {
+                    if n.text == "NONE" {
+                        if k > 0 {
+                            return Err(syntax(
+                                &n.pos,
+                                "NONE cannot be defined: it only stands first, as in 'NONE < x;'"
+                                    .into(),
+                            ));
+                        }
+                        if list.len() > 1 || lists.len() > 2 {
+                            return Err(syntax(
+                                &n.pos,
+                                "NONE must stand alone, as in 'NONE < x, y;'".into(),
+                            ));
+                        }
+                        continue;
+                    }
+                    if k == 0 {
+                        continue;
+                    }
+                    if let Some(&old) = meta.by_name.get(&n.text) {
+                        let at = meta.ranks[old as usize]
+                            .defined_at
+                            .as_ref()
+                            .map(|l| format!(" at {}:{}", l.file, l.pos))
+                            .unwrap_or_default();
+                        return Err(syntax(
+                            &n.pos,
+                            format!(
+                                "rank '{}' is already defined{at}; loading never redefines a rank",
+                                n.text
+                            ),
+                        ));
+                    }
+                    match new_index.entry(n.text.clone()) {
+                        Entry::Occupied(e) => {
+                            return Err(syntax(
+                                &n.pos,
+                                format!(
+                                    "multiple definitions for '{}' (first at {}); list every predecessor in one statement: 'a, b < {};'",
+                                    n.text,
+                                    new_names[*e.get()].pos,
+                                    n.text
+                                ),
+                            ));
+                        }
+                        Entry::Vacant(v) => {
+                            v.insert(new_names.len());
+                            new_names.push(n.clone());
+                        }
+                    }
+                }
+            }
+        }
+
+        // 2. Edges, and uses that are never defined.
+        // Edge endpoints: Ok(old id) or Err(index into new_names).
+        type End = std::result::Result<u32, usize>;
+        let resolve = |n: &Name| -> Option<End> {
+            if let Some(&i) = new_index.get(&n.text) {
+                Some(Err(i))
+            } else {
+                meta.by_name.get(&n.text).map(|&id| Ok(id))
+            }
+        };
+        let mut new_preds: Vec<Vec<(End, Pos)>> = vec![Vec::new(); new_names.len()];
+        for st in &stmts {
+            let Statement::Chain(lists) = st else {
+                continue;
+            };
+            for w in lists.windows(2) {
+                for a in &w[0] {
+                    if a.text == "NONE" {
+                        continue;
+                    }
+                    let Some(ea) = resolve(a) else {
+                        return Err(syntax(
+                            &a.pos,
+                            format!(
+                                "missing definition for '{}': every rank must be defined (appear right of '<') in this load or an earlier one",
+                                a.text
+                            ),
+                        ));
+                    };
+                    for b in &w[1] {
+                        let Some(Err(bi)) = resolve(b) else {
+                            unreachable!("right-hand names are new definitions")
+                        };
+                        new_preds[bi].push((ea, a.pos.clone()));
+                    }
+                }
+            }
+        }
+
+        // 3. Cycles among the new ranks (old ranks never gain predecessors,
+        // so a cycle can only run through new ones).
+        if let Some(cycle) = find_cycle(&new_preds) {
+            // cycle: indices i0 -> i1 -> ... -> i0 where each is a pred of the next.
+            let names: Vec<&str> = cycle.iter().map(|&i| new_names[i].text.as_str()).collect();
+            let closing = new_preds[cycle[cycle.len() - 1]]
+                .iter()
+                .find(|(e, _)| *e == Err(cycle[cycle.len() - 2]))
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| new_names[cycle[0]].pos.clone());
+            return Err(syntax(
+                &closing,
+                format!("graph cycle: {}", names.join(" < ")),
+            ));
+        }
+
+        // 4. Definitions must precede uses (as in Go's mklockrank).
+        for st in &stmts {
+            let Statement::Chain(lists) = st else {
+                continue;
+            };
+            for list in &lists[..lists.len() - 1] {
+                for a in list {
+                    if let Some(&i) = new_index.get(&a.text) {
+                        let d = &new_names[i].pos;
+                        if (d.line, d.col) > (a.pos.line, a.pos.col) {
+                            return Err(syntax(
+                                &a.pos,
+                                format!("use of '{}' before its definition at {}", a.text, d),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        // 5. Directives.
+        let mut nestable: Vec<End> = Vec::new();
+        for st in &stmts {
+            let Statement::Nestable(list) = st else {
+                continue;
+            };
+            for n in list {
+                match resolve(n) {
+                    None => {
+                        return Err(syntax(
+                            &n.pos,
+                            format!("nestable: '{}' is not defined", n.text),
+                        ));
+                    }
+                    Some(_) if dsl::is_pseudo(&n.text) => {
+                        return Err(syntax(
+                            &n.pos,
+                            format!(
+                                "nestable: '{}' is a pseudo-rank (all capitals); only real ranks can nest",
+                                n.text
+                            ),
+                        ));
+                    }
+                    Some(Ok(old)) if !builtin && meta.ranks[old as usize].class != Class::User => {
+                        return Err(syntax(
+                            &n.pos,
+                            format!("nestable: '{}' is one of rtcore's own ranks", n.text),
+                        ));
+                    }
+                    Some(e) => nestable.push(e),
+                }
+            }
+        }
+
+        // 6. Capacity.
+        if meta.ranks.len() + new_names.len() > MAX_RANKS {
+            return Err(Error::new(
+                RTC_ERR_RANK_TABLE_FULL,
+                format!(
+                    "{file}: loading {} ranks would exceed the table's capacity of {MAX_RANKS} (it holds {})",
+                    new_names.len(),
+                    meta.ranks.len()
+                ),
+            ));
+        }
+
+        // 7. Publish. Ids in definition order are topological.
+        let base = meta.ranks.len() as u32;
+        let id_of = |e: End| -> u32 {
+            match e {
+                Ok(id) => id,
+                Err(i) => base + i as u32,
+            }
+        };
+        let m = self.matrix();
+        let mut new_ids = Vec::with_capacity(new_names.len());
+        let mut new_class: Vec<Class> = Vec::with_capacity(new_names.len());
+        for (i, n) in new_names.iter().enumerate() {
+            let id = base + i as u32;
+            let pseudo = dsl::is_pseudo(&n.text);
+            // In rtcore's own declarations, everything after the anchor is
+            // inner; before it, "first" (user ranks follow hooklock).
+            let class = if !builtin {
+                Class::User
+            } else if new_preds[i].iter().any(|(p, _)| match *p {
+                Err(j) => new_names[j].text == INNER_ANCHOR || new_class[j] == Class::BuiltinInner,
+                Ok(old) => {
+                    meta.ranks[old as usize].name == INNER_ANCHOR
+                        || meta.ranks[old as usize].class == Class::BuiltinInner
+                }
+            }) {
+                Class::BuiltinInner
+            } else {
+                Class::BuiltinFirst
+            };
+            new_class.push(class);
+            let mut set = RankSet::default();
+            let mut preds = Vec::new();
+            for (p, pos) in &new_preds[i] {
+                let pid = id_of(*p);
+                preds.push(pid);
+                set.insert(pid);
+                let prow = load_allowed(m, pid);
+                for (w, pw) in set.0.iter_mut().zip(prow.0.iter()) {
+                    *w |= *pw;
+                }
+                meta.edges.insert(
+                    (pid, id),
+                    Loc {
+                        file: file.clone(),
+                        pos: pos.clone(),
+                    },
+                );
+            }
+            // Ranks after the anchor are inner: record them so user ranks
+            // loaded later are added to their closure.
+            if class == Class::BuiltinInner && !pseudo {
+                meta.inner.push(id);
+            }
+            if class == Class::User {
+                if let Some(h) = meta.hooklock {
+                    set.insert(h);
+                }
+            }
+            if nestable.iter().any(|e| id_of(*e) == id) {
+                set.insert(id);
+            }
+            // LEAF is never allowed to be held when acquiring anything.
+            set.remove(LEAF);
+            for (w, v) in m[id as usize].iter().zip(set.0.iter()) {
+                w.fetch_or(*v, Ordering::Relaxed);
+            }
+            if n.text == "hooklock" && builtin {
+                meta.hooklock = Some(id);
+            }
+            meta.by_name.insert(n.text.clone(), id);
+            meta.ranks.push(Rank {
+                name: n.text.clone(),
+                pseudo,
+                nestable: false,
+                class,
+                defined_at: Some(Loc {
+                    file: file.clone(),
+                    pos: n.pos.clone(),
+                }),
+                preds,
+            });
+            new_ids.push(id);
+        }
+        // Nestable flags (including old ranks opting in now).
+        for e in nestable {
+            let id = id_of(e);
+            meta.ranks[id as usize].nestable = true;
+            m[id as usize][id as usize / 64].fetch_or(1 << (id % 64), Ordering::Relaxed);
+        }
+        // Every user rank may be held when an inner rank is acquired.
+        if !builtin {
+            for &inner in &meta.inner {
+                for &id in &new_ids {
+                    m[inner as usize][id as usize / 64].fetch_or(1 << (id % 64), Ordering::Relaxed);
+                }
+            }
+        }
+        // A later Acquire load of a mutex's resolved rank pairs with this.
+        std::sync::atomic::fence(Ordering::Release);
+        Ok(new_ids)
+    }
+
+    /// Look a lockable rank up by name.
+    pub fn lookup(&self, name: &str) -> Result<u32> {
+        let meta = self.meta.read();
+        match meta.by_name.get(name) {
+            Some(&id) if meta.ranks[id as usize].pseudo => Err(Error::new(
+                RTC_ERR_UNKNOWN_RANK,
+                format!(
+                    "rank '{name}' is a pseudo-rank (all capitals): it orders other ranks and no lock may carry it"
+                ),
+            )),
+            Some(&id) => Ok(id),
+            None => Err(Error::new(
+                RTC_ERR_UNKNOWN_RANK,
+                format!(
+                    "rank '{name}' is not declared (load it with rtc_ranks_load or RTCORE_RANKS)"
+                ),
+            )),
+        }
+    }
+
+    pub fn rank(&self, id: u32) -> Option<Rank> {
+        self.meta.read().ranks.get(id as usize).cloned()
+    }
+
+    pub fn name(&self, id: u32) -> String {
+        self.meta
+            .read()
+            .ranks
+            .get(id as usize)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| format!("<bad rank {id}>"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.meta.read().ranks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// May a lock of rank `held` be held when one of rank `wanted` is acquired?
+    pub fn allows(&self, held: u32, wanted: u32) -> bool {
+        load_allowed(self.matrix(), wanted).contains(held)
+    }
+
+    /// All ranks in id order (a linear extension of the declared order).
+    pub fn ranks(&self) -> Vec<Rank> {
+        self.meta.read().ranks.clone()
+    }
+
+    /// Why is holding `held` while acquiring `wanted` forbidden? Names the
+    /// declaration(s) responsible.
+    pub fn explain(&self, held: u32, wanted: u32) -> String {
+        let meta = self.meta.read();
+        let rank = |id: u32| &meta.ranks[id as usize];
+        let at = |id: u32| {
+            rank(id)
+                .defined_at
+                .as_ref()
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        if held == LEAF {
+            return "unranked locks are leaves: nothing may be acquired while one is held".into();
+        }
+        if wanted == LEAF {
+            // Cannot happen (allowed[LEAF] holds every rank), kept for safety.
+            return "unranked lock".into();
+        }
+        if held == wanted {
+            return format!(
+                "{}: rank '{}' does not nest with itself (opt in with 'nestable: {};')",
+                at(wanted),
+                rank(wanted).name,
+                rank(wanted).name
+            );
+        }
+        // Is wanted a transitive predecessor of held? Then the path from
+        // wanted to held is what forbids it.
+        if let Some(path) = path_between(&meta.ranks, wanted, held) {
+            let mut s = String::new();
+            for w in path.windows(2) {
+                if !s.is_empty() {
+                    s.push_str("; ");
+                }
+                let loc = meta
+                    .edges
+                    .get(&(w[0], w[1]))
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into());
+                let _ = write!(s, "{}: {} < {}", loc, rank(w[0]).name, rank(w[1]).name);
+            }
+            return s;
+        }
+        if rank(wanted).preds.is_empty() && rank(wanted).class != Class::User {
+            return format!("{}: NONE < {}", at(wanted), rank(wanted).name);
+        }
+        if rank(wanted).class == Class::User && rank(held).class == Class::BuiltinInner {
+            return format!(
+                "{}: rtcore's inner rank '{}' follows every user rank",
+                at(held),
+                rank(held).name
+            );
+        }
+        let wanted_none = if rank(wanted)
+            .preds
+            .iter()
+            .all(|p| rank(*p).class != Class::User)
+        {
+            format!(" ({}: NONE < {})", at(wanted), rank(wanted).name)
+        } else {
+            String::new()
+        };
+        format!(
+            "no declaration orders '{}' before '{}'{} ('{}' defined at {}, '{}' at {})",
+            rank(held).name,
+            rank(wanted).name,
+            wanted_none,
+            rank(held).name,
+            at(held),
+            rank(wanted).name,
+            at(wanted)
+        )
+    }
+}
+
+impl Default for RankTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A path `from < ... < to` following declared edges, if any.
+fn path_between(ranks: &[Rank], from: u32, to: u32) -> Option<Vec<u32>> {
+    // Walk predecessors back from `to` (breadth first gives a shortest path).
+    let mut prev: HashMap<u32, u32> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([to]);
+    while let Some(n) = queue.pop_front() {
+        if n == from {
+            let mut path = vec![from];
+            let mut cur = from;
+            while cur != to {
+                cur = prev[&cur];
+                path.push(cur);
+            }
+            return Some(path);
+        }
+        for &p in &ranks[n as usize].preds {
+            if p != to && !prev.contains_key(&p) {
+                prev.insert(p, n);
+                queue.push_back(p);
+            }
+        }
+    }
+    None
+}
+
+/// Find a cycle among new ranks; returns indices `a, b, ..., a` where each is a
+/// predecessor of the next.
+fn find_cycle(preds: &[Vec<(std::result::Result<u32, usize>, Pos)>]) -> Option<Vec<usize>> {
+    // Iterative DFS over "pred" edges with colours.
+    let n = preds.len();
+    let mut colour = vec![0u8; n]; // 0 white, 1 grey, 2 black
+    for start in 0..n {
+        if colour[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        colour[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let edges = &preds[node];
+            if *next < edges.len() {
+                let e = &edges[*next].0;
+                *next += 1;
+                if let Err(p) = *e {
+                    match colour[p] {
+                        0 => {
+                            colour[p] = 1;
+                            stack.push((p, 0));
+                        }
+                        1 => {
+                            // Stack holds node <- ... chain; p is on it.
+                            let idx = stack.iter().position(|(x, _)| *x == p).unwrap();
+                            // stack[idx..] is p, q, ..., node with each the
+                            // successor of the next: reverse for pred order.
+                            let mut cyc: Vec<usize> =
+                                stack[idx..].iter().map(|(x, _)| *x).collect();
+                            cyc.reverse();
+                            cyc.push(cyc[0]);
+                            return Some(cyc);
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                colour[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
