@@ -1,1 +1,833 @@
-fn main() {}
+//! Benchmark of ranked mutexes, measured through the C ABI.
+//!
+//! The built cdylib (`RTCORE_LIB`, default `target/release/librtcore.so`
+//! under the crate root) is loaded with `dlopen` and every rtcore function is
+//! called through a `dlsym`'d function pointer, as a C program would call it;
+//! no rtcore Rust function is called directly.
+//!
+//! Run: `cargo build --release && cargo bench --bench mutex`
+//!
+//! Part 1, uncontended: the cost in ns of one lock+unlock pair, for
+//!   (a)  rtc_mutex of rank `bench_b` while this thread holds a `bench_a`
+//!        mutex (so the order check compares against a held rank), checking on;
+//!   (a0) an unranked rtc_mutex with nothing held, checking on (for reference);
+//!   (b)  as (a) with checking off (`rtc_lockrank_set_mode(1)`);
+//!   (c)  pthread_mutex_lock/unlock (default mutex type);
+//!   (d)  parking_lot::Mutex<()> lock/drop;
+//!   (e)  two empty calls through a dlsym'd pointer (`rtc_version`): the floor.
+//! Samples are taken round robin across the variants so drift hits all alike.
+//! A second thread stays alive (blocked) for the whole run, since glibc skips
+//! atomics in a single-threaded process.
+//!
+//! Part 2, contended: two threads each do N lock/increment/unlock on one
+//! shared mutex; total operations per second.
+//!
+//! Tunables (environment): RTCORE_BENCH_ITERS (pairs per uncontended sample,
+//! default 10_000_000), RTCORE_BENCH_SAMPLES (default 9),
+//! RTCORE_BENCH_CONTENDED_ITERS (per thread, default 2_000_000),
+//! RTCORE_BENCH_CONTENDED_RUNS (default 7), RTCORE_BENCH_ONLY (a variant
+//! key such as `a` or `contended-rtc` to loop on one variant, for `perf`).
+
+use std::cell::UnsafeCell;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// The C ABI, loaded at run time.
+
+/// Mirror of `struct rtc_mutex` in include/rtcore.h (64 bytes, 8-aligned).
+#[repr(C)]
+struct RtcMutex {
+    state: u64,
+    name: *const c_char,
+    rank_name: *const c_char,
+    rank: u32,
+    flags: u32,
+    home: usize,
+    acquisitions: u64,
+    reserved: [u64; 2],
+}
+const _: () = assert!(std::mem::size_of::<RtcMutex>() == 64);
+const _: () = assert!(std::mem::align_of::<RtcMutex>() == 8);
+
+type MutexFn = unsafe extern "C" fn(*mut RtcMutex) -> i32;
+type MutexInitFn = unsafe extern "C" fn(*mut RtcMutex, *const c_char, *const c_char) -> i32;
+type RanksLoadFn = unsafe extern "C" fn(*const c_char, *const c_char) -> i32;
+type SetModeFn = unsafe extern "C" fn(i32) -> i32;
+type GetModeFn = unsafe extern "C" fn(*mut i32) -> i32;
+type ViolationsFn = unsafe extern "C" fn(*mut u64) -> i32;
+type VersionFn = unsafe extern "C" fn() -> *const c_char;
+type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
+type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
+
+const MODE_OFF: i32 = 1;
+const MODE_REPORT: i32 = 2;
+
+struct Api {
+    path: PathBuf,
+    mutex_init: MutexInitFn,
+    mutex_lock: MutexFn,
+    mutex_unlock: MutexFn,
+    mutex_destroy: MutexFn,
+    ranks_load: RanksLoadFn,
+    set_mode: SetModeFn,
+    get_mode: GetModeFn,
+    violations: ViolationsFn,
+    version: VersionFn,
+    status_str: StatusStrFn,
+    last_error: LastErrorFn,
+}
+
+static API: OnceLock<Api> = OnceLock::new();
+
+fn api() -> &'static Api {
+    API.get().expect("rtcore not loaded")
+}
+
+fn lib_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("RTCORE_LIB") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/librtcore.so")
+}
+
+fn dlerror_text() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string.
+    let e = unsafe { libc::dlerror() };
+    if e.is_null() {
+        "(no dlerror message)".into()
+    } else {
+        // SAFETY: non-NULL, NUL-terminated.
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
+fn load() -> &'static Api {
+    let path = lib_path();
+    if !path.exists() {
+        eprintln!(
+            "error: {} not found.\n\
+             Build the shared library first: cd {} && cargo build --release\n\
+             (or point RTCORE_LIB at a built librtcore.so)",
+            path.display(),
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::process::exit(1);
+    }
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has a NUL");
+    // SAFETY: valid NUL-terminated path.
+    let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if h.is_null() {
+        eprintln!(
+            "error: dlopen({}) failed: {}\nRebuild it with: cargo build --release",
+            path.display(),
+            dlerror_text()
+        );
+        std::process::exit(1);
+    }
+    let sym = |name: &str| -> *mut c_void {
+        let c = CString::new(name).unwrap();
+        // SAFETY: valid handle and NUL-terminated name.
+        let p = unsafe { libc::dlsym(h, c.as_ptr()) };
+        if p.is_null() {
+            panic!(
+                "dlsym({name}) failed in {}: {} (is the library up to date? cargo build --release)",
+                path.display(),
+                dlerror_text()
+            );
+        }
+        p
+    };
+    // SAFETY: each symbol is the function of that name in include/rtcore.h,
+    // with the signature spelled out by the type it is transmuted to.
+    let loaded = unsafe {
+        Api {
+            path: path.clone(),
+            mutex_init: std::mem::transmute::<*mut c_void, MutexInitFn>(sym("rtc_mutex_init")),
+            mutex_lock: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_lock")),
+            mutex_unlock: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_unlock")),
+            mutex_destroy: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_destroy")),
+            ranks_load: std::mem::transmute::<*mut c_void, RanksLoadFn>(sym("rtc_ranks_load")),
+            set_mode: std::mem::transmute::<*mut c_void, SetModeFn>(sym("rtc_lockrank_set_mode")),
+            get_mode: std::mem::transmute::<*mut c_void, GetModeFn>(sym("rtc_lockrank_get_mode")),
+            violations: std::mem::transmute::<*mut c_void, ViolationsFn>(sym(
+                "rtc_lockrank_violations",
+            )),
+            version: std::mem::transmute::<*mut c_void, VersionFn>(sym("rtc_version")),
+            status_str: std::mem::transmute::<*mut c_void, StatusStrFn>(sym("rtc_status_str")),
+            last_error: std::mem::transmute::<*mut c_void, LastErrorFn>(sym(
+                "rtc_last_error_message",
+            )),
+        }
+    };
+    if API.set(loaded).is_err() {
+        panic!("rtcore loaded twice");
+    }
+    api()
+}
+
+/// A failed rtcore call: panic with the status name and the last error.
+#[cold]
+#[inline(never)]
+fn rtc_fail(what: &str, status: i32) -> ! {
+    let a = api();
+    // SAFETY: rtc_status_str returns a static NUL-terminated string.
+    let name = unsafe { CStr::from_ptr((a.status_str)(status)) }
+        .to_string_lossy()
+        .into_owned();
+    let mut buf = vec![0 as c_char; 1024];
+    // SAFETY: buf is writable for its length.
+    unsafe { (a.last_error)(buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: always NUL-terminated when len > 0.
+    let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    panic!("{what} returned {status} ({name}): {msg}");
+}
+
+#[inline(always)]
+fn check(what: &str, status: i32) {
+    if status != 0 {
+        rtc_fail(what, status);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn pthread_fail(what: &str, rc: i32) -> ! {
+    panic!(
+        "{what} returned {rc} ({})",
+        std::io::Error::from_raw_os_error(rc)
+    );
+}
+
+fn set_mode(mode: i32) {
+    let a = api();
+    // SAFETY: plain call.
+    check("rtc_lockrank_set_mode", unsafe { (a.set_mode)(mode) });
+    let mut got = -1;
+    // SAFETY: valid out-pointer.
+    check("rtc_lockrank_get_mode", unsafe { (a.get_mode)(&mut got) });
+    assert_eq!(got, mode, "rtc_lockrank_get_mode after set_mode({mode})");
+}
+
+fn violations() -> u64 {
+    let mut n = 0;
+    // SAFETY: valid out-pointer.
+    check("rtc_lockrank_violations", unsafe {
+        (api().violations)(&mut n)
+    });
+    n
+}
+
+// ---------------------------------------------------------------------------
+// Lock objects, each on its own cache line.
+
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// A heap-allocated rtc_mutex (its address never changes: rtcore refuses a
+/// mutex moved after first use).
+struct RtcBox(Box<Line<UnsafeCell<RtcMutex>>>);
+
+impl RtcBox {
+    fn new(name: &str, rank: Option<&str>) -> RtcBox {
+        // SAFETY: all-zero is a valid (unranked) rtc_mutex.
+        let b = RtcBox(Box::new(Line(UnsafeCell::new(unsafe {
+            std::mem::zeroed()
+        }))));
+        let name = CString::new(name).unwrap();
+        let rank = rank.map(|r| CString::new(r).unwrap());
+        // SAFETY: valid mutex memory and NUL-terminated strings (copied).
+        let s = unsafe {
+            (api().mutex_init)(
+                b.ptr(),
+                name.as_ptr(),
+                rank.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
+            )
+        };
+        check("rtc_mutex_init", s);
+        b
+    }
+    fn ptr(&self) -> *mut RtcMutex {
+        self.0.0.get()
+    }
+    fn lock(&self) {
+        // SAFETY: initialised mutex.
+        check("rtc_mutex_lock", unsafe { (api().mutex_lock)(self.ptr()) });
+    }
+    fn unlock(&self) {
+        // SAFETY: initialised mutex.
+        check("rtc_mutex_unlock", unsafe {
+            (api().mutex_unlock)(self.ptr())
+        });
+    }
+}
+
+impl Drop for RtcBox {
+    fn drop(&mut self) {
+        // SAFETY: initialised, unlocked mutex.
+        let s = unsafe { (api().mutex_destroy)(self.ptr()) };
+        if s != 0 && !std::thread::panicking() {
+            rtc_fail("rtc_mutex_destroy", s);
+        }
+    }
+}
+
+struct PthreadBox(Box<Line<UnsafeCell<libc::pthread_mutex_t>>>);
+
+impl PthreadBox {
+    fn new() -> PthreadBox {
+        PthreadBox(Box::new(Line(UnsafeCell::new(
+            libc::PTHREAD_MUTEX_INITIALIZER,
+        ))))
+    }
+    fn ptr(&self) -> *mut libc::pthread_mutex_t {
+        self.0.0.get()
+    }
+}
+
+impl Drop for PthreadBox {
+    fn drop(&mut self) {
+        // SAFETY: initialised, unlocked mutex.
+        let rc = unsafe { libc::pthread_mutex_destroy(self.ptr()) };
+        if rc != 0 && !std::thread::panicking() {
+            pthread_fail("pthread_mutex_destroy", rc);
+        }
+    }
+}
+
+// Shared between the contended threads: all access is through the locks.
+unsafe impl Sync for RtcBox {}
+unsafe impl Sync for PthreadBox {}
+
+struct Counter(Line<UnsafeCell<u64>>);
+// SAFETY: only touched under the benchmark's mutex.
+unsafe impl Sync for Counter {}
+
+// ---------------------------------------------------------------------------
+// Uncontended loops. Every status is checked (a predicted, never-taken branch
+// to a cold function), for rtcore and pthread alike.
+
+#[inline(never)]
+fn loop_rtc(m: *mut RtcMutex, iters: u64) -> Duration {
+    let a = api();
+    let (lock, unlock) = (a.mutex_lock, a.mutex_unlock);
+    let t = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: initialised mutex, not held by this thread.
+        let s = unsafe { lock(black_box(m)) };
+        if s != 0 {
+            rtc_fail("rtc_mutex_lock", s);
+        }
+        // SAFETY: held by this thread.
+        let s = unsafe { unlock(black_box(m)) };
+        if s != 0 {
+            rtc_fail("rtc_mutex_unlock", s);
+        }
+    }
+    t.elapsed()
+}
+
+#[inline(never)]
+fn loop_pthread(m: *mut libc::pthread_mutex_t, iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: initialised mutex, not held by this thread.
+        let rc = unsafe { libc::pthread_mutex_lock(black_box(m)) };
+        if rc != 0 {
+            pthread_fail("pthread_mutex_lock", rc);
+        }
+        // SAFETY: held by this thread.
+        let rc = unsafe { libc::pthread_mutex_unlock(black_box(m)) };
+        if rc != 0 {
+            pthread_fail("pthread_mutex_unlock", rc);
+        }
+    }
+    t.elapsed()
+}
+
+#[inline(never)]
+fn loop_parking_lot(m: &parking_lot::Mutex<()>, iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        let g = black_box(m).lock();
+        drop(black_box(g));
+    }
+    t.elapsed()
+}
+
+#[inline(never)]
+fn loop_floor(iters: u64) -> Duration {
+    let f = api().version;
+    let t = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: rtc_version has no preconditions.
+        black_box(unsafe { black_box(f)() });
+        // SAFETY: as above.
+        black_box(unsafe { black_box(f)() });
+    }
+    t.elapsed()
+}
+
+// ---------------------------------------------------------------------------
+// Statistics.
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(xs: &[f64]) -> Stats {
+        let mut v = xs.to_vec();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+    fn spread(&self) -> f64 {
+        (self.max - self.min) / self.median
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Machine description.
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    // SAFETY: returns a static NUL-terminated string.
+    let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
+    format!("{model}, nproc {nproc}, Linux {kernel}, glibc {glibc}")
+}
+
+// ---------------------------------------------------------------------------
+// Part 1: uncontended.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Var {
+    RtcRankedOn,
+    RtcLeafOn,
+    RtcRankedOff,
+    Pthread,
+    ParkingLot,
+    Floor,
+}
+
+impl Var {
+    const ALL: [Var; 6] = [
+        Var::RtcRankedOn,
+        Var::RtcLeafOn,
+        Var::RtcRankedOff,
+        Var::Pthread,
+        Var::ParkingLot,
+        Var::Floor,
+    ];
+    fn key(self) -> &'static str {
+        match self {
+            Var::RtcRankedOn => "a",
+            Var::RtcLeafOn => "a0",
+            Var::RtcRankedOff => "b",
+            Var::Pthread => "c",
+            Var::ParkingLot => "d",
+            Var::Floor => "e",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Var::RtcRankedOn => "(a)  rtc ranked, bench_a held, checking on",
+            Var::RtcLeafOn => "(a0) rtc unranked, nothing held, checking on",
+            Var::RtcRankedOff => "(b)  rtc ranked, bench_a held, checking off",
+            Var::Pthread => "(c)  pthread_mutex (default type)",
+            Var::ParkingLot => "(d)  parking_lot::Mutex<()>",
+            Var::Floor => "(e)  floor: 2 empty dlsym'd calls",
+        }
+    }
+}
+
+struct Uncontended {
+    outer: RtcBox,
+    inner: RtcBox,
+    leaf: RtcBox,
+    pthread: PthreadBox,
+    pl: parking_lot::Mutex<()>,
+}
+
+impl Uncontended {
+    fn sample(&self, v: Var, iters: u64) -> f64 {
+        let d = match v {
+            Var::RtcRankedOn => {
+                set_mode(MODE_REPORT);
+                loop_rtc(self.inner.ptr(), iters)
+            }
+            Var::RtcLeafOn => {
+                set_mode(MODE_REPORT);
+                // Release the held bench_a mutex so nothing is held.
+                self.outer.unlock();
+                let d = loop_rtc(self.leaf.ptr(), iters);
+                self.outer.lock();
+                d
+            }
+            Var::RtcRankedOff => {
+                set_mode(MODE_OFF);
+                let d = loop_rtc(self.inner.ptr(), iters);
+                set_mode(MODE_REPORT);
+                d
+            }
+            Var::Pthread => loop_pthread(self.pthread.ptr(), iters),
+            Var::ParkingLot => loop_parking_lot(&self.pl, iters),
+            Var::Floor => loop_floor(iters),
+        };
+        d.as_nanos() as f64 / iters as f64
+    }
+}
+
+fn uncontended(only: Option<&str>) {
+    let iters = env_u64("RTCORE_BENCH_ITERS", 10_000_000);
+    let samples = env_u64("RTCORE_BENCH_SAMPLES", 9).max(1) as usize;
+    let u = Uncontended {
+        outer: RtcBox::new("bench outer", Some("bench_a")),
+        inner: RtcBox::new("bench inner", Some("bench_b")),
+        leaf: RtcBox::new("bench leaf", None),
+        pthread: PthreadBox::new(),
+        pl: parking_lot::Mutex::new(()),
+    };
+    // Held for the whole run (released only around the (a0) samples).
+    u.outer.lock();
+    let v0 = violations();
+
+    if let Some(k) = only {
+        let v = *Var::ALL
+            .iter()
+            .find(|v| v.key() == k)
+            .unwrap_or_else(|| panic!("RTCORE_BENCH_ONLY={k}: unknown variant"));
+        for _ in 0..samples {
+            println!("{}: {:.2} ns/pair", v.label(), u.sample(v, iters));
+        }
+        u.outer.unlock();
+        return;
+    }
+
+    // Warm up every variant once (not recorded).
+    for v in Var::ALL {
+        u.sample(v, iters / 10);
+    }
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); Var::ALL.len()];
+    for s in 0..samples {
+        // Round robin, rotating the starting variant each round.
+        for j in 0..Var::ALL.len() {
+            let i = (s + j) % Var::ALL.len();
+            results[i].push(u.sample(Var::ALL[i], iters));
+        }
+    }
+    u.outer.unlock();
+    let v1 = violations();
+    assert_eq!(
+        v0, v1,
+        "the benchmark's lock order is bench_a < bench_b: no violation expected"
+    );
+
+    let stats: Vec<Stats> = results.iter().map(|r| Stats::of(r)).collect();
+    let idx = |v: Var| Var::ALL.iter().position(|x| *x == v).unwrap();
+    let pth = stats[idx(Var::Pthread)].median;
+    println!();
+    println!(
+        "Uncontended lock+unlock pair, ns per pair ({iters} pairs per sample, {samples} samples per variant, round robin)"
+    );
+    println!(
+        "{:<46} {:>8} {:>8} {:>8} {:>7} {:>10}",
+        "variant", "median", "min", "max", "spread", "/pthread"
+    );
+    for (i, v) in Var::ALL.iter().enumerate() {
+        let st = &stats[i];
+        println!(
+            "{:<46} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>9.3}x",
+            v.label(),
+            st.median,
+            st.min,
+            st.max,
+            st.spread() * 100.0,
+            st.median / pth
+        );
+    }
+    let a = stats[idx(Var::RtcRankedOn)].median / pth;
+    let b = stats[idx(Var::RtcRankedOff)].median / pth;
+    let d = stats[idx(Var::ParkingLot)].median / pth;
+    let floor = stats[idx(Var::Floor)].median;
+    println!();
+    println!("Ratios of medians: a/pthread {a:.3}  b/pthread {b:.3}  d/pthread {d:.3}");
+    println!(
+        "Above the call floor ({floor:.2} ns): a {:.2} ns, b {:.2} ns, pthread {:.2} ns",
+        stats[idx(Var::RtcRankedOn)].median - floor,
+        stats[idx(Var::RtcRankedOff)].median - floor,
+        pth - floor
+    );
+    println!(
+        "Goal checking off <= 1.00x pthread: {}",
+        verdict(b <= 1.0, b)
+    );
+    println!(
+        "Goal checking on  <= 1.05x pthread: {}",
+        verdict(a <= 1.05, a)
+    );
+}
+
+fn verdict(met: bool, ratio: f64) -> String {
+    format!("{} ({ratio:.3}x)", if met { "MET" } else { "MISSED" })
+}
+
+// ---------------------------------------------------------------------------
+// Part 2: two-thread contended throughput.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CVar {
+    Rtc,
+    Pthread,
+    ParkingLot,
+}
+
+impl CVar {
+    const ALL: [CVar; 3] = [CVar::Rtc, CVar::Pthread, CVar::ParkingLot];
+    fn key(self) -> &'static str {
+        match self {
+            CVar::Rtc => "contended-rtc",
+            CVar::Pthread => "contended-pthread",
+            CVar::ParkingLot => "contended-parking_lot",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            CVar::Rtc => "rtc ranked (bench_a held), checking on",
+            CVar::Pthread => "pthread_mutex (default type)",
+            CVar::ParkingLot => "parking_lot::Mutex<()>",
+        }
+    }
+}
+
+/// One contended run: two threads, `iters` lock/increment/unlock each.
+/// Returns total operations per second, from the earliest start to the
+/// latest finish.
+fn contended_run(v: CVar, iters: u64) -> f64 {
+    const THREADS: usize = 2;
+    let counter = Counter(Line(UnsafeCell::new(0)));
+    let barrier = Barrier::new(THREADS);
+    let rtc = RtcBox::new("bench contended", Some("bench_b"));
+    let pth = PthreadBox::new();
+    let pl = parking_lot::Mutex::new(());
+    if v == CVar::Rtc {
+        set_mode(MODE_REPORT);
+    }
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (counter, barrier, rtc, pth, pl) = (&counter, &barrier, &rtc, &pth, &pl);
+                sc.spawn(move || {
+                    let c = counter.0.0.get();
+                    match v {
+                        CVar::Rtc => {
+                            // Each thread holds its own bench_a mutex, as in (a).
+                            let outer = RtcBox::new("bench contended outer", Some("bench_a"));
+                            outer.lock();
+                            let a = api();
+                            let (lock, unlock) = (a.mutex_lock, a.mutex_unlock);
+                            let m = rtc.ptr();
+                            barrier.wait();
+                            let t0 = Instant::now();
+                            for _ in 0..iters {
+                                // SAFETY: initialised mutex.
+                                let s = unsafe { lock(m) };
+                                if s != 0 {
+                                    rtc_fail("rtc_mutex_lock", s);
+                                }
+                                // SAFETY: the mutex is held.
+                                unsafe { *c += 1 };
+                                // SAFETY: held by this thread.
+                                let s = unsafe { unlock(m) };
+                                if s != 0 {
+                                    rtc_fail("rtc_mutex_unlock", s);
+                                }
+                            }
+                            let t1 = Instant::now();
+                            outer.unlock();
+                            (t0, t1)
+                        }
+                        CVar::Pthread => {
+                            let m = pth.ptr();
+                            barrier.wait();
+                            let t0 = Instant::now();
+                            for _ in 0..iters {
+                                // SAFETY: initialised mutex.
+                                let rc = unsafe { libc::pthread_mutex_lock(m) };
+                                if rc != 0 {
+                                    pthread_fail("pthread_mutex_lock", rc);
+                                }
+                                // SAFETY: the mutex is held.
+                                unsafe { *c += 1 };
+                                // SAFETY: held by this thread.
+                                let rc = unsafe { libc::pthread_mutex_unlock(m) };
+                                if rc != 0 {
+                                    pthread_fail("pthread_mutex_unlock", rc);
+                                }
+                            }
+                            (t0, Instant::now())
+                        }
+                        CVar::ParkingLot => {
+                            barrier.wait();
+                            let t0 = Instant::now();
+                            for _ in 0..iters {
+                                let g = pl.lock();
+                                // SAFETY: the mutex is held.
+                                unsafe { *c += 1 };
+                                drop(g);
+                            }
+                            (t0, Instant::now())
+                        }
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // SAFETY: the threads are joined.
+    let total = unsafe { *counter.0.0.get() };
+    assert_eq!(
+        total,
+        iters * THREADS as u64,
+        "{}: lost updates: the mutex did not exclude",
+        v.label()
+    );
+    let start = spans.iter().map(|s| s.0).min().unwrap();
+    let end = spans.iter().map(|s| s.1).max().unwrap();
+    (iters * THREADS as u64) as f64 / (end - start).as_secs_f64()
+}
+
+fn contended(only: Option<&str>) {
+    let iters = env_u64("RTCORE_BENCH_CONTENDED_ITERS", 2_000_000);
+    let runs = env_u64("RTCORE_BENCH_CONTENDED_RUNS", 7).max(1) as usize;
+    if let Some(k) = only {
+        let v = *CVar::ALL
+            .iter()
+            .find(|v| v.key() == k)
+            .unwrap_or_else(|| panic!("RTCORE_BENCH_ONLY={k}: unknown variant"));
+        for _ in 0..runs {
+            println!("{}: {:.2} Mops/s", v.label(), contended_run(v, iters) / 1e6);
+        }
+        return;
+    }
+    for v in CVar::ALL {
+        contended_run(v, iters / 10);
+    }
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); CVar::ALL.len()];
+    for r in 0..runs {
+        for j in 0..CVar::ALL.len() {
+            let i = (r + j) % CVar::ALL.len();
+            results[i].push(contended_run(CVar::ALL[i], iters));
+        }
+    }
+    let stats: Vec<Stats> = results.iter().map(|r| Stats::of(r)).collect();
+    let pth = stats[1].median;
+    println!();
+    println!(
+        "Contended: 2 threads x {iters} lock/increment/unlock on one mutex, total Mops/s ({runs} runs per variant, round robin; higher is better)"
+    );
+    println!(
+        "{:<46} {:>8} {:>8} {:>8} {:>7} {:>10}",
+        "variant", "median", "min", "max", "spread", "/pthread"
+    );
+    for (i, v) in CVar::ALL.iter().enumerate() {
+        let st = &stats[i];
+        println!(
+            "{:<46} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>9.3}x",
+            v.label(),
+            st.median / 1e6,
+            st.min / 1e6,
+            st.max / 1e6,
+            st.spread() * 100.0,
+            st.median / pth
+        );
+    }
+    let r = stats[0].median / pth;
+    println!();
+    println!(
+        "Goal contended throughput >= 1.00x pthread: {}",
+        verdict(r >= 1.0, r)
+    );
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore any arguments.
+    let a = load();
+    // SAFETY: static NUL-terminated string.
+    let version = unsafe { CStr::from_ptr((a.version)()) }.to_string_lossy();
+
+    // A second thread, blocked for the whole run, so the process is
+    // multi-threaded (glibc elides atomics in a single-threaded process).
+    let (tx, rx) = mpsc::channel::<()>();
+    let idle = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+
+    let ranks = CString::new("NONE < bench_a;\nbench_a < bench_b;\n").unwrap();
+    let src = CString::new("benches/mutex.rs").unwrap();
+    // SAFETY: NUL-terminated strings.
+    check("rtc_ranks_load", unsafe {
+        (a.ranks_load)(ranks.as_ptr(), src.as_ptr())
+    });
+    set_mode(MODE_REPORT);
+
+    println!("rtcore mutex benchmark");
+    println!("library: {} (rtcore {version})", a.path.display());
+    println!("machine: {}", machine());
+    println!(
+        "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
+         pthread through libc (PLT); parking_lot inlined. \
+         One idle thread blocked throughout (process is multi-threaded). \
+         Ranks: NONE < bench_a; bench_a < bench_b. Every status checked."
+    );
+
+    let only = std::env::var("RTCORE_BENCH_ONLY").ok();
+    match only.as_deref() {
+        Some(k) if k.starts_with("contended") => contended(Some(k)),
+        Some(k) => uncontended(Some(k)),
+        None => {
+            uncontended(None);
+            contended(None);
+        }
+    }
+
+    drop(tx);
+    idle.join().unwrap();
+}

@@ -239,7 +239,7 @@ impl RankTable {
                                     .into(),
                             ));
                         }
-                        if list.len() > 1 || lists.len() > 2 {
+                        if list.len() > 1 {
                             return Err(syntax(
                                 &n.pos,
                                 "NONE must stand alone, as in 'NONE < x, y;'".into(),
@@ -572,7 +572,7 @@ impl RankTable {
                 .unwrap_or_else(|| "-".into())
         };
         if held == LEAF {
-            return "unranked locks are leaves: nothing may be acquired while one is held".into();
+            return "the rule that unranked locks are leaves: nothing may be acquired while one is held".into();
         }
         if wanted == LEAF {
             // Cannot happen (allowed[LEAF] holds every rank), kept for safety.
@@ -623,7 +623,7 @@ impl RankTable {
             String::new()
         };
         format!(
-            "no declaration orders '{}' before '{}'{} ('{}' defined at {}, '{}' at {})",
+            "the declared order, which never puts '{}' before '{}'{} ('{}' defined at {}, '{}' at {})",
             rank(held).name,
             rank(wanted).name,
             wanted_none,

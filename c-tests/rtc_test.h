@@ -1,0 +1,91 @@
+/* A tiny test helper for rtcore's C suite: each program counts checks and
+ * ends with the line "N passed, N failed" (exit status 1 on any failure). */
+#ifndef RTC_TEST_H
+#define RTC_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtcore.h"
+
+static int rtc_t_passed;
+static int rtc_t_failed;
+
+static inline const char *rtc_t_last_error(void) {
+    static char buf[4096];
+    rtc_last_error_message(buf, sizeof buf);
+    return buf;
+}
+
+/* Iteration scale: RTC_TEST_SCALE (default 100); valgrind runs use 1. */
+static inline int rtc_t_scale(void) {
+    const char *s = getenv("RTC_TEST_SCALE");
+    int v = s ? atoi(s) : 100;
+    return v > 0 ? v : 1;
+}
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            rtc_t_passed++;                                                      \
+        } else {                                                                 \
+            rtc_t_failed++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_STATUS(call, expected)                                             \
+    do {                                                                         \
+        int rtc_t_s = (int)(call);                                               \
+        if (rtc_t_s == (int)(expected)) {                                        \
+            rtc_t_passed++;                                                      \
+        } else {                                                                 \
+            rtc_t_failed++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s returned %d (%s), expected %s; last error: %s\n", \
+                    __FILE__, __LINE__, #call, rtc_t_s, rtc_status_str(rtc_t_s), \
+                    #expected, rtc_t_last_error());                             \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_CONTAINS(haystack, needle)                                         \
+    do {                                                                         \
+        const char *rtc_t_h = (haystack);                                        \
+        const char *rtc_t_n = (needle);                                          \
+        if (rtc_t_h && strstr(rtc_t_h, rtc_t_n)) {                               \
+            rtc_t_passed++;                                                      \
+        } else {                                                                 \
+            rtc_t_failed++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: expected to find \"%s\" in:\n%s\n",     \
+                    __FILE__, __LINE__, rtc_t_n, rtc_t_h ? rtc_t_h : "(null)");  \
+        }                                                                        \
+    } while (0)
+
+/* The most recent lock-order report (static buffer). */
+static inline const char *rtc_t_report(void) {
+    static char buf[8192];
+    size_t need = 0;
+    if (rtc_lockrank_last_report(buf, sizeof buf, &need) != RTC_OK) {
+        return "(rtc_lockrank_last_report failed)";
+    }
+    return buf;
+}
+
+static inline unsigned long long rtc_t_violations(void) {
+    uint64_t n = 0;
+    rtc_lockrank_violations(&n);
+    return (unsigned long long)n;
+}
+
+/* End a test program: shut rtcore down (joining its threads) and report. */
+static int rtc_t_finish(void) {
+    int s = (int)rtc_shutdown();
+    if (s != RTC_OK && s != RTC_ERR_SHUT_DOWN) {
+        rtc_t_failed++;
+        fprintf(stderr, "FAIL rtc_shutdown returned %d: %s\n", s, rtc_t_last_error());
+    }
+    printf("%d passed, %d failed\n", rtc_t_passed, rtc_t_failed);
+    return rtc_t_failed ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Build and run rtcore's C test suite against a built library.
+#
+#   c-tests/run.sh [plain|asan|valgrind] [LIBDIR]
+#
+# plain:    gcc -Wall -Wextra -Werror, linked to LIBDIR/librtcore.so
+# asan:     the same with -fsanitize=address,undefined (Rust is not
+#           instrumented, but ASan sees every malloc/free across the boundary)
+# valgrind: plain build run under valgrind --error-exitcode=1 --leak-check=full
+#           at RTC_TEST_SCALE=1 unless set
+#
+# LIBDIR defaults to target/debug. Each program prints "N passed, N failed";
+# this script ends with the totals in the same form and fails if any failed.
+set -u
+mode=${1:-plain}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+libdir=$(cd "${2:-$root/target/debug}" && pwd)
+out="$root/target/c-tests/$mode"
+mkdir -p "$out"
+[ -e "$libdir/librtcore.so" ] || { echo "no $libdir/librtcore.so: run cargo build first" >&2; exit 2; }
+[ -e "$libdir/librtcore.so.0" ] || ln -s librtcore.so "$libdir/librtcore.so.0"
+
+cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$root/include" -I"$here")
+runner=()
+case "$mode" in
+  plain) ;;
+  asan) cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+        export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+        export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
+  valgrind) runner=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+                     --trace-children=no)
+            export RTC_TEST_SCALE=${RTC_TEST_SCALE:-1} ;;
+  *) echo "unknown mode $mode" >&2; exit 2 ;;
+esac
+
+total_pass=0; total_fail=0; broken=0
+for src in "$here"/test_*.c; do
+  name=$(basename "$src" .c)
+  exe="$out/$name"
+  if ! gcc "${cflags[@]}" "$src" -o "$exe" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread; then
+    echo "BUILD FAILED: $name"; broken=$((broken + 1)); continue
+  fi
+  log="$out/$name.log"
+  start=$(date +%s)
+  "${runner[@]}" "$exe" >"$log" 2>&1
+  rc=$?
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  secs=$(( $(date +%s) - start ))
+  if [ -z "$line" ]; then
+    echo "$name: no summary line (exit $rc, ${secs}s); log:"; sed 's/^/    /' "$log" | tail -n 40
+    broken=$((broken + 1)); continue
+  fi
+  p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+    echo "$name: $line, exit $rc (${secs}s); log:"; sed 's/^/    /' "$log" | tail -n 60
+    [ "$f" -eq 0 ] && broken=$((broken + 1))
+  else
+    echo "$name: $line (${secs}s)"
+  fi
+done
+echo "c-tests ($mode): $total_pass passed, $((total_fail + broken)) failed"
+[ "$total_fail" -eq 0 ] && [ "$broken" -eq 0 ]

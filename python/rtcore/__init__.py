@@ -1,0 +1,618 @@
+"""Python bindings for rtcore (lock ranks, ranked mutexes, condition variables).
+
+This module wraps the C ABI of ``librtcore.so`` (``include/rtcore.h``) with
+:mod:`ctypes`. Every ``rtc_*`` function of the header is declared with its
+exact argument and result types (see :data:`DECLARED_FUNCTIONS`), and every
+status-returning call is checked: a failing status raises
+:class:`RtcoreError`, carrying the status and rtcore's last-error message.
+
+The library is found through the ``RTCORE_LIB`` environment variable (the
+path of ``librtcore.so``), or else next to this file (``librtcore.so.0`` or
+``librtcore.so``).
+
+rtcore's calls are made through :class:`ctypes.CDLL`, which releases the GIL
+for the duration of each call: a Python thread blocked in :meth:`Mutex.lock`
+or :meth:`Cond.wait` lets the other Python threads run.
+
+Quick start::
+
+    import rtcore
+    rtcore.load_ranks("NONE < db; db < cache;", "myapp.ranks")
+    db, cache = rtcore.Mutex("db", "db"), rtcore.Mutex("cache", "cache")
+    with db:
+        with cache:
+            ...          # fine: db < cache
+    with cache:
+        with db:         # reported: lock order violation
+            ...
+"""
+
+import ctypes
+import os
+import sys
+
+__all__ = [
+    "RtcoreError",
+    "Mutex",
+    "Cond",
+    "load_ranks",
+    "load_ranks_file",
+    "rank_lookup",
+    "set_lockrank_mode",
+    "lockrank_mode",
+    "violations",
+    "last_report",
+    "version",
+    "version_number",
+    "init",
+    "shutdown",
+    "debug_panic",
+    "status_str",
+    "last_error",
+    "clear_last_error",
+    "DECLARED_FUNCTIONS",
+    "STATUS_NAMES",
+    "LOCKRANK_MODE_NAMES",
+    "LIBRARY_PATH",
+]
+
+# ---------------------------------------------------------------------------
+# Loading the library
+# ---------------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _find_library():
+    env = os.environ.get("RTCORE_LIB")
+    if env:
+        if not os.path.isfile(env):
+            raise ImportError(
+                f"rtcore: RTCORE_LIB is set to {env!r}, which is not a file; "
+                "set RTCORE_LIB to the path of librtcore.so (for example "
+                "target/debug/librtcore.so after `cargo build`)"
+            )
+        return env
+    for name in ("librtcore.so.0", "librtcore.so"):
+        candidate = os.path.join(_HERE, name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise ImportError(
+        "rtcore: cannot find librtcore.so: RTCORE_LIB is not set and neither "
+        f"librtcore.so.0 nor librtcore.so is in {_HERE}; set RTCORE_LIB to the "
+        "path of librtcore.so (for example target/debug/librtcore.so after "
+        "`cargo build`)"
+    )
+
+
+#: Path of the shared library this module loaded.
+LIBRARY_PATH = _find_library()
+
+try:
+    _lib = ctypes.CDLL(LIBRARY_PATH)
+except OSError as e:  # pragma: no cover - depends on the file
+    raise ImportError(
+        f"rtcore: cannot load {LIBRARY_PATH!r}: {e}; set RTCORE_LIB to the "
+        "path of librtcore.so (for example target/debug/librtcore.so after "
+        "`cargo build`)"
+    ) from e
+
+# ---------------------------------------------------------------------------
+# Statuses and modes (values fixed forever by the header)
+# ---------------------------------------------------------------------------
+
+RTC_OK = 0
+RTC_ERR_NULL = 1
+RTC_ERR_INVALID_ARGUMENT = 2
+RTC_ERR_PANIC = 3
+RTC_ERR_POISONED = 4
+RTC_ERR_SHUT_DOWN = 5
+RTC_ERR_ALREADY_INITIALIZED = 6
+RTC_ERR_TOO_LATE = 7
+RTC_ERR_RANK_SYNTAX = 8
+RTC_ERR_UNKNOWN_RANK = 9
+RTC_ERR_RANK_TABLE_FULL = 10
+RTC_ERR_IO = 11
+RTC_ERR_WOULD_DEADLOCK = 12
+RTC_ERR_NOT_OWNER = 13
+RTC_ERR_BUSY = 14
+RTC_ERR_LOCKED = 15
+RTC_ERR_DESTROYED = 16
+RTC_ERR_TIMED_OUT = 17
+RTC_ERR_MOVED = 18
+RTC_ERR_WRONG_STATE = 19
+
+#: Status value -> its name in the header ("RTC_ERR_NOT_OWNER", ...).
+STATUS_NAMES = {
+    value: name
+    for name, value in sorted(globals().items())
+    if (name == "RTC_OK" or name.startswith("RTC_ERR_")) and isinstance(value, int)
+}
+
+RTC_LOCKRANK_DEFAULT = 0
+RTC_LOCKRANK_OFF = 1
+RTC_LOCKRANK_REPORT = 2
+RTC_LOCKRANK_ABORT = 3
+
+#: Lock-rank mode value -> its name as used by :func:`lockrank_mode`.
+LOCKRANK_MODE_NAMES = {
+    RTC_LOCKRANK_DEFAULT: "default",
+    RTC_LOCKRANK_OFF: "off",
+    RTC_LOCKRANK_REPORT: "report",
+    RTC_LOCKRANK_ABORT: "abort",
+}
+_MODE_VALUES = {name: value for value, name in LOCKRANK_MODE_NAMES.items()}
+
+# ---------------------------------------------------------------------------
+# Structures (layout identical to include/rtcore.h)
+# ---------------------------------------------------------------------------
+
+
+class RtcMutex(ctypes.Structure):
+    """``struct rtc_mutex``: a ranked mutex, embedded by value (64 bytes)."""
+
+    _fields_ = [
+        ("state", ctypes.c_uint64),
+        ("name", ctypes.c_char_p),
+        ("rank_name", ctypes.c_char_p),
+        ("rank", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("home", ctypes.c_size_t),
+        ("acquisitions", ctypes.c_uint64),
+        ("reserved", ctypes.c_uint64 * 2),
+    ]
+
+
+class RtcCond(ctypes.Structure):
+    """``struct rtc_cond``: a condition variable (32 bytes)."""
+
+    _fields_ = [
+        ("seq", ctypes.c_uint32),
+        ("waiters", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint64 * 2),
+    ]
+
+
+class RtcConfig(ctypes.Structure):
+    """``struct rtc_config``: options for ``rtc_init`` (16 bytes)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("lockrank_mode", ctypes.c_int32),
+        ("ranks_file", ctypes.c_char_p),
+    ]
+
+
+assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
+assert ctypes.sizeof(RtcCond) == 32, ctypes.sizeof(RtcCond)
+assert ctypes.sizeof(RtcConfig) == 16, ctypes.sizeof(RtcConfig)
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class RtcoreError(Exception):
+    """A failing rtcore call.
+
+    Attributes:
+        status: the ``rtc_status`` value (an int, one of the ``RTC_ERR_*``
+            constants of this module).
+        status_name: its name, for example ``"RTC_ERR_NOT_OWNER"``.
+        message: rtcore's last-error message for the call (may be empty).
+        function: the C function that failed, when known.
+    """
+
+    def __init__(self, status, message="", function=None):
+        self.status = int(status)
+        self.status_name = STATUS_NAMES.get(self.status, f"RTC_STATUS_{self.status}")
+        self.message = message
+        self.function = function
+        where = f"{function}: " if function else ""
+        text = message or status_str(self.status)
+        super().__init__(f"{where}{self.status_name}: {text}")
+
+
+def _last_error_message():
+    """The calling thread's last-error message (size query, then copy)."""
+    while True:
+        needed = _lib.rtc_last_error_message(None, 0)
+        if needed <= 1:
+            return ""
+        buf = ctypes.create_string_buffer(needed)
+        again = _lib.rtc_last_error_message(buf, needed)
+        if again <= needed:
+            return buf.value.decode("utf-8", "replace")
+
+
+def _status_errcheck(expected=()):
+    """An errcheck raising RtcoreError for any status but OK and `expected`."""
+    allowed = frozenset((RTC_OK, *expected))
+
+    def errcheck(result, func, args):
+        if result not in allowed:
+            raise RtcoreError(result, _last_error_message(), func.__name__)
+        return result
+
+    return errcheck
+
+
+# ---------------------------------------------------------------------------
+# Function declarations: every rtc_* function of include/rtcore.h
+# ---------------------------------------------------------------------------
+
+_status = ctypes.c_int32  # rtc_status (int32_t in C before C23)
+_mutex_p = ctypes.POINTER(RtcMutex)
+_cond_p = ctypes.POINTER(RtcCond)
+_config_p = ctypes.POINTER(RtcConfig)
+_buf_p = ctypes.POINTER(ctypes.c_char)  # writable char buffer
+
+# name -> (restype, argtypes, statuses that are expected outcomes or None if
+# the function does not return an rtc_status).
+_SIGNATURES = {
+    "rtc_cond_init": (_status, [_cond_p], ()),
+    "rtc_cond_wait": (_status, [_cond_p, _mutex_p], ()),
+    "rtc_cond_wait_at": (_status, [_cond_p, _mutex_p, ctypes.c_char_p, ctypes.c_uint32], ()),
+    "rtc_cond_timedwait": (_status, [_cond_p, _mutex_p, ctypes.c_uint64], (RTC_ERR_TIMED_OUT,)),
+    "rtc_cond_signal": (_status, [_cond_p], ()),
+    "rtc_cond_broadcast": (_status, [_cond_p], ()),
+    "rtc_cond_destroy": (_status, [_cond_p], ()),
+    "rtc_status_str": (ctypes.c_char_p, [ctypes.c_int32], None),
+    "rtc_last_error_message": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
+    "rtc_last_error_status": (_status, [], None),
+    "rtc_last_error_clear": (None, [], None),
+    "rtc_version": (ctypes.c_char_p, [], None),
+    "rtc_version_number": (ctypes.c_uint32, [], None),
+    "rtc_init": (_status, [_config_p], ()),
+    "rtc_shutdown": (_status, [], ()),
+    "rtc_debug_panic": (_status, [], ()),
+    "rtc_mutex_init": (_status, [_mutex_p, ctypes.c_char_p, ctypes.c_char_p], ()),
+    "rtc_mutex_lock": (_status, [_mutex_p], ()),
+    "rtc_mutex_lock_at": (_status, [_mutex_p, ctypes.c_char_p, ctypes.c_uint32], ()),
+    "rtc_mutex_trylock": (_status, [_mutex_p], (RTC_ERR_BUSY,)),
+    "rtc_mutex_trylock_at": (
+        _status,
+        [_mutex_p, ctypes.c_char_p, ctypes.c_uint32],
+        (RTC_ERR_BUSY,),
+    ),
+    "rtc_mutex_unlock": (_status, [_mutex_p], ()),
+    "rtc_mutex_destroy": (_status, [_mutex_p], ()),
+    "rtc_mutex_debug_panic": (_status, [_mutex_p], ()),
+    "rtc_ranks_load": (_status, [ctypes.c_char_p, ctypes.c_char_p], ()),
+    "rtc_ranks_load_file": (_status, [ctypes.c_char_p], ()),
+    "rtc_rank_lookup": (_status, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32)], ()),
+    "rtc_lockrank_set_mode": (_status, [ctypes.c_int32], ()),
+    "rtc_lockrank_get_mode": (_status, [ctypes.POINTER(ctypes.c_int32)], ()),
+    "rtc_lockrank_violations": (_status, [ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_lockrank_last_report": (
+        _status,
+        [_buf_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
+        (),
+    ),
+}
+
+#: Names of every C function this module declares (argtypes and restype set).
+DECLARED_FUNCTIONS = tuple(_SIGNATURES)
+
+for _name, (_restype, _argtypes, _expected) in _SIGNATURES.items():
+    _fn = getattr(_lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+    if _expected is not None:
+        _fn.errcheck = _status_errcheck(_expected)
+del _name, _restype, _argtypes, _expected, _fn
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _cstr(value, what):
+    """Encode a str (UTF-8) or bytes for a `const char *`; None stays NULL."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    else:
+        raise TypeError(f"{what} must be str, bytes or None, not {type(value).__name__}")
+    if b"\0" in data:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return data
+
+
+# rtcore keeps the `file` pointer of a call site for as long as the lock is
+# held (and prints it in reports), so the encoded file names must live for
+# the rest of the process. There is one entry per distinct source file.
+_SITE_FILES = {}
+
+
+def _site(frame):
+    """(file bytes, line) of `frame`, the file bytes kept alive forever."""
+    filename = frame.f_code.co_filename
+    data = _SITE_FILES.get(filename)
+    if data is None:
+        data = _SITE_FILES.setdefault(filename, os.fsencode(filename).replace(b"\0", b"?"))
+    return data, max(0, min(frame.f_lineno or 0, 0xFFFFFFFF))
+
+
+# ---------------------------------------------------------------------------
+# Mutex and condition variable
+# ---------------------------------------------------------------------------
+
+
+class Mutex:
+    """A ranked rtcore mutex (``rtc_mutex``).
+
+    ``name`` appears in reports and error messages; ``rank`` is a rank name
+    declared with :func:`load_ranks` (``None``: an unranked leaf, which
+    nothing may be acquired while holding). Construction raises
+    :class:`RtcoreError` (``RTC_ERR_UNKNOWN_RANK``) for an undeclared rank.
+
+    Unlike :class:`threading.Lock`, misuse is an error: locking a mutex this
+    thread holds raises ``RTC_ERR_WOULD_DEADLOCK`` at once, and unlocking one
+    it does not hold raises ``RTC_ERR_NOT_OWNER``. Each acquisition records
+    the Python call site, shown in lock-order reports.
+
+    ``with m:`` locks and unlocks like :class:`threading.Lock`. Keep the
+    object alive while it is locked.
+    """
+
+    __slots__ = ("_struct", "name", "rank", "__weakref__")
+
+    def __init__(self, name=None, rank=None):
+        # The Structure's memory is allocated once by ctypes and never moves,
+        # as rtcore requires of a mutex after its first use.
+        self._struct = RtcMutex()
+        self.name = name
+        self.rank = rank
+        _lib.rtc_mutex_init(
+            ctypes.byref(self._struct), _cstr(name, "name"), _cstr(rank, "rank")
+        )
+
+    def _lock_from(self, frame):
+        file, line = _site(frame)
+        _lib.rtc_mutex_lock_at(ctypes.byref(self._struct), file, line)
+
+    def lock(self):
+        """Lock, blocking (with the GIL released) until the mutex is free.
+
+        The lock is order-checked against every rtcore lock this thread holds
+        first. Raises :class:`RtcoreError` on misuse, for example
+        ``RTC_ERR_WOULD_DEADLOCK`` if this thread already holds it.
+        """
+        self._lock_from(sys._getframe(1))
+
+    def try_lock(self):
+        """Lock if free without blocking; return True if locked, False if
+        another thread holds it. Raises ``RTC_ERR_WOULD_DEADLOCK`` if this
+        thread holds it. A try-lock is not order-checked."""
+        file, line = _site(sys._getframe(1))
+        status = _lib.rtc_mutex_trylock_at(ctypes.byref(self._struct), file, line)
+        return status == RTC_OK
+
+    def unlock(self):
+        """Unlock; raises ``RTC_ERR_NOT_OWNER`` if this thread does not hold it."""
+        _lib.rtc_mutex_unlock(ctypes.byref(self._struct))
+
+    def destroy(self):
+        """Destroy; later use raises ``RTC_ERR_DESTROYED``. Raises
+        ``RTC_ERR_LOCKED`` (and changes nothing) if any thread holds it."""
+        _lib.rtc_mutex_destroy(ctypes.byref(self._struct))
+
+    def __enter__(self):
+        # The caller's frame is the one executing the `with` statement.
+        self._lock_from(sys._getframe(1))
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.unlock()
+        return False
+
+    def __repr__(self):
+        return (
+            f"<rtcore.Mutex name={self.name!r} rank={self.rank!r} "
+            f"at 0x{ctypes.addressof(self._struct):x}>"
+        )
+
+
+class Cond:
+    """An rtcore condition variable (``rtc_cond``), used with a :class:`Mutex`.
+
+    As with every condition variable, wake-ups may be spurious: wait in a
+    loop on a predicate::
+
+        with m:
+            while not ready:
+                c.wait(m)
+    """
+
+    __slots__ = ("_struct", "__weakref__")
+
+    def __init__(self):
+        self._struct = RtcCond()
+        _lib.rtc_cond_init(ctypes.byref(self._struct))
+
+    def wait(self, mutex, timeout=None):
+        """Release ``mutex`` (which this thread must hold), sleep until
+        notified or until ``timeout`` seconds (a float) pass, and retake
+        ``mutex`` before returning, also on timeout.
+
+        Returns True when woken (by a notify, or spuriously) and False when
+        the timeout passed. Raises ``RTC_ERR_NOT_OWNER`` if this thread does
+        not hold ``mutex``.
+        """
+        if not isinstance(mutex, Mutex):
+            raise TypeError(f"mutex must be an rtcore.Mutex, not {type(mutex).__name__}")
+        if timeout is None:
+            file, line = _site(sys._getframe(1))
+            _lib.rtc_cond_wait_at(
+                ctypes.byref(self._struct), ctypes.byref(mutex._struct), file, line
+            )
+            return True
+        ns = int(float(timeout) * 1e9) if timeout > 0 else 0
+        ns = min(ns, 0xFFFFFFFFFFFFFFFF)
+        status = _lib.rtc_cond_timedwait(
+            ctypes.byref(self._struct), ctypes.byref(mutex._struct), ns
+        )
+        return status == RTC_OK
+
+    def notify(self):
+        """Wake one waiting thread, if any (``rtc_cond_signal``)."""
+        _lib.rtc_cond_signal(ctypes.byref(self._struct))
+
+    def notify_all(self):
+        """Wake every waiting thread (``rtc_cond_broadcast``)."""
+        _lib.rtc_cond_broadcast(ctypes.byref(self._struct))
+
+    def destroy(self):
+        """Destroy; raises ``RTC_ERR_LOCKED`` if threads are waiting on it."""
+        _lib.rtc_cond_destroy(ctypes.byref(self._struct))
+
+    def __repr__(self):
+        return f"<rtcore.Cond at 0x{ctypes.addressof(self._struct):x}>"
+
+
+# ---------------------------------------------------------------------------
+# Ranks and the lock-order checker
+# ---------------------------------------------------------------------------
+
+
+def load_ranks(text, source_name=None):
+    """Add rank declarations (the rank language: ``NONE < a; a < b, c;``) to
+    the process-wide rank table. ``source_name`` names the text in error
+    messages and reports (default ``"<string>"``). Ranks can only be added:
+    a name cannot be defined twice. Raises ``RTC_ERR_RANK_SYNTAX`` with a
+    ``"name:line:column: what"`` message; on any error nothing is added."""
+    _lib.rtc_ranks_load(_cstr(text, "text"), _cstr(source_name, "source_name"))
+
+
+def load_ranks_file(path):
+    """Load rank declarations from the file at ``path`` (see
+    :func:`load_ranks`). Raises ``RTC_ERR_IO`` if it cannot be read."""
+    _lib.rtc_ranks_load_file(_cstr(os.fsencode(path), "path"))
+
+
+def rank_lookup(name):
+    """The id (an int, stable for the process) of the rank ``name``. Raises
+    ``RTC_ERR_UNKNOWN_RANK`` for an undeclared name or a pseudo-rank."""
+    out = ctypes.c_uint32()
+    _lib.rtc_rank_lookup(_cstr(name, "name"), ctypes.byref(out))
+    return out.value
+
+
+def _mode_value(mode):
+    if isinstance(mode, str):
+        try:
+            return _MODE_VALUES[mode]
+        except KeyError:
+            raise ValueError(
+                f"unknown lock-rank mode {mode!r}: expected one of 'off', 'report', "
+                "'abort' (or 'default')"
+            ) from None
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"lock-rank mode must be a str or an int, not {type(mode).__name__}")
+    return mode
+
+
+def set_lockrank_mode(mode):
+    """Set what the checker does on a lock-order violation: ``'off'``,
+    ``'report'`` (print once per rank pair, count every time, go on),
+    ``'abort'`` (print and abort the process), ``'default'`` (report), or
+    one of the ``RTC_LOCKRANK_*`` ints. An unknown int raises
+    ``RTC_ERR_INVALID_ARGUMENT``; an unknown name raises ValueError."""
+    _lib.rtc_lockrank_set_mode(_mode_value(mode))
+
+
+def lockrank_mode():
+    """The current lock-rank mode: ``'off'``, ``'report'`` or ``'abort'``."""
+    out = ctypes.c_int32()
+    _lib.rtc_lockrank_get_mode(ctypes.byref(out))
+    return LOCKRANK_MODE_NAMES.get(out.value, str(out.value))
+
+
+def violations():
+    """The number of lock-order violations seen so far in this process
+    (every occurrence, also those whose report was not printed again)."""
+    out = ctypes.c_uint64()
+    _lib.rtc_lockrank_violations(ctypes.byref(out))
+    return out.value
+
+
+def last_report():
+    """The most recently printed violation report ('' if none yet)."""
+    needed = ctypes.c_size_t()
+    _lib.rtc_lockrank_last_report(None, 0, ctypes.byref(needed))
+    while True:
+        size = needed.value
+        buf = ctypes.create_string_buffer(max(size, 1))
+        _lib.rtc_lockrank_last_report(buf, len(buf), ctypes.byref(needed))
+        if needed.value <= len(buf):
+            return buf.value.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------
+# Versions, statuses, last error, lifecycle
+# ---------------------------------------------------------------------------
+
+
+def version():
+    """The library's version string, "MAJOR.MINOR.PATCH"."""
+    return _lib.rtc_version().decode("ascii")
+
+
+def version_number():
+    """The library's version as ``MAJOR << 16 | MINOR << 8 | PATCH``."""
+    return int(_lib.rtc_version_number())
+
+
+def status_str(status):
+    """rtcore's description of a status value ("unknown status" if unknown)."""
+    status = int(status)
+    if not -(2**31) <= status < 2**31:
+        return "unknown status"
+    return _lib.rtc_status_str(status).decode("utf-8", "replace")
+
+
+def last_error():
+    """(status, message) of this thread's most recent failed rtcore call
+    (``(RTC_OK, '')`` if none)."""
+    return int(_lib.rtc_last_error_status()), _last_error_message()
+
+
+def clear_last_error():
+    """Forget this thread's last error."""
+    _lib.rtc_last_error_clear()
+
+
+def init(lockrank_mode=None, ranks_file=None):
+    """Initialise rtcore with options (optional; defaults apply on first use).
+
+    Call at most once per process, before any other use. ``lockrank_mode``
+    is as for :func:`set_lockrank_mode` (``RTCORE_DEBUG=lockrank=...`` in
+    the environment overrides it); ``ranks_file`` is a rank file to load.
+    Raises ``RTC_ERR_ALREADY_INITIALIZED`` on a second call,
+    ``RTC_ERR_TOO_LATE`` after first use, ``RTC_ERR_SHUT_DOWN`` after
+    :func:`shutdown`.
+    """
+    config = RtcConfig()
+    config.size = ctypes.sizeof(RtcConfig)
+    config.lockrank_mode = RTC_LOCKRANK_DEFAULT if lockrank_mode is None else _mode_value(lockrank_mode)
+    path = None if ranks_file is None else _cstr(os.fsencode(ranks_file), "ranks_file")
+    config.ranks_file = path  # `path` stays referenced until the call returns
+    _lib.rtc_init(ctypes.byref(config))
+
+
+def shutdown():
+    """Shut rtcore down for the rest of the process: later calls raise
+    ``RTC_ERR_SHUT_DOWN`` (as does a second shutdown)."""
+    _lib.rtc_shutdown()
+
+
+def debug_panic():
+    """Diagnostic: make rtcore panic inside its C boundary. Raises
+    :class:`RtcoreError` with status ``RTC_ERR_PANIC``; the process goes on."""
+    _lib.rtc_debug_panic()
