@@ -78,7 +78,7 @@ static inline unsigned long long rtc_t_violations(void) {
 }
 
 /* End a test program: shut rtcore down (joining its threads) and report. */
-static int rtc_t_finish(void) {
+static inline int rtc_t_finish(void) {
     int s = (int)rtc_shutdown();
     if (s != RTC_OK && s != RTC_ERR_SHUT_DOWN) {
         rtc_t_failed++;

@@ -41,6 +41,9 @@ for src in "$here"/test_*.c; do
   if ! gcc "${cflags[@]}" "$src" -o "$exe" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread; then
     echo "BUILD FAILED: $name"; broken=$((broken + 1)); continue
   fi
+  if [ "$mode" = asan ] && ! nm "$exe" | grep -q __asan_init; then
+    echo "$name: built without AddressSanitizer"; broken=$((broken + 1)); continue
+  fi
   log="$out/$name.log"
   start=$(date +%s)
   "${runner[@]}" "$exe" >"$log" 2>&1

@@ -1,0 +1,131 @@
+/* rtc_init with options (rank file, mode), once; the environment knob
+ * overrides; abort mode really aborts. Child processes get fresh state. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rtc_test.h"
+
+/* Run `fn` in a forked child with RTCORE_DEBUG set to `debug` (or unset);
+ * return its wait status. The child's stderr goes to `errfile`. */
+static int in_child(void (*fn)(void), const char *debug, const char *errfile) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (debug) setenv("RTCORE_DEBUG", debug, 1); else unsetenv("RTCORE_DEBUG");
+        if (errfile && !freopen(errfile, "w", stderr)) _exit(99);
+        fn();
+        _exit(rtc_t_failed ? 1 : 0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static char rank_file[] = "/tmp/rtc-lifecycle-XXXXXX";
+
+static void child_init_with_file(void) {
+    rtc_config c = RTC_CONFIG_INIT;
+    c.ranks_file = rank_file;
+    c.lockrank_mode = RTC_LOCKRANK_OFF;
+    CHECK_STATUS(rtc_init(&c), RTC_OK);
+    CHECK_STATUS(rtc_init(&c), RTC_ERR_ALREADY_INITIALIZED);
+    CHECK_CONTAINS(rtc_t_last_error(), "already called");
+    uint32_t id = 0;
+    CHECK_STATUS(rtc_rank_lookup("lf_b", &id), RTC_OK);
+    int32_t mode = 0;
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK);
+    CHECK(mode == RTC_LOCKRANK_OFF);
+    /* Off: an inversion is not counted... */
+    rtc_mutex a = RTC_MUTEX_INIT_RANKED("A", "lf_a"), b = RTC_MUTEX_INIT_RANKED("B", "lf_b");
+    rtc_mutex_lock(&b); rtc_mutex_lock(&a);
+    rtc_mutex_unlock(&a); rtc_mutex_unlock(&b);
+    CHECK(rtc_t_violations() == 0);
+    /* ...but misuse still is. */
+    CHECK_STATUS(rtc_mutex_unlock(&a), RTC_ERR_NOT_OWNER);
+    CHECK_STATUS(rtc_shutdown(), RTC_OK);
+}
+
+static void child_bad_rank_file_then_retry(void) {
+    rtc_config c = RTC_CONFIG_INIT;
+    c.ranks_file = "/nonexistent/file.ranks";
+    CHECK_STATUS(rtc_init(&c), RTC_ERR_IO);
+    c.ranks_file = NULL;
+    CHECK_STATUS(rtc_init(&c), RTC_OK); /* a failed init leaves rtcore uninitialised */
+    rtc_shutdown();
+}
+
+static void child_env_overrides_config(void) {
+    rtc_config c = RTC_CONFIG_INIT;
+    c.lockrank_mode = RTC_LOCKRANK_ABORT;
+    CHECK_STATUS(rtc_init(&c), RTC_OK);
+    int32_t mode = 0;
+    rtc_lockrank_get_mode(&mode);
+    CHECK(mode == RTC_LOCKRANK_REPORT); /* RTCORE_DEBUG=lockrank=report wins */
+    rtc_shutdown();
+}
+
+static void child_default_is_report(void) {
+    int32_t mode = 0;
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK); /* first use, no init */
+    CHECK(mode == RTC_LOCKRANK_REPORT);
+    CHECK_STATUS(rtc_init(NULL), RTC_ERR_TOO_LATE);
+    rtc_shutdown();
+}
+
+static void child_abort(void) {
+    rtc_ranks_load("NONE < ab_a;\nab_a < ab_b;\n", "abort.ranks");
+    rtc_mutex a = RTC_MUTEX_INIT_RANKED("A", "ab_a"), b = RTC_MUTEX_INIT_RANKED("B", "ab_b");
+    rtc_mutex_lock(&b);
+    rtc_mutex_lock(&a); /* aborts here */
+    _exit(0);
+}
+
+static void child_unknown_knob(void) {
+    int32_t mode = 0;
+    rtc_lockrank_get_mode(&mode);
+    CHECK(mode == RTC_LOCKRANK_REPORT);
+    rtc_shutdown();
+}
+
+static char *slurp(const char *path) {
+    static char buf[8192];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    return buf;
+}
+
+int main(void) {
+    int fd = mkstemp(rank_file);
+    const char *decl = "# lifecycle test\nNONE < lf_a;\nlf_a < lf_b;\n";
+    CHECK(fd >= 0 && write(fd, decl, strlen(decl)) == (ssize_t)strlen(decl));
+    close(fd);
+    char errfile[] = "/tmp/rtc-lifecycle-err-XXXXXX";
+    int efd = mkstemp(errfile);
+    close(efd);
+
+    int st = in_child(child_init_with_file, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = in_child(child_bad_rank_file_then_retry, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = in_child(child_env_overrides_config, "lockrank=report", NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = in_child(child_default_is_report, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    st = in_child(child_abort, "lockrank=abort", errfile);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    CHECK_CONTAINS(slurp(errfile), "lock order violation (lock-rank mode abort)");
+    CHECK_CONTAINS(slurp(errfile), "abort.ranks:2: ab_a < ab_b");
+
+    st = in_child(child_unknown_knob, "bogus=1,lockrank=loud", errfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_CONTAINS(slurp(errfile), "unknown setting 'bogus'");
+    CHECK_CONTAINS(slurp(errfile), "lockrank=\"loud\" is not one of off, report, abort");
+
+    unlink(rank_file);
+    unlink(errfile);
+    return rtc_t_finish();
+}

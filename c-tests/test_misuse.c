@@ -1,0 +1,412 @@
+/* Misuse of every export: NULL, wrong handle, wrong state, wrong thread.
+ * Each gets a status and a last-error message, never a crash. The table
+ * below names every header function; tests/c_suite.rs checks that the table
+ * covers the whole header. The shutdown case runs last. */
+#include <pthread.h>
+#include <stdint.h>
+
+#include "rtc_test.h"
+
+static rtc_mutex held_elsewhere = RTC_MUTEX_INIT_RANKED("elsewhere", "mu_r");
+
+static void expect_message(const char *needle) { CHECK_CONTAINS(rtc_t_last_error(), needle); }
+
+static void m_status_str(void) {
+    CHECK(strcmp(rtc_status_str(RTC_OK), "success") == 0);
+    CHECK(strcmp(rtc_status_str(-1), "unknown status") == 0);
+    CHECK(strcmp(rtc_status_str(1000000), "unknown status") == 0);
+    for (int s = 0; s <= RTC_ERR_WRONG_STATE; s++) CHECK(strcmp(rtc_status_str(s), "unknown status") != 0);
+}
+
+static void m_last_error_message(void) {
+    CHECK_STATUS(rtc_mutex_lock(NULL), RTC_ERR_NULL);
+    size_t need = rtc_last_error_message(NULL, 0);
+    CHECK(need == strlen("rtc_mutex_lock: argument 'mutex' is NULL") + 1);
+    char small[8];
+    memset(small, 'x', sizeof small);
+    CHECK(rtc_last_error_message(small, sizeof small) == need);
+    CHECK(small[7] == '\0' && strncmp(small, "rtc_mut", 7) == 0); /* truncated, terminated */
+    CHECK(rtc_last_error_message(NULL, 100) == need); /* NULL buffer: size only */
+}
+
+static void m_last_error_status(void) {
+    CHECK_STATUS(rtc_mutex_unlock(NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_last_error_status(), RTC_ERR_NULL);
+}
+
+static void m_last_error_clear(void) {
+    CHECK_STATUS(rtc_mutex_unlock(NULL), RTC_ERR_NULL);
+    rtc_last_error_clear();
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK);
+    CHECK(rtc_last_error_message(NULL, 0) == 1);
+}
+
+static void m_version(void) {
+    CHECK(strcmp(rtc_version(), RTC_VERSION_STRING) == 0);
+    CHECK(rtc_version_number() == RTC_VERSION_NUMBER);
+}
+
+static void m_init(void) {
+    rtc_config c = RTC_CONFIG_INIT;
+    c.size = 4;
+    CHECK_STATUS(rtc_init(&c), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("config->size is 4");
+    rtc_config d = RTC_CONFIG_INIT;
+    d.lockrank_mode = 42;
+    CHECK_STATUS(rtc_init(&d), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("lock-rank mode 42");
+    /* rtcore is in use by now: a valid init is too late. */
+    CHECK_STATUS(rtc_init(NULL), RTC_ERR_TOO_LATE);
+    expect_message("after rtcore was first used");
+}
+
+static void m_debug_panic(void) {
+    CHECK_STATUS(rtc_debug_panic(), RTC_ERR_PANIC);
+    expect_message("deliberate");
+    /* rtcore still works after a caught panic. */
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+}
+
+static void m_mutex_debug_panic(void) {
+    CHECK_STATUS(rtc_mutex_debug_panic(NULL), RTC_ERR_NULL);
+    rtc_mutex m = RTC_MUTEX_INIT_RANKED("victim", "mu_r");
+    CHECK_STATUS(rtc_mutex_debug_panic(&m), RTC_ERR_PANIC);
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_ERR_POISONED);
+    expect_message("mutex 'victim' (rank mu_r) is poisoned");
+    CHECK_STATUS(rtc_mutex_trylock(&m), RTC_ERR_POISONED);
+    /* Re-initialising clears the poison. */
+    CHECK_STATUS(rtc_mutex_init(&m, "victim", "mu_r"), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+}
+
+static void m_mutex_init(void) {
+    rtc_mutex m;
+    memset(&m, 0xAB, sizeof m); /* garbage before init is fine */
+    CHECK_STATUS(rtc_mutex_init(NULL, "x", NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_mutex_init(&m, "x", "no_such_rank"), RTC_ERR_UNKNOWN_RANK);
+    expect_message("rank 'no_such_rank' is not declared");
+    CHECK_STATUS(rtc_mutex_init(&m, "x", "MU_PSEUDO"), RTC_ERR_UNKNOWN_RANK);
+    expect_message("pseudo-rank");
+    CHECK_STATUS(rtc_mutex_init(&m, "x", "mu_r"), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_init(&m, "x", "mu_r"), RTC_ERR_LOCKED);
+    expect_message("init of mutex 'x' (rank mu_r) which this thread holds");
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    char misaligned[sizeof(rtc_mutex) + 8];
+    CHECK_STATUS(rtc_mutex_init((rtc_mutex *)(void *)(misaligned + 1), "x", NULL), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not aligned");
+}
+
+static void m_mutex_lock(void) {
+    CHECK_STATUS(rtc_mutex_lock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_mutex_lock: argument 'mutex' is NULL");
+    rtc_mutex bad = RTC_MUTEX_INIT_RANKED("bad", "undeclared_rank");
+    CHECK_STATUS(rtc_mutex_lock(&bad), RTC_ERR_UNKNOWN_RANK);
+    expect_message("mutex 'bad' (rank undeclared_rank): rank 'undeclared_rank' is not declared");
+    CHECK_STATUS(rtc_mutex_trylock(&bad), RTC_ERR_UNKNOWN_RANK); /* still not locked */
+    CHECK_STATUS(rtc_mutex_unlock(&bad), RTC_ERR_NOT_OWNER);
+    /* Declaring the rank later makes it usable. */
+    CHECK_STATUS(rtc_ranks_load("NONE < undeclared_rank;", "late.ranks"), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&bad), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&bad), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_mutex_unlock(&bad), RTC_OK);
+    /* Moved after first use. */
+    rtc_mutex *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    CHECK_STATUS(rtc_mutex_lock(a), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(a), RTC_OK);
+    memcpy(b, a, sizeof *a);
+    CHECK_STATUS(rtc_mutex_lock(b), RTC_ERR_MOVED);
+    expect_message("was moved");
+    free(a); free(b);
+}
+
+static void m_mutex_lock_at(void) {
+    CHECK_STATUS(rtc_mutex_lock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock_at(&m, NULL, 0), RTC_OK); /* a NULL site is allowed */
+    CHECK_STATUS(rtc_mutex_lock_at(&m, "here.c", 7), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_at(&m, "here.c", 9), RTC_ERR_DESTROYED);
+    expect_message("was destroyed");
+}
+
+static void *hold_elsewhere(void *arg) {
+    (void)arg;
+    rtc_mutex_lock(&held_elsewhere);
+    return NULL; /* exits holding it */
+}
+
+static void m_mutex_trylock(void) {
+    CHECK_STATUS(rtc_mutex_trylock(NULL), RTC_ERR_NULL);
+    rtc_last_error_clear();
+    CHECK_STATUS(rtc_mutex_trylock(&held_elsewhere), RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK); /* BUSY stores no error */
+}
+
+static void m_mutex_trylock_at(void) {
+    CHECK_STATUS(rtc_mutex_trylock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_trylock_at(&m, "f.c", 2), RTC_OK);
+    CHECK_STATUS(rtc_mutex_trylock_at(&m, "f.c", 3), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("try-lock of mutex '(unnamed)' (unranked) which this thread already holds");
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+}
+
+static void m_mutex_unlock(void) {
+    CHECK_STATUS(rtc_mutex_unlock(NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_mutex_unlock(&held_elsewhere), RTC_ERR_NOT_OWNER);
+    expect_message("unlock of mutex 'elsewhere' (rank mu_r) which this thread does not hold (it is held by thread");
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_NOT_OWNER);
+    expect_message("it is not locked");
+    rtc_mutex_destroy(&m);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_DESTROYED);
+}
+
+static void m_mutex_destroy(void) {
+    CHECK_STATUS(rtc_mutex_destroy(NULL), RTC_ERR_NULL);
+    rtc_mutex zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_STATUS(rtc_mutex_destroy(&zero), RTC_OK); /* zeroed: allowed */
+    CHECK_STATUS(rtc_mutex_destroy(&held_elsewhere), RTC_ERR_LOCKED);
+    expect_message("destroy of mutex 'elsewhere' (rank mu_r) which is locked by thread");
+    rtc_mutex m = RTC_MUTEX_INIT;
+    rtc_mutex_lock(&m);
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_ERR_LOCKED);
+    expect_message("locked by this thread");
+    rtc_mutex_unlock(&m);
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_OK);
+}
+
+static void m_cond_init(void) {
+    CHECK_STATUS(rtc_cond_init(NULL), RTC_ERR_NULL);
+    rtc_cond c;
+    memset(&c, 0x5A, sizeof c);
+    CHECK_STATUS(rtc_cond_init(&c), RTC_OK);
+    CHECK_STATUS(rtc_cond_signal(&c), RTC_OK);
+}
+
+static void m_cond_wait(void) {
+    rtc_cond c = RTC_COND_INIT;
+    rtc_mutex m = RTC_MUTEX_INIT_RANKED("cw", "mu_r");
+    CHECK_STATUS(rtc_cond_wait(NULL, &m), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_wait(&c, NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_wait(&c, &m), RTC_ERR_NOT_OWNER);
+    expect_message("wait on a condition with mutex 'cw' (rank mu_r) which this thread does not hold");
+    CHECK_STATUS(rtc_cond_wait(&c, &held_elsewhere), RTC_ERR_NOT_OWNER);
+}
+
+static void m_cond_wait_at(void) {
+    rtc_cond c = RTC_COND_INIT;
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_cond_wait_at(NULL, &m, "f.c", 1), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_wait_at(&c, NULL, "f.c", 1), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_wait_at(&c, &m, "wait_here.c", 12), RTC_ERR_NOT_OWNER);
+    expect_message("wait_here.c:12");
+}
+
+static void m_cond_timedwait(void) {
+    rtc_cond c = RTC_COND_INIT;
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_cond_timedwait(NULL, &m, 1000), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_timedwait(&c, NULL, 1000), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_timedwait(&c, &m, 1000), RTC_ERR_NOT_OWNER);
+    rtc_mutex_lock(&m);
+    CHECK_STATUS(rtc_cond_timedwait(&c, &m, 1000000), RTC_ERR_TIMED_OUT);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK); /* retaken after the timeout */
+    rtc_mutex_lock(&m);
+    CHECK_STATUS(rtc_cond_timedwait(&c, &m, 0), RTC_ERR_TIMED_OUT);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+}
+
+static void m_cond_signal(void) {
+    CHECK_STATUS(rtc_cond_signal(NULL), RTC_ERR_NULL);
+    rtc_cond c = RTC_COND_INIT;
+    CHECK_STATUS(rtc_cond_signal(&c), RTC_OK); /* no waiter: fine */
+    rtc_cond_destroy(&c);
+    CHECK_STATUS(rtc_cond_signal(&c), RTC_ERR_DESTROYED);
+}
+
+static void m_cond_broadcast(void) {
+    CHECK_STATUS(rtc_cond_broadcast(NULL), RTC_ERR_NULL);
+    rtc_cond c = RTC_COND_INIT;
+    CHECK_STATUS(rtc_cond_broadcast(&c), RTC_OK);
+    rtc_cond_destroy(&c);
+    CHECK_STATUS(rtc_cond_broadcast(&c), RTC_ERR_DESTROYED);
+}
+
+static rtc_cond dc = RTC_COND_INIT;
+static rtc_mutex dm = RTC_MUTEX_INIT;
+static volatile int dc_waiting;
+static void *wait_dc(void *arg) {
+    (void)arg;
+    rtc_mutex_lock(&dm);
+    dc_waiting = 1;
+    while (dc_waiting == 1) rtc_cond_wait(&dc, &dm);
+    rtc_mutex_unlock(&dm);
+    return NULL;
+}
+
+static void m_cond_destroy(void) {
+    CHECK_STATUS(rtc_cond_destroy(NULL), RTC_ERR_NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, wait_dc, NULL);
+    for (;;) { /* until the waiter is parked */
+        rtc_mutex_lock(&dm);
+        int w = dc_waiting;
+        rtc_mutex_unlock(&dm);
+        if (w) break;
+    }
+    /* The waiter released dm inside its wait: now it is a waiter. */
+    rtc_mutex_lock(&dm);
+    CHECK_STATUS(rtc_cond_destroy(&dc), RTC_ERR_LOCKED);
+    expect_message("waiting thread");
+    dc_waiting = 2;
+    rtc_cond_broadcast(&dc);
+    rtc_mutex_unlock(&dm);
+    pthread_join(t, NULL);
+    CHECK_STATUS(rtc_cond_destroy(&dc), RTC_OK);
+}
+
+static void m_ranks_load(void) {
+    CHECK_STATUS(rtc_ranks_load(NULL, "x"), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_ranks_load("a <", NULL), RTC_ERR_RANK_SYNTAX);
+    expect_message("<string>:1:4: expected a rank name, found end of input");
+    CHECK_STATUS(rtc_ranks_load("NONE < \xff;", "bin.ranks"), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_ranks_load("NONE < mu_r;", "dup.ranks"), RTC_ERR_RANK_SYNTAX);
+    expect_message("rank 'mu_r' is already defined at misuse.ranks:1:8");
+}
+
+static void m_ranks_load_file(void) {
+    CHECK_STATUS(rtc_ranks_load_file(NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_ranks_load_file("/nonexistent/ranks.txt"), RTC_ERR_IO);
+    expect_message("cannot read rank file '/nonexistent/ranks.txt'");
+}
+
+static void m_rank_lookup(void) {
+    uint32_t id = 12345;
+    CHECK_STATUS(rtc_rank_lookup(NULL, &id), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_rank_lookup("mu_r", NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_rank_lookup("nope", &id), RTC_ERR_UNKNOWN_RANK);
+    CHECK(id == 12345); /* not written on failure */
+    CHECK_STATUS(rtc_rank_lookup("mu_r", &id), RTC_OK);
+    CHECK(id != 12345 && id != 0);
+}
+
+static void m_lockrank_set_mode(void) {
+    CHECK_STATUS(rtc_lockrank_set_mode(-1), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_lockrank_set_mode(4), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_OFF), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_REPORT), RTC_OK);
+}
+
+static void m_lockrank_get_mode(void) {
+    CHECK_STATUS(rtc_lockrank_get_mode(NULL), RTC_ERR_NULL);
+    int32_t m = -1;
+    CHECK_STATUS(rtc_lockrank_get_mode(&m), RTC_OK);
+    CHECK(m == RTC_LOCKRANK_REPORT);
+}
+
+static void m_lockrank_violations(void) {
+    CHECK_STATUS(rtc_lockrank_violations(NULL), RTC_ERR_NULL);
+}
+
+static void m_lockrank_last_report(void) {
+    char b[4];
+    CHECK_STATUS(rtc_lockrank_last_report(NULL, 4, NULL), RTC_ERR_NULL);
+    size_t need = 0;
+    CHECK_STATUS(rtc_lockrank_last_report(NULL, 0, &need), RTC_OK);
+    CHECK(need >= 1);
+    CHECK_STATUS(rtc_lockrank_last_report(b, sizeof b, NULL), RTC_OK);
+    CHECK(strlen(b) < sizeof b);
+}
+
+/* After shutdown every call answers with a status. */
+static void m_shutdown(void) {
+    CHECK_STATUS(rtc_shutdown(), RTC_OK);
+    CHECK_STATUS(rtc_shutdown(), RTC_ERR_SHUT_DOWN);
+    rtc_mutex m = RTC_MUTEX_INIT;
+    rtc_cond c = RTC_COND_INIT;
+    uint32_t id; int32_t mode; uint64_t n; size_t need;
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_ERR_SHUT_DOWN);
+    expect_message("shut down");
+    CHECK_STATUS(rtc_mutex_lock_at(&m, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_trylock(&m), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_trylock_at(&m, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_init(&m, "x", NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_init(&c), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_wait(&c, &m), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_wait_at(&c, &m, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_timedwait(&c, &m, 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_signal(&c), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_broadcast(&c), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_destroy(&c), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_ranks_load("NONE < z;", "z"), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_ranks_load_file("/nonexistent"), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rank_lookup("mu_r", &id), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_set_mode(1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_violations(&n), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_last_report(NULL, 0, &need), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_init(NULL), RTC_ERR_SHUT_DOWN);
+    /* These keep answering. */
+    CHECK(strcmp(rtc_status_str(RTC_ERR_SHUT_DOWN), "rtcore has been shut down") == 0);
+    CHECK(strcmp(rtc_version(), RTC_VERSION_STRING) == 0);
+}
+
+struct misuse { const char *fn; void (*run)(void); };
+#define MISUSE(name, f) { name, f }
+
+static const struct misuse table[] = {
+    MISUSE("rtc_status_str", m_status_str),
+    MISUSE("rtc_last_error_message", m_last_error_message),
+    MISUSE("rtc_last_error_status", m_last_error_status),
+    MISUSE("rtc_last_error_clear", m_last_error_clear),
+    MISUSE("rtc_version", m_version),
+    MISUSE("rtc_version_number", m_version),
+    MISUSE("rtc_init", m_init),
+    MISUSE("rtc_debug_panic", m_debug_panic),
+    MISUSE("rtc_mutex_debug_panic", m_mutex_debug_panic),
+    MISUSE("rtc_mutex_init", m_mutex_init),
+    MISUSE("rtc_mutex_lock", m_mutex_lock),
+    MISUSE("rtc_mutex_lock_at", m_mutex_lock_at),
+    MISUSE("rtc_mutex_trylock", m_mutex_trylock),
+    MISUSE("rtc_mutex_trylock_at", m_mutex_trylock_at),
+    MISUSE("rtc_mutex_unlock", m_mutex_unlock),
+    MISUSE("rtc_mutex_destroy", m_mutex_destroy),
+    MISUSE("rtc_cond_init", m_cond_init),
+    MISUSE("rtc_cond_wait", m_cond_wait),
+    MISUSE("rtc_cond_wait_at", m_cond_wait_at),
+    MISUSE("rtc_cond_timedwait", m_cond_timedwait),
+    MISUSE("rtc_cond_signal", m_cond_signal),
+    MISUSE("rtc_cond_broadcast", m_cond_broadcast),
+    MISUSE("rtc_cond_destroy", m_cond_destroy),
+    MISUSE("rtc_ranks_load", m_ranks_load),
+    MISUSE("rtc_ranks_load_file", m_ranks_load_file),
+    MISUSE("rtc_rank_lookup", m_rank_lookup),
+    MISUSE("rtc_lockrank_set_mode", m_lockrank_set_mode),
+    MISUSE("rtc_lockrank_get_mode", m_lockrank_get_mode),
+    MISUSE("rtc_lockrank_violations", m_lockrank_violations),
+    MISUSE("rtc_lockrank_last_report", m_lockrank_last_report),
+    MISUSE("rtc_shutdown", m_shutdown), /* last */
+};
+
+int main(void) {
+    CHECK_STATUS(rtc_ranks_load("NONE < mu_r;\nmu_r < MU_PSEUDO;\n", "misuse.ranks"), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_elsewhere, NULL);
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        int before = rtc_t_failed;
+        table[i].run();
+        if (rtc_t_failed != before) fprintf(stderr, "  ... in misuse case %s\n", table[i].fn);
+    }
+    printf("%d passed, %d failed\n", rtc_t_passed, rtc_t_failed);
+    return rtc_t_failed ? 1 : 0;
+}
