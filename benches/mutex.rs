@@ -25,7 +25,7 @@
 //! Tunables (environment): RTCORE_BENCH_ITERS (pairs per uncontended sample,
 //! default 10_000_000), RTCORE_BENCH_SAMPLES (default 9),
 //! RTCORE_BENCH_CONTENDED_ITERS (per thread, default 2_000_000),
-//! RTCORE_BENCH_CONTENDED_RUNS (default 7), RTCORE_BENCH_ONLY (a variant
+//! RTCORE_BENCH_CONTENDED_RUNS (default 9), RTCORE_BENCH_ONLY (a variant
 //! key such as `a` or `contended-rtc` to loop on one variant, for `perf`).
 
 use std::cell::UnsafeCell;
@@ -424,12 +424,53 @@ fn machine() -> String {
         .map(|(_, m)| m.trim().to_string())
         .unwrap_or_else(|| "unknown CPU".into());
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into());
     // SAFETY: returns a static NUL-terminated string.
     let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
-    format!("{model}, nproc {nproc}, Linux {kernel}, glibc {glibc}")
+    format!("{model}, nproc {nproc} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}")
+}
+
+/// The 1-minute load average: other work on the machine skews the numbers.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Warn when a source file is newer than the library being measured.
+fn warn_if_stale(lib: &std::path::Path) {
+    let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
+        return;
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("src/bin") {
+                stack.push(p);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                if t > lib_time {
+                    eprintln!(
+                        "warning: {} is newer than {}: run cargo build --release to measure the current source",
+                        p.display(),
+                        lib.display()
+                    );
+                    return;
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -587,6 +628,13 @@ fn uncontended(only: Option<&str>) {
     let floor = stats[idx(Var::Floor)].median;
     println!();
     println!("Ratios of medians: a/pthread {a:.3}  b/pthread {b:.3}  d/pthread {d:.3}");
+    let pmin = stats[idx(Var::Pthread)].min;
+    println!(
+        "Ratios of minimums (least disturbed samples): a/pthread {:.3}  b/pthread {:.3}  d/pthread {:.3}",
+        stats[idx(Var::RtcRankedOn)].min / pmin,
+        stats[idx(Var::RtcRankedOff)].min / pmin,
+        stats[idx(Var::ParkingLot)].min / pmin
+    );
     println!(
         "Above the call floor ({floor:.2} ns): a {:.2} ns, b {:.2} ns, pthread {:.2} ns",
         stats[idx(Var::RtcRankedOn)].median - floor,
@@ -734,7 +782,7 @@ fn contended_run(v: CVar, iters: u64) -> f64 {
 
 fn contended(only: Option<&str>) {
     let iters = env_u64("RTCORE_BENCH_CONTENDED_ITERS", 2_000_000);
-    let runs = env_u64("RTCORE_BENCH_CONTENDED_RUNS", 7).max(1) as usize;
+    let runs = env_u64("RTCORE_BENCH_CONTENDED_RUNS", 9).max(1) as usize;
     if let Some(k) = only {
         let v = *CVar::ALL
             .iter()
@@ -811,6 +859,10 @@ fn main() {
     println!("rtcore mutex benchmark");
     println!("library: {} (rtcore {version})", a.path.display());
     println!("machine: {}", machine());
+    println!("load average (1 min) at start: {}", loadavg());
+    if std::env::var_os("RTCORE_LIB").is_none() {
+        warn_if_stale(&a.path);
+    }
     println!(
         "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
          pthread through libc (PLT); parking_lot inlined. \
@@ -828,6 +880,8 @@ fn main() {
         }
     }
 
+    println!();
+    println!("load average (1 min) at end: {}", loadavg());
     drop(tx);
     idle.join().unwrap();
 }

@@ -81,6 +81,16 @@ static void child_abort(void) {
     _exit(0);
 }
 
+/* Abort mode aborts on order violations only: re-locking a held lock is a
+ * status, never an abort. */
+static void child_abort_mode_self_lock_is_a_status(void) {
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    rtc_shutdown();
+}
+
 static void child_unknown_knob(void) {
     int32_t mode = 0;
     rtc_lockrank_get_mode(&mode);
@@ -119,6 +129,9 @@ int main(void) {
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
     CHECK_CONTAINS(slurp(errfile), "lock order violation (lock-rank mode abort)");
     CHECK_CONTAINS(slurp(errfile), "abort.ranks:2: ab_a < ab_b");
+
+    st = in_child(child_abort_mode_self_lock_is_a_status, "lockrank=abort", NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
     st = in_child(child_unknown_knob, "bogus=1,lockrank=loud", errfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);

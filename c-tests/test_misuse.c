@@ -223,6 +223,18 @@ static void m_cond_timedwait(void) {
     CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
 }
 
+static void m_cond_timedwait_at(void) {
+    rtc_cond c = RTC_COND_INIT;
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_cond_timedwait_at(NULL, &m, 1000, "f.c", 1), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_timedwait_at(&c, NULL, 1000, "f.c", 1), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_cond_timedwait_at(&c, &m, 1000, "timed_here.c", 44), RTC_ERR_NOT_OWNER);
+    expect_message("timed_here.c:44");
+    rtc_mutex_lock(&m);
+    CHECK_STATUS(rtc_cond_timedwait_at(&c, &m, 1000, "timed_here.c", 47), RTC_ERR_TIMED_OUT);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+}
+
 static void m_cond_signal(void) {
     CHECK_STATUS(rtc_cond_signal(NULL), RTC_ERR_NULL);
     rtc_cond c = RTC_COND_INIT;
@@ -344,6 +356,7 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_cond_wait(&c, &m), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_wait_at(&c, &m, "f", 1), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_timedwait(&c, &m, 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_cond_timedwait_at(&c, &m, 1, "f", 1), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_signal(&c), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_broadcast(&c), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_destroy(&c), RTC_ERR_SHUT_DOWN);
@@ -384,6 +397,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_cond_wait", m_cond_wait),
     MISUSE("rtc_cond_wait_at", m_cond_wait_at),
     MISUSE("rtc_cond_timedwait", m_cond_timedwait),
+    MISUSE("rtc_cond_timedwait_at", m_cond_timedwait_at),
     MISUSE("rtc_cond_signal", m_cond_signal),
     MISUSE("rtc_cond_broadcast", m_cond_broadcast),
     MISUSE("rtc_cond_destroy", m_cond_destroy),

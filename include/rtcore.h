@@ -291,6 +291,15 @@ rtc_status rtc_cond_wait_at(struct rtc_cond *cond,
 rtc_status rtc_cond_timedwait(struct rtc_cond *cond, struct rtc_mutex *mutex, uint64_t timeout_ns);
 
 /**
+ * As `rtc_cond_timedwait`, recording the call site for reports.
+ */
+rtc_status rtc_cond_timedwait_at(struct rtc_cond *cond,
+                                 struct rtc_mutex *mutex,
+                                 uint64_t timeout_ns,
+                                 const char *file,
+                                 uint32_t line);
+
+/**
  * Wake one thread waiting on `cond`, if any. Callable with or without the
  * mutex held.
  */
@@ -477,18 +486,25 @@ rtc_status rtc_rank_lookup(const char *name, uint32_t *out_id);
  * `RTC_LOCKRANK_DEFAULT` selects report). Takes effect for acquisitions that
  * start after the call. Thread-safe.
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown mode.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown mode;
+ * `RTC_ERR_SHUT_DOWN`. Like every call other than the status, last-error
+ * and version functions, this counts as first use (a later `rtc_init`
+ * returns `RTC_ERR_TOO_LATE`).
  */
 rtc_status rtc_lockrank_set_mode(int32_t mode);
 
 /**
  * Write the current `rtc_lockrank_mode` to `*out_mode`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_get_mode(int32_t *out_mode);
 
 /**
  * Write the number of order violations seen so far (every occurrence,
  * including those whose report was not printed again) to `*out_count`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_violations(uint64_t *out_count);
 
@@ -498,7 +514,9 @@ rtc_status rtc_lockrank_violations(uint64_t *out_count);
  * including the NUL, to `*out_needed` (which may be NULL). With no report
  * yet, copies the empty string. `buf` may be NULL when `len` is 0.
  *
- * Returns `RTC_OK`; `RTC_ERR_NULL` if `buf` is NULL with `len > 0`.
+ * Returns `RTC_OK`; `RTC_ERR_NULL` if `buf` is NULL with `len > 0`;
+ * `RTC_ERR_INVALID_ARGUMENT` if `len` exceeds `PTRDIFF_MAX`;
+ * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_last_report(char *buf, size_t len, size_t *out_needed);
 

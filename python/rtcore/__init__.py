@@ -256,6 +256,11 @@ _SIGNATURES = {
     "rtc_cond_wait": (_status, [_cond_p, _mutex_p], ()),
     "rtc_cond_wait_at": (_status, [_cond_p, _mutex_p, ctypes.c_char_p, ctypes.c_uint32], ()),
     "rtc_cond_timedwait": (_status, [_cond_p, _mutex_p, ctypes.c_uint64], (RTC_ERR_TIMED_OUT,)),
+    "rtc_cond_timedwait_at": (
+        _status,
+        [_cond_p, _mutex_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32],
+        (RTC_ERR_TIMED_OUT,),
+    ),
     "rtc_cond_signal": (_status, [_cond_p], ()),
     "rtc_cond_broadcast": (_status, [_cond_p], ()),
     "rtc_cond_destroy": (_status, [_cond_p], ()),
@@ -419,6 +424,21 @@ class Mutex:
         )
 
 
+_MAX_NS = 0xFFFFFFFFFFFFFFFF
+
+
+def _timeout_ns(timeout):
+    """Seconds (int or float) to nanoseconds for rtc_cond_timedwait."""
+    t = float(timeout)
+    if t != t:
+        raise ValueError("timeout must not be NaN")
+    if t <= 0:
+        return 0
+    if t >= _MAX_NS / 1e9:
+        return _MAX_NS
+    return min(int(t * 1e9), _MAX_NS)
+
+
 class Cond:
     """An rtcore condition variable (``rtc_cond``), used with a :class:`Mutex`.
 
@@ -443,20 +463,21 @@ class Cond:
 
         Returns True when woken (by a notify, or spuriously) and False when
         the timeout passed. Raises ``RTC_ERR_NOT_OWNER`` if this thread does
-        not hold ``mutex``.
+        not hold ``mutex``. A timeout of 0 or less times out at once; an
+        infinite one is capped at 2**64-1 ns. The caller's file and line are
+        recorded as the call site for reports.
         """
         if not isinstance(mutex, Mutex):
             raise TypeError(f"mutex must be an rtcore.Mutex, not {type(mutex).__name__}")
+        file, line = _site(sys._getframe(1))
         if timeout is None:
-            file, line = _site(sys._getframe(1))
             _lib.rtc_cond_wait_at(
                 ctypes.byref(self._struct), ctypes.byref(mutex._struct), file, line
             )
             return True
-        ns = int(float(timeout) * 1e9) if timeout > 0 else 0
-        ns = min(ns, 0xFFFFFFFFFFFFFFFF)
-        status = _lib.rtc_cond_timedwait(
-            ctypes.byref(self._struct), ctypes.byref(mutex._struct), ns
+        ns = _timeout_ns(timeout)
+        status = _lib.rtc_cond_timedwait_at(
+            ctypes.byref(self._struct), ctypes.byref(mutex._struct), ns, file, line
         )
         return status == RTC_OK
 

@@ -160,3 +160,28 @@ C_TYPES = {
     "struct rtc_cond *": ctypes.POINTER(rtcore.RtcCond),
     "const struct rtc_config *": ctypes.POINTER(rtcore.RtcConfig),
 }
+
+
+class CaptureStderr:
+    """Redirect file descriptor 2 (where rtcore prints reports) to a
+    temporary file for the duration of a `with` block; `.text` holds what
+    was written, after the block."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        return False

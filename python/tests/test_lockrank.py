@@ -46,13 +46,16 @@ class ReportMode(unittest.TestCase):
         ma, mb = rtcore.Mutex(name_a, a), rtcore.Mutex(name_b, b)
         here = sys._getframe().f_code.co_filename
         before = rtcore.violations()
-        line_b = sys._getframe().f_lineno + 1
-        with mb:
-            line_a = sys._getframe().f_lineno + 1
-            with ma:
-                pass
+        with support.CaptureStderr() as err:
+            line_b = sys._getframe().f_lineno + 1
+            with mb:
+                line_a = sys._getframe().f_lineno + 1
+                with ma:
+                    pass
         self.assertEqual(rtcore.violations(), before + 1)
         report = rtcore.last_report()
+        # The report is printed on stderr, as returned by last_report().
+        self.assertEqual(err.text, report)
         self.assertIn("lock order violation", report)
         self.assertIn("lock-rank mode report", report)
         self.assertIn(f"(tid {threading.get_native_id()})", report)
@@ -62,9 +65,11 @@ class ReportMode(unittest.TestCase):
         self.assertIn("test_lockrank.py", report)
 
         # The same pair again: counted every time, printed once.
-        with mb:
-            with ma:
-                pass
+        with support.CaptureStderr() as err:
+            with mb:
+                with ma:
+                    pass
+        self.assertEqual(err.text, "")
         self.assertEqual(rtcore.violations(), before + 2)
         self.assertEqual(rtcore.last_report(), report)
 
@@ -73,12 +78,14 @@ class ReportMode(unittest.TestCase):
         ma, mb = rtcore.Mutex("methA", a), rtcore.Mutex("methB", b)
         here = sys._getframe().f_code.co_filename
         before = rtcore.violations()
-        line_b = sys._getframe().f_lineno + 1
-        mb.lock()
-        line_a = sys._getframe().f_lineno + 1
-        ma.lock()
-        ma.unlock()
-        mb.unlock()
+        with support.CaptureStderr() as err:
+            line_b = sys._getframe().f_lineno + 1
+            mb.lock()
+            line_a = sys._getframe().f_lineno + 1
+            ma.lock()
+            ma.unlock()
+            mb.unlock()
+        self.assertIn("lock order violation", err.text)
         self.assertEqual(rtcore.violations(), before + 1)
         report = rtcore.last_report()
         self.assertIn(f"at {here}:{line_a}", report)
@@ -109,8 +116,10 @@ class ReportMode(unittest.TestCase):
         self.assertFalse(t1.is_alive())
         self.assertEqual(rtcore.violations(), before, "A then B is the declared order")
         t2 = threading.Thread(target=second, name="abba-2")
-        t2.start()
-        t2.join(30)
+        with support.CaptureStderr() as err:
+            t2.start()
+            t2.join(30)
+        self.assertIn(f"(tid {tids['second']})", err.text)
         self.assertFalse(t2.is_alive())
         self.assertEqual(rtcore.violations(), before + 1)
         report = rtcore.last_report()
@@ -137,9 +146,11 @@ class ReportMode(unittest.TestCase):
             with leaf:  # fine: a leaf may be taken last
                 pass
         self.assertEqual(rtcore.violations(), before)
-        with leaf:
-            with ranked:  # not fine: nothing may be taken while a leaf is held
-                pass
+        with support.CaptureStderr() as err:
+            with leaf:
+                with ranked:  # not fine: nothing may be taken while a leaf is held
+                    pass
+        self.assertIn("lock order violation", err.text)
         self.assertEqual(rtcore.violations(), before + 1)
         self.assertIn("unranked", rtcore.last_report())
 
@@ -157,9 +168,11 @@ class ReportMode(unittest.TestCase):
         finally:
             rtcore.set_lockrank_mode("report")
         self.assertEqual(rtcore.lockrank_mode(), "report")
-        with mb:
-            with ma:
-                pass
+        with support.CaptureStderr() as err:
+            with mb:
+                with ma:
+                    pass
+        self.assertIn("lock order violation", err.text)
         self.assertEqual(rtcore.violations(), before + 1)
 
 

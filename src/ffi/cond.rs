@@ -85,7 +85,7 @@ pub extern "C" fn rtc_cond_wait_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    wait(cond, mutex, None, file, line, "rtc_cond_wait")
+    wait(cond, mutex, None, file, line, "rtc_cond_wait_at")
 }
 
 /// As `rtc_cond_wait`, giving up after `timeout_ns` nanoseconds:
@@ -104,6 +104,25 @@ pub extern "C" fn rtc_cond_timedwait(
         std::ptr::null(),
         0,
         "rtc_cond_timedwait",
+    )
+}
+
+/// As `rtc_cond_timedwait`, recording the call site for reports.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_cond_timedwait_at(
+    cond: *mut rtc_cond,
+    mutex: *mut rtc_mutex,
+    timeout_ns: u64,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    wait(
+        cond,
+        mutex,
+        Some(Duration::from_nanos(timeout_ns)),
+        file,
+        line,
+        "rtc_cond_timedwait_at",
     )
 }
 

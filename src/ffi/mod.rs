@@ -8,6 +8,10 @@
 //!   (except the expected outcomes `RTC_ERR_BUSY` and `RTC_ERR_TIMED_OUT`).
 //! - Out-parameters are written only on success.
 
+// Exports take raw pointers from C and check them (NULL, alignment) before
+// use; C cannot call an `unsafe fn` differently, so the lint does not apply.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 pub mod cond;
 pub mod general;
 pub mod mutex;

@@ -68,7 +68,10 @@ pub extern "C" fn rtc_rank_lookup(name: *const c_char, out_id: *mut u32) -> rtc_
 /// `RTC_LOCKRANK_DEFAULT` selects report). Takes effect for acquisitions that
 /// start after the call. Thread-safe.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown mode.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown mode;
+/// `RTC_ERR_SHUT_DOWN`. Like every call other than the status, last-error
+/// and version functions, this counts as first use (a later `rtc_init`
+/// returns `RTC_ERR_TOO_LATE`).
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_lockrank_set_mode(mode: i32) -> rtc_status {
     boundary("rtc_lockrank_set_mode", || {
@@ -78,6 +81,8 @@ pub extern "C" fn rtc_lockrank_set_mode(mode: i32) -> rtc_status {
 }
 
 /// Write the current `rtc_lockrank_mode` to `*out_mode`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_lockrank_get_mode(out_mode: *mut i32) -> rtc_status {
     boundary("rtc_lockrank_get_mode", || {
@@ -91,6 +96,8 @@ pub extern "C" fn rtc_lockrank_get_mode(out_mode: *mut i32) -> rtc_status {
 
 /// Write the number of order violations seen so far (every occurrence,
 /// including those whose report was not printed again) to `*out_count`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_lockrank_violations(out_count: *mut u64) -> rtc_status {
     boundary("rtc_lockrank_violations", || {
@@ -107,7 +114,9 @@ pub extern "C" fn rtc_lockrank_violations(out_count: *mut u64) -> rtc_status {
 /// including the NUL, to `*out_needed` (which may be NULL). With no report
 /// yet, copies the empty string. `buf` may be NULL when `len` is 0.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_NULL` if `buf` is NULL with `len > 0`.
+/// Returns `RTC_OK`; `RTC_ERR_NULL` if `buf` is NULL with `len > 0`;
+/// `RTC_ERR_INVALID_ARGUMENT` if `len` exceeds `PTRDIFF_MAX`;
+/// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_lockrank_last_report(
     buf: *mut c_char,

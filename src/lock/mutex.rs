@@ -221,7 +221,9 @@ impl MutexRef {
             {
                 order::check(held, mode, &wanted());
             } else {
-                order::check(held, mode, &wanted());
+                // A lock this thread holds is refused before the order check:
+                // it is a certain self-deadlock, not an ordering question,
+                // and must answer with a status even in abort mode.
                 let s = state.load(Ordering::Relaxed);
                 if owner(s) == me {
                     let at = held
@@ -231,11 +233,14 @@ impl MutexRef {
                     return Err(Error::new(
                         RTC_ERR_WOULD_DEADLOCK,
                         format!(
-                            "lock of {} which this thread already holds{at}: it would wait forever",
-                            self.describe()
+                            "lock of {} at {} by {}, which already holds it{at}: it would wait forever",
+                            self.describe(),
+                            order::site(file, line),
+                            crate::ident::describe_current()
                         ),
                     ));
                 }
+                order::check(held, mode, &wanted());
                 self.lock_slow(me);
             }
             self.acquisitions().fetch_add(1, Ordering::Relaxed);

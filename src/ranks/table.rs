@@ -329,10 +329,16 @@ impl RankTable {
         if let Some(cycle) = find_cycle(&new_preds) {
             // cycle: indices i0 -> i1 -> ... -> i0 where each is a pred of the next.
             let names: Vec<&str> = cycle.iter().map(|&i| new_names[i].text.as_str()).collect();
-            let closing = new_preds[cycle[cycle.len() - 1]]
-                .iter()
-                .find(|(e, _)| *e == Err(cycle[cycle.len() - 2]))
-                .map(|(_, p)| p.clone())
+            // Point at the edge written last: the one that closed the cycle.
+            let closing = cycle
+                .windows(2)
+                .filter_map(|w| {
+                    new_preds[w[1]]
+                        .iter()
+                        .find(|(e, _)| *e == Err(w[0]))
+                        .map(|(_, p)| p.clone())
+                })
+                .max_by_key(|p| (p.line, p.col))
                 .unwrap_or_else(|| new_names[cycle[0]].pos.clone());
             return Err(syntax(
                 &closing,
@@ -710,4 +716,230 @@ fn find_cycle(preds: &[Vec<(std::result::Result<u32, usize>, Pos)>]) -> Option<V
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_err(t: &RankTable, src: &str) -> String {
+        let e = t.load(src, "t.ranks").unwrap_err();
+        assert_eq!(e.status, RTC_ERR_RANK_SYNTAX, "{}", e.message);
+        e.message
+    }
+
+    #[test]
+    fn every_semantic_error_names_line_and_column() {
+        let t = RankTable::new();
+        assert_eq!(
+            load_err(&t, "NONE < a;\nb < NONE;"),
+            "t.ranks:2:5: NONE cannot be defined: it only stands first, as in 'NONE < x;'"
+        );
+        assert_eq!(
+            load_err(&t, "NONE, q < a;"),
+            "t.ranks:1:1: NONE must stand alone, as in 'NONE < x, y;'"
+        );
+        assert!(
+            load_err(&t, "NONE < a;\nNONE < a;")
+                .starts_with("t.ranks:2:8: multiple definitions for 'a' (first at 1:8)")
+        );
+        assert!(
+            load_err(&t, "NONE < a;\nmissing < b;")
+                .starts_with("t.ranks:2:1: missing definition for 'missing'")
+        );
+        assert_eq!(
+            load_err(&t, "NONE < b;\na < c;\nb < a;"),
+            "t.ranks:2:1: use of 'a' before its definition at 3:5"
+        );
+        assert_eq!(
+            load_err(
+                &t,
+                "NONE < x;\nx < y;\ny < z;\nz < x2;\nx2, z < w;\nw < y2;\ny2 < x3;\nx3 < y3;\n# fine so far\nNONE < p;\nq < p2;\np2 < q;"
+            ),
+            "t.ranks:12:1: graph cycle: q < p2 < q"
+        );
+        assert!(
+            load_err(&t, "NONE < a;\nnestable: b;")
+                .starts_with("t.ranks:2:11: nestable: 'b' is not defined")
+        );
+        assert!(load_err(&t, "NONE < A_B;\nnestable: A_B;").contains("pseudo-rank"));
+        assert!(load_err(&t, "nestable: sysmon;").contains("one of rtcore's own ranks"));
+        // Nothing from a failed load was added.
+        assert!(t.lookup("x").is_err());
+        assert!(t.lookup("a").is_err());
+    }
+
+    #[test]
+    fn longer_cycles_report_their_path() {
+        let t = RankTable::new();
+        let m = load_err(&t, "NONE < s;\na < b;\nb < c;\nc < a;\n");
+        assert_eq!(m, "t.ranks:4:1: graph cycle: c < a < b < c");
+    }
+
+    #[test]
+    fn redefinition_across_loads_is_refused_and_names_the_first() {
+        let t = RankTable::new();
+        t.load("NONE < a;", "one.ranks").unwrap();
+        let e = t.load("NONE < z;\nNONE < a;", "two.ranks").unwrap_err();
+        assert_eq!(
+            e.message,
+            "two.ranks:2:8: rank 'a' is already defined at one.ranks:1:8; loading never redefines a rank"
+        );
+        assert!(t.lookup("z").is_err(), "a failed load adds nothing");
+        assert!(load_err(&t, "NONE < hooklock;").contains("already defined at <rtcore builtin>"));
+    }
+
+    #[test]
+    fn closure_pseudo_ranks_and_builtin_placement() {
+        let t = RankTable::new();
+        let before = t.len();
+        t.load(
+            "# example\nNONE < a;\na < b, c;\nb, c < GROUP;\nGROUP < d;\nnestable: d;\n",
+            "ex.ranks",
+        )
+        .unwrap();
+        assert_eq!(t.len(), before + 5);
+        let id = |n: &str| t.lookup(n).unwrap();
+        let (a, b, c, d) = (id("a"), id("b"), id("c"), id("d"));
+        assert!(t.allows(a, b) && t.allows(a, c) && t.allows(a, d));
+        assert!(t.allows(b, d) && t.allows(c, d), "through the pseudo-rank");
+        assert!(!t.allows(b, c) && !t.allows(c, b), "siblings are unordered");
+        assert!(!t.allows(b, a), "no inversion");
+        assert!(!t.allows(a, a) && t.allows(d, d), "only d nests");
+        assert!(
+            t.lookup("GROUP")
+                .unwrap_err()
+                .message
+                .contains("pseudo-rank")
+        );
+        // hooklock may be held when taking any user rank; a user rank may be
+        // held when taking an inner rank, never when taking hooklock.
+        let hook = id("hooklock");
+        let inner = id("ranktable");
+        assert!(t.allows(hook, a) && t.allows(hook, d));
+        assert!(t.allows(a, inner) && t.allows(d, inner));
+        assert!(!t.allows(a, hook));
+        assert!(!t.allows(inner, a));
+        // Unranked leaves: nothing may be taken while one is held.
+        assert!(!t.allows(LEAF, a) && !t.allows(LEAF, LEAF));
+        assert!(t.allows(a, LEAF) && t.allows(inner, LEAF));
+        // Ids are stable across later loads.
+        t.load("d < e;", "more.ranks").unwrap();
+        assert_eq!(id("a"), a);
+        assert!(t.allows(a, id("e")) && t.allows(d, id("e")));
+        assert!(
+            t.allows(id("e"), inner),
+            "inner ranks follow ranks loaded later too"
+        );
+    }
+
+    #[test]
+    fn explanations_name_declarations() {
+        let t = RankTable::new();
+        t.load(
+            "NONE < db;\ndb < cache;\ncache < log;\nNONE < other;\n",
+            "ranks.txt",
+        )
+        .unwrap();
+        let id = |n: &str| t.lookup(n).unwrap();
+        assert_eq!(t.explain(id("cache"), id("db")), "ranks.txt:2: db < cache");
+        assert_eq!(
+            t.explain(id("log"), id("db")),
+            "ranks.txt:2: db < cache; ranks.txt:3: cache < log"
+        );
+        assert!(
+            t.explain(id("other"), id("db"))
+                .contains("never puts 'other' before 'db'")
+        );
+        assert!(
+            t.explain(id("db"), id("db"))
+                .contains("does not nest with itself")
+        );
+        assert!(
+            t.explain(LEAF, id("db"))
+                .contains("unranked locks are leaves")
+        );
+    }
+
+    #[test]
+    fn table_capacity_is_enforced_atomically() {
+        let t = RankTable::new();
+        let mut src = String::from("NONE < r0;\n");
+        for i in 1..MAX_RANKS {
+            src.push_str(&format!("r{} < r{};\n", i - 1, i));
+        }
+        let e = t.load(&src, "big.ranks").unwrap_err();
+        assert_eq!(e.status, RTC_ERR_RANK_TABLE_FULL);
+        assert!(t.lookup("r0").is_err());
+    }
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Property: for random DAGs, `allows(h, w)` holds exactly when `h` is a
+    /// transitive predecessor of `w` in the declared graph (so no allowed
+    /// order is ever reported, and every other order is).
+    #[test]
+    fn random_dags_allow_exactly_their_order() {
+        let mut rng = Rng(0x9e3779b97f4a7c15);
+        for round in 0..300 {
+            let n = 2 + rng.below(20) as usize;
+            // Edges only from lower to higher index: a DAG by construction.
+            let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for (j, pj) in preds.iter_mut().enumerate().skip(1) {
+                for i in 0..j {
+                    if rng.below(4) == 0 {
+                        pj.push(i);
+                    }
+                }
+            }
+            let mut src = String::new();
+            for (j, pj) in preds.iter().enumerate() {
+                if pj.is_empty() {
+                    src.push_str(&format!("NONE < n{j};\n"));
+                } else {
+                    let names: Vec<String> = pj.iter().map(|i| format!("n{i}")).collect();
+                    src.push_str(&format!("{} < n{j};\n", names.join(", ")));
+                }
+            }
+            let t = RankTable::new();
+            t.load(&src, "dag.ranks")
+                .unwrap_or_else(|e| panic!("round {round}: {e}\n{src}"));
+            // Reference closure by brute force.
+            let mut reach = vec![vec![false; n]; n]; // reach[i][j]: i <* j
+            for j in 0..n {
+                for &i in &preds[j] {
+                    reach[i][j] = true;
+                    for k in 0..n {
+                        if reach[k][i] {
+                            reach[k][j] = true;
+                        }
+                    }
+                }
+            }
+            let ids: Vec<u32> = (0..n)
+                .map(|i| t.lookup(&format!("n{i}")).unwrap())
+                .collect();
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(
+                        t.allows(ids[i], ids[j]),
+                        reach[i][j],
+                        "round {round}: holding n{i} while taking n{j}\n{src}"
+                    );
+                }
+            }
+        }
+    }
 }
