@@ -35,6 +35,18 @@ pub struct Options {
     pub ranks_file: Option<String>,
 }
 
+/// The lock fast path's view: the mode when running, else None (and the
+/// caller takes the full path, which reports the state). One relaxed load.
+#[inline(always)]
+pub fn running_mode() -> Option<Mode> {
+    let g = GATE.load(Ordering::Relaxed);
+    if g & STATE_MASK == RUNNING {
+        Some(Mode::from_bits(g >> MODE_SHIFT))
+    } else {
+        None
+    }
+}
+
 /// The fast-path view: `Ok(mode)` when running.
 #[inline]
 pub fn enter() -> Result<Mode> {

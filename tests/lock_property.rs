@@ -66,9 +66,9 @@ fn allowed_orders_never_reported_forbidden_always() {
         for j in 0..n {
             for &i in &preds[j] {
                 reach[i][j] = true;
-                for k in 0..n {
-                    if reach[k][i] {
-                        reach[k][j] = true;
+                for row in reach.iter_mut() {
+                    if row[i] {
+                        row[j] = true;
                     }
                 }
             }

@@ -85,6 +85,21 @@ pub extern "C" fn rtc_mutex_lock_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
+    if let Some(mode) = lifecycle::running_mode() {
+        if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
+            // SAFETY: non-NULL and aligned; the caller promises a mutex.
+            // `lock_fast` cannot panic, so it may run outside the boundary.
+            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, file, line) {
+                return rtc_status::RTC_OK;
+            }
+        }
+    }
+    lock_at_slow(mutex, file, line)
+}
+
+#[cold]
+#[inline(never)]
+fn lock_at_slow(mutex: *mut rtc_mutex, file: *const c_char, line: u32) -> rtc_status {
     with_mutex(mutex, "rtc_mutex_lock", |m| {
         let mode = lifecycle::enter()?;
         m.lock(mode, file, line)
@@ -122,6 +137,21 @@ pub extern "C" fn rtc_mutex_trylock_at(
 /// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_unlock(mutex: *mut rtc_mutex) -> rtc_status {
+    if lifecycle::running_mode().is_some()
+        && !mutex.is_null()
+        && (mutex as usize) % align_of::<rtc_mutex>() == 0
+    {
+        // SAFETY: as in rtc_mutex_lock_at; `unlock_fast` cannot panic.
+        if unsafe { MutexRef::new(mutex) }.unlock_fast() {
+            return rtc_status::RTC_OK;
+        }
+    }
+    unlock_slow(mutex)
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_slow(mutex: *mut rtc_mutex) -> rtc_status {
     with_mutex(mutex, "rtc_mutex_unlock", |m| {
         lifecycle::enter()?;
         m.unlock()

@@ -24,11 +24,11 @@
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::order::{self, HeldLock, Mode, Wanted, cstr_or, with_held};
-use crate::ranks::{self, LEAF};
+use super::order::{self, HeldLock, MAX_HELD, Mode, Wanted, cstr_or, with_held};
+use crate::ranks::{self, LEAF, MAX_RANKS};
 use crate::status::{
     Error, RTC_ERR_BUSY, RTC_ERR_DESTROYED, RTC_ERR_LOCKED, RTC_ERR_MOVED, RTC_ERR_NOT_OWNER,
-    RTC_ERR_POISONED, RTC_ERR_WOULD_DEADLOCK, Result,
+    RTC_ERR_POISONED, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
 };
 
 /// A ranked mutex, embeddable by value in C structs.
@@ -151,8 +151,12 @@ impl MutexRef {
     #[inline]
     fn ready(&self) -> Result<u32> {
         let f = self.flags().load(Ordering::Acquire);
-        if f == RESOLVED && self.home().load(Ordering::Relaxed) == self.addr() {
-            return Ok(self.rank_cell().load(Ordering::Relaxed));
+        let r = self.rank_cell().load(Ordering::Relaxed);
+        if f == RESOLVED
+            && self.home().load(Ordering::Relaxed) == self.addr()
+            && (r as usize) < MAX_RANKS
+        {
+            return Ok(r);
         }
         self.ready_slow(f)
     }
@@ -190,7 +194,17 @@ impl MutexRef {
                     ),
                 ));
             }
-            return Ok(self.rank_cell().load(Ordering::Relaxed));
+            let r = self.rank_cell().load(Ordering::Relaxed);
+            if r as usize >= MAX_RANKS {
+                return Err(Error::new(
+                    crate::status::RTC_ERR_INVALID_ARGUMENT,
+                    format!(
+                        "{} is corrupted (rank id {r} out of range)",
+                        self.describe()
+                    ),
+                ));
+            }
+            return Ok(r);
         }
         let rank = resolve_rank(self.rank_name_ptr())
             .map_err(|e| Error::new(e.status, format!("{}: {}", self.describe(), e.message)))?;
@@ -200,10 +214,114 @@ impl MutexRef {
         Ok(rank)
     }
 
+    /// The uncontended path, lock-free and panic-free (so it can run outside
+    /// the C boundary's `catch_unwind`): one compare-and-swap, then the order
+    /// check against the held set, then the record. Returns false, having
+    /// changed nothing, whenever anything is unusual (contended, not yet
+    /// resolved, destroyed, moved, record full); the caller then takes the
+    /// full path, which does every check and reports every error.
+    ///
+    /// The CAS comes first so the lock word's cache line is fetched once, for
+    /// writing; the fields read afterwards sit on the same line.
+    #[inline(always)]
+    pub fn lock_fast(&self, mode: Mode, file: *const c_char, line: u32) -> bool {
+        with_held(|held| {
+            if held.is_full() {
+                return false;
+            }
+            let me = held.me;
+            if self
+                .state()
+                .compare_exchange(0, me << 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                return false;
+            }
+            let rank = self.rank_cell().load(Ordering::Relaxed);
+            if self.flags().load(Ordering::Acquire) != RESOLVED
+                || self.home().load(Ordering::Relaxed) != self.addr()
+                || rank as usize >= MAX_RANKS
+            {
+                self.release(me);
+                return false;
+            }
+            let wanted = Wanted {
+                kind: "mutex",
+                name: self.name_ptr(),
+                rank,
+                file,
+                line,
+            };
+            self.count_acquisition();
+            // With checking off nothing reads the record's ranks, so the fast
+            // path skips it (misuse checks use the lock word). Unlock always
+            // removes an entry if there is one, so switching modes with locks
+            // held leaves no stale entry; locks taken while off are simply not
+            // checked against after checking is switched back on.
+            if mode != Mode::Off {
+                order::check(held, mode, &wanted);
+                held.push(HeldLock {
+                    addr: self.addr(),
+                    name: wanted.name,
+                    rank,
+                    file,
+                    line,
+                    tried: false,
+                });
+            }
+            true
+        })
+    }
+
+    /// The uncontended unlock: one compare-and-swap, which also proves
+    /// ownership. False (nothing changed) sends the caller to `unlock`.
+    #[inline(always)]
+    pub fn unlock_fast(&self) -> bool {
+        with_held(|held| {
+            if self
+                .state()
+                .compare_exchange(held.me << 1, 0, Ordering::Release, Ordering::Relaxed)
+                .is_err()
+            {
+                return false;
+            }
+            held.remove(self.addr());
+            true
+        })
+    }
+
+    /// Only the holder writes the counter, so a plain load and store (no
+    /// read-modify-write) is exact; sysmon only samples it.
+    #[inline(always)]
+    fn count_acquisition(&self) {
+        let a = self.acquisitions();
+        a.store(a.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Release a lock this thread holds (waking a waiter if one parked).
+    fn release(&self, me: u64) {
+        if self
+            .state()
+            .compare_exchange(me << 1, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow();
+        }
+    }
+
     /// Lock, checking order and misuse first.
     pub fn lock(&self, mode: Mode, file: *const c_char, line: u32) -> Result<()> {
         let rank = self.ready()?;
         with_held(|held| {
+            if held.is_full() {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "lock of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
+                        self.describe()
+                    ),
+                ));
+            }
             let me = held.me;
             let state = self.state();
             let wanted = || Wanted {
@@ -243,7 +361,7 @@ impl MutexRef {
                 order::check(held, mode, &wanted());
                 self.lock_slow(me);
             }
-            self.acquisitions().fetch_add(1, Ordering::Relaxed);
+            self.count_acquisition();
             held.push(HeldLock {
                 addr: self.addr(),
                 name: self.name_ptr(),
@@ -256,10 +374,14 @@ impl MutexRef {
         })
     }
 
+    /// Spin briefly (the holder is likely running and about to release),
+    /// then park. No `sched_yield`: on a small machine it is a wasted system
+    /// call that rarely lets the holder finish sooner than parking would.
     #[cold]
     fn lock_slow(&self, me: u64) {
+        const SPIN_ROUNDS: u32 = 6; // 1 + 2 + ... + 32 pause instructions
         let state = self.state();
-        let spin = crossbeam_utils::Backoff::new();
+        let mut round = 0;
         loop {
             let s = state.load(Ordering::Relaxed);
             if owner(s) == 0 {
@@ -278,8 +400,11 @@ impl MutexRef {
                 continue;
             }
             if s & PARKED == 0 {
-                if !spin.is_completed() {
-                    spin.snooze();
+                if round < SPIN_ROUNDS {
+                    for _ in 0..(1u32 << round) {
+                        std::hint::spin_loop();
+                    }
+                    round += 1;
                     continue;
                 }
                 if state
@@ -307,7 +432,7 @@ impl MutexRef {
                 );
             }
             super::wait::end();
-            spin.reset();
+            round = 0;
         }
     }
 
@@ -315,6 +440,15 @@ impl MutexRef {
     pub fn try_lock(&self, file: *const c_char, line: u32) -> Result<()> {
         let rank = self.ready()?;
         with_held(|held| {
+            if held.is_full() {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "try-lock of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
+                        self.describe()
+                    ),
+                ));
+            }
             let me = held.me;
             let state = self.state();
             let mut s = state.load(Ordering::Relaxed);
@@ -341,7 +475,7 @@ impl MutexRef {
                     Err(now) => s = now,
                 }
             }
-            self.acquisitions().fetch_add(1, Ordering::Relaxed);
+            self.count_acquisition();
             held.push(HeldLock {
                 addr: self.addr(),
                 name: self.name_ptr(),
@@ -471,7 +605,7 @@ impl MutexRef {
 }
 
 /// Resolve a rank name (NULL: unranked leaf).
-pub fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
+pub(crate) fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
     if rank_name.is_null() {
         return Ok(LEAF);
     }
@@ -488,7 +622,7 @@ pub fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
 
 /// Copy a C string into storage that lives for the rest of the process.
 /// Names are few (one per distinct name), so they are kept, deduplicated.
-pub fn intern(p: *const c_char) -> *const c_char {
+pub(crate) fn intern(p: *const c_char) -> *const c_char {
     use std::collections::HashSet;
     use std::ffi::{CStr, CString};
     static NAMES: parking_lot::Mutex<Option<HashSet<CString>>> = parking_lot::Mutex::new(None);

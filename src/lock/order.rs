@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::ranks::{self, LEAF, RankSet, WORDS};
+use crate::ranks::{self, LEAF, MAX_RANKS, RankSet, WORDS};
 
 /// What to do on an order violation. Misuse (unlocking a lock not held, ...)
 /// is always checked, whatever the mode.
@@ -79,79 +79,132 @@ pub struct HeldLock {
     pub tried: bool,
 }
 
+/// Most locks one thread may hold at once (Linux's lockdep allows 48).
+/// Acquiring one more is refused with `RTC_ERR_WRONG_STATE`.
+pub const MAX_HELD: usize = 64;
+
+const EMPTY: HeldLock = HeldLock {
+    addr: 0,
+    name: std::ptr::null(),
+    rank: 0,
+    file: std::ptr::null(),
+    line: 0,
+    tried: false,
+};
+
 /// A thread's held record plus its id (one thread-local access for both).
+///
+/// It has no destructor, so the thread-local needs no registration and is
+/// usable until the thread's last instruction (late C++ destructors that
+/// unlock included), and its access compiles to a plain TLS address.
 pub struct Held {
     pub me: u64,
-    pub entries: Vec<HeldLock>,
+    len: usize,
+    entries: [HeldLock; MAX_HELD],
+    /// Bit r set iff `counts[r] > 0`.
     pub ranks: RankSet,
+    counts: [u16; MAX_RANKS],
 }
 
 thread_local! {
     static HELD: UnsafeCell<Held> = const {
-        UnsafeCell::new(Held { me: 0, entries: Vec::new(), ranks: RankSet([0; WORDS]) })
+        UnsafeCell::new(Held {
+            me: 0,
+            len: 0,
+            entries: [EMPTY; MAX_HELD],
+            ranks: RankSet([0; WORDS]),
+            counts: [0; MAX_RANKS],
+        })
     };
 }
 
 /// Run `f` with this thread's record. `f` must not re-enter `with_held`
 /// (nothing it calls does: reports and parking do not touch the record).
-#[inline]
+#[inline(always)]
 pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
-    let mut f = Some(f);
-    let r = HELD.try_with(|h| {
-        // SAFETY: thread-local, and `f` never re-enters (see above), so this
-        // is the only live reference.
-        let h = unsafe { &mut *h.get() };
-        if h.me == 0 {
-            h.me = crate::ident::current_id();
-        }
-        (f.take().expect("called once"))(h)
-    });
-    match r {
-        Ok(r) => r,
-        // The record was already destroyed: this thread is exiting and a
-        // late destructor uses a lock. Locks still work (ownership lives in
-        // the lock word); only order checking is lost for these calls.
-        Err(_) => {
-            let mut tmp = Held {
-                me: crate::ident::current_id(),
-                entries: Vec::new(),
-                ranks: RankSet::default(),
-            };
-            (f.take().expect("called once"))(&mut tmp)
-        }
+    // Only the address is taken inside `with`, so the access stays a small,
+    // inlinable TLS lookup and `f` is compiled into the caller.
+    //
+    // (An initial-exec TLS slot would save the two `__tls_get_addr` calls of
+    // a lock+unlock, about 2 ns, but it marks the whole library STATIC_TLS,
+    // and a dlopen (Python's ctypes) then fails with "cannot allocate memory
+    // in static TLS block" once glibc's small surplus is used up. Measured
+    // and rejected; see docs/benchmarks.md.)
+    let p: *mut Held = HELD.with(|h| h.get());
+    // SAFETY: this thread's own record, valid for the thread's life (it has
+    // no destructor); `f` never re-enters, so this is the only reference.
+    let h = unsafe { &mut *p };
+    if h.me == 0 {
+        assign_id(h);
     }
+    f(h)
+}
+
+#[cold]
+#[inline(never)]
+fn assign_id(h: &mut Held) {
+    h.me = crate::ident::current_id();
 }
 
 impl Held {
-    #[inline]
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len == MAX_HELD
+    }
+
+    /// Record an acquisition. The caller checked `!is_full()`.
+    #[inline(always)]
     pub fn push(&mut self, e: HeldLock) {
-        self.ranks.insert(e.rank);
-        self.entries.push(e);
+        let r = e.rank as usize;
+        if self.counts[r] == 0 {
+            self.ranks.insert(e.rank);
+        }
+        self.counts[r] += 1;
+        self.entries[self.len] = e;
+        self.len += 1;
     }
 
     /// Remove the most recent entry for `addr`; releases may be out of order.
-    #[inline]
+    #[inline(always)]
     pub fn remove(&mut self, addr: usize) -> Option<HeldLock> {
-        let i = self.entries.iter().rposition(|e| e.addr == addr)?;
-        let e = self.entries.remove(i);
-        if !self.entries.iter().any(|x| x.rank == e.rank) {
+        let i = if self.len > 0 && self.entries[self.len - 1].addr == addr {
+            self.len - 1
+        } else {
+            self.entries[..self.len]
+                .iter()
+                .rposition(|e| e.addr == addr)?
+        };
+        let e = self.entries[i];
+        if i + 1 < self.len {
+            self.entries.copy_within(i + 1..self.len, i);
+        }
+        self.len -= 1;
+        let r = e.rank as usize;
+        self.counts[r] -= 1;
+        if self.counts[r] == 0 {
             self.ranks.remove(e.rank);
         }
         Some(e)
     }
 
-    #[inline]
+    pub fn entries(&self) -> &[HeldLock] {
+        &self.entries[..self.len]
+    }
+
     pub fn find(&self, addr: usize) -> Option<&HeldLock> {
-        self.entries.iter().rev().find(|e| e.addr == addr)
+        self.entries().iter().rev().find(|e| e.addr == addr)
     }
 
     /// Ranks held that may not be held when acquiring `wanted`.
-    #[inline]
+    #[inline(always)]
     pub fn conflicts(&self, wanted: u32) -> RankSet {
         let allowed = ranks::table::load_allowed(&ranks::table::GLOBAL_ALLOWED, wanted);
         let mut out = [0u64; WORDS];
-        for i in 0..WORDS {
-            out[i] = self.ranks.0[i] & !allowed.0[i];
+        for (o, (h, a)) in out
+            .iter_mut()
+            .zip(self.ranks.0.iter().zip(allowed.0.iter()))
+        {
+            *o = h & !a;
         }
         RankSet(out)
     }
@@ -166,7 +219,9 @@ pub struct Wanted<'a> {
     pub line: u32,
 }
 
-pub fn cstr_or<'a>(p: *const c_char, default: &'a str) -> std::borrow::Cow<'a, str> {
+/// `p` is NULL or a NUL-terminated string valid for the call (the header's
+/// contract for names and call sites).
+pub(crate) fn cstr_or<'a>(p: *const c_char, default: &'a str) -> std::borrow::Cow<'a, str> {
     if p.is_null() {
         std::borrow::Cow::Borrowed(default)
     } else {
@@ -176,7 +231,7 @@ pub fn cstr_or<'a>(p: *const c_char, default: &'a str) -> std::borrow::Cow<'a, s
     }
 }
 
-pub fn site(file: *const c_char, line: u32) -> String {
+pub(crate) fn site(file: *const c_char, line: u32) -> String {
     if file.is_null() {
         "(call site not given)".into()
     } else {
@@ -215,7 +270,7 @@ pub fn pair_count(held: u32, wanted: u32) -> u64 {
 
 /// Check `wanted` against everything `held` holds; on a violation, report it
 /// as `mode` says. Returns normally unless the mode is abort.
-#[inline]
+#[inline(always)]
 pub fn check(held: &Held, mode: Mode, wanted: &Wanted<'_>) {
     if mode == Mode::Off {
         return;

@@ -58,7 +58,7 @@ pub fn header_functions() -> Vec<String> {
         }
         if let Some(paren) = line.find('(') {
             let head = &line[..paren];
-            if let Some(name) = head.split(|c: char| c == ' ' || c == '*').next_back() {
+            if let Some(name) = head.split([' ', '*']).next_back() {
                 if name.starts_with("rtc_") {
                     out.push(name.to_string());
                 }
@@ -78,7 +78,7 @@ pub fn header_variables() -> Vec<String> {
         .filter(|l| l.starts_with("extern ") && !l.contains('(') && !l.contains("\"C\""))
         .filter_map(|l| {
             l.trim_end_matches(';')
-                .split(|c: char| c == ' ' || c == '*')
+                .split([' ', '*'])
                 .next_back()
                 .map(str::to_string)
         })
