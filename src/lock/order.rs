@@ -1,8 +1,10 @@
 //! The per-thread held-lock record and the lock-order checker.
 //!
 //! Invariants:
-//! - `Held::ranks` is exactly the set of ranks of the entries in
-//!   `Held::entries` (kept in step on every push and remove).
+//! - `Held::entries[..len]` are the locks held, oldest first; slots past
+//!   `len` are stale and never read (always go through `entries()`).
+//! - `Held::ranks` has bit r set iff `counts[r] > 0`, iff some held entry
+//!   has rank r (kept in step on every push and remove).
 //! - The record is only touched by its own thread; it lives in a thread-local
 //!   and is never shared, so it needs no lock.
 //! - The order check costs O(WORDS) regardless of how many locks are held:
@@ -287,7 +289,7 @@ fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
     VIOLATIONS.fetch_add(1, Ordering::Relaxed);
     let table = ranks::global();
     let conflicting: Vec<&HeldLock> = held
-        .entries
+        .entries()
         .iter()
         .filter(|e| bad.contains(e.rank))
         .collect();
