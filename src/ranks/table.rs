@@ -269,7 +269,7 @@ impl RankTable {
                             return Err(syntax(
                                 &n.pos,
                                 format!(
-                                    "multiple definitions for '{}' (first at {}); list every predecessor in one statement: 'a, b < {};'",
+                                    "multiple definitions for '{}' (first at {}); list every predecessor in one statement: 'x, y < {};'",
                                     n.text,
                                     new_names[*e.get()].pos,
                                     n.text
