@@ -87,7 +87,7 @@ static void test_ABBA_one_thread(void) {
     CHECK(rtc_t_violations() == v0 + 1);
     char s3[64], s4[64];
     snprintf(s3, sizeof s3, "%s", site(l3)); snprintf(s4, sizeof s4, "%s", site(l4));
-    const char *n[] = {"main", "wants mutex 'ab1_A' (rank ab1_a) at", s4,
+    const char *n[] = {"thread 1 'test_scenarios' (tid ", "wants mutex 'ab1_A' (rank ab1_a) at", s4,
                        "while holding mutex 'ab1_B' (rank ab1_b) locked at", s3,
                        "forbidden by abba1.ranks:3: ab1_a < ab1_b", NULL};
     check_report(n);
