@@ -4,6 +4,7 @@
  * covers the whole header. The shutdown case runs last. */
 #include <pthread.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "rtc_test.h"
 
@@ -267,11 +268,12 @@ static void m_cond_destroy(void) {
     CHECK_STATUS(rtc_cond_destroy(NULL), RTC_ERR_NULL);
     pthread_t t;
     pthread_create(&t, NULL, wait_dc, NULL);
-    for (;;) { /* until the waiter is parked */
+    for (;;) { /* until the waiter is parked (sleep: never spin on a lock) */
         rtc_mutex_lock(&dm);
         int w = dc_waiting;
         rtc_mutex_unlock(&dm);
         if (w) break;
+        usleep(1000);
     }
     /* The waiter released dm inside its wait: now it is a waiter. */
     rtc_mutex_lock(&dm);

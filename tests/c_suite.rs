@@ -1,3 +1,4 @@
+#![cfg(not(loom))]
 //! Runs the C test suite (c-tests/run.sh) against the freshly built library.
 
 mod common;

@@ -1,3 +1,4 @@
+#![cfg(not(loom))]
 //! The committed header matches the one cbindgen generates, compiles in
 //! every mode we promise, agrees with Cargo.toml on the version, and names
 //! exactly the symbols the shared object exports.

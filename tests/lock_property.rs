@@ -1,3 +1,4 @@
+#![cfg(not(loom))]
 //! Property, through the real lock path: acquiring locks in any order the
 //! declared DAG allows is never reported; taking one in an order it does not
 //! allow always is. Ranks go to the process-wide table (unique names).

@@ -1,3 +1,4 @@
+#![cfg(not(loom))]
 //! Runs the Python package's unittest suite against the freshly built
 //! library. A skipped test fails the run: nothing here may be optional.
 

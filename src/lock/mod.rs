@@ -4,7 +4,12 @@
 //! Depends on `ranks` (the closure bitsets) and `ident`; nothing here knows
 //! about the world, sysmon or the tracer.
 
+#[cfg(not(loom))]
 pub mod cond;
+#[cfg(not(loom))]
 pub mod mutex;
+#[cfg(not(loom))]
 pub mod order;
+#[cfg(not(loom))]
 pub mod wait;
+pub mod word;

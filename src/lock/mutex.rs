@@ -25,6 +25,7 @@ use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::order::{self, HeldLock, MAX_HELD, Mode, Wanted, cstr_or, with_held};
+use super::word::{LockWord, Try, owner};
 use crate::ranks::{self, LEAF, MAX_RANKS};
 use crate::status::{
     Error, RTC_ERR_BUSY, RTC_ERR_DESTROYED, RTC_ERR_LOCKED, RTC_ERR_MOVED, RTC_ERR_NOT_OWNER,
@@ -59,15 +60,9 @@ pub struct rtc_mutex {
     pub reserved: [u64; 2],
 }
 
-pub const PARKED: u64 = 1;
 pub const RESOLVED: u32 = 1;
 pub const DESTROYED: u32 = 2;
 pub const POISONED: u32 = 4;
-
-#[inline]
-fn owner(s: u64) -> u64 {
-    s >> 1
-}
 
 /// Atomic views of a mutex's fields.
 pub struct MutexRef {
@@ -214,6 +209,14 @@ impl MutexRef {
         Ok(rank)
     }
 
+    #[inline(always)]
+    fn word(&self) -> LockWord<'_> {
+        LockWord {
+            state: self.state(),
+            key: self.addr(),
+        }
+    }
+
     /// The uncontended path, lock-free and panic-free (so it can run outside
     /// the C boundary's `catch_unwind`): one compare-and-swap, then the order
     /// check against the held set, then the record. Returns false, having
@@ -230,11 +233,8 @@ impl MutexRef {
                 return false;
             }
             let me = held.me;
-            if self
-                .state()
-                .compare_exchange(0, me << 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
+            let word = self.word();
+            if !word.acquire_uncontended(me) {
                 return false;
             }
             let rank = self.rank_cell().load(Ordering::Relaxed);
@@ -242,16 +242,11 @@ impl MutexRef {
                 || self.home().load(Ordering::Relaxed) != self.addr()
                 || rank as usize >= MAX_RANKS
             {
-                self.release(me);
+                // Not ours to take on this path: give it back (waking a
+                // waiter that may have parked meanwhile).
+                let _ = word.release(me);
                 return false;
             }
-            let wanted = Wanted {
-                kind: "mutex",
-                name: self.name_ptr(),
-                rank,
-                file,
-                line,
-            };
             self.count_acquisition();
             // With checking off nothing reads the record's ranks, so the fast
             // path skips it (misuse checks use the lock word). Unlock always
@@ -259,6 +254,13 @@ impl MutexRef {
             // held leaves no stale entry; locks taken while off are simply not
             // checked against after checking is switched back on.
             if mode != Mode::Off {
+                let wanted = Wanted {
+                    kind: "mutex",
+                    name: self.name_ptr(),
+                    rank,
+                    file,
+                    line,
+                };
                 order::check(held, mode, &wanted);
                 held.push(HeldLock {
                     addr: self.addr(),
@@ -278,11 +280,7 @@ impl MutexRef {
     #[inline(always)]
     pub fn unlock_fast(&self) -> bool {
         with_held(|held| {
-            if self
-                .state()
-                .compare_exchange(held.me << 1, 0, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
+            if !self.word().release_uncontended(held.me) {
                 return false;
             }
             held.remove(self.addr());
@@ -298,32 +296,25 @@ impl MutexRef {
         a.store(a.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Release a lock this thread holds (waking a waiter if one parked).
-    fn release(&self, me: u64) {
-        if self
-            .state()
-            .compare_exchange(me << 1, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_slow();
-        }
+    fn full_error(&self, what: &str) -> Error {
+        Error::new(
+            RTC_ERR_WRONG_STATE,
+            format!(
+                "{what} of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
+                self.describe()
+            ),
+        )
     }
 
-    /// Lock, checking order and misuse first.
+    /// Lock, checking misuse and order first; blocks if contended.
     pub fn lock(&self, mode: Mode, file: *const c_char, line: u32) -> Result<()> {
         let rank = self.ready()?;
         with_held(|held| {
             if held.is_full() {
-                return Err(Error::new(
-                    RTC_ERR_WRONG_STATE,
-                    format!(
-                        "lock of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
-                        self.describe()
-                    ),
-                ));
+                return Err(self.full_error("lock"));
             }
             let me = held.me;
-            let state = self.state();
+            let word = self.word();
             let wanted = || Wanted {
                 kind: "mutex",
                 name: self.name_ptr(),
@@ -331,19 +322,14 @@ impl MutexRef {
                 file,
                 line,
             };
-            // Fast path: one CAS. The order check happens after it only when
-            // it succeeded, i.e. when nothing blocked.
-            if state
-                .compare_exchange(0, me << 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
+            if word.acquire_uncontended(me) {
+                // Nothing blocked: the order check may come after.
                 order::check(held, mode, &wanted());
             } else {
                 // A lock this thread holds is refused before the order check:
                 // it is a certain self-deadlock, not an ordering question,
                 // and must answer with a status even in abort mode.
-                let s = state.load(Ordering::Relaxed);
-                if owner(s) == me {
+                if word.current_owner() == me {
                     let at = held
                         .find(self.addr())
                         .map(|e| format!(" (locked at {})", order::site(e.file, e.line)))
@@ -358,8 +344,9 @@ impl MutexRef {
                         ),
                     ));
                 }
+                // Checked before blocking.
                 order::check(held, mode, &wanted());
-                self.lock_slow(me);
+                word.acquire_contended(me, super::wait::begin, super::wait::end);
             }
             self.count_acquisition();
             held.push(HeldLock {
@@ -374,86 +361,16 @@ impl MutexRef {
         })
     }
 
-    /// Spin briefly (the holder is likely running and about to release),
-    /// then park. No `sched_yield`: on a small machine it is a wasted system
-    /// call that rarely lets the holder finish sooner than parking would.
-    #[cold]
-    fn lock_slow(&self, me: u64) {
-        const SPIN_ROUNDS: u32 = 6; // 1 + 2 + ... + 32 pause instructions
-        let state = self.state();
-        let mut round = 0;
-        loop {
-            let s = state.load(Ordering::Relaxed);
-            if owner(s) == 0 {
-                // Keep PARKED: other waiters may still be queued.
-                if state
-                    .compare_exchange_weak(
-                        s,
-                        (me << 1) | (s & PARKED),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    return;
-                }
-                continue;
-            }
-            if s & PARKED == 0 {
-                if round < SPIN_ROUNDS {
-                    for _ in 0..(1u32 << round) {
-                        std::hint::spin_loop();
-                    }
-                    round += 1;
-                    continue;
-                }
-                if state
-                    .compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-                {
-                    continue;
-                }
-            }
-            let key = self.addr();
-            super::wait::begin();
-            // SAFETY: the validate callback only reads an atomic; no callback
-            // panics or calls into the parking lot.
-            unsafe {
-                parking_lot_core::park(
-                    key,
-                    || {
-                        let s = state.load(Ordering::Relaxed);
-                        owner(s) != 0 && s & PARKED != 0
-                    },
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
-                    None,
-                );
-            }
-            super::wait::end();
-            round = 0;
-        }
-    }
-
     /// Try to lock without blocking: recorded, never order-checked.
     pub fn try_lock(&self, file: *const c_char, line: u32) -> Result<()> {
         let rank = self.ready()?;
         with_held(|held| {
             if held.is_full() {
-                return Err(Error::new(
-                    RTC_ERR_WRONG_STATE,
-                    format!(
-                        "try-lock of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
-                        self.describe()
-                    ),
-                ));
+                return Err(self.full_error("try-lock"));
             }
-            let me = held.me;
-            let state = self.state();
-            let mut s = state.load(Ordering::Relaxed);
-            loop {
-                if owner(s) == me {
+            match self.word().try_acquire(held.me) {
+                Try::Acquired => {}
+                Try::HeldByMe => {
                     return Err(Error::new(
                         RTC_ERR_WOULD_DEADLOCK,
                         format!(
@@ -462,18 +379,7 @@ impl MutexRef {
                         ),
                     ));
                 }
-                if owner(s) != 0 {
-                    return Err(Error::new(RTC_ERR_BUSY, String::new()));
-                }
-                match state.compare_exchange_weak(
-                    s,
-                    (me << 1) | (s & PARKED),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(now) => s = now,
-                }
+                Try::Busy(_) => return Err(Error::new(RTC_ERR_BUSY, String::new())),
             }
             self.count_acquisition();
             held.push(HeldLock {
@@ -491,61 +397,36 @@ impl MutexRef {
     /// Unlock; only the holder may.
     pub fn unlock(&self) -> Result<()> {
         with_held(|held| {
-            let me = held.me;
-            let state = self.state();
-            if state
-                .compare_exchange(me << 1, 0, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
-                let s = state.load(Ordering::Relaxed);
-                if owner(s) != me {
-                    let f = self.flags().load(Ordering::Acquire);
-                    if f & DESTROYED != 0 {
-                        return Err(Error::new(
-                            RTC_ERR_DESTROYED,
-                            format!("unlock of {} which was destroyed", self.describe()),
-                        ));
-                    }
-                    let who = if owner(s) == 0 {
-                        "it is not locked".to_string()
-                    } else {
-                        format!("it is held by thread {}", owner(s))
-                    };
+            if let Err(actual) = self.word().release(held.me) {
+                let f = self.flags().load(Ordering::Acquire);
+                if f & DESTROYED != 0 {
                     return Err(Error::new(
-                        RTC_ERR_NOT_OWNER,
-                        format!(
-                            "unlock of {} which this thread does not hold ({who})",
-                            self.describe()
-                        ),
+                        RTC_ERR_DESTROYED,
+                        format!("unlock of {} which was destroyed", self.describe()),
                     ));
                 }
-                self.unlock_slow();
+                let who = if actual == 0 {
+                    "it is not locked".to_string()
+                } else {
+                    format!("it is held by thread {actual}")
+                };
+                return Err(Error::new(
+                    RTC_ERR_NOT_OWNER,
+                    format!(
+                        "unlock of {} which this thread does not hold ({who})",
+                        self.describe()
+                    ),
+                ));
             }
             held.remove(self.addr());
             Ok(())
         })
     }
 
-    #[cold]
-    fn unlock_slow(&self) {
-        let state = self.state();
-        // SAFETY: the callback only stores to an atomic.
-        unsafe {
-            parking_lot_core::unpark_one(self.addr(), |r| {
-                // Release ownership; never hand it to the woken thread.
-                state.store(
-                    if r.have_more_threads { PARKED } else { 0 },
-                    Ordering::Release,
-                );
-                parking_lot_core::DEFAULT_UNPARK_TOKEN
-            });
-        }
-    }
-
     /// Is this mutex held by the calling thread?
     pub fn held_by_me(&self) -> bool {
         let me = with_held(|h| h.me);
-        owner(self.state().load(Ordering::Relaxed)) == me
+        self.word().current_owner() == me
     }
 
     /// `rtc_mutex_init`: the memory may hold anything (it may never have

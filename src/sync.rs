@@ -1,0 +1,115 @@
+//! The small `sync` shim through which hand-rolled protocols reach atomics
+//! and the parking lot, so loom can model the production code itself.
+//!
+//! Normally: std's atomics and parking_lot_core's parking lot. Under
+//! `--cfg loom`: loom's atomics and a parking lot built from loom's Mutex and
+//! Condvar with the same contract (validate and enqueue under the bucket
+//! lock; unpark's callback runs under the bucket lock).
+
+#[cfg(not(loom))]
+pub use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Busy-wait hint (a scheduling point under loom).
+#[inline(always)]
+pub fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+#[cfg(not(loom))]
+pub mod park {
+    /// Park on `key` while `validate()` holds (checked under the bucket
+    /// lock). Returns when unparked (or spuriously).
+    ///
+    /// # Safety
+    /// `validate` must not panic or call into the parking lot.
+    #[inline]
+    pub unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            parking_lot_core::park(
+                key,
+                validate,
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                None,
+            );
+        }
+    }
+
+    /// Unpark one thread parked on `key`; `callback(more_waiters)` runs under
+    /// the bucket lock before the thread is woken.
+    ///
+    /// # Safety
+    /// `callback` must not panic or call into the parking lot.
+    #[inline]
+    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            parking_lot_core::unpark_one(key, |r| {
+                callback(r.have_more_threads);
+                parking_lot_core::DEFAULT_UNPARK_TOKEN
+            });
+        }
+    }
+}
+
+#[cfg(loom)]
+pub mod park {
+    //! One global bucket: a loom Mutex over the queue of parked tickets, and
+    //! one Condvar. Enough for models with a handful of threads.
+    use loom::sync::{Condvar, Mutex};
+    use std::collections::VecDeque;
+
+    struct Bucket {
+        /// (key, ticket) of parked threads, in arrival order.
+        queue: VecDeque<(usize, u64)>,
+        /// Tickets that were unparked and not yet noticed by their thread.
+        woken: Vec<u64>,
+        next_ticket: u64,
+    }
+
+    loom::lazy_static! {
+        static ref BUCKET: Mutex<Bucket> = Mutex::new(Bucket { queue: VecDeque::new(), woken: Vec::new(), next_ticket: 0 });
+        static ref CV: Condvar = Condvar::new();
+    }
+
+    /// # Safety
+    /// As the production version.
+    pub unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
+        let mut b = BUCKET.lock().unwrap();
+        if !validate() {
+            return;
+        }
+        let t = b.next_ticket;
+        b.next_ticket += 1;
+        b.queue.push_back((key, t));
+        loop {
+            if let Some(i) = b.woken.iter().position(|w| *w == t) {
+                b.woken.swap_remove(i);
+                return;
+            }
+            b = CV.wait(b).unwrap();
+        }
+    }
+
+    /// # Safety
+    /// As the production version.
+    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
+        let mut b = BUCKET.lock().unwrap();
+        let pos = b.queue.iter().position(|(k, _)| *k == key);
+        let ticket = pos.map(|i| b.queue.remove(i).unwrap().1);
+        let more = b.queue.iter().any(|(k, _)| *k == key);
+        callback(more);
+        if let Some(t) = ticket {
+            b.woken.push(t);
+            CV.notify_all();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! loom models of the rtc_mutex lock-word protocol (src/lock/word.rs),
+//! driving the production code through the `sync` shim, and the
+//! deliberately broken variants each model must catch.
+//!
+//! Run: RUSTFLAGS="--cfg loom" cargo test --release --test loom_mutex
+//!
+//! Each broken variant runs in a child process (this binary with
+//! `--broken NAME`): loom aborts the process when it finds a deadlock, so it
+//! cannot be caught in-process. The parent checks the child failed and that
+//! its output names the invariant.
+
+#[cfg(not(loom))]
+fn main() {
+    println!("loom models: build with RUSTFLAGS=\"--cfg loom\" to run them (.ci/run does)");
+}
+
+#[cfg(loom)]
+fn main() {
+    models::main();
+}
+
+#[cfg(loom)]
+mod models {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+    use loom::thread;
+    use rtcore::lock::word::{LockWord, broken};
+
+    struct Shared {
+        word: AtomicU64,
+        inside: AtomicUsize,
+        entries: AtomicUsize,
+    }
+
+    type Acquire = fn(&LockWord<'_>, u64);
+    type Release = fn(&LockWord<'_>, u64);
+
+    fn noop() {}
+
+    fn prod_acquire(w: &LockWord<'_>, me: u64) {
+        if !w.acquire_uncontended(me) {
+            w.acquire_contended(me, noop, noop);
+        }
+    }
+
+    fn prod_release(w: &LockWord<'_>, me: u64) {
+        w.release(me)
+            .expect("invariant 'owner-only release': the owner could not release");
+    }
+
+    fn word_of(s: &Shared) -> LockWord<'_> {
+        LockWord {
+            state: &s.word,
+            key: &s.word as *const AtomicU64 as usize,
+        }
+    }
+
+    fn critical(s: &Shared, me: u64, acquire: Acquire, release: Release) {
+        let w = word_of(s);
+        acquire(&w, me);
+        if s.inside.fetch_add(1, SeqCst) != 0 {
+            panic!("invariant 'mutual exclusion' violated: two threads hold the word");
+        }
+        s.entries.fetch_add(1, SeqCst);
+        s.inside.fetch_sub(1, SeqCst);
+        release(&w, me);
+    }
+
+    /// Two threads contend, each taking the lock twice; every execution must
+    /// keep mutual exclusion, finish (no lost wake-up: loom reports a deadlock
+    /// otherwise), and leave the word clear.
+    fn model(acquire: Acquire, release: Release) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(move || {
+            let s = Arc::new(Shared {
+                word: AtomicU64::new(0),
+                inside: AtomicUsize::new(0),
+                entries: AtomicUsize::new(0),
+            });
+            let other = {
+                let s = s.clone();
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        critical(&s, 2, acquire, release);
+                    }
+                })
+            };
+            for _ in 0..2 {
+                critical(&s, 1, acquire, release);
+            }
+            other.join().unwrap();
+            assert_eq!(s.entries.load(SeqCst), 4, "every acquisition completed");
+            assert_eq!(
+                s.word.load(SeqCst),
+                0,
+                "invariant 'no lost wake-up': PARKED left set with nobody waiting"
+            );
+        });
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--broken") {
+            match args.get(i + 1).map(String::as_str) {
+                Some("acquire") => model(broken::acquire_check_then_store, prod_release),
+                Some("release") => model(prod_acquire, broken::release_forgetting_waiters),
+                other => panic!("unknown broken variant {other:?}"),
+            }
+            return;
+        }
+        let mut passed = 0;
+        let mut failed = 0;
+        let mut run = |name: &str, ok: bool| {
+            println!("{name}: {}", if ok { "ok" } else { "FAILED" });
+            if ok { passed += 1 } else { failed += 1 }
+        };
+
+        // The production protocol keeps every invariant in every execution.
+        let r = std::panic::catch_unwind(|| model(prod_acquire, prod_release));
+        run("lock word keeps its invariants", r.is_ok());
+
+        // Each broken variant is caught, naming the invariant it breaks.
+        // A check-then-store acquire lets two threads in; loom's first failing
+        // execution shows it either as two holders or as the first holder's
+        // release failing because the second overwrote the word.
+        let cases: [(&str, &[&str], &str); 2] = [
+            (
+                "acquire",
+                &[
+                    "invariant 'mutual exclusion' violated",
+                    "invariant 'owner-only release'",
+                ],
+                "mutual exclusion",
+            ),
+            ("release", &["deadlock"], "no lost wake-up"),
+        ];
+        for (variant, expect, invariant) in cases {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--broken", variant])
+                .output()
+                .expect("run the model child");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let hit = expect.iter().find(|e| text.contains(*e));
+            let caught = !out.status.success() && hit.is_some();
+            if let Some(h) = hit {
+                println!("  broken {variant}: the model reported \"{h}\"");
+            }
+            if !caught {
+                eprintln!("broken variant '{variant}' not caught; output:\n{text}");
+            }
+            run(
+                &format!("broken {variant} caught as a violation of '{invariant}'"),
+                caught,
+            );
+        }
+        println!("{passed} passed, {failed} failed");
+        if failed > 0 {
+            std::process::exit(1);
+        }
+    }
+}
