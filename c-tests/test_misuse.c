@@ -339,6 +339,114 @@ static void m_lockrank_last_report(void) {
     CHECK(strlen(b) < sizeof b);
 }
 
+static void m_thread_attach(void) {
+    CHECK_STATUS(rtc_thread_attach("\xff\xfe", NULL), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_thread_attach(NULL, NULL), RTC_OK); /* NULL name: the OS name */
+    CHECK_STATUS(rtc_thread_attach("twice", NULL), RTC_ERR_WRONG_STATE);
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    /* The stopper may not attach: it would wait for a P. */
+    CHECK_STATUS(rtc_stop_the_world("m"), RTC_OK);
+    CHECK_STATUS(rtc_thread_attach("stopper", NULL), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+}
+
+static void m_thread_detach(void) {
+    CHECK_STATUS(rtc_thread_detach(), RTC_ERR_WRONG_STATE);
+    expect_message("not attached");
+}
+
+static void m_thread_id(void) {
+    CHECK_STATUS(rtc_thread_id(NULL), RTC_ERR_NULL);
+}
+
+static void m_thread_state(void) {
+    CHECK_STATUS(rtc_thread_state(NULL), RTC_ERR_NULL);
+}
+
+static void m_safepoint(void) {
+    CHECK_STATUS(rtc_safepoint(), RTC_OK); /* unattached: a no-op */
+}
+
+static void m_enter_blocking(void) {
+    CHECK_STATUS(rtc_enter_blocking("x"), RTC_ERR_WRONG_STATE);
+    rtc_thread_attach("eb", NULL);
+    CHECK_STATUS(rtc_enter_blocking("\xff"), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_enter_blocking(NULL), RTC_OK);
+    CHECK_STATUS(rtc_enter_blocking(NULL), RTC_ERR_WRONG_STATE);
+    rtc_exit_blocking();
+    rtc_thread_detach();
+}
+
+static void m_exit_blocking(void) {
+    CHECK_STATUS(rtc_exit_blocking(), RTC_ERR_WRONG_STATE);
+    rtc_thread_attach("xb", NULL);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_ERR_WRONG_STATE);
+    expect_message("not inside a blocking region");
+    rtc_thread_detach();
+}
+
+static int stopped_by_other;
+static void *stop_and_hold(void *arg) {
+    (void)arg;
+    rtc_stop_the_world("other");
+    __atomic_store_n(&stopped_by_other, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&stopped_by_other, __ATOMIC_SEQ_CST) != 2) usleep(1000);
+    rtc_start_the_world();
+    return NULL;
+}
+
+static void m_stop_the_world(void) {
+    CHECK_STATUS(rtc_stop_the_world("\xff"), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_stop_the_world(NULL), RTC_OK);
+    CHECK_STATUS(rtc_stop_the_world(NULL), RTC_ERR_WRONG_STATE);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+}
+
+static void m_start_the_world(void) {
+    CHECK_STATUS(rtc_start_the_world(), RTC_ERR_WRONG_STATE);
+    expect_message("not stopped");
+    pthread_t t;
+    pthread_create(&t, NULL, stop_and_hold, NULL);
+    while (__atomic_load_n(&stopped_by_other, __ATOMIC_SEQ_CST) != 1) usleep(1000);
+    CHECK_STATUS(rtc_start_the_world(), RTC_ERR_WRONG_STATE);
+    expect_message("only the stopper may start it");
+    CHECK_STATUS(rtc_assert_world_stopped(), RTC_ERR_WRONG_STATE);
+    expect_message("not by this thread");
+    __atomic_store_n(&stopped_by_other, 2, __ATOMIC_SEQ_CST);
+    pthread_join(t, NULL);
+}
+
+static void m_assert_world_stopped(void) {
+    CHECK_STATUS(rtc_assert_world_stopped(), RTC_ERR_WRONG_STATE);
+    rtc_stop_the_world("assert");
+    CHECK_STATUS(rtc_assert_world_stopped(), RTC_OK);
+    rtc_start_the_world();
+}
+
+static void m_set_maxprocs(void) {
+    uint32_t prev = 7;
+    CHECK_STATUS(rtc_set_maxprocs(1025, &prev), RTC_ERR_INVALID_ARGUMENT);
+    CHECK(prev == 7);
+    CHECK_STATUS(rtc_set_maxprocs(0, NULL), RTC_OK);
+}
+
+static void m_get_maxprocs(void) {
+    CHECK_STATUS(rtc_get_maxprocs(NULL), RTC_ERR_NULL);
+}
+
+static void m_world_set_safepoint_threshold_ns(void) {
+    CHECK_STATUS(rtc_world_set_safepoint_threshold_ns(100000000), RTC_OK);
+}
+
+static void m_world_census(void) {
+    CHECK_STATUS(rtc_world_census(NULL), RTC_ERR_NULL);
+    rtc_census c;
+    memset(&c, 0, sizeof c);
+    c.size = 3;
+    CHECK_STATUS(rtc_world_census(&c), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("out->size is 3");
+}
+
 /* After shutdown every call answers with a status. */
 static void m_shutdown(void) {
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
@@ -370,7 +478,23 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_lockrank_violations(&n), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_lockrank_last_report(NULL, 0, &need), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_init(NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_thread_attach("late", NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_thread_detach(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_safepoint(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_enter_blocking(NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_stop_the_world(NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_start_the_world(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_assert_world_stopped(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_set_maxprocs(1, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_get_maxprocs(&id), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_world_set_safepoint_threshold_ns(1), RTC_ERR_SHUT_DOWN);
+    rtc_census cs; memset(&cs, 0, sizeof cs); cs.size = sizeof cs;
+    CHECK_STATUS(rtc_world_census(&cs), RTC_ERR_SHUT_DOWN);
     /* These keep answering. */
+    uint64_t tid = 0; int32_t st = -1;
+    CHECK_STATUS(rtc_thread_id(&tid), RTC_OK);
+    CHECK_STATUS(rtc_thread_state(&st), RTC_OK);
     CHECK(strcmp(rtc_status_str(RTC_ERR_SHUT_DOWN), "rtcore has been shut down") == 0);
     CHECK(strcmp(rtc_version(), RTC_VERSION_STRING) == 0);
 }
@@ -410,6 +534,20 @@ static const struct misuse table[] = {
     MISUSE("rtc_lockrank_get_mode", m_lockrank_get_mode),
     MISUSE("rtc_lockrank_violations", m_lockrank_violations),
     MISUSE("rtc_lockrank_last_report", m_lockrank_last_report),
+    MISUSE("rtc_thread_attach", m_thread_attach),
+    MISUSE("rtc_thread_detach", m_thread_detach),
+    MISUSE("rtc_thread_id", m_thread_id),
+    MISUSE("rtc_thread_state", m_thread_state),
+    MISUSE("rtc_safepoint", m_safepoint),
+    MISUSE("rtc_enter_blocking", m_enter_blocking),
+    MISUSE("rtc_exit_blocking", m_exit_blocking),
+    MISUSE("rtc_stop_the_world", m_stop_the_world),
+    MISUSE("rtc_start_the_world", m_start_the_world),
+    MISUSE("rtc_assert_world_stopped", m_assert_world_stopped),
+    MISUSE("rtc_set_maxprocs", m_set_maxprocs),
+    MISUSE("rtc_get_maxprocs", m_get_maxprocs),
+    MISUSE("rtc_world_set_safepoint_threshold_ns", m_world_set_safepoint_threshold_ns),
+    MISUSE("rtc_world_census", m_world_census),
     MISUSE("rtc_shutdown", m_shutdown), /* last */
 };
 

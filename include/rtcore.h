@@ -162,6 +162,43 @@ typedef int32_t rtc_lockrank_mode;
 #endif // __cplusplus
 
 /**
+ * Thread states as `rtc_thread_state` reports them.
+ */
+enum rtc_thread_state_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The calling thread is not attached.
+   */
+  RTC_THREAD_UNATTACHED = 0,
+  /**
+   * Holds a P and runs.
+   */
+  RTC_THREAD_RUNNING = 1,
+  /**
+   * Waits for a P.
+   */
+  RTC_THREAD_RUNNABLE = 2,
+  /**
+   * Inside a blocking region.
+   */
+  RTC_THREAD_BLOCKING = 3,
+  /**
+   * Parked inside rtcore (a contended lock, a condition).
+   */
+  RTC_THREAD_WAITING = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_thread_state_t rtc_thread_state_t;
+#else
+typedef int32_t rtc_thread_state_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A condition variable, embeddable by value. Initialise with
  * `RTC_COND_INIT` or all zeroes. Never move it after first use.
  */
@@ -253,6 +290,36 @@ typedef struct rtc_config {
    */
   const char *ranks_file;
 } rtc_config;
+
+/**
+ * Threads and Ps by state, as `rtc_world_census` reports them.
+ */
+typedef struct rtc_census {
+  /**
+   * `sizeof(rtc_census)`; set it before the call.
+   */
+  uint32_t size;
+  /**
+   * 1 while the world is stopped (or being stopped).
+   */
+  uint32_t stopped;
+  uint32_t threads_running;
+  uint32_t threads_runnable;
+  uint32_t threads_blocking;
+  uint32_t threads_waiting;
+  /**
+   * Ps created so far.
+   */
+  uint32_t procs;
+  uint32_t procs_idle;
+  uint32_t procs_running;
+  uint32_t procs_syscall;
+  uint32_t procs_stopped;
+  /**
+   * Stops completed since start.
+   */
+  uint64_t stops;
+} rtc_census;
 
 #ifdef __cplusplus
 extern "C" {
@@ -519,6 +586,135 @@ rtc_status rtc_lockrank_violations(uint64_t *out_count);
  * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_last_report(char *buf, size_t len, size_t *out_needed);
+
+/**
+ * Attach the calling thread to the world, with a name for reports (copied;
+ * NULL uses the OS thread name). The thread gets a P, waiting for one if
+ * maxprocs are all busy or a stop is in force. Its rtcore id (64-bit, never
+ * reused) is written to `*out_id` if `out_id` is not NULL. A thread that
+ * exits attached is detached by rtcore (leaving a blocking region and
+ * restarting a world it holds stopped first).
+ *
+ * May park (waiting for a P). Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if
+ * already attached; `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
+ * stopped; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 name;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_thread_attach(const char *name, uint64_t *out_id);
+
+/**
+ * Detach the calling thread: it must be RUNNING (not inside a blocking
+ * region) and must not hold the world stopped. Its P goes to a waiting
+ * thread or becomes idle.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` (not attached, blocking, holding
+ * the world stopped); `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_thread_detach(void);
+
+/**
+ * Write the calling thread's rtcore id to `*out_id` (any thread has one,
+ * attached or not; ids are never reused).
+ */
+rtc_status rtc_thread_id(uint64_t *out_id);
+
+/**
+ * Write the calling thread's state (an `rtc_thread_state_t`) to `*out`.
+ */
+rtc_status rtc_thread_state(int32_t *out);
+
+/**
+ * A safepoint: if a stop is pending the thread parks here until the world
+ * restarts; if another thread waits for a P and maxprocs is reached, it
+ * yields its P and waits for one. Call it regularly in long loops. A no-op
+ * for unattached threads. Never hold an rtcore inner lock here (user
+ * mutexes are fine: a stop never waits for user critical sections).
+ *
+ * May park. Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_safepoint(void);
+
+/**
+ * Enter a blocking region (a read, a sleep, a foreign wait): the thread
+ * becomes BLOCKING and its P SYSCALL. A stop does not wait for it. Honours a
+ * pending stop first (it is a safepoint). `reason` (copied; may be NULL)
+ * names the wait in diagnostics.
+ *
+ * May park. Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if not attached or
+ * already inside a region; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_enter_blocking(const char *reason);
+
+/**
+ * Leave a blocking region. Fast path: the P is still SYSCALL and is taken
+ * back. Otherwise (a stop claimed it) the thread becomes RUNNABLE and waits
+ * until the world runs and a P is free.
+ *
+ * May park. Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if not attached or not
+ * inside a region; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_exit_blocking(void);
+
+/**
+ * Stop the world: claim every idle and SYSCALL P, ask RUNNING threads to
+ * stop at their next safepoint, and wait for them. Never waits for
+ * BLOCKING or WAITING threads, nor for user critical sections. Callable
+ * from any thread, attached or not; if another stop is in force, waits for
+ * it to end first. A thread that holds up the stop past the threshold
+ * (`rtc_world_set_safepoint_threshold_ns`, default 100 ms) is named on
+ * stderr. The calling thread keeps its P; only it may start the world.
+ *
+ * May park. Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if this thread already
+ * holds the world stopped (stops do not nest); `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_stop_the_world(const char *reason);
+
+/**
+ * Restart a world this thread stopped: every stopped thread gets its P back
+ * (or waits for one if maxprocs shrank) and runs again.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if the world is not stopped or
+ * another thread stopped it; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_start_the_world(void);
+
+/**
+ * `RTC_OK` if the calling thread holds the world stopped, else
+ * `RTC_ERR_WRONG_STATE` with a message saying why not.
+ */
+rtc_status rtc_assert_world_stopped(void);
+
+/**
+ * Set how many threads may run at once (0: unlimited, the default), like
+ * GOMAXPROCS, and write the previous value to `*out_previous` (may be NULL).
+ * More Ps are handed to waiting threads at once; when fewer are allowed,
+ * threads on the extra Ps give them up at their next safepoint. Callable
+ * during a stop (takes effect for the restart).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` above 1024;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_set_maxprocs(uint32_t n, uint32_t *out_previous);
+
+/**
+ * Write the current maxprocs (0: unlimited) to `*out`.
+ */
+rtc_status rtc_get_maxprocs(uint32_t *out);
+
+/**
+ * Set the time-to-safepoint threshold after which a stop names the threads
+ * holding it up (default 100 ms).
+ */
+rtc_status rtc_world_set_safepoint_threshold_ns(uint64_t ns);
+
+/**
+ * Fill `*out` (whose `size` field the caller sets to `sizeof(rtc_census)`)
+ * with threads and Ps by state. A snapshot: it may be stale at once.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a wrong
+ * `size`.
+ */
+rtc_status rtc_world_census(struct rtc_census *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,6 +24,8 @@ pub mod ranks;
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod world;
 
 /// `MAJOR << 16 | MINOR << 8 | PATCH`, from Cargo.toml.
 pub const VERSION_NUMBER: u32 = {

@@ -81,6 +81,7 @@ pub fn shut_down_error() -> Error {
 /// Apply options and move to RUNNING. Called with `TRANSITION` held.
 fn start(opts: &Options) -> Result<()> {
     crate::ffi::install_panic_hook();
+    crate::world::install();
     let env = debug_env::from_env();
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
@@ -119,6 +120,9 @@ pub fn shutdown() -> Result<()> {
     let g = GATE.load(Ordering::Acquire);
     if g & STATE_MASK == SHUT_DOWN {
         return Err(shut_down_error());
+    }
+    if g & STATE_MASK == RUNNING {
+        crate::world::world().shutdown_prepare()?;
     }
     GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
     Ok(())

@@ -185,6 +185,25 @@ class RtcConfig(ctypes.Structure):
     ]
 
 
+class RtcCensus(ctypes.Structure):
+    """``struct rtc_census``: threads and Ps by state."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("stopped", ctypes.c_uint32),
+        ("threads_running", ctypes.c_uint32),
+        ("threads_runnable", ctypes.c_uint32),
+        ("threads_blocking", ctypes.c_uint32),
+        ("threads_waiting", ctypes.c_uint32),
+        ("procs", ctypes.c_uint32),
+        ("procs_idle", ctypes.c_uint32),
+        ("procs_running", ctypes.c_uint32),
+        ("procs_syscall", ctypes.c_uint32),
+        ("procs_stopped", ctypes.c_uint32),
+        ("stops", ctypes.c_uint64),
+    ]
+
+
 assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
 assert ctypes.sizeof(RtcCond) == 32, ctypes.sizeof(RtcCond)
 assert ctypes.sizeof(RtcConfig) == 16, ctypes.sizeof(RtcConfig)
@@ -296,6 +315,20 @@ _SIGNATURES = {
         [_buf_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
         (),
     ),
+    "rtc_thread_attach": (_status, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_thread_detach": (_status, [], ()),
+    "rtc_thread_id": (_status, [ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_thread_state": (_status, [ctypes.POINTER(ctypes.c_int32)], ()),
+    "rtc_safepoint": (_status, [], ()),
+    "rtc_enter_blocking": (_status, [ctypes.c_char_p], ()),
+    "rtc_exit_blocking": (_status, [], ()),
+    "rtc_stop_the_world": (_status, [ctypes.c_char_p], ()),
+    "rtc_start_the_world": (_status, [], ()),
+    "rtc_assert_world_stopped": (_status, [], ()),
+    "rtc_set_maxprocs": (_status, [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)], ()),
+    "rtc_get_maxprocs": (_status, [ctypes.POINTER(ctypes.c_uint32)], ()),
+    "rtc_world_set_safepoint_threshold_ns": (_status, [ctypes.c_uint64], ()),
+    "rtc_world_census": (_status, [ctypes.POINTER(RtcCensus)], ()),
 }
 
 #: Names of every C function this module declares (argtypes and restype set).
@@ -637,3 +670,119 @@ def debug_panic():
     """Diagnostic: make rtcore panic inside its C boundary. Raises
     :class:`RtcoreError` with status ``RTC_ERR_PANIC``; the process goes on."""
     _lib.rtc_debug_panic()
+
+
+# ---------------------------------------------------------------------------
+# The world: threads, processors, safepoints, blocking regions, stops
+# ---------------------------------------------------------------------------
+
+#: Names of ``rtc_thread_state`` values.
+THREAD_STATE_NAMES = {0: "unattached", 1: "running", 2: "runnable", 3: "blocking", 4: "waiting"}
+
+
+def attach(name=None):
+    """Attach the calling thread to the world (it gets a P; may wait for
+    one). Returns its rtcore id. Detach with ``detach()``; a thread that
+    exits attached is detached by rtcore."""
+    out = ctypes.c_uint64()
+    _lib.rtc_thread_attach(_cstr(name, "name"), ctypes.byref(out))
+    return out.value
+
+
+def detach():
+    """Detach the calling thread (it must not be inside a blocking region)."""
+    _lib.rtc_thread_detach()
+
+
+def thread_id():
+    """The calling thread's rtcore id (attached or not; never reused)."""
+    out = ctypes.c_uint64()
+    _lib.rtc_thread_id(ctypes.byref(out))
+    return out.value
+
+
+def thread_state():
+    """The calling thread's state: 'unattached', 'running', 'runnable',
+    'blocking' or 'waiting'."""
+    out = ctypes.c_int32()
+    _lib.rtc_thread_state(ctypes.byref(out))
+    return THREAD_STATE_NAMES.get(out.value, str(out.value))
+
+
+def safepoint():
+    """A safepoint: parks here while a stop is in force (attached threads)."""
+    _lib.rtc_safepoint()
+
+
+class blocking:
+    """``with rtcore.blocking("read"):`` marks a blocking region (a read, a
+    sleep): a stop does not wait for the thread while it is inside."""
+
+    def __init__(self, reason=None):
+        self._reason = _cstr(reason, "reason")
+
+    def __enter__(self):
+        _lib.rtc_enter_blocking(self._reason)
+        return self
+
+    def __exit__(self, *exc):
+        _lib.rtc_exit_blocking()
+        return False
+
+
+def stop_the_world(reason=None):
+    """Stop every other attached thread at its next safepoint."""
+    _lib.rtc_stop_the_world(_cstr(reason, "reason"))
+
+
+def start_the_world():
+    """Restart a world this thread stopped."""
+    _lib.rtc_start_the_world()
+
+
+class stopped_world:
+    """``with rtcore.stopped_world("why"):`` stops the world for the block."""
+
+    def __init__(self, reason=None):
+        self._reason = reason
+
+    def __enter__(self):
+        stop_the_world(self._reason)
+        return self
+
+    def __exit__(self, *exc):
+        start_the_world()
+        return False
+
+
+def assert_world_stopped():
+    """Raise unless the calling thread holds the world stopped."""
+    _lib.rtc_assert_world_stopped()
+
+
+def set_maxprocs(n):
+    """Set how many attached threads may run at once (0: unlimited);
+    returns the previous value."""
+    prev = ctypes.c_uint32()
+    _lib.rtc_set_maxprocs(int(n), ctypes.byref(prev))
+    return prev.value
+
+
+def get_maxprocs():
+    """The current maxprocs (0: unlimited)."""
+    out = ctypes.c_uint32()
+    _lib.rtc_get_maxprocs(ctypes.byref(out))
+    return out.value
+
+
+def set_safepoint_threshold_ns(ns):
+    """After this long a stop names the threads holding it up (stderr)."""
+    _lib.rtc_world_set_safepoint_threshold_ns(int(ns))
+
+
+def census():
+    """Threads and Ps by state, as a dict."""
+    c = RtcCensus()
+    c.size = ctypes.sizeof(RtcCensus)
+    _lib.rtc_world_census(ctypes.byref(c))
+    return {name: getattr(c, name) for name, _ in RtcCensus._fields_ if name != "size"}

@@ -159,6 +159,7 @@ C_TYPES = {
     "struct rtc_mutex *": ctypes.POINTER(rtcore.RtcMutex),
     "struct rtc_cond *": ctypes.POINTER(rtcore.RtcCond),
     "const struct rtc_config *": ctypes.POINTER(rtcore.RtcConfig),
+    "struct rtc_census *": ctypes.POINTER(rtcore.RtcCensus),
 }
 
 
