@@ -24,7 +24,6 @@ pub mod ranks;
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;
-#[cfg(not(loom))]
 pub mod world;
 
 /// `MAJOR << 16 | MINOR << 8 | PATCH`, from Cargo.toml.

@@ -1,0 +1,987 @@
+//! The scheduler side of the world: thread records, the P table under the
+//! `sched` inner lock, grants, parking, stop and start.
+//!
+//! Who changes what:
+//! - A P's word (`ps[i]`: owner << 3 | state) changes under `sched`, except
+//!   two lock-free transitions by the owner itself: RUNNING(T) -> SYSCALL(T)
+//!   at `enter_blocking` and SYSCALL(T) -> RUNNING(T) at the `exit_blocking`
+//!   fast path. The only other writer of a SYSCALL word is a claimer (the
+//!   stopper now, sysmon later), by compare-and-swap, so exactly one of "the
+//!   thread takes its P back" and "the P is claimed" happens.
+//! - A thread's state changes under `sched`, or by the thread itself in the
+//!   same two fast paths.
+//!
+//! Invariants:
+//! - **stop**: while a stop is in force (`stop_pending`, and the stopper has
+//!   returned), every P is STOPPED except the stopper's own, so no other
+//!   attached thread runs: a thread with a P is either the stopper or parked
+//!   inside rtcore. Threads reach that state only at safepoints.
+//! - **Dekker pair**: the stopper stores `stop_pending` then reads every P;
+//!   a thread stores its P word (SYSCALL, or RUNNING on the fast exit) then
+//!   reads `stop_pending` (all SeqCst). So either the stopper sees the new
+//!   word, or the thread sees the stop and acts on it (wakes the stopper, or
+//!   parks at once).
+//! - **grants**: a thread waiting for a P parks while `granted` is 0; a
+//!   granter sets its P word, `p` and `granted` under `sched` and unparks it.
+//!   No P is ever handed to a thread that is not waiting for one.
+//! - `sched` is an inner lock: never held across a park, a safepoint or a
+//!   call back into user code.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::status::{
+    Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
+};
+
+/// Most Ps a process may have.
+pub const MAX_PROCS: usize = 1024;
+
+/// Thread states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum TState {
+    Running = 1,
+    Runnable = 2,
+    Blocking = 3,
+    Waiting = 4,
+    Dead = 5,
+}
+
+impl TState {
+    fn from_u32(v: u32) -> TState {
+        match v {
+            1 => TState::Running,
+            2 => TState::Runnable,
+            3 => TState::Blocking,
+            4 => TState::Waiting,
+            _ => TState::Dead,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TState::Running => "RUNNING",
+            TState::Runnable => "RUNNABLE",
+            TState::Blocking => "BLOCKING",
+            TState::Waiting => "WAITING",
+            TState::Dead => "DEAD",
+        }
+    }
+}
+
+use super::handshake::{
+    self, Claim, Exit, P_IDLE, P_RUNNING, P_STOPPED, P_SYSCALL, powner, pstate, pword,
+};
+
+/// One attached thread.
+pub struct ThreadRec {
+    pub id: u64,
+    pub name: String,
+    pub tid: i64,
+    state: AtomicU32,
+    /// Index + 1 of the P it holds or last held while BLOCKING (0: none).
+    p: AtomicU32,
+    /// Set (under `sched`) when the thread is given a P; it parks while 0.
+    granted: AtomicU32,
+    /// Safepoints passed (the time-to-safepoint diagnostic watches it).
+    pub safepoints: AtomicU64,
+    /// Why it is blocking (static string from the caller), for diagnostics.
+    reason: Mutex<Option<String>>,
+}
+
+impl ThreadRec {
+    pub fn state(&self) -> TState {
+        TState::from_u32(self.state.load(SeqCst))
+    }
+    fn set_state(&self, s: TState) {
+        self.state.store(s as u32, SeqCst);
+    }
+    fn key(&self) -> usize {
+        self as *const ThreadRec as usize
+    }
+    pub fn describe(&self) -> String {
+        format!("thread {} '{}' (tid {})", self.id, self.name, self.tid)
+    }
+}
+
+struct Sched {
+    /// Attached threads (for diagnostics and tests).
+    threads: Vec<Arc<ThreadRec>>,
+    /// Threads waiting for a P, first come first served.
+    runq: VecDeque<Arc<ThreadRec>>,
+    /// Ps created so far (they are never destroyed; extra ones are retired).
+    nprocs: usize,
+    /// 0: unlimited.
+    maxprocs: usize,
+    /// The rtcore id of the thread holding the world stopped (or stopping it).
+    stopper: Option<u64>,
+    stop_reason: String,
+}
+
+pub struct World {
+    sched: Mutex<Sched>,
+    ps: Box<[AtomicU64]>,
+    stop_pending: AtomicBool,
+    /// Threads in `runq` (read at safepoints without the lock).
+    runq_len: AtomicU32,
+    /// Time-to-safepoint threshold for the diagnostic, in nanoseconds.
+    tts_threshold_ns: AtomicU64,
+    /// Bumped whenever something the stopper waits for happens (a thread
+    /// parked, entered a blocking region, started waiting); the stopper
+    /// sleeps only while it is unchanged, so no wake-up is lost.
+    epoch: AtomicU64,
+    /// Set while some P's index is at or above maxprocs and may be RUNNING:
+    /// its owner gives it up at the next safepoint.
+    retiring: AtomicBool,
+    /// Stops completed (for tests and stats).
+    pub stops: AtomicU64,
+}
+
+static WORLD: LazyLock<World> = LazyLock::new(|| World {
+    sched: Mutex::new(Sched {
+        threads: Vec::new(),
+        runq: VecDeque::new(),
+        nprocs: 0,
+        maxprocs: 0,
+        stopper: None,
+        stop_reason: String::new(),
+    }),
+    ps: (0..MAX_PROCS)
+        .map(|_| AtomicU64::new(pword(P_IDLE, 0)))
+        .collect(),
+    stop_pending: AtomicBool::new(false),
+    runq_len: AtomicU32::new(0),
+    tts_threshold_ns: AtomicU64::new(100_000_000),
+    epoch: AtomicU64::new(0),
+    retiring: AtomicBool::new(false),
+    stops: AtomicU64::new(0),
+});
+
+pub fn world() -> &'static World {
+    &WORLD
+}
+
+/// This thread's attachment. Dropped at thread exit: tears down in order.
+struct Attachment {
+    rec: Arc<ThreadRec>,
+}
+
+thread_local! {
+    static ATTACHED: RefCell<Option<Attachment>> = const { RefCell::new(None) };
+    /// Fast copy of the attachment's record pointer (no destructor).
+    static CURRENT: Cell<*const ThreadRec> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // Thread exit while attached: leave a blocking region, restart a
+        // world this thread holds stopped, then detach.
+        let w = world();
+        let rec = self.rec.clone();
+        if rec.state() == TState::Blocking {
+            w.exit_blocking_rec(&rec);
+        }
+        if w.holds_world(rec.id) {
+            let _ = w.start(rec.id);
+        }
+        w.detach_rec(&rec);
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
+/// The calling thread's record, if attached.
+#[inline]
+pub fn current() -> Option<&'static ThreadRec> {
+    let p = CURRENT.try_with(|c| c.get()).unwrap_or(std::ptr::null());
+    // SAFETY: CURRENT points into the Arc held by this thread's Attachment,
+    // which lives until CURRENT is cleared.
+    unsafe { p.as_ref() }
+}
+
+fn not_attached(what: &str) -> Error {
+    Error::new(
+        RTC_ERR_WRONG_STATE,
+        format!("{what}: the calling thread is not attached (call rtc_thread_attach first)"),
+    )
+}
+
+impl World {
+    pub fn holds_world(&self, id: u64) -> bool {
+        self.sched.lock().stopper == Some(id) && self.stop_pending.load(SeqCst)
+    }
+
+    /// Is a stop in force or being made?
+    pub fn stop_pending(&self) -> bool {
+        self.stop_pending.load(SeqCst)
+    }
+
+    fn p_index(rec: &ThreadRec) -> Option<usize> {
+        match rec.p.load(SeqCst) {
+            0 => None,
+            n => Some(n as usize - 1),
+        }
+    }
+
+    /// Give P `i` to the first runnable thread, or leave it IDLE.
+    /// Called with `sched` held and no stop pending.
+    fn hand_off(&self, s: &mut Sched, i: usize) {
+        if let Some(t) = s.runq.pop_front() {
+            self.runq_len.store(s.runq.len() as u32, SeqCst);
+            self.grant(t.as_ref(), i);
+        } else {
+            self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+        }
+    }
+
+    /// P `i` becomes RUNNING(t); t is woken. `sched` held.
+    fn grant(&self, t: &ThreadRec, i: usize) {
+        self.ps[i].store(pword(P_RUNNING, t.id), SeqCst);
+        t.p.store(i as u32 + 1, SeqCst);
+        t.set_state(TState::Running);
+        t.granted.store(1, SeqCst);
+        // SAFETY: no callback.
+        unsafe {
+            parking_lot_core::unpark_all(t.key(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+        }
+    }
+
+    /// An IDLE P, or a new one if maxprocs allows. `sched` held.
+    fn free_p(&self, s: &mut Sched) -> Option<usize> {
+        let limit = self.limit(s);
+        for i in 0..s.nprocs.min(limit) {
+            if self.ps[i].load(SeqCst) == pword(P_IDLE, 0) {
+                return Some(i);
+            }
+        }
+        if s.nprocs < limit {
+            let i = s.nprocs;
+            s.nprocs += 1;
+            self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+            return Some(i);
+        }
+        None
+    }
+
+    fn limit(&self, s: &Sched) -> usize {
+        if s.maxprocs == 0 {
+            MAX_PROCS
+        } else {
+            s.maxprocs
+        }
+    }
+
+    /// Get a P for `t` (RUNNABLE), waiting if none is free or a stop is in
+    /// force. On return t is RUNNING with a P.
+    fn acquire_p(&self, t: &ThreadRec) {
+        {
+            let mut s = self.sched.lock();
+            t.set_state(TState::Runnable);
+            t.granted.store(0, SeqCst);
+            if !self.stop_pending.load(SeqCst) && s.runq.is_empty() {
+                if let Some(i) = self.free_p(&mut s) {
+                    self.grant(t, i);
+                    return;
+                }
+            }
+            let arc = s.threads.iter().find(|x| x.id == t.id).cloned();
+            if let Some(a) = arc {
+                s.runq.push_back(a);
+                self.runq_len.store(s.runq.len() as u32, SeqCst);
+            }
+        }
+        self.wait_for_grant(t);
+    }
+
+    fn wait_for_grant(&self, t: &ThreadRec) {
+        while t.granted.load(SeqCst) == 0 {
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                parking_lot_core::park(
+                    t.key(),
+                    || t.granted.load(SeqCst) == 0,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Release t's P (t becomes `new_state`), handing it on if someone waits.
+    fn release_p(&self, t: &ThreadRec, new_state: TState) {
+        let mut s = self.sched.lock();
+        t.set_state(new_state);
+        if let Some(i) = Self::p_index(t) {
+            t.p.store(0, SeqCst);
+            let limit = self.limit(&s);
+            if self.stop_pending.load(SeqCst) {
+                self.ps[i].store(pword(P_STOPPED, 0), SeqCst);
+                self.wake_stopper(&s);
+            } else if i >= limit {
+                // Retired by a lower maxprocs.
+                self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+            } else {
+                self.hand_off(&mut s, i);
+            }
+        }
+    }
+
+    fn wake_stopper(&self, _s: &Sched) {
+        self.epoch.fetch_add(1, SeqCst);
+        // SAFETY: no callback.
+        unsafe {
+            parking_lot_core::unpark_all(
+                self.stopper_key(),
+                parking_lot_core::DEFAULT_UNPARK_TOKEN,
+            );
+        }
+    }
+
+    fn stopper_key(&self) -> usize {
+        &self.stop_pending as *const AtomicBool as usize
+    }
+
+    // ---- attach / detach -------------------------------------------------
+
+    pub fn attach(&self, name: &str) -> Result<u64> {
+        if current().is_some() {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                format!(
+                    "rtc_thread_attach: {} is already attached",
+                    current().map(|c| c.describe()).unwrap_or_default()
+                ),
+            ));
+        }
+        let id = crate::ident::current_id();
+        if self.sched.lock().stopper == Some(id) {
+            return Err(Error::new(
+                RTC_ERR_WOULD_DEADLOCK,
+                "rtc_thread_attach: this thread holds the world stopped; attaching would wait for a P",
+            ));
+        }
+        let rec = Arc::new(ThreadRec {
+            id,
+            name: name.to_string(),
+            tid: crate::ident::os_tid(),
+            state: AtomicU32::new(TState::Runnable as u32),
+            p: AtomicU32::new(0),
+            granted: AtomicU32::new(0),
+            safepoints: AtomicU64::new(0),
+            reason: Mutex::new(None),
+        });
+        crate::ident::set_name(Some(name.to_string()));
+        self.sched.lock().threads.push(rec.clone());
+        let ptr = Arc::as_ptr(&rec);
+        ATTACHED.with(|a| *a.borrow_mut() = Some(Attachment { rec: rec.clone() }));
+        CURRENT.with(|c| c.set(ptr));
+        self.acquire_p(&rec);
+        Ok(id)
+    }
+
+    fn detach_rec(&self, rec: &ThreadRec) {
+        self.release_p(rec, TState::Dead);
+        let mut s = self.sched.lock();
+        s.threads.retain(|t| t.id != rec.id);
+        s.runq.retain(|t| t.id != rec.id);
+        self.runq_len.store(s.runq.len() as u32, SeqCst);
+    }
+
+    pub fn detach(&self) -> Result<()> {
+        let Some(rec) = current() else {
+            return Err(not_attached("rtc_thread_detach"));
+        };
+        match rec.state() {
+            TState::Running => {}
+            s => {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "rtc_thread_detach: {} is {} (leave the blocking region first)",
+                        rec.describe(),
+                        s.name()
+                    ),
+                ));
+            }
+        }
+        if self.holds_world(rec.id) {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                format!(
+                    "rtc_thread_detach: {} holds the world stopped (call rtc_start_the_world first)",
+                    rec.describe()
+                ),
+            ));
+        }
+        self.detach_rec(rec);
+        crate::ident::set_name(None);
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        // Dropping the attachment would run the exit teardown: forget it
+        // after the work above (the Arc is released normally).
+        let att = ATTACHED.with(|a| a.borrow_mut().take());
+        if let Some(a) = att {
+            let rec = a.rec.clone();
+            std::mem::forget(a);
+            drop(rec);
+        }
+        Ok(())
+    }
+
+    // ---- safepoints ------------------------------------------------------
+
+    /// The safepoint check. Cheap when nothing is pending.
+    #[inline]
+    pub fn safepoint_rec(&self, rec: &ThreadRec) {
+        rec.safepoints.fetch_add(1, SeqCst);
+        if self.stop_pending.load(SeqCst)
+            || self.runq_len.load(SeqCst) != 0
+            || self.retiring.load(SeqCst)
+        {
+            self.safepoint_slow(rec);
+        }
+    }
+
+    #[cold]
+    fn safepoint_slow(&self, rec: &ThreadRec) {
+        let Some(i) = Self::p_index(rec) else { return };
+        let mut s = self.sched.lock();
+        if self.stop_pending.load(SeqCst) {
+            if s.stopper == Some(rec.id) {
+                return;
+            }
+            // Park for the stop: the P is STOPPED with this thread as owner,
+            // and comes back at the restart.
+            handshake::stop_at_safepoint(&self.ps[i], rec.id);
+            rec.p.store(0, SeqCst);
+            rec.set_state(TState::Runnable);
+            rec.granted.store(0, SeqCst);
+            self.wake_stopper(&s);
+            drop(s);
+            self.wait_for_grant(rec);
+            return;
+        }
+        // Preemption: someone waits for a P and no new one may be made.
+        let limit = self.limit(&s);
+        let must_yield = i >= limit || (!s.runq.is_empty() && s.nprocs >= limit);
+        if must_yield {
+            // Queue up behind the waiters, then give the P away (a retired P
+            // goes idle instead) and let the queue take any free P.
+            let arc = s.threads.iter().find(|x| x.id == rec.id).cloned();
+            rec.p.store(0, SeqCst);
+            rec.set_state(TState::Runnable);
+            rec.granted.store(0, SeqCst);
+            if let Some(a) = arc {
+                s.runq.push_back(a);
+            }
+            if i >= limit {
+                self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+                self.update_retiring(&s);
+            } else {
+                self.hand_off(&mut s, i);
+            }
+            self.serve_queue(&mut s);
+            drop(s);
+            self.wait_for_grant(rec);
+        } else {
+            self.serve_queue(&mut s);
+        }
+    }
+
+    /// Give free (or newly allowed) Ps to queued threads. `sched` held, no
+    /// stop in force.
+    fn serve_queue(&self, s: &mut Sched) {
+        while !s.runq.is_empty() {
+            match self.free_p(s) {
+                Some(j) => self.hand_off(s, j),
+                None => break,
+            }
+        }
+        self.runq_len.store(s.runq.len() as u32, SeqCst);
+    }
+
+    // ---- blocking regions ------------------------------------------------
+
+    pub fn enter_blocking(&self, reason: Option<&str>) -> Result<()> {
+        let Some(rec) = current() else {
+            return Err(not_attached("rtc_enter_blocking"));
+        };
+        if rec.state() != TState::Running {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                format!(
+                    "rtc_enter_blocking: {} is {}, not RUNNING (blocking regions do not nest)",
+                    rec.describe(),
+                    rec.state().name()
+                ),
+            ));
+        }
+        self.safepoint_rec(rec);
+        *rec.reason.lock() = reason.map(str::to_string);
+        let Some(i) = Self::p_index(rec) else {
+            return Err(Error::new(RTC_ERR_WRONG_STATE, "rtc_enter_blocking: no P"));
+        };
+        // Only this thread changes a RUNNING(self) word.
+        rec.set_state(TState::Blocking);
+        if handshake::enter_syscall(&self.ps[i], rec.id, &self.stop_pending) {
+            // The stopper may have seen RUNNING: let it claim the P now.
+            let s = self.sched.lock();
+            self.wake_stopper(&s);
+        }
+        Ok(())
+    }
+
+    pub fn exit_blocking(&self) -> Result<()> {
+        let Some(rec) = current() else {
+            return Err(not_attached("rtc_exit_blocking"));
+        };
+        if rec.state() != TState::Blocking {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                format!(
+                    "rtc_exit_blocking: {} is {}, not inside a blocking region",
+                    rec.describe(),
+                    rec.state().name()
+                ),
+            ));
+        }
+        self.exit_blocking_rec(rec);
+        Ok(())
+    }
+
+    fn exit_blocking_rec(&self, rec: &ThreadRec) {
+        *rec.reason.lock() = None;
+        if let Some(i) = Self::p_index(rec) {
+            // Fast path: the P is still ours (SYSCALL(self)).
+            if let Exit::Resumed { stop_pending } =
+                handshake::exit_fast(&self.ps[i], rec.id, &self.stop_pending)
+            {
+                rec.set_state(TState::Running);
+                if stop_pending {
+                    // A stop began while we were out: it waits for us here.
+                    self.safepoint_slow(rec);
+                }
+                return;
+            }
+        }
+        // Slow path: the P was claimed (by a stop, later also by sysmon).
+        rec.p.store(0, SeqCst);
+        self.acquire_p(rec);
+    }
+
+    // ---- stop / start ----------------------------------------------------
+
+    pub fn stop(&self, reason: &str) -> Result<()> {
+        let me = crate::ident::current_id();
+        let rec = current();
+        loop {
+            let mut s = self.sched.lock();
+            if s.stopper == Some(me) {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "rtc_stop_the_world: this thread already holds the world stopped ({}); stops do not nest",
+                        s.stop_reason
+                    ),
+                ));
+            }
+            if s.stopper.is_none() {
+                s.stopper = Some(me);
+                s.stop_reason = reason.to_string();
+                handshake::StopFlag::announce(&self.stop_pending);
+                break;
+            }
+            // Another stop is in force: wait for it like any thread would.
+            drop(s);
+            match rec {
+                Some(r) if Self::p_index(r).is_some() && r.state() == TState::Running => {
+                    self.safepoint_slow(r)
+                }
+                _ => self.wait_until_no_stop(),
+            }
+        }
+        self.claim_all(me, rec);
+        self.stops.fetch_add(1, SeqCst);
+        Ok(())
+    }
+
+    /// Unattached (or P-less) callers wait here for a stop to end.
+    fn wait_until_no_stop(&self) {
+        let key = self.stopper_key() + 1;
+        while self.stop_pending.load(SeqCst) {
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                parking_lot_core::park(
+                    key,
+                    || self.stop_pending.load(SeqCst),
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    Some(Instant::now() + Duration::from_millis(10)),
+                );
+            }
+        }
+    }
+
+    /// Claim every P: IDLE and SYSCALL at once, RUNNING ones as their
+    /// threads reach safepoints.
+    fn claim_all(&self, me: u64, rec: Option<&ThreadRec>) {
+        let started = Instant::now();
+        let mut reported = false;
+        let my_p = rec.and_then(Self::p_index);
+        let mut snapshot: Vec<(u64, u64)> = Vec::new();
+        loop {
+            let mut waiting_for = Vec::new();
+            let epoch = self.epoch.load(SeqCst);
+            {
+                let s = self.sched.lock();
+                for i in 0..s.nprocs {
+                    if Some(i) == my_p {
+                        continue;
+                    }
+                    if let Claim::Running(owner) = handshake::claim(&self.ps[i]) {
+                        waiting_for.push(owner);
+                    }
+                }
+                if waiting_for.is_empty() {
+                    return;
+                }
+                if !reported
+                    && started.elapsed().as_nanos() as u64 >= self.tts_threshold_ns.load(SeqCst)
+                {
+                    reported = true;
+                    self.report_tts(&s, &waiting_for, started, &snapshot);
+                }
+                if snapshot.is_empty() {
+                    snapshot = s
+                        .threads
+                        .iter()
+                        .map(|t| (t.id, t.safepoints.load(SeqCst)))
+                        .collect();
+                }
+            }
+            let _ = me;
+            // Sleep until a thread parks, enters a blocking region or waits
+            // (or until the diagnostic is due).
+            let threshold = Duration::from_nanos(self.tts_threshold_ns.load(SeqCst));
+            let deadline = if reported {
+                Instant::now() + Duration::from_secs(1)
+            } else {
+                started + threshold
+            };
+            // SAFETY: validate only reads an atomic.
+            unsafe {
+                parking_lot_core::park(
+                    self.stopper_key(),
+                    || self.epoch.load(SeqCst) == epoch,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    Some(deadline),
+                );
+            }
+        }
+    }
+
+    fn report_tts(&self, s: &Sched, ids: &[u64], started: Instant, _snap: &[(u64, u64)]) {
+        let mut msg = format!(
+            "rtcore: stop-the-world ({}) is waiting {} ms for threads to reach a safepoint:\n",
+            s.stop_reason,
+            started.elapsed().as_millis()
+        );
+        for t in s.threads.iter().filter(|t| ids.contains(&t.id)) {
+            msg.push_str(&format!(
+                "  {} is {} and has passed no safepoint for at least {} ms\n",
+                t.describe(),
+                t.state().name(),
+                started.elapsed().as_millis()
+            ));
+        }
+        eprint!("{msg}");
+    }
+
+    pub fn start(&self, me: u64) -> Result<()> {
+        let mut s = self.sched.lock();
+        match s.stopper {
+            None => {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    "rtc_start_the_world: the world is not stopped",
+                ));
+            }
+            Some(id) if id != me => {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "rtc_start_the_world: the world was stopped by thread {id}, not by this thread; only the stopper may start it"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        s.stopper = None;
+        self.stop_pending.store(false, SeqCst);
+        let limit = self.limit(&s);
+        // Ps come back: to the thread parked on it, else IDLE.
+        let mut freed = Vec::new();
+        for i in 0..s.nprocs {
+            let w = self.ps[i].load(SeqCst);
+            if pstate(w) != P_STOPPED {
+                continue;
+            }
+            let owner = powner(w);
+            let t = if owner != 0 && i < limit {
+                s.threads.iter().find(|t| t.id == owner).cloned()
+            } else {
+                None
+            };
+            match t {
+                Some(t) => {
+                    s.runq.retain(|x| x.id != owner);
+                    self.grant(&t, i);
+                }
+                None => {
+                    self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+                    if let Some(t) = s.threads.iter().find(|t| t.id == owner).cloned() {
+                        // Its P was retired: it waits in the queue.
+                        if !s.runq.iter().any(|x| x.id == t.id) {
+                            s.runq.push_back(t);
+                        }
+                    }
+                    if i < limit {
+                        freed.push(i);
+                    }
+                }
+            }
+        }
+        for i in freed {
+            if self.ps[i].load(SeqCst) == pword(P_IDLE, 0) {
+                self.hand_off(&mut s, i);
+            }
+        }
+        // Waiters beyond the free Ps: make new ones if allowed.
+        while !s.runq.is_empty() {
+            match self.free_p(&mut s) {
+                Some(j) => self.hand_off(&mut s, j),
+                None => break,
+            }
+        }
+        self.runq_len.store(s.runq.len() as u32, SeqCst);
+        drop(s);
+        // SAFETY: no callback.
+        unsafe {
+            parking_lot_core::unpark_all(
+                self.stopper_key() + 1,
+                parking_lot_core::DEFAULT_UNPARK_TOKEN,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn set_maxprocs(&self, n: usize) -> Result<usize> {
+        if n > MAX_PROCS {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "rtc_set_maxprocs: {n} exceeds the limit of {MAX_PROCS} (0 means unlimited)"
+                ),
+            ));
+        }
+        let mut s = self.sched.lock();
+        let old = s.maxprocs;
+        s.maxprocs = n;
+        // More Ps allowed: serve waiters now (unless a stop is in force; the
+        // restart does it). Fewer: owners of retired Ps give them up at
+        // their next safepoint.
+        if !self.stop_pending.load(SeqCst) {
+            while !s.runq.is_empty() {
+                match self.free_p(&mut s) {
+                    Some(j) => self.hand_off(&mut s, j),
+                    None => break,
+                }
+            }
+        }
+        // Owners of Ps past the new limit give them up at their next
+        // safepoint.
+        self.update_retiring(&s);
+        Ok(old)
+    }
+
+    /// `sched` held.
+    fn update_retiring(&self, s: &Sched) {
+        let limit = self.limit(s);
+        let busy = (limit..s.nprocs).any(|i| {
+            let w = self.ps[i].load(SeqCst);
+            matches!(pstate(w), P_RUNNING | P_SYSCALL)
+        });
+        self.retiring.store(busy, SeqCst);
+    }
+
+    pub fn maxprocs(&self) -> usize {
+        self.sched.lock().maxprocs
+    }
+
+    /// Counts of threads by state and Ps by state (diagnostics, tests).
+    pub fn census(&self) -> Census {
+        let s = self.sched.lock();
+        let mut c = Census::default();
+        for t in &s.threads {
+            match t.state() {
+                TState::Running => c.running += 1,
+                TState::Runnable => c.runnable += 1,
+                TState::Blocking => c.blocking += 1,
+                TState::Waiting => c.waiting += 1,
+                TState::Dead => {}
+            }
+        }
+        c.procs = s.nprocs;
+        for i in 0..s.nprocs {
+            match pstate(self.ps[i].load(SeqCst)) {
+                P_IDLE => c.p_idle += 1,
+                P_RUNNING => c.p_running += 1,
+                P_SYSCALL => c.p_syscall += 1,
+                _ => c.p_stopped += 1,
+            }
+        }
+        c.stopped = s.stopper.is_some();
+        c
+    }
+
+    /// For `rtc_shutdown`: refuse while other threads are attached; restart
+    /// a world the caller holds stopped and detach the caller.
+    pub fn shutdown_prepare(&self) -> Result<()> {
+        let me = crate::ident::current_id();
+        {
+            let s = self.sched.lock();
+            let others: Vec<String> = s
+                .threads
+                .iter()
+                .filter(|t| t.id != me)
+                .map(|t| t.describe())
+                .collect();
+            if !others.is_empty() {
+                return Err(Error::new(
+                    RTC_ERR_WRONG_STATE,
+                    format!(
+                        "rtc_shutdown refused: {} other thread(s) still attached ({}); detach them first",
+                        others.len(),
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.holds_world(me) {
+            self.start(me)?;
+        }
+        if let Some(rec) = current() {
+            if rec.state() == TState::Blocking {
+                self.exit_blocking_rec(rec);
+            }
+            self.detach()?;
+        }
+        Ok(())
+    }
+
+    // ---- waits inside rtcore (registered with the lock module) ------------
+
+    fn wait_begin(&self) {
+        let Some(rec) = current() else { return };
+        if rec.state() != TState::Running {
+            return;
+        }
+        if self.sched.lock().stopper == Some(rec.id) {
+            // The stopper keeps its P across its own waits; blocking on a
+            // user lock while holding the world stopped may never end.
+            eprintln!(
+                "rtcore: {} holds the world stopped and is blocking on a lock: a stopped thread may hold it (use a try-lock)",
+                rec.describe()
+            );
+            return;
+        }
+        self.release_p(rec, TState::Waiting);
+    }
+
+    fn wait_end(&self) {
+        let Some(rec) = current() else { return };
+        if rec
+            .state
+            .compare_exchange(
+                TState::Waiting as u32,
+                TState::Runnable as u32,
+                SeqCst,
+                SeqCst,
+            )
+            .is_ok()
+        {
+            self.acquire_p(rec);
+        }
+    }
+}
+
+/// Threads and Ps by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub running: usize,
+    pub runnable: usize,
+    pub blocking: usize,
+    pub waiting: usize,
+    pub procs: usize,
+    pub p_idle: usize,
+    pub p_running: usize,
+    pub p_syscall: usize,
+    pub p_stopped: usize,
+    pub stopped: bool,
+}
+
+static HANDLERS: crate::lock::wait::WaitHandlers = crate::lock::wait::WaitHandlers {
+    begin: || world().wait_begin(),
+    end: || world().wait_end(),
+};
+
+/// Register the world's wait handlers with the lock module (at start).
+pub fn install() {
+    crate::lock::wait::register(&HANDLERS);
+}
+
+// ---- thread-level API (the C ABI calls these) --------------------------------
+
+pub fn safepoint() {
+    if let Some(rec) = current() {
+        world().safepoint_rec(rec);
+    }
+}
+
+pub fn stop_the_world(reason: &str) -> Result<()> {
+    world().stop(reason)
+}
+
+pub fn start_the_world() -> Result<()> {
+    world().start(crate::ident::current_id())
+}
+
+pub fn assert_world_stopped() -> Result<()> {
+    let w = world();
+    let s = w.sched.lock();
+    match s.stopper {
+        Some(id) if id == crate::ident::current_id() => Ok(()),
+        Some(id) => Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            format!(
+                "rtc_assert_world_stopped: the world is stopped by thread {id}, not by this thread"
+            ),
+        )),
+        None => Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            "rtc_assert_world_stopped: the world is not stopped",
+        )),
+    }
+}
+
+pub fn set_tts_threshold(ns: u64) {
+    world().tts_threshold_ns.store(ns, SeqCst);
+}

@@ -1,0 +1,323 @@
+//! loom models of the world's handshake (src/world/handshake.rs): the
+//! blocking-exit fast path against a stop, and a safepoint against a stop,
+//! driving the production functions through the `sync` shim; each broken
+//! variant must be caught with the invariant's name (in a child process, as
+//! in tests/loom_mutex.rs).
+//!
+//! Run: RUSTFLAGS="--cfg loom" cargo test --release --test loom_world
+
+#[cfg(not(loom))]
+fn main() {
+    println!("loom models: build with RUSTFLAGS=\"--cfg loom\" to run them (.ci/run does)");
+}
+
+#[cfg(loom)]
+fn main() {
+    models::main();
+}
+
+#[cfg(loom)]
+mod models {
+    use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+    use rtcore::world::handshake::{
+        self, Claim, Exit, P_IDLE, P_RUNNING, P_STOPPED, broken, pstate, pword,
+    };
+
+    const W: u64 = 7; // the worker's id
+
+    /// A counter threads wait on to change (the stopper's epoch and the
+    /// restart), blocking rather than spinning so loom's search stays finite.
+    struct Event {
+        n: Mutex<u64>,
+        cv: Condvar,
+    }
+
+    impl Event {
+        fn new() -> Event {
+            Event {
+                n: Mutex::new(0),
+                cv: Condvar::new(),
+            }
+        }
+        fn get(&self) -> u64 {
+            *self.n.lock().unwrap()
+        }
+        fn bump(&self) {
+            *self.n.lock().unwrap() += 1;
+            self.cv.notify_all();
+        }
+        fn wait_change(&self, seen: u64) {
+            let mut g = self.n.lock().unwrap();
+            while *g == seen {
+                g = self.cv.wait(g).unwrap();
+            }
+        }
+    }
+
+    struct M {
+        p: AtomicU64,
+        stop: AtomicBool,
+        world_stopped: AtomicBool,
+        /// Bumped when the worker parks or enters a region during a stop.
+        epoch: Event,
+        /// Bumped once, at the restart.
+        restart: Event,
+    }
+
+    type EnterFn = fn(&AtomicU64, u64, &AtomicBool) -> bool;
+    type ClaimFn = fn(&AtomicU64) -> Claim;
+
+    fn new_model() -> Arc<M> {
+        Arc::new(M {
+            p: AtomicU64::new(pword(P_RUNNING, W)),
+            stop: AtomicBool::new(false),
+            world_stopped: AtomicBool::new(false),
+            epoch: Event::new(),
+            restart: Event::new(),
+        })
+    }
+
+    fn wait_restart(m: &M) {
+        m.restart.wait_change(0);
+    }
+
+    /// The worker detaches at the end: its P goes idle and a waiting
+    /// stopper is woken (World::release_p does both under `sched`).
+    fn detach(m: &M) {
+        let w = m.p.load(SeqCst);
+        assert_eq!(
+            w,
+            pword(P_RUNNING, W),
+            "invariant 'one winner' violated: the worker's P changed hands while it held it"
+        );
+        m.p.store(pword(P_IDLE, 0), SeqCst);
+        m.epoch.bump();
+    }
+
+    fn user_code(m: &M) {
+        assert!(
+            !m.world_stopped.load(SeqCst),
+            "invariant 'stop' violated: a thread ran while the world was stopped"
+        );
+    }
+
+    fn stopper(m: &M, claim: ClaimFn) {
+        handshake::StopFlag::announce(&m.stop);
+        loop {
+            let seen = m.epoch.get();
+            match claim(&m.p) {
+                Claim::Stopped => break,
+                // Sleep until the owner parks or enters a blocking region.
+                Claim::Running(_) => m.epoch.wait_change(seen),
+            }
+        }
+        m.world_stopped.store(true, SeqCst);
+        m.world_stopped.store(false, SeqCst);
+        // Restart: the parked owner gets its P back; a claimed P goes idle.
+        m.stop.store(false, SeqCst);
+        let w = m.p.load(SeqCst);
+        if w == pword(P_STOPPED, W) {
+            m.p.store(pword(P_RUNNING, W), SeqCst);
+        } else if pstate(w) == P_STOPPED {
+            m.p.store(pword(P_IDLE, 0), SeqCst);
+        }
+        m.restart.bump();
+    }
+
+    /// A worker enters a blocking region and leaves it while a stop happens.
+    fn blocking_exit_model(enter: EnterFn, claim: ClaimFn) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(move || {
+            let m = new_model();
+            let w = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    if enter(&m.p, W, &m.stop) {
+                        m.epoch.bump(); // wake the stopper to claim the P
+                    }
+                    match handshake::exit_fast(&m.p, W, &m.stop) {
+                        Exit::Resumed { stop_pending } => {
+                            assert_eq!(
+                                m.p.load(SeqCst),
+                                pword(P_RUNNING, W),
+                                "invariant 'one winner' violated: the P was claimed after its owner took it back"
+                            );
+                            if stop_pending {
+                                handshake::stop_at_safepoint(&m.p, W);
+                                m.epoch.bump();
+                                wait_restart(&m);
+                            }
+                        }
+                        Exit::Claimed => {
+                            wait_restart(&m);
+                            // After the restart the claimed P is idle: take it.
+                            assert!(
+                                m.p.compare_exchange(pword(P_IDLE, 0), pword(P_RUNNING, W), SeqCst, SeqCst)
+                                    .is_ok(),
+                                "the claimed P was not idle after the restart"
+                            );
+                        }
+                    }
+                    user_code(&m);
+                    detach(&m);
+                })
+            };
+            stopper(&m, claim);
+            w.join().unwrap();
+        });
+    }
+
+    /// A worker stays inside its blocking region (a long read) until the
+    /// world restarts: the stop must complete without it, so a stopper that
+    /// saw its P RUNNING must be woken when it enters the region.
+    fn long_region_model(enter: EnterFn) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(move || {
+            let m = new_model();
+            let w = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    if enter(&m.p, W, &m.stop) {
+                        m.epoch.bump();
+                    }
+                    wait_restart(&m); // the read returns after the restart
+                    match handshake::exit_fast(&m.p, W, &m.stop) {
+                        Exit::Resumed { .. } => {}
+                        Exit::Claimed => {
+                            assert!(
+                                m.p.compare_exchange(
+                                    pword(P_IDLE, 0),
+                                    pword(P_RUNNING, W),
+                                    SeqCst,
+                                    SeqCst
+                                )
+                                .is_ok(),
+                                "the claimed P was not idle after the restart"
+                            );
+                        }
+                    }
+                    user_code(&m);
+                    detach(&m);
+                })
+            };
+            stopper(&m, handshake::claim);
+            w.join().unwrap();
+        });
+    }
+
+    /// A running worker reaches a safepoint while a stop happens.
+    fn safepoint_model(claim: ClaimFn) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(move || {
+            let m = new_model();
+            let w = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        user_code(&m);
+                        // The safepoint check of Worlds::safepoint_rec.
+                        if m.stop.load(SeqCst) {
+                            handshake::stop_at_safepoint(&m.p, W);
+                            m.epoch.bump();
+                            wait_restart(&m);
+                        }
+                    }
+                    detach(&m);
+                })
+            };
+            stopper(&m, claim);
+            w.join().unwrap();
+        });
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--broken") {
+            match args.get(i + 1).map(String::as_str) {
+                Some("enter-silent") => long_region_model(broken::enter_syscall_silent),
+                Some("claim-by-store") => {
+                    blocking_exit_model(handshake::enter_syscall, broken::claim_by_store)
+                }
+                Some("claim-not-waiting") => safepoint_model(broken::claim_not_waiting),
+                other => panic!("unknown broken variant {other:?}"),
+            }
+            return;
+        }
+        let mut passed = 0;
+        let mut failed = 0;
+        let mut run = |name: &str, ok: bool| {
+            println!("{name}: {}", if ok { "ok" } else { "FAILED" });
+            if ok { passed += 1 } else { failed += 1 }
+        };
+        let r = std::panic::catch_unwind(|| {
+            blocking_exit_model(handshake::enter_syscall, handshake::claim)
+        });
+        run(
+            "blocking-exit fast path against a stop keeps 'stop' and 'one winner'",
+            r.is_ok(),
+        );
+        let r = std::panic::catch_unwind(|| long_region_model(handshake::enter_syscall));
+        run(
+            "a stop completes while a thread stays in a blocking region (Dekker pair)",
+            r.is_ok(),
+        );
+        let r = std::panic::catch_unwind(|| safepoint_model(handshake::claim));
+        run("safepoint against a stop keeps 'stop'", r.is_ok());
+
+        // Each broken variant with what the model may report first: a
+        // stopper that does not wait shows either as a thread running during
+        // the stop or as that thread finding its P taken.
+        let cases: [(&str, &[&str], &str); 3] = [
+            (
+                "enter-silent",
+                &["deadlock"],
+                "Dekker pair: the stopper is never woken",
+            ),
+            (
+                "claim-by-store",
+                &["invariant 'one winner' violated"],
+                "one winner",
+            ),
+            (
+                "claim-not-waiting",
+                &[
+                    "invariant 'stop' violated",
+                    "invariant 'one winner' violated",
+                ],
+                "stop",
+            ),
+        ];
+        for (variant, expect, invariant) in cases {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--broken", variant])
+                .output()
+                .expect("run the model child");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let hit = expect.iter().find(|e| text.contains(*e));
+            let caught = !out.status.success() && hit.is_some();
+            if !caught {
+                eprintln!("broken variant '{variant}' not caught; output:\n{text}");
+            }
+            run(
+                &format!(
+                    "broken {variant} caught as a violation of '{invariant}' ({})",
+                    hit.unwrap_or(&"-")
+                ),
+                caught,
+            );
+        }
+        println!("{passed} passed, {failed} failed");
+        if failed > 0 {
+            std::process::exit(1);
+        }
+    }
+}
