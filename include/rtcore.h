@@ -328,6 +328,8 @@ extern "C" {
 /**
  * Initialise a condition variable at run time (all zeroes, or
  * `RTC_COND_INIT`, are equally valid). Must not race other use of it.
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if threads are waiting
+ * on it; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_cond_init(struct rtc_cond *cond);
 
@@ -368,17 +370,20 @@ rtc_status rtc_cond_timedwait_at(struct rtc_cond *cond,
 
 /**
  * Wake one thread waiting on `cond`, if any. Callable with or without the
- * mutex held.
+ * mutex held, and after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+ * `RTC_ERR_DESTROYED`; `RTC_ERR_POISONED`.
  */
 rtc_status rtc_cond_signal(struct rtc_cond *cond);
 
 /**
- * Wake every thread waiting on `cond`.
+ * Wake every thread waiting on `cond`. Callable after `rtc_shutdown`.
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_DESTROYED`; `RTC_ERR_POISONED`.
  */
 rtc_status rtc_cond_broadcast(struct rtc_cond *cond);
 
 /**
- * Destroy `cond`. Returns `RTC_ERR_LOCKED` if threads are waiting on it.
+ * Destroy `cond` (callable after `rtc_shutdown`). Returns `RTC_OK`;
+ * `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if threads are waiting on it.
  */
 rtc_status rtc_cond_destroy(struct rtc_cond *cond);
 
@@ -494,9 +499,10 @@ rtc_status rtc_mutex_trylock_at(struct rtc_mutex *mutex, const char *file, uint3
 /**
  * Unlock `mutex`. Locks may be released in any order.
  *
- * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_NOT_OWNER` if this thread does
- * not hold it (not locked, or held by another thread); `RTC_ERR_DESTROYED`;
- * `RTC_ERR_SHUT_DOWN`.
+ * Keeps working after `rtc_shutdown`, so a lock held across it can still be
+ * released. Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_NOT_OWNER` if this
+ * thread does not hold it (not locked, or held by another thread);
+ * `RTC_ERR_DESTROYED`.
  */
 rtc_status rtc_mutex_unlock(struct rtc_mutex *mutex);
 
@@ -504,8 +510,9 @@ rtc_status rtc_mutex_unlock(struct rtc_mutex *mutex);
  * Destroy `mutex`. Later use returns `RTC_ERR_DESTROYED` until it is
  * initialised again. Destroying an all-zero mutex is allowed.
  *
- * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if any thread holds it
- * (nothing changes); `RTC_ERR_MOVED`; `RTC_ERR_SHUT_DOWN`.
+ * Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+ * `RTC_ERR_LOCKED` if any thread holds it (nothing changes);
+ * `RTC_ERR_MOVED`.
  */
 rtc_status rtc_mutex_destroy(struct rtc_mutex *mutex);
 

@@ -48,7 +48,7 @@ pub fn from_env() -> DebugSettings {
         },
     };
     for w in &s.warnings {
-        eprintln!("rtcore: {w}");
+        crate::diag::eprintln(&format!("rtcore: {w}"));
     }
     s
 }

@@ -35,12 +35,17 @@ pub fn os_tid() -> i64 {
 
 /// Set the name used in reports (the world's attach does this).
 pub fn set_name(name: Option<String>) {
-    NAME.with(|n| *n.borrow_mut() = name);
+    let _ = NAME.try_with(|n| {
+        if let Ok(mut b) = n.try_borrow_mut() {
+            *b = name;
+        }
+    });
 }
 
 /// The name used in reports: the attach name, else the OS thread name.
 pub fn name() -> String {
-    if let Some(n) = NAME.with(|n| n.borrow().clone()) {
+    // try_with: this may run from a thread-exit destructor after NAME's.
+    if let Ok(Some(n)) = NAME.try_with(|n| n.try_borrow().ok().and_then(|b| b.clone())) {
         return n;
     }
     let mut buf = [0u8; 64];

@@ -13,6 +13,8 @@
 #[cfg(not(loom))]
 pub mod debug_env;
 #[cfg(not(loom))]
+pub mod diag;
+#[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
 pub mod ident;

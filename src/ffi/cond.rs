@@ -56,12 +56,13 @@ fn wait(
 
 /// Initialise a condition variable at run time (all zeroes, or
 /// `RTC_COND_INIT`, are equally valid). Must not race other use of it.
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if threads are waiting
+/// on it; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_cond_init(cond: *mut rtc_cond) -> rtc_status {
     with_cond(cond, "rtc_cond_init", |c| {
         lifecycle::enter()?;
-        c.init();
-        Ok(())
+        c.init()
     })
 }
 
@@ -127,29 +128,25 @@ pub extern "C" fn rtc_cond_timedwait_at(
 }
 
 /// Wake one thread waiting on `cond`, if any. Callable with or without the
-/// mutex held.
+/// mutex held, and after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+/// `RTC_ERR_DESTROYED`; `RTC_ERR_POISONED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_cond_signal(cond: *mut rtc_cond) -> rtc_status {
-    with_cond(cond, "rtc_cond_signal", |c| {
-        lifecycle::enter()?;
-        c.signal()
-    })
+    // Works after rtc_shutdown: waking waiters is always safe.
+    with_cond(cond, "rtc_cond_signal", |c| c.signal())
 }
 
-/// Wake every thread waiting on `cond`.
+/// Wake every thread waiting on `cond`. Callable after `rtc_shutdown`.
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_DESTROYED`; `RTC_ERR_POISONED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_cond_broadcast(cond: *mut rtc_cond) -> rtc_status {
-    with_cond(cond, "rtc_cond_broadcast", |c| {
-        lifecycle::enter()?;
-        c.broadcast()
-    })
+    // Works after rtc_shutdown: waking waiters is always safe.
+    with_cond(cond, "rtc_cond_broadcast", |c| c.broadcast())
 }
 
-/// Destroy `cond`. Returns `RTC_ERR_LOCKED` if threads are waiting on it.
+/// Destroy `cond` (callable after `rtc_shutdown`). Returns `RTC_OK`;
+/// `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if threads are waiting on it.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_cond_destroy(cond: *mut rtc_cond) -> rtc_status {
-    with_cond(cond, "rtc_cond_destroy", |c| {
-        lifecycle::enter()?;
-        c.destroy()
-    })
+    with_cond(cond, "rtc_cond_destroy", |c| c.destroy())
 }

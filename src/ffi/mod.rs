@@ -89,7 +89,7 @@ pub(crate) fn install_panic_hook() {
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            eprintln!("rtcore: internal panic at {loc}: {msg}");
+            crate::diag::eprintln(&format!("rtcore: internal panic at {loc}: {msg}"));
             let _ = PANIC_MESSAGE.try_with(|p| *p.borrow_mut() = Some(format!("{msg} (at {loc})")));
         }));
     });

@@ -100,7 +100,12 @@ pub extern "C" fn rtc_mutex_lock_at(
 #[cold]
 #[inline(never)]
 fn lock_at_slow(mutex: *mut rtc_mutex, file: *const c_char, line: u32) -> rtc_status {
-    with_mutex(mutex, "rtc_mutex_lock", |m| {
+    let func = if file.is_null() {
+        "rtc_mutex_lock"
+    } else {
+        "rtc_mutex_lock_at"
+    };
+    with_mutex(mutex, func, |m| {
         let mode = lifecycle::enter()?;
         m.lock(mode, file, line)
     })
@@ -124,7 +129,12 @@ pub extern "C" fn rtc_mutex_trylock_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    with_mutex(mutex, "rtc_mutex_trylock", |m| {
+    let func = if file.is_null() {
+        "rtc_mutex_trylock"
+    } else {
+        "rtc_mutex_trylock_at"
+    };
+    with_mutex(mutex, func, |m| {
         lifecycle::enter()?;
         m.try_lock(file, line)
     })
@@ -132,9 +142,10 @@ pub extern "C" fn rtc_mutex_trylock_at(
 
 /// Unlock `mutex`. Locks may be released in any order.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_NOT_OWNER` if this thread does
-/// not hold it (not locked, or held by another thread); `RTC_ERR_DESTROYED`;
-/// `RTC_ERR_SHUT_DOWN`.
+/// Keeps working after `rtc_shutdown`, so a lock held across it can still be
+/// released. Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_NOT_OWNER` if this
+/// thread does not hold it (not locked, or held by another thread);
+/// `RTC_ERR_DESTROYED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_unlock(mutex: *mut rtc_mutex) -> rtc_status {
     if lifecycle::running_mode().is_some()
@@ -152,23 +163,21 @@ pub extern "C" fn rtc_mutex_unlock(mutex: *mut rtc_mutex) -> rtc_status {
 #[cold]
 #[inline(never)]
 fn unlock_slow(mutex: *mut rtc_mutex) -> rtc_status {
-    with_mutex(mutex, "rtc_mutex_unlock", |m| {
-        lifecycle::enter()?;
-        m.unlock()
-    })
+    // No lifecycle check: releasing keeps working after rtc_shutdown, so
+    // a lock held across it can still be released and its waiters woken.
+    with_mutex(mutex, "rtc_mutex_unlock", |m| m.unlock())
 }
 
 /// Destroy `mutex`. Later use returns `RTC_ERR_DESTROYED` until it is
 /// initialised again. Destroying an all-zero mutex is allowed.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if any thread holds it
-/// (nothing changes); `RTC_ERR_MOVED`; `RTC_ERR_SHUT_DOWN`.
+/// Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+/// `RTC_ERR_LOCKED` if any thread holds it (nothing changes);
+/// `RTC_ERR_MOVED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_destroy(mutex: *mut rtc_mutex) -> rtc_status {
-    with_mutex(mutex, "rtc_mutex_destroy", |m| {
-        lifecycle::enter()?;
-        m.destroy()
-    })
+    // Works after rtc_shutdown too (releasing resources is always safe).
+    with_mutex(mutex, "rtc_mutex_destroy", |m| m.destroy())
 }
 
 /// Diagnostic: panics inside a method of `mutex`, which poisons it: later

@@ -171,7 +171,23 @@ impl CondRef {
         Ok(())
     }
 
-    pub fn init(&self) {
+    /// Re-initialising a condition with waiters would strand them.
+    pub fn init(&self) -> Result<()> {
+        // The memory may hold anything before a first init: a waiter count
+        // is trusted only when the flags look sane too.
+        let w = self.waiters().load(Ordering::SeqCst);
+        let f = self.flags().load(Ordering::SeqCst);
+        if w != 0 && f & !(DESTROYED | POISONED) == 0 && w < 1 << 20 {
+            return Err(Error::new(
+                RTC_ERR_LOCKED,
+                format!("init of a condition variable with {w} waiting thread(s)"),
+            ));
+        }
+        self.init_unchecked();
+        Ok(())
+    }
+
+    fn init_unchecked(&self) {
         // SAFETY: exclusive by contract.
         unsafe {
             self.p.write(rtc_cond {

@@ -237,8 +237,11 @@ impl MutexRef {
             if !word.acquire_uncontended(me) {
                 return false;
             }
+            // flags first (Acquire): `rank` and `home` are published before
+            // RESOLVED (Release), so they must be read after it.
+            let flags = self.flags().load(Ordering::Acquire);
             let rank = self.rank_cell().load(Ordering::Relaxed);
-            if self.flags().load(Ordering::Acquire) != RESOLVED
+            if flags != RESOLVED
                 || self.home().load(Ordering::Relaxed) != self.addr()
                 || rank as usize >= MAX_RANKS
             {
@@ -398,6 +401,9 @@ impl MutexRef {
     pub fn unlock(&self) -> Result<()> {
         with_held(|held| {
             if let Err(actual) = self.word().release(held.me) {
+                // Not ours (any more: re-initialised under us, say): forget
+                // any entry for it so later checks do not see a ghost.
+                held.remove(self.addr());
                 let f = self.flags().load(Ordering::Acquire);
                 if f & DESTROYED != 0 {
                     return Err(Error::new(
@@ -432,13 +438,25 @@ impl MutexRef {
     /// `rtc_mutex_init`: the memory may hold anything (it may never have
     /// been initialised), so only this thread's own record is consulted.
     pub fn init(&self, name: *const c_char, rank_name: *const c_char) -> Result<()> {
-        if with_held(|h| h.find(self.addr()).is_some()) {
+        let me = with_held(|h| h.me);
+        if with_held(|h| h.find(self.addr()).is_some())
+            || owner(self.state().load(Ordering::Relaxed)) == me
+        {
             return Err(Error::new(
                 RTC_ERR_LOCKED,
                 format!("init of {} which this thread holds", self.describe()),
             ));
         }
-        let rank = resolve_rank(rank_name)?;
+        let rank = resolve_rank(rank_name).map_err(|e| {
+            Error::new(
+                e.status,
+                format!(
+                    "init of mutex '{}': {}",
+                    cstr_or(name, "(unnamed)"),
+                    e.message
+                ),
+            )
+        })?;
         let name = intern(name);
         // SAFETY: exclusive by contract (init must not race other use).
         unsafe {
@@ -498,7 +516,15 @@ pub(crate) fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
             "rank name is not valid UTF-8",
         )
     })?;
-    ranks::global().lookup(s)
+    let table = ranks::global();
+    let id = table.lookup(s)?;
+    if table.rank(id).map(|r| r.class) != Some(ranks::table::Class::User) {
+        return Err(Error::new(
+            crate::status::RTC_ERR_UNKNOWN_RANK,
+            format!("rank '{s}' is one of rtcore's own ranks; a user lock cannot carry it"),
+        ));
+    }
+    Ok(id)
 }
 
 /// Copy a C string into storage that lives for the rest of the process.

@@ -279,7 +279,11 @@ pub fn check(held: &Held, mode: Mode, wanted: &Wanted<'_>) {
     }
     let bad = held.conflicts(wanted.rank);
     if !bad.is_empty() {
-        violation(held, mode, wanted, bad);
+        // This may run on a lock's fast path, outside the C boundary: a
+        // panic while reporting must not unwind from here.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            violation(held, mode, wanted, bad)
+        }));
     }
 }
 
@@ -318,7 +322,7 @@ fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
         return;
     }
     let text = format_report(table, mode, wanted, &conflicting);
-    eprint!("{text}");
+    crate::diag::eprint(&text);
     {
         let mut g = REPORTS.lock();
         if let Some(r) = g.as_mut() {
@@ -326,7 +330,7 @@ fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
         }
     }
     if mode == Mode::Abort {
-        eprintln!("rtcore: aborting (lock-rank mode abort)");
+        crate::diag::eprintln("rtcore: aborting (lock-rank mode abort)");
         std::process::abort();
     }
 }

@@ -21,10 +21,16 @@ pub fn global() -> &'static RankTable {
 /// Load declarations from a file into `table`; the file's path names it in
 /// error messages and reports.
 pub fn load_file(table: &RankTable, path: &str) -> crate::status::Result<Vec<u32>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         crate::status::Error::new(
             crate::status::RTC_ERR_IO,
             format!("cannot read rank file '{path}': {e}"),
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        crate::status::Error::new(
+            crate::status::RTC_ERR_INVALID_ARGUMENT,
+            format!("rank file '{path}' is not valid UTF-8"),
         )
     })?;
     table.load(&text, path)

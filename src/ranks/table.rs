@@ -305,6 +305,20 @@ impl RankTable {
                     if a.text == "NONE" {
                         continue;
                     }
+                    if !builtin {
+                        if let Some(&old) = meta.by_name.get(&a.text) {
+                            let c = meta.ranks[old as usize].class;
+                            if c != Class::User && a.text != "hooklock" {
+                                return Err(syntax(
+                                    &a.pos,
+                                    format!(
+                                        "'{}' is one of rtcore's own ranks: user ranks may follow only 'hooklock' (and follow it implicitly)",
+                                        a.text
+                                    ),
+                                ));
+                            }
+                        }
+                    }
                     let Some(ea) = resolve(a) else {
                         return Err(syntax(
                             &a.pos,
@@ -528,7 +542,7 @@ impl RankTable {
             None => Err(Error::new(
                 RTC_ERR_UNKNOWN_RANK,
                 format!(
-                    "rank '{name}' is not declared (load it with rtc_ranks_load or RTCORE_RANKS)"
+                    "rank '{name}' is not declared (load declarations with rtc_ranks_load, rtc_ranks_load_file or rtc_config.ranks_file)"
                 ),
             )),
         }
@@ -619,11 +633,7 @@ impl RankTable {
                 rank(held).name
             );
         }
-        let wanted_none = if rank(wanted)
-            .preds
-            .iter()
-            .all(|p| rank(*p).class != Class::User)
-        {
+        let wanted_none = if rank(wanted).preds.is_empty() && rank(wanted).class == Class::User {
             format!(" ({}: NONE < {})", at(wanted), rank(wanted).name)
         } else {
             String::new()
@@ -767,6 +777,37 @@ mod tests {
         // Nothing from a failed load was added.
         assert!(t.lookup("x").is_err());
         assert!(t.lookup("a").is_err());
+    }
+
+    #[test]
+    fn rtcore_ranks_other_than_hooklock_cannot_precede_user_ranks() {
+        let t = RankTable::new();
+        for own in ["ranktable", "sysmon", "RTCORE_INNER", "lockreports"] {
+            let m = load_err(&t, &format!("{own} < x_{own};"));
+            assert!(m.contains("one of rtcore's own ranks"), "{m}");
+        }
+        t.load("hooklock < hx;", "ok.ranks").unwrap();
+        // And the closure stays acyclic: nothing user-defined comes before
+        // an inner rank that comes before it.
+        let (hx, inner) = (t.lookup("hx").unwrap(), t.lookup("ranktable").unwrap());
+        assert!(t.allows(hx, inner) && !t.allows(inner, hx));
+    }
+
+    #[test]
+    fn explanations_never_invent_declarations() {
+        let t = RankTable::new();
+        t.load("hooklock < b;\nNONE < c;\n", "u.ranks").unwrap();
+        let (b, c) = (t.lookup("b").unwrap(), t.lookup("c").unwrap());
+        let e = t.explain(c, b);
+        assert!(
+            !e.contains("NONE < b"),
+            "b is declared 'hooklock < b', not 'NONE < b': {e}"
+        );
+        assert!(
+            t.explain(b, c).contains("u.ranks:2: NONE < c"),
+            "{}",
+            t.explain(b, c)
+        );
     }
 
     #[test]

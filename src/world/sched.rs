@@ -702,7 +702,7 @@ impl World {
                 started.elapsed().as_millis()
             ));
         }
-        eprint!("{msg}");
+        crate::diag::eprint(&msg);
     }
 
     pub fn start(&self, me: u64) -> Result<()> {
@@ -897,10 +897,10 @@ impl World {
         if self.sched.lock().stopper == Some(rec.id) {
             // The stopper keeps its P across its own waits; blocking on a
             // user lock while holding the world stopped may never end.
-            eprintln!(
+            crate::diag::eprintln(&format!(
                 "rtcore: {} holds the world stopped and is blocking on a lock: a stopped thread may hold it (use a try-lock)",
                 rec.describe()
-            );
+            ));
             return;
         }
         self.release_p(rec, TState::Waiting);
