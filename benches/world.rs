@@ -649,10 +649,16 @@ impl Cfg {
 struct WorldSample {
     /// Mean stop+start per cycle, µs.
     cycle_us: f64,
-    /// Mean stop alone per cycle, µs.
+    /// Mean rtc_stop_the_world alone per cycle, µs.
     stop_us: f64,
-    /// Slowest single cycle, µs.
-    worst_us: f64,
+    /// Mean rtc_start_the_world alone per cycle, µs.
+    start_us: f64,
+    /// Slowest single stop, µs.
+    worst_stop_us: f64,
+    /// Slowest single start, µs.
+    worst_start_us: f64,
+    /// Worker counter bumps per second over the timed cycles (gaps included).
+    bumps_per_s: f64,
 }
 
 struct WorldParams {
@@ -660,6 +666,9 @@ struct WorldParams {
     warmup: u64,
     gap: Duration,
 }
+
+/// Set when the controller runs at real-time priority (a diagnostic).
+static CONTROLLER_FIFO: AtomicBool = AtomicBool::new(false);
 
 fn counters_sum(counters: &[Line<AtomicU64>]) -> u64 {
     counters.iter().map(|c| c.0.load(Relaxed)).sum()
@@ -696,6 +705,19 @@ fn world_sample(cfg: Cfg, p: &WorldParams) -> WorldSample {
             std::thread::Builder::new()
                 .name(format!("bench worker {i}"))
                 .spawn_scoped(sc, move || {
+                    if CONTROLLER_FIFO.load(SeqCst) {
+                        // Threads inherit the creator's policy: back to normal.
+                        let param = libc::sched_param { sched_priority: 0 };
+                        // SAFETY: valid thread and parameter.
+                        let rc = unsafe {
+                            libc::pthread_setschedparam(
+                                libc::pthread_self(),
+                                libc::SCHED_OTHER,
+                                &param,
+                            )
+                        };
+                        assert_eq!(rc, 0, "pthread_setschedparam(SCHED_OTHER)");
+                    }
                     attach(&format!("bench worker {i}"));
                     attached.fetch_add(1, SeqCst);
                     let sp = api().safepoint;
@@ -780,9 +802,11 @@ fn world_sample(cfg: Cfg, p: &WorldParams) -> WorldSample {
         }
 
         let ran0 = counters_sum(&counters);
-        let mut total = Duration::ZERO;
+        let timed = Instant::now();
         let mut stop_total = Duration::ZERO;
-        let mut worst = Duration::ZERO;
+        let mut start_total = Duration::ZERO;
+        let mut worst_stop = Duration::ZERO;
+        let mut worst_start = Duration::ZERO;
         for _ in 0..p.cycles {
             gap(cfg.attached);
             let t0 = Instant::now();
@@ -790,12 +814,14 @@ fn world_sample(cfg: Cfg, p: &WorldParams) -> WorldSample {
             let t1 = Instant::now();
             start_world();
             let t2 = Instant::now();
-            total += t2 - t0;
             stop_total += t1 - t0;
-            worst = worst.max(t2 - t0);
+            start_total += t2 - t1;
+            worst_stop = worst_stop.max(t1 - t0);
+            worst_start = worst_start.max(t2 - t1);
             progress();
         }
         let ran1 = counters_sum(&counters);
+        let timed = timed.elapsed();
         assert!(
             ran1 > ran0,
             "{}: the workers made no progress between stops",
@@ -811,10 +837,14 @@ fn world_sample(cfg: Cfg, p: &WorldParams) -> WorldSample {
         assert_eq!(c.stopped, 0, "{}: still stopped: {c:?}", cfg.label());
 
         quit.store(true, Relaxed);
+        let per_cycle = |d: Duration| d.as_secs_f64() * 1e6 / p.cycles as f64;
         WorldSample {
-            cycle_us: total.as_secs_f64() * 1e6 / p.cycles as f64,
-            stop_us: stop_total.as_secs_f64() * 1e6 / p.cycles as f64,
-            worst_us: worst.as_secs_f64() * 1e6,
+            cycle_us: per_cycle(stop_total + start_total),
+            stop_us: per_cycle(stop_total),
+            start_us: per_cycle(start_total),
+            worst_stop_us: worst_stop.as_secs_f64() * 1e6,
+            worst_start_us: worst_start.as_secs_f64() * 1e6,
+            bumps_per_s: (ran1 - ran0) as f64 / timed.as_secs_f64(),
         }
     });
     // Every worker has detached and exited (scope joined them).
@@ -842,6 +872,24 @@ fn stop_start() {
         gap: Duration::from_micros(env_u64("RTCORE_BENCH_WORLD_GAP_US", 100)),
     };
     let np = nproc() as u32;
+    if env_u64("RTCORE_BENCH_CONTROLLER_FIFO", 0) != 0 {
+        // Diagnostic: run the controller (this thread) at real-time priority
+        // so the kernel never makes it wait behind busy workers.
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: valid thread and parameter.
+        let rc =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+        assert_eq!(
+            rc,
+            0,
+            "pthread_setschedparam(SCHED_FIFO): {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+        CONTROLLER_FIFO.store(true, SeqCst);
+        println!(
+            "controller: SCHED_FIFO priority 1 (RTCORE_BENCH_CONTROLLER_FIFO); workers SCHED_OTHER"
+        );
+    }
     let mut cfgs = Vec::new();
     for &n in &threads {
         for maxprocs in [np, 0] {
@@ -879,27 +927,42 @@ fn stop_start() {
         p.gap.as_micros()
     );
     println!(
-        "{:<52} {:>9} {:>9} {:>9} {:>7} {:>10} {:>11}",
-        "configuration", "median", "min", "max", "spread", "stop med", "worst cycle"
+        "{:<52} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9}",
+        "configuration",
+        "median",
+        "min",
+        "max",
+        "spread",
+        "stop",
+        "start",
+        "max stop",
+        "max start",
+        "Mbumps/s"
     );
     for (i, cfg) in cfgs.iter().enumerate() {
-        let cyc: Vec<f64> = results[i].iter().map(|r| r.cycle_us).collect();
-        let stp: Vec<f64> = results[i].iter().map(|r| r.stop_us).collect();
-        let worst = results[i].iter().map(|r| r.worst_us).fold(0.0, f64::max);
-        let st = Stats::of(&cyc);
+        let r = &results[i];
+        let med =
+            |f: fn(&WorldSample) -> f64| Stats::of(&r.iter().map(f).collect::<Vec<_>>()).median;
+        let worst = |f: fn(&WorldSample) -> f64| r.iter().map(f).fold(0.0, f64::max);
+        let st = Stats::of(&r.iter().map(|x| x.cycle_us).collect::<Vec<_>>());
         println!(
-            "{:<52} {:>9.1} {:>9.1} {:>9.1} {:>6.1}% {:>10.1} {:>11.0}",
+            "{:<52} {:>9.1} {:>9.1} {:>9.1} {:>6.1}% {:>9.1} {:>9.1} {:>10.0} {:>10.0} {:>9.3}",
             cfg.label(),
             st.median,
             st.min,
             st.max,
             st.spread() * 100.0,
-            Stats::of(&stp).median,
-            worst
+            med(|x| x.stop_us),
+            med(|x| x.start_us),
+            worst(|x| x.worst_stop_us),
+            worst(|x| x.worst_start_us),
+            med(|x| x.bumps_per_s) / 1e6
         );
     }
     println!(
-        "(\"stop med\": median of the samples' mean stop-only time; \"worst cycle\": slowest single stop+start over all samples)"
+        "(median/min/max/spread: of the samples' mean stop+start per cycle; stop, start: medians of the \
+         samples' mean stop-only and start-only times; max stop, max start: slowest single call over all \
+         samples; Mbumps/s: median worker counter bumps per second, all workers, over the timed cycles)"
     );
 }
 

@@ -1,6 +1,10 @@
 /* rtc_init with options (rank file, mode), once; the environment knob
  * overrides; abort mode really aborts. Child processes get fresh state. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,7 +32,11 @@ static void child_init_with_file(void) {
     rtc_config c = RTC_CONFIG_INIT;
     c.ranks_file = rank_file;
     c.lockrank_mode = RTC_LOCKRANK_OFF;
+    c.maxprocs = 3;
     CHECK_STATUS(rtc_init(&c), RTC_OK);
+    uint32_t mp = 0;
+    CHECK_STATUS(rtc_get_maxprocs(&mp), RTC_OK);
+    CHECK(mp == 3);
     CHECK_STATUS(rtc_init(&c), RTC_ERR_ALREADY_INITIALIZED);
     CHECK_CONTAINS(rtc_t_last_error(), "already called");
     uint32_t id = 0;
@@ -44,6 +52,44 @@ static void child_init_with_file(void) {
     /* ...but misuse still is. */
     CHECK_STATUS(rtc_mutex_unlock(&a), RTC_ERR_NOT_OWNER);
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
+}
+
+static void child_bad_maxprocs(void) {
+    rtc_config c = RTC_CONFIG_INIT;
+    c.maxprocs = 5000;
+    CHECK_STATUS(rtc_init(&c), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(rtc_t_last_error(), "config->maxprocs is 5000");
+    /* An old, smaller config (without maxprocs) is still accepted. */
+    c.size = (uint32_t)offsetof(rtc_config, maxprocs);
+    CHECK_STATUS(rtc_init(&c), RTC_OK);
+    rtc_shutdown();
+}
+
+/* A thread that runs past the threshold without a safepoint is named by
+ * the stop that waits for it; the stop still completes. */
+static atomic_int tts_go;
+static void *no_safepoints(void *arg) {
+    (void)arg;
+    rtc_thread_attach("slowpoke", NULL);
+    atomic_store(&tts_go, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do { clock_gettime(CLOCK_MONOTONIC, &t); } /* 300 ms, no safepoint */
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+    rtc_safepoint();
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void child_time_to_safepoint(void) {
+    CHECK_STATUS(rtc_world_set_safepoint_threshold_ns(50000000), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, no_safepoints, NULL);
+    while (!atomic_load(&tts_go)) usleep(1000);
+    CHECK_STATUS(rtc_stop_the_world("tts test"), RTC_OK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    pthread_join(t, NULL);
+    rtc_shutdown();
 }
 
 static void child_bad_rank_file_then_retry(void) {
@@ -138,6 +184,13 @@ int main(void) {
 
     int st = in_child(child_init_with_file, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = in_child(child_bad_maxprocs, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = in_child(child_time_to_safepoint, NULL, errfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_CONTAINS(slurp(errfile), "stop-the-world (tts test) is waiting");
+    CHECK_CONTAINS(slurp(errfile), "'slowpoke'");
+    CHECK_CONTAINS(slurp(errfile), "is RUNNING and has passed no safepoint");
     st = in_child(child_bad_rank_file_then_retry, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = in_child(child_env_overrides_config, "lockrank=report", NULL);

@@ -289,6 +289,15 @@ typedef struct rtc_config {
    * Path of a rank file to load at init, or NULL.
    */
   const char *ranks_file;
+  /**
+   * How many attached threads may run at once (0: unlimited, the
+   * default); `rtc_set_maxprocs` changes it later.
+   */
+  uint32_t maxprocs;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
 } rtc_config;
 
 /**
@@ -739,7 +748,7 @@ rtc_status rtc_world_census(struct rtc_census *out);
 /** A condition variable (same as all zeroes). */
 #define RTC_COND_INIT { 0, 0, 0, 0, { 0, 0 } }
 /** An rtc_config with every field at its default. */
-#define RTC_CONFIG_INIT { (uint32_t)sizeof(rtc_config), 0, 0 }
+#define RTC_CONFIG_INIT { (uint32_t)sizeof(rtc_config), 0, 0, 0, 0 }
 
 /** Lock, recording this call site for reports. */
 #define RTC_MUTEX_LOCK(m) rtc_mutex_lock_at((m), __FILE__, (uint32_t)__LINE__)

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use parking_lot::Mutex;
+use crate::lock::inner::{InnerMutex, InnerRank};
 
 use crate::debug_env;
 use crate::lock::order::Mode;
@@ -26,13 +26,14 @@ const STATE_MASK: u32 = 0xff;
 const MODE_SHIFT: u32 = 8;
 
 static GATE: AtomicU32 = AtomicU32::new(UNINIT);
-static TRANSITION: Mutex<bool> = Mutex::new(false); // true once rtc_init ran
+static TRANSITION: InnerMutex<bool> = InnerMutex::new(InnerRank::Lifecycle, false); // true once rtc_init ran
 
 /// Options for `init`; `None` means the default.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub lockrank: Option<Mode>,
     pub ranks_file: Option<String>,
+    pub maxprocs: Option<usize>,
 }
 
 /// The lock fast path's view: the mode when running, else None (and the
@@ -88,6 +89,9 @@ fn start(opts: &Options) -> Result<()> {
     let table = crate::ranks::global();
     if let Some(path) = &opts.ranks_file {
         crate::ranks::load_file(table, path)?;
+    }
+    if let Some(n) = opts.maxprocs {
+        crate::world::world().set_maxprocs(n)?;
     }
     GATE.store(RUNNING | (mode.bits() << MODE_SHIFT), Ordering::Release);
     Ok(())

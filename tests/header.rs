@@ -25,6 +25,35 @@ fn committed_header_matches_generated() {
     );
 }
 
+/// Every type and enum constant the header defines carries the prefix.
+#[test]
+fn every_header_type_and_constant_is_prefixed() {
+    let text = std::fs::read_to_string(common::manifest_dir().join("include/rtcore.h")).unwrap();
+    let mut bad = Vec::new();
+    let mut in_enum = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(rest) = l
+            .strip_prefix("enum ")
+            .or_else(|| l.strip_prefix("typedef struct "))
+        {
+            let name = rest.split([' ', '{', ';']).next().unwrap_or("");
+            if !name.starts_with("rtc_") {
+                bad.push(name.to_string());
+            }
+            in_enum = l.starts_with("enum ");
+        } else if in_enum && l.starts_with('}') {
+            in_enum = false;
+        } else if in_enum && l.contains(" = ") && !l.starts_with("RTC_") {
+            bad.push(l.to_string());
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "unprefixed names in include/rtcore.h: {bad:?}"
+    );
+}
+
 fn compile(cc: &str, args: &[&str], src: &str, name: &str) {
     let dir = std::env::temp_dir().join(format!("rtcore-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -176,12 +176,14 @@ class RtcCond(ctypes.Structure):
 
 
 class RtcConfig(ctypes.Structure):
-    """``struct rtc_config``: options for ``rtc_init`` (16 bytes)."""
+    """``struct rtc_config``: options for ``rtc_init`` (24 bytes)."""
 
     _fields_ = [
         ("size", ctypes.c_uint32),
         ("lockrank_mode", ctypes.c_int32),
         ("ranks_file", ctypes.c_char_p),
+        ("maxprocs", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
@@ -206,7 +208,7 @@ class RtcCensus(ctypes.Structure):
 
 assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
 assert ctypes.sizeof(RtcCond) == 32, ctypes.sizeof(RtcCond)
-assert ctypes.sizeof(RtcConfig) == 16, ctypes.sizeof(RtcConfig)
+assert ctypes.sizeof(RtcConfig) == 24, ctypes.sizeof(RtcConfig)
 
 # ---------------------------------------------------------------------------
 # Errors
@@ -642,12 +644,13 @@ def clear_last_error():
     _lib.rtc_last_error_clear()
 
 
-def init(lockrank_mode=None, ranks_file=None):
+def init(lockrank_mode=None, ranks_file=None, maxprocs=0):
     """Initialise rtcore with options (optional; defaults apply on first use).
 
     Call at most once per process, before any other use. ``lockrank_mode``
     is as for :func:`set_lockrank_mode` (``RTCORE_DEBUG=lockrank=...`` in
-    the environment overrides it); ``ranks_file`` is a rank file to load.
+    the environment overrides it); ``ranks_file`` is a rank file to load;
+    ``maxprocs`` bounds how many attached threads run at once (0: unlimited).
     Raises ``RTC_ERR_ALREADY_INITIALIZED`` on a second call,
     ``RTC_ERR_TOO_LATE`` after first use, ``RTC_ERR_SHUT_DOWN`` after
     :func:`shutdown`.
@@ -657,6 +660,7 @@ def init(lockrank_mode=None, ranks_file=None):
     config.lockrank_mode = RTC_LOCKRANK_DEFAULT if lockrank_mode is None else _mode_value(lockrank_mode)
     path = None if ranks_file is None else _cstr(os.fsencode(ranks_file), "ranks_file")
     config.ranks_file = path  # `path` stays referenced until the call returns
+    config.maxprocs = int(maxprocs)
     _lib.rtc_init(ctypes.byref(config))
 
 

@@ -89,7 +89,7 @@ class LayoutTests(unittest.TestCase):
         self.check("rtc_cond", rtcore.RtcCond, 32)
 
     def test_rtc_config(self):
-        self.check("rtc_config", rtcore.RtcConfig, 16)
+        self.check("rtc_config", rtcore.RtcConfig, 24)
 
 
 class StatusTests(unittest.TestCase):

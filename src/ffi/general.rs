@@ -19,6 +19,11 @@ pub struct rtc_config {
     pub lockrank_mode: i32,
     /// Path of a rank file to load at init, or NULL.
     pub ranks_file: *const c_char,
+    /// How many attached threads may run at once (0: unlimited, the
+    /// default); `rtc_set_maxprocs` changes it later.
+    pub maxprocs: u32,
+    /// Reserved: zero.
+    pub reserved: u32,
 }
 
 /// What the lock-order checker does on a violation.
@@ -133,6 +138,20 @@ pub extern "C" fn rtc_init(config: *const rtc_config) -> rtc_status {
             // SAFETY: the caller's struct is at least `min` bytes.
             let mode = unsafe { (*config).lockrank_mode };
             opts.lockrank = mode_from_i32(mode, "rtc_init")?;
+            if size >= std::mem::offset_of!(rtc_config, maxprocs) + size_of::<u32>() {
+                // SAFETY: within the caller's `size`.
+                let n = unsafe { (*config).maxprocs };
+                if n as usize > crate::world::MAX_PROCS {
+                    return Err(Error::new(
+                        RTC_ERR_INVALID_ARGUMENT,
+                        format!(
+                            "rtc_init: config->maxprocs is {n}, above the limit of {}",
+                            crate::world::MAX_PROCS
+                        ),
+                    ));
+                }
+                opts.maxprocs = Some(n as usize);
+            }
             if size >= std::mem::offset_of!(rtc_config, ranks_file) + size_of::<*const c_char>() {
                 // SAFETY: within the caller's `size`.
                 let p = unsafe { (*config).ranks_file };

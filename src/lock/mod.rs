@@ -7,6 +7,8 @@
 #[cfg(not(loom))]
 pub mod cond;
 #[cfg(not(loom))]
+pub mod inner;
+#[cfg(not(loom))]
 pub mod mutex;
 #[cfg(not(loom))]
 pub mod order;

@@ -532,7 +532,8 @@ pub(crate) fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
 pub(crate) fn intern(p: *const c_char) -> *const c_char {
     use std::collections::HashSet;
     use std::ffi::{CStr, CString};
-    static NAMES: parking_lot::Mutex<Option<HashSet<CString>>> = parking_lot::Mutex::new(None);
+    static NAMES: super::inner::InnerMutex<Option<HashSet<CString>>> =
+        super::inner::InnerMutex::new(super::inner::InnerRank::Names, None);
     if p.is_null() {
         return std::ptr::null();
     }

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use super::inner::{InnerMutex, InnerRank};
 
 use crate::ranks::{self, LEAF, MAX_RANKS, RankSet, WORDS};
 
@@ -248,7 +248,7 @@ struct Reports {
     last: Option<String>,
 }
 
-static REPORTS: Mutex<Option<Reports>> = Mutex::new(None);
+static REPORTS: InnerMutex<Option<Reports>> = InnerMutex::new(InnerRank::LockReports, None);
 static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Total order violations seen (every occurrence, in every mode but off).

@@ -23,6 +23,7 @@ pub fn register(h: &'static WaitHandlers) {
 
 #[inline]
 pub fn begin() {
+    super::inner::assert_none_held("a lock or condition wait");
     let h = HANDLERS.load(Ordering::Acquire);
     if !h.is_null() {
         // SAFETY: only &'static handlers are ever stored.

@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use crate::lock::inner::{InnerRank, InnerRwLock};
 
 use super::dsl::{self, Name, Pos, Statement};
 use crate::status::{
@@ -49,6 +49,10 @@ const ZERO_ROW: [AtomicU64; WORDS] = [ZERO_WORD; WORDS];
 /// The process-wide table's closure bitsets, read without a lock on every
 /// blocking lock acquisition.
 pub static GLOBAL_ALLOWED: AllowedMatrix = [ZERO_ROW; MAX_RANKS];
+
+/// Set once the process-wide table holds rtcore's own ranks (inner-lock
+/// checks start then).
+pub static GLOBAL_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A set of ranks (one bit per id).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -136,7 +140,7 @@ enum Store {
 
 pub struct RankTable {
     allowed: Store,
-    meta: RwLock<Meta>,
+    meta: InnerRwLock<Meta>,
 }
 
 /// rtcore's own ranks. `hooklock` is taken with nothing held; hooks run
@@ -149,7 +153,8 @@ pub const BUILTIN_RANKS: &str = "\
 NONE < hooklock;
 hooklock < sysmon;
 sysmon < RTCORE_INNER;
-RTCORE_INNER < ranktable, lockreports;
+RTCORE_INNER < lifecycle;
+lifecycle < sched, ranktable, lockreports, names, threadreason;
 ";
 
 /// Nodes whose successors are the inner ranks: every user rank joins here.
@@ -164,7 +169,9 @@ impl RankTable {
 
     /// The process-wide table over `GLOBAL_ALLOWED`. Call once.
     pub(crate) fn new_global() -> RankTable {
-        Self::with_store(Store::Static(&GLOBAL_ALLOWED))
+        let t = Self::with_store(Store::Static(&GLOBAL_ALLOWED));
+        GLOBAL_READY.store(true, Ordering::Release);
+        t
     }
 
     fn with_store(allowed: Store) -> RankTable {
@@ -178,13 +185,16 @@ impl RankTable {
         };
         let t = RankTable {
             allowed,
-            meta: RwLock::new(Meta {
-                ranks: vec![leaf],
-                by_name: HashMap::new(),
-                edges: HashMap::new(),
-                inner: Vec::new(),
-                hooklock: None,
-            }),
+            meta: InnerRwLock::new(
+                InnerRank::RankTable,
+                Meta {
+                    ranks: vec![leaf],
+                    by_name: HashMap::new(),
+                    edges: HashMap::new(),
+                    inner: Vec::new(),
+                    hooklock: None,
+                },
+            ),
         };
         // Holding a leaf forbids everything: allowed[LEAF] is every bit but
         // its own. Bits of ids not yet assigned are never held.

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::lock::inner::{InnerMutex, InnerRank, assert_none_held};
 
 use crate::status::{
     Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
@@ -91,7 +91,7 @@ pub struct ThreadRec {
     /// Safepoints passed (the time-to-safepoint diagnostic watches it).
     pub safepoints: AtomicU64,
     /// Why it is blocking (static string from the caller), for diagnostics.
-    reason: Mutex<Option<String>>,
+    reason: InnerMutex<Option<String>>,
 }
 
 impl ThreadRec {
@@ -124,7 +124,7 @@ struct Sched {
 }
 
 pub struct World {
-    sched: Mutex<Sched>,
+    sched: InnerMutex<Sched>,
     ps: Box<[AtomicU64]>,
     stop_pending: AtomicBool,
     /// Threads in `runq` (read at safepoints without the lock).
@@ -143,14 +143,17 @@ pub struct World {
 }
 
 static WORLD: LazyLock<World> = LazyLock::new(|| World {
-    sched: Mutex::new(Sched {
-        threads: Vec::new(),
-        runq: VecDeque::new(),
-        nprocs: 0,
-        maxprocs: 0,
-        stopper: None,
-        stop_reason: String::new(),
-    }),
+    sched: InnerMutex::new(
+        InnerRank::Sched,
+        Sched {
+            threads: Vec::new(),
+            runq: VecDeque::new(),
+            nprocs: 0,
+            maxprocs: 0,
+            stopper: None,
+            stop_reason: String::new(),
+        },
+    ),
     ps: (0..MAX_PROCS)
         .map(|_| AtomicU64::new(pword(P_IDLE, 0)))
         .collect(),
@@ -298,6 +301,7 @@ impl World {
     }
 
     fn wait_for_grant(&self, t: &ThreadRec) {
+        assert_none_held("a wait for a P");
         while t.granted.load(SeqCst) == 0 {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
@@ -374,7 +378,7 @@ impl World {
             p: AtomicU32::new(0),
             granted: AtomicU32::new(0),
             safepoints: AtomicU64::new(0),
-            reason: Mutex::new(None),
+            reason: InnerMutex::new(InnerRank::ThreadReason, None),
         });
         crate::ident::set_name(Some(name.to_string()));
         self.sched.lock().threads.push(rec.clone());

@@ -1,0 +1,277 @@
+//! rtcore's own (inner) locks, ranked in the same table as user locks
+//! (`BUILTIN_RANKS`): each is an `InnerMutex`/`InnerRwLock` that checks,
+//! before it blocks, the inner locks this thread already holds. Any
+//! violation aborts: it is a bug in rtcore, never the user's.
+//!
+//! Invariants:
+//! - The inner ranks' ids are fixed by the order of `BUILTIN_RANKS` (checked
+//!   by a test), so checking needs no table lookup and works while the table
+//!   itself is being built (the check is skipped until it is).
+//! - Inner locks are never held across a park, a safepoint or a blocking
+//!   region: `assert_none_held` aborts if one is.
+
+use std::cell::Cell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+
+use crate::ranks::table::{GLOBAL_ALLOWED, GLOBAL_READY};
+
+/// rtcore's inner ranks and their fixed ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum InnerRank {
+    Lifecycle = 4,
+    Sched = 5,
+    RankTable = 6,
+    LockReports = 7,
+    Names = 8,
+    ThreadReason = 9,
+}
+
+impl InnerRank {
+    pub const ALL: [InnerRank; 6] = [
+        InnerRank::Lifecycle,
+        InnerRank::Sched,
+        InnerRank::RankTable,
+        InnerRank::LockReports,
+        InnerRank::Names,
+        InnerRank::ThreadReason,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            InnerRank::Lifecycle => "lifecycle",
+            InnerRank::Sched => "sched",
+            InnerRank::RankTable => "ranktable",
+            InnerRank::LockReports => "lockreports",
+            InnerRank::Names => "names",
+            InnerRank::ThreadReason => "threadreason",
+        }
+    }
+    fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+thread_local! {
+    /// Bit per inner rank id this thread holds.
+    static HELD: Cell<u64> = const { Cell::new(0) };
+}
+
+fn held() -> u64 {
+    HELD.try_with(|h| h.get()).unwrap_or(0)
+}
+
+fn set_held(v: u64) {
+    let _ = HELD.try_with(|h| h.set(v));
+}
+
+/// Why taking `want` while holding the inner ranks in `held` is wrong, if it
+/// is. `allowed` is the closure row of `want` (first word: inner ids < 64).
+pub fn violation(held: u64, want: InnerRank, allowed: u64) -> Option<String> {
+    if held & want.bit() != 0 {
+        return Some(format!(
+            "rtcore: internal lock order violation: '{}' taken while already held",
+            want.name()
+        ));
+    }
+    let bad = held & !allowed;
+    if bad == 0 {
+        return None;
+    }
+    let names: Vec<&str> = InnerRank::ALL
+        .iter()
+        .filter(|r| bad & r.bit() != 0)
+        .map(|r| r.name())
+        .collect();
+    Some(format!(
+        "rtcore: internal lock order violation: '{}' taken while holding {:?} (see BUILTIN_RANKS)",
+        want.name(),
+        names
+    ))
+}
+
+fn acquire(want: InnerRank) {
+    let h = held();
+    if h != 0 && GLOBAL_READY.load(Ordering::Acquire) {
+        let allowed = GLOBAL_ALLOWED[want as usize][0].load(Ordering::Relaxed);
+        if let Some(msg) = violation(h, want, allowed) {
+            fatal(&msg);
+        }
+    }
+    set_held(h | want.bit());
+}
+
+fn release(r: InnerRank) {
+    set_held(held() & !r.bit());
+}
+
+#[cold]
+fn fatal(msg: &str) -> ! {
+    crate::diag::eprintln(msg);
+    std::process::abort();
+}
+
+/// Abort if this thread holds an inner lock at `place` (a park, a
+/// safepoint, a blocking region).
+#[inline]
+pub fn assert_none_held(place: &str) {
+    let h = held();
+    if h != 0 {
+        let names: Vec<&str> = InnerRank::ALL
+            .iter()
+            .filter(|r| h & r.bit() != 0)
+            .map(|r| r.name())
+            .collect();
+        fatal(&format!(
+            "rtcore: inner lock(s) {names:?} held across {place}; inner locks must never be"
+        ));
+    }
+}
+
+/// A ranked inner mutex.
+pub struct InnerMutex<T> {
+    rank: InnerRank,
+    m: parking_lot::Mutex<T>,
+}
+
+pub struct InnerGuard<'a, T> {
+    g: parking_lot::MutexGuard<'a, T>,
+    rank: InnerRank,
+}
+
+impl<T> InnerMutex<T> {
+    pub const fn new(rank: InnerRank, v: T) -> Self {
+        InnerMutex {
+            rank,
+            m: parking_lot::Mutex::new(v),
+        }
+    }
+    pub fn lock(&self) -> InnerGuard<'_, T> {
+        acquire(self.rank);
+        InnerGuard {
+            g: self.m.lock(),
+            rank: self.rank,
+        }
+    }
+}
+
+impl<T> Drop for InnerGuard<'_, T> {
+    fn drop(&mut self) {
+        release(self.rank);
+    }
+}
+
+impl<T> Deref for InnerGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.g
+    }
+}
+
+impl<T> DerefMut for InnerGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.g
+    }
+}
+
+/// A ranked inner reader-writer lock.
+pub struct InnerRwLock<T> {
+    rank: InnerRank,
+    l: parking_lot::RwLock<T>,
+}
+
+pub struct InnerReadGuard<'a, T> {
+    g: parking_lot::RwLockReadGuard<'a, T>,
+    rank: InnerRank,
+}
+
+pub struct InnerWriteGuard<'a, T> {
+    g: parking_lot::RwLockWriteGuard<'a, T>,
+    rank: InnerRank,
+}
+
+impl<T> InnerRwLock<T> {
+    pub const fn new(rank: InnerRank, v: T) -> Self {
+        InnerRwLock {
+            rank,
+            l: parking_lot::RwLock::new(v),
+        }
+    }
+    pub fn read(&self) -> InnerReadGuard<'_, T> {
+        acquire(self.rank);
+        InnerReadGuard {
+            g: self.l.read(),
+            rank: self.rank,
+        }
+    }
+    pub fn write(&self) -> InnerWriteGuard<'_, T> {
+        acquire(self.rank);
+        InnerWriteGuard {
+            g: self.l.write(),
+            rank: self.rank,
+        }
+    }
+}
+
+impl<T> Drop for InnerReadGuard<'_, T> {
+    fn drop(&mut self) {
+        release(self.rank);
+    }
+}
+impl<T> Drop for InnerWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        release(self.rank);
+    }
+}
+impl<T> Deref for InnerReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.g
+    }
+}
+impl<T> Deref for InnerWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.g
+    }
+}
+impl<T> DerefMut for InnerWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranks::RankTable;
+
+    #[test]
+    fn fixed_ids_match_the_builtin_declarations() {
+        let t = RankTable::new();
+        for r in InnerRank::ALL {
+            assert_eq!(t.lookup(r.name()).unwrap(), r as u32, "{}", r.name());
+        }
+    }
+
+    #[test]
+    fn the_checker_follows_the_declared_inner_order() {
+        let t = RankTable::new();
+        let allowed = |r: InnerRank| -> u64 {
+            let row = crate::ranks::table::load_allowed(t.matrix(), r as u32);
+            row.0[0]
+        };
+        let sched = InnerRank::Sched.bit();
+        let lifecycle = InnerRank::Lifecycle.bit();
+        // lifecycle < sched: fine one way, reported the other.
+        assert!(violation(lifecycle, InnerRank::Sched, allowed(InnerRank::Sched)).is_none());
+        let m = violation(sched, InnerRank::Lifecycle, allowed(InnerRank::Lifecycle)).unwrap();
+        assert!(
+            m.contains("'lifecycle' taken while holding [\"sched\"]"),
+            "{m}"
+        );
+        // Siblings are unordered, and nothing nests with itself.
+        assert!(violation(sched, InnerRank::RankTable, allowed(InnerRank::RankTable)).is_some());
+        assert!(violation(sched, InnerRank::Sched, allowed(InnerRank::Sched)).is_some());
+    }
+}
