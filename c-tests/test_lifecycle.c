@@ -92,6 +92,34 @@ static void child_time_to_safepoint(void) {
     rtc_shutdown();
 }
 
+/* The thread holding the world stopped blocks on a user lock: reported
+ * (a stopped thread may hold it); here an unattached thread holds it and
+ * lets go, so the stopper gets it. A try-lock is not reported. */
+static rtc_mutex sb_lock = RTC_MUTEX_INIT_RANKED("stopper-wants", NULL);
+static atomic_int sb_held;
+static void *hold_briefly(void *arg) {
+    (void)arg;
+    rtc_mutex_lock(&sb_lock);
+    atomic_store(&sb_held, 1);
+    usleep(100000);
+    rtc_mutex_unlock(&sb_lock);
+    return NULL;
+}
+
+static void child_stopper_blocks_on_lock(void) {
+    CHECK_STATUS(rtc_thread_attach("the-stopper", NULL), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_briefly, NULL);
+    while (!atomic_load(&sb_held)) usleep(1000);
+    CHECK_STATUS(rtc_stop_the_world("blocks"), RTC_OK);
+    CHECK_STATUS(rtc_mutex_trylock(&sb_lock), RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_mutex_lock(&sb_lock), RTC_OK); /* waits ~100 ms, reported */
+    CHECK_STATUS(rtc_mutex_unlock(&sb_lock), RTC_OK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    pthread_join(t, NULL);
+    rtc_shutdown();
+}
+
 static void child_bad_rank_file_then_retry(void) {
     rtc_config c = RTC_CONFIG_INIT;
     c.ranks_file = "/nonexistent/file.ranks";
@@ -191,6 +219,10 @@ int main(void) {
     CHECK_CONTAINS(slurp(errfile), "stop-the-world (tts test) is waiting");
     CHECK_CONTAINS(slurp(errfile), "'slowpoke'");
     CHECK_CONTAINS(slurp(errfile), "is RUNNING and has passed no safepoint");
+    st = in_child(child_stopper_blocks_on_lock, NULL, errfile);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_CONTAINS(slurp(errfile), "'the-stopper'");
+    CHECK_CONTAINS(slurp(errfile), "holds the world stopped and is blocking on a lock");
     st = in_child(child_bad_rank_file_then_retry, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = in_child(child_env_overrides_config, "lockrank=report", NULL);
