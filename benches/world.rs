@@ -431,6 +431,62 @@ fn loadavg() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// CPU time so far, in clock ticks: (all CPUs busy, this process).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0))
+        .sum();
+    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = me.rsplit_once(')').map_or("", |x| x.1);
+    let g: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are 12 and 13 after the comm.
+    let own = g.get(11).copied().unwrap_or(0) + g.get(12).copied().unwrap_or(0);
+    (busy, own)
+}
+
+/// Measures how busy the machine was with other work during a part.
+struct CpuWatch {
+    t: Instant,
+    ticks: (u64, u64),
+}
+
+impl CpuWatch {
+    fn start() -> CpuWatch {
+        CpuWatch {
+            t: Instant::now(),
+            ticks: cpu_ticks(),
+        }
+    }
+    fn report(&self, part: &str) {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let (busy, own) = cpu_ticks();
+        let secs = self.t.elapsed().as_secs_f64();
+        let cap = secs * nproc() as f64;
+        let own = (own - self.ticks.1) as f64 / hz;
+        let others = ((busy - self.ticks.0) as f64 / hz - own).max(0.0);
+        println!(
+            "{part}: {secs:.1} s; CPU time: this benchmark {own:.1} s, everything else {others:.1} s \
+             ({:.0}% of the machine's {cap:.1} CPU-s)",
+            others / cap * 100.0
+        );
+    }
+}
+
 /// Warn when a source file is newer than the library being measured.
 fn warn_if_stale(lib: &std::path::Path) {
     let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
@@ -561,6 +617,7 @@ fn fast_paths() {
     let iters = env_u64("RTCORE_BENCH_FAST_ITERS", 10_000_000).max(1);
     let samples = env_u64("RTCORE_BENCH_FAST_SAMPLES", 9).max(1) as usize;
     phase("fast paths".into());
+    let watch = CpuWatch::start();
     set_maxprocs(0);
     attach("bench main");
     // Nothing pending: only this thread attached, no stop, no queue.
@@ -585,6 +642,7 @@ fn fast_paths() {
         "the world changed during the fast-path samples, census: {c:?}"
     );
     detach();
+    watch.report("fast paths");
 
     let stats: Vec<Stats> = results.iter().map(|r| Stats::of(r)).collect();
     let floor = stats[0].median;
@@ -904,6 +962,7 @@ fn stop_start() {
     }
     let mut results: Vec<Vec<WorldSample>> = (0..cfgs.len()).map(|_| Vec::new()).collect();
     let started = Instant::now();
+    let watch = CpuWatch::start();
     for s in 0..samples {
         for j in 0..cfgs.len() {
             let i = (s + j) % cfgs.len();
@@ -918,6 +977,7 @@ fn stop_start() {
     }
 
     println!();
+    watch.report("stop+start");
     println!(
         "Stop+start latency, µs per cycle (rtc_stop_the_world + rtc_start_the_world, timed together); \
          {} timed cycles per sample after {} untimed, {samples} samples per configuration, round robin; \

@@ -171,7 +171,8 @@ pub fn world() -> &'static World {
 
 /// This thread's attachment. Dropped at thread exit: tears down in order.
 struct Attachment {
-    rec: Arc<ThreadRec>,
+    /// Taken (None) by an explicit detach, so the drop does nothing.
+    rec: Option<Arc<ThreadRec>>,
 }
 
 thread_local! {
@@ -185,7 +186,7 @@ impl Drop for Attachment {
         // Thread exit while attached: leave a blocking region, restart a
         // world this thread holds stopped, then detach.
         let w = world();
-        let rec = self.rec.clone();
+        let Some(rec) = self.rec.take() else { return };
         if rec.state() == TState::Blocking {
             w.exit_blocking_rec(&rec);
         }
@@ -383,7 +384,11 @@ impl World {
         crate::ident::set_name(Some(name.to_string()));
         self.sched.lock().threads.push(rec.clone());
         let ptr = Arc::as_ptr(&rec);
-        ATTACHED.with(|a| *a.borrow_mut() = Some(Attachment { rec: rec.clone() }));
+        ATTACHED.with(|a| {
+            *a.borrow_mut() = Some(Attachment {
+                rec: Some(rec.clone()),
+            })
+        });
         CURRENT.with(|c| c.set(ptr));
         self.acquire_p(&rec);
         Ok(id)
@@ -426,13 +431,11 @@ impl World {
         self.detach_rec(rec);
         crate::ident::set_name(None);
         CURRENT.with(|c| c.set(std::ptr::null()));
-        // Dropping the attachment would run the exit teardown: forget it
-        // after the work above (the Arc is released normally).
+        // The teardown above is done: empty the attachment so dropping it
+        // does nothing more (and releases the record).
         let att = ATTACHED.with(|a| a.borrow_mut().take());
-        if let Some(a) = att {
-            let rec = a.rec.clone();
-            std::mem::forget(a);
-            drop(rec);
+        if let Some(mut a) = att {
+            a.rec = None;
         }
         Ok(())
     }
