@@ -467,7 +467,8 @@ rtc_status rtc_debug_panic(void);
  * anything before the call. Must not race other use of the same mutex.
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` (the mutex is left
- * untouched); `RTC_ERR_LOCKED` if this thread holds it.
+ * untouched); `RTC_ERR_LOCKED` if this thread holds it (detected through
+ * the held record, so not for locks taken while the lock-rank mode is off).
  */
 rtc_status rtc_mutex_init(struct rtc_mutex *mutex, const char *name, const char *rank_name);
 

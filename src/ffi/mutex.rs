@@ -50,7 +50,8 @@ fn with_mutex(
 /// anything before the call. Must not race other use of the same mutex.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` (the mutex is left
-/// untouched); `RTC_ERR_LOCKED` if this thread holds it.
+/// untouched); `RTC_ERR_LOCKED` if this thread holds it (detected through
+/// the held record, so not for locks taken while the lock-rank mode is off).
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_init(
     mutex: *mut rtc_mutex,

@@ -438,10 +438,10 @@ impl MutexRef {
     /// `rtc_mutex_init`: the memory may hold anything (it may never have
     /// been initialised), so only this thread's own record is consulted.
     pub fn init(&self, name: *const c_char, rank_name: *const c_char) -> Result<()> {
-        let me = with_held(|h| h.me);
-        if with_held(|h| h.find(self.addr()).is_some())
-            || owner(self.state().load(Ordering::Relaxed)) == me
-        {
+        // Only this thread's record is consulted: the memory may be
+        // uninitialised, so its lock word means nothing yet. (With checking
+        // off, the fast path keeps no record, so this is not detected then.)
+        if with_held(|h| h.find(self.addr()).is_some()) {
             return Err(Error::new(
                 RTC_ERR_LOCKED,
                 format!("init of {} which this thread holds", self.describe()),
