@@ -38,7 +38,14 @@
 //! RTCORE_BENCH_WORLD_SAMPLES (default 7), RTCORE_BENCH_WORLD_GAP_US (the
 //! controller's pause between cycles, default 100; 0 = back to back),
 //! RTCORE_BENCH_WATCHDOG_S (abort with a census if nothing progresses for
-//! this long, default 60), RTCORE_BENCH_ONLY (`fast` or `world`).
+//! this long, default 60), RTCORE_BENCH_ONLY (`fast` or `world`),
+//! RTCORE_BENCH_CONTROLLER_FIFO=1 (a diagnostic: run the controller at
+//! SCHED_FIFO priority 1, workers at SCHED_OTHER, to separate rtcore's cost
+//! from the time the kernel makes the controller wait for a CPU; needs
+//! CAP_SYS_NICE).
+//!
+//! Each part also prints how much CPU time the rest of the machine used
+//! while it ran (from /proc/stat), since other work skews the numbers.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
@@ -1054,7 +1061,7 @@ fn main() {
     }
     println!(
         "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
-         every status checked; a watchdog and a bench-thread idle throughout."
+         every status checked; a watchdog thread and one idle thread (both unattached) run throughout."
     );
 
     let only = std::env::var("RTCORE_BENCH_ONLY").ok();
