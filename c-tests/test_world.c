@@ -259,8 +259,43 @@ static void test_exit_attached(void) {
     CHECK(c.threads_running + c.threads_blocking + c.threads_runnable + c.threads_waiting == 0);
 }
 
+/* WAITING: a thread blocked on a contended mutex releases its P; when the
+ * holder unlocks, it takes a P back (RUNNABLE -> RUNNING) and then the lock.
+ * A stop does not wait for it. */
+static rtc_mutex contended = RTC_MUTEX_INIT_RANKED("contended", NULL);
+static atomic_int waiter_done;
+static void *waiter(void *arg) {
+    (void)arg;
+    rtc_thread_attach("waiter", NULL);
+    rtc_mutex_lock(&contended);
+    int32_t st = -1;
+    rtc_thread_state(&st);
+    if (st == RTC_THREAD_RUNNING) atomic_store(&waiter_done, 1);
+    else atomic_store(&waiter_done, -1);
+    rtc_mutex_unlock(&contended);
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void test_waiting(void) {
+    CHECK_STATUS(rtc_mutex_lock(&contended), RTC_OK); /* unattached holder */
+    pthread_t t;
+    pthread_create(&t, NULL, waiter, NULL);
+    rtc_census c;
+    int tries = 0;
+    do { sleep_ms(2); c = census(); } while (c.threads_waiting != 1 && tries++ < 2000);
+    CHECK(c.threads_waiting == 1);
+    CHECK(c.procs_running == 0); /* its P was released */
+    CHECK_STATUS(rtc_stop_the_world("waiting"), RTC_OK); /* does not wait for it */
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&contended), RTC_OK);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&waiter_done) == 1); /* RUNNING again when it got the lock */
+}
+
 int main(void) {
     test_unattached();
+    test_waiting();
     test_attach_states();
     test_maxprocs();
     test_exit_attached();
