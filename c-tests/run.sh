@@ -30,7 +30,8 @@ case "$mode" in
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
   valgrind) runner=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
                      --trace-children=no)
-            export RTC_TEST_SCALE=${RTC_TEST_SCALE:-1} ;;
+            export RTC_TEST_SCALE=${RTC_TEST_SCALE:-1}
+            export RTC_WORLD_STOPS=${RTC_WORLD_STOPS:-5} ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
 
