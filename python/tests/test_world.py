@@ -103,6 +103,35 @@ class WorldTest(unittest.TestCase):
             """
         )
 
+    def test_blocking_misuse_and_queries(self):
+        self.run_ok(
+            """
+            import rtcore
+            def expect(fn, status, text=None):
+                try:
+                    fn()
+                except rtcore.RtcoreError as e:
+                    assert e.status_name == status, e
+                    assert text is None or text in e.message, e.message
+                else:
+                    raise AssertionError(f"{fn} accepted")
+            expect(rtcore._lib.rtc_exit_blocking, "RTC_ERR_WRONG_STATE", "not attached")
+            expect(lambda: rtcore.blocking("x").__enter__(), "RTC_ERR_WRONG_STATE", "not attached")
+            rtcore.attach("q")
+            expect(rtcore._lib.rtc_exit_blocking, "RTC_ERR_WRONG_STATE", "not inside a blocking region")
+            with rtcore.blocking("outer"):
+                expect(lambda: rtcore.blocking("inner").__enter__(), "RTC_ERR_WRONG_STATE", "do not nest")
+                expect(rtcore.detach, "RTC_ERR_WRONG_STATE", "BLOCKING")
+            a, b = rtcore.thread_id(), rtcore.thread_id()
+            assert a == b and a > 0
+            rtcore.set_safepoint_threshold_ns(10**8)
+            c = rtcore.census()
+            assert c["threads_running"] == 1 and c["procs"] >= 1 and c["stopped"] == 0, c
+            rtcore.detach()
+            assert rtcore.census()["threads_running"] == 0
+            """
+        )
+
 
 if __name__ == "__main__":
     unittest.main()
