@@ -26,6 +26,8 @@ pub mod ranks;
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod sysmon;
 pub mod world;
 
 /// `MAJOR << 16 | MINOR << 8 | PATCH`, from Cargo.toml.
