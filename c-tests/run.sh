@@ -31,7 +31,8 @@ case "$mode" in
   valgrind) runner=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
                      --trace-children=no)
             export RTC_TEST_SCALE=${RTC_TEST_SCALE:-1}
-            export RTC_WORLD_STOPS=${RTC_WORLD_STOPS:-5} ;;
+            export RTC_WORLD_STOPS=${RTC_WORLD_STOPS:-5}
+            export RTC_TEST_SLOW=1 ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
 

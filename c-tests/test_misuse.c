@@ -477,6 +477,16 @@ static void m_world_census(void) {
     expect_message("out->size is 3");
 }
 
+static void m_sysmon_get_stats(void) {
+    CHECK_STATUS(rtc_sysmon_get_stats(NULL), RTC_ERR_NULL);
+    rtc_sysmon_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = 1;
+    CHECK_STATUS(rtc_sysmon_get_stats(&s), RTC_ERR_INVALID_ARGUMENT);
+    s.size = sizeof s;
+    CHECK_STATUS(rtc_sysmon_get_stats(&s), RTC_OK);
+}
+
 /* After shutdown every call answers with a status. */
 static void m_shutdown(void) {
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
@@ -521,6 +531,8 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_world_set_safepoint_threshold_ns(1), RTC_ERR_SHUT_DOWN);
     rtc_census cs; memset(&cs, 0, sizeof cs); cs.size = sizeof cs;
     CHECK_STATUS(rtc_world_census(&cs), RTC_ERR_SHUT_DOWN);
+    rtc_sysmon_stats ss; memset(&ss, 0, sizeof ss); ss.size = sizeof ss;
+    CHECK_STATUS(rtc_sysmon_get_stats(&ss), RTC_ERR_SHUT_DOWN);
     /* These keep answering. */
     uint64_t tid = 0; int32_t st = -1;
     CHECK_STATUS(rtc_thread_id(&tid), RTC_OK);
@@ -578,6 +590,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_get_maxprocs", m_get_maxprocs),
     MISUSE("rtc_world_set_safepoint_threshold_ns", m_world_set_safepoint_threshold_ns),
     MISUSE("rtc_world_census", m_world_census),
+    MISUSE("rtc_sysmon_get_stats", m_sysmon_get_stats),
     MISUSE("rtc_shutdown", m_shutdown), /* last */
 };
 

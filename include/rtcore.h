@@ -301,6 +301,40 @@ typedef struct rtc_config {
 } rtc_config;
 
 /**
+ * sysmon's counters, as `rtc_sysmon_get_stats` reports them.
+ */
+typedef struct rtc_sysmon_stats {
+  /**
+   * `sizeof(rtc_sysmon_stats)`; set it before the call.
+   */
+  uint32_t size;
+  /**
+   * 1 while the sysmon thread runs.
+   */
+  uint32_t running;
+  /**
+   * Ticks run (each under sysmonlock).
+   */
+  uint64_t ticks;
+  /**
+   * The current delay between ticks, in nanoseconds.
+   */
+  uint64_t delay_ns;
+  /**
+   * Deep sleeps entered (nothing to watch, or a stop in force).
+   */
+  uint64_t deep_sleeps;
+  /**
+   * Ps retaken from threads in blocking regions.
+   */
+  uint64_t retakes;
+  /**
+   * Preemption requests sent to threads running without a safepoint.
+   */
+  uint64_t preempt_requests;
+} rtc_sysmon_stats;
+
+/**
  * Threads and Ps by state, as `rtc_world_census` reports them.
  */
 typedef struct rtc_census {
@@ -603,6 +637,15 @@ rtc_status rtc_lockrank_violations(uint64_t *out_count);
  * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_last_report(char *buf, size_t len, size_t *out_needed);
+
+/**
+ * Fill `*out` (whose `size` the caller sets to `sizeof(rtc_sysmon_stats)`)
+ * with sysmon's counters. sysmon starts with the first attached thread.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a wrong
+ * `size`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_sysmon_get_stats(struct rtc_sysmon_stats *out);
 
 /**
  * Attach the calling thread to the world, with a name for reports (copied;

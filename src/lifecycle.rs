@@ -83,6 +83,7 @@ pub fn shut_down_error() -> Error {
 fn start(opts: &Options) -> Result<()> {
     crate::ffi::install_panic_hook();
     crate::world::install();
+    crate::sysmon::install();
     let env = debug_env::from_env();
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
@@ -127,6 +128,7 @@ pub fn shutdown() -> Result<()> {
     }
     if g & STATE_MASK == RUNNING {
         crate::world::world().shutdown_prepare()?;
+        crate::sysmon::stop_and_join();
     }
     GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
     Ok(())

@@ -206,6 +206,20 @@ class RtcCensus(ctypes.Structure):
     ]
 
 
+class RtcSysmonStats(ctypes.Structure):
+    """``struct rtc_sysmon_stats``: sysmon's counters."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("running", ctypes.c_uint32),
+        ("ticks", ctypes.c_uint64),
+        ("delay_ns", ctypes.c_uint64),
+        ("deep_sleeps", ctypes.c_uint64),
+        ("retakes", ctypes.c_uint64),
+        ("preempt_requests", ctypes.c_uint64),
+    ]
+
+
 assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
 assert ctypes.sizeof(RtcCond) == 32, ctypes.sizeof(RtcCond)
 assert ctypes.sizeof(RtcConfig) == 24, ctypes.sizeof(RtcConfig)
@@ -331,6 +345,7 @@ _SIGNATURES = {
     "rtc_get_maxprocs": (_status, [ctypes.POINTER(ctypes.c_uint32)], ()),
     "rtc_world_set_safepoint_threshold_ns": (_status, [ctypes.c_uint64], ()),
     "rtc_world_census": (_status, [ctypes.POINTER(RtcCensus)], ()),
+    "rtc_sysmon_get_stats": (_status, [ctypes.POINTER(RtcSysmonStats)], ()),
 }
 
 #: Names of every C function this module declares (argtypes and restype set).
@@ -790,3 +805,11 @@ def census():
     c.size = ctypes.sizeof(RtcCensus)
     _lib.rtc_world_census(ctypes.byref(c))
     return {name: getattr(c, name) for name, _ in RtcCensus._fields_ if name != "size"}
+
+
+def sysmon_stats():
+    """sysmon's counters, as a dict (sysmon starts with the first attach)."""
+    st = RtcSysmonStats()
+    st.size = ctypes.sizeof(RtcSysmonStats)
+    _lib.rtc_sysmon_get_stats(ctypes.byref(st))
+    return {name: getattr(st, name) for name, _ in RtcSysmonStats._fields_ if name != "size"}

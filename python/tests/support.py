@@ -160,6 +160,7 @@ C_TYPES = {
     "struct rtc_cond *": ctypes.POINTER(rtcore.RtcCond),
     "const struct rtc_config *": ctypes.POINTER(rtcore.RtcConfig),
     "struct rtc_census *": ctypes.POINTER(rtcore.RtcCensus),
+    "struct rtc_sysmon_stats *": ctypes.POINTER(rtcore.RtcSysmonStats),
 }
 
 

@@ -20,6 +20,8 @@ use crate::ranks::table::{GLOBAL_ALLOWED, GLOBAL_READY};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum InnerRank {
+    /// sysmonlock: all of sysmon's per-tick work runs under it.
+    Sysmon = 2,
     Lifecycle = 4,
     Sched = 5,
     RankTable = 6,
@@ -29,7 +31,8 @@ pub enum InnerRank {
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 6] = [
+    pub const ALL: [InnerRank; 7] = [
+        InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
         InnerRank::RankTable,
@@ -39,6 +42,7 @@ impl InnerRank {
     ];
     pub fn name(self) -> &'static str {
         match self {
+            InnerRank::Sysmon => "sysmon",
             InnerRank::Lifecycle => "lifecycle",
             InnerRank::Sched => "sched",
             InnerRank::RankTable => "ranktable",

@@ -119,6 +119,14 @@ pub fn claim(p: &AtomicU64) -> Claim {
     }
 }
 
+/// sysmon's retake of a P it saw as `seen` (SYSCALL(owner)): one
+/// compare-and-swap to IDLE, racing the owner's `exit_fast` (one winner).
+pub fn retake(p: &AtomicU64, seen: u64) -> bool {
+    pstate(seen) == P_SYSCALL
+        && p.compare_exchange(seen, pword(P_IDLE, 0), SeqCst, SeqCst)
+            .is_ok()
+}
+
 /// A RUNNING thread parking for a stop at a safepoint: its P becomes
 /// STOPPED with it as owner, to be given back at the restart.
 #[inline]

@@ -90,6 +90,10 @@ pub struct ThreadRec {
     granted: AtomicU32,
     /// Safepoints passed (the time-to-safepoint diagnostic watches it).
     pub safepoints: AtomicU64,
+    /// Preemption requests made by sysmon (numbered 1, 2, ...) and the last
+    /// one this thread acknowledged at a safepoint.
+    pub preempt_requested: AtomicU64,
+    pub preempt_acked: AtomicU64,
     /// Why it is blocking (static string from the caller), for diagnostics.
     reason: InnerMutex<Option<String>>,
 }
@@ -379,6 +383,8 @@ impl World {
             p: AtomicU32::new(0),
             granted: AtomicU32::new(0),
             safepoints: AtomicU64::new(0),
+            preempt_requested: AtomicU64::new(0),
+            preempt_acked: AtomicU64::new(0),
             reason: InnerMutex::new(InnerRank::ThreadReason, None),
         });
         crate::ident::set_name(Some(name.to_string()));
@@ -390,7 +396,11 @@ impl World {
             })
         });
         CURRENT.with(|c| c.set(ptr));
+        if let Some(h) = activity() {
+            (h.first_attach)();
+        }
         self.acquire_p(&rec);
+        kick();
         Ok(id)
     }
 
@@ -446,12 +456,70 @@ impl World {
     #[inline]
     pub fn safepoint_rec(&self, rec: &ThreadRec) {
         rec.safepoints.fetch_add(1, SeqCst);
+        let req = rec.preempt_requested.load(SeqCst);
+        if req != rec.preempt_acked.load(SeqCst) {
+            // Acknowledge sysmon's request; yielding (below) happens only
+            // if someone waits for a P.
+            rec.preempt_acked.store(req, SeqCst);
+        }
         if self.stop_pending.load(SeqCst)
             || self.runq_len.load(SeqCst) != 0
             || self.retiring.load(SeqCst)
         {
             self.safepoint_slow(rec);
         }
+    }
+
+    // ---- for sysmon ------------------------------------------------------
+
+    /// What sysmon looks at: every P's word, and for its owner the
+    /// safepoint count and outstanding preemption request; plus whether a
+    /// thread waits for a P.
+    pub fn observe(&self) -> Observation {
+        let s = self.sched.lock();
+        let procs = (0..s.nprocs)
+            .map(|i| {
+                let w = self.ps[i].load(SeqCst);
+                let owner = powner(w);
+                let t = s.threads.iter().find(|t| t.id == owner);
+                ProcView {
+                    index: i,
+                    word: w,
+                    owner_safepoints: t.map(|t| t.safepoints.load(SeqCst)).unwrap_or(0),
+                    preempt_pending: t
+                        .map(|t| t.preempt_requested.load(SeqCst) != t.preempt_acked.load(SeqCst))
+                        .unwrap_or(false),
+                }
+            })
+            .collect();
+        Observation {
+            procs,
+            runnable_waiting: !s.runq.is_empty(),
+            stop_pending: self.stop_pending.load(SeqCst),
+        }
+    }
+
+    /// Retake P `i` from its blocking owner if its word is still `word`
+    /// (SYSCALL(owner)): it goes to a waiting thread or becomes idle. The
+    /// owner takes the slow path when it leaves its region.
+    pub fn retake(&self, i: usize, word: u64) -> bool {
+        let mut s = self.sched.lock();
+        if self.stop_pending.load(SeqCst) || i >= s.nprocs {
+            return false;
+        }
+        if !handshake::retake(&self.ps[i], word) {
+            return false;
+        }
+        self.hand_off(&mut s, i);
+        true
+    }
+
+    /// Ask the owner of a RUNNING P to reach a safepoint; returns the
+    /// request's number.
+    pub fn request_preemption(&self, owner: u64) -> Option<u64> {
+        let s = self.sched.lock();
+        let t = s.threads.iter().find(|t| t.id == owner)?;
+        Some(t.preempt_requested.fetch_add(1, SeqCst) + 1)
     }
 
     #[cold]
@@ -535,6 +603,7 @@ impl World {
         };
         // Only this thread changes a RUNNING(self) word.
         rec.set_state(TState::Blocking);
+        kick();
         if handshake::enter_syscall(&self.ps[i], rec.id, &self.stop_pending) {
             // The stopper may have seen RUNNING: let it claim the P now.
             let s = self.sched.lock();
@@ -563,6 +632,7 @@ impl World {
 
     fn exit_blocking_rec(&self, rec: &ThreadRec) {
         *rec.reason.lock() = None;
+        kick();
         if let Some(i) = Self::p_index(rec) {
             // Fast path: the P is still ours (SYSCALL(self)).
             if let Exit::Resumed { stop_pending } =
@@ -787,6 +857,7 @@ impl World {
                 parking_lot_core::DEFAULT_UNPARK_TOKEN,
             );
         }
+        kick();
         Ok(())
     }
 
@@ -927,6 +998,53 @@ impl World {
         {
             self.acquire_p(rec);
         }
+    }
+}
+
+/// One P as sysmon sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcView {
+    pub index: usize,
+    pub word: u64,
+    pub owner_safepoints: u64,
+    pub preempt_pending: bool,
+}
+
+/// A snapshot for sysmon.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub procs: Vec<ProcView>,
+    pub runnable_waiting: bool,
+    pub stop_pending: bool,
+}
+
+/// Who to tell when something sysmon sleeps through happens (a thread
+/// attached, entered or left a blocking region, the world restarted).
+/// sysmon registers itself here, so the world does not import sysmon.
+pub struct ActivityHooks {
+    /// Cheap when nobody sleeps deeply.
+    pub kick: fn(),
+    /// Called on the first attach: start the monitor.
+    pub first_attach: fn(),
+}
+
+static ACTIVITY: std::sync::atomic::AtomicPtr<ActivityHooks> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub fn register_activity_hooks(h: &'static ActivityHooks) {
+    ACTIVITY.store(h as *const ActivityHooks as *mut ActivityHooks, SeqCst);
+}
+
+#[inline]
+fn activity() -> Option<&'static ActivityHooks> {
+    // SAFETY: only &'static hooks are stored.
+    unsafe { ACTIVITY.load(SeqCst).as_ref() }
+}
+
+#[inline]
+fn kick() {
+    if let Some(h) = activity() {
+        (h.kick)();
     }
 }
 
