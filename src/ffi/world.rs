@@ -116,8 +116,9 @@ pub extern "C" fn rtc_thread_state(out: *mut i32) -> rtc_status {
 }
 
 /// A safepoint: if a stop is pending the thread parks here until the world
-/// restarts; if another thread waits for a P and maxprocs is reached, it
-/// yields its P and waits for one. Call it regularly in long loops. A no-op
+/// restarts; if another thread waits for a P, maxprocs is reached and this
+/// thread has held its P for at least a quantum (1 ms), it yields its P and
+/// waits for one. Call it regularly in long loops. A no-op
 /// for unattached threads. Never hold an rtcore inner lock here (user
 /// mutexes are fine: a stop never waits for user critical sections).
 ///

@@ -29,7 +29,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -94,6 +97,11 @@ pub struct ThreadRec {
     /// one this thread acknowledged at a safepoint.
     pub preempt_requested: AtomicU64,
     pub preempt_acked: AtomicU64,
+    /// When it was last given a P (ns since the world's epoch): it keeps
+    /// the P for at least `QUANTUM_NS` before yielding to waiters.
+    granted_at: AtomicU64,
+    /// A reason is stored (saves taking `reason`'s lock when none is).
+    has_reason: AtomicBool,
     /// Why it is blocking (static string from the caller), for diagnostics.
     reason: InnerMutex<Option<String>>,
 }
@@ -248,14 +256,19 @@ impl World {
 
     /// P `i` becomes RUNNING(t); t is woken. `sched` held.
     fn grant(&self, t: &ThreadRec, i: usize) {
+        self.grant_deferred(t, i);
+        unpark_key(t.key());
+    }
+
+    /// `grant` without the wake-up: the caller unparks `t.key()` after
+    /// releasing `sched` (a restart wakes many threads; it must not hold the
+    /// inner lock while the kernel schedules each of them).
+    fn grant_deferred(&self, t: &ThreadRec, i: usize) {
         self.ps[i].store(pword(P_RUNNING, t.id), SeqCst);
         t.p.store(i as u32 + 1, SeqCst);
         t.set_state(TState::Running);
+        t.granted_at.store(now_ns(), Relaxed);
         t.granted.store(1, SeqCst);
-        // SAFETY: no callback.
-        unsafe {
-            parking_lot_core::unpark_all(t.key(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
-        }
     }
 
     /// An IDLE P, or a new one if maxprocs allows. `sched` held.
@@ -385,6 +398,8 @@ impl World {
             safepoints: AtomicU64::new(0),
             preempt_requested: AtomicU64::new(0),
             preempt_acked: AtomicU64::new(0),
+            granted_at: AtomicU64::new(0),
+            has_reason: AtomicBool::new(false),
             reason: InnerMutex::new(InnerRank::ThreadReason, None),
         });
         crate::ident::set_name(Some(name.to_string()));
@@ -455,7 +470,9 @@ impl World {
     /// The safepoint check. Cheap when nothing is pending.
     #[inline]
     pub fn safepoint_rec(&self, rec: &ThreadRec) {
-        rec.safepoints.fetch_add(1, SeqCst);
+        // Only this thread writes its counter: a plain load and store.
+        rec.safepoints
+            .store(rec.safepoints.load(Relaxed).wrapping_add(1), Relaxed);
         let req = rec.preempt_requested.load(SeqCst);
         if req != rec.preempt_acked.load(SeqCst) {
             // Acknowledge sysmon's request; yielding (below) happens only
@@ -541,8 +558,13 @@ impl World {
             self.wait_for_grant(rec);
             return;
         }
-        // Preemption: someone waits for a P and no new one may be made.
+        // Preemption: someone waits for a P and no new one may be made. A
+        // thread keeps its P for a quantum first, so a loop full of
+        // safepoints does not spend its time switching.
         let limit = self.limit(&s);
+        if i < limit && now_ns().saturating_sub(rec.granted_at.load(Relaxed)) < QUANTUM_NS {
+            return;
+        }
         let must_yield = i >= limit || (!s.runq.is_empty() && s.nprocs >= limit);
         if must_yield {
             // Queue up behind the waiters, then give the P away (a retired P
@@ -597,7 +619,10 @@ impl World {
             ));
         }
         self.safepoint_rec(rec);
-        *rec.reason.lock() = reason.map(str::to_string);
+        if let Some(r) = reason {
+            *rec.reason.lock() = Some(r.to_string());
+            rec.has_reason.store(true, Relaxed);
+        }
         let Some(i) = Self::p_index(rec) else {
             return Err(Error::new(RTC_ERR_WRONG_STATE, "rtc_enter_blocking: no P"));
         };
@@ -631,7 +656,9 @@ impl World {
     }
 
     fn exit_blocking_rec(&self, rec: &ThreadRec) {
-        *rec.reason.lock() = None;
+        if rec.has_reason.swap(false, Relaxed) {
+            *rec.reason.lock() = None;
+        }
         kick();
         if let Some(i) = Self::p_index(rec) {
             // Fast path: the P is still ours (SYSCALL(self)).
@@ -804,8 +831,10 @@ impl World {
         s.stopper = None;
         self.stop_pending.store(false, SeqCst);
         let limit = self.limit(&s);
-        // Ps come back: to the thread parked on it, else IDLE.
+        // Ps come back: to the thread parked on it, else IDLE. Wake-ups
+        // happen after `sched` is released.
         let mut freed = Vec::new();
+        let mut wake = Vec::new();
         for i in 0..s.nprocs {
             let w = self.ps[i].load(SeqCst);
             if pstate(w) != P_STOPPED {
@@ -820,7 +849,8 @@ impl World {
             match t {
                 Some(t) => {
                     s.runq.retain(|x| x.id != owner);
-                    self.grant(&t, i);
+                    self.grant_deferred(&t, i);
+                    wake.push(t.key());
                 }
                 None => {
                     self.ps[i].store(pword(P_IDLE, 0), SeqCst);
@@ -850,6 +880,9 @@ impl World {
         }
         self.runq_len.store(s.runq.len() as u32, SeqCst);
         drop(s);
+        for k in wake {
+            unpark_key(k);
+        }
         // SAFETY: no callback.
         unsafe {
             parking_lot_core::unpark_all(
@@ -998,6 +1031,24 @@ impl World {
         {
             self.acquire_p(rec);
         }
+    }
+}
+
+/// How long a thread keeps its P before yielding to waiters at a safepoint
+/// (shorter than Go's 10 ms: rtcore threads yield only at explicit
+/// safepoints, and a waiting thread should not wait long for one).
+pub const QUANTUM_NS: u64 = 1_000_000;
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ns() -> u64 {
+    EPOCH.elapsed().as_nanos() as u64
+}
+
+fn unpark_key(k: usize) {
+    // SAFETY: no callback.
+    unsafe {
+        parking_lot_core::unpark_all(k, parking_lot_core::DEFAULT_UNPARK_TOKEN);
     }
 }
 
