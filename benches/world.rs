@@ -47,6 +47,8 @@
 //! Each part also prints how much CPU time the rest of the machine used
 //! while it ran (from /proc/stat), since other work skews the numbers.
 
+mod common;
+use common::{Stats, dlerror_text, lib_path, loadavg};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
 use std::io::Write;
@@ -108,24 +110,6 @@ static API: OnceLock<Api> = OnceLock::new();
 
 fn api() -> &'static Api {
     API.get().expect("rtcore not loaded")
-}
-
-fn lib_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("RTCORE_LIB") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/librtcore.so")
-}
-
-fn dlerror_text() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "(no dlerror message)".into()
-    } else {
-        // SAFETY: non-NULL, NUL-terminated.
-        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-    }
 }
 
 fn load() -> &'static Api {
@@ -345,33 +329,6 @@ fn spawn_watchdog(limit: Duration) {
 // ---------------------------------------------------------------------------
 // Statistics.
 
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Stats {
-    fn of(xs: &[f64]) -> Stats {
-        let mut v = xs.to_vec();
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Stats {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        }
-    }
-    fn spread(&self) -> f64 {
-        (self.max - self.min) / self.median
-    }
-}
-
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => v
@@ -428,14 +385,6 @@ fn machine() -> String {
         "{model}, nproc {} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}, clocksource {clock}",
         nproc()
     )
-}
-
-/// The 1-minute load average: other work on the machine skews the numbers.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// CPU time so far, in clock ticks: (all CPUs busy, this process).
