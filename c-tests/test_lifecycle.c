@@ -83,14 +83,16 @@ static void *no_safepoints(void *arg) {
      * 500 ms (ten times the threshold; slow hosts such as valgrind need the
      * margin). rtc_world_census takes no safepoint. */
     rtc_census c;
-    do {
+    for (;;) { /* poll gently: a tight loop on the census lock could starve the stopper */
         memset(&c, 0, sizeof c);
         c.size = sizeof c;
         rtc_world_census(&c);
-    } while (!c.stopped);
+        if (c.stopped) break;
+        usleep(1000); /* not a safepoint */
+    }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (ms_since(&t0) < 500) {}
+    while (ms_since(&t0) < 500) usleep(1000); /* sleeping is not a safepoint */
     rtc_safepoint();
     rtc_thread_detach();
     return NULL;

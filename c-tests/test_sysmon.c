@@ -109,7 +109,8 @@ static void *spinner(void *arg) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* No safepoint until sysmon has asked for one (or 2 s passed). */
-    while (stats().preempt_requests == 0 && ms_since(&t0) < bound_ms(2000)) {}
+    /* (Sleeping is not a safepoint: the thread stays RUNNING to sysmon.) */
+    while (stats().preempt_requests == 0 && ms_since(&t0) < bound_ms(2000)) usleep(100);
     atomic_store(&spin_stop, 1);
     rtc_safepoint(); /* acknowledges */
     rtc_thread_detach();
