@@ -197,8 +197,12 @@ static void test_maxprocs(void) {
     CHECK_STATUS(rtc_set_maxprocs(5000, NULL), RTC_ERR_INVALID_ARGUMENT);
     pthread_t t[4];
     for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, busy, NULL);
-    sleep_ms(50);
+    /* Wait (generously: valgrind is slow) until all four have attached. */
     rtc_census c = census();
+    for (int tries = 0; c.threads_running + c.threads_runnable < 4 && tries < 10000; tries++) {
+        sleep_ms(1);
+        c = census();
+    }
     CHECK(c.threads_running <= 2);
     CHECK(c.threads_running + c.threads_runnable == 4);
     /* A stop and a maxprocs change during it. */
