@@ -28,7 +28,7 @@ case "$mode" in
   asan) cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
-  valgrind) runner=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+  valgrind) runner=(timeout 400 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
                      --trace-children=no)
             export RTC_TEST_SCALE=${RTC_TEST_SCALE:-1}
             export RTC_WORLD_STOPS=${RTC_WORLD_STOPS:-5}

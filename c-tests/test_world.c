@@ -8,6 +8,14 @@
 
 #include "rtc_test.h"
 
+/* Under valgrind (RTC_TEST_SLOW) threads are serialised: busy loops pause
+ * briefly each round so the scheduler lets the others run. */
+static int slow_host(void) {
+    static int v = -1;
+    if (v < 0) v = getenv("RTC_TEST_SLOW") != NULL;
+    return v;
+}
+
 static int my_state(void) {
     int32_t s = -1;
     rtc_thread_state(&s);
@@ -97,6 +105,7 @@ static void *worker(void *arg) {
     snprintf(name, sizeof name, "worker-%d", i);
     if (rtc_thread_attach(name, NULL) != RTC_OK) abort();
     while (!atomic_load(&stop_workers)) {
+        if (slow_host()) usleep(100);
         switch (i % 3) {
         case 0: /* busy with safepoints */
             for (int k = 0; k < 100; k++) atomic_fetch_add(&counters[i], 1);
@@ -177,6 +186,7 @@ static void *busy(void *arg) {
     (void)arg;
     rtc_thread_attach("busy", NULL);
     while (!atomic_load(&mp_stop)) {
+        if (slow_host()) usleep(100);
         int n = atomic_fetch_add(&inside, 1) + 1;
         int m = atomic_load(&max_inside);
         while (n > m && !atomic_compare_exchange_weak(&max_inside, &m, n)) {}
@@ -297,12 +307,14 @@ static void test_waiting(void) {
     CHECK(atomic_load(&waiter_done) == 1); /* RUNNING again when it got the lock */
 }
 
+#define PHASE(call) (fprintf(stderr, "test_world: %s\n", #call), call)
+
 int main(void) {
-    test_unattached();
-    test_waiting();
-    test_attach_states();
-    test_maxprocs();
-    test_exit_attached();
-    test_stops_freeze_workers(2 * rtc_t_scale());
+    PHASE(test_unattached());
+    PHASE(test_waiting());
+    PHASE(test_attach_states());
+    PHASE(test_maxprocs());
+    PHASE(test_exit_attached());
+    PHASE(test_stops_freeze_workers(2 * rtc_t_scale()));
     return rtc_t_finish();
 }
