@@ -29,7 +29,7 @@
 //! key such as `a` or `contended-rtc` to loop on one variant, for `perf`).
 
 mod common;
-use common::{Stats, dlerror_text, lib_path, loadavg};
+use common::{Stats, loadavg};
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
@@ -91,41 +91,7 @@ fn api() -> &'static Api {
 }
 
 fn load() -> &'static Api {
-    let path = lib_path();
-    if !path.exists() {
-        eprintln!(
-            "error: {} not found.\n\
-             Build the shared library first: cd {} && cargo build --release\n\
-             (or point RTCORE_LIB at a built librtcore.so)",
-            path.display(),
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::process::exit(1);
-    }
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has a NUL");
-    // SAFETY: valid NUL-terminated path.
-    let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if h.is_null() {
-        eprintln!(
-            "error: dlopen({}) failed: {}\nRebuild it with: cargo build --release",
-            path.display(),
-            dlerror_text()
-        );
-        std::process::exit(1);
-    }
-    let sym = |name: &str| -> *mut c_void {
-        let c = CString::new(name).unwrap();
-        // SAFETY: valid handle and NUL-terminated name.
-        let p = unsafe { libc::dlsym(h, c.as_ptr()) };
-        if p.is_null() {
-            panic!(
-                "dlsym({name}) failed in {}: {} (is the library up to date? cargo build --release)",
-                path.display(),
-                dlerror_text()
-            );
-        }
-        p
-    };
+    let (path, sym) = common::open_library();
     // SAFETY: each symbol is the function of that name in include/rtcore.h,
     // with the signature spelled out by the type it is transmuted to.
     let loaded = unsafe {

@@ -2,7 +2,7 @@
 //! text, sample statistics and the load average.
 #![allow(dead_code)]
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString, c_void};
 use std::path::PathBuf;
 
 pub fn lib_path() -> PathBuf {
@@ -56,4 +56,47 @@ pub fn loadavg() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
+}
+
+/// Open the library under test (`lib_path()`): exits with a clear message
+/// when it is missing or does not load. Returns its path and a symbol
+/// lookup that panics on a missing symbol.
+pub fn open_library() -> (PathBuf, impl Fn(&str) -> *mut c_void) {
+    let path = lib_path();
+    if !path.exists() {
+        eprintln!(
+            "error: {} not found.\n\
+             Build the shared library first: cd {} && cargo build --release\n\
+             (or point RTCORE_LIB at a built librtcore.so)",
+            path.display(),
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::process::exit(1);
+    }
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has a NUL");
+    // SAFETY: valid NUL-terminated path.
+    let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if h.is_null() {
+        eprintln!(
+            "error: dlopen({}) failed: {}\nRebuild it with: cargo build --release",
+            path.display(),
+            dlerror_text()
+        );
+        std::process::exit(1);
+    }
+    let shown = path.display().to_string();
+    let sym = move |name: &str| -> *mut c_void {
+        let c = CString::new(name).unwrap();
+        // SAFETY: valid handle and NUL-terminated name.
+        let p = unsafe { libc::dlsym(h, c.as_ptr()) };
+        if p.is_null() {
+            panic!(
+                "dlsym({name}) failed in {}: {} (is the library up to date? cargo build --release)",
+                shown,
+                dlerror_text()
+            );
+        }
+        p
+    };
+    (path, sym)
 }
