@@ -125,16 +125,10 @@ fn load() -> &'static Api {
 #[inline(never)]
 fn rtc_fail(what: &str, status: i32) -> ! {
     let a = api();
-    // SAFETY: rtc_status_str returns a static NUL-terminated string.
-    let name = unsafe { CStr::from_ptr((a.status_str)(status)) }
-        .to_string_lossy()
-        .into_owned();
-    let mut buf = vec![0 as c_char; 1024];
-    // SAFETY: buf is writable for its length.
-    unsafe { (a.last_error)(buf.as_mut_ptr(), buf.len()) };
-    // SAFETY: always NUL-terminated when len > 0.
-    let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-    panic!("{what} returned {status} ({name}): {msg}");
+    panic!(
+        "{}",
+        common::failure(a.status_str, a.last_error, what, status)
+    );
 }
 
 #[inline(always)]

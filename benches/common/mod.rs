@@ -100,3 +100,23 @@ pub fn open_library() -> (PathBuf, impl Fn(&str) -> *mut c_void) {
     };
     (path, sym)
 }
+
+/// "what returned N (STATUS): last error", read through the library's own
+/// `rtc_status_str` and `rtc_last_error_message`.
+pub fn failure(
+    status_str: unsafe extern "C" fn(i32) -> *const std::ffi::c_char,
+    last_error: unsafe extern "C" fn(*mut std::ffi::c_char, usize) -> usize,
+    what: &str,
+    status: i32,
+) -> String {
+    // SAFETY: rtc_status_str returns a static NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(status_str(status)) }
+        .to_string_lossy()
+        .into_owned();
+    let mut buf = vec![0 as std::ffi::c_char; 1024];
+    // SAFETY: buf is writable for its length.
+    unsafe { last_error(buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: always NUL-terminated when len > 0.
+    let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    format!("{what} returned {status} ({name}): {msg}")
+}
