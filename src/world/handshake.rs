@@ -160,6 +160,18 @@ pub mod broken {
         }
     }
 
+    /// Breaks **one winner** against sysmon: checks the word, then stores
+    /// IDLE, so the owner's `exit_fast` can take the P back in between and
+    /// both believe they have it.
+    pub fn retake_by_store(p: &AtomicU64, seen: u64) -> bool {
+        if pstate(seen) == P_SYSCALL && p.load(SeqCst) == seen {
+            p.store(pword(P_IDLE, 0), SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Breaks **stop**: counts a RUNNING P as stopped instead of waiting
     /// for its owner to reach a safepoint.
     pub fn claim_not_waiting(p: &AtomicU64) -> Claim {
