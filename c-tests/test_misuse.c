@@ -487,6 +487,71 @@ static void m_sysmon_get_stats(void) {
     CHECK_STATUS(rtc_sysmon_get_stats(&s), RTC_OK);
 }
 
+static void m_sysmon_set_threshold(void) {
+    CHECK_STATUS(rtc_sysmon_set_threshold(0, 1, NULL), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("0 is not an rtc_sysmon_setting");
+    CHECK_STATUS(rtc_sysmon_set_threshold(5, 1, NULL), RTC_ERR_INVALID_ARGUMENT);
+    uint64_t old = 0, now = 0;
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, 123000000, &old), RTC_OK);
+    CHECK(old == 100000000); /* the default budget */
+    CHECK_STATUS(rtc_sysmon_get_threshold(RTC_SYSMON_HOOK_BUDGET_NS, &now), RTC_OK);
+    CHECK(now == 123000000);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, old, NULL), RTC_OK);
+}
+
+static void m_sysmon_get_threshold(void) {
+    uint64_t v;
+    CHECK_STATUS(rtc_sysmon_get_threshold(RTC_SYSMON_LOCK_STALL_NS, NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_sysmon_get_threshold(99, &v), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_sysmon_get_threshold(RTC_SYSMON_THREAD_STALL_NS, &v), RTC_OK);
+    CHECK(v == 0); /* off by default */
+    CHECK_STATUS(rtc_sysmon_get_threshold(RTC_SYSMON_LOCK_STALL_NS, &v), RTC_OK);
+    CHECK(v == 1000000000);
+}
+
+static void m_sysmon_last_report(void) {
+    /* NULL buffer: the size needed; a 1-byte buffer gets a NUL. */
+    size_t need = rtc_sysmon_last_report(NULL, 0);
+    CHECK(need >= 1);
+    char one[1] = {'x'};
+    CHECK(rtc_sysmon_last_report(one, 1) == need);
+    CHECK(one[0] == 0);
+}
+
+static void noop_hook(void *arg) { (void)arg; }
+
+static void m_sysmon_hook_add(void) {
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add(NULL, 1000000, noop_hook, NULL, &id), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_sysmon_hook_add("h", 1000000, NULL, NULL, &id), RTC_ERR_NULL);
+    expect_message("'hook'");
+    CHECK_STATUS(rtc_sysmon_hook_add("h", 1000000, noop_hook, NULL, NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_sysmon_hook_add("h", 99999, noop_hook, NULL, &id), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("below the minimum");
+    CHECK_STATUS(rtc_sysmon_hook_add("\xff\xfe", 1000000, noop_hook, NULL, &id), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_sysmon_hook_add("h", 1000000, noop_hook, NULL, &id), RTC_OK);
+    CHECK(id != 0);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+}
+
+static void m_sysmon_hook_remove(void) {
+    CHECK_STATUS(rtc_sysmon_hook_remove(0), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_sysmon_hook_remove(987654321), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("no hook with id 987654321");
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("twice", 1000000, noop_hook, NULL, &id), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("already removed");
+}
+
+static void count_preempt(uint64_t n, void *arg) { (void)n; (void)arg; }
+
+static void m_set_preempt_handler(void) {
+    CHECK_STATUS(rtc_set_preempt_handler(count_preempt, NULL), RTC_OK);
+    CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_OK);
+}
+
 /* After shutdown every call answers with a status. */
 static void m_shutdown(void) {
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
@@ -533,6 +598,13 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_world_census(&cs), RTC_ERR_SHUT_DOWN);
     rtc_sysmon_stats ss; memset(&ss, 0, sizeof ss); ss.size = sizeof ss;
     CHECK_STATUS(rtc_sysmon_get_stats(&ss), RTC_ERR_SHUT_DOWN);
+    uint64_t hid = 0;
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 1, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_sysmon_get_threshold(RTC_SYSMON_LOCK_STALL_NS, &n), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_sysmon_hook_add("late", 1000000, noop_hook, NULL, &hid), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_sysmon_hook_remove(1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK(rtc_sysmon_last_report(NULL, 0) >= 1); /* keeps answering */
     /* These keep answering. */
     uint64_t tid = 0; int32_t st = -1;
     CHECK_STATUS(rtc_thread_id(&tid), RTC_OK);
@@ -591,6 +663,12 @@ static const struct misuse table[] = {
     MISUSE("rtc_world_set_safepoint_threshold_ns", m_world_set_safepoint_threshold_ns),
     MISUSE("rtc_world_census", m_world_census),
     MISUSE("rtc_sysmon_get_stats", m_sysmon_get_stats),
+    MISUSE("rtc_sysmon_set_threshold", m_sysmon_set_threshold),
+    MISUSE("rtc_sysmon_get_threshold", m_sysmon_get_threshold),
+    MISUSE("rtc_sysmon_last_report", m_sysmon_last_report),
+    MISUSE("rtc_sysmon_hook_add", m_sysmon_hook_add),
+    MISUSE("rtc_sysmon_hook_remove", m_sysmon_hook_remove),
+    MISUSE("rtc_set_preempt_handler", m_set_preempt_handler),
     MISUSE("rtc_shutdown", m_shutdown), /* last */
 };
 

@@ -103,6 +103,15 @@ static void test_no_retake_when_nobody_waits(void) {
 }
 
 static atomic_int spin_stop;
+static _Atomic uint64_t handled_request;
+static _Atomic uint64_t handler_thread;
+static void on_preempt(uint64_t n, void *arg) {
+    uint64_t me = 0;
+    rtc_thread_id(&me);
+    atomic_store(&handler_thread, me);
+    atomic_store(&handled_request, n);
+    (*(atomic_int *)arg)++;
+}
 static void *spinner(void *arg) {
     (void)arg;
     rtc_thread_attach("spinner", NULL);
@@ -112,17 +121,26 @@ static void *spinner(void *arg) {
     /* (Sleeping is not a safepoint: the thread stays RUNNING to sysmon.) */
     while (stats().preempt_requests == 0 && ms_since(&t0) < bound_ms(2000)) usleep(100);
     atomic_store(&spin_stop, 1);
-    rtc_safepoint(); /* acknowledges */
+    uint64_t me = 0;
+    rtc_thread_id(&me);
+    rtc_safepoint(); /* acknowledges, calling the handler on this thread */
+    CHECK(atomic_load(&handler_thread) == me);
     rtc_thread_detach();
     return NULL;
 }
 
 static void test_preemption_request(void) {
+    static atomic_int calls;
+    CHECK_STATUS(rtc_set_preempt_handler(on_preempt, &calls), RTC_OK);
     uint64_t before = stats().preempt_requests;
     pthread_t t;
     pthread_create(&t, NULL, spinner, NULL);
     pthread_join(t, NULL);
     CHECK(stats().preempt_requests > before);
+    /* The handler ran once per acknowledged request, numbered from 1. */
+    CHECK(atomic_load(&calls) >= 1);
+    CHECK(atomic_load(&handled_request) >= 1);
+    CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_OK);
 }
 
 static void test_deep_sleep_when_idle(void) {

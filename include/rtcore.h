@@ -199,6 +199,43 @@ typedef int32_t rtc_thread_state_t;
 #endif // __cplusplus
 
 /**
+ * sysmon's settings, for `rtc_sysmon_set_threshold`. All are durations in
+ * nanoseconds; 0 switches the report off. `RTCORE_DEBUG` sets the same
+ * (in milliseconds) at start: see docs/debug.md.
+ */
+enum rtc_sysmon_setting
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Report a thread BLOCKING or WAITING this long (default 0: off, since
+   * threads waiting for I/O or work are normal).
+   */
+  RTC_SYSMON_THREAD_STALL_NS = 1,
+  /**
+   * Report a mutex held this long by the same holder, with no new
+   * acquisition, while an attached thread waits for it (default 1 s).
+   */
+  RTC_SYSMON_LOCK_STALL_NS = 2,
+  /**
+   * Report a hook run longer than this (default 100 ms).
+   */
+  RTC_SYSMON_HOOK_BUDGET_NS = 3,
+  /**
+   * Print a schedtrace line on stderr this often (default 0: off).
+   */
+  RTC_SYSMON_SCHEDTRACE_NS = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_sysmon_setting rtc_sysmon_setting;
+#else
+typedef uint32_t rtc_sysmon_setting;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A condition variable, embeddable by value. Initialise with
  * `RTC_COND_INIT` or all zeroes. Never move it after first use.
  */
@@ -332,7 +369,33 @@ typedef struct rtc_sysmon_stats {
    * Preemption requests sent to threads running without a safepoint.
    */
   uint64_t preempt_requests;
+  /**
+   * Stall reports made (first reports and reminders).
+   */
+  uint64_t stall_reports;
+  /**
+   * Stalls that ended ("resolved after N ms" reports).
+   */
+  uint64_t stalls_resolved;
+  /**
+   * Hook runs completed.
+   */
+  uint64_t hook_runs;
+  /**
+   * Hook runs reported for overrunning the hook budget.
+   */
+  uint64_t hook_overruns;
+  /**
+   * Hooks registered now.
+   */
+  uint64_t hooks;
 } rtc_sysmon_stats;
+
+/**
+ * A hook: called on rtcore's hook thread with the `user_data` given to
+ * `rtc_sysmon_hook_add`.
+ */
+typedef void (*rtc_hook_fn)(void *user_data);
 
 /**
  * Threads and Ps by state, as `rtc_world_census` reports them.
@@ -363,6 +426,12 @@ typedef struct rtc_census {
    */
   uint64_t stops;
 } rtc_census;
+
+/**
+ * Told of a preemption request: the request's number (1, 2, ... per
+ * thread) and the `user_data` given to `rtc_set_preempt_handler`.
+ */
+typedef void (*rtc_preempt_fn)(uint64_t request, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -648,6 +717,72 @@ rtc_status rtc_lockrank_last_report(char *buf, size_t len, size_t *out_needed);
 rtc_status rtc_sysmon_get_stats(struct rtc_sysmon_stats *out);
 
 /**
+ * Set one of sysmon's thresholds (`which`: an `rtc_sysmon_setting`), in
+ * nanoseconds; 0 switches that report off. The previous value is written
+ * to `*old_ns` if `old_ns` is not NULL. Takes effect from sysmon's next
+ * tick.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown `which`;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_sysmon_set_threshold(uint32_t which, uint64_t ns, uint64_t *old_ns);
+
+/**
+ * Read one of sysmon's thresholds into `*out_ns`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for an
+ * unknown `which`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_sysmon_get_threshold(uint32_t which, uint64_t *out_ns);
+
+/**
+ * Copy sysmon's most recent report (a stall, its resolution, or a hook
+ * overrun; every report also goes to stderr) into `buf` (`len` bytes,
+ * NUL-terminated, truncated to fit). Returns the size needed including the
+ * NUL (1 if nothing was reported yet); `buf` may be NULL to ask the size.
+ */
+size_t rtc_sysmon_last_report(char *buf, size_t len);
+
+/**
+ * Run `fn(user_data)` every `period_ns` (at least 100 µs) on rtcore's hook
+ * thread, and write the hook's id (never reused) to `*out_id`. `name`
+ * (copied) names the hook in reports.
+ *
+ * Hooks run one at a time, each run under `hooklock` (the first rank:
+ * hooks may take any user lock). The hook thread is outside the world: a
+ * hook may not attach or stop the world (nor, later, start or stop a
+ * trace); those calls return an error status from a hook. Each run is
+ * timed; sysmon reports a run longer than the hook budget
+ * (`RTC_SYSMON_HOOK_BUDGET_NS`). A run that overruns its period is
+ * followed by a full period of rest. `fn` must not unwind (C++ exceptions)
+ * out of the hook.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `fn`, `name` or `out_id`;
+ * `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or a non-UTF-8
+ * name; `RTC_ERR_IO` if the hook thread cannot be started;
+ * `RTC_ERR_WRONG_STATE` while the process exits; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_sysmon_hook_add(const char *name,
+                               uint64_t period_ns,
+                               rtc_hook_fn hook,
+                               void *user_data,
+                               uint64_t *out_id);
+
+/**
+ * Remove a hook. When this returns, the hook is not running and will not
+ * run again (it waits for a run in progress, as a lock wait: an attached
+ * caller gives up its P meanwhile). A hook may remove itself: that takes
+ * effect when its run returns. Do not remove a running hook while holding
+ * a lock that hook waits for: that wait would never end.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an id that is not
+ * registered (never added, or already removed); `RTC_ERR_WOULD_DEADLOCK`
+ * if the hook is running and the caller holds the world stopped;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_sysmon_hook_remove(uint64_t id);
+
+/**
  * Attach the calling thread to the world, with a name for reports (copied;
  * NULL uses the OS thread name). The thread gets a P, waiting for one if
  * maxprocs are all busy or a stop is in force. Its rtcore id (64-bit, never
@@ -656,7 +791,8 @@ rtc_status rtc_sysmon_get_stats(struct rtc_sysmon_stats *out);
  * restarting a world it holds stopped first).
  *
  * May park (waiting for a P). Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if
- * already attached; `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
+ * already attached or on the hook thread (hooks run outside the world);
+ * `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
  * stopped; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 name;
  * `RTC_ERR_SHUT_DOWN`.
  */
@@ -726,7 +862,9 @@ rtc_status rtc_exit_blocking(void);
  * stderr. The calling thread keeps its P; only it may start the world.
  *
  * May park. Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if this thread already
- * holds the world stopped (stops do not nest); `RTC_ERR_SHUT_DOWN`.
+ * holds the world stopped (stops do not nest); `RTC_ERR_WOULD_DEADLOCK`
+ * from a hook (a stopped thread may hold what the hook needs, and trace
+ * start/stop wait for hooks); `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_stop_the_world(const char *reason);
 
@@ -776,6 +914,19 @@ rtc_status rtc_world_set_safepoint_threshold_ns(uint64_t ns);
  * `size`.
  */
 rtc_status rtc_world_census(struct rtc_census *out);
+
+/**
+ * Set (or clear, with NULL) the function called when a thread honours one
+ * of sysmon's preemption requests. sysmon asks a thread that has run 10 ms
+ * without a safepoint to reach one; at its next safepoint (`rtc_safepoint`,
+ * `rtc_enter_blocking`) the thread acknowledges the request and then calls
+ * this function, on itself, before the safepoint's own work. Use it to
+ * log or count long stretches without safepoints. It may call rtcore;
+ * it is not called again for the same request.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_set_preempt_handler(rtc_preempt_fn handler, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,11 +3,15 @@
 //! values are reported once on stderr and otherwise ignored.
 
 use crate::lock::order::Mode;
+use crate::sysmon::settings::Setting;
 
 /// Settings read from the environment; `None` means "not set".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DebugSettings {
     pub lockrank: Option<Mode>,
+    /// sysmon thresholds (`threadstall`, `lockstall`, `hookbudget`,
+    /// `schedtrace`), in nanoseconds; the values are given in milliseconds.
+    pub sysmon: Vec<(Setting, u64)>,
     /// Problems found while parsing, one line each.
     pub warnings: Vec<String>,
 }
@@ -29,9 +33,17 @@ pub fn parse(value: &str) -> DebugSettings {
                     "{VARIABLE}: lockrank={val:?} is not one of off, report, abort; ignored"
                 )),
             },
-            _ => out.warnings.push(format!(
-                "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank)"
-            )),
+            _ => match Setting::ALL.iter().find(|s| s.name() == name) {
+                Some(&setting) => match val.parse::<u64>() {
+                    Ok(ms) if ms <= 1_000_000_000 => out.sysmon.push((setting, ms * 1_000_000)),
+                    _ => out.warnings.push(format!(
+                        "{VARIABLE}: {name}={val:?} is not a number of milliseconds (0 switches it off); ignored"
+                    )),
+                },
+                None => out.warnings.push(format!(
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace)"
+                )),
+            },
         }
     }
     out
@@ -67,5 +79,24 @@ mod tests {
         assert_eq!(s.lockrank, None);
         assert!(s.warnings[0].contains("\"loud\""));
         assert_eq!(parse("").warnings.len(), 0);
+    }
+
+    #[test]
+    fn parses_sysmon_thresholds_in_milliseconds() {
+        let s = parse("schedtrace=1000,threadstall=50,lockstall=0,hookbudget=x");
+        assert_eq!(
+            s.sysmon,
+            vec![
+                (Setting::Schedtrace, 1_000_000_000),
+                (Setting::ThreadStall, 50_000_000),
+                (Setting::LockStall, 0)
+            ]
+        );
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0].contains("hookbudget=\"x\""),
+            "{:?}",
+            s.warnings
+        );
     }
 }

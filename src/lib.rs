@@ -17,6 +17,8 @@ pub mod diag;
 #[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
+pub mod fork;
+#[cfg(not(loom))]
 pub mod ident;
 #[cfg(not(loom))]
 pub mod lifecycle;

@@ -84,7 +84,12 @@ fn start(opts: &Options) -> Result<()> {
     crate::ffi::install_panic_hook();
     crate::world::install();
     crate::sysmon::install();
+    crate::fork::register();
+    register_at_exit();
     let env = debug_env::from_env();
+    for (setting, ns) in &env.sysmon {
+        crate::sysmon::settings::set(*setting, *ns);
+    }
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
     let table = crate::ranks::global();
@@ -105,6 +110,8 @@ pub fn init(opts: &Options) -> Result<()> {
         UNINIT => {
             start(opts)?;
             *inited = true;
+            drop(inited);
+            crate::sysmon::ensure_started();
             Ok(())
         }
         RUNNING if *inited => Err(Error::new(
@@ -119,6 +126,30 @@ pub fn init(opts: &Options) -> Result<()> {
     }
 }
 
+/// At process exit (also at dlclose: glibc runs a library's atexit
+/// handlers then) stop the hook thread and sysmon with bounded waits, so
+/// no rtcore thread runs user code or touches the library while the
+/// process tears down.
+fn register_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        extern "C" fn at_exit() {
+            crate::sysmon::stop_at_exit();
+        }
+        // SAFETY: registering a plain function.
+        unsafe {
+            libc::atexit(at_exit);
+        }
+    });
+}
+
+/// In a forked child: the lifecycle lock may have been held by a thread
+/// that does not exist here.
+pub fn after_fork_child() {
+    // SAFETY: called from the child's atfork handler (only this thread).
+    unsafe { TRANSITION.reset_after_fork() };
+}
+
 /// `rtc_shutdown`.
 pub fn shutdown() -> Result<()> {
     let _t = TRANSITION.lock();
@@ -127,7 +158,14 @@ pub fn shutdown() -> Result<()> {
         return Err(shut_down_error());
     }
     if g & STATE_MASK == RUNNING {
+        if crate::sysmon::hooks::in_hook() {
+            return Err(Error::new(
+                crate::status::RTC_ERR_WOULD_DEADLOCK,
+                "rtc_shutdown called from a hook: shutdown waits for the hook thread to finish, which would be this very call",
+            ));
+        }
         crate::world::world().shutdown_prepare()?;
+        crate::sysmon::hooks::shutdown();
         crate::sysmon::stop_and_join();
     }
     GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);

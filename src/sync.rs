@@ -32,14 +32,7 @@ pub mod park {
     pub unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
         // SAFETY: forwarded contract.
         unsafe {
-            parking_lot_core::park(
-                key,
-                validate,
-                || {},
-                |_, _| {},
-                parking_lot_core::DEFAULT_PARK_TOKEN,
-                None,
-            );
+            crate::lock::parked::park(key, validate, None);
         }
     }
 

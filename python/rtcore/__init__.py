@@ -27,9 +27,11 @@ Quick start::
             ...
 """
 
+import atexit
 import ctypes
 import os
 import sys
+import threading
 
 __all__ = [
     "RtcoreError",
@@ -217,7 +219,18 @@ class RtcSysmonStats(ctypes.Structure):
         ("deep_sleeps", ctypes.c_uint64),
         ("retakes", ctypes.c_uint64),
         ("preempt_requests", ctypes.c_uint64),
+        ("stall_reports", ctypes.c_uint64),
+        ("stalls_resolved", ctypes.c_uint64),
+        ("hook_runs", ctypes.c_uint64),
+        ("hook_overruns", ctypes.c_uint64),
+        ("hooks", ctypes.c_uint64),
     ]
+
+
+#: ``rtc_hook_fn``: ``void (*)(void *user_data)``.
+HOOK_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+#: ``rtc_preempt_fn``: ``void (*)(uint64_t request, void *user_data)``.
+PREEMPT_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_void_p)
 
 
 assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
@@ -346,6 +359,20 @@ _SIGNATURES = {
     "rtc_world_set_safepoint_threshold_ns": (_status, [ctypes.c_uint64], ()),
     "rtc_world_census": (_status, [ctypes.POINTER(RtcCensus)], ()),
     "rtc_sysmon_get_stats": (_status, [ctypes.POINTER(RtcSysmonStats)], ()),
+    "rtc_sysmon_set_threshold": (
+        _status,
+        [ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)],
+        (),
+    ),
+    "rtc_sysmon_get_threshold": (_status, [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_sysmon_last_report": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
+    "rtc_sysmon_hook_add": (
+        _status,
+        [ctypes.c_char_p, ctypes.c_uint64, HOOK_FN, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)],
+        (),
+    ),
+    "rtc_sysmon_hook_remove": (_status, [ctypes.c_uint64], ()),
+    "rtc_set_preempt_handler": (_status, [PREEMPT_FN, ctypes.c_void_p], ()),
 }
 
 #: Names of every C function this module declares (argtypes and restype set).
@@ -813,3 +840,176 @@ def sysmon_stats():
     st.size = ctypes.sizeof(RtcSysmonStats)
     _lib.rtc_sysmon_get_stats(ctypes.byref(st))
     return {name: getattr(st, name) for name, _ in RtcSysmonStats._fields_ if name != "size"}
+
+
+# ---------------------------------------------------------------------------
+# sysmon: thresholds, reports, hooks
+# ---------------------------------------------------------------------------
+
+#: sysmon's settings (``rtc_sysmon_setting``), by the names RTCORE_DEBUG uses.
+SYSMON_SETTINGS = {
+    "threadstall": 1,
+    "lockstall": 2,
+    "hookbudget": 3,
+    "schedtrace": 4,
+}
+
+
+def _setting(name):
+    try:
+        return SYSMON_SETTINGS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown sysmon setting {name!r} (known: {', '.join(SYSMON_SETTINGS)})"
+        ) from None
+
+
+def set_sysmon_threshold(name, seconds):
+    """Set one of sysmon's thresholds ("threadstall", "lockstall",
+    "hookbudget", "schedtrace") in seconds; 0 switches that report off.
+    Returns the previous value in seconds."""
+    if seconds < 0:
+        raise ValueError("a threshold cannot be negative")
+    old = ctypes.c_uint64()
+    _lib.rtc_sysmon_set_threshold(_setting(name), int(round(seconds * 1e9)), ctypes.byref(old))
+    return old.value / 1e9
+
+
+def sysmon_threshold(name):
+    """One of sysmon's thresholds, in seconds (0: off)."""
+    v = ctypes.c_uint64()
+    _lib.rtc_sysmon_get_threshold(_setting(name), ctypes.byref(v))
+    return v.value / 1e9
+
+
+def sysmon_last_report():
+    """sysmon's most recent report (a stall, its resolution, a hook
+    overrun) as a str, or "" if none yet. Every report also goes to stderr."""
+    need = _lib.rtc_sysmon_last_report(None, 0)
+    buf = ctypes.create_string_buffer(need)
+    _lib.rtc_sysmon_last_report(buf, need)
+    return buf.value.decode("utf-8", "replace")
+
+
+# Callbacks passed to C must stay alive while C may call them: each hook's
+# ctypes trampoline (and the Python callable it wraps) is kept here until the
+# hook is removed. The lock only guards the dict, never a call into C.
+_hooks = {}
+_hooks_lock = threading.Lock()
+
+
+class Hook:
+    """A registered hook (see :func:`add_hook`). ``remove()`` (or leaving a
+    ``with`` block) unregisters it."""
+
+    def __init__(self, hook_id, name):
+        self.id = hook_id
+        self.name = name
+
+    def remove(self):
+        """Unregister: when this returns the hook is not running and will not
+        run again. Called from inside the hook itself, it takes effect when
+        the run returns."""
+        _lib.rtc_sysmon_hook_remove(self.id)
+        with _hooks_lock:
+            entry = _hooks.pop(self.id, None)
+        # From inside its own run the trampoline is still executing: keep it
+        # referenced for good (one small object per self-removal), since
+        # nothing tells Python when that run has returned.
+        if entry is not None and _in_hook.get(self.id):
+            _retired.append(entry)
+
+    @property
+    def active(self):
+        with _hooks_lock:
+            return self.id in _hooks
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.remove()
+
+    def __repr__(self):
+        return f"<rtcore.Hook {self.name!r} id={self.id}>"
+
+
+_in_hook = {}
+_retired = []
+
+
+def add_hook(name, period, fn):
+    """Call ``fn()`` every ``period`` seconds (at least 100 µs) on rtcore's
+    hook thread, and return a :class:`Hook`.
+
+    The hook runs on rtcore's hook thread, which holds the GIL while ``fn``
+    runs (ctypes takes it for the call), so a hook should be quick: sysmon
+    reports a run longer than the "hookbudget" threshold. An exception
+    raised by ``fn`` is printed (as ctypes prints callback errors) and the
+    hook stays registered. The callable is kept alive until the hook is
+    removed; hooks still registered at interpreter exit are removed then.
+    From a hook, :func:`stop_the_world` and :func:`attach` raise
+    :class:`RtcoreError`."""
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    if period <= 0:
+        raise ValueError("period must be positive")
+
+    def trampoline(_user_data, _fn=fn):
+        hid = box[0]
+        _in_hook[hid] = True
+        try:
+            _fn()
+        finally:
+            _in_hook.pop(hid, None)
+
+    box = [0]
+    c_fn = HOOK_FN(trampoline)
+    out = ctypes.c_uint64()
+    with _hooks_lock:
+        # Registered under the lock so the trampoline can find its id before
+        # its first run (which comes one period after the add at the soonest).
+        _lib.rtc_sysmon_hook_add(
+            _cstr(name, "name"), max(1, int(round(period * 1e9))), c_fn, None, ctypes.byref(out)
+        )
+        box[0] = out.value
+        _hooks[out.value] = (c_fn, fn)
+    return Hook(out.value, name)
+
+
+def _remove_hooks_at_exit():
+    with _hooks_lock:
+        ids = list(_hooks)
+    for hid in ids:
+        try:
+            _lib.rtc_sysmon_hook_remove(hid)
+        except RtcoreError:
+            pass
+        with _hooks_lock:
+            _hooks.pop(hid, None)
+
+
+atexit.register(_remove_hooks_at_exit)
+
+
+def set_preempt_handler(fn):
+    """Call ``fn(request_number)`` on a thread when it honours one of
+    sysmon's preemption requests (it ran 10 ms without a safepoint), at its
+    next safepoint. ``None`` removes the handler."""
+    global _preempt_handler
+    if fn is None:
+        _lib.rtc_set_preempt_handler(PREEMPT_FN(), None)
+        _preempt_handler = None
+        return
+    if not callable(fn):
+        raise TypeError("fn must be callable or None")
+    c_fn = PREEMPT_FN(lambda n, _ud: fn(n))
+    _lib.rtc_set_preempt_handler(c_fn, None)
+    # rtcore never frees a replaced handler; keep every trampoline alive too.
+    _preempt_keep.append(c_fn)
+    _preempt_handler = c_fn
+
+
+_preempt_handler = None
+_preempt_keep = []

@@ -161,6 +161,9 @@ C_TYPES = {
     "const struct rtc_config *": ctypes.POINTER(rtcore.RtcConfig),
     "struct rtc_census *": ctypes.POINTER(rtcore.RtcCensus),
     "struct rtc_sysmon_stats *": ctypes.POINTER(rtcore.RtcSysmonStats),
+    "void *": ctypes.c_void_p,
+    "rtc_hook_fn": rtcore.HOOK_FN,
+    "rtc_preempt_fn": rtcore.PREEMPT_FN,
 }
 
 

@@ -53,7 +53,8 @@ pub struct rtc_census {
 /// restarting a world it holds stopped first).
 ///
 /// May park (waiting for a P). Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if
-/// already attached; `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
+/// already attached or on the hook thread (hooks run outside the world);
+/// `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
 /// stopped; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 name;
 /// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
@@ -65,6 +66,12 @@ pub extern "C" fn rtc_thread_attach(name: *const c_char, out_id: *mut u64) -> rt
         } else {
             required_str(name, "name", "rtc_thread_attach")?.to_string()
         };
+        if crate::sysmon::hooks::in_hook() {
+            return Err(crate::status::Error::new(
+                crate::status::RTC_ERR_WRONG_STATE,
+                "rtc_thread_attach called from a hook: the hook thread runs outside the world and may not attach",
+            ));
+        }
         let id = world::world().attach(&name)?;
         if !out_id.is_null() {
             // SAFETY: non-NULL out-parameter.
@@ -175,11 +182,19 @@ pub extern "C" fn rtc_exit_blocking() -> rtc_status {
 /// stderr. The calling thread keeps its P; only it may start the world.
 ///
 /// May park. Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if this thread already
-/// holds the world stopped (stops do not nest); `RTC_ERR_SHUT_DOWN`.
+/// holds the world stopped (stops do not nest); `RTC_ERR_WOULD_DEADLOCK`
+/// from a hook (a stopped thread may hold what the hook needs, and trace
+/// start/stop wait for hooks); `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_stop_the_world(reason: *const c_char) -> rtc_status {
     boundary("rtc_stop_the_world", || {
         lifecycle::enter()?;
+        if crate::sysmon::hooks::in_hook() {
+            return Err(crate::status::Error::new(
+                crate::status::RTC_ERR_WOULD_DEADLOCK,
+                "rtc_stop_the_world called from a hook: hooks run outside the world and may not stop it (a stopped thread may hold what the hook waits for)",
+            ));
+        }
         let reason = if reason.is_null() {
             "user"
         } else {
@@ -295,6 +310,32 @@ pub extern "C" fn rtc_world_census(out: *mut rtc_census) -> rtc_status {
         };
         // SAFETY: non-NULL, caller's struct of the right size.
         unsafe { out.write(r) };
+        Ok(())
+    })
+}
+
+/// Told of a preemption request: the request's number (1, 2, ... per
+/// thread) and the `user_data` given to `rtc_set_preempt_handler`.
+pub type rtc_preempt_fn =
+    Option<unsafe extern "C" fn(request: u64, user_data: *mut std::ffi::c_void)>;
+
+/// Set (or clear, with NULL) the function called when a thread honours one
+/// of sysmon's preemption requests. sysmon asks a thread that has run 10 ms
+/// without a safepoint to reach one; at its next safepoint (`rtc_safepoint`,
+/// `rtc_enter_blocking`) the thread acknowledges the request and then calls
+/// this function, on itself, before the safepoint's own work. Use it to
+/// log or count long stretches without safepoints. It may call rtcore;
+/// it is not called again for the same request.
+///
+/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_set_preempt_handler(
+    handler: rtc_preempt_fn,
+    user_data: *mut std::ffi::c_void,
+) -> rtc_status {
+    boundary("rtc_set_preempt_handler", || {
+        lifecycle::enter()?;
+        world::set_preempt_handler(handler, user_data);
         Ok(())
     })
 }

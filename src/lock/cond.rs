@@ -123,20 +123,15 @@ impl CondRef {
             self.waiters().fetch_sub(1, Ordering::SeqCst);
             return Err(e);
         }
+        super::wait::set_target(super::wait::Target::Cond(self.key()));
         super::wait::begin();
         let seq = self.seq();
         // SAFETY: the validate callback only reads an atomic.
         let r = unsafe {
-            parking_lot_core::park(
-                self.key(),
-                || seq.load(Ordering::SeqCst) == seq0,
-                || {},
-                |_, _| {},
-                parking_lot_core::DEFAULT_PARK_TOKEN,
-                deadline,
-            )
+            crate::lock::parked::park(self.key(), || seq.load(Ordering::SeqCst) == seq0, deadline)
         };
         super::wait::end();
+        super::wait::set_target(super::wait::Target::Nothing);
         self.waiters().fetch_sub(1, Ordering::SeqCst);
         m.lock(mode, efile, eline)?;
         if r == parking_lot_core::ParkResult::TimedOut {

@@ -10,7 +10,7 @@
 //! - Inner locks are never held across a park, a safepoint or a blocking
 //!   region: `assert_none_held` aborts if one is.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
@@ -28,10 +28,12 @@ pub enum InnerRank {
     LockReports = 7,
     Names = 8,
     ThreadReason = 9,
+    /// The hook registry (never held while a hook runs).
+    HookReg = 10,
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 7] = [
+    pub const ALL: [InnerRank; 8] = [
         InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
@@ -39,6 +41,7 @@ impl InnerRank {
         InnerRank::LockReports,
         InnerRank::Names,
         InnerRank::ThreadReason,
+        InnerRank::HookReg,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +52,7 @@ impl InnerRank {
             InnerRank::LockReports => "lockreports",
             InnerRank::Names => "names",
             InnerRank::ThreadReason => "threadreason",
+            InnerRank::HookReg => "hookreg",
         }
     }
     fn bit(self) -> u64 {
@@ -132,10 +136,72 @@ pub fn assert_none_held(place: &str) {
     }
 }
 
+/// A parking_lot mutex that a forked child can reset: its holder may have
+/// been a thread that does not exist in the child. (Resetting writes the
+/// raw lock state through the `UnsafeCell`, the only legal way to write
+/// through a shared reference.)
+pub struct ResettableMutex<T> {
+    m: UnsafeCell<parking_lot::Mutex<T>>,
+}
+
+// SAFETY: shared access goes through the parking_lot mutex, which is Sync
+// for Send data; the only other access is `reset_after_fork`, made when no
+// other thread exists.
+unsafe impl<T: Send> Sync for ResettableMutex<T> {}
+// SAFETY: as parking_lot::Mutex.
+unsafe impl<T: Send> Send for ResettableMutex<T> {}
+
+impl<T> ResettableMutex<T> {
+    pub const fn new(v: T) -> Self {
+        ResettableMutex {
+            m: UnsafeCell::new(parking_lot::Mutex::new(v)),
+        }
+    }
+    #[inline]
+    pub fn get(&self) -> &parking_lot::Mutex<T> {
+        // SAFETY: only `reset_after_fork` writes through the cell, and only
+        // when no reference obtained here can be in use (no other thread).
+        unsafe { &*self.m.get() }
+    }
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+        self.get().lock()
+    }
+    pub fn is_locked(&self) -> bool {
+        self.get().is_locked()
+    }
+
+    /// Mark the mutex unlocked, with no waiters; the data is left as it is.
+    ///
+    /// # Safety
+    /// Only in a forked child before other threads exist, and only when the
+    /// calling thread does not hold the lock.
+    pub unsafe fn reset_after_fork(&self) {
+        use parking_lot::lock_api::RawMutex as _;
+        // Threads of the parent parked on it: drop their queue entries
+        // (see lock::parked). parking_lot parks a mutex's waiters on its
+        // raw lock's address.
+        // SAFETY: only the address is taken.
+        let key = unsafe { self.get().raw() } as *const parking_lot::RawMutex as usize;
+        super::parked::unpark_all(key);
+        let base = self.m.get();
+        // SAFETY: the raw state lies inside the cell; the pointer is derived
+        // from `UnsafeCell::get`; nobody else uses the lock (caller).
+        unsafe {
+            let offset =
+                (self.get().raw() as *const parking_lot::RawMutex as usize) - (base as usize);
+            let raw = base
+                .cast::<u8>()
+                .add(offset)
+                .cast::<parking_lot::RawMutex>();
+            std::ptr::write(raw, parking_lot::RawMutex::INIT);
+        }
+    }
+}
+
 /// A ranked inner mutex.
 pub struct InnerMutex<T> {
     rank: InnerRank,
-    m: parking_lot::Mutex<T>,
+    m: ResettableMutex<T>,
 }
 
 pub struct InnerGuard<'a, T> {
@@ -147,7 +213,7 @@ impl<T> InnerMutex<T> {
     pub const fn new(rank: InnerRank, v: T) -> Self {
         InnerMutex {
             rank,
-            m: parking_lot::Mutex::new(v),
+            m: ResettableMutex::new(v),
         }
     }
     pub fn lock(&self) -> InnerGuard<'_, T> {
@@ -156,6 +222,22 @@ impl<T> InnerMutex<T> {
             g: self.m.lock(),
             rank: self.rank,
         }
+    }
+
+    /// Is it locked now (a snapshot; for the fork handler).
+    pub fn get_is_locked(&self) -> bool {
+        self.m.is_locked()
+    }
+
+    /// In a forked child, unlock a lock that a thread of the parent held
+    /// (that thread does not exist here). The data is left as it was.
+    ///
+    /// # Safety
+    /// Only in the child after fork, before any other thread exists, and
+    /// only when the calling thread does not hold the lock.
+    pub unsafe fn reset_after_fork(&self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.m.reset_after_fork() };
     }
 }
 
@@ -181,8 +263,13 @@ impl<T> DerefMut for InnerGuard<'_, T> {
 /// A ranked inner reader-writer lock.
 pub struct InnerRwLock<T> {
     rank: InnerRank,
-    l: parking_lot::RwLock<T>,
+    l: UnsafeCell<parking_lot::RwLock<T>>,
 }
+
+// SAFETY: as for `ResettableMutex`.
+unsafe impl<T: Send + Sync> Sync for InnerRwLock<T> {}
+// SAFETY: as parking_lot::RwLock.
+unsafe impl<T: Send> Send for InnerRwLock<T> {}
 
 pub struct InnerReadGuard<'a, T> {
     g: parking_lot::RwLockReadGuard<'a, T>,
@@ -198,20 +285,51 @@ impl<T> InnerRwLock<T> {
     pub const fn new(rank: InnerRank, v: T) -> Self {
         InnerRwLock {
             rank,
-            l: parking_lot::RwLock::new(v),
+            l: UnsafeCell::new(parking_lot::RwLock::new(v)),
+        }
+    }
+
+    fn lock_ref(&self) -> &parking_lot::RwLock<T> {
+        // SAFETY: as `ResettableMutex::get`.
+        unsafe { &*self.l.get() }
+    }
+
+    /// As `InnerMutex::reset_after_fork`.
+    ///
+    /// # Safety
+    /// Only in the child after fork, before any other thread exists, and
+    /// only when the calling thread does not hold the lock.
+    pub unsafe fn reset_after_fork(&self) {
+        use parking_lot::lock_api::RawRwLock as _;
+        // As for the mutex; a parking_lot RwLock parks on its address and
+        // the next one.
+        // SAFETY: only the address is taken.
+        let key = unsafe { self.lock_ref().raw() } as *const parking_lot::RawRwLock as usize;
+        super::parked::unpark_all(key);
+        super::parked::unpark_all(key + 1);
+        let base = self.l.get();
+        // SAFETY: as `ResettableMutex::reset_after_fork`.
+        unsafe {
+            let offset =
+                (self.lock_ref().raw() as *const parking_lot::RawRwLock as usize) - (base as usize);
+            let raw = base
+                .cast::<u8>()
+                .add(offset)
+                .cast::<parking_lot::RawRwLock>();
+            std::ptr::write(raw, parking_lot::RawRwLock::INIT);
         }
     }
     pub fn read(&self) -> InnerReadGuard<'_, T> {
         acquire(self.rank);
         InnerReadGuard {
-            g: self.l.read(),
+            g: self.lock_ref().read(),
             rank: self.rank,
         }
     }
     pub fn write(&self) -> InnerWriteGuard<'_, T> {
         acquire(self.rank);
         InnerWriteGuard {
-            g: self.l.write(),
+            g: self.lock_ref().write(),
             rank: self.rank,
         }
     }

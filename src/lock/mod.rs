@@ -13,5 +13,7 @@ pub mod mutex;
 #[cfg(not(loom))]
 pub mod order;
 #[cfg(not(loom))]
+pub mod parked;
+#[cfg(not(loom))]
 pub mod wait;
 pub mod word;

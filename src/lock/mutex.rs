@@ -64,6 +64,26 @@ pub const RESOLVED: u32 = 1;
 pub const DESTROYED: u32 = 2;
 pub const POISONED: u32 = 4;
 
+/// A mutex's name and rank, copied (see `MutexRef::snapshot`).
+#[derive(Clone, Debug)]
+pub struct MutexSnapshot {
+    pub name: String,
+    pub rank: Option<u32>,
+    pub rank_name: Option<String>,
+}
+
+impl MutexSnapshot {
+    /// As `MutexRef::describe` (takes the rank table's lock).
+    pub fn describe(&self) -> String {
+        let rank = match (self.rank, &self.rank_name) {
+            (Some(LEAF), _) | (None, None) => "unranked".to_string(),
+            (Some(r), _) => format!("rank {}", ranks::global().name(r)),
+            (None, Some(n)) => format!("rank {n}"),
+        };
+        format!("mutex '{}' ({})", self.name, rank)
+    }
+}
+
 /// Atomic views of a mutex's fields.
 pub struct MutexRef {
     p: *mut rtc_mutex,
@@ -116,6 +136,19 @@ impl MutexRef {
     fn rank_name_ptr(&self) -> *const c_char {
         // SAFETY: as for name_ptr.
         unsafe { (*self.p).rank_name }
+    }
+
+    /// What `describe` needs, copied without taking any lock (sysmon reads
+    /// it under a thread's detail lock, where the rank table's lock may not
+    /// be taken).
+    pub fn snapshot(&self) -> MutexSnapshot {
+        let resolved = self.flags().load(Ordering::Acquire) & RESOLVED != 0;
+        MutexSnapshot {
+            name: cstr_or(self.name_ptr(), "(unnamed)").into_owned(),
+            rank: resolved.then(|| self.rank_cell().load(Ordering::Relaxed)),
+            rank_name: (!self.rank_name_ptr().is_null())
+                .then(|| cstr_or(self.rank_name_ptr(), "?").into_owned()),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -349,7 +382,9 @@ impl MutexRef {
                 }
                 // Checked before blocking.
                 order::check(held, mode, &wanted());
+                super::wait::set_target(super::wait::Target::Mutex(self.addr()));
                 word.acquire_contended(me, super::wait::begin, super::wait::end);
+                super::wait::set_target(super::wait::Target::Nothing);
             }
             self.count_acquisition();
             held.push(HeldLock {
@@ -427,6 +462,15 @@ impl MutexRef {
             held.remove(self.addr());
             Ok(())
         })
+    }
+
+    /// sysmon's sample: (acquisitions so far, holder's id or 0). Racy by
+    /// design: two samples that agree mean "same holder, no new acquisition".
+    pub fn sample(&self) -> (u64, u64) {
+        (
+            self.acquisitions().load(Ordering::Relaxed),
+            self.word().current_owner(),
+        )
     }
 
     /// Is this mutex held by the calling thread?
@@ -527,20 +571,22 @@ pub(crate) fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
     Ok(id)
 }
 
+/// Interned names (see `intern`).
+pub(crate) static NAMES: super::inner::InnerMutex<
+    Option<std::collections::HashSet<std::ffi::CString>>,
+> = super::inner::InnerMutex::new(super::inner::InnerRank::Names, None);
+
 /// Copy a C string into storage that lives for the rest of the process.
 /// Names are few (one per distinct name), so they are kept, deduplicated.
 pub(crate) fn intern(p: *const c_char) -> *const c_char {
-    use std::collections::HashSet;
-    use std::ffi::{CStr, CString};
-    static NAMES: super::inner::InnerMutex<Option<HashSet<CString>>> =
-        super::inner::InnerMutex::new(super::inner::InnerRank::Names, None);
+    use std::ffi::CStr;
     if p.is_null() {
         return std::ptr::null();
     }
     // SAFETY: NUL-terminated by contract.
     let c = unsafe { CStr::from_ptr(p) };
     let mut g = NAMES.lock();
-    let set = g.get_or_insert_with(HashSet::new);
+    let set = g.get_or_insert_with(std::collections::HashSet::new);
     if let Some(existing) = set.get(c) {
         return existing.as_ptr();
     }

@@ -142,6 +142,56 @@ pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
     f(h)
 }
 
+/// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
+pub fn describe_held(e: &HeldLock) -> String {
+    let rank = if e.rank == crate::ranks::LEAF {
+        "unranked".to_string()
+    } else {
+        format!("rank {}", crate::ranks::global().name(e.rank))
+    };
+    format!(
+        "'{}' ({rank}) locked at {}{}",
+        cstr_or(e.name, "(unnamed)"),
+        site(e.file, e.line),
+        if e.tried { " by a try-lock" } else { "" }
+    )
+}
+
+/// In a forked child: reset the report lock (its holder may not exist).
+pub fn after_fork_child() {
+    // SAFETY: called from the child's atfork handler (only this thread).
+    unsafe { REPORTS.reset_after_fork() };
+    // SAFETY: as above.
+    unsafe { super::mutex::NAMES.reset_after_fork() };
+}
+
+/// The rank id of `hooklock` (fixed by `BUILTIN_RANKS`: the first rank).
+pub const HOOKLOCK_RANK: u32 = 1;
+
+/// The hook thread holds `hooklock` while a hook runs: it is recorded like
+/// a held lock, so the user locks a hook takes are checked against it.
+pub fn hooklock_enter(addr: usize) {
+    with_held(|h| {
+        if !h.is_full() {
+            h.push(HeldLock {
+                addr,
+                name: c"hooklock".as_ptr(),
+                rank: HOOKLOCK_RANK,
+                file: std::ptr::null(),
+                line: 0,
+                tried: false,
+            });
+        }
+    })
+}
+
+/// The hook's run returned: `hooklock` is no longer held.
+pub fn hooklock_exit(addr: usize) {
+    with_held(|h| {
+        h.remove(addr);
+    })
+}
+
 #[cold]
 #[inline(never)]
 fn assign_id(h: &mut Held) {

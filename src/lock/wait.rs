@@ -3,7 +3,37 @@
 //! retaking the thread's processor), so the lock module never imports the
 //! world. Until something registers, waiting has no side effects.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// What a thread is about to wait for, so sysmon can name it (and sample a
+/// mutex's acquisition counter while a thread waits for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Nothing,
+    /// An `rtc_mutex` at this address. It stays valid while the thread
+    /// waits: the thread is inside a lock call on it.
+    Mutex(usize),
+    /// An `rtc_cond` at this address.
+    Cond(usize),
+    /// A running hook (the thread is removing it).
+    Hook(u64),
+}
+
+thread_local! {
+    static TARGET: Cell<Target> = const { Cell::new(Target::Nothing) };
+}
+
+/// Set what this thread's next waits are for (`Target::Nothing` after).
+#[inline]
+pub fn set_target(t: Target) {
+    let _ = TARGET.try_with(|c| c.set(t));
+}
+
+/// What this thread is waiting for (read by the world's `begin` handler).
+pub fn target() -> Target {
+    TARGET.try_with(|c| c.get()).unwrap_or(Target::Nothing)
+}
 
 /// Handlers run by the waiting thread itself, outside any inner lock.
 pub struct WaitHandlers {

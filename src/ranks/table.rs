@@ -154,13 +154,23 @@ NONE < hooklock;
 hooklock < sysmon;
 sysmon < RTCORE_INNER;
 RTCORE_INNER < lifecycle;
-lifecycle < sched, ranktable, lockreports, names, threadreason;
+lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg;
 ";
 
 /// Nodes whose successors are the inner ranks: every user rank joins here.
 const INNER_ANCHOR: &str = "RTCORE_INNER";
 
 impl RankTable {
+    /// In a forked child: reset the table's lock (a loader in the parent
+    /// may have held it).
+    ///
+    /// # Safety
+    /// Only from the child's atfork handler.
+    pub unsafe fn reset_after_fork(&self) {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.meta.reset_after_fork() };
+    }
+
     /// A fresh table (for tools and tests) holding rtcore's own ranks.
     pub fn new() -> RankTable {
         let allowed: Box<AllowedMatrix> = Box::new([ZERO_ROW; MAX_RANKS]);

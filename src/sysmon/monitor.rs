@@ -5,7 +5,8 @@
 //! SYSCALL too long, and ask threads RUNNING 10 ms without a safepoint to
 //! reach one (numbered requests). Deep sleep when no P is busy or a stop is
 //! pending, woken by attach, blocking-region edges and the start of the
-//! world (`kick`).
+//! world (`kick`), capped at the earliest stall deadline. Stall reports,
+//! hook overruns (`stalls`) and schedtrace lines are made in the same tick.
 //!
 //! Invariants:
 //! - Each action (a retake, a preemption request) and, later, its trace
@@ -18,7 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::policy::{self, Delay, Seen, Sleep};
-use crate::lock::inner::{InnerMutex, InnerRank};
+use super::settings::{self, Setting};
+use super::stalls::Stalls;
+use crate::lock::inner::{InnerMutex, InnerRank, ResettableMutex};
 use crate::world::handshake::{P_RUNNING, P_SYSCALL, powner, pstate};
 
 struct State {
@@ -27,6 +30,9 @@ struct State {
     seen_p: Vec<Option<Seen>>,
     /// Per thread id: safepoint count as first seen while RUNNING.
     seen_run: HashMap<u64, Seen>,
+    stalls: Stalls,
+    /// When the next schedtrace line is due (0: not scheduled).
+    next_schedtrace: u64,
 }
 
 /// sysmon's counters (also `rtc_sysmon_stats`).
@@ -37,6 +43,9 @@ pub struct Stats {
     pub deep_sleeps: AtomicU64,
     pub retakes: AtomicU64,
     pub preempt_requests: AtomicU64,
+    pub stall_reports: AtomicU64,
+    pub stalls_resolved: AtomicU64,
+    pub hook_overruns: AtomicU64,
 }
 
 pub struct Monitor {
@@ -45,9 +54,14 @@ pub struct Monitor {
     quit: AtomicBool,
     deep: AtomicBool,
     wakes: AtomicU64,
-    handle: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    handle: ResettableMutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: Stats,
-    epoch: Instant,
+    /// The most recent report (`rtc_sysmon_last_report`).
+    last_report: InnerMutex<String>,
+    /// Set at process exit: sysmon is not started again.
+    exiting: AtomicBool,
+    /// Set by sysmon's thread when it returns (bounded waits at exit).
+    finished: AtomicBool,
 }
 
 static MONITOR: std::sync::LazyLock<Monitor> = std::sync::LazyLock::new(|| Monitor {
@@ -56,9 +70,11 @@ static MONITOR: std::sync::LazyLock<Monitor> = std::sync::LazyLock::new(|| Monit
     quit: AtomicBool::new(false),
     deep: AtomicBool::new(false),
     wakes: AtomicU64::new(0),
-    handle: parking_lot::Mutex::new(None),
+    handle: ResettableMutex::new(None),
     stats: Stats::default(),
-    epoch: Instant::now(),
+    last_report: InnerMutex::new(InnerRank::LockReports, String::new()),
+    exiting: AtomicBool::new(false),
+    finished: AtomicBool::new(false),
 });
 
 pub fn monitor() -> &'static Monitor {
@@ -68,7 +84,7 @@ pub fn monitor() -> &'static Monitor {
 /// Start sysmon if it is not running (first attach, or `rtc_init`).
 pub fn ensure_started() {
     let m = monitor();
-    if m.started.load(SeqCst) {
+    if m.started.load(SeqCst) || m.exiting.load(SeqCst) {
         return;
     }
     let mut h = m.handle.lock();
@@ -76,7 +92,8 @@ pub fn ensure_started() {
         return;
     }
     m.quit.store(false, SeqCst);
-    register_fork_handler();
+    m.finished.store(false, SeqCst);
+    crate::fork::register();
     match std::thread::Builder::new()
         .name("rtcore-sysmon".into())
         .spawn(run)
@@ -92,6 +109,27 @@ pub fn ensure_started() {
 impl Monitor {
     pub fn is_running(&self) -> bool {
         self.started.load(SeqCst)
+    }
+
+    /// The most recent stall, overrun or resolved report ("" if none).
+    pub fn last_report(&self) -> String {
+        self.last_report.lock().clone()
+    }
+}
+
+/// At process exit: ask sysmon to stop and wait for it at most `limit`
+/// (never join: the exit may come from anywhere).
+pub fn stop_at_exit(limit: Duration) {
+    let m = monitor();
+    m.exiting.store(true, SeqCst);
+    if !m.started.load(SeqCst) {
+        return;
+    }
+    m.quit.store(true, SeqCst);
+    wake(m);
+    let deadline = Instant::now() + limit;
+    while !m.finished.load(SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -128,35 +166,43 @@ fn key(m: &Monitor) -> usize {
     &m.wakes as *const AtomicU64 as usize
 }
 
-fn now_ns(m: &Monitor) -> u64 {
-    m.epoch.elapsed().as_nanos() as u64
+fn now_ns(_m: &Monitor) -> u64 {
+    super::clock::now_ns()
 }
 
-/// After fork the child has no sysmon thread: forget it so first use in the
-/// child starts a new one. (The prepare handler takes no lock.)
-fn register_fork_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        extern "C" fn child() {
-            let m = monitor();
-            m.started.store(false, SeqCst);
-            m.deep.store(false, SeqCst);
-            // The thread does not exist here: never join it.
-            if let Some(mut h) = m.handle.try_lock() {
-                if let Some(j) = h.take() {
-                    std::mem::forget(j);
-                }
-            }
-        }
-        // SAFETY: registering a plain function.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(child));
-        }
-    });
+/// In a forked child: there is no sysmon thread. Forget it (and what it
+/// was watching) so the first attach in the child starts a new one. Its
+/// locks may have been held by threads that do not exist here: they are
+/// reset, not waited for.
+pub fn after_fork_child() {
+    let m = monitor();
+    m.started.store(false, SeqCst);
+    m.deep.store(false, SeqCst);
+    m.quit.store(false, SeqCst);
+    // SAFETY: only the forking thread exists.
+    unsafe {
+        m.sysmonlock.reset_after_fork();
+        m.last_report.reset_after_fork();
+    }
+    // SAFETY: in the child; its holder (if any) does not exist.
+    unsafe { m.handle.reset_after_fork() };
+    if let Some(j) = m.handle.lock().take() {
+        // The thread does not exist here: never join it.
+        std::mem::forget(j);
+    }
+    // Episodes, sightings and delays describe the parent's threads.
+    *m.sysmonlock.lock() = None;
 }
 
 fn run() {
     let m = monitor();
+    struct Finished;
+    impl Drop for Finished {
+        fn drop(&mut self) {
+            monitor().finished.store(true, SeqCst);
+        }
+    }
+    let _finished = Finished;
     let world = crate::world::world();
     let mut next_sleep = Sleep::For(policy::TICK_NS);
     loop {
@@ -175,7 +221,7 @@ fn run() {
                     .iter()
                     .any(|p| matches!(pstate(p.word), P_RUNNING | P_SYSCALL));
                 if !busy || obs.stop_pending {
-                    let d = until.map(|u| Duration::from_nanos(u.saturating_sub(now_ns(m))));
+                    let d = until.map(|u| Duration::from_nanos(u.saturating_sub(now_ns(m)).max(1)));
                     park(m, seen_wakes, d.or(Some(Duration::from_secs(1))));
                 }
                 m.deep.store(false, SeqCst);
@@ -190,7 +236,12 @@ fn run() {
             delay: Delay::default(),
             seen_p: Vec::new(),
             seen_run: HashMap::new(),
+            stalls: Stalls::default(),
+            next_schedtrace: 0,
         });
+        // `now` is read after taking the lock and every deadline below is
+        // derived from it this tick, so however long the lock took, no
+        // decision uses a stale time.
         let now = now_ns(m);
         m.stats.ticks.fetch_add(1, SeqCst);
         let obs = world.observe();
@@ -242,23 +293,72 @@ fn run() {
                 .iter()
                 .any(|p| pstate(p.word) == P_RUNNING && powner(p.word) == *id)
         });
+        // Stalls and hook overruns. TRACE-EVENT: stall open / resolved here.
+        let out = st.stalls.tick(&obs, now);
+        m.stats.stall_reports.fetch_add(out.stall_reports, SeqCst);
+        m.stats.stalls_resolved.fetch_add(out.resolved, SeqCst);
+        m.stats.hook_overruns.fetch_add(out.hook_overruns, SeqCst);
+        if let Some(last) = out.reports.last() {
+            *m.last_report.lock() = last.clone();
+        }
+        for r in &out.reports {
+            crate::diag::eprintln(r);
+        }
+        let mut deadline = out.next_deadline;
+        // schedtrace.
+        let period = settings::get(Setting::Schedtrace);
+        if period == 0 {
+            st.next_schedtrace = 0;
+        } else {
+            if st.next_schedtrace == 0 || st.next_schedtrace > now + period {
+                st.next_schedtrace = now + period;
+            }
+            if now >= st.next_schedtrace {
+                crate::diag::eprintln(&schedtrace_line(m, now, st.delay.delay_ns));
+                st.next_schedtrace = now + period;
+            }
+            deadline = Some(deadline.map_or(st.next_schedtrace, |d| d.min(st.next_schedtrace)));
+        }
         let delay = st.delay.after_tick(did_work);
         m.stats.delay_ns.store(delay, SeqCst);
-        next_sleep = policy::sleep_plan(busy, obs.stop_pending, delay, None);
+        next_sleep = policy::sleep_plan(busy, obs.stop_pending, delay, deadline);
         drop(g);
     }
+}
+
+/// One `RTCORE_DEBUG=schedtrace=MS` line, like Go's `schedtrace`.
+fn schedtrace_line(m: &Monitor, now: u64, delay_ns: u64) -> String {
+    let c = crate::world::world().census();
+    format!(
+        "rtcore: SCHED {}ms: procs={} idle={} running={} syscall={} stopped={} threads={} running={} runnable={} blocking={} waiting={} stw={} sysmon: delay={}us ticks={} retakes={} preempts={} stalls={} hooks={}",
+        now / 1_000_000,
+        c.procs,
+        c.p_idle,
+        c.p_running,
+        c.p_syscall,
+        c.p_stopped,
+        c.running + c.runnable + c.blocking + c.waiting,
+        c.running,
+        c.runnable,
+        c.blocking,
+        c.waiting,
+        c.stopped as u8,
+        delay_ns / 1000,
+        m.stats.ticks.load(SeqCst),
+        m.stats.retakes.load(SeqCst),
+        m.stats.preempt_requests.load(SeqCst),
+        m.stats.stall_reports.load(SeqCst),
+        super::hooks::hooks().count(),
+    )
 }
 
 fn park(m: &Monitor, seen_wakes: u64, d: Option<Duration>) {
     let deadline = d.map(|d| Instant::now() + d);
     // SAFETY: the validate callback only reads an atomic.
     unsafe {
-        parking_lot_core::park(
+        crate::lock::parked::park(
             key(m),
             || m.wakes.load(SeqCst) == seen_wakes && !m.quit.load(SeqCst),
-            || {},
-            |_, _| {},
-            parking_lot_core::DEFAULT_PARK_TOKEN,
             deadline,
         );
     }

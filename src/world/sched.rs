@@ -100,10 +100,30 @@ pub struct ThreadRec {
     /// When it was last given a P (ns since the world's epoch): it keeps
     /// the P for at least `QUANTUM_NS` before yielding to waiters.
     granted_at: AtomicU64,
-    /// A reason is stored (saves taking `reason`'s lock when none is).
-    has_reason: AtomicBool,
-    /// Why it is blocking (static string from the caller), for diagnostics.
-    reason: InnerMutex<Option<String>>,
+    /// Bumped at every state change: sysmon dates a stall from the first
+    /// tick that saw the current value.
+    pub state_changes: AtomicU64,
+    /// `detail` holds something (saves taking its lock when it does not).
+    has_detail: AtomicBool,
+    /// What sysmon reports about the thread while it blocks or waits.
+    detail: InnerMutex<Detail>,
+}
+
+/// Published by a thread when it enters a blocking region or a wait, and
+/// cleared when it leaves: why it blocks, what it waits for, what it holds.
+/// (Only the thread itself writes it; sysmon reads it under the lock.)
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    pub reason: Option<String>,
+    pub waiting_for: Option<crate::lock::wait::Target>,
+    /// The locks it held when it started blocking or waiting, described.
+    pub holds: Vec<String>,
+}
+
+impl Detail {
+    fn is_empty(&self) -> bool {
+        self.reason.is_none() && self.waiting_for.is_none() && self.holds.is_empty()
+    }
 }
 
 impl ThreadRec {
@@ -112,6 +132,43 @@ impl ThreadRec {
     }
     fn set_state(&self, s: TState) {
         self.state.store(s as u32, SeqCst);
+        self.state_changes.fetch_add(1, Relaxed);
+    }
+
+    /// Run `f` on the published detail (sysmon, for reports). The lock is
+    /// the inner rank `threadreason`.
+    pub fn with_detail<R>(&self, f: impl FnOnce(&Detail) -> R) -> R {
+        f(&self.detail.lock())
+    }
+
+    /// Publish why and on what this thread blocks, and the locks it holds
+    /// (described now, while they are certainly held). Called by the
+    /// thread itself; costs a thread-local read when there is nothing to say.
+    fn publish(&self, reason: Option<&str>, waiting_for: Option<crate::lock::wait::Target>) {
+        let holds: Vec<String> = crate::lock::order::with_held(|h| {
+            h.entries()
+                .iter()
+                .map(crate::lock::order::describe_held)
+                .collect()
+        });
+        if reason.is_none() && waiting_for.is_none() && holds.is_empty() {
+            return;
+        }
+        let mut d = self.detail.lock();
+        d.reason = reason.map(str::to_string);
+        d.waiting_for = waiting_for;
+        d.holds = holds;
+        self.has_detail.store(true, Relaxed);
+    }
+
+    /// Clear what `publish` said (the thread runs again).
+    fn unpublish(&self) {
+        if self.has_detail.swap(false, Relaxed) {
+            let mut d = self.detail.lock();
+            if !d.is_empty() {
+                *d = Detail::default();
+            }
+        }
     }
     fn key(&self) -> usize {
         self as *const ThreadRec as usize
@@ -323,14 +380,7 @@ impl World {
         while t.granted.load(SeqCst) == 0 {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
-                parking_lot_core::park(
-                    t.key(),
-                    || t.granted.load(SeqCst) == 0,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
-                    None,
-                );
+                crate::lock::parked::park(t.key(), || t.granted.load(SeqCst) == 0, None);
             }
         }
     }
@@ -399,8 +449,9 @@ impl World {
             preempt_requested: AtomicU64::new(0),
             preempt_acked: AtomicU64::new(0),
             granted_at: AtomicU64::new(0),
-            has_reason: AtomicBool::new(false),
-            reason: InnerMutex::new(InnerRank::ThreadReason, None),
+            state_changes: AtomicU64::new(0),
+            has_detail: AtomicBool::new(false),
+            detail: InnerMutex::new(InnerRank::ThreadReason, Detail::default()),
         });
         crate::ident::set_name(Some(name.to_string()));
         self.sched.lock().threads.push(rec.clone());
@@ -478,6 +529,7 @@ impl World {
             // Acknowledge sysmon's request; yielding (below) happens only
             // if someone waits for a P.
             rec.preempt_acked.store(req, SeqCst);
+            call_preempt_handler(req);
         }
         if self.stop_pending.load(SeqCst)
             || self.runq_len.load(SeqCst) != 0
@@ -509,8 +561,18 @@ impl World {
                 }
             })
             .collect();
+        let threads = s
+            .threads
+            .iter()
+            .map(|t| ThreadView {
+                state: t.state(),
+                changes: t.state_changes.load(SeqCst),
+                rec: t.clone(),
+            })
+            .collect();
         Observation {
             procs,
+            threads,
             runnable_waiting: !s.runq.is_empty(),
             stop_pending: self.stop_pending.load(SeqCst),
         }
@@ -619,10 +681,7 @@ impl World {
             ));
         }
         self.safepoint_rec(rec);
-        if let Some(r) = reason {
-            *rec.reason.lock() = Some(r.to_string());
-            rec.has_reason.store(true, Relaxed);
-        }
+        rec.publish(reason, None);
         let Some(i) = Self::p_index(rec) else {
             return Err(Error::new(RTC_ERR_WRONG_STATE, "rtc_enter_blocking: no P"));
         };
@@ -656,9 +715,7 @@ impl World {
     }
 
     fn exit_blocking_rec(&self, rec: &ThreadRec) {
-        if rec.has_reason.swap(false, Relaxed) {
-            *rec.reason.lock() = None;
-        }
+        rec.unpublish();
         kick();
         if let Some(i) = Self::p_index(rec) {
             // Fast path: the P is still ours (SYSCALL(self)).
@@ -720,12 +777,9 @@ impl World {
         while self.stop_pending.load(SeqCst) {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
-                parking_lot_core::park(
+                crate::lock::parked::park(
                     key,
                     || self.stop_pending.load(SeqCst),
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
                     Some(Instant::now() + Duration::from_millis(10)),
                 );
             }
@@ -780,12 +834,9 @@ impl World {
             };
             // SAFETY: validate only reads an atomic.
             unsafe {
-                parking_lot_core::park(
+                crate::lock::parked::park(
                     self.stopper_key(),
                     || self.epoch.load(SeqCst) == epoch,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
                     Some(deadline),
                 );
             }
@@ -998,6 +1049,66 @@ impl World {
         Ok(())
     }
 
+    // ---- fork ------------------------------------------------------------
+
+    /// In a forked child only the forking thread exists: it stays attached
+    /// (with its P if it had one), every other thread and queue entry is
+    /// forgotten, their Ps become free, and a stop made by another thread
+    /// is lifted (its stopper does not exist). A stop the forking thread
+    /// holds stays in force. The old thread list is leaked, not dropped: a
+    /// parent thread may have been changing it at the fork.
+    pub fn after_fork_child(&self) {
+        let consistent = !self.sched.get_is_locked();
+        // SAFETY: called from the child's atfork handler: only this thread.
+        unsafe { self.sched.reset_after_fork() };
+        if consistent {
+            // Nobody was changing the list: purge the parent threads' detail
+            // locks too (sysmon may have been parked on one).
+            for t in &self.sched.lock().threads {
+                // SAFETY: as above.
+                unsafe { t.detail.reset_after_fork() };
+            }
+        }
+        let me = crate::ident::current_id();
+        let mine: Option<Arc<ThreadRec>> = ATTACHED
+            .try_with(|a| {
+                a.try_borrow()
+                    .ok()
+                    .and_then(|a| a.as_ref().and_then(|a| a.rec.clone()))
+            })
+            .ok()
+            .flatten();
+        if let Some(rec) = &mine {
+            // sysmon may have been reading it at the fork.
+            // SAFETY: as above.
+            unsafe { rec.detail.reset_after_fork() };
+        }
+        let mut s = self.sched.lock();
+        std::mem::forget(std::mem::take(&mut s.threads));
+        std::mem::forget(std::mem::take(&mut s.runq));
+        self.runq_len.store(0, SeqCst);
+        let i_stop = s.stopper == Some(me) && self.stop_pending.load(SeqCst);
+        if !i_stop {
+            s.stopper = None;
+            self.stop_pending.store(false, SeqCst);
+        }
+        let my_p = mine.as_deref().and_then(Self::p_index);
+        for i in 0..s.nprocs {
+            if Some(i) == my_p && powner(self.ps[i].load(SeqCst)) == me {
+                continue;
+            }
+            let free = if i_stop { P_STOPPED } else { P_IDLE };
+            self.ps[i].store(pword(free, 0), SeqCst);
+        }
+        if let Some(rec) = mine {
+            if my_p.is_some_and(|i| powner(self.ps[i].load(SeqCst)) != me) {
+                rec.p.store(0, SeqCst);
+            }
+            s.threads.push(rec);
+        }
+        self.update_retiring(&s);
+    }
+
     // ---- waits inside rtcore (registered with the lock module) ------------
 
     fn wait_begin(&self) {
@@ -1014,7 +1125,9 @@ impl World {
             ));
             return;
         }
+        rec.publish(None, Some(crate::lock::wait::target()));
         self.release_p(rec, TState::Waiting);
+        kick();
     }
 
     fn wait_end(&self) {
@@ -1029,8 +1142,52 @@ impl World {
             )
             .is_ok()
         {
+            rec.state_changes.fetch_add(1, Relaxed);
+            rec.unpublish();
             self.acquire_p(rec);
         }
+    }
+}
+
+/// A user function told of each preemption request this thread
+/// acknowledges (`rtc_set_preempt_handler`).
+pub type PreemptFn = unsafe extern "C" fn(request: u64, user_data: *mut std::ffi::c_void);
+
+struct PreemptHandler {
+    f: PreemptFn,
+    user_data: usize,
+}
+
+/// The current handler (null: none). Replaced handlers are leaked, not
+/// freed: another thread may be calling one at that moment. (They are few:
+/// one per call of `rtc_set_preempt_handler`.)
+static PREEMPT_HANDLER: std::sync::atomic::AtomicPtr<PreemptHandler> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub fn set_preempt_handler(f: Option<PreemptFn>, user_data: *mut std::ffi::c_void) {
+    let new = match f {
+        Some(f) => Box::into_raw(Box::new(PreemptHandler {
+            f,
+            user_data: user_data as usize,
+        })),
+        None => std::ptr::null_mut(),
+    };
+    let old = PREEMPT_HANDLER.swap(new, SeqCst);
+    if !old.is_null() {
+        // Kept reachable (leak checkers see it) but never freed.
+        static RETIRED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+        if let Ok(mut r) = RETIRED.lock() {
+            r.push(old as usize);
+        }
+    }
+}
+
+#[cold]
+fn call_preempt_handler(request: u64) {
+    // SAFETY: handlers are leaked, never freed, so the pointer stays valid.
+    if let Some(h) = unsafe { PREEMPT_HANDLER.load(SeqCst).as_ref() } {
+        // SAFETY: the user registered `f` to be called with `user_data`.
+        unsafe { (h.f)(request, h.user_data as *mut std::ffi::c_void) };
     }
 }
 
@@ -1061,10 +1218,19 @@ pub struct ProcView {
     pub preempt_pending: bool,
 }
 
+/// One attached thread as sysmon sees it.
+#[derive(Clone)]
+pub struct ThreadView {
+    pub rec: Arc<ThreadRec>,
+    pub state: TState,
+    pub changes: u64,
+}
+
 /// A snapshot for sysmon.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Observation {
     pub procs: Vec<ProcView>,
+    pub threads: Vec<ThreadView>,
     pub runnable_waiting: bool,
     pub stop_pending: bool,
 }

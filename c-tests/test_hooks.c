@@ -1,0 +1,366 @@
+/* Hooks and sysmon's reports, end to end. Time bounds are one-sided with
+ * wide margins (2 cores, possibly loaded, maybe valgrind): "within 2 s",
+ * never "within 5 ms". Thresholds are set through the API (50 ms).
+ *
+ * - a hook runs on its period, on a thread that is not the caller's;
+ * - removal waits for a run in progress; a hook can remove itself;
+ * - from a hook: stopping the world, attaching and shutting down refuse;
+ * - removing a running hook while holding the world stopped refuses;
+ * - a hook blocked on a user lock held by a thread in a blocking region:
+ *   sysmon keeps retaking and reports the overrun; the world can still be
+ *   stopped and started; the hook returns when the lock is freed;
+ * - stall reports for a blocking thread and for a held lock, with their
+ *   "resolved" follow-ups;
+ * - rtc_shutdown removes hooks and joins the hook thread. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rtc_test.h"
+
+#define MS 1000000ull
+
+static rtc_sysmon_stats stats(void) {
+    rtc_sysmon_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (rtc_sysmon_get_stats(&s) != RTC_OK) fprintf(stderr, "stats: %s\n", rtc_t_last_error());
+    return s;
+}
+
+static long bound_ms(long ms) { return getenv("RTC_TEST_SLOW") ? ms * 30 : ms; }
+
+static long ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Wait (polling every ms) until cond holds or bound_ms(limit) passes. */
+#define WAIT_UNTIL(cond, limit)                                              \
+    do {                                                                     \
+        struct timespec w0_;                                                 \
+        clock_gettime(CLOCK_MONOTONIC, &w0_);                                \
+        while (!(cond) && ms_since(&w0_) < bound_ms(limit)) usleep(1000);    \
+    } while (0)
+
+static const char *last_report(void) {
+    static char buf[4096];
+    rtc_sysmon_last_report(buf, sizeof buf);
+    return buf;
+}
+
+/* ---- period and the hook thread ---------------------------------------- */
+
+struct counter { atomic_int runs; atomic_ulong tid; };
+
+static void count_hook(void *arg) {
+    struct counter *c = arg;
+    atomic_store(&c->tid, (unsigned long)pthread_self());
+    atomic_fetch_add(&c->runs, 1);
+}
+
+static void test_period(void) {
+    static struct counter c;
+    uint64_t id = 0;
+    uint64_t runs_before = stats().hook_runs;
+    CHECK_STATUS(rtc_sysmon_hook_add("counter", 2 * MS, count_hook, &c, &id), RTC_OK);
+    CHECK(stats().hooks == 1);
+    WAIT_UNTIL(atomic_load(&c.runs) >= 5, 2000);
+    CHECK(atomic_load(&c.runs) >= 5);
+    CHECK(atomic_load(&c.tid) != (unsigned long)pthread_self()); /* the hook thread */
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    int after = atomic_load(&c.runs);
+    usleep(20000);
+    CHECK(atomic_load(&c.runs) == after); /* removed: never runs again */
+    CHECK(stats().hook_runs >= runs_before + 5);
+    CHECK(stats().hooks == 0);
+    /* A long period: the first run comes a period after the add. */
+    static struct counter slow;
+    CHECK_STATUS(rtc_sysmon_hook_add("slow", 500 * MS, count_hook, &slow, &id), RTC_OK);
+    usleep(100000);
+    CHECK(atomic_load(&slow.runs) == 0);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+}
+
+/* ---- removal waits for a run; self-removal ------------------------------ */
+
+static atomic_int long_in, long_out;
+static void long_hook(void *arg) {
+    (void)arg;
+    atomic_store(&long_in, 1);
+    usleep(100000);
+    atomic_store(&long_out, 1);
+}
+
+static void test_remove_waits_for_the_run(void) {
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("long", 1 * MS, long_hook, NULL, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&long_in), 2000);
+    CHECK(atomic_load(&long_in));
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    CHECK(atomic_load(&long_out)); /* the run had finished when remove returned */
+    atomic_store(&long_in, 0);
+    usleep(20000);
+    CHECK(atomic_load(&long_in) == 0);
+}
+
+static _Atomic uint64_t self_id;
+static atomic_int self_runs, self_status = -1;
+static void self_removing_hook(void *arg) {
+    (void)arg;
+    if (atomic_fetch_add(&self_runs, 1) + 1 == 3)
+        atomic_store(&self_status, rtc_sysmon_hook_remove(atomic_load(&self_id)));
+}
+
+static void test_self_removal(void) {
+    uint64_t id = 0;
+    /* Published before the first run can happen (a period later). */
+    CHECK_STATUS(rtc_sysmon_hook_add("self", 20 * MS, self_removing_hook, NULL, &id), RTC_OK);
+    atomic_store(&self_id, id);
+    WAIT_UNTIL(atomic_load(&self_runs) >= 3, 3000);
+    usleep(100000);
+    CHECK(atomic_load(&self_runs) == 3);
+    CHECK_STATUS(atomic_load(&self_status), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_ERR_INVALID_ARGUMENT); /* gone */
+}
+
+/* ---- what a hook may not do -------------------------------------------- */
+
+static atomic_int refused_done;
+static int refused_stop, refused_attach, refused_shutdown;
+static char refused_msg[512];
+static void refusing_hook(void *arg) {
+    (void)arg;
+    if (atomic_load(&refused_done)) return;
+    refused_stop = rtc_stop_the_world("from a hook");
+    rtc_last_error_message(refused_msg, sizeof refused_msg);
+    refused_attach = rtc_thread_attach("hook", NULL);
+    refused_shutdown = rtc_shutdown();
+    atomic_store(&refused_done, 1);
+}
+
+static void test_refusals_from_a_hook(void) {
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("refusing", 1 * MS, refusing_hook, NULL, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&refused_done), 2000);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    CHECK_STATUS(refused_stop, RTC_ERR_WOULD_DEADLOCK);
+    CHECK_CONTAINS(refused_msg, "from a hook");
+    CHECK_STATUS(refused_attach, RTC_ERR_WRONG_STATE);
+    CHECK_STATUS(refused_shutdown, RTC_ERR_WOULD_DEADLOCK);
+}
+
+static void test_remove_refused_while_holding_the_world(void) {
+    uint64_t id = 0;
+    atomic_store(&long_in, 0);
+    CHECK_STATUS(rtc_sysmon_hook_add("long2", 1 * MS, long_hook, NULL, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&long_in), 2000);
+    CHECK_STATUS(rtc_stop_the_world("test"), RTC_OK);
+    /* The hook may still be running (it sleeps 100 ms per run); if it is,
+     * removing it would wait for the hook thread: refused. */
+    int s = rtc_sysmon_hook_remove(id);
+    CHECK(s == RTC_ERR_WOULD_DEADLOCK || s == RTC_OK);
+    if (s == RTC_ERR_WOULD_DEADLOCK) CHECK_CONTAINS(rtc_t_last_error(), "holds the world stopped");
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    if (s != RTC_OK) CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+}
+
+/* ---- a hook stuck on a lock held by a blocking thread ------------------- */
+
+static rtc_mutex shared = RTC_MUTEX_INIT_RANKED("shared", NULL);
+static int pipefd[2];
+static atomic_int holder_in, hook_got_lock, hook_entered, runner_ran;
+
+static void *holder(void *arg) {
+    (void)arg;
+    rtc_thread_attach("holder", NULL);
+    rtc_mutex_lock(&shared);
+    rtc_enter_blocking("pipe read");
+    atomic_store(&holder_in, 1);
+    char b;
+    ssize_t n = read(pipefd[0], &b, 1);
+    (void)n;
+    rtc_exit_blocking();
+    rtc_mutex_unlock(&shared);
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void locking_hook(void *arg) {
+    (void)arg;
+    if (atomic_load(&hook_got_lock)) return;
+    atomic_store(&hook_entered, 1);
+    if (rtc_mutex_lock(&shared) == RTC_OK) {
+        atomic_store(&hook_got_lock, 1);
+        rtc_mutex_unlock(&shared);
+    }
+}
+
+static void *runner(void *arg) {
+    (void)arg;
+    rtc_thread_attach("runner", NULL); /* maxprocs 1: needs the holder's P */
+    atomic_fetch_add(&runner_ran, 1);
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void test_hook_blocked_on_a_blocking_threads_lock(void) {
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, 50 * MS, NULL), RTC_OK);
+    CHECK_STATUS(rtc_set_maxprocs(1, NULL), RTC_OK);
+    CHECK(pipe(pipefd) == 0);
+    pthread_t h;
+    pthread_create(&h, NULL, holder, NULL);
+    WAIT_UNTIL(atomic_load(&holder_in), 2000);
+    uint64_t overruns = stats().hook_overruns;
+    uint64_t retakes = stats().retakes;
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("locking", 1 * MS, locking_hook, NULL, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&hook_entered), 2000);
+    /* The hook is stuck: sysmon reports it. */
+    WAIT_UNTIL(stats().hook_overruns > overruns, 2000);
+    CHECK(stats().hook_overruns > overruns);
+    CHECK_CONTAINS(last_report(), "hook 'locking'");
+    CHECK_CONTAINS(last_report(), "over its budget of 50 ms");
+    /* sysmon keeps working: a thread that needs the only P gets it. */
+    pthread_t r;
+    pthread_create(&r, NULL, runner, NULL);
+    WAIT_UNTIL(atomic_load(&runner_ran), 2000);
+    CHECK(atomic_load(&runner_ran) == 1);
+    pthread_join(r, NULL);
+    CHECK(stats().retakes > retakes);
+    /* The world can be stopped and started meanwhile. */
+    CHECK_STATUS(rtc_stop_the_world("while a hook is stuck"), RTC_OK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    CHECK(!atomic_load(&hook_got_lock));
+    /* Free the holder: the hook gets the lock and returns; the episode is
+     * closed with a "returned after" report. */
+    uint64_t resolved = stats().stalls_resolved;
+    ssize_t n = write(pipefd[1], "x", 1);
+    (void)n;
+    pthread_join(h, NULL);
+    WAIT_UNTIL(atomic_load(&hook_got_lock), 2000);
+    CHECK(atomic_load(&hook_got_lock));
+    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
+    CHECK_CONTAINS(last_report(), "returned after");
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    CHECK_STATUS(rtc_set_maxprocs(0, NULL), RTC_OK);
+}
+
+/* ---- stall reports ------------------------------------------------------- */
+
+static rtc_mutex db = RTC_MUTEX_INIT_RANKED("db", NULL);
+static atomic_int sleeper_in, sleeper_go;
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    rtc_thread_attach("sleeper", NULL);
+    RTC_MUTEX_LOCK(&db); /* records this call site */
+    rtc_enter_blocking("fsync");
+    atomic_store(&sleeper_in, 1);
+    while (!atomic_load(&sleeper_go)) usleep(1000);
+    rtc_exit_blocking();
+    rtc_mutex_unlock(&db);
+    rtc_thread_detach();
+    return NULL;
+}
+
+static atomic_int waiter_locked;
+static void *db_waiter(void *arg) {
+    (void)arg;
+    rtc_thread_attach("db-waiter", NULL);
+    rtc_mutex_lock(&db); /* waits: the sleeper holds it */
+    atomic_store(&waiter_locked, 1);
+    rtc_mutex_unlock(&db);
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void test_thread_stall_report(void) {
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 50 * MS, NULL), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 0, NULL), RTC_OK);
+    atomic_store(&sleeper_in, 0);
+    atomic_store(&sleeper_go, 0);
+    uint64_t reports = stats().stall_reports, resolved = stats().stalls_resolved;
+    pthread_t t;
+    pthread_create(&t, NULL, sleeper, NULL);
+    WAIT_UNTIL(atomic_load(&sleeper_in), 2000);
+    WAIT_UNTIL(stats().stall_reports > reports, 2000);
+    CHECK(stats().stall_reports > reports);
+    const char *r = last_report();
+    CHECK_CONTAINS(r, "'sleeper'");
+    CHECK_CONTAINS(r, "BLOCKING for ");
+    CHECK_CONTAINS(r, " in 'fsync'");
+    CHECK_CONTAINS(r, "it holds 'db'");
+    CHECK_CONTAINS(r, "test_hooks.c"); /* where it locked db */
+    atomic_store(&sleeper_go, 1);
+    pthread_join(t, NULL);
+    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
+    CHECK(stats().stalls_resolved > resolved);
+    CHECK_CONTAINS(last_report(), "resolved after");
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 0, NULL), RTC_OK);
+}
+
+static void test_lock_stall_report(void) {
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 50 * MS, NULL), RTC_OK);
+    atomic_store(&sleeper_in, 0);
+    atomic_store(&sleeper_go, 0);
+    pthread_t t, w;
+    pthread_create(&t, NULL, sleeper, NULL);
+    WAIT_UNTIL(atomic_load(&sleeper_in), 2000);
+    uint64_t reports = stats().stall_reports, resolved = stats().stalls_resolved;
+    pthread_create(&w, NULL, db_waiter, NULL);
+    WAIT_UNTIL(stats().stall_reports > reports, 2000);
+    CHECK(stats().stall_reports > reports);
+    const char *r = last_report();
+    CHECK_CONTAINS(r, "mutex 'db'");
+    CHECK_CONTAINS(r, "has been held for");
+    CHECK_CONTAINS(r, "by thread");
+    CHECK_CONTAINS(r, "'sleeper'");
+    CHECK_CONTAINS(r, "which is BLOCKING in 'fsync'");
+    CHECK_CONTAINS(r, "waiting for it: thread");
+    CHECK_CONTAINS(r, "'db-waiter'");
+    CHECK(!atomic_load(&waiter_locked));
+    atomic_store(&sleeper_go, 1);
+    pthread_join(t, NULL);
+    pthread_join(w, NULL);
+    CHECK(atomic_load(&waiter_locked));
+    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
+    CHECK_CONTAINS(last_report(), "stall of mutex 'db'");
+    CHECK_CONTAINS(last_report(), "resolved after");
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 1000 * MS, NULL), RTC_OK);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void test_shutdown_removes_hooks(void) {
+    static struct counter c;
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("left-behind", 1 * MS, count_hook, &c, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&c.runs) >= 1, 2000);
+    CHECK_STATUS(rtc_shutdown(), RTC_OK);
+    int after = atomic_load(&c.runs);
+    usleep(30000);
+    CHECK(atomic_load(&c.runs) == after);
+}
+
+int main(void) {
+    /* Attached, so the world-holding case has a P to keep. */
+    CHECK_STATUS(rtc_thread_attach("main", NULL), RTC_OK);
+    test_period();
+    test_remove_waits_for_the_run();
+    test_self_removal();
+    test_refusals_from_a_hook();
+    test_remove_refused_while_holding_the_world();
+    /* The main thread steps out of the world for the scenarios with
+     * maxprocs 1 (it would hold the only P). */
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    test_hook_blocked_on_a_blocking_threads_lock();
+    test_thread_stall_report();
+    test_lock_stall_report();
+    test_shutdown_removes_hooks();
+    return rtc_t_finish();
+}

@@ -1,0 +1,205 @@
+"""sysmon and hooks from Python: hooks as callables on the hook thread,
+thresholds, reports, schedtrace, exit with hooks registered, and fork.
+Each case runs in a fresh interpreter (one world, one sysmon per process).
+Time bounds are one-sided and wide (a loaded 2-core machine)."""
+
+import unittest
+
+from tests.support import describe, run_python
+
+
+class SysmonTest(unittest.TestCase):
+    def run_ok(self, code, env=None):
+        p = run_python(code, env=env)
+        self.assertEqual(p.returncode, 0, describe(p))
+        return p
+
+    def test_hook_runs_a_callable_on_the_hook_thread(self):
+        self.run_ok(
+            """
+            import threading, time, rtcore
+            seen = []
+            def sample():
+                seen.append(threading.get_ident())  # Python objects: the GIL is held
+            with rtcore.add_hook("sampler", 0.002, sample) as h:
+                assert h.active and h.id > 0
+                deadline = time.monotonic() + 2
+                while len(seen) < 5 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                assert len(seen) >= 5, seen
+                assert threading.get_ident() not in seen
+                assert rtcore.sysmon_stats()["hooks"] == 1
+            assert not h.active
+            n = len(seen)
+            time.sleep(0.02)
+            assert len(seen) == n, "a removed hook ran again"
+            assert rtcore.sysmon_stats()["hook_runs"] >= 5
+            try:
+                h.remove()
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_INVALID_ARGUMENT", e
+            else:
+                raise AssertionError("second removal accepted")
+            """
+        )
+
+    def test_self_removal_exceptions_and_refusals(self):
+        self.run_ok(
+            """
+            import time, rtcore
+            runs = []
+            box = {}
+            def once():
+                runs.append(1)
+                box["hook"].remove()           # effective when this returns
+                try:
+                    rtcore.stop_the_world("from a hook")
+                except rtcore.RtcoreError as e:
+                    box["stop"] = e.status_name
+                try:
+                    rtcore.attach("hook")
+                except rtcore.RtcoreError as e:
+                    box["attach"] = e.status_name
+            box["hook"] = rtcore.add_hook("once", 0.005, once)
+            deadline = time.monotonic() + 2
+            while not runs and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(0.05)
+            assert len(runs) == 1, runs
+            assert box["stop"] == "RTC_ERR_WOULD_DEADLOCK", box
+            assert box["attach"] == "RTC_ERR_WRONG_STATE", box
+            assert not box["hook"].active
+            # An exception in a hook is printed; the hook stays registered.
+            calls = []
+            def failing():
+                calls.append(1)
+                raise RuntimeError("boom in hook")
+            h = rtcore.add_hook("failing", 0.002, failing)
+            deadline = time.monotonic() + 2
+            while len(calls) < 3 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert len(calls) >= 3 and h.active
+            h.remove()
+            """
+        )
+
+    def test_exit_with_hooks_registered_is_clean(self):
+        p = self.run_ok(
+            """
+            import time, rtcore
+            ticks = []
+            rtcore.add_hook("left", 0.001, lambda: ticks.append(1))
+            rtcore.attach("main")
+            time.sleep(0.05)
+            assert ticks
+            print("exiting")
+            """
+        )
+        self.assertIn("exiting", p.stdout)
+
+    def test_thresholds_and_reports(self):
+        p = self.run_ok(
+            """
+            import time, rtcore
+            assert rtcore.sysmon_threshold("threadstall") == 0
+            assert rtcore.sysmon_threshold("lockstall") == 1.0
+            old = rtcore.set_sysmon_threshold("threadstall", 0.05)
+            assert old == 0 and rtcore.sysmon_threshold("threadstall") == 0.05
+            try:
+                rtcore.set_sysmon_threshold("nonsense", 1)
+            except ValueError as e:
+                assert "threadstall" in str(e)
+            else:
+                raise AssertionError("unknown setting accepted")
+            rtcore.attach("py-sleeper")
+            before = rtcore.sysmon_stats()
+            with rtcore.blocking("time.sleep"):
+                deadline = time.monotonic() + 2
+                while (rtcore.sysmon_stats()["stall_reports"] == before["stall_reports"]
+                       and time.monotonic() < deadline):
+                    time.sleep(0.01)
+                r = rtcore.sysmon_last_report()  # before the stall resolves
+            assert "'py-sleeper'" in r and "BLOCKING for" in r and "'time.sleep'" in r, r
+            deadline = time.monotonic() + 2
+            while (rtcore.sysmon_stats()["stalls_resolved"] == before["stalls_resolved"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            assert "resolved after" in rtcore.sysmon_last_report()
+            rtcore.detach()
+            """
+        )
+        self.assertIn("rtcore: sysmon: thread", p.stderr)
+
+    def test_rtcore_debug_sets_thresholds_and_schedtrace(self):
+        p = self.run_ok(
+            """
+            import time, rtcore
+            assert rtcore.sysmon_threshold("threadstall") == 0.05
+            assert rtcore.sysmon_threshold("schedtrace") == 0.02
+            rtcore.attach("traced")
+            time.sleep(0.2)
+            rtcore.detach()
+            """,
+            env={"RTCORE_DEBUG": "threadstall=50,schedtrace=20"},
+        )
+        lines = [l for l in p.stderr.splitlines() if l.startswith("rtcore: SCHED ")]
+        self.assertGreaterEqual(len(lines), 2, p.stderr)
+        self.assertIn("procs=", lines[0])
+        self.assertIn("threads=", lines[0])
+        self.assertIn("sysmon: delay=", lines[0])
+
+    def test_fork_while_hooks_run_and_threads_block(self):
+        self.run_ok(
+            """
+            import os, threading, time, rtcore
+            ticks = []
+            rtcore.add_hook("ticker", 0.001, lambda: ticks.append(os.getpid()))
+            rtcore.attach("parent-main")
+            stop = threading.Event()
+            m = rtcore.Mutex("forkmu")
+            def blocker():
+                rtcore.attach("blocker")
+                with m:
+                    with rtcore.blocking("wait for event"):
+                        stop.wait()
+                rtcore.detach()
+            def waiter():
+                rtcore.attach("waiter")
+                with m:                      # waits while the blocker holds it
+                    pass
+                rtcore.detach()
+            ts = [threading.Thread(target=blocker), threading.Thread(target=waiter)]
+            for t in ts:
+                t.start()
+            time.sleep(0.05)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    c = rtcore.census()
+                    assert c["threads_running"] + c["threads_blocking"] + c["threads_waiting"] + c["threads_runnable"] == 1, c
+                    with rtcore.stopped_world("child"):
+                        rtcore.assert_world_stopped()
+                    t = threading.Thread(target=lambda: (rtcore.attach("child-worker"), rtcore.safepoint(), rtcore.detach()))
+                    t.start(); t.join()
+                    mine = len([p for p in ticks if p == os.getpid()])
+                    deadline = time.monotonic() + 2
+                    while len([p for p in ticks if p == os.getpid()]) == mine and time.monotonic() < deadline:
+                        time.sleep(0.001)
+                    assert len([p for p in ticks if p == os.getpid()]) > mine, "no hook run in the child"
+                    assert rtcore.sysmon_stats()["running"] == 1
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            stop.set()
+            for t in ts:
+                t.join()
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            rtcore.detach()
+            """
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,450 @@
+//! Hooks: user callbacks run on a period by one hook thread
+//! ("rtcore-hooks"), outside the world (never attached, never stopped), each
+//! run under `hooklock`. sysmon watches the hook thread and reports a run
+//! that overruns its budget; it can, because it never waits for hooks.
+//!
+//! Invariants:
+//! - The registry (`reg`, inner rank `hookreg`) is never held while a hook
+//!   runs, so sysmon, `add` and `remove` never wait on user code for it.
+//! - `running` (the id of the hook being run, 0 for none) changes only
+//!   under `reg`, so a remover that finds its hook absent from `running`
+//!   under `reg` knows the hook thread will not start it again: a run begins
+//!   only after the hook thread re-finds the hook in the registry under
+//!   `reg`.
+//! - `remove` returns only when the hook is out of the registry and not
+//!   running, except from the hook itself: then it is marked and dropped
+//!   when its run returns (it cannot wait for itself).
+//! - Hook ids are never reused, so "running != id" means that run is over.
+//! - `hooklock` is held for the whole of each run, and only by the hook
+//!   thread; trace start and stop (a later issue) take it before stopping
+//!   the world so no hook runs meanwhile.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use crate::lock::inner::{InnerMutex, InnerRank, ResettableMutex};
+use crate::status::{
+    Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
+};
+
+/// A hook's function, called with its `user_data`.
+pub type HookFn = unsafe extern "C" fn(*mut c_void);
+
+/// Shortest period accepted (a hook is not a busy loop).
+pub const MIN_PERIOD_NS: u64 = 100_000;
+
+struct Hook {
+    id: u64,
+    name: String,
+    period_ns: u64,
+    f: HookFn,
+    user_data: usize,
+    next_run: u64,
+    /// Removed by itself during its run: dropped when the run returns.
+    remove_after_run: bool,
+}
+
+struct Registry {
+    hooks: Vec<Hook>,
+    next_id: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The running hook's name (kept for reports even if it is removed
+    /// while it runs).
+    running_name: String,
+}
+
+/// Counters for `rtc_sysmon_get_stats`.
+#[derive(Default)]
+pub struct HookStats {
+    pub runs: AtomicU64,
+    pub overruns: AtomicU64,
+}
+
+pub struct Hooks {
+    reg: InnerMutex<Registry>,
+    /// Held by the hook thread for each run (user code runs under it).
+    hooklock: ResettableMutex<()>,
+    /// Id of the hook running now (0: none). Written under `reg`.
+    running: AtomicU64,
+    /// When the current run began (ns on the sysmon clock).
+    run_started: AtomicU64,
+    /// Runs begun so far (sysmon's episode key for overruns).
+    run_seq: AtomicU64,
+    /// The hook thread's OS tid (for reports).
+    tid: AtomicU64,
+    /// Bumped to wake the hook thread (a hook added, quit).
+    wakes: AtomicU64,
+    /// Bumped when a run ends (removers wait on it).
+    runs_done: AtomicU64,
+    quit: AtomicBool,
+    /// Set by the atexit handler: no new hook thread is started.
+    exiting: AtomicBool,
+    pub stats: HookStats,
+}
+
+static HOOKS: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(|| Hooks {
+    reg: InnerMutex::new(
+        InnerRank::HookReg,
+        Registry {
+            hooks: Vec::new(),
+            next_id: 1,
+            thread: None,
+            running_name: String::new(),
+        },
+    ),
+    hooklock: ResettableMutex::new(()),
+    running: AtomicU64::new(0),
+    run_started: AtomicU64::new(0),
+    run_seq: AtomicU64::new(0),
+    tid: AtomicU64::new(0),
+    wakes: AtomicU64::new(0),
+    runs_done: AtomicU64::new(0),
+    quit: AtomicBool::new(false),
+    exiting: AtomicBool::new(false),
+    stats: HookStats::default(),
+});
+
+pub fn hooks() -> &'static Hooks {
+    &HOOKS
+}
+
+thread_local! {
+    /// True on the hook thread while a hook runs.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Is the calling thread running a hook? (Calls that would wait for the
+/// hook thread, stop the world or start a trace refuse from there.)
+pub fn in_hook() -> bool {
+    IN_HOOK.try_with(|c| c.get()).unwrap_or(false)
+}
+
+/// The hook currently running, as sysmon sees it.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    pub id: u64,
+    pub seq: u64,
+    pub started: u64,
+    pub name: String,
+    pub tid: u64,
+}
+
+impl Hooks {
+    /// The run in progress, if any. Takes `reg` briefly (never held across
+    /// user code), so sysmon may call it under `sysmonlock`.
+    pub fn current_run(&self) -> Option<RunView> {
+        let r = self.reg.lock();
+        let id = self.running.load(SeqCst);
+        if id == 0 {
+            return None;
+        }
+        let name = r.running_name.clone();
+        Some(RunView {
+            id,
+            seq: self.run_seq.load(SeqCst),
+            started: self.run_started.load(SeqCst),
+            name,
+            tid: self.tid.load(SeqCst),
+        })
+    }
+
+    /// Number of hooks registered.
+    pub fn count(&self) -> usize {
+        self.reg.lock().hooks.len()
+    }
+}
+
+fn now_ns() -> u64 {
+    super::clock::now_ns()
+}
+
+fn wake_thread(h: &Hooks) {
+    h.wakes.fetch_add(1, SeqCst);
+    // SAFETY: no callback.
+    unsafe {
+        parking_lot_core::unpark_all(
+            &h.wakes as *const AtomicU64 as usize,
+            parking_lot_core::DEFAULT_UNPARK_TOKEN,
+        );
+    }
+}
+
+/// Park on `key` while `still` holds, until `deadline` (None: no limit).
+fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
+    // SAFETY: the validate callback only reads atomics.
+    unsafe {
+        crate::lock::parked::park(key, still, deadline);
+    }
+}
+
+/// Register a hook; returns its id (never reused). Starts the hook thread
+/// if it is not running.
+pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Result<u64> {
+    if period_ns < MIN_PERIOD_NS {
+        return Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "rtc_sysmon_hook_add: period_ns {period_ns} is below the minimum of {MIN_PERIOD_NS} ns (100 µs)"
+            ),
+        ));
+    }
+    let h = hooks();
+    if h.exiting.load(SeqCst) {
+        return Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            "rtc_sysmon_hook_add: the process is exiting; hooks no longer run",
+        ));
+    }
+    let mut r = h.reg.lock();
+    let id = r.next_id;
+    r.next_id += 1;
+    r.hooks.push(Hook {
+        id,
+        name: name.to_string(),
+        period_ns,
+        f,
+        user_data: user_data as usize,
+        next_run: now_ns() + period_ns,
+        remove_after_run: false,
+    });
+    if r.thread.is_none() {
+        h.quit.store(false, SeqCst);
+        match std::thread::Builder::new()
+            .name("rtcore-hooks".into())
+            .spawn(run)
+        {
+            Ok(j) => r.thread = Some(j),
+            Err(e) => {
+                r.hooks.pop();
+                return Err(Error::new(
+                    crate::status::RTC_ERR_IO,
+                    format!("rtc_sysmon_hook_add: cannot start the hook thread: {e}"),
+                ));
+            }
+        }
+    }
+    drop(r);
+    wake_thread(h);
+    Ok(id)
+}
+
+/// Remove a hook: when this returns it is not running and will not run
+/// again. From the hook itself it takes effect when the run returns.
+/// `holds_world`: the caller holds the world stopped (then waiting for a
+/// running hook could deadlock, and is refused).
+pub fn remove(id: u64, holds_world: bool) -> Result<()> {
+    let h = hooks();
+    let mut r = h.reg.lock();
+    let Some(pos) = r.hooks.iter().position(|x| x.id == id) else {
+        return Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "rtc_sysmon_hook_remove: no hook with id {id} (never added, or already removed)"
+            ),
+        ));
+    };
+    if h.running.load(SeqCst) != id {
+        r.hooks.remove(pos);
+        return Ok(());
+    }
+    if in_hook() {
+        // The hook removes itself: it cannot wait for its own run.
+        r.hooks[pos].remove_after_run = true;
+        return Ok(());
+    }
+    if holds_world {
+        return Err(Error::new(
+            RTC_ERR_WOULD_DEADLOCK,
+            format!(
+                "rtc_sysmon_hook_remove: hook {id} ('{}') is running and this thread holds the world stopped; the hook may be waiting for a stopped thread (start the world first)",
+                r.hooks[pos].name
+            ),
+        ));
+    }
+    r.hooks.remove(pos);
+    drop(r);
+    // Wait for the run to end, as a lock wait would (an attached caller
+    // gives up its P meanwhile, so the world can still be stopped).
+    crate::lock::wait::set_target(crate::lock::wait::Target::Hook(id));
+    crate::lock::wait::begin();
+    while h.running.load(SeqCst) == id {
+        let seen = h.runs_done.load(SeqCst);
+        park_while(
+            &h.runs_done as *const AtomicU64 as usize,
+            || h.runs_done.load(SeqCst) == seen && h.running.load(SeqCst) == id,
+            Some(Instant::now() + Duration::from_millis(100)),
+        );
+    }
+    crate::lock::wait::end();
+    crate::lock::wait::set_target(crate::lock::wait::Target::Nothing);
+    Ok(())
+}
+
+/// The hook thread.
+fn run() {
+    let h = hooks();
+    h.tid.store(crate::ident::os_tid() as u64, SeqCst);
+    loop {
+        let seen = h.wakes.load(SeqCst);
+        let due = {
+            let r = h.reg.lock();
+            if h.quit.load(SeqCst) {
+                return;
+            }
+            let now = now_ns();
+            match r.hooks.iter().min_by_key(|x| x.next_run) {
+                None => Err(None),
+                Some(x) if x.next_run > now => Err(Some(x.next_run - now)),
+                Some(x) => Ok(x.id),
+            }
+        };
+        let id = match due {
+            Ok(id) => id,
+            Err(wait) => {
+                park_while(
+                    &h.wakes as *const AtomicU64 as usize,
+                    || h.wakes.load(SeqCst) == seen && !h.quit.load(SeqCst),
+                    wait.map(|ns| Instant::now() + Duration::from_nanos(ns)),
+                );
+                continue;
+            }
+        };
+        run_one(h, id);
+    }
+}
+
+/// Run hook `id` once under `hooklock`, if it is still registered.
+fn run_one(h: &Hooks, id: u64) {
+    let _hooklock = h.hooklock.lock();
+    let (f, user_data, scheduled, period) = {
+        let mut r = h.reg.lock();
+        if h.quit.load(SeqCst) {
+            return;
+        }
+        let Some(x) = r.hooks.iter().find(|x| x.id == id) else {
+            return; // removed meanwhile
+        };
+        let run = (x.f, x.user_data, x.next_run, x.period_ns);
+        r.running_name = x.name.clone();
+        h.run_started.store(now_ns(), SeqCst);
+        h.run_seq.fetch_add(1, SeqCst);
+        h.running.store(id, SeqCst);
+        run
+    };
+    // sysmon may be in deep sleep: it times the run from here.
+    super::kick();
+    crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
+    let _ = IN_HOOK.try_with(|c| c.set(true));
+    // SAFETY: the caller of rtc_sysmon_hook_add promised `f` may be called
+    // with `user_data` until the hook is removed; it is not removed (the
+    // registry says so under `reg`, and removers wait for `running`).
+    unsafe { f(user_data as *mut c_void) };
+    let _ = IN_HOOK.try_with(|c| c.set(false));
+    crate::lock::order::hooklock_exit(&h.hooklock as *const _ as usize);
+    let end = now_ns();
+    {
+        let mut r = h.reg.lock();
+        h.stats.runs.fetch_add(1, SeqCst);
+        if let Some(pos) = r.hooks.iter().position(|x| x.id == id) {
+            if r.hooks[pos].remove_after_run {
+                r.hooks.remove(pos);
+            } else {
+                // Keep the phase; a run that overran its period is followed
+                // by a full period of rest rather than back-to-back runs.
+                let mut next = scheduled + period;
+                if next <= end {
+                    next = end + period;
+                }
+                r.hooks[pos].next_run = next;
+            }
+        }
+        h.running.store(0, SeqCst);
+        h.runs_done.fetch_add(1, SeqCst);
+    }
+    // SAFETY: no callback.
+    unsafe {
+        parking_lot_core::unpark_all(
+            &h.runs_done as *const AtomicU64 as usize,
+            parking_lot_core::DEFAULT_UNPARK_TOKEN,
+        );
+    }
+}
+
+/// `rtc_shutdown`: remove every hook, wait for a run in progress, and join
+/// the hook thread.
+pub fn shutdown() {
+    let h = hooks();
+    let j = {
+        let mut r = h.reg.lock();
+        r.hooks.clear();
+        h.quit.store(true, SeqCst);
+        r.thread.take()
+    };
+    wake_thread(h);
+    if let Some(j) = j {
+        let _ = j.join();
+    }
+}
+
+/// At process exit: stop running hooks, waiting at most `limit` for a run
+/// in progress (never for the calling thread's own run).
+pub fn stop_at_exit(limit: Duration) {
+    let h = hooks();
+    h.exiting.store(true, SeqCst);
+    h.quit.store(true, SeqCst);
+    wake_thread(h);
+    if in_hook() {
+        return;
+    }
+    let deadline = Instant::now() + limit;
+    while h.running.load(SeqCst) != 0 && Instant::now() < deadline {
+        let seen = h.runs_done.load(SeqCst);
+        park_while(
+            &h.runs_done as *const AtomicU64 as usize,
+            || h.runs_done.load(SeqCst) == seen,
+            Some(deadline.min(Instant::now() + Duration::from_millis(10))),
+        );
+    }
+}
+
+/// In a forked child: the hook thread does not exist. Forget it (and a run
+/// it was making) so the next `add` or first attach starts a new one; the
+/// registrations stay. The registry lock may have been held by a thread
+/// that does not exist here: it is replaced, not waited for.
+pub fn after_fork_child() {
+    let h = hooks();
+    // SAFETY: only the forking thread exists; nobody else touches `reg`.
+    unsafe { h.reg.reset_after_fork() };
+    {
+        let mut r = h.reg.lock();
+        if let Some(j) = r.thread.take() {
+            std::mem::forget(j);
+        }
+    }
+    h.running.store(0, SeqCst);
+    h.quit.store(false, SeqCst);
+    // SAFETY: held (if at all) by the parent's hook thread, which does
+    // not exist here; only the forking thread runs.
+    unsafe { h.hooklock.reset_after_fork() };
+}
+
+/// Start the hook thread again if hooks are registered but it is not
+/// running (after fork).
+pub fn ensure_thread() {
+    let h = hooks();
+    if h.exiting.load(SeqCst) {
+        return;
+    }
+    let mut r = h.reg.lock();
+    if r.thread.is_none() && !r.hooks.is_empty() {
+        h.quit.store(false, SeqCst);
+        if let Ok(j) = std::thread::Builder::new()
+            .name("rtcore-hooks".into())
+            .spawn(run)
+        {
+            r.thread = Some(j);
+        }
+    }
+}
