@@ -26,6 +26,38 @@ extern "C" fn child() {
     crate::sysmon::hooks::after_fork_child();
 }
 
+/// Things of the parent that the child must neither use nor drop (a thread
+/// list a parent thread may have been changing, handles of threads that do
+/// not exist). They are kept here, reachable, for the life of the process,
+/// so leak checkers do not count them. Push-only list of leaked nodes: no
+/// lock, since the child handler may run after a fork that interrupted
+/// anything.
+struct Kept {
+    _item: Box<dyn std::any::Any + Send>,
+    next: *mut Kept,
+}
+
+static KEPT: std::sync::atomic::AtomicPtr<Kept> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Keep `item` for good without using or dropping it again.
+pub fn keep_forever<T: Send + 'static>(item: T) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let node = Box::into_raw(Box::new(Kept {
+        _item: Box::new(item),
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = KEPT.load(SeqCst);
+    loop {
+        // SAFETY: `node` is ours until published.
+        unsafe { (*node).next = head };
+        match KEPT.compare_exchange(head, node, SeqCst, SeqCst) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
 /// Register the child handler (once per process; called at start).
 pub fn register() {
     static ONCE: Once = Once::new();

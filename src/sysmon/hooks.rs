@@ -420,7 +420,8 @@ pub fn after_fork_child() {
     {
         let mut r = h.reg.lock();
         if let Some(j) = r.thread.take() {
-            std::mem::forget(j);
+            // The thread does not exist here: never join it.
+            crate::fork::keep_forever(j);
         }
     }
     h.running.store(0, SeqCst);

@@ -188,7 +188,7 @@ pub fn after_fork_child() {
     unsafe { m.handle.reset_after_fork() };
     if let Some(j) = m.handle.lock().take() {
         // The thread does not exist here: never join it.
-        std::mem::forget(j);
+        crate::fork::keep_forever(j);
     }
     // Episodes, sightings and delays describe the parent's threads.
     *m.sysmonlock.lock() = None;

@@ -1084,8 +1084,8 @@ impl World {
             unsafe { rec.detail.reset_after_fork() };
         }
         let mut s = self.sched.lock();
-        std::mem::forget(std::mem::take(&mut s.threads));
-        std::mem::forget(std::mem::take(&mut s.runq));
+        crate::fork::keep_forever(std::mem::take(&mut s.threads));
+        crate::fork::keep_forever(std::mem::take(&mut s.runq));
         self.runq_len.store(0, SeqCst);
         let i_stop = s.stopper == Some(me) && self.stop_pending.load(SeqCst);
         if !i_stop {
