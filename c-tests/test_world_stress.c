@@ -6,6 +6,14 @@
  * which workers bump only while they run attached, must stay frozen for a
  * millisecond; between stops every steady worker must make progress.
  *
+ * A hook samples the counters every millisecond throughout (hooks run
+ * outside the world, so they keep running during stops). After the stops,
+ * a sysmon phase under the same load: with maxprocs 2 and 50 ms thresholds,
+ * a thread holds `outer` inside a 150 ms blocking region (the LOCKS workers
+ * wait for it), a thread runs 30 ms without a safepoint, and the hook
+ * overruns once; sysmon must retake, request a preemption, report the
+ * stalls and the overrun, and resolve them.
+ *
  * Stops: RTC_WORLD_STOPS, else 20 x RTC_TEST_SCALE (2000 by default). A
  * wall-clock cap (alarm) fails the run loudly if anything hangs. */
 #include <pthread.h>
@@ -120,6 +128,83 @@ static void *feeder(void *arg) {
     return NULL;
 }
 
+static atomic_int hook_runs, hook_overrun_once;
+static void sampler_hook(void *arg) {
+    (void)arg;
+    unsigned long sum = 0;
+    for (int i = 0; i < THREADS; i++) sum += atomic_load(&counters[i]);
+    (void)sum;
+    atomic_fetch_add(&hook_runs, 1);
+    if (atomic_exchange(&hook_overrun_once, 0)) sleep_us(100000); /* over a 50 ms budget */
+}
+
+static atomic_int staller_in;
+static void *staller(void *arg) {
+    (void)arg;
+    check_ok(rtc_thread_attach("staller", NULL), "staller attach");
+    check_ok(rtc_mutex_lock(&outer), "staller lock");
+    check_ok(rtc_enter_blocking("slow disk"), "staller enter");
+    atomic_store(&staller_in, 1);
+    sleep_us(150000);
+    check_ok(rtc_exit_blocking(), "staller exit");
+    check_ok(rtc_mutex_unlock(&outer), "staller unlock");
+    check_ok(rtc_thread_detach(), "staller detach");
+    return NULL;
+}
+
+static void *no_safepoints(void *arg) {
+    (void)arg;
+    check_ok(rtc_thread_attach("no-safepoints", NULL), "attach");
+    /* 30 ms RUNNING without a safepoint (sleeping: valgrind serialises
+     * threads, and a spinner would starve the rest). */
+    sleep_us(30000);
+    check_ok(rtc_safepoint(), "safepoint");
+    check_ok(rtc_thread_detach(), "detach");
+    return NULL;
+}
+
+static rtc_sysmon_stats sysmon_stats(void) {
+    rtc_sysmon_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    CHECK_STATUS(rtc_sysmon_get_stats(&s), RTC_OK);
+    return s;
+}
+
+static void sysmon_phase(void) {
+    uint64_t ms = 1000000;
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 50 * ms, NULL), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 50 * ms, NULL), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, 50 * ms, NULL), RTC_OK);
+    CHECK_STATUS(rtc_set_maxprocs(2, NULL), RTC_OK);
+    rtc_sysmon_stats a = sysmon_stats();
+    pthread_t st, ns;
+    atomic_store(&hook_overrun_once, 1);
+    pthread_create(&st, NULL, staller, NULL);
+    pthread_create(&ns, NULL, no_safepoints, NULL);
+    pthread_join(st, NULL);
+    pthread_join(ns, NULL);
+    /* Episodes close on sysmon's next ticks; allow a wide margin. */
+    rtc_sysmon_stats b = sysmon_stats();
+    for (int i = 0; i < 2000 && b.stalls_resolved < a.stalls_resolved + 2; i++) {
+        sleep_us(1000);
+        b = sysmon_stats();
+    }
+    printf("sysmon phase: retakes +%llu, preemption requests +%llu, stall reports +%llu, resolved +%llu, hook runs %d, overruns +%llu\n",
+           (unsigned long long)(b.retakes - a.retakes),
+           (unsigned long long)(b.preempt_requests - a.preempt_requests),
+           (unsigned long long)(b.stall_reports - a.stall_reports),
+           (unsigned long long)(b.stalls_resolved - a.stalls_resolved), atomic_load(&hook_runs),
+           (unsigned long long)(b.hook_overruns - a.hook_overruns));
+    CHECK(b.retakes > a.retakes);
+    CHECK(b.preempt_requests > a.preempt_requests);
+    CHECK(b.stall_reports >= a.stall_reports + 2); /* the staller, and `outer` */
+    CHECK(b.stalls_resolved >= a.stalls_resolved + 2);
+    CHECK(b.hook_overruns > a.hook_overruns);
+    CHECK_STATUS(rtc_set_maxprocs(0, NULL), RTC_OK);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 0, NULL), RTC_OK);
+}
+
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "FATAL: world stress exceeded its wall-clock cap (hang?)\n";
@@ -139,6 +224,8 @@ int main(void) {
     pthread_t t[THREADS], f;
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(long)i);
     pthread_create(&f, NULL, feeder, NULL);
+    uint64_t hook_id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("sampler", 1000000, sampler_hook, NULL, &hook_id), RTC_OK);
     sleep_us(20000);
 
     struct timespec t0, t1;
@@ -180,6 +267,10 @@ int main(void) {
     CHECK(done == stops);
     CHECK(frozen_failures == 0);
     CHECK(progress_failures == 0);
+    CHECK(atomic_load(&hook_runs) > 0);
+
+    sysmon_phase();
+    CHECK_STATUS(rtc_sysmon_hook_remove(hook_id), RTC_OK);
 
     atomic_store(&quit, 1);
     rtc_cond_broadcast(&cv);
