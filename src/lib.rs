@@ -28,7 +28,6 @@ pub mod ranks;
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;
-#[cfg(not(loom))]
 pub mod sysmon;
 pub mod world;
 

@@ -36,6 +36,15 @@ pub mod park {
         }
     }
 
+    /// Unpark every thread parked on `key`.
+    ///
+    /// # Safety
+    /// None beyond the parking lot's; kept `unsafe` to match `unpark_one`.
+    #[inline]
+    pub unsafe fn unpark_all(key: usize) {
+        crate::lock::parked::unpark_all(key);
+    }
+
     /// Unpark one thread parked on `key`; `callback(more_waiters)` runs under
     /// the bucket lock before the thread is woken.
     ///
@@ -89,6 +98,25 @@ pub mod park {
                 return;
             }
             b = CV.wait(b).unwrap();
+        }
+    }
+
+    /// # Safety
+    /// As the production version.
+    pub unsafe fn unpark_all(key: usize) {
+        let mut b = BUCKET.lock().unwrap();
+        let mut woken = Vec::new();
+        b.queue.retain(|(k, t)| {
+            if *k == key {
+                woken.push(*t);
+                false
+            } else {
+                true
+            }
+        });
+        if !woken.is_empty() {
+            b.woken.extend(woken);
+            CV.notify_all();
         }
     }
 

@@ -3,18 +3,13 @@
 //! run under `hooklock`. sysmon watches the hook thread and reports a run
 //! that overruns its budget; it can, because it never waits for hooks.
 //!
+//! The run/remove protocol (when a run may begin, what `remove` decides,
+//! how a remover waits) is in `hook_protocol`, modelled with loom.
+//!
 //! Invariants:
 //! - The registry (`reg`, inner rank `hookreg`) is never held while a hook
 //!   runs, so sysmon, `add` and `remove` never wait on user code for it.
-//! - `running` (the id of the hook being run, 0 for none) changes only
-//!   under `reg`, so a remover that finds its hook absent from `running`
-//!   under `reg` knows the hook thread will not start it again: a run begins
-//!   only after the hook thread re-finds the hook in the registry under
-//!   `reg`.
-//! - `remove` returns only when the hook is out of the registry and not
-//!   running, except from the hook itself: then it is marked and dropped
-//!   when its run returns (it cannot wait for itself).
-//! - Hook ids are never reused, so "running != id" means that run is over.
+//! - Every `hook_protocol` transition is made under `reg`.
 //! - `hooklock` is held for the whole of each run, and only by the hook
 //!   thread; trace start and stop (a later issue) take it before stopping
 //!   the world so no hook runs meanwhile.
@@ -24,6 +19,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use super::hook_protocol::{self, HookEntry, Removal, RunState};
 use crate::lock::inner::{InnerMutex, InnerRank, ResettableMutex};
 use crate::status::{
     Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
@@ -46,6 +42,15 @@ struct Hook {
     remove_after_run: bool,
 }
 
+impl HookEntry for Hook {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn remove_after_run(&mut self) -> &mut bool {
+        &mut self.remove_after_run
+    }
+}
+
 struct Registry {
     hooks: Vec<Hook>,
     next_id: u64,
@@ -66,8 +71,8 @@ pub struct Hooks {
     reg: InnerMutex<Registry>,
     /// Held by the hook thread for each run (user code runs under it).
     hooklock: ResettableMutex<()>,
-    /// Id of the hook running now (0: none). Written under `reg`.
-    running: AtomicU64,
+    /// Which hook runs (see `hook_protocol`).
+    run: RunState,
     /// When the current run began (ns on the sysmon clock).
     run_started: AtomicU64,
     /// Runs begun so far (sysmon's episode key for overruns).
@@ -76,8 +81,6 @@ pub struct Hooks {
     tid: AtomicU64,
     /// Bumped to wake the hook thread (a hook added, quit).
     wakes: AtomicU64,
-    /// Bumped when a run ends (removers wait on it).
-    runs_done: AtomicU64,
     quit: AtomicBool,
     /// Set by the atexit handler: no new hook thread is started.
     exiting: AtomicBool,
@@ -95,12 +98,11 @@ static HOOKS: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(|| Hooks {
         },
     ),
     hooklock: ResettableMutex::new(()),
-    running: AtomicU64::new(0),
+    run: RunState::new(),
     run_started: AtomicU64::new(0),
     run_seq: AtomicU64::new(0),
     tid: AtomicU64::new(0),
     wakes: AtomicU64::new(0),
-    runs_done: AtomicU64::new(0),
     quit: AtomicBool::new(false),
     exiting: AtomicBool::new(false),
     stats: HookStats::default(),
@@ -136,7 +138,7 @@ impl Hooks {
     /// user code), so sysmon may call it under `sysmonlock`.
     pub fn current_run(&self) -> Option<RunView> {
         let r = self.reg.lock();
-        let id = self.running.load(SeqCst);
+        let id = self.run.running.load(SeqCst);
         if id == 0 {
             return None;
         }
@@ -237,49 +239,39 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
 pub fn remove(id: u64, holds_world: bool) -> Result<()> {
     let h = hooks();
     let mut r = h.reg.lock();
-    let Some(pos) = r.hooks.iter().position(|x| x.id == id) else {
-        return Err(Error::new(
+    let name = r
+        .hooks
+        .iter()
+        .find(|x| x.id == id)
+        .map(|x| x.name.clone())
+        .unwrap_or_default();
+    match hook_protocol::remove(&mut r.hooks, &h.run, id, in_hook(), holds_world) {
+        Removal::Removed | Removal::Deferred => Ok(()),
+        Removal::NotFound => Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
             format!(
                 "rtc_sysmon_hook_remove: no hook with id {id} (never added, or already removed)"
             ),
-        ));
-    };
-    if h.running.load(SeqCst) != id {
-        r.hooks.remove(pos);
-        return Ok(());
-    }
-    if in_hook() {
-        // The hook removes itself: it cannot wait for its own run.
-        r.hooks[pos].remove_after_run = true;
-        return Ok(());
-    }
-    if holds_world {
-        return Err(Error::new(
+        )),
+        Removal::WouldDeadlock => Err(Error::new(
             RTC_ERR_WOULD_DEADLOCK,
             format!(
-                "rtc_sysmon_hook_remove: hook {id} ('{}') is running and this thread holds the world stopped; the hook may be waiting for a stopped thread (start the world first)",
-                r.hooks[pos].name
+                "rtc_sysmon_hook_remove: hook {id} ('{name}') is running and this thread holds the world stopped; the hook may be waiting for a stopped thread (start the world first)"
             ),
-        ));
+        )),
+        Removal::MustWait => {
+            drop(r);
+            // Wait for the run to end, as a lock wait would (an attached
+            // caller gives up its P meanwhile, so the world can still be
+            // stopped).
+            crate::lock::wait::set_target(crate::lock::wait::Target::Hook(id));
+            crate::lock::wait::begin();
+            hook_protocol::wait_run_over(&h.run, id);
+            crate::lock::wait::end();
+            crate::lock::wait::set_target(crate::lock::wait::Target::Nothing);
+            Ok(())
+        }
     }
-    r.hooks.remove(pos);
-    drop(r);
-    // Wait for the run to end, as a lock wait would (an attached caller
-    // gives up its P meanwhile, so the world can still be stopped).
-    crate::lock::wait::set_target(crate::lock::wait::Target::Hook(id));
-    crate::lock::wait::begin();
-    while h.running.load(SeqCst) == id {
-        let seen = h.runs_done.load(SeqCst);
-        park_while(
-            &h.runs_done as *const AtomicU64 as usize,
-            || h.runs_done.load(SeqCst) == seen && h.running.load(SeqCst) == id,
-            Some(Instant::now() + Duration::from_millis(100)),
-        );
-    }
-    crate::lock::wait::end();
-    crate::lock::wait::set_target(crate::lock::wait::Target::Nothing);
-    Ok(())
 }
 
 /// The hook thread.
@@ -330,7 +322,9 @@ fn run_one(h: &Hooks, id: u64) {
         r.running_name = x.name.clone();
         h.run_started.store(now_ns(), SeqCst);
         h.run_seq.fetch_add(1, SeqCst);
-        h.running.store(id, SeqCst);
+        if !hook_protocol::begin_run(&r.hooks, &h.run, id) {
+            return;
+        }
         run
     };
     // sysmon may be in deep sleep: it times the run from here.
@@ -347,29 +341,17 @@ fn run_one(h: &Hooks, id: u64) {
     {
         let mut r = h.reg.lock();
         h.stats.runs.fetch_add(1, SeqCst);
-        if let Some(pos) = r.hooks.iter().position(|x| x.id == id) {
-            if r.hooks[pos].remove_after_run {
-                r.hooks.remove(pos);
-            } else {
-                // Keep the phase; a run that overran its period is followed
-                // by a full period of rest rather than back-to-back runs.
-                let mut next = scheduled + period;
-                if next <= end {
-                    next = end + period;
-                }
-                r.hooks[pos].next_run = next;
+        if let Some(pos) = hook_protocol::end_run(&mut r.hooks, &h.run, id) {
+            // Keep the phase; a run that overran its period is followed by a
+            // full period of rest rather than back-to-back runs.
+            let mut next = scheduled + period;
+            if next <= end {
+                next = end + period;
             }
+            r.hooks[pos].next_run = next;
         }
-        h.running.store(0, SeqCst);
-        h.runs_done.fetch_add(1, SeqCst);
     }
-    // SAFETY: no callback.
-    unsafe {
-        parking_lot_core::unpark_all(
-            &h.runs_done as *const AtomicU64 as usize,
-            parking_lot_core::DEFAULT_UNPARK_TOKEN,
-        );
-    }
+    hook_protocol::wake_removers(&h.run);
 }
 
 /// `rtc_shutdown`: remove every hook, wait for a run in progress, and join
@@ -399,13 +381,8 @@ pub fn stop_at_exit(limit: Duration) {
         return;
     }
     let deadline = Instant::now() + limit;
-    while h.running.load(SeqCst) != 0 && Instant::now() < deadline {
-        let seen = h.runs_done.load(SeqCst);
-        park_while(
-            &h.runs_done as *const AtomicU64 as usize,
-            || h.runs_done.load(SeqCst) == seen,
-            Some(deadline.min(Instant::now() + Duration::from_millis(10))),
-        );
+    while h.run.running.load(SeqCst) != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -424,7 +401,7 @@ pub fn after_fork_child() {
             crate::fork::keep_forever(j);
         }
     }
-    h.running.store(0, SeqCst);
+    h.run.running.store(0, SeqCst);
     h.quit.store(false, SeqCst);
     // SAFETY: held (if at all) by the parent's hook thread, which does
     // not exist here; only the forking thread runs.

@@ -4,30 +4,42 @@
 //! schedtrace); `stalls` its stall and overrun reports; `hooks` the hook
 //! thread; `settings` the thresholds; `clock` the time they share.
 
+#[cfg(not(loom))]
 pub mod clock;
+pub mod hook_protocol;
+#[cfg(not(loom))]
 pub mod hooks;
+#[cfg(not(loom))]
 pub mod monitor;
+#[cfg(not(loom))]
 pub mod policy;
+#[cfg(not(loom))]
 pub mod settings;
+#[cfg(not(loom))]
 pub mod stalls;
 
+#[cfg(not(loom))]
 pub use monitor::{kick, monitor, stop_and_join};
 
+#[cfg(not(loom))]
 static HOOKS: crate::world::ActivityHooks = crate::world::ActivityHooks { kick, first_attach };
 
 /// The first attach (and the first after a fork) starts sysmon, and the
 /// hook thread if hooks were registered before a fork.
+#[cfg(not(loom))]
 fn first_attach() {
     monitor::ensure_started();
     hooks::ensure_thread();
 }
 
+#[cfg(not(loom))]
 pub fn ensure_started() {
     monitor::ensure_started();
 }
 
 /// Register with the world (at start): sysmon starts on the first attach
 /// and is woken from deep sleep by the world's activity.
+#[cfg(not(loom))]
 pub fn install() {
     crate::world::register_activity_hooks(&HOOKS);
 }
@@ -35,6 +47,7 @@ pub fn install() {
 /// At process exit (the atexit handler): stop the hook thread and sysmon,
 /// waiting a bounded time for each (a hook may be stuck; exit may be
 /// called from a hook).
+#[cfg(not(loom))]
 pub fn stop_at_exit() {
     hooks::stop_at_exit(std::time::Duration::from_secs(1));
     monitor::stop_at_exit(std::time::Duration::from_secs(1));
