@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rtcore.h"
 
@@ -75,6 +76,32 @@ static inline unsigned long long rtc_t_violations(void) {
     uint64_t n = 0;
     rtc_lockrank_violations(&n);
     return (unsigned long long)n;
+}
+
+/* Time bounds in the tests are one-sided; RTC_TEST_SLOW (set for valgrind
+ * runs, where threads are serialised and everything is ~50x slower)
+ * stretches them. */
+static inline long rtc_t_bound_ms(long ms) {
+    return getenv("RTC_TEST_SLOW") ? ms * 30 : ms;
+}
+
+/* Milliseconds since *t0 (CLOCK_MONOTONIC). */
+static inline long rtc_t_ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* sysmon's counters (zeroes, and a failed check, if the call fails). */
+static inline rtc_sysmon_stats rtc_t_sysmon_stats(void) {
+    rtc_sysmon_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (rtc_sysmon_get_stats(&s) != RTC_OK) {
+        rtc_t_failed++;
+        fprintf(stderr, "FAIL rtc_sysmon_get_stats: %s\n", rtc_t_last_error());
+    }
+    return s;
 }
 
 /* End a test program: shut rtcore down (joining its threads) and report. */

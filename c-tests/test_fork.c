@@ -10,13 +10,6 @@
 
 #include "rtc_test.h"
 
-static long bound_ms(long ms) { return getenv("RTC_TEST_SLOW") ? ms * 30 : ms; }
-static long ms_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 static atomic_int hook_runs;
 static void ticker(void *arg) { (void)arg; atomic_fetch_add(&hook_runs, 1); }
 
@@ -87,7 +80,7 @@ static int child_main(void) {
     int before = atomic_load(&hook_runs);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (atomic_load(&hook_runs) == before && ms_since(&t0) < bound_ms(2000)) usleep(1000);
+    while (atomic_load(&hook_runs) == before && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(1000);
     CHECK(atomic_load(&hook_runs) > before);
     /* A blocking region and a new hook work too. */
     CHECK_STATUS(rtc_enter_blocking("child sleep"), RTC_OK);

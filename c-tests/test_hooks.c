@@ -21,28 +21,12 @@
 
 #define MS 1000000ull
 
-static rtc_sysmon_stats stats(void) {
-    rtc_sysmon_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    if (rtc_sysmon_get_stats(&s) != RTC_OK) fprintf(stderr, "stats: %s\n", rtc_t_last_error());
-    return s;
-}
-
-static long bound_ms(long ms) { return getenv("RTC_TEST_SLOW") ? ms * 30 : ms; }
-
-static long ms_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-/* Wait (polling every ms) until cond holds or bound_ms(limit) passes. */
+/* Wait (polling every ms) until cond holds or rtc_t_bound_ms(limit) passes. */
 #define WAIT_UNTIL(cond, limit)                                              \
     do {                                                                     \
         struct timespec w0_;                                                 \
         clock_gettime(CLOCK_MONOTONIC, &w0_);                                \
-        while (!(cond) && ms_since(&w0_) < bound_ms(limit)) usleep(1000);    \
+        while (!(cond) && rtc_t_ms_since(&w0_) < rtc_t_bound_ms(limit)) usleep(1000);    \
     } while (0)
 
 static const char *last_report(void) {
@@ -64,9 +48,9 @@ static void count_hook(void *arg) {
 static void test_period(void) {
     static struct counter c;
     uint64_t id = 0;
-    uint64_t runs_before = stats().hook_runs;
+    uint64_t runs_before = rtc_t_sysmon_stats().hook_runs;
     CHECK_STATUS(rtc_sysmon_hook_add("counter", 2 * MS, count_hook, &c, &id), RTC_OK);
-    CHECK(stats().hooks == 1);
+    CHECK(rtc_t_sysmon_stats().hooks == 1);
     WAIT_UNTIL(atomic_load(&c.runs) >= 5, 2000);
     CHECK(atomic_load(&c.runs) >= 5);
     CHECK(atomic_load(&c.tid) != (unsigned long)pthread_self()); /* the hook thread */
@@ -74,8 +58,8 @@ static void test_period(void) {
     int after = atomic_load(&c.runs);
     usleep(20000);
     CHECK(atomic_load(&c.runs) == after); /* removed: never runs again */
-    CHECK(stats().hook_runs >= runs_before + 5);
-    CHECK(stats().hooks == 0);
+    CHECK(rtc_t_sysmon_stats().hook_runs >= runs_before + 5);
+    CHECK(rtc_t_sysmon_stats().hooks == 0);
     /* A long period: the first run comes a period after the add. */
     static struct counter slow;
     CHECK_STATUS(rtc_sysmon_hook_add("slow", 500 * MS, count_hook, &slow, &id), RTC_OK);
@@ -213,14 +197,14 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     pthread_t h;
     pthread_create(&h, NULL, holder, NULL);
     WAIT_UNTIL(atomic_load(&holder_in), 2000);
-    uint64_t overruns = stats().hook_overruns;
-    uint64_t retakes = stats().retakes;
+    uint64_t overruns = rtc_t_sysmon_stats().hook_overruns;
+    uint64_t retakes = rtc_t_sysmon_stats().retakes;
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("locking", 1 * MS, locking_hook, NULL, &id), RTC_OK);
     WAIT_UNTIL(atomic_load(&hook_entered), 2000);
     /* The hook is stuck: sysmon reports it. */
-    WAIT_UNTIL(stats().hook_overruns > overruns, 2000);
-    CHECK(stats().hook_overruns > overruns);
+    WAIT_UNTIL(rtc_t_sysmon_stats().hook_overruns > overruns, 2000);
+    CHECK(rtc_t_sysmon_stats().hook_overruns > overruns);
     CHECK_CONTAINS(last_report(), "hook 'locking'");
     CHECK_CONTAINS(last_report(), "over its budget of 50 ms");
     /* sysmon keeps working: a thread that needs the only P gets it. */
@@ -229,20 +213,20 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     WAIT_UNTIL(atomic_load(&runner_ran), 2000);
     CHECK(atomic_load(&runner_ran) == 1);
     pthread_join(r, NULL);
-    CHECK(stats().retakes > retakes);
+    CHECK(rtc_t_sysmon_stats().retakes > retakes);
     /* The world can be stopped and started meanwhile. */
     CHECK_STATUS(rtc_stop_the_world("while a hook is stuck"), RTC_OK);
     CHECK_STATUS(rtc_start_the_world(), RTC_OK);
     CHECK(!atomic_load(&hook_got_lock));
     /* Free the holder: the hook gets the lock and returns; the episode is
      * closed with a "returned after" report. */
-    uint64_t resolved = stats().stalls_resolved;
+    uint64_t resolved = rtc_t_sysmon_stats().stalls_resolved;
     ssize_t n = write(pipefd[1], "x", 1);
     (void)n;
     pthread_join(h, NULL);
     WAIT_UNTIL(atomic_load(&hook_got_lock), 2000);
     CHECK(atomic_load(&hook_got_lock));
-    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
+    WAIT_UNTIL(rtc_t_sysmon_stats().stalls_resolved > resolved, 2000);
     CHECK_CONTAINS(last_report(), "returned after");
     CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
     close(pipefd[0]);
@@ -284,12 +268,12 @@ static void test_thread_stall_report(void) {
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 0, NULL), RTC_OK);
     atomic_store(&sleeper_in, 0);
     atomic_store(&sleeper_go, 0);
-    uint64_t reports = stats().stall_reports, resolved = stats().stalls_resolved;
+    uint64_t reports = rtc_t_sysmon_stats().stall_reports, resolved = rtc_t_sysmon_stats().stalls_resolved;
     pthread_t t;
     pthread_create(&t, NULL, sleeper, NULL);
     WAIT_UNTIL(atomic_load(&sleeper_in), 2000);
-    WAIT_UNTIL(stats().stall_reports > reports, 2000);
-    CHECK(stats().stall_reports > reports);
+    WAIT_UNTIL(rtc_t_sysmon_stats().stall_reports > reports, 2000);
+    CHECK(rtc_t_sysmon_stats().stall_reports > reports);
     const char *r = last_report();
     CHECK_CONTAINS(r, "'sleeper'");
     CHECK_CONTAINS(r, "BLOCKING for ");
@@ -298,8 +282,8 @@ static void test_thread_stall_report(void) {
     CHECK_CONTAINS(r, "test_hooks.c"); /* where it locked db */
     atomic_store(&sleeper_go, 1);
     pthread_join(t, NULL);
-    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
-    CHECK(stats().stalls_resolved > resolved);
+    WAIT_UNTIL(rtc_t_sysmon_stats().stalls_resolved > resolved, 2000);
+    CHECK(rtc_t_sysmon_stats().stalls_resolved > resolved);
     CHECK_CONTAINS(last_report(), "resolved after");
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 0, NULL), RTC_OK);
 }
@@ -311,10 +295,10 @@ static void test_lock_stall_report(void) {
     pthread_t t, w;
     pthread_create(&t, NULL, sleeper, NULL);
     WAIT_UNTIL(atomic_load(&sleeper_in), 2000);
-    uint64_t reports = stats().stall_reports, resolved = stats().stalls_resolved;
+    uint64_t reports = rtc_t_sysmon_stats().stall_reports, resolved = rtc_t_sysmon_stats().stalls_resolved;
     pthread_create(&w, NULL, db_waiter, NULL);
-    WAIT_UNTIL(stats().stall_reports > reports, 2000);
-    CHECK(stats().stall_reports > reports);
+    WAIT_UNTIL(rtc_t_sysmon_stats().stall_reports > reports, 2000);
+    CHECK(rtc_t_sysmon_stats().stall_reports > reports);
     const char *r = last_report();
     CHECK_CONTAINS(r, "mutex 'db'");
     CHECK_CONTAINS(r, "has been held for");
@@ -328,7 +312,7 @@ static void test_lock_stall_report(void) {
     pthread_join(t, NULL);
     pthread_join(w, NULL);
     CHECK(atomic_load(&waiter_locked));
-    WAIT_UNTIL(stats().stalls_resolved > resolved, 2000);
+    WAIT_UNTIL(rtc_t_sysmon_stats().stalls_resolved > resolved, 2000);
     CHECK_CONTAINS(last_report(), "stall of mutex 'db'");
     CHECK_CONTAINS(last_report(), "resolved after");
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 1000 * MS, NULL), RTC_OK);

@@ -69,11 +69,6 @@ static void child_bad_maxprocs(void) {
 /* A thread that runs past the threshold without a safepoint is named by
  * the stop that waits for it; the stop still completes. */
 static atomic_int tts_go;
-static long ms_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
 
 static void *no_safepoints(void *arg) {
     (void)arg;
@@ -92,7 +87,7 @@ static void *no_safepoints(void *arg) {
     }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (ms_since(&t0) < 500) usleep(1000); /* sleeping is not a safepoint */
+    while (rtc_t_ms_since(&t0) < 500) usleep(1000); /* sleeping is not a safepoint */
     rtc_safepoint();
     rtc_thread_detach();
     return NULL;

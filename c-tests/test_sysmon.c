@@ -10,26 +10,6 @@
 
 #include "rtc_test.h"
 
-static rtc_sysmon_stats stats(void) {
-    rtc_sysmon_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    if (rtc_sysmon_get_stats(&s) != RTC_OK) fprintf(stderr, "stats: %s\n", rtc_t_last_error());
-    return s;
-}
-
-/* Time bounds are one-sided; RTC_TEST_SLOW (set for valgrind runs, where
- * threads are serialised and everything is ~50x slower) stretches them. */
-static long bound_ms(long ms) {
-    return getenv("RTC_TEST_SLOW") ? ms * 30 : ms;
-}
-
-static long ms_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 static int pipefd[2];
 static atomic_int blocker_in, runner_ran;
 
@@ -60,14 +40,14 @@ static void test_retake_for_a_waiter(void) {
     pthread_t b, r;
     pthread_create(&b, NULL, blocker, NULL);
     while (!atomic_load(&blocker_in)) usleep(1000);
-    CHECK(stats().running == 1); /* started by the first attach */
-    uint64_t before = stats().retakes;
+    CHECK(rtc_t_sysmon_stats().running == 1); /* started by the first attach */
+    uint64_t before = rtc_t_sysmon_stats().retakes;
     pthread_create(&r, NULL, runner, NULL);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!atomic_load(&runner_ran) && ms_since(&t0) < bound_ms(2000)) usleep(1000);
+    while (!atomic_load(&runner_ran) && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(1000);
     CHECK(atomic_load(&runner_ran)); /* within 2 s: sysmon handed the P over */
-    CHECK(stats().retakes > before);
+    CHECK(rtc_t_sysmon_stats().retakes > before);
     pthread_join(r, NULL);
     ssize_t n = write(pipefd[1], "x", 1);
     (void)n;
@@ -88,7 +68,7 @@ static void *brief_blocker(void *arg) {
         rtc_exit_blocking();
         /* A slow host (valgrind) can stretch a region past 10 ms; only
          * those may be retaken. */
-        if (ms_since(&t0) >= 10) atomic_fetch_add(&long_regions, 1);
+        if (rtc_t_ms_since(&t0) >= 10) atomic_fetch_add(&long_regions, 1);
         rtc_safepoint();
     }
     rtc_thread_detach();
@@ -96,7 +76,7 @@ static void *brief_blocker(void *arg) {
 }
 
 static void test_no_retake_when_nobody_waits(void) {
-    uint64_t before = stats().retakes;
+    uint64_t before = rtc_t_sysmon_stats().retakes;
     pthread_t t;
     pthread_create(&t, NULL, brief_blocker, NULL);
     usleep(200000);
@@ -104,7 +84,7 @@ static void test_no_retake_when_nobody_waits(void) {
     pthread_join(t, NULL);
     /* Nothing was RUNNABLE: only a region that lasted 10 ms may have been
      * retaken (the forced rule), and the thread counted those itself. */
-    CHECK(stats().retakes - before <= (uint64_t)atomic_load(&long_regions));
+    CHECK(rtc_t_sysmon_stats().retakes - before <= (uint64_t)atomic_load(&long_regions));
 }
 
 static atomic_int spin_stop;
@@ -124,7 +104,7 @@ static void *spinner(void *arg) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* No safepoint until sysmon has asked for one (or 2 s passed). */
     /* (Sleeping is not a safepoint: the thread stays RUNNING to sysmon.) */
-    while (stats().preempt_requests == 0 && ms_since(&t0) < bound_ms(2000)) usleep(100);
+    while (rtc_t_sysmon_stats().preempt_requests == 0 && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(100);
     atomic_store(&spin_stop, 1);
     uint64_t me = 0;
     rtc_thread_id(&me);
@@ -137,11 +117,11 @@ static void *spinner(void *arg) {
 static void test_preemption_request(void) {
     static atomic_int calls;
     CHECK_STATUS(rtc_set_preempt_handler(on_preempt, &calls), RTC_OK);
-    uint64_t before = stats().preempt_requests;
+    uint64_t before = rtc_t_sysmon_stats().preempt_requests;
     pthread_t t;
     pthread_create(&t, NULL, spinner, NULL);
     pthread_join(t, NULL);
-    CHECK(stats().preempt_requests > before);
+    CHECK(rtc_t_sysmon_stats().preempt_requests > before);
     /* The handler ran once per acknowledged request, numbered from 1. */
     CHECK(atomic_load(&calls) >= 1);
     CHECK(atomic_load(&handled_request) >= 1);
@@ -151,9 +131,9 @@ static void test_preemption_request(void) {
 static void test_deep_sleep_when_idle(void) {
     /* Nothing attached now: sysmon sleeps deeply and stops ticking. */
     usleep(100000);
-    rtc_sysmon_stats a = stats();
+    rtc_sysmon_stats a = rtc_t_sysmon_stats();
     usleep(300000);
-    rtc_sysmon_stats b = stats();
+    rtc_sysmon_stats b = rtc_t_sysmon_stats();
     CHECK(b.deep_sleeps >= 1);
     CHECK(b.ticks - a.ticks <= 2);
 }

@@ -163,21 +163,13 @@ static void *no_safepoints(void *arg) {
     return NULL;
 }
 
-static rtc_sysmon_stats sysmon_stats(void) {
-    rtc_sysmon_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK_STATUS(rtc_sysmon_get_stats(&s), RTC_OK);
-    return s;
-}
-
 static void sysmon_phase(void) {
     uint64_t ms = 1000000;
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, 50 * ms, NULL), RTC_OK);
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_LOCK_STALL_NS, 50 * ms, NULL), RTC_OK);
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, 50 * ms, NULL), RTC_OK);
     CHECK_STATUS(rtc_set_maxprocs(2, NULL), RTC_OK);
-    rtc_sysmon_stats a = sysmon_stats();
+    rtc_sysmon_stats a = rtc_t_sysmon_stats();
     pthread_t st, ns;
     atomic_store(&hook_overrun_once, 1);
     pthread_create(&st, NULL, staller, NULL);
@@ -185,10 +177,10 @@ static void sysmon_phase(void) {
     pthread_join(st, NULL);
     pthread_join(ns, NULL);
     /* Episodes close on sysmon's next ticks; allow a wide margin. */
-    rtc_sysmon_stats b = sysmon_stats();
+    rtc_sysmon_stats b = rtc_t_sysmon_stats();
     for (int i = 0; i < 2000 && b.stalls_resolved < a.stalls_resolved + 2; i++) {
         sleep_us(1000);
-        b = sysmon_stats();
+        b = rtc_t_sysmon_stats();
     }
     printf("sysmon phase: retakes +%llu, preemption requests +%llu, stall reports +%llu, resolved +%llu, hook runs %d, overruns +%llu\n",
            (unsigned long long)(b.retakes - a.retakes),
