@@ -94,7 +94,55 @@ static int child_main(void) {
     return rtc_t_failed;
 }
 
+/* fork from inside a hook: in the child the hook thread is the forking
+ * thread; its run ends normally and its next run works (this once left the
+ * child spinning forever on a corrupted hooklock). The child exits from its
+ * second run. */
+static atomic_int forked_in_hook; /* 0: not yet, 1: forked (parent), 2: done */
+static pid_t hook_child;
+static int in_hook_child;
+static void forking_hook(void *arg) {
+    (void)arg;
+    if (in_hook_child) {
+        /* The child's second run: the hook thread survived its fork. */
+        kill(getpid(), SIGKILL); /* no exit-time leak check (see below) */
+    }
+    if (atomic_load(&forked_in_hook) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        in_hook_child = 1;
+        return;
+    }
+    hook_child = pid;
+    atomic_store(&forked_in_hook, 1);
+}
+
+static void test_fork_from_a_hook(void) {
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("forker", 2000000, forking_hook, NULL, &id), RTC_OK);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&forked_in_hook) && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(1000);
+    CHECK(atomic_load(&forked_in_hook) == 1);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    if (atomic_load(&forked_in_hook) != 1) return;
+    /* The child ends itself on its next hook run; a stuck child is killed
+     * (and the check fails). */
+    int status = 0;
+    pid_t r = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((r = waitpid(hook_child, &status, WNOHANG)) == 0 && rtc_t_ms_since(&t0) < rtc_t_bound_ms(3000))
+        usleep(1000);
+    if (r == 0) {
+        kill(hook_child, SIGKILL);
+        waitpid(hook_child, &status, 0);
+    }
+    CHECK(r == hook_child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
 int main(void) {
+    test_fork_from_a_hook();
     CHECK(pipe(pipefd) == 0);
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("ticker", 1000000, ticker, NULL, &id), RTC_OK);

@@ -13,6 +13,7 @@
  *   "resolved" follow-ups;
  * - rtc_shutdown removes hooks and joins the hook thread. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -320,15 +321,43 @@ static void test_lock_stall_report(void) {
 
 /* ---- shutdown ------------------------------------------------------------ */
 
+/* A hook that keeps calling rtcore while another thread shuts down: adding
+ * hooks (which once restarted the hook thread being joined) and changing
+ * the lock-rank mode (which once waited for the lifecycle lock that
+ * shutdown held while joining the hook thread). Shutdown must return. */
+static atomic_int busy_hook_runs;
+static void noop_hook(void *arg) { (void)arg; }
+static void busy_hook(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&busy_hook_runs, 1);
+    int32_t mode = 0;
+    if (rtc_lockrank_get_mode(&mode) == RTC_OK) rtc_lockrank_set_mode(mode);
+    uint64_t id = 0;
+    rtc_sysmon_hook_add("spawned", 1000 * MS, noop_hook, NULL, &id);
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "FATAL: rtc_shutdown hung\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    _exit(3);
+}
+
 static void test_shutdown_removes_hooks(void) {
     static struct counter c;
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("left-behind", 1 * MS, count_hook, &c, &id), RTC_OK);
-    WAIT_UNTIL(atomic_load(&c.runs) >= 1, 2000);
+    CHECK_STATUS(rtc_sysmon_hook_add("busy", 1 * MS, busy_hook, NULL, &id), RTC_OK);
+    WAIT_UNTIL(atomic_load(&c.runs) >= 1 && atomic_load(&busy_hook_runs) >= 3, 2000);
+    signal(SIGALRM, on_alarm);
+    alarm(getenv("RTC_TEST_SLOW") ? 120 : 20);
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
-    int after = atomic_load(&c.runs);
+    alarm(0);
+    int after = atomic_load(&c.runs), busy_after = atomic_load(&busy_hook_runs);
     usleep(30000);
     CHECK(atomic_load(&c.runs) == after);
+    CHECK(atomic_load(&busy_hook_runs) == busy_after);
 }
 
 int main(void) {

@@ -491,6 +491,8 @@ static void m_sysmon_set_threshold(void) {
     CHECK_STATUS(rtc_sysmon_set_threshold(0, 1, NULL), RTC_ERR_INVALID_ARGUMENT);
     expect_message("0 is not an rtc_sysmon_setting");
     CHECK_STATUS(rtc_sysmon_set_threshold(5, 1, NULL), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_THREAD_STALL_NS, UINT64_MAX, NULL), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("above the limit");
     uint64_t old = 0, now = 0;
     CHECK_STATUS(rtc_sysmon_set_threshold(RTC_SYSMON_HOOK_BUDGET_NS, 123000000, &old), RTC_OK);
     CHECK(old == 100000000); /* the default budget */
@@ -527,7 +529,8 @@ static void m_sysmon_hook_add(void) {
     expect_message("'hook'");
     CHECK_STATUS(rtc_sysmon_hook_add("h", 1000000, noop_hook, NULL, NULL), RTC_ERR_NULL);
     CHECK_STATUS(rtc_sysmon_hook_add("h", 99999, noop_hook, NULL, &id), RTC_ERR_INVALID_ARGUMENT);
-    expect_message("below the minimum");
+    expect_message("outside 100000 ns");
+    CHECK_STATUS(rtc_sysmon_hook_add("h", UINT64_MAX, noop_hook, NULL, &id), RTC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(rtc_sysmon_hook_add("\xff\xfe", 1000000, noop_hook, NULL, &id), RTC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(rtc_sysmon_hook_add("h", 1000000, noop_hook, NULL, &id), RTC_OK);
     CHECK(id != 0);

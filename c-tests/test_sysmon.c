@@ -128,6 +128,73 @@ static void test_preemption_request(void) {
     CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_OK);
 }
 
+/* A handler may call rtcore, even detach the thread it runs on: it runs as
+ * the last step of the safepoint call (this was a use-after-free). */
+static atomic_int detach_status = -1;
+static void detaching_handler(uint64_t n, void *arg) {
+    (void)n; (void)arg;
+    atomic_store(&detach_status, rtc_thread_detach());
+}
+static int32_t state_after = -1;
+static void *detached_by_handler(void *arg) {
+    (void)arg;
+    rtc_thread_attach("detached-by-handler", NULL);
+    uint64_t before = rtc_t_sysmon_stats().preempt_requests;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (rtc_t_sysmon_stats().preempt_requests == before && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000))
+        usleep(100);
+    CHECK_STATUS(rtc_enter_blocking("after a long run"), RTC_OK);
+    /* The handler ran inside the region: detach was refused (BLOCKING). */
+    CHECK_STATUS(atomic_load(&detach_status), RTC_ERR_WRONG_STATE);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    while (rtc_t_sysmon_stats().preempt_requests == before + 1 && rtc_t_ms_since(&t0) < rtc_t_bound_ms(4000))
+        usleep(100);
+    atomic_store(&detach_status, -1);
+    CHECK_STATUS(rtc_safepoint(), RTC_OK); /* the handler detaches us */
+    CHECK_STATUS(atomic_load(&detach_status), RTC_OK);
+    rtc_thread_state(&state_after);
+    return NULL;
+}
+
+static void test_handler_may_detach(void) {
+    CHECK_STATUS(rtc_set_preempt_handler(detaching_handler, NULL), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, detached_by_handler, NULL);
+    pthread_join(t, NULL);
+    CHECK(state_after == RTC_THREAD_UNATTACHED);
+    CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_OK);
+}
+
+/* A thread whose P was retaken while it blocked, and which then runs
+ * without safepoints, still gets a preemption request: sysmon may have gone
+ * to deep sleep seeing no busy P, and must be told when the thread gets a
+ * P again (this was missed 2 times in 10). */
+static void *block_then_run(void *arg) {
+    (void)arg;
+    rtc_thread_attach("block-then-run", NULL);
+    rtc_enter_blocking("long sleep");
+    usleep(50000); /* over 10 ms: the P is retaken, sysmon sleeps deeply */
+    rtc_exit_blocking(); /* slow path: a P is granted again */
+    uint64_t before = rtc_t_sysmon_stats().preempt_requests;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (rtc_t_sysmon_stats().preempt_requests == before && rtc_t_ms_since(&t0) < rtc_t_bound_ms(300))
+        usleep(500);
+    CHECK(rtc_t_sysmon_stats().preempt_requests > before);
+    rtc_safepoint();
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void test_preemption_after_a_retaken_region(void) {
+    for (int i = 0; i < 5; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, block_then_run, NULL);
+        pthread_join(t, NULL);
+    }
+}
+
 static void test_deep_sleep_when_idle(void) {
     /* Nothing attached now: sysmon sleeps deeply and stops ticking. */
     usleep(100000);
@@ -142,6 +209,8 @@ int main(void) {
     test_retake_for_a_waiter();
     test_no_retake_when_nobody_waits();
     test_preemption_request();
+    test_handler_may_detach();
+    test_preemption_after_a_retaken_region();
     test_deep_sleep_when_idle();
     int r = rtc_t_finish();
     return r;

@@ -722,8 +722,8 @@ rtc_status rtc_sysmon_get_stats(struct rtc_sysmon_stats *out);
  * to `*old_ns` if `old_ns` is not NULL. Takes effect from sysmon's next
  * tick.
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown `which`;
- * `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown `which` or
+ * a value above 10^18 ns; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_sysmon_set_threshold(uint32_t which, uint64_t ns, uint64_t *old_ns);
 
@@ -758,8 +758,8 @@ size_t rtc_sysmon_last_report(char *buf, size_t len);
  * out of the hook.
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `fn`, `name` or `out_id`;
- * `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or a non-UTF-8
- * name; `RTC_ERR_IO` if the hook thread cannot be started;
+ * `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or over 10^18 ns,
+ * or a non-UTF-8 name; `RTC_ERR_IO` if the hook thread cannot be started;
  * `RTC_ERR_WRONG_STATE` while the process exits; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_sysmon_hook_add(const char *name,
@@ -920,9 +920,10 @@ rtc_status rtc_world_census(struct rtc_census *out);
  * of sysmon's preemption requests. sysmon asks a thread that has run 10 ms
  * without a safepoint to reach one; at its next safepoint (`rtc_safepoint`,
  * `rtc_enter_blocking`) the thread acknowledges the request and then calls
- * this function, on itself, before the safepoint's own work. Use it to
- * log or count long stretches without safepoints. It may call rtcore;
- * it is not called again for the same request.
+ * this function, on itself, as the last step of that call (inside a
+ * blocking region already, for `rtc_enter_blocking`). Use it to log or
+ * count long stretches without safepoints. It may call rtcore; it is not
+ * called again for the same request.
  *
  * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
  */

@@ -150,24 +150,47 @@ pub fn after_fork_child() {
     unsafe { TRANSITION.reset_after_fork() };
 }
 
-/// `rtc_shutdown`.
+/// Set while an `rtc_shutdown` is between its checks and its end, so a
+/// second one is refused rather than racing it.
+static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `rtc_shutdown`. The waits (leaving a blocking region, a hook's run,
+/// joining rtcore's threads) happen without `TRANSITION` held: a hook may
+/// call into rtcore (and take it) while shutdown waits for that hook.
 pub fn shutdown() -> Result<()> {
-    let _t = TRANSITION.lock();
-    let g = GATE.load(Ordering::Acquire);
-    if g & STATE_MASK == SHUT_DOWN {
-        return Err(shut_down_error());
+    if crate::sysmon::hooks::in_hook() {
+        return Err(Error::new(
+            crate::status::RTC_ERR_WOULD_DEADLOCK,
+            "rtc_shutdown called from a hook: shutdown waits for the hook thread to finish, which would be this very call",
+        ));
     }
-    if g & STATE_MASK == RUNNING {
-        if crate::sysmon::hooks::in_hook() {
+    {
+        let _t = TRANSITION.lock();
+        let g = GATE.load(Ordering::Acquire);
+        match g & STATE_MASK {
+            SHUT_DOWN => return Err(shut_down_error()),
+            RUNNING => {}
+            _ => {
+                // Never used: nothing to stop.
+                GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
+                return Ok(());
+            }
+        }
+        if CLOSING.swap(true, Ordering::AcqRel) {
             return Err(Error::new(
-                crate::status::RTC_ERR_WOULD_DEADLOCK,
-                "rtc_shutdown called from a hook: shutdown waits for the hook thread to finish, which would be this very call",
+                crate::status::RTC_ERR_WRONG_STATE,
+                "rtc_shutdown is already in progress on another thread",
             ));
         }
-        crate::world::world().shutdown_prepare()?;
-        crate::sysmon::hooks::shutdown();
-        crate::sysmon::stop_and_join();
     }
+    if let Err(e) = crate::world::world().shutdown_prepare() {
+        CLOSING.store(false, Ordering::Release);
+        return Err(e);
+    }
+    crate::sysmon::hooks::shutdown();
+    crate::sysmon::stop_and_join();
+    let _t = TRANSITION.lock();
+    let g = GATE.load(Ordering::Acquire);
     GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
     Ok(())
 }

@@ -979,15 +979,48 @@ def add_hook(name, period, fn):
 
 
 def _remove_hooks_at_exit():
-    with _hooks_lock:
-        ids = list(_hooks)
-    for hid in ids:
+    """At interpreter exit, before finalization: no Python callback may run
+    after this (a C thread calling into a finalized interpreter crashes it).
+    A trampoline is dropped only once C can no longer call it."""
+    global _preempt_handler
+    if _preempt_handler is not None:
         try:
-            _lib.rtc_sysmon_hook_remove(hid)
+            _lib.rtc_set_preempt_handler(PREEMPT_FN(), None)
         except RtcoreError:
             pass
+        _preempt_handler = None
+    for _ in range(100):
         with _hooks_lock:
-            _hooks.pop(hid, None)
+            ids = list(_hooks)
+        if not ids:
+            return
+        for hid in ids:
+            try:
+                _lib.rtc_sysmon_hook_remove(hid)
+            except RtcoreError as e:
+                if e.status == RTC_ERR_WOULD_DEADLOCK:
+                    # This thread holds the world stopped and the hook is
+                    # running (maybe waiting for a stopped thread): restart
+                    # the world, and try again in the next round.
+                    try:
+                        _lib.rtc_start_the_world()
+                    except RtcoreError:
+                        pass
+                    continue
+                if e.status not in (RTC_ERR_SHUT_DOWN, RTC_ERR_INVALID_ARGUMENT):
+                    # Unknown state: C may still call it. Keep it for good.
+                    with _hooks_lock:
+                        entry = _hooks.pop(hid, None)
+                    if entry is not None:
+                        _retired.append(entry)
+                    continue
+                # Shut down (hooks gone, thread joined) or already removed.
+            with _hooks_lock:
+                _hooks.pop(hid, None)
+    # Still registered after 100 rounds: keep the trampolines alive.
+    with _hooks_lock:
+        _retired.extend(_hooks.values())
+        _hooks.clear()
 
 
 atexit.register(_remove_hooks_at_exit)

@@ -97,6 +97,26 @@ class SysmonTest(unittest.TestCase):
         )
         self.assertIn("exiting", p.stdout)
 
+    def test_exit_while_holding_the_world_with_a_hook_running(self):
+        # The at-exit removal meets WOULD_DEADLOCK, restarts the world and
+        # retries; no callback runs into a finalized interpreter.
+        p = self.run_ok(
+            """
+            import time, rtcore
+            rtcore.attach("main")
+            started = []
+            def slow():
+                started.append(1)
+                time.sleep(0.3)
+            rtcore.add_hook("slow", 0.01, slow)
+            while not started:
+                time.sleep(0.001)
+            rtcore.stop_the_world("exit")
+            print("exiting", flush=True)
+            """
+        )
+        self.assertIn("exiting", p.stdout)
+
     def test_thresholds_and_reports(self):
         p = self.run_ok(
             """

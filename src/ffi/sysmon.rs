@@ -113,13 +113,22 @@ fn setting(which: u32, func: &str) -> crate::status::Result<Setting> {
 /// to `*old_ns` if `old_ns` is not NULL. Takes effect from sysmon's next
 /// tick.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown `which`;
-/// `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown `which` or
+/// a value above 10^18 ns; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_sysmon_set_threshold(which: u32, ns: u64, old_ns: *mut u64) -> rtc_status {
     boundary("rtc_sysmon_set_threshold", || {
         lifecycle::enter()?;
         let s = setting(which, "rtc_sysmon_set_threshold")?;
+        if ns > settings::MAX_NS {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "rtc_sysmon_set_threshold: {ns} ns is above the limit of {} ns (about 31 years)",
+                    settings::MAX_NS
+                ),
+            ));
+        }
         let old = settings::set(s, ns);
         if !old_ns.is_null() {
             // SAFETY: non-NULL out-parameter.
@@ -174,8 +183,8 @@ pub type rtc_hook_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 /// out of the hook.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `fn`, `name` or `out_id`;
-/// `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or a non-UTF-8
-/// name; `RTC_ERR_IO` if the hook thread cannot be started;
+/// `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or over 10^18 ns,
+/// or a non-UTF-8 name; `RTC_ERR_IO` if the hook thread cannot be started;
 /// `RTC_ERR_WRONG_STATE` while the process exits; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_sysmon_hook_add(

@@ -135,6 +135,7 @@ pub extern "C" fn rtc_safepoint() -> rtc_status {
     boundary("rtc_safepoint", || {
         lifecycle::enter()?;
         world::safepoint();
+        world::deliver_preemption();
         Ok(())
     })
 }
@@ -155,7 +156,9 @@ pub extern "C" fn rtc_enter_blocking(reason: *const c_char) -> rtc_status {
         } else {
             Some(required_str(reason, "reason", "rtc_enter_blocking")?)
         };
-        world::world().enter_blocking(reason)
+        let r = world::world().enter_blocking(reason);
+        world::deliver_preemption();
+        r
     })
 }
 
@@ -323,9 +326,10 @@ pub type rtc_preempt_fn =
 /// of sysmon's preemption requests. sysmon asks a thread that has run 10 ms
 /// without a safepoint to reach one; at its next safepoint (`rtc_safepoint`,
 /// `rtc_enter_blocking`) the thread acknowledges the request and then calls
-/// this function, on itself, before the safepoint's own work. Use it to
-/// log or count long stretches without safepoints. It may call rtcore;
-/// it is not called again for the same request.
+/// this function, on itself, as the last step of that call (inside a
+/// blocking region already, for `rtc_enter_blocking`). Use it to log or
+/// count long stretches without safepoints. It may call rtcore; it is not
+/// called again for the same request.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]

@@ -345,7 +345,11 @@ impl MutexRef {
     /// Lock, checking misuse and order first; blocks if contended.
     pub fn lock(&self, mode: Mode, file: *const c_char, line: u32) -> Result<()> {
         let rank = self.ready()?;
-        with_held(|held| {
+        // Checks (and the uncontended acquisition) in one look at the record;
+        // the wait, if any, outside it: waiting tells the world, which reads
+        // this thread's record to publish what it holds, so the record must
+        // not be borrowed across the wait.
+        let must_wait = with_held(|held| {
             if held.is_full() {
                 return Err(self.full_error("lock"));
             }
@@ -361,32 +365,38 @@ impl MutexRef {
             if word.acquire_uncontended(me) {
                 // Nothing blocked: the order check may come after.
                 order::check(held, mode, &wanted());
-            } else {
-                // A lock this thread holds is refused before the order check:
-                // it is a certain self-deadlock, not an ordering question,
-                // and must answer with a status even in abort mode.
-                if word.current_owner() == me {
-                    let at = held
-                        .find(self.addr())
-                        .map(|e| format!(" (locked at {})", order::site(e.file, e.line)))
-                        .unwrap_or_default();
-                    return Err(Error::new(
-                        RTC_ERR_WOULD_DEADLOCK,
-                        format!(
-                            "lock of {} at {} by {}, which already holds it{at}: it would wait forever",
-                            self.describe(),
-                            order::site(file, line),
-                            crate::ident::describe_current()
-                        ),
-                    ));
-                }
-                // Checked before blocking.
-                order::check(held, mode, &wanted());
-                super::wait::set_target(super::wait::Target::Mutex(self.addr()));
-                word.acquire_contended(me, super::wait::begin, super::wait::end);
-                super::wait::set_target(super::wait::Target::Nothing);
+                return Ok(None);
             }
-            self.count_acquisition();
+            // A lock this thread holds is refused before the order check: it
+            // is a certain self-deadlock, not an ordering question, and must
+            // answer with a status even in abort mode.
+            if word.current_owner() == me {
+                let at = held
+                    .find(self.addr())
+                    .map(|e| format!(" (locked at {})", order::site(e.file, e.line)))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    RTC_ERR_WOULD_DEADLOCK,
+                    format!(
+                        "lock of {} at {} by {}, which already holds it{at}: it would wait forever",
+                        self.describe(),
+                        order::site(file, line),
+                        crate::ident::describe_current()
+                    ),
+                ));
+            }
+            // Checked before blocking.
+            order::check(held, mode, &wanted());
+            Ok(Some(me))
+        })?;
+        if let Some(me) = must_wait {
+            super::wait::set_target(super::wait::Target::Mutex(self.addr()));
+            self.word()
+                .acquire_contended(me, super::wait::begin, super::wait::end);
+            super::wait::set_target(super::wait::Target::Nothing);
+        }
+        self.count_acquisition();
+        with_held(|held| {
             held.push(HeldLock {
                 addr: self.addr(),
                 name: self.name_ptr(),
@@ -394,9 +404,9 @@ impl MutexRef {
                 file,
                 line,
                 tried: false,
-            });
-            Ok(())
-        })
+            })
+        });
+        Ok(())
     }
 
     /// Try to lock without blocking: recorded, never order-checked.

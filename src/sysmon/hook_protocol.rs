@@ -129,7 +129,12 @@ pub fn remove<E: HookEntry>(
         return Removal::Removed;
     }
     if in_hook {
-        *entries[pos].remove_after_run() = true;
+        let marked = entries[pos].remove_after_run();
+        if *marked {
+            // Removed by itself earlier in this run: already gone.
+            return Removal::NotFound;
+        }
+        *marked = true;
         return Removal::Deferred;
     }
     if may_not_wait {

@@ -30,6 +30,9 @@ pub type HookFn = unsafe extern "C" fn(*mut c_void);
 
 /// Shortest period accepted (a hook is not a busy loop).
 pub const MIN_PERIOD_NS: u64 = 100_000;
+/// Longest period accepted (10^18 ns, about 31 years: deadline arithmetic
+/// never overflows).
+pub const MAX_PERIOD_NS: u64 = 1_000_000_000_000_000_000;
 
 struct Hook {
     id: u64,
@@ -81,9 +84,11 @@ pub struct Hooks {
     tid: AtomicU64,
     /// Bumped to wake the hook thread (a hook added, quit).
     wakes: AtomicU64,
+    /// Tells the hook thread to return. Written under `reg`.
     quit: AtomicBool,
-    /// Set by the atexit handler: no new hook thread is started.
-    exiting: AtomicBool,
+    /// Sticky, written under `reg`: set by `rtc_shutdown` and at process
+    /// exit. Once set, no hook is added and no hook thread is started.
+    closed: AtomicBool,
     pub stats: HookStats,
 }
 
@@ -104,7 +109,7 @@ static HOOKS: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(|| Hooks {
     tid: AtomicU64::new(0),
     wakes: AtomicU64::new(0),
     quit: AtomicBool::new(false),
-    exiting: AtomicBool::new(false),
+    closed: AtomicBool::new(false),
     stats: HookStats::default(),
 });
 
@@ -152,6 +157,11 @@ impl Hooks {
         })
     }
 
+    /// Runs begun so far.
+    pub fn run_seq(&self) -> u64 {
+        self.run_seq.load(SeqCst)
+    }
+
     /// Number of hooks registered.
     pub fn count(&self) -> usize {
         self.reg.lock().hooks.len()
@@ -184,22 +194,22 @@ fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
 /// Register a hook; returns its id (never reused). Starts the hook thread
 /// if it is not running.
 pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Result<u64> {
-    if period_ns < MIN_PERIOD_NS {
+    if !(MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&period_ns) {
         return Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
             format!(
-                "rtc_sysmon_hook_add: period_ns {period_ns} is below the minimum of {MIN_PERIOD_NS} ns (100 µs)"
+                "rtc_sysmon_hook_add: period_ns {period_ns} is outside {MIN_PERIOD_NS} ns (100 µs) to {MAX_PERIOD_NS} ns (about 31 years)"
             ),
         ));
     }
     let h = hooks();
-    if h.exiting.load(SeqCst) {
+    let mut r = h.reg.lock();
+    if h.closed.load(SeqCst) {
         return Err(Error::new(
             RTC_ERR_WRONG_STATE,
-            "rtc_sysmon_hook_add: the process is exiting; hooks no longer run",
+            "rtc_sysmon_hook_add: rtcore is shutting down or the process is exiting; hooks no longer run",
         ));
     }
-    let mut r = h.reg.lock();
     let id = r.next_id;
     r.next_id += 1;
     r.hooks.push(Hook {
@@ -208,7 +218,7 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
         period_ns,
         f,
         user_data: user_data as usize,
-        next_run: now_ns() + period_ns,
+        next_run: now_ns().saturating_add(period_ns),
         remove_after_run: false,
     });
     if r.thread.is_none() {
@@ -298,7 +308,7 @@ fn run() {
                 park_while(
                     &h.wakes as *const AtomicU64 as usize,
                     || h.wakes.load(SeqCst) == seen && !h.quit.load(SeqCst),
-                    wait.map(|ns| Instant::now() + Duration::from_nanos(ns)),
+                    wait.and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns))),
                 );
                 continue;
             }
@@ -344,9 +354,9 @@ fn run_one(h: &Hooks, id: u64) {
         if let Some(pos) = hook_protocol::end_run(&mut r.hooks, &h.run, id) {
             // Keep the phase; a run that overran its period is followed by a
             // full period of rest rather than back-to-back runs.
-            let mut next = scheduled + period;
+            let mut next = scheduled.saturating_add(period);
             if next <= end {
-                next = end + period;
+                next = end.saturating_add(period);
             }
             r.hooks[pos].next_run = next;
         }
@@ -360,8 +370,9 @@ pub fn shutdown() {
     let h = hooks();
     let j = {
         let mut r = h.reg.lock();
-        r.hooks.clear();
+        h.closed.store(true, SeqCst);
         h.quit.store(true, SeqCst);
+        r.hooks.clear();
         r.thread.take()
     };
     wake_thread(h);
@@ -374,8 +385,13 @@ pub fn shutdown() {
 /// in progress (never for the calling thread's own run).
 pub fn stop_at_exit(limit: Duration) {
     let h = hooks();
-    h.exiting.store(true, SeqCst);
-    h.quit.store(true, SeqCst);
+    {
+        // Under `reg`: the hook thread checks `quit` there before each run,
+        // so once this section ends no new run begins.
+        let _r = h.reg.lock();
+        h.closed.store(true, SeqCst);
+        h.quit.store(true, SeqCst);
+    }
     wake_thread(h);
     if in_hook() {
         return;
@@ -392,17 +408,29 @@ pub fn stop_at_exit(limit: Duration) {
 /// that does not exist here: it is replaced, not waited for.
 pub fn after_fork_child() {
     let h = hooks();
+    if in_hook() {
+        // A hook forked: the hook thread is the forking thread and exists
+        // in the child, mid-run, holding `hooklock` (and not `reg`). Its
+        // run ends normally; nothing is reset.
+        return;
+    }
+    let torn = h.reg.get_is_locked();
     // SAFETY: only the forking thread exists; nobody else touches `reg`.
     unsafe { h.reg.reset_after_fork() };
     {
         let mut r = h.reg.lock();
+        if torn {
+            // A parent thread was changing the registry at the fork: its
+            // list may be half-updated. The child starts without hooks.
+            crate::fork::keep_forever(std::mem::take(&mut r.hooks));
+        }
         if let Some(j) = r.thread.take() {
             // The thread does not exist here: never join it.
             crate::fork::keep_forever(j);
         }
+        h.run.running.store(0, SeqCst);
+        h.quit.store(false, SeqCst);
     }
-    h.run.running.store(0, SeqCst);
-    h.quit.store(false, SeqCst);
     // SAFETY: held (if at all) by the parent's hook thread, which does
     // not exist here; only the forking thread runs.
     unsafe { h.hooklock.reset_after_fork() };
@@ -412,11 +440,8 @@ pub fn after_fork_child() {
 /// running (after fork).
 pub fn ensure_thread() {
     let h = hooks();
-    if h.exiting.load(SeqCst) {
-        return;
-    }
     let mut r = h.reg.lock();
-    if r.thread.is_none() && !r.hooks.is_empty() {
+    if !h.closed.load(SeqCst) && r.thread.is_none() && !r.hooks.is_empty() {
         h.quit.store(false, SeqCst);
         if let Ok(j) = std::thread::Builder::new()
             .name("rtcore-hooks".into())

@@ -58,8 +58,9 @@ pub struct Monitor {
     pub stats: Stats,
     /// The most recent report (`rtc_sysmon_last_report`).
     last_report: InnerMutex<String>,
-    /// Set at process exit: sysmon is not started again.
-    exiting: AtomicBool,
+    /// Sticky: set by `rtc_shutdown` and at process exit (under `handle`);
+    /// sysmon is not started again.
+    closed: AtomicBool,
     /// Set by sysmon's thread when it returns (bounded waits at exit).
     finished: AtomicBool,
 }
@@ -73,7 +74,7 @@ static MONITOR: std::sync::LazyLock<Monitor> = std::sync::LazyLock::new(|| Monit
     handle: ResettableMutex::new(None),
     stats: Stats::default(),
     last_report: InnerMutex::new(InnerRank::LockReports, String::new()),
-    exiting: AtomicBool::new(false),
+    closed: AtomicBool::new(false),
     finished: AtomicBool::new(false),
 });
 
@@ -84,11 +85,11 @@ pub fn monitor() -> &'static Monitor {
 /// Start sysmon if it is not running (first attach, or `rtc_init`).
 pub fn ensure_started() {
     let m = monitor();
-    if m.started.load(SeqCst) || m.exiting.load(SeqCst) {
+    if m.started.load(SeqCst) || m.closed.load(SeqCst) {
         return;
     }
     let mut h = m.handle.lock();
-    if m.started.load(SeqCst) {
+    if m.started.load(SeqCst) || m.closed.load(SeqCst) {
         return;
     }
     m.quit.store(false, SeqCst);
@@ -121,7 +122,10 @@ impl Monitor {
 /// (never join: the exit may come from anywhere).
 pub fn stop_at_exit(limit: Duration) {
     let m = monitor();
-    m.exiting.store(true, SeqCst);
+    {
+        let _h = m.handle.lock();
+        m.closed.store(true, SeqCst);
+    }
     if !m.started.load(SeqCst) {
         return;
     }
@@ -136,7 +140,11 @@ pub fn stop_at_exit(limit: Duration) {
 /// Stop and join sysmon (`rtc_shutdown`).
 pub fn stop_and_join() {
     let m = monitor();
-    let j = m.handle.lock().take();
+    let j = {
+        let mut h = m.handle.lock();
+        m.closed.store(true, SeqCst);
+        h.take()
+    };
     if let Some(j) = j {
         m.quit.store(true, SeqCst);
         wake(m);
@@ -179,6 +187,7 @@ pub fn after_fork_child() {
     m.started.store(false, SeqCst);
     m.deep.store(false, SeqCst);
     m.quit.store(false, SeqCst);
+    let torn = m.sysmonlock.get_is_locked();
     // SAFETY: only the forking thread exists.
     unsafe {
         m.sysmonlock.reset_after_fork();
@@ -190,8 +199,13 @@ pub fn after_fork_child() {
         // The thread does not exist here: never join it.
         crate::fork::keep_forever(j);
     }
-    // Episodes, sightings and delays describe the parent's threads.
-    *m.sysmonlock.lock() = None;
+    // Episodes, sightings and delays describe the parent's threads. If
+    // sysmon was mid-tick at the fork they may be half-updated: kept, not
+    // dropped.
+    let old = m.sysmonlock.lock().take();
+    if torn {
+        crate::fork::keep_forever(old);
+    }
 }
 
 fn run() {
@@ -205,6 +219,8 @@ fn run() {
     let _finished = Finished;
     let world = crate::world::world();
     let mut next_sleep = Sleep::For(policy::TICK_NS);
+    // Hook runs begun before the last tick (see the deep-sleep re-check).
+    let mut seen_hook_runs = 0;
     loop {
         // Sleep, outside sysmonlock.
         let seen_wakes = m.wakes.load(SeqCst);
@@ -220,7 +236,10 @@ fn run() {
                     .procs
                     .iter()
                     .any(|p| matches!(pstate(p.word), P_RUNNING | P_SYSCALL));
-                if !busy || obs.stop_pending {
+                // A hook run that began after the tick was not timed by it:
+                // tick again first (its kick may have seen `deep` unset).
+                let new_run = super::hooks::hooks().run_seq() != seen_hook_runs;
+                if (!busy || obs.stop_pending) && !new_run {
                     let d = until.map(|u| Duration::from_nanos(u.saturating_sub(now_ns(m)).max(1)));
                     park(m, seen_wakes, d.or(Some(Duration::from_secs(1))));
                 }
@@ -243,6 +262,7 @@ fn run() {
         // derived from it this tick, so however long the lock took, no
         // decision uses a stale time.
         let now = now_ns(m);
+        seen_hook_runs = super::hooks::hooks().run_seq();
         m.stats.ticks.fetch_add(1, SeqCst);
         let obs = world.observe();
         let mut did_work = false;
@@ -301,21 +321,20 @@ fn run() {
         if let Some(last) = out.reports.last() {
             *m.last_report.lock() = last.clone();
         }
-        for r in &out.reports {
-            crate::diag::eprintln(r);
-        }
+        // Printed after the tick: a slow stderr must never hold sysmonlock.
+        let mut to_print = out.reports;
         let mut deadline = out.next_deadline;
         // schedtrace.
         let period = settings::get(Setting::Schedtrace);
         if period == 0 {
             st.next_schedtrace = 0;
         } else {
-            if st.next_schedtrace == 0 || st.next_schedtrace > now + period {
-                st.next_schedtrace = now + period;
+            if st.next_schedtrace == 0 || st.next_schedtrace > now.saturating_add(period) {
+                st.next_schedtrace = now.saturating_add(period);
             }
             if now >= st.next_schedtrace {
-                crate::diag::eprintln(&schedtrace_line(m, now, st.delay.delay_ns));
-                st.next_schedtrace = now + period;
+                to_print.push(schedtrace_line(m, now, st.delay.delay_ns));
+                st.next_schedtrace = now.saturating_add(period);
             }
             deadline = Some(deadline.map_or(st.next_schedtrace, |d| d.min(st.next_schedtrace)));
         }
@@ -323,6 +342,9 @@ fn run() {
         m.stats.delay_ns.store(delay, SeqCst);
         next_sleep = policy::sleep_plan(busy, obs.stop_pending, delay, deadline);
         drop(g);
+        for line in &to_print {
+            crate::diag::eprintln(line);
+        }
     }
 }
 
@@ -353,7 +375,8 @@ fn schedtrace_line(m: &Monitor, now: u64, delay_ns: u64) -> String {
 }
 
 fn park(m: &Monitor, seen_wakes: u64, d: Option<Duration>) {
-    let deadline = d.map(|d| Instant::now() + d);
+    // A deadline too far to represent means none.
+    let deadline = d.and_then(|d| Instant::now().checked_add(d));
     // SAFETY: the validate callback only reads an atomic.
     unsafe {
         crate::lock::parked::park(

@@ -162,8 +162,8 @@ pub fn stall_step(
             if stalled_for >= threshold {
                 *episode = Some(Episode {
                     opened_at: since,
-                    next_report: now + threshold * 2,
-                    backoff: threshold * 2,
+                    next_report: now.saturating_add(threshold.saturating_mul(2)),
+                    backoff: threshold.saturating_mul(2),
                     reports: 1,
                 });
                 StallAction::Report {
@@ -177,7 +177,7 @@ pub fn stall_step(
         (Some(_), Some(e)) => {
             if now >= e.next_report {
                 e.backoff = e.backoff.saturating_mul(2);
-                e.next_report = now + e.backoff;
+                e.next_report = now.saturating_add(e.backoff);
                 e.reports += 1;
                 StallAction::Report {
                     stalled_for: now.saturating_sub(e.opened_at),
@@ -198,7 +198,11 @@ pub fn earliest_deadline(
     threshold: u64,
 ) -> Option<u64> {
     open.into_iter()
-        .chain(pending_since.into_iter().map(|s| s + threshold))
+        .chain(
+            pending_since
+                .into_iter()
+                .map(|s| s.saturating_add(threshold)),
+        )
         .min()
 }
 
@@ -288,6 +292,26 @@ mod tests {
             !should_preempt(0, 3 * PREEMPT_AFTER_NS, true),
             "one outstanding request at a time"
         );
+    }
+
+    #[test]
+    fn huge_thresholds_saturate_instead_of_overflowing() {
+        let th = u64::MAX / 2;
+        let mut e = None;
+        let a = stall_step(&mut e, Some(0), th, th);
+        assert!(matches!(
+            a,
+            StallAction::Report {
+                reminder: false,
+                ..
+            }
+        ));
+        assert_eq!(e.unwrap().next_report, u64::MAX);
+        assert_eq!(
+            stall_step(&mut e, Some(0), u64::MAX - 1, th),
+            StallAction::None
+        );
+        assert_eq!(earliest_deadline([], [u64::MAX - 5], th), Some(u64::MAX));
     }
 
     #[test]

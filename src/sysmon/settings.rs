@@ -53,6 +53,10 @@ impl Setting {
     ];
 }
 
+/// The largest value accepted (10^18 ns, about 31 years), so deadline
+/// arithmetic cannot overflow.
+pub const MAX_NS: u64 = 1_000_000_000_000_000_000;
+
 pub const DEFAULT_LOCK_STALL_NS: u64 = 1_000_000_000;
 pub const DEFAULT_HOOK_BUDGET_NS: u64 = 100_000_000;
 

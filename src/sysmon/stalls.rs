@@ -150,7 +150,7 @@ fn step(
     let a = policy::stall_step(&mut track.episode, Some(track.seen.since), now, threshold);
     let due = match &track.episode {
         Some(e) => e.next_report,
-        None => track.seen.since + threshold,
+        None => track.seen.since.saturating_add(threshold),
     };
     out.next_deadline = Some(out.next_deadline.map_or(due, |d| d.min(due)));
     a
@@ -349,7 +349,9 @@ impl Stalls {
             )
         });
         let a = policy::stall_step(&mut track.episode, Some(r.started), now, budget);
-        let due = track.episode.map_or(r.started + budget, |e| e.next_report);
+        let due = track
+            .episode
+            .map_or(r.started.saturating_add(budget), |e| e.next_report);
         out.next_deadline = Some(out.next_deadline.map_or(due, |d| d.min(due)));
         if let StallAction::Report {
             stalled_for,

@@ -354,8 +354,14 @@ impl World {
     }
 
     /// Get a P for `t` (RUNNABLE), waiting if none is free or a stop is in
-    /// force. On return t is RUNNING with a P.
+    /// force. On return t is RUNNING with a P, and sysmon (which may have
+    /// gone to deep sleep seeing no busy P) has been told.
     fn acquire_p(&self, t: &ThreadRec) {
+        self.acquire_p_quiet(t);
+        kick();
+    }
+
+    fn acquire_p_quiet(&self, t: &ThreadRec) {
         {
             let mut s = self.sched.lock();
             t.set_state(TState::Runnable);
@@ -529,7 +535,10 @@ impl World {
             // Acknowledge sysmon's request; yielding (below) happens only
             // if someone waits for a P.
             rec.preempt_acked.store(req, SeqCst);
-            call_preempt_handler(req);
+            // The user's handler runs when the calling rtcore function has
+            // finished its own work (`deliver_preemption`): it may call
+            // rtcore (even detach), so nothing may use `rec` after it.
+            let _ = PREEMPT_DUE.try_with(|c| c.set(req));
         }
         if self.stop_pending.load(SeqCst)
             || self.runq_len.load(SeqCst) != 0
@@ -1179,6 +1188,23 @@ pub fn set_preempt_handler(f: Option<PreemptFn>, user_data: *mut std::ffi::c_voi
         if let Ok(mut r) = RETIRED.lock() {
             r.push(old as usize);
         }
+    }
+}
+
+thread_local! {
+    /// A preemption request this thread acknowledged and whose handler has
+    /// not run yet (0: none).
+    static PREEMPT_DUE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Run the preemption handler for a request acknowledged during the
+/// calling rtcore function (`rtc_safepoint`, `rtc_enter_blocking`), as its
+/// last step: the world's own work is complete and no record is held.
+#[inline]
+pub fn deliver_preemption() {
+    let req = PREEMPT_DUE.try_with(|c| c.replace(0)).unwrap_or(0);
+    if req != 0 {
+        call_preempt_handler(req);
     }
 }
 
