@@ -235,6 +235,25 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     CHECK_STATUS(rtc_set_maxprocs(0, NULL), RTC_OK);
 }
 
+/* With nothing attached sysmon sleeps deeply; a frequent hook must not wake
+ * it for every run (its deep sleep is capped at the earliest possible
+ * overrun instead). It once woke sysmon on every run. */
+static void test_hooks_do_not_wake_sysmon_each_run(void) {
+    static struct counter c;
+    uint64_t id = 0;
+    usleep(50000);
+    rtc_sysmon_stats a = rtc_t_sysmon_stats();
+    CHECK_STATUS(rtc_sysmon_hook_add("frequent", 1 * MS, count_hook, &c, &id), RTC_OK);
+    usleep(300000);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    rtc_sysmon_stats b = rtc_t_sysmon_stats();
+    uint64_t runs = b.hook_runs - a.hook_runs, ticks = b.ticks - a.ticks;
+    CHECK(runs >= 20);
+    CHECK(ticks * 4 < runs);
+    if (ticks * 4 >= runs) fprintf(stderr, "%llu sysmon ticks for %llu hook runs\n",
+                                   (unsigned long long)ticks, (unsigned long long)runs);
+}
+
 /* ---- stall reports ------------------------------------------------------- */
 
 static rtc_mutex db = RTC_MUTEX_INIT_RANKED("db", NULL);
@@ -371,6 +390,7 @@ int main(void) {
     /* The main thread steps out of the world for the scenarios with
      * maxprocs 1 (it would hold the only P). */
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    test_hooks_do_not_wake_sysmon_each_run();
     test_hook_blocked_on_a_blocking_threads_lock();
     test_thread_stall_report();
     test_lock_stall_report();

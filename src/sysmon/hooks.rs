@@ -157,6 +157,25 @@ impl Hooks {
         })
     }
 
+    /// While no hook runs: the earliest moment a run could exceed `budget`
+    /// (a run starts no earlier than it is due, nor than `now`). sysmon
+    /// caps its deep sleep there instead of being woken for every run; a
+    /// run in progress is timed by its overrun episode instead.
+    pub fn overrun_deadline(&self, budget: u64, now: u64) -> Option<u64> {
+        if budget == 0 {
+            return None;
+        }
+        let r = self.reg.lock();
+        if self.run.running.load(SeqCst) != 0 {
+            return None;
+        }
+        r.hooks
+            .iter()
+            .map(|x| x.next_run)
+            .min()
+            .map(|due| due.max(now).saturating_add(budget))
+    }
+
     /// Runs begun so far.
     pub fn run_seq(&self) -> u64 {
         self.run_seq.load(SeqCst)
@@ -239,6 +258,9 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
     }
     drop(r);
     wake_thread(h);
+    // sysmon's deep sleep is capped by the hooks' overrun deadlines
+    // (`overrun_deadline`): a new hook may bring that earlier.
+    super::kick();
     Ok(id)
 }
 
@@ -337,8 +359,6 @@ fn run_one(h: &Hooks, id: u64) {
         }
         run
     };
-    // sysmon may be in deep sleep: it times the run from here.
-    super::kick();
     crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
     let _ = IN_HOOK.try_with(|c| c.set(true));
     // SAFETY: the caller of rtc_sysmon_hook_add promised `f` may be called

@@ -219,8 +219,8 @@ fn run() {
     let _finished = Finished;
     let world = crate::world::world();
     let mut next_sleep = Sleep::For(policy::TICK_NS);
-    // Hook runs begun before the last tick (see the deep-sleep re-check).
-    let mut seen_hook_runs = 0;
+    // Set after a deep sleep: the next tick starts from the base delay.
+    let mut reset_delay = false;
     loop {
         // Sleep, outside sysmonlock.
         let seen_wakes = m.wakes.load(SeqCst);
@@ -236,14 +236,15 @@ fn run() {
                     .procs
                     .iter()
                     .any(|p| matches!(pstate(p.word), P_RUNNING | P_SYSCALL));
-                // A hook run that began after the tick was not timed by it:
-                // tick again first (its kick may have seen `deep` unset).
-                let new_run = super::hooks::hooks().run_seq() != seen_hook_runs;
-                if (!busy || obs.stop_pending) && !new_run {
+                if !busy || obs.stop_pending {
                     let d = until.map(|u| Duration::from_nanos(u.saturating_sub(now_ns(m)).max(1)));
                     park(m, seen_wakes, d.or(Some(Duration::from_secs(1))));
                 }
                 m.deep.store(false, SeqCst);
+                // Woken (or the deadline came): start again at the base tick,
+                // as Go's sysmon does, so a thread waiting for a P is served
+                // within microseconds rather than after a backed-off delay.
+                reset_delay = true;
             }
         }
         if m.quit.load(SeqCst) {
@@ -262,7 +263,9 @@ fn run() {
         // derived from it this tick, so however long the lock took, no
         // decision uses a stale time.
         let now = now_ns(m);
-        seen_hook_runs = super::hooks::hooks().run_seq();
+        if std::mem::take(&mut reset_delay) {
+            st.delay = Delay::default();
+        }
         m.stats.ticks.fetch_add(1, SeqCst);
         let obs = world.observe();
         let mut did_work = false;
@@ -301,8 +304,9 @@ fn run() {
                 if policy::should_preempt(seen.since, now, p.preempt_pending) {
                     if let Some(_n) = world.request_preemption(owner) {
                         // TRACE-EVENT: preempt request (T, n) here.
+                        // Not counted as work for the delay (as in Go's
+                        // retake: only Ps taken back are).
                         m.stats.preempt_requests.fetch_add(1, SeqCst);
-                        did_work = true;
                     }
                 }
             }

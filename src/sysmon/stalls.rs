@@ -334,6 +334,10 @@ impl Stalls {
                 }
             }
         }
+        // Cap sysmon's deep sleep at the earliest possible overrun.
+        if let Some(due) = hooks::hooks().overrun_deadline(budget, now) {
+            out.next_deadline = Some(out.next_deadline.map_or(due, |d| d.min(due)));
+        }
         let Some(r) = run else { return };
         let (_, track) = self.hook.get_or_insert_with(|| {
             (
