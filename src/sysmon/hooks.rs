@@ -82,6 +82,8 @@ pub struct Hooks {
     run_seq: AtomicU64,
     /// The hook thread's OS tid (for reports).
     tid: AtomicU64,
+    /// Hooks added so far (sysmon re-checks it before a deep sleep).
+    adds: AtomicU64,
     /// Bumped to wake the hook thread (a hook added, quit).
     wakes: AtomicU64,
     /// Tells the hook thread to return. Written under `reg`.
@@ -107,6 +109,7 @@ static HOOKS: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(|| Hooks {
     run_started: AtomicU64::new(0),
     run_seq: AtomicU64::new(0),
     tid: AtomicU64::new(0),
+    adds: AtomicU64::new(0),
     wakes: AtomicU64::new(0),
     quit: AtomicBool::new(false),
     closed: AtomicBool::new(false),
@@ -176,6 +179,11 @@ impl Hooks {
             .map(|due| due.max(now).saturating_add(budget))
     }
 
+    /// Hooks added so far.
+    pub fn adds(&self) -> u64 {
+        self.adds.load(SeqCst)
+    }
+
     /// Runs begun so far.
     pub fn run_seq(&self) -> u64 {
         self.run_seq.load(SeqCst)
@@ -222,6 +230,7 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
         ));
     }
     let h = hooks();
+    let first_due = now_ns().saturating_add(period_ns);
     let mut r = h.reg.lock();
     if h.closed.load(SeqCst) {
         return Err(Error::new(
@@ -237,7 +246,7 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
         period_ns,
         f,
         user_data: user_data as usize,
-        next_run: now_ns().saturating_add(period_ns),
+        next_run: first_due,
         remove_after_run: false,
     });
     if r.thread.is_none() {
@@ -256,11 +265,15 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
             }
         }
     }
+    h.adds.fetch_add(1, SeqCst);
     drop(r);
     wake_thread(h);
     // sysmon's deep sleep is capped by the hooks' overrun deadlines
-    // (`overrun_deadline`): a new hook may bring that earlier.
-    super::kick();
+    // (`overrun_deadline`): wake it if this hook's comes sooner.
+    let budget = super::settings::get(super::settings::Setting::HookBudget);
+    if budget != 0 {
+        super::monitor::kick_before(first_due.saturating_add(budget));
+    }
     Ok(id)
 }
 

@@ -53,6 +53,8 @@ pub struct Monitor {
     started: AtomicBool,
     quit: AtomicBool,
     deep: AtomicBool,
+    /// While `deep`: when the deep sleep ends by itself (u64::MAX: never).
+    deep_until: AtomicU64,
     wakes: AtomicU64,
     handle: ResettableMutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: Stats,
@@ -70,6 +72,7 @@ static MONITOR: std::sync::LazyLock<Monitor> = std::sync::LazyLock::new(|| Monit
     started: AtomicBool::new(false),
     quit: AtomicBool::new(false),
     deep: AtomicBool::new(false),
+    deep_until: AtomicU64::new(u64::MAX),
     wakes: AtomicU64::new(0),
     handle: ResettableMutex::new(None),
     stats: Stats::default(),
@@ -162,6 +165,15 @@ pub fn kick() {
     }
 }
 
+/// Wake sysmon from a deep sleep only if it would sleep past `deadline`
+/// (ns on sysmon's clock): a new hook's earliest overrun, say.
+pub fn kick_before(deadline: u64) {
+    let m = monitor();
+    if m.deep.load(SeqCst) && m.deep_until.load(SeqCst) > deadline {
+        wake(m);
+    }
+}
+
 fn wake(m: &Monitor) {
     m.wakes.fetch_add(1, SeqCst);
     // SAFETY: no callback.
@@ -221,12 +233,15 @@ fn run() {
     let mut next_sleep = Sleep::For(policy::TICK_NS);
     // Set after a deep sleep: the next tick starts from the base delay.
     let mut reset_delay = false;
+    // Hooks added before the last tick (see the deep-sleep re-check).
+    let mut seen_adds = 0;
     loop {
         // Sleep, outside sysmonlock.
         let seen_wakes = m.wakes.load(SeqCst);
         match next_sleep {
             Sleep::For(ns) => park(m, seen_wakes, Some(Duration::from_nanos(ns))),
             Sleep::Deep { until } => {
+                m.deep_until.store(until.unwrap_or(u64::MAX), SeqCst);
                 m.deep.store(true, SeqCst);
                 m.stats.deep_sleeps.fetch_add(1, SeqCst);
                 // Re-check after announcing deep sleep: a kick may have
@@ -236,7 +251,10 @@ fn run() {
                     .procs
                     .iter()
                     .any(|p| matches!(pstate(p.word), P_RUNNING | P_SYSCALL));
-                if !busy || obs.stop_pending {
+                // A hook added after the tick was not in its deadline: tick
+                // again first (adds are rare).
+                let added = super::hooks::hooks().adds() != seen_adds;
+                if (!busy || obs.stop_pending) && !added {
                     let d = until.map(|u| Duration::from_nanos(u.saturating_sub(now_ns(m)).max(1)));
                     park(m, seen_wakes, d.or(Some(Duration::from_secs(1))));
                 }
@@ -263,6 +281,7 @@ fn run() {
         // derived from it this tick, so however long the lock took, no
         // decision uses a stale time.
         let now = now_ns(m);
+        seen_adds = super::hooks::hooks().adds();
         if std::mem::take(&mut reset_delay) {
             st.delay = Delay::default();
         }
