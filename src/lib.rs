@@ -19,12 +19,16 @@ pub mod ffi;
 #[cfg(not(loom))]
 pub mod fork;
 #[cfg(not(loom))]
+pub mod format;
+#[cfg(not(loom))]
 pub mod ident;
 #[cfg(not(loom))]
 pub mod lifecycle;
 pub mod lock;
 #[cfg(not(loom))]
 pub mod ranks;
+#[cfg(not(loom))]
+pub mod reader;
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;

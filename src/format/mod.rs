@@ -1,0 +1,398 @@
+//! The trace format, version 1 (docs/trace-format.md is the byte-by-byte
+//! description; this module is its single source in code). Both the
+//! recorder and the reader use these definitions, so the event table below
+//! is the one place an event's arguments are declared.
+//!
+//! Layout: a file header, then records. A record is framed (magic, kind,
+//! length, CRC-32 of the body) so a reader can detect corruption and
+//! truncation without understanding the body. Bodies are little-endian
+//! fixed-width fields and LEB128 varints.
+
+/// The file's first 8 bytes.
+pub const FILE_MAGIC: [u8; 8] = *b"RTCTRACE";
+/// The format version in the file header.
+pub const VERSION: u16 = 1;
+/// Bytes in the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+/// Each record starts with these 4 bytes ("RTB1").
+pub const RECORD_MAGIC: [u8; 4] = *b"RTB1";
+/// Bytes in a record's frame before its body.
+pub const RECORD_FRAME_LEN: usize = 16;
+/// Largest record body a writer produces or a reader accepts.
+pub const MAX_RECORD_BODY: usize = 1 << 24;
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// Events of one thread (or of the generation's own header batch).
+    Batch = 1,
+    /// The end of a generation: how many batches each thread wrote.
+    GenerationEnd = 2,
+    /// The end of the trace.
+    TraceEnd = 3,
+}
+
+impl RecordKind {
+    pub fn from_u8(v: u8) -> Option<RecordKind> {
+        match v {
+            1 => Some(RecordKind::Batch),
+            2 => Some(RecordKind::GenerationEnd),
+            3 => Some(RecordKind::TraceEnd),
+            _ => None,
+        }
+    }
+}
+
+/// How one event argument is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// An unsigned LEB128 varint.
+    U,
+    /// A signed value, zigzag then LEB128.
+    S,
+    /// A string id (unsigned varint) defined by a `String` event earlier in
+    /// the same thread's batches of the same generation; 0 = no string.
+    Str,
+    /// A length (varint) then that many bytes (only the `String` event).
+    Bytes,
+}
+
+use Arg::{Bytes, S, Str, U};
+
+macro_rules! event_kinds {
+    ($( $(#[$doc:meta])* $name:ident = $code:literal, $text:literal, [$($arg:expr),*]; )*) => {
+        /// Every event kind, with its code in the format.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum EventKind {
+            $( $(#[$doc])* $name = $code, )*
+        }
+
+        impl EventKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name),*];
+
+            pub fn from_u8(v: u8) -> Option<EventKind> {
+                match v {
+                    $( $code => Some(EventKind::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The name used in messages and docs.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( EventKind::$name => $text, )*
+                }
+            }
+
+            /// The arguments, in order.
+            pub fn args(self) -> &'static [Arg] {
+                match self {
+                    $( EventKind::$name => &[$($arg),*], )*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// Clock: ticks per second, realtime ns at the trace's origin.
+    ClockInfo = 1, "clock info", [U, U];
+    /// A string for later `Str` arguments: id, bytes.
+    String = 2, "string", [U, Bytes];
+    /// A thread's status at a generation's start: thread, name, state, P+1
+    /// (0 none), thread seq, pending preemption request (0 none), open
+    /// region depth, open stall episode (0/1).
+    ThreadStatus = 3, "thread status", [U, Str, U, U, U, U, U, U];
+    /// A P's status: P, state, owner thread (0 none), P seq.
+    ProcStatus = 4, "proc status", [U, U, U, U];
+    /// The number of Ps changed: new count.
+    ProcsChange = 5, "procs change", [U];
+    /// The emitting thread attached: name, P+1 (0: waits for one).
+    Attach = 6, "attach", [Str, U];
+    /// The emitting thread detached.
+    Detach = 7, "detach", [];
+    /// The emitting thread starts P: P, P seq.
+    ProcStart = 8, "P start", [U, U];
+    /// The emitting thread gives P up: P, P seq.
+    ProcStop = 9, "P stop", [U, U];
+    /// Enter a blocking region: P, P seq, reason.
+    EnterBlocking = 10, "enter blocking", [U, U, Str];
+    /// Leave a blocking region keeping the P: P, P seq.
+    ExitBlockingFast = 11, "exit blocking (fast)", [U, U];
+    /// A P taken from a thread in a blocking region: P, P seq, victim.
+    ProcSteal = 12, "P steal", [U, U, U];
+    /// Leave a blocking region whose P was taken.
+    ExitBlockingSlow = 13, "exit blocking (after a steal)", [];
+    /// The emitting thread waits inside rtcore: reason code, object.
+    Block = 14, "block", [U, U];
+    /// A thread made runnable by the emitter: thread, thread seq.
+    Unblock = 15, "unblock", [U, U];
+    /// sysmon asks a thread to reach a safepoint: thread, request number.
+    PreemptRequest = 16, "preempt request", [U, U];
+    /// The emitting thread acknowledged request number n.
+    PreemptAck = 17, "preempt ack", [U];
+    /// A stall episode opened: kind (1 thread, 2 lock, 3 hook), key.
+    StallOpen = 18, "stall open", [U, U];
+    /// A stall episode ended: kind, key.
+    StallResolved = 19, "stall resolved", [U, U];
+    /// A hook run began: hook id, name.
+    HookBegin = 20, "hook begin", [U, Str];
+    /// The hook run ended: hook id.
+    HookEnd = 21, "hook end", [U];
+    /// A stop-the-world began: reason.
+    StwBegin = 22, "STW begin", [Str];
+    /// The stop-the-world ended.
+    StwEnd = 23, "STW end", [];
+    /// A user task began: task id, name.
+    TaskBegin = 24, "task begin", [U, Str];
+    /// A user task ended: task id.
+    TaskEnd = 25, "task end", [U];
+    /// A user region began (regions nest per thread): name.
+    RegionBegin = 26, "region begin", [Str];
+    /// The innermost user region ended.
+    RegionEnd = 27, "region end", [];
+    /// A user log line: category, message.
+    Log = 28, "log", [Str, Str];
+    /// A user counter: name, value.
+    Counter = 29, "counter", [Str, S];
+    /// A lock was contended: lock address, lock name, owner thread.
+    LockContended = 30, "lock contended", [U, Str, U];
+    /// The contended lock was acquired: lock address, wait ns.
+    LockAcquired = 31, "lock acquired", [U, U];
+    /// A lock-order violation was reported: held rank name, wanted rank name.
+    RankViolation = 32, "rank violation", [Str, Str];
+}
+
+// ---- varints and CRC -------------------------------------------------------
+
+/// Append `v` as an unsigned LEB128 varint (at most 10 bytes).
+#[inline]
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Zigzag: small magnitudes of either sign become small unsigned values.
+#[inline]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Read an unsigned varint at `*pos`, advancing it. None if truncated or
+/// longer than 10 bytes (or overflowing 64 bits).
+#[inline]
+pub fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut shift = 0u32;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+pub fn crc32(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *e = c;
+        }
+        t
+    });
+    let mut c = !0u32;
+    for &b in data {
+        c = table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+// ---- writing ----------------------------------------------------------------
+
+/// The file header.
+pub fn file_header(trace_id: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&FILE_MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    // 10..12 flags, 12..16 reserved: zero.
+    h[16..24].copy_from_slice(&trace_id.to_le_bytes());
+    h
+}
+
+/// Frame `body` as a record of `kind`, appending to `out`.
+pub fn put_record(out: &mut Vec<u8>, kind: RecordKind, body: &[u8]) {
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.push(kind as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(body).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// One argument value when encoding an event.
+#[derive(Clone, Copy, Debug)]
+pub enum Val<'a> {
+    U(u64),
+    S(i64),
+    Bytes(&'a [u8]),
+}
+
+/// Builds the body of one batch record: the batch header, then events with
+/// timestamps as deltas from the previous event (the first from `base_ts`).
+pub struct BatchBuilder {
+    pub body: Vec<u8>,
+    last_ts: u64,
+    pub events: u64,
+}
+
+impl BatchBuilder {
+    /// Start a batch of `thread` (0: the generation's header batch).
+    pub fn new(trace_id: u64, generation: u64, thread: u64, batch_seq: u64, base_ts: u64) -> Self {
+        let mut body = Vec::with_capacity(256);
+        body.extend_from_slice(&trace_id.to_le_bytes());
+        put_uvarint(&mut body, generation);
+        put_uvarint(&mut body, thread);
+        put_uvarint(&mut body, batch_seq);
+        put_uvarint(&mut body, base_ts);
+        BatchBuilder {
+            body,
+            last_ts: base_ts,
+            events: 0,
+        }
+    }
+
+    /// Append one event. `vals` must match `kind.args()` (checked in debug
+    /// builds and by the round-trip tests). A timestamp before the previous
+    /// one is recorded as a zero delta (clocks are monotonic; this keeps a
+    /// batch decodable whatever happens).
+    pub fn event(&mut self, kind: EventKind, ts: u64, vals: &[Val<'_>]) {
+        debug_assert_eq!(vals.len(), kind.args().len(), "{}", kind.name());
+        self.body.push(kind as u8);
+        let ts = ts.max(self.last_ts);
+        put_uvarint(&mut self.body, ts - self.last_ts);
+        self.last_ts = ts;
+        for v in vals {
+            match *v {
+                Val::U(x) => put_uvarint(&mut self.body, x),
+                Val::S(x) => put_uvarint(&mut self.body, zigzag(x)),
+                Val::Bytes(b) => {
+                    put_uvarint(&mut self.body, b.len() as u64);
+                    self.body.extend_from_slice(b);
+                }
+            }
+        }
+        self.events += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+}
+
+/// The body of a generation-end record: the trace, the generation, and how
+/// many batches each thread wrote in it (sorted by thread).
+pub fn generation_end_body(trace_id: u64, generation: u64, batches: &[(u64, u64)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&trace_id.to_le_bytes());
+    put_uvarint(&mut b, generation);
+    put_uvarint(&mut b, batches.len() as u64);
+    for &(thread, n) in batches {
+        put_uvarint(&mut b, thread);
+        put_uvarint(&mut b, n);
+    }
+    b
+}
+
+/// The body of the trace-end record: the trace and its last generation.
+pub fn trace_end_body(trace_id: u64, last_generation: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&trace_id.to_le_bytes());
+    put_uvarint(&mut b, last_generation);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_the_edges() {
+        for v in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+            let mut b = Vec::new();
+            put_uvarint(&mut b, v);
+            let mut p = 0;
+            assert_eq!(get_uvarint(&b, &mut p), Some(v));
+            assert_eq!(p, b.len());
+            // Every proper prefix is truncated.
+            for cut in 0..b.len() {
+                let mut p = 0;
+                assert_eq!(get_uvarint(&b[..cut], &mut p), None, "{v} cut at {cut}");
+            }
+        }
+        // 11 bytes, or a 10th byte above 1, overflow.
+        let mut p = 0;
+        assert_eq!(get_uvarint(&[0xff; 11], &mut p), None);
+        let mut p = 0;
+        let mut b = vec![0xff; 9];
+        b.push(0x02);
+        assert_eq!(get_uvarint(&b, &mut p), None);
+        for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn event_codes_are_dense_unique_and_decode() {
+        for (i, k) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(*k as u8 as usize, i + 1, "{}", k.name());
+            assert_eq!(EventKind::from_u8(*k as u8), Some(*k));
+            let bytes = k.args().iter().filter(|a| **a == Arg::Bytes).count();
+            assert!(bytes == 0 || *k == EventKind::String);
+        }
+        assert_eq!(EventKind::from_u8(0), None);
+        assert_eq!(EventKind::from_u8(EventKind::ALL.len() as u8 + 1), None);
+        assert!(Str != U && S != U);
+    }
+}
