@@ -183,9 +183,24 @@ static void locking_hook(void *arg) {
     }
 }
 
+/* Takes the only P (the holder's was retaken) and blocks in a region until
+ * the runner below has run: the runner needs this P, so sysmon must retake
+ * it while the hook is stuck. */
+static atomic_int second_in, second_go;
+static void *second_blocker(void *arg) {
+    (void)arg;
+    rtc_thread_attach("second-blocker", NULL);
+    rtc_enter_blocking("waiting for the test");
+    atomic_store(&second_in, 1);
+    while (!atomic_load(&second_go)) usleep(1000);
+    rtc_exit_blocking();
+    rtc_thread_detach();
+    return NULL;
+}
+
 static void *runner(void *arg) {
     (void)arg;
-    rtc_thread_attach("runner", NULL); /* maxprocs 1: needs the holder's P */
+    rtc_thread_attach("runner", NULL); /* maxprocs 1: needs the blocker's P */
     atomic_fetch_add(&runner_ran, 1);
     rtc_thread_detach();
     return NULL;
@@ -199,7 +214,6 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     pthread_create(&h, NULL, holder, NULL);
     WAIT_UNTIL(atomic_load(&holder_in), 2000);
     uint64_t overruns = rtc_t_sysmon_stats().hook_overruns;
-    uint64_t retakes = rtc_t_sysmon_stats().retakes;
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("locking", 1 * MS, locking_hook, NULL, &id), RTC_OK);
     WAIT_UNTIL(atomic_load(&hook_entered), 2000);
@@ -208,13 +222,21 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     CHECK(rtc_t_sysmon_stats().hook_overruns > overruns);
     CHECK_CONTAINS(last_report(), "hook 'locking'");
     CHECK_CONTAINS(last_report(), "over its budget of 50 ms");
-    /* sysmon keeps working: a thread that needs the only P gets it. */
-    pthread_t r;
+    /* sysmon keeps working while the hook is stuck: the only P (taken by a
+     * second thread now in a blocking region) is retaken for a runner.
+     * Counted from here on: whether sysmon retakes it for the waiter or
+     * after 10 ms regardless, that is a retake while the hook is stuck. */
+    pthread_t b2, r;
+    pthread_create(&b2, NULL, second_blocker, NULL);
+    WAIT_UNTIL(atomic_load(&second_in), 2000);
+    uint64_t retakes = rtc_t_sysmon_stats().retakes;
     pthread_create(&r, NULL, runner, NULL);
     WAIT_UNTIL(atomic_load(&runner_ran), 2000);
     CHECK(atomic_load(&runner_ran) == 1);
     pthread_join(r, NULL);
     CHECK(rtc_t_sysmon_stats().retakes > retakes);
+    atomic_store(&second_go, 1);
+    pthread_join(b2, NULL);
     /* The world can be stopped and started meanwhile. */
     CHECK_STATUS(rtc_stop_the_world("while a hook is stuck"), RTC_OK);
     CHECK_STATUS(rtc_start_the_world(), RTC_OK);
