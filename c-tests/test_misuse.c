@@ -16,7 +16,7 @@ static void m_status_str(void) {
     CHECK(strcmp(rtc_status_str(RTC_OK), "success") == 0);
     CHECK(strcmp(rtc_status_str(-1), "unknown status") == 0);
     CHECK(strcmp(rtc_status_str(1000000), "unknown status") == 0);
-    for (int s = 0; s <= RTC_ERR_WRONG_STATE; s++) CHECK(strcmp(rtc_status_str(s), "unknown status") != 0);
+    for (int s = 0; s <= RTC_ERR_BAD_TRACE; s++) CHECK(strcmp(rtc_status_str(s), "unknown status") != 0);
 }
 
 static void m_last_error_message(void) {
@@ -555,6 +555,79 @@ static void m_set_preempt_handler(void) {
     CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_OK);
 }
 
+static void m_trace_start(void) {
+    CHECK_STATUS(rtc_trace_start(NULL), RTC_ERR_NULL);
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = 3;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("config->size is 3");
+    c.size = sizeof c;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_INVALID_ARGUMENT); /* kind 0 */
+    c.sink_kind = RTC_TRACE_SINK_FD;
+    c.fd = -1;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    CHECK(rtc_trace_enabled() == 0);
+}
+
+static void m_trace_stop(void) {
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK); /* not tracing */
+}
+
+static void m_trace_enabled(void) {
+    CHECK(rtc_trace_enabled() == 0);
+    CHECK(!RTC_TRACE_ON());
+}
+
+static void m_trace_check(void) {
+    char r[64];
+    CHECK_STATUS(rtc_trace_check(NULL, 1, r, sizeof r), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_trace_check((const uint8_t *)"RTCTRACE", 8, r, sizeof r), RTC_ERR_BAD_TRACE);
+    CHECK_CONTAINS(r, "not an rtcore trace");
+    CHECK_STATUS(rtc_trace_check((const uint8_t *)"x", 1, NULL, 0), RTC_ERR_BAD_TRACE);
+}
+
+static void m_trace_check_file(void) {
+    char r[128];
+    CHECK_STATUS(rtc_trace_check_file(NULL, r, sizeof r), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_trace_check_file("/nonexistent/trace", r, sizeof r), RTC_ERR_IO);
+    CHECK_CONTAINS(r, "cannot read");
+    CHECK_STATUS(rtc_trace_check_file("/dev/null", r, sizeof r), RTC_ERR_BAD_TRACE);
+}
+
+static void m_log(void) {
+    CHECK_STATUS(rtc_log(NULL, NULL), RTC_OK);
+    CHECK_STATUS(rtc_log("\xff", "x"), RTC_ERR_INVALID_ARGUMENT);
+}
+
+static void m_region_begin(void) {
+    CHECK_STATUS(rtc_region_begin(NULL), RTC_OK);
+    CHECK_STATUS(rtc_region_begin("\xfe"), RTC_ERR_INVALID_ARGUMENT);
+}
+
+static void m_region_end(void) {
+    CHECK_STATUS(rtc_region_end(), RTC_OK);
+}
+
+static void m_task_begin(void) {
+    CHECK_STATUS(rtc_task_begin("t", NULL), RTC_ERR_NULL);
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_task_begin(NULL, &id), RTC_OK);
+    CHECK(id != 0);
+    CHECK_STATUS(rtc_task_end(id), RTC_OK);
+}
+
+static void m_task_end(void) {
+    CHECK_STATUS(rtc_task_end(0), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_task_end(UINT64_MAX), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not a task id");
+}
+
+static void m_counter(void) {
+    CHECK_STATUS(rtc_counter(NULL, 1), RTC_OK);
+    CHECK_STATUS(rtc_counter("\xff", 1), RTC_ERR_INVALID_ARGUMENT);
+}
+
 /* After shutdown every call answers with a status. */
 static void m_shutdown(void) {
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
@@ -608,6 +681,18 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_sysmon_hook_remove(1), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_set_preempt_handler(NULL, NULL), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_sysmon_last_report(NULL, 0) >= 1); /* keeps answering */
+    rtc_trace_config tc; memset(&tc, 0, sizeof tc); tc.size = sizeof tc;
+    CHECK_STATUS(rtc_trace_start(&tc), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_trace_stop(), RTC_ERR_SHUT_DOWN);
+    CHECK(rtc_trace_enabled() == 0);
+    CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_region_end(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_task_begin("t", &n), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_task_end(1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_counter("c", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_trace_check(NULL, 0, NULL, 0), RTC_ERR_BAD_TRACE); /* keeps answering */
+    CHECK_STATUS(rtc_trace_check_file("/dev/null", NULL, 0), RTC_ERR_BAD_TRACE);
     /* These keep answering. */
     uint64_t tid = 0; int32_t st = -1;
     CHECK_STATUS(rtc_thread_id(&tid), RTC_OK);
@@ -672,6 +757,17 @@ static const struct misuse table[] = {
     MISUSE("rtc_sysmon_hook_add", m_sysmon_hook_add),
     MISUSE("rtc_sysmon_hook_remove", m_sysmon_hook_remove),
     MISUSE("rtc_set_preempt_handler", m_set_preempt_handler),
+    MISUSE("rtc_trace_start", m_trace_start),
+    MISUSE("rtc_trace_stop", m_trace_stop),
+    MISUSE("rtc_trace_enabled", m_trace_enabled),
+    MISUSE("rtc_trace_check", m_trace_check),
+    MISUSE("rtc_trace_check_file", m_trace_check_file),
+    MISUSE("rtc_log", m_log),
+    MISUSE("rtc_region_begin", m_region_begin),
+    MISUSE("rtc_region_end", m_region_end),
+    MISUSE("rtc_task_begin", m_task_begin),
+    MISUSE("rtc_task_end", m_task_end),
+    MISUSE("rtc_counter", m_counter),
     MISUSE("rtc_shutdown", m_shutdown), /* last */
 };
 

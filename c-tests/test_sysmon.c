@@ -100,11 +100,13 @@ static void on_preempt(uint64_t n, void *arg) {
 static void *spinner(void *arg) {
     (void)arg;
     rtc_thread_attach("spinner", NULL);
+    uint64_t start = rtc_t_sysmon_stats().preempt_requests;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* No safepoint until sysmon has asked for one (or 2 s passed). */
-    /* (Sleeping is not a safepoint: the thread stays RUNNING to sysmon.) */
-    while (rtc_t_sysmon_stats().preempt_requests == 0 && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(100);
+    /* No safepoint until sysmon has asked this thread (the only one
+     * attached) for one, or 2 s passed. Sleeping is not a safepoint: the
+     * thread stays RUNNING to sysmon. */
+    while (rtc_t_sysmon_stats().preempt_requests == start && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(100);
     atomic_store(&spin_stop, 1);
     uint64_t me = 0;
     rtc_thread_id(&me);

@@ -118,6 +118,10 @@ enum rtc_status
    * The calling thread is in the wrong state for this call.
    */
   RTC_ERR_WRONG_STATE = 19,
+  /**
+   * A trace failed validation (the report says where and why).
+   */
+  RTC_ERR_BAD_TRACE = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -232,6 +236,39 @@ enum rtc_sysmon_setting
 typedef enum rtc_sysmon_setting rtc_sysmon_setting;
 #else
 typedef uint32_t rtc_sysmon_setting;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where `rtc_trace_start` sends the trace.
+ */
+enum rtc_trace_sink_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No sink: refused.
+   */
+  RTC_TRACE_SINK_NONE = 0,
+  /**
+   * Create (or truncate) the file at `path`; closed when the trace ends.
+   */
+  RTC_TRACE_SINK_PATH = 1,
+  /**
+   * Write to the open file descriptor `fd`; rtcore never closes it.
+   */
+  RTC_TRACE_SINK_FD = 2,
+  /**
+   * Call `write(data, len, user_data)`; it returns 0 on success.
+   */
+  RTC_TRACE_SINK_CALLBACK = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_trace_sink_kind rtc_trace_sink_kind;
+#else
+typedef uint32_t rtc_trace_sink_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -396,6 +433,41 @@ typedef struct rtc_sysmon_stats {
  * `rtc_sysmon_hook_add`.
  */
 typedef void (*rtc_hook_fn)(void *user_data);
+
+/**
+ * Receives trace bytes (`RTC_TRACE_SINK_CALLBACK`), on rtcore's writer
+ * thread; returns 0 on success, anything else fails the trace.
+ */
+typedef int32_t (*rtc_trace_write_fn)(const uint8_t *data, size_t len, void *user_data);
+
+/**
+ * Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
+ * (fields may be added at the end).
+ */
+typedef struct rtc_trace_config {
+  uint32_t size;
+  /**
+   * An `rtc_trace_sink_kind`.
+   */
+  uint32_t sink_kind;
+  /**
+   * `RTC_TRACE_SINK_PATH`: the file's path.
+   */
+  const char *path;
+  /**
+   * `RTC_TRACE_SINK_FD`: the descriptor.
+   */
+  int32_t fd;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
+  /**
+   * `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
+   */
+  rtc_trace_write_fn write;
+  void *user_data;
+} rtc_trace_config;
 
 /**
  * Threads and Ps by state, as `rtc_world_census` reports them.
@@ -783,6 +855,108 @@ rtc_status rtc_sysmon_hook_add(const char *name,
 rtc_status rtc_sysmon_hook_remove(uint64_t id);
 
 /**
+ * Start recording a trace into the sink `config` names. Callable from any
+ * thread, attached or not. Stops the world briefly (and waits for a hook
+ * run in progress and for sysmon's tick) to record every thread's state.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a bad
+ * `size`, sink kind 0 or unknown, a closed or read-only `fd`;
+ * `RTC_ERR_IO` if the path cannot be created; `RTC_ERR_WRONG_STATE` if
+ * tracing is already enabled (or still shutting down); and
+ * `RTC_ERR_WOULD_DEADLOCK` from a hook, the writer, a sink callback, or
+ * the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_trace_start(const struct rtc_trace_config *config);
+
+/**
+ * Stop the trace: every thread's events are handed to the writer while the
+ * world is stopped; then this waits (up to 10 s) for the writer to finish
+ * and writes the end marker. Succeeds when not tracing.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_IO` if the sink failed during the trace (the
+ * trace stopped being written then) or the writer did not finish in time;
+ * `RTC_ERR_WOULD_DEADLOCK` as for `rtc_trace_start`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_trace_stop(void);
+
+/**
+ * 1 while a trace is being recorded, else 0. (The `RTC_TRACE_ON()` macro
+ * reads the same without a call.)
+ */
+int32_t rtc_trace_enabled(void);
+
+/**
+ * Record a log line in the calling thread's trace: `category` and
+ * `message` (either may be NULL). Nothing happens when not tracing (use
+ * `RTC_LOG` to skip the call then).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_log(const char *category, const char *message);
+
+/**
+ * Begin a region (a named span of the calling thread; regions nest).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_region_begin(const char *name);
+
+/**
+ * End the calling thread's innermost region.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_region_end(void);
+
+/**
+ * Begin a task (a unit of work that may move between threads): its id
+ * (unique, never reused) is written to `*out_id`; end it with
+ * `rtc_task_end`, from any thread.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for
+ * non-UTF-8 text; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_task_begin(const char *name, uint64_t *out_id);
+
+/**
+ * End task `id`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0 or one never
+ * handed out; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_task_end(uint64_t id);
+
+/**
+ * Record a counter's value (a counter track named `name`).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_counter(const char *name, int64_t value);
+
+/**
+ * Check a trace held in memory (`data`, `len` bytes). On success a
+ * one-line summary, on failure the reader's message (naming the problem
+ * and its byte offset), is copied into `report` (`report_len` bytes,
+ * NUL-terminated, truncated to fit; `report` may be NULL).
+ *
+ * Returns `RTC_OK` for a consistent trace; `RTC_ERR_BAD_TRACE` for an
+ * inconsistent, corrupt or truncated one; `RTC_ERR_NULL` for NULL `data`
+ * with a non-zero `len`.
+ */
+rtc_status rtc_trace_check(const uint8_t *data, size_t len, char *report, size_t report_len);
+
+/**
+ * `rtc_trace_check` on the file at `path`.
+ *
+ * Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
+ * read; `RTC_ERR_NULL`.
+ */
+rtc_status rtc_trace_check_file(const char *path, char *report, size_t report_len);
+
+/**
  * Attach the calling thread to the world, with a name for reports (copied;
  * NULL uses the OS thread name). The thread gets a P, waiting for one if
  * maxprocs are all busy or a stop is in force. Its rtcore id (64-bit, never
@@ -953,3 +1127,27 @@ rtc_status rtc_set_preempt_handler(rtc_preempt_fn handler, void *user_data);
 #define RTC_MUTEX_TRYLOCK(m) rtc_mutex_trylock_at((m), __FILE__, (uint32_t)__LINE__)
 /** Wait on a condition, recording this call site. */
 #define RTC_COND_WAIT(c, m) rtc_cond_wait_at((c), (m), __FILE__, (uint32_t)__LINE__)
+
+/* ---- Tracing: the flag and the inline macros --------------------------- */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/** 1 while a trace is being recorded, else 0. The library's one exported
+ *  variable: read it only through RTC_TRACE_ON() (a relaxed atomic load);
+ *  never write it. */
+extern uint32_t rtc_trace_on;
+#ifdef __cplusplus
+}
+#endif
+
+/** Is a trace being recorded? One relaxed load, no call. */
+#define RTC_TRACE_ON() (__atomic_load_n(&rtc_trace_on, __ATOMIC_RELAXED) != 0)
+/** rtc_log, skipped (arguments not evaluated) when not tracing. */
+#define RTC_LOG(category, message) do { if (RTC_TRACE_ON()) (void)rtc_log((category), (message)); } while (0)
+/** rtc_region_begin, skipped when not tracing. */
+#define RTC_REGION_BEGIN(name) do { if (RTC_TRACE_ON()) (void)rtc_region_begin(name); } while (0)
+/** rtc_region_end, skipped when not tracing. */
+#define RTC_REGION_END() do { if (RTC_TRACE_ON()) (void)rtc_region_end(); } while (0)
+/** rtc_counter, skipped when not tracing. */
+#define RTC_COUNTER(name, value) do { if (RTC_TRACE_ON()) (void)rtc_counter((name), (value)); } while (0)

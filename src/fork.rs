@@ -24,6 +24,7 @@ extern "C" fn child() {
     crate::world::world().after_fork_child();
     crate::sysmon::monitor::after_fork_child();
     crate::sysmon::hooks::after_fork_child();
+    crate::record::after_fork_child();
 }
 
 /// Things of the parent that the child must neither use nor drop (a thread

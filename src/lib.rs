@@ -30,9 +30,13 @@ pub mod ranks;
 #[cfg(not(loom))]
 pub mod reader;
 #[cfg(not(loom))]
+pub mod record;
+#[cfg(not(loom))]
 pub mod status;
 pub mod sync;
 pub mod sysmon;
+#[cfg(not(loom))]
+pub mod trace;
 pub mod world;
 
 /// `MAJOR << 16 | MINOR << 8 | PATCH`, from Cargo.toml.

@@ -134,6 +134,7 @@ fn register_at_exit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         extern "C" fn at_exit() {
+            crate::trace::stop_at_exit();
             crate::sysmon::stop_at_exit();
         }
         // SAFETY: registering a plain function.
@@ -186,6 +187,14 @@ pub fn shutdown() -> Result<()> {
     if let Err(e) = crate::world::world().shutdown_prepare() {
         CLOSING.store(false, Ordering::Release);
         return Err(e);
+    }
+    // A trace in progress ends with its end marker. A sink error is not a
+    // reason to stay up: it was reported on stderr and the trace is over.
+    if let Err(e) = crate::trace::stop() {
+        crate::diag::eprintln(&format!(
+            "rtcore: rtc_shutdown: stopping the trace: {}",
+            e.message
+        ));
     }
     crate::sysmon::hooks::shutdown();
     crate::sysmon::stop_and_join();

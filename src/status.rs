@@ -56,13 +56,15 @@ pub enum rtc_status {
     RTC_ERR_MOVED = 18,
     /// The calling thread is in the wrong state for this call.
     RTC_ERR_WRONG_STATE = 19,
+    /// A trace failed validation (the report says where and why).
+    RTC_ERR_BAD_TRACE = 20,
 }
 
 pub use rtc_status::*;
 
 impl rtc_status {
     /// Every status, in numeric order (used by `rtc_status_str` and tests).
-    pub const ALL: [rtc_status; 20] = [
+    pub const ALL: [rtc_status; 21] = [
         RTC_OK,
         RTC_ERR_NULL,
         RTC_ERR_INVALID_ARGUMENT,
@@ -83,6 +85,7 @@ impl rtc_status {
         RTC_ERR_TIMED_OUT,
         RTC_ERR_MOVED,
         RTC_ERR_WRONG_STATE,
+        RTC_ERR_BAD_TRACE,
     ];
 
     pub fn from_i32(v: i32) -> Option<rtc_status> {
@@ -104,7 +107,9 @@ impl rtc_status {
             RTC_ERR_UNKNOWN_RANK => "unknown rank\0",
             RTC_ERR_RANK_TABLE_FULL => "rank table full\0",
             RTC_ERR_IO => "I/O error\0",
-            RTC_ERR_WOULD_DEADLOCK => "would deadlock: lock already held by this thread\0",
+            RTC_ERR_WOULD_DEADLOCK => {
+                "would deadlock: the call would wait for something this thread holds up\0"
+            }
             RTC_ERR_NOT_OWNER => "lock not held by this thread\0",
             RTC_ERR_BUSY => "busy: the lock is held\0",
             RTC_ERR_LOCKED => "object is locked or in use\0",
@@ -112,6 +117,7 @@ impl rtc_status {
             RTC_ERR_TIMED_OUT => "timed out\0",
             RTC_ERR_MOVED => "object moved after first use\0",
             RTC_ERR_WRONG_STATE => "wrong state for this call\0",
+            RTC_ERR_BAD_TRACE => "the trace is inconsistent or corrupt\0",
         }
     }
 }

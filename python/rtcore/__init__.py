@@ -123,6 +123,7 @@ RTC_ERR_DESTROYED = 16
 RTC_ERR_TIMED_OUT = 17
 RTC_ERR_MOVED = 18
 RTC_ERR_WRONG_STATE = 19
+RTC_ERR_BAD_TRACE = 20
 
 #: Status value -> its name in the header ("RTC_ERR_NOT_OWNER", ...).
 STATUS_NAMES = {
@@ -226,6 +227,29 @@ class RtcSysmonStats(ctypes.Structure):
         ("hooks", ctypes.c_uint64),
     ]
 
+
+#: ``rtc_trace_write_fn``: ``int32_t (*)(const uint8_t *, size_t, void *)``.
+TRACE_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, ctypes.c_void_p)
+
+
+class RtcTraceConfig(ctypes.Structure):
+    """``struct rtc_trace_config``: where a trace goes."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("sink_kind", ctypes.c_uint32),
+        ("path", ctypes.c_char_p),
+        ("fd", ctypes.c_int32),
+        ("reserved", ctypes.c_uint32),
+        ("write", TRACE_WRITE_FN),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
+RTC_TRACE_SINK_NONE = 0
+RTC_TRACE_SINK_PATH = 1
+RTC_TRACE_SINK_FD = 2
+RTC_TRACE_SINK_CALLBACK = 3
 
 #: ``rtc_hook_fn``: ``void (*)(void *user_data)``.
 HOOK_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -373,6 +397,21 @@ _SIGNATURES = {
     ),
     "rtc_sysmon_hook_remove": (_status, [ctypes.c_uint64], ()),
     "rtc_set_preempt_handler": (_status, [PREEMPT_FN, ctypes.c_void_p], ()),
+    "rtc_trace_start": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
+    "rtc_trace_stop": (_status, [], ()),
+    "rtc_trace_enabled": (ctypes.c_int32, [], None),
+    "rtc_trace_check": (
+        _status,
+        [ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, _buf_p, ctypes.c_size_t],
+        (RTC_ERR_BAD_TRACE,),
+    ),
+    "rtc_trace_check_file": (_status, [ctypes.c_char_p, _buf_p, ctypes.c_size_t], (RTC_ERR_BAD_TRACE,)),
+    "rtc_log": (_status, [ctypes.c_char_p, ctypes.c_char_p], ()),
+    "rtc_region_begin": (_status, [ctypes.c_char_p], ()),
+    "rtc_region_end": (_status, [], ()),
+    "rtc_task_begin": (_status, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_task_end": (_status, [ctypes.c_uint64], ()),
+    "rtc_counter": (_status, [ctypes.c_char_p, ctypes.c_int64], ()),
 }
 
 #: Names of every C function this module declares (argtypes and restype set).
@@ -1046,3 +1085,116 @@ def set_preempt_handler(fn):
 
 _preempt_handler = None
 _preempt_keep = []
+
+
+# ---------------------------------------------------------------------------
+# Tracing
+# ---------------------------------------------------------------------------
+
+_trace_callback = None  # the trampoline of a callback sink, kept while tracing
+
+
+def trace_start(path=None, fd=None, write=None):
+    """Start recording a trace into exactly one sink: a file ``path``
+    (created or emptied), an open file descriptor ``fd`` (never closed by
+    rtcore), or a callable ``write(data: bytes)`` called on rtcore's writer
+    thread (it holds the GIL then; raise to fail the trace)."""
+    global _trace_callback
+    given = [x is not None for x in (path, fd, write)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of path, fd, write")
+    c = RtcTraceConfig()
+    c.size = ctypes.sizeof(RtcTraceConfig)
+    tramp = None
+    if path is not None:
+        c.sink_kind = RTC_TRACE_SINK_PATH
+        c.path = _cstr(os.fspath(path), "path")
+    elif fd is not None:
+        c.sink_kind = RTC_TRACE_SINK_FD
+        c.fd = int(fd)
+    else:
+        if not callable(write):
+            raise TypeError("write must be callable")
+
+        def tramp_fn(data, n, _ud, _write=write):
+            try:
+                _write(ctypes.string_at(data, n))
+                return 0
+            except Exception:  # noqa: BLE001 - reported as a failed sink
+                return -1
+
+        tramp = TRACE_WRITE_FN(tramp_fn)
+        c.sink_kind = RTC_TRACE_SINK_CALLBACK
+        c.write = tramp
+    _lib.rtc_trace_start(ctypes.byref(c))
+    if tramp is not None:
+        _retired.append(tramp)  # C may call it until the writer is done
+        _trace_callback = tramp
+
+
+def trace_stop():
+    """Stop the trace (waits for the writer); fine when not tracing."""
+    _lib.rtc_trace_stop()
+
+
+def trace_enabled():
+    return bool(_lib.rtc_trace_enabled())
+
+
+def trace_check(data):
+    """Check a trace held in ``bytes``: returns (ok, report)."""
+    buf = ctypes.create_string_buffer(1024)
+    arr = (ctypes.c_uint8 * len(data)).from_buffer_copy(data) if data else None
+    status = _lib.rtc_trace_check(arr, len(data), ctypes.cast(buf, _buf_p), len(buf))
+    return status == RTC_OK, buf.value.decode("utf-8", "replace")
+
+
+def trace_check_file(path):
+    """Check a trace file: returns (ok, report)."""
+    buf = ctypes.create_string_buffer(1024)
+    status = _lib.rtc_trace_check_file(_cstr(os.fspath(path), "path"), ctypes.cast(buf, _buf_p), len(buf))
+    return status == RTC_OK, buf.value.decode("utf-8", "replace")
+
+
+def log(category, message):
+    """Record a log line (nothing when not tracing)."""
+    if _lib.rtc_trace_enabled():
+        _lib.rtc_log(_cstr(category, "category"), _cstr(message, "message"))
+
+
+class region:
+    """``with rtcore.region("name"):`` records a region of this thread."""
+
+    def __init__(self, name):
+        self.name = _cstr(name, "name")
+
+    def __enter__(self):
+        _lib.rtc_region_begin(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        _lib.rtc_region_end()
+        return False
+
+
+class task:
+    """``with rtcore.task("name") as t:`` records a task (t.id)."""
+
+    def __init__(self, name):
+        self.name = _cstr(name, "name")
+        self.id = 0
+
+    def __enter__(self):
+        out = ctypes.c_uint64()
+        _lib.rtc_task_begin(self.name, ctypes.byref(out))
+        self.id = out.value
+        return self
+
+    def __exit__(self, *exc):
+        _lib.rtc_task_end(self.id)
+        return False
+
+
+def counter(name, value):
+    """Record a counter's value."""
+    _lib.rtc_counter(_cstr(name, "name"), int(value))

@@ -164,6 +164,9 @@ C_TYPES = {
     "void *": ctypes.c_void_p,
     "rtc_hook_fn": rtcore.HOOK_FN,
     "rtc_preempt_fn": rtcore.PREEMPT_FN,
+    "const struct rtc_trace_config *": ctypes.POINTER(rtcore.RtcTraceConfig),
+    "const uint8_t *": ctypes.POINTER(ctypes.c_uint8),
+    "int64_t": ctypes.c_int64,
 }
 
 

@@ -17,6 +17,7 @@ pub mod general;
 pub mod mutex;
 pub mod ranks;
 pub mod sysmon;
+pub mod trace;
 pub mod world;
 
 use std::cell::RefCell;

@@ -30,10 +30,14 @@ pub enum InnerRank {
     ThreadReason = 9,
     /// The hook registry (never held while a hook runs).
     HookReg = 10,
+    /// The tracer's registry of per-thread buffers (the global-buffer lock).
+    TraceBuf = 11,
+    /// The trace writer's queue.
+    TraceQueue = 12,
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 8] = [
+    pub const ALL: [InnerRank; 10] = [
         InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
@@ -42,6 +46,8 @@ impl InnerRank {
         InnerRank::Names,
         InnerRank::ThreadReason,
         InnerRank::HookReg,
+        InnerRank::TraceBuf,
+        InnerRank::TraceQueue,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +59,8 @@ impl InnerRank {
             InnerRank::Names => "names",
             InnerRank::ThreadReason => "threadreason",
             InnerRank::HookReg => "hookreg",
+            InnerRank::TraceBuf => "tracebuf",
+            InnerRank::TraceQueue => "tracequeue",
         }
     }
     fn bit(self) -> u64 {

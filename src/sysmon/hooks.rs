@@ -218,6 +218,28 @@ fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
     }
 }
 
+/// Take `hooklock`: no hook runs until the guard is dropped (the tracer's
+/// start and stop take it before stopping the world). Recorded in the
+/// held-lock record like the hook thread's hold, so a user lock held by
+/// the caller is reported as an inversion.
+pub fn lock_hooklock() -> HooklockGuard {
+    let h = hooks();
+    let g = h.hooklock.lock();
+    crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
+    HooklockGuard { _g: g }
+}
+
+/// Holds `hooklock` (see `lock_hooklock`).
+pub struct HooklockGuard {
+    _g: parking_lot::MutexGuard<'static, ()>,
+}
+
+impl Drop for HooklockGuard {
+    fn drop(&mut self) {
+        crate::lock::order::hooklock_exit(&hooks().hooklock as *const _ as usize);
+    }
+}
+
 /// Register a hook; returns its id (never reused). Starts the hook thread
 /// if it is not running.
 pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Result<u64> {

@@ -121,6 +121,15 @@ impl Monitor {
     }
 }
 
+/// Run `f` holding `sysmonlock`: sysmon is between ticks meanwhile, so
+/// none of its actions (and events) can interleave. The tracer's start and
+/// stop take it after stopping the world (the seed's order); it is never
+/// held across user code, so this waits at most one tick.
+pub fn with_sysmonlock<R>(f: impl FnOnce() -> R) -> R {
+    let _g = monitor().sysmonlock.lock();
+    f()
+}
+
 /// At process exit: ask sysmon to stop and wait for it at most `limit`
 /// (never join: the exit may come from anywhere).
 pub fn stop_at_exit(limit: Duration) {

@@ -775,6 +775,12 @@ impl World {
                 _ => self.wait_until_no_stop(),
             }
         }
+        // Recorded by the stopper, which now holds the world: no RUNNING
+        // thread emits until the restart.
+        crate::record::emit(
+            crate::format::EventKind::StwBegin,
+            &[crate::record::A::Str(reason)],
+        );
         self.claim_all(me, rec);
         self.stops.fetch_add(1, SeqCst);
         Ok(())
@@ -870,6 +876,11 @@ impl World {
     }
 
     pub fn start(&self, me: u64) -> Result<()> {
+        // Recorded before anyone else may run again (and outside `sched`:
+        // recording takes the tracer's locks).
+        if self.sched.lock().stopper == Some(me) {
+            crate::record::emit(crate::format::EventKind::StwEnd, &[]);
+        }
         let mut s = self.sched.lock();
         match s.stopper {
             None => {

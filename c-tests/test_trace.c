@@ -1,0 +1,274 @@
+/* The tracer's start/stop and sinks, end to end (one process: one tracer).
+ * Every trace written is checked with rtc_trace_check_file /
+ * rtc_trace_check (framing, batches, generations, end marker; the state
+ * machines are checked as the validator grows).
+ *
+ * - a trace to a path, with user events from attached and unattached
+ *   threads, a world stop inside it, RTC_TRACE_ON and the macros;
+ * - a second start is refused ("already enabled"); stop when not tracing
+ *   succeeds; rtc_trace_enabled follows;
+ * - a file descriptor sink (never closed by rtcore) and a callback sink; a
+ *   failing callback makes stop return RTC_ERR_IO;
+ * - concurrent starts from 8 threads: exactly one wins;
+ * - start from a hook and from the thread holding the world stopped is
+ *   refused with RTC_ERR_WOULD_DEADLOCK; bad configs are refused. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rtc_test.h"
+
+static char dir[256];
+
+static rtc_trace_config path_config(const char *path) {
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_PATH;
+    c.path = path;
+    return c;
+}
+
+static int check_file(const char *path, char *report, size_t len) {
+    int s = rtc_trace_check_file(path, report, len);
+    if (s != RTC_OK) fprintf(stderr, "trace %s: %s\n", path, report);
+    return s;
+}
+
+static atomic_int worker_stop;
+static void *attached_worker(void *arg) {
+    (void)arg;
+    rtc_thread_attach("traced-worker", NULL);
+    int i = 0;
+    while (!atomic_load(&worker_stop)) {
+        RTC_REGION_BEGIN("work");
+        RTC_COUNTER("iterations", i++);
+        RTC_REGION_END();
+        rtc_safepoint();
+        usleep(200);
+    }
+    rtc_thread_detach();
+    return NULL;
+}
+
+static void *unattached_logger(void *arg) {
+    (void)arg;
+    while (!atomic_load(&worker_stop)) {
+        RTC_LOG("unattached", "hello from a thread outside the world");
+        usleep(300);
+    }
+    return NULL;
+}
+
+static void test_path_sink_with_user_events(void) {
+    char path[300], report[512];
+    snprintf(path, sizeof path, "%s/basic.trace", dir);
+    CHECK(!RTC_TRACE_ON());
+    CHECK(rtc_trace_enabled() == 0);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK); /* not tracing: fine */
+    rtc_trace_config c = path_config(path);
+    pthread_t w, u;
+    atomic_store(&worker_stop, 0);
+    pthread_create(&w, NULL, attached_worker, NULL);
+    pthread_create(&u, NULL, unattached_logger, NULL);
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    CHECK(RTC_TRACE_ON());
+    CHECK(rtc_trace_enabled() == 1);
+    CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_WRONG_STATE);
+    CHECK_CONTAINS(rtc_t_last_error(), "already enabled");
+    uint64_t task = 0;
+    CHECK_STATUS(rtc_task_begin("request", &task), RTC_OK);
+    CHECK(task != 0);
+    CHECK_STATUS(rtc_log("main", "tracing"), RTC_OK);
+    CHECK_STATUS(rtc_region_begin("outer"), RTC_OK);
+    CHECK_STATUS(rtc_counter("depth", -3), RTC_OK);
+    CHECK_STATUS(rtc_region_end(), RTC_OK);
+    CHECK_STATUS(rtc_stop_the_world("inside a trace"), RTC_OK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    usleep(20000);
+    CHECK_STATUS(rtc_task_end(task), RTC_OK);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK(!RTC_TRACE_ON());
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    atomic_store(&worker_stop, 1);
+    pthread_join(w, NULL);
+    pthread_join(u, NULL);
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+    CHECK_CONTAINS(report, "valid trace");
+    /* A cut copy is rejected with the reason. */
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(n > 24 && memcmp(buf, "RTCTRACE", 8) == 0);
+    CHECK_STATUS(rtc_trace_check(buf, n, report, sizeof report), RTC_OK);
+    CHECK_STATUS(rtc_trace_check(buf, n - 1, report, sizeof report), RTC_ERR_BAD_TRACE);
+    CHECK_CONTAINS(report, "cut short");
+    buf[n / 2] ^= 0x40;
+    CHECK_STATUS(rtc_trace_check(buf, n, report, sizeof report), RTC_ERR_BAD_TRACE);
+    CHECK_STATUS(rtc_trace_check(NULL, 0, report, sizeof report), RTC_ERR_BAD_TRACE);
+    CHECK_STATUS(rtc_trace_check(NULL, 5, report, sizeof report), RTC_ERR_NULL);
+}
+
+static void test_fd_sink_is_never_closed(void) {
+    char path[300], report[512];
+    snprintf(path, sizeof path, "%s/fd.trace", dir);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    CHECK(fd >= 0);
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_FD;
+    c.fd = fd;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    RTC_LOG("fd", "sink");
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK(fcntl(fd, F_GETFD) != -1); /* still open */
+    close(fd);
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+}
+
+struct collected { unsigned char *data; size_t len, cap; int fail; };
+static int collect(const uint8_t *data, size_t len, void *arg) {
+    struct collected *c = arg;
+    if (c->fail) return -1;
+    if (c->len + len > c->cap) {
+        size_t cap = (c->len + len) * 2;
+        unsigned char *p = realloc(c->data, cap);
+        if (!p) return -1;
+        c->data = p;
+        c->cap = cap;
+    }
+    memcpy(c->data + c->len, data, len);
+    c->len += len;
+    return 0;
+}
+
+static void test_callback_sinks(void) {
+    char report[512];
+    static struct collected ok;
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_CALLBACK;
+    c.write = collect;
+    c.user_data = &ok;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    RTC_LOG("callback", "sink");
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK(ok.len > 24);
+    CHECK_STATUS(rtc_trace_check(ok.data, ok.len, report, sizeof report), RTC_OK);
+    free(ok.data);
+    static struct collected bad = {NULL, 0, 0, 1};
+    c.user_data = &bad;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    RTC_LOG("callback", "failing");
+    CHECK_STATUS(rtc_trace_stop(), RTC_ERR_IO);
+    CHECK_CONTAINS(rtc_t_last_error(), "callback returned -1");
+    /* Tracing works again afterwards. */
+    ok.data = NULL; ok.len = ok.cap = 0;
+    c.user_data = &ok;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(rtc_trace_check(ok.data, ok.len, report, sizeof report), RTC_OK);
+    free(ok.data);
+}
+
+static atomic_int racers_go, racers_won, racers_refused;
+static char race_path[300];
+static void *racer(void *arg) {
+    (void)arg;
+    while (!atomic_load(&racers_go)) usleep(100);
+    rtc_trace_config c = path_config(race_path);
+    int s = rtc_trace_start(&c);
+    if (s == RTC_OK) atomic_fetch_add(&racers_won, 1);
+    else if (s == RTC_ERR_WRONG_STATE) atomic_fetch_add(&racers_refused, 1);
+    return NULL;
+}
+
+static void test_concurrent_starts(void) {
+    char report[512];
+    snprintf(race_path, sizeof race_path, "%s/race.trace", dir);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, racer, NULL);
+    atomic_store(&racers_go, 1);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    CHECK(atomic_load(&racers_won) == 1);
+    CHECK(atomic_load(&racers_refused) == 7);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(check_file(race_path, report, sizeof report), RTC_OK);
+}
+
+static atomic_int hook_status = -1;
+static void starting_hook(void *arg) {
+    rtc_trace_config *c = arg;
+    if (atomic_load(&hook_status) == -1) atomic_store(&hook_status, rtc_trace_start(c));
+}
+
+static void test_refusals(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/refused.trace", dir);
+    static rtc_trace_config c;
+    c = path_config(path);
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_sysmon_hook_add("starter", 1000000, starting_hook, &c, &id), RTC_OK);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&hook_status) == -1 && rtc_t_ms_since(&t0) < rtc_t_bound_ms(2000)) usleep(1000);
+    CHECK_STATUS(rtc_sysmon_hook_remove(id), RTC_OK);
+    CHECK_STATUS(atomic_load(&hook_status), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_stop_the_world("holding"), RTC_OK);
+    CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_CONTAINS(rtc_t_last_error(), "holding the world stopped");
+    CHECK_STATUS(rtc_trace_stop(), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    CHECK(rtc_trace_enabled() == 0);
+
+    CHECK_STATUS(rtc_trace_start(NULL), RTC_ERR_NULL);
+    rtc_trace_config bad = path_config(path);
+    bad.size = 4;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
+    bad = path_config(path);
+    bad.sink_kind = RTC_TRACE_SINK_NONE;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(rtc_t_last_error(), "RTC_TRACE_SINK_NONE");
+    bad.sink_kind = 9;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
+    bad = path_config("/nonexistent-dir/x/y.trace");
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_IO);
+    CHECK_CONTAINS(rtc_t_last_error(), "cannot create");
+    bad = path_config(NULL);
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_NULL);
+    bad.sink_kind = RTC_TRACE_SINK_FD;
+    bad.fd = 987;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_CONTAINS(rtc_t_last_error(), "not an open file descriptor");
+    int rd = open("/dev/null", O_RDONLY);
+    bad.fd = rd;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
+    close(rd);
+    bad.sink_kind = RTC_TRACE_SINK_CALLBACK;
+    bad.write = NULL;
+    CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_NULL);
+    CHECK(rtc_trace_enabled() == 0);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
+    mkdir(dir, 0700);
+    CHECK_STATUS(rtc_thread_attach("main", NULL), RTC_OK);
+    test_path_sink_with_user_events();
+    test_fd_sink_is_never_closed();
+    test_callback_sinks();
+    test_refusals();
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    test_concurrent_starts();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return rtc_t_finish();
+}

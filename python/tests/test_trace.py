@@ -1,0 +1,97 @@
+"""The tracer from Python: start/stop into a file and a callback, user
+events, checking traces, misuse. Each case runs in a fresh interpreter (one
+tracer per process)."""
+
+import unittest
+
+from tests.support import describe, run_python
+
+
+class TraceTest(unittest.TestCase):
+    def run_ok(self, code):
+        p = run_python(code)
+        self.assertEqual(p.returncode, 0, describe(p))
+        return p
+
+    def test_file_and_callback_sinks_with_user_events(self):
+        self.run_ok(
+            """
+            import os, tempfile, threading, rtcore
+            d = tempfile.mkdtemp()
+            path = os.path.join(d, "t.trace")
+            assert not rtcore.trace_enabled()
+            rtcore.attach("py-main")
+            rtcore.trace_start(path=path)
+            assert rtcore.trace_enabled()
+            try:
+                rtcore.trace_start(path=path)
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_WRONG_STATE" and "already enabled" in e.message, e
+            else:
+                raise AssertionError("second start accepted")
+            with rtcore.task("request") as t:
+                assert t.id > 0
+                with rtcore.region("handle"):
+                    rtcore.log("http", "GET /")
+                    rtcore.counter("queue", 3)
+            def other():
+                rtcore.log("thread", "unattached")
+            th = threading.Thread(target=other); th.start(); th.join()
+            rtcore.trace_stop()
+            assert not rtcore.trace_enabled()
+            ok, report = rtcore.trace_check_file(path)
+            assert ok and "valid trace" in report, report
+            data = open(path, "rb").read()
+            ok, report = rtcore.trace_check(data[:-3])
+            assert not ok and "cut short" in report, report
+            chunks = []
+            rtcore.trace_start(write=chunks.append)
+            rtcore.log("cb", "x")
+            rtcore.trace_stop()
+            ok, report = rtcore.trace_check(b"".join(chunks))
+            assert ok, report
+            def failing(data):
+                raise IOError("disk full")
+            rtcore.trace_start(write=failing)
+            try:
+                rtcore.trace_stop()
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_IO", e
+            else:
+                raise AssertionError("a failing sink went unreported")
+            rtcore.detach()
+            """
+        )
+
+    def test_misuse(self):
+        self.run_ok(
+            """
+            import rtcore
+            for kwargs in ({}, {"path": "a", "fd": 1}):
+                try:
+                    rtcore.trace_start(**kwargs)
+                except ValueError:
+                    pass
+                else:
+                    raise AssertionError(kwargs)
+            try:
+                rtcore.trace_start(path="/nonexistent-dir/x.trace")
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_IO", e
+            else:
+                raise AssertionError("unwritable path accepted")
+            try:
+                rtcore.trace_start(fd=987)
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_INVALID_ARGUMENT", e
+            else:
+                raise AssertionError("bad fd accepted")
+            ok, report = rtcore.trace_check(b"")
+            assert not ok and "not an rtcore trace" in report
+            rtcore.trace_stop()  # not tracing: fine
+            """
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,355 @@
+//! The tracer's exports: start/stop, and the user events. See
+//! docs/trace-format.md.
+
+use std::ffi::c_void;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use super::{boundary, boundary_value, nonnull, required_str};
+use crate::format::EventKind;
+use crate::lifecycle;
+use crate::record::{self, A, writer};
+use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_IO, rtc_status};
+
+/// Where `rtc_trace_start` sends the trace.
+#[repr(u32)]
+pub enum rtc_trace_sink_kind {
+    /// No sink: refused.
+    RTC_TRACE_SINK_NONE = 0,
+    /// Create (or truncate) the file at `path`; closed when the trace ends.
+    RTC_TRACE_SINK_PATH = 1,
+    /// Write to the open file descriptor `fd`; rtcore never closes it.
+    RTC_TRACE_SINK_FD = 2,
+    /// Call `write(data, len, user_data)`; it returns 0 on success.
+    RTC_TRACE_SINK_CALLBACK = 3,
+}
+
+/// Receives trace bytes (`RTC_TRACE_SINK_CALLBACK`), on rtcore's writer
+/// thread; returns 0 on success, anything else fails the trace.
+pub type rtc_trace_write_fn =
+    Option<unsafe extern "C" fn(data: *const u8, len: usize, user_data: *mut c_void) -> i32>;
+
+/// Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
+/// (fields may be added at the end).
+#[repr(C)]
+pub struct rtc_trace_config {
+    pub size: u32,
+    /// An `rtc_trace_sink_kind`.
+    pub sink_kind: u32,
+    /// `RTC_TRACE_SINK_PATH`: the file's path.
+    pub path: *const c_char,
+    /// `RTC_TRACE_SINK_FD`: the descriptor.
+    pub fd: i32,
+    /// Reserved: zero.
+    pub reserved: u32,
+    /// `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
+    pub write: rtc_trace_write_fn,
+    pub user_data: *mut c_void,
+}
+
+fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::Sink> {
+    nonnull(config, "config", "rtc_trace_start")?;
+    // SAFETY: non-NULL; `size` read first.
+    let size = unsafe { (*config).size } as usize;
+    if size != size_of::<rtc_trace_config>() {
+        return Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "rtc_trace_start: config->size is {size}, expected sizeof(rtc_trace_config) = {}",
+                size_of::<rtc_trace_config>()
+            ),
+        ));
+    }
+    // SAFETY: the caller's struct, of the right size.
+    let c = unsafe { &*config };
+    match c.sink_kind {
+        0 => Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            "rtc_trace_start: config->sink_kind is RTC_TRACE_SINK_NONE; choose a path, a file descriptor or a callback",
+        )),
+        1 => {
+            let path = required_str(c.path, "config->path", "rtc_trace_start")?;
+            // Not truncated yet: a start that loses the race to another
+            // must not clobber the winner's file (see Sink::prepare).
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| {
+                    Error::new(
+                        RTC_ERR_IO,
+                        format!("rtc_trace_start: cannot create '{path}': {e}"),
+                    )
+                })?;
+            Ok(writer::Sink::File(f))
+        }
+        2 => {
+            // SAFETY: fcntl on any integer is defined; -1/EBADF for a bad one.
+            let flags = unsafe { libc::fcntl(c.fd, libc::F_GETFL) };
+            if c.fd < 0 || flags < 0 {
+                return Err(Error::new(
+                    RTC_ERR_INVALID_ARGUMENT,
+                    format!(
+                        "rtc_trace_start: config->fd {} is not an open file descriptor",
+                        c.fd
+                    ),
+                ));
+            }
+            if flags & libc::O_ACCMODE == libc::O_RDONLY {
+                return Err(Error::new(
+                    RTC_ERR_INVALID_ARGUMENT,
+                    format!(
+                        "rtc_trace_start: config->fd {} is open for reading only",
+                        c.fd
+                    ),
+                ));
+            }
+            Ok(writer::Sink::Fd(c.fd))
+        }
+        3 => match c.write {
+            Some(f) => Ok(writer::Sink::Callback(f, c.user_data as usize)),
+            None => Err(Error::new(
+                crate::status::RTC_ERR_NULL,
+                "rtc_trace_start: config->write is NULL for RTC_TRACE_SINK_CALLBACK",
+            )),
+        },
+        k => Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!("rtc_trace_start: config->sink_kind {k} is not an rtc_trace_sink_kind"),
+        )),
+    }
+}
+
+/// Start recording a trace into the sink `config` names. Callable from any
+/// thread, attached or not. Stops the world briefly (and waits for a hook
+/// run in progress and for sysmon's tick) to record every thread's state.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a bad
+/// `size`, sink kind 0 or unknown, a closed or read-only `fd`;
+/// `RTC_ERR_IO` if the path cannot be created; `RTC_ERR_WRONG_STATE` if
+/// tracing is already enabled (or still shutting down); and
+/// `RTC_ERR_WOULD_DEADLOCK` from a hook, the writer, a sink callback, or
+/// the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_start(config: *const rtc_trace_config) -> rtc_status {
+    boundary("rtc_trace_start", || {
+        lifecycle::enter()?;
+        let sink = sink_from(config)?;
+        crate::trace::start(sink)
+    })
+}
+
+/// Stop the trace: every thread's events are handed to the writer while the
+/// world is stopped; then this waits (up to 10 s) for the writer to finish
+/// and writes the end marker. Succeeds when not tracing.
+///
+/// Returns `RTC_OK`; `RTC_ERR_IO` if the sink failed during the trace (the
+/// trace stopped being written then) or the writer did not finish in time;
+/// `RTC_ERR_WOULD_DEADLOCK` as for `rtc_trace_start`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_stop() -> rtc_status {
+    boundary("rtc_trace_stop", || {
+        lifecycle::enter()?;
+        crate::trace::stop()
+    })
+}
+
+/// 1 while a trace is being recorded, else 0. (The `RTC_TRACE_ON()` macro
+/// reads the same without a call.)
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_enabled() -> i32 {
+    boundary_value("rtc_trace_enabled", 0, || crate::trace::enabled() as i32)
+}
+
+fn opt_str<'a>(p: *const c_char, arg: &str, func: &str) -> crate::status::Result<&'a str> {
+    if p.is_null() {
+        Ok("")
+    } else {
+        required_str(p, arg, func)
+    }
+}
+
+/// Record a log line in the calling thread's trace: `category` and
+/// `message` (either may be NULL). Nothing happens when not tracing (use
+/// `RTC_LOG` to skip the call then).
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_log(category: *const c_char, message: *const c_char) -> rtc_status {
+    boundary("rtc_log", || {
+        lifecycle::enter()?;
+        let c = opt_str(category, "category", "rtc_log")?;
+        let m = opt_str(message, "message", "rtc_log")?;
+        record::emit(EventKind::Log, &[A::Str(c), A::Str(m)]);
+        Ok(())
+    })
+}
+
+/// Begin a region (a named span of the calling thread; regions nest).
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_region_begin(name: *const c_char) -> rtc_status {
+    boundary("rtc_region_begin", || {
+        lifecycle::enter()?;
+        let n = opt_str(name, "name", "rtc_region_begin")?;
+        record::emit(EventKind::RegionBegin, &[A::Str(n)]);
+        Ok(())
+    })
+}
+
+/// End the calling thread's innermost region.
+///
+/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_region_end() -> rtc_status {
+    boundary("rtc_region_end", || {
+        lifecycle::enter()?;
+        record::emit(EventKind::RegionEnd, &[]);
+        Ok(())
+    })
+}
+
+static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+
+/// Begin a task (a unit of work that may move between threads): its id
+/// (unique, never reused) is written to `*out_id`; end it with
+/// `rtc_task_end`, from any thread.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for
+/// non-UTF-8 text; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_status {
+    boundary("rtc_task_begin", || {
+        lifecycle::enter()?;
+        nonnull(out_id, "out_id", "rtc_task_begin")?;
+        let n = opt_str(name, "name", "rtc_task_begin")?;
+        let id = NEXT_TASK.fetch_add(1, SeqCst);
+        record::emit(EventKind::TaskBegin, &[A::U(id), A::Str(n)]);
+        // SAFETY: non-NULL out-parameter.
+        unsafe { *out_id = id };
+        Ok(())
+    })
+}
+
+/// End task `id`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0 or one never
+/// handed out; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
+    boundary("rtc_task_end", || {
+        lifecycle::enter()?;
+        if id == 0 || id >= NEXT_TASK.load(SeqCst) {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!("rtc_task_end: {id} is not a task id rtc_task_begin handed out"),
+            ));
+        }
+        record::emit(EventKind::TaskEnd, &[A::U(id)]);
+        Ok(())
+    })
+}
+
+/// Record a counter's value (a counter track named `name`).
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
+    boundary("rtc_counter", || {
+        lifecycle::enter()?;
+        let n = opt_str(name, "name", "rtc_counter")?;
+        record::emit(EventKind::Counter, &[A::Str(n), A::S(value)]);
+        Ok(())
+    })
+}
+
+fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::status::Result<()> {
+    match crate::reader::parse(data) {
+        Ok(t) => {
+            let threads: std::collections::BTreeSet<u64> = t
+                .generations
+                .iter()
+                .flat_map(|g| g.streams.keys().copied())
+                .filter(|id| *id != 0)
+                .collect();
+            super::copy_out(
+                &format!(
+                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes",
+                    t.events,
+                    t.generations.len(),
+                    threads.len(),
+                    t.bytes
+                ),
+                report,
+                report_len,
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let text = e.to_string();
+            super::copy_out(&text, report, report_len);
+            Err(Error::new(crate::status::RTC_ERR_BAD_TRACE, text))
+        }
+    }
+}
+
+/// Check a trace held in memory (`data`, `len` bytes). On success a
+/// one-line summary, on failure the reader's message (naming the problem
+/// and its byte offset), is copied into `report` (`report_len` bytes,
+/// NUL-terminated, truncated to fit; `report` may be NULL).
+///
+/// Returns `RTC_OK` for a consistent trace; `RTC_ERR_BAD_TRACE` for an
+/// inconsistent, corrupt or truncated one; `RTC_ERR_NULL` for NULL `data`
+/// with a non-zero `len`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_check(
+    data: *const u8,
+    len: usize,
+    report: *mut c_char,
+    report_len: usize,
+) -> rtc_status {
+    boundary("rtc_trace_check", || {
+        if data.is_null() && len != 0 {
+            return Err(Error::new(
+                crate::status::RTC_ERR_NULL,
+                "rtc_trace_check: argument 'data' was NULL",
+            ));
+        }
+        let bytes = if len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the caller promises `len` readable bytes at `data`.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        check_bytes(bytes, report, report_len)
+    })
+}
+
+/// `rtc_trace_check` on the file at `path`.
+///
+/// Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
+/// read; `RTC_ERR_NULL`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_check_file(
+    path: *const c_char,
+    report: *mut c_char,
+    report_len: usize,
+) -> rtc_status {
+    boundary("rtc_trace_check_file", || {
+        let path = required_str(path, "path", "rtc_trace_check_file")?;
+        let data = std::fs::read(path).map_err(|e| {
+            let e = Error::new(
+                RTC_ERR_IO,
+                format!("rtc_trace_check_file: cannot read '{path}': {e}"),
+            );
+            super::copy_out(&e.message, report, report_len);
+            e
+        })?;
+        check_bytes(&data, report, report_len)
+    })
+}

@@ -1,0 +1,387 @@
+//! Event recording: the tracing flag, generations, per-thread buffers
+//! behind per-thread gates, and the hand-off of full batches to the writer
+//! (`writer`). It knows the format (`crate::format`) and nothing of the
+//! world, locks or sysmon: they call `emit` (DESIGN.md, "Tracer").
+//!
+//! Invariants:
+//! - `rtc_trace_on` is 1 exactly while `CURRENT` holds a live generation;
+//!   the header's inline macros read it with one relaxed load, so a call
+//!   that finds it 0 costs nothing more. (A stale 1 only sends the caller
+//!   to `emit`, which re-checks `CURRENT` under its gate.)
+//! - Generations are numbered globally (never reused, across traces). A
+//!   thread writes generation `g` into `slots[g % 2]`; the tracer collects
+//!   `slots[g % 2]` of every thread only after publishing the next value of
+//!   `CURRENT` and locking that thread's gate, so no emitter is writing it.
+//! - A thread's gate is a per-thread lock (odd: held). An emitter holds its
+//!   own gate while it reads `CURRENT`, changes what it is recording and
+//!   writes the event; the tracer holds it while it reads or takes that
+//!   thread's slot. So "is tracing on", the event and its buffer are one
+//!   unit with respect to start and stop. Sections are a few hundred
+//!   nanoseconds; both sides spin.
+//! - An emitter never blocks on anything but a gate held by the tracer for
+//!   a slot hand-off, and never allocates beyond its own batch buffer and
+//!   string table.
+
+pub mod writer;
+
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, LazyLock};
+
+use crate::format::{BatchBuilder, EventKind, Val};
+use crate::lock::inner::{InnerMutex, InnerRank};
+
+/// 1 while a trace is being recorded. Exported for the header's inline
+/// macros (`RTC_TRACE_ON()`), which read it with a relaxed atomic load.
+#[unsafe(no_mangle)]
+pub static rtc_trace_on: AtomicU32 = AtomicU32::new(0);
+
+/// The generation being recorded (0: none).
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The last generation number handed out.
+static LAST_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The trace being recorded (its id, for batch headers).
+static TRACE_ID: AtomicU64 = AtomicU64::new(0);
+/// The first global generation of the trace (file generation = g - first + 1).
+static FIRST_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The trace clock's origin, in CLOCK_MONOTONIC ns.
+static ORIGIN_NS: AtomicU64 = AtomicU64::new(0);
+/// Events dropped (a thread's batch could not be handed over, a sink
+/// callback emitted, ...).
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// A batch is handed to the writer once it holds this many bytes.
+pub const BATCH_BYTES: usize = 16 * 1024;
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Nanoseconds on the trace clock.
+#[inline]
+pub fn now() -> u64 {
+    monotonic_ns().saturating_sub(ORIGIN_NS.load(SeqCst))
+}
+
+/// One generation's part of a thread's recording.
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    batch: Option<BatchBuilder>,
+    /// Batches of this generation already handed to the writer.
+    batches: u64,
+    strings: HashMap<String, u64>,
+}
+
+/// A thread's recording state, shared with the tracer through the registry.
+pub struct ThreadTrace {
+    /// rtcore thread id (batch headers name it).
+    pub id: u64,
+    gate: AtomicU64,
+    slots: [UnsafeCell<Slot>; 2],
+}
+
+// SAFETY: `slots` are only touched by the holder of `gate` (see the module
+// invariants); everything else is atomic.
+unsafe impl Sync for ThreadTrace {}
+// SAFETY: as above.
+unsafe impl Send for ThreadTrace {}
+
+impl ThreadTrace {
+    fn new(id: u64) -> ThreadTrace {
+        ThreadTrace {
+            id,
+            gate: AtomicU64::new(0),
+            slots: [
+                UnsafeCell::new(Slot::default()),
+                UnsafeCell::new(Slot::default()),
+            ],
+        }
+    }
+
+    /// Take the gate (spin while the tracer holds it).
+    fn lock(&self) {
+        loop {
+            let g = self.gate.load(SeqCst);
+            if g & 1 == 0
+                && self
+                    .gate
+                    .compare_exchange_weak(g, g + 1, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                return;
+            }
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+
+    fn unlock(&self) {
+        self.gate.fetch_add(1, SeqCst);
+    }
+}
+
+/// Every thread that has recorded (registry lock: inner rank `tracebuf`).
+static REGISTRY: LazyLock<InnerMutex<Vec<Arc<ThreadTrace>>>> =
+    LazyLock::new(|| InnerMutex::new(InnerRank::TraceBuf, Vec::new()));
+
+thread_local! {
+    static MINE: std::cell::RefCell<Option<Arc<ThreadTrace>>> = const { std::cell::RefCell::new(None) };
+    /// Set on the writer thread and inside sink callbacks: their events are
+    /// dropped (and counted), and start/stop refuse.
+    static NO_RECORD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Mark the calling thread as one whose events are dropped (the writer).
+pub fn set_no_record(v: bool) {
+    let _ = NO_RECORD.try_with(|c| c.set(v));
+}
+
+/// Is the calling thread the writer or inside a sink callback?
+pub fn is_no_record() -> bool {
+    NO_RECORD.try_with(|c| c.get()).unwrap_or(false)
+}
+
+fn my_trace() -> Option<Arc<ThreadTrace>> {
+    MINE.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if m.is_none() {
+            let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
+            REGISTRY.lock().push(t.clone());
+            *m = Some(t);
+        }
+        m.clone()
+    })
+    .ok()
+    .flatten()
+}
+
+/// An argument for `emit`: strings are interned per (generation, thread).
+pub enum A<'a> {
+    U(u64),
+    S(i64),
+    Str(&'a str),
+}
+
+/// Record one event on the calling thread (any thread, attached or not).
+/// Cheap when tracing is off: one relaxed load.
+#[inline]
+pub fn emit(kind: EventKind, args: &[A<'_>]) {
+    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return;
+    }
+    emit_slow(kind, args);
+}
+
+#[cold]
+fn emit_slow(kind: EventKind, args: &[A<'_>]) {
+    if is_no_record() {
+        DROPPED.fetch_add(1, SeqCst);
+        return;
+    }
+    let Some(t) = my_trace() else { return };
+    t.lock();
+    let g = CURRENT.load(SeqCst);
+    if g != 0 {
+        // SAFETY: we hold the gate (module invariants).
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        write_event(&t, slot, g, kind, args);
+    }
+    t.unlock();
+}
+
+fn file_generation(g: u64) -> u64 {
+    g - FIRST_GENERATION.load(SeqCst) + 1
+}
+
+fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: &[A<'_>]) {
+    if slot.generation != g {
+        *slot = Slot {
+            generation: g,
+            ..Default::default()
+        };
+    }
+    let ts = now();
+    // Intern strings first (each may add a `string` event).
+    let mut vals: [Val<'_>; 8] = [Val::U(0); 8];
+    for (i, a) in args.iter().enumerate().take(8) {
+        vals[i] = match a {
+            A::U(v) => Val::U(*v),
+            A::S(v) => Val::S(*v),
+            A::Str(s) => Val::U(intern(t, slot, g, ts, s)),
+        };
+    }
+    let b = batch(t, slot, g, ts);
+    b.event(kind, ts, &vals[..args.len()]);
+    if b.len() >= BATCH_BYTES {
+        flush(t, slot);
+    }
+}
+
+fn batch<'s>(t: &ThreadTrace, slot: &'s mut Slot, g: u64, ts: u64) -> &'s mut BatchBuilder {
+    let seq = slot.batches;
+    slot.batch.get_or_insert_with(|| {
+        BatchBuilder::new(TRACE_ID.load(SeqCst), file_generation(g), t.id, seq, ts)
+    })
+}
+
+fn intern(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64, s: &str) -> u64 {
+    if s.is_empty() {
+        return 0;
+    }
+    if let Some(id) = slot.strings.get(s) {
+        return *id;
+    }
+    let id = slot.strings.len() as u64 + 1;
+    slot.strings.insert(s.to_string(), id);
+    batch(t, slot, g, ts).event(
+        EventKind::String,
+        ts,
+        &[Val::U(id), Val::Bytes(s.as_bytes())],
+    );
+    id
+}
+
+/// Hand the slot's current batch to the writer.
+fn flush(_t: &ThreadTrace, slot: &mut Slot) {
+    if let Some(b) = slot.batch.take() {
+        slot.batches += 1;
+        writer::push_batch(b.body);
+    }
+}
+
+// ---- the tracer's side (called by `trace` with the world stopped) ----------
+
+/// Begin recording generation `g` of trace `trace_id`: publish it.
+pub fn publish_start(trace_id: u64) -> u64 {
+    let g = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
+    TRACE_ID.store(trace_id, SeqCst);
+    FIRST_GENERATION.store(g, SeqCst);
+    ORIGIN_NS.store(monotonic_ns(), SeqCst);
+    CURRENT.store(g, SeqCst);
+    rtc_trace_on.store(1, SeqCst);
+    g
+}
+
+/// The generation being recorded (0: none), and its number in the file.
+pub fn current() -> (u64, u64) {
+    let g = CURRENT.load(SeqCst);
+    if g == 0 {
+        (0, 0)
+    } else {
+        (g, file_generation(g))
+    }
+}
+
+pub fn trace_id() -> u64 {
+    TRACE_ID.load(SeqCst)
+}
+
+/// Stop recording: unpublish the generation, then take every thread's last
+/// batch of it (locking each gate, so no emitter is writing), hand them to
+/// the writer, and return the batch counts per thread for the generation
+/// end. Threads that exited are dropped from the registry.
+pub fn publish_stop() -> Vec<(u64, u64)> {
+    let g = CURRENT.swap(0, SeqCst);
+    rtc_trace_on.store(0, SeqCst);
+    if g == 0 {
+        return Vec::new();
+    }
+    let mut counts = Vec::new();
+    let mut reg = REGISTRY.lock();
+    for t in reg.iter() {
+        t.lock();
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        if slot.generation == g {
+            flush(t, slot);
+            if slot.batches > 0 {
+                counts.push((t.id, slot.batches));
+            }
+            *slot = Slot::default();
+        }
+        t.unlock();
+    }
+    // Threads that exited (only the registry holds them) go now.
+    reg.retain(|t| Arc::strong_count(t) > 1);
+    counts.sort();
+    counts
+}
+
+/// Emit an event into the header batch of the current generation (thread 0),
+/// built by the tracer under the world stop: returned as a batch body.
+pub fn header_batch(g: u64, build: impl FnOnce(&mut HeaderBuilder)) -> Vec<u8> {
+    let ts = now();
+    let mut h = HeaderBuilder {
+        b: BatchBuilder::new(TRACE_ID.load(SeqCst), file_generation(g), 0, 0, ts),
+        strings: HashMap::new(),
+    };
+    build(&mut h);
+    h.b.body
+}
+
+/// Builds the header batch (thread 0) with its own string table.
+pub struct HeaderBuilder {
+    b: BatchBuilder,
+    strings: HashMap<String, u64>,
+}
+
+impl HeaderBuilder {
+    pub fn event(&mut self, kind: EventKind, args: &[A<'_>]) {
+        let ts = now();
+        let mut vals: Vec<Val<'_>> = Vec::with_capacity(args.len());
+        let mut ids = Vec::new();
+        for a in args {
+            if let A::Str(s) = a {
+                let next = self.strings.len() as u64 + 1;
+                let id = if s.is_empty() {
+                    0
+                } else {
+                    *self.strings.entry(s.to_string()).or_insert(next)
+                };
+                if id == next {
+                    self.b.event(
+                        EventKind::String,
+                        ts,
+                        &[Val::U(id), Val::Bytes(s.as_bytes())],
+                    );
+                }
+                ids.push(id);
+            }
+        }
+        let mut ids = ids.into_iter();
+        for a in args {
+            vals.push(match a {
+                A::U(v) => Val::U(*v),
+                A::S(v) => Val::S(*v),
+                A::Str(_) => Val::U(ids.next().unwrap_or(0)),
+            });
+        }
+        self.b.event(kind, ts, &vals);
+    }
+}
+
+/// In a forked child: tracing is off and the parent's buffers are gone
+/// (DESIGN.md, "Deadlock freedom" 5). The registry may have been locked.
+pub fn after_fork_child() {
+    CURRENT.store(0, SeqCst);
+    rtc_trace_on.store(0, SeqCst);
+    // SAFETY: only the forking thread exists.
+    unsafe { REGISTRY.reset_after_fork() };
+    let old = std::mem::take(&mut *REGISTRY.lock());
+    crate::fork::keep_forever(old);
+    let _ = MINE.try_with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            *m = None;
+        }
+    });
+    writer::after_fork_child();
+}

@@ -1,0 +1,284 @@
+//! The writer: one thread per trace ("rtcore-trace-writer") that alone does
+//! sink I/O, holding no rtcore lock while it does. Producers (emitters
+//! handing over full batches, the tracer at start and stop) push framed
+//! records onto the queue (inner rank `tracequeue`, held only to push or
+//! pop) and wake it.
+//!
+//! Invariants:
+//! - Records reach the sink in queue order; the file header is the first,
+//!   the trace-end record the last.
+//! - A failing sink switches the writer to discard: later records are
+//!   dropped (counted) and the error is kept for `finish` to return.
+//! - A file descriptor given by the user is never closed; a file opened
+//!   from a path is closed when the writer is done.
+
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::io::Write;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use crate::format::{self, RecordKind};
+use crate::lock::inner::{InnerMutex, InnerRank};
+
+/// `int (*)(const uint8_t *data, size_t len, void *user_data)`: 0 on success.
+pub type WriteFn = unsafe extern "C" fn(*const u8, usize, *mut c_void) -> i32;
+
+/// Where a trace goes.
+pub enum Sink {
+    /// A file created (truncated) at a path; closed at the end.
+    File(std::fs::File),
+    /// A file descriptor owned by the caller: written, never closed.
+    Fd(i32),
+    /// A callback with its user data.
+    Callback(WriteFn, usize),
+}
+
+impl Sink {
+    /// Called once the start has won: empty a file opened from a path (it
+    /// is opened without truncating, so a losing start changes nothing).
+    pub fn prepare(&mut self) -> Result<(), String> {
+        match self {
+            Sink::File(f) => f
+                .set_len(0)
+                .map_err(|e| format!("truncating the trace file: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> Result<(), String> {
+        match self {
+            Sink::File(f) => f
+                .write_all(data)
+                .map_err(|e| format!("writing the trace file: {e}")),
+            Sink::Fd(fd) => {
+                while !data.is_empty() {
+                    // SAFETY: writing from a valid slice to a descriptor the
+                    // caller promised stays open during the trace.
+                    let n = unsafe { libc::write(*fd, data.as_ptr().cast(), data.len()) };
+                    if n < 0 {
+                        let e = std::io::Error::last_os_error();
+                        if e.kind() == std::io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Err(format!("writing the trace to fd {fd}: {e}"));
+                    }
+                    if n == 0 {
+                        return Err(format!("writing the trace to fd {fd}: wrote 0 bytes"));
+                    }
+                    data = &data[n as usize..];
+                }
+                Ok(())
+            }
+            Sink::Callback(f, user) => {
+                // SAFETY: the caller of rtc_trace_start promised `f` may be
+                // called with `user` until the trace is stopped.
+                let r = unsafe { f(data.as_ptr(), data.len(), *user as *mut c_void) };
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("the trace write callback returned {r}"))
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        match self {
+            Sink::File(f) => f
+                .flush()
+                .map_err(|e| format!("flushing the trace file: {e}")),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Queue {
+    items: VecDeque<Vec<u8>>,
+    /// A writer thread exists (from `begin` until it has returned).
+    active: bool,
+    /// `finish` was called: after the queue drains, the writer returns.
+    closing: bool,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// The sink error, once one happened (the writer then discards).
+    error: Option<String>,
+}
+
+static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
+    InnerMutex::new(
+        InnerRank::TraceQueue,
+        Queue {
+            items: VecDeque::new(),
+            active: false,
+            closing: false,
+            thread: None,
+            error: None,
+        },
+    )
+});
+
+/// Bumped on every push; the writer parks while it is unchanged.
+static WAKES: AtomicU64 = AtomicU64::new(0);
+/// Bumped when the writer returns.
+static DONE: AtomicU64 = AtomicU64::new(0);
+/// Bytes the writer has written (stats).
+pub static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Records dropped: pushed with no writer, or after a sink failure.
+pub static DISCARDED: AtomicU64 = AtomicU64::new(0);
+
+fn wake() {
+    WAKES.fetch_add(1, SeqCst);
+    crate::lock::parked::unpark_all(&WAKES as *const AtomicU64 as usize);
+}
+
+/// Is a writer still running (a previous trace still shutting down)?
+pub fn busy() -> bool {
+    QUEUE.lock().active
+}
+
+/// Start a writer for a new trace: the file header goes first.
+pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
+    let mut q = QUEUE.lock();
+    if q.active {
+        return Err("the previous trace's writer is still draining".into());
+    }
+    q.items.clear();
+    q.items.push_back(format::file_header(trace_id).to_vec());
+    q.closing = false;
+    q.error = None;
+    let j = std::thread::Builder::new()
+        .name("rtcore-trace-writer".into())
+        .spawn(move || run(sink))
+        .map_err(|e| format!("cannot start the trace writer thread: {e}"))?;
+    q.thread = Some(j);
+    q.active = true;
+    Ok(())
+}
+
+/// Queue a framed record.
+pub fn push_record(kind: RecordKind, body: &[u8]) {
+    let mut rec = Vec::with_capacity(format::RECORD_FRAME_LEN + body.len());
+    format::put_record(&mut rec, kind, body);
+    {
+        let mut q = QUEUE.lock();
+        if !q.active || q.closing {
+            DISCARDED.fetch_add(1, SeqCst);
+            return;
+        }
+        q.items.push_back(rec);
+    }
+    wake();
+}
+
+/// Queue a batch body.
+pub fn push_batch(body: Vec<u8>) {
+    push_record(RecordKind::Batch, &body);
+}
+
+/// Queue the last record, then wait (at most `limit`) for the writer to
+/// drain and return. Returns the sink's error, if any; a timeout is an
+/// error too (the writer keeps going and a new trace must wait for it).
+pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<(), String> {
+    let seen_done = DONE.load(SeqCst);
+    {
+        let mut q = QUEUE.lock();
+        if !q.active {
+            return Ok(());
+        }
+        if let Some((kind, body)) = last {
+            let mut rec = Vec::new();
+            format::put_record(&mut rec, kind, &body);
+            q.items.push_back(rec);
+        }
+        q.closing = true;
+    }
+    wake();
+    let deadline = Instant::now() + limit;
+    while DONE.load(SeqCst) == seen_done {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the trace writer did not finish within {} ms (a stalled sink?); the trace may be incomplete",
+                limit.as_millis()
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let j = QUEUE.lock().thread.take();
+    match j.map(|j| j.join()) {
+        Some(Ok(r)) => r,
+        Some(Err(_)) => Err("the trace writer thread panicked".into()),
+        None => Ok(()),
+    }
+}
+
+fn run(mut sink: Sink) -> Result<(), String> {
+    super::set_no_record(true);
+    let mut error: Option<String> = None;
+    loop {
+        let seen = WAKES.load(SeqCst);
+        let (batch, closing) = {
+            let mut q = QUEUE.lock();
+            (std::mem::take(&mut q.items), q.closing)
+        };
+        for rec in &batch {
+            if error.is_none() {
+                match sink.write_all(rec) {
+                    Ok(()) => {
+                        BYTES.fetch_add(rec.len() as u64, SeqCst);
+                    }
+                    Err(e) => {
+                        QUEUE.lock().error = Some(e.clone());
+                        error = Some(e);
+                    }
+                }
+            } else {
+                DISCARDED.fetch_add(1, SeqCst);
+            }
+        }
+        if closing && batch.is_empty() {
+            break;
+        }
+        if batch.is_empty() {
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                crate::lock::parked::park(
+                    &WAKES as *const AtomicU64 as usize,
+                    || WAKES.load(SeqCst) == seen,
+                    Some(Instant::now() + Duration::from_millis(100)),
+                );
+            }
+        }
+    }
+    if error.is_none() {
+        if let Err(e) = sink.flush() {
+            error = Some(e);
+        }
+    }
+    drop(sink);
+    QUEUE.lock().active = false;
+    DONE.fetch_add(1, SeqCst);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The sink failed during this trace?
+pub fn failed() -> Option<String> {
+    QUEUE.lock().error.clone()
+}
+
+/// In a forked child: no writer thread exists; the parent's queue is
+/// dropped unread.
+pub fn after_fork_child() {
+    // SAFETY: only the forking thread exists.
+    unsafe { QUEUE.reset_after_fork() };
+    let mut q = QUEUE.lock();
+    crate::fork::keep_forever(std::mem::take(&mut q.items));
+    if let Some(j) = q.thread.take() {
+        crate::fork::keep_forever(j);
+    }
+    q.active = false;
+    q.closing = false;
+}

@@ -1,0 +1,219 @@
+//! Trace start and stop: the protocol over the world, sysmon and the
+//! recorder (DESIGN.md, "Tracer"; the seed in shared/seeds).
+//!
+//! Start: take `hooklock` (no hook runs) → stop the world → take
+//! `sysmonlock` (sysmon is between ticks) → publish a new generation and
+//! enable → write the header batch (clock, every thread's and P's status)
+//! → release → start the world. Stop mirrors it: disable, take every
+//! thread's last batch while the world is stopped (enqueue only), release,
+//! start the world, then wait (bounded) for the writer and write the end
+//! marker.
+//!
+//! Invariants:
+//! - `hooklock` serialises starts and stops: of concurrent starts exactly
+//!   one finds tracing off.
+//! - `hooklock` is taken before the stop (a hook may wait for a user lock
+//!   held by a thread that needs the world running to release it);
+//!   `sysmonlock` after it (sysmon never waits on user code, so a tick
+//!   always completes) — the seed's order.
+//! - No sink I/O happens here: the writer thread does it, holding no
+//!   rtcore lock.
+
+use std::time::Duration;
+
+use crate::format::{EventKind, RecordKind};
+use crate::record::{self, A, writer};
+use crate::status::{Error, RTC_ERR_IO, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
+
+/// How long `stop` waits for the writer to drain.
+pub const WRITER_WAIT: Duration = Duration::from_secs(10);
+
+fn refuse_from_rtcore_threads(what: &str) -> Result<()> {
+    if crate::sysmon::hooks::in_hook() {
+        return Err(Error::new(
+            RTC_ERR_WOULD_DEADLOCK,
+            format!("{what} called from a hook: start and stop wait for hooks to finish"),
+        ));
+    }
+    if record::is_no_record() {
+        return Err(Error::new(
+            RTC_ERR_WOULD_DEADLOCK,
+            format!(
+                "{what} called from the trace writer or a sink callback: it would wait for itself"
+            ),
+        ));
+    }
+    if crate::world::assert_world_stopped().is_ok() {
+        return Err(Error::new(
+            RTC_ERR_WOULD_DEADLOCK,
+            format!(
+                "{what} called by the thread holding the world stopped: it stops the world itself (start the world first)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn random_trace_id() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: a valid buffer of 8 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    let mut id = u64::from_le_bytes(b);
+    if n != 8 || id == 0 {
+        id = record::monotonic_ns() ^ (std::process::id() as u64) << 32 | 1;
+    }
+    id
+}
+
+/// `rtc_trace_start`.
+pub fn start(mut sink: writer::Sink) -> Result<()> {
+    refuse_from_rtcore_threads("rtc_trace_start")?;
+    let _hooklock = crate::sysmon::hooks::lock_hooklock();
+    crate::world::stop_the_world("trace start")?;
+    let r = crate::sysmon::monitor::with_sysmonlock(|| -> Result<()> {
+        if record::current().0 != 0 {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                "rtc_trace_start: tracing is already enabled",
+            ));
+        }
+        if writer::busy() {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                "rtc_trace_start: tracing is already enabled (the previous trace is still shutting down)",
+            ));
+        }
+        let trace_id = random_trace_id();
+        sink.prepare()
+            .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
+        writer::begin(sink, trace_id)
+            .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
+        let g = record::publish_start(trace_id);
+        let header = record::header_batch(g, |h| {
+            h.event(
+                EventKind::ClockInfo,
+                &[A::U(1_000_000_000), A::U(realtime_ns())],
+            );
+            write_statuses(h);
+        });
+        writer::push_batch(header);
+        // Start writes its own STW begin after enabling (as Go 1.22 does).
+        record::emit(EventKind::StwBegin, &[A::Str("trace start")]);
+        Ok(())
+    });
+    // The world's restart records the STW end.
+    let restarted = crate::world::start_the_world();
+    r.and(restarted)
+}
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The status of every attached thread and every P, read with the world
+/// stopped and sysmon between ticks.
+fn write_statuses(h: &mut record::HeaderBuilder) {
+    let obs = crate::world::world().observe();
+    h.event(EventKind::ProcsChange, &[A::U(obs.procs.len() as u64)]);
+    for p in &obs.procs {
+        let owner = crate::world::handshake::powner(p.word);
+        h.event(
+            EventKind::ProcStatus,
+            &[
+                A::U(p.index as u64),
+                A::U(crate::world::handshake::pstate(p.word)),
+                A::U(owner),
+                A::U(0),
+            ],
+        );
+    }
+    for t in &obs.threads {
+        let p = obs
+            .procs
+            .iter()
+            .find(|p| crate::world::handshake::powner(p.word) == t.rec.id)
+            .map_or(0, |p| p.index as u64 + 1);
+        let pending = t
+            .rec
+            .preempt_requested
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let acked = t
+            .rec
+            .preempt_acked
+            .load(std::sync::atomic::Ordering::SeqCst);
+        h.event(
+            EventKind::ThreadStatus,
+            &[
+                A::U(t.rec.id),
+                A::Str(&t.rec.name),
+                A::U(t.state as u64),
+                A::U(p),
+                A::U(0),
+                A::U(if pending != acked { pending } else { 0 }),
+                A::U(0),
+                A::U(0),
+            ],
+        );
+    }
+}
+
+/// `rtc_trace_stop`: succeeds when not tracing.
+pub fn stop() -> Result<()> {
+    refuse_from_rtcore_threads("rtc_trace_stop")?;
+    let _hooklock = crate::sysmon::hooks::lock_hooklock();
+    crate::world::stop_the_world("trace stop")?;
+    let ended = crate::sysmon::monitor::with_sysmonlock(|| {
+        let (g, file_gen) = record::current();
+        if g == 0 {
+            return None;
+        }
+        // (The world's stop recorded its STW begin; its end falls after
+        // the trace and is legal as an open range.)
+        let mut counts = record::publish_stop();
+        counts.push((0, 1)); // the header batch
+        counts.sort();
+        let body = crate::format::generation_end_body(record::trace_id(), file_gen, &counts);
+        writer::push_record(RecordKind::GenerationEnd, &body);
+        Some(file_gen)
+    });
+    let restarted = crate::world::start_the_world();
+    if let Some(file_gen) = ended {
+        let end = crate::format::trace_end_body(record::trace_id(), file_gen);
+        writer::finish(Some((RecordKind::TraceEnd, end)), WRITER_WAIT)
+            .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_stop: {e}")))?;
+    }
+    restarted
+}
+
+/// Is a trace being recorded?
+pub fn enabled() -> bool {
+    record::current().0 != 0
+}
+
+/// At process exit: finish a trace in progress with bounded waits (the
+/// world is not stopped: other threads may still run; their later events
+/// are simply not recorded).
+pub fn stop_at_exit() {
+    if !enabled() || crate::sysmon::hooks::in_hook() || record::is_no_record() {
+        return;
+    }
+    let (_, file_gen) = record::current();
+    let mut counts = record::publish_stop();
+    counts.push((0, 1));
+    counts.sort();
+    let id = record::trace_id();
+    writer::push_record(
+        RecordKind::GenerationEnd,
+        &crate::format::generation_end_body(id, file_gen, &counts),
+    );
+    let _ = writer::finish(
+        Some((
+            RecordKind::TraceEnd,
+            crate::format::trace_end_body(id, file_gen),
+        )),
+        Duration::from_secs(2),
+    );
+}
