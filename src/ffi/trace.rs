@@ -269,21 +269,17 @@ pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
 }
 
 fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::status::Result<()> {
-    match crate::reader::parse(data) {
-        Ok(t) => {
-            let threads: std::collections::BTreeSet<u64> = t
-                .generations
-                .iter()
-                .flat_map(|g| g.streams.keys().copied())
-                .filter(|id| *id != 0)
-                .collect();
+    match crate::reader::check(data) {
+        Ok(s) => {
             super::copy_out(
                 &format!(
-                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes",
-                    t.events,
-                    t.generations.len(),
-                    threads.len(),
-                    t.bytes
+                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
+                    s.events,
+                    s.generations,
+                    s.threads,
+                    data.len(),
+                    s.crossed_start,
+                    s.open_at_end
                 ),
                 report,
                 report_len,
