@@ -257,6 +257,28 @@ static void test_refusals(void) {
     CHECK(rtc_trace_enabled() == 0);
 }
 
+/* A thread that holds one of its own locks and starts a trace is
+ * reported: start takes hooklock, which comes before every user rank (a
+ * hook may need that lock while start waits for the hook). */
+static rtc_mutex app_lock = RTC_MUTEX_INIT_RANKED("app-lock", "trace_app");
+static void test_start_while_holding_a_user_lock_is_reported(void) {
+    char path[300], report[512];
+    snprintf(path, sizeof path, "%s/inversion.trace", dir);
+    CHECK_STATUS(rtc_ranks_load("NONE < trace_app;", "trace-test.ranks"), RTC_OK);
+    uint64_t before = 0, after = 0;
+    CHECK_STATUS(rtc_lockrank_violations(&before), RTC_OK);
+    CHECK_STATUS(RTC_MUTEX_LOCK(&app_lock), RTC_OK);
+    rtc_trace_config c = path_config(path);
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK); /* reported, not refused */
+    CHECK_STATUS(rtc_mutex_unlock(&app_lock), RTC_OK);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_violations(&after), RTC_OK);
+    CHECK(after == before + 1);
+    CHECK_CONTAINS(rtc_t_report(), "hooklock");
+    CHECK_CONTAINS(rtc_t_report(), "app-lock");
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -265,6 +287,7 @@ int main(void) {
     test_fd_sink_is_never_closed();
     test_callback_sinks();
     test_refusals();
+    test_start_while_holding_a_user_lock_is_reported();
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
     test_concurrent_starts();
     char cmd[400];

@@ -170,6 +170,33 @@ pub const HOOKLOCK_RANK: u32 = 1;
 
 /// The hook thread holds `hooklock` while a hook runs: it is recorded like
 /// a held lock, so the user locks a hook takes are checked against it.
+///
+/// Taking it is order-checked like any lock (before it is taken, by the
+/// caller of `lock_hooklock`): a thread that holds one of its own locks
+/// and starts or stops a trace is reported, since a hook may need that
+/// lock while the tracer waits for the hook (DESIGN.md, "Ranks").
+pub fn hooklock_check(what: &std::ffi::CStr) {
+    let Some(mode) = crate::lifecycle::running_mode() else {
+        return;
+    };
+    if mode == Mode::Off {
+        return;
+    }
+    with_held(|h| {
+        check(
+            h,
+            mode,
+            &Wanted {
+                kind: "lock",
+                name: what.as_ptr(),
+                rank: HOOKLOCK_RANK,
+                file: std::ptr::null(),
+                line: 0,
+            },
+        )
+    })
+}
+
 pub fn hooklock_enter(addr: usize) {
     with_held(|h| {
         if !h.is_full() {

@@ -224,6 +224,7 @@ fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
 /// the caller is reported as an inversion.
 pub fn lock_hooklock() -> HooklockGuard {
     let h = hooks();
+    crate::lock::order::hooklock_check(c"hooklock");
     let g = h.hooklock.lock();
     crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
     HooklockGuard { _g: g }
