@@ -181,12 +181,16 @@ static void test_callback_sinks(void) {
 static atomic_int racers_go, racers_won, racers_refused;
 static char race_path[300];
 static void *racer(void *arg) {
-    (void)arg;
+    /* Half the racers are attached: a loser waiting for the winner must give
+     * up its P, or the winner's stop waits for it forever (it once did). */
+    int attached = (int)(long)arg & 1;
+    if (attached) rtc_thread_attach("racer", NULL);
     while (!atomic_load(&racers_go)) usleep(100);
     rtc_trace_config c = path_config(race_path);
     int s = rtc_trace_start(&c);
     if (s == RTC_OK) atomic_fetch_add(&racers_won, 1);
     else if (s == RTC_ERR_WRONG_STATE) atomic_fetch_add(&racers_refused, 1);
+    if (attached) rtc_thread_detach();
     return NULL;
 }
 
@@ -194,7 +198,7 @@ static void test_concurrent_starts(void) {
     char report[512];
     snprintf(race_path, sizeof race_path, "%s/race.trace", dir);
     pthread_t t[8];
-    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, racer, NULL);
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, racer, (void *)(long)i);
     atomic_store(&racers_go, 1);
     for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
     CHECK(atomic_load(&racers_won) == 1);
@@ -279,6 +283,37 @@ static void test_start_while_holding_a_user_lock_is_reported(void) {
     CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
 }
 
+/* An fd sink whose reader went away fails the trace (RTC_ERR_IO at stop);
+ * SIGPIPE does not kill the process. A 100 KiB message is cut to 64 KiB and
+ * the trace stays valid. */
+static void test_broken_pipe_and_huge_strings(void) {
+    int p[2];
+    CHECK(pipe(p) == 0);
+    close(p[0]);
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_FD;
+    c.fd = p[1];
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    RTC_LOG("pipe", "nobody reads this");
+    CHECK_STATUS(rtc_trace_stop(), RTC_ERR_IO);
+    CHECK_CONTAINS(rtc_t_last_error(), "Broken pipe");
+    close(p[1]);
+
+    char path[300], report[512];
+    snprintf(path, sizeof path, "%s/huge.trace", dir);
+    rtc_trace_config f = path_config(path);
+    static char huge[100 * 1024];
+    memset(huge, 'x', sizeof huge - 1);
+    CHECK_STATUS(rtc_trace_start(&f), RTC_OK);
+    CHECK_STATUS(rtc_log("huge", huge), RTC_OK);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size > 64 * 1024 && st.st_size < 90 * 1024);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -288,6 +323,7 @@ int main(void) {
     test_callback_sinks();
     test_refusals();
     test_start_while_holding_a_user_lock_is_reported();
+    test_broken_pipe_and_huge_strings();
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
     test_concurrent_starts();
     char cmd[400];

@@ -1020,8 +1020,14 @@ def add_hook(name, period, fn):
 def _remove_hooks_at_exit():
     """At interpreter exit, before finalization: no Python callback may run
     after this (a C thread calling into a finalized interpreter crashes it).
-    A trampoline is dropped only once C can no longer call it."""
+    A trampoline is dropped only once C can no longer call it. A trace in
+    progress is stopped here too (its sink may be a Python callable)."""
     global _preempt_handler
+    if _lib.rtc_trace_enabled():
+        try:
+            _lib.rtc_trace_stop()
+        except RtcoreError:
+            pass
     if _preempt_handler is not None:
         try:
             _lib.rtc_set_preempt_handler(PREEMPT_FN(), None)
@@ -1120,16 +1126,18 @@ def trace_start(path=None, fd=None, write=None):
             try:
                 _write(ctypes.string_at(data, n))
                 return 0
-            except Exception:  # noqa: BLE001 - reported as a failed sink
+            except BaseException:  # noqa: BLE001 - reported as a failed sink
                 return -1
 
         tramp = TRACE_WRITE_FN(tramp_fn)
         c.sink_kind = RTC_TRACE_SINK_CALLBACK
         c.write = tramp
-    _lib.rtc_trace_start(ctypes.byref(c))
     if tramp is not None:
-        _retired.append(tramp)  # C may call it until the writer is done
+        # Kept for good, before the start: C may call it from the moment the
+        # writer starts, and after a failed stop until the writer gives up.
+        _retired.append(tramp)
         _trace_callback = tramp
+    _lib.rtc_trace_start(ctypes.byref(c))
 
 
 def trace_stop():

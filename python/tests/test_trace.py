@@ -63,6 +63,21 @@ class TraceTest(unittest.TestCase):
             """
         )
 
+    def test_exit_with_a_callback_trace_running(self):
+        # The wrapper stops the trace at exit, before finalization: the
+        # writer never calls into a finalized interpreter (it once crashed).
+        p = self.run_ok(
+            """
+            import rtcore
+            chunks = []
+            rtcore.trace_start(write=chunks.append)
+            for i in range(1000):
+                rtcore.log("exit", "still tracing")
+            print("exiting", flush=True)
+            """
+        )
+        self.assertIn("exiting", p.stdout)
+
     def test_misuse(self):
         self.run_ok(
             """

@@ -154,7 +154,8 @@ NONE < hooklock;
 hooklock < sysmon;
 sysmon < RTCORE_INNER;
 RTCORE_INNER < lifecycle;
-lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg, tracebuf;
+lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg;
+sched, ranktable, lockreports, names, threadreason, hookreg < tracebuf;
 tracebuf < tracequeue;
 ";
 

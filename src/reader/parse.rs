@@ -146,6 +146,11 @@ pub struct Trace {
     pub bytes: usize,
 }
 
+/// Where the first record starts (for messages about the whole trace).
+pub fn first_record_offset() -> usize {
+    FILE_HEADER_LEN
+}
+
 /// Parse and check a whole trace.
 pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
     let mut c = Cursor {

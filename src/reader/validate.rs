@@ -63,6 +63,12 @@ pub fn validate(t: &Trace) -> Result<Summary, ReadError> {
         generations: t.generations.len(),
         ..Default::default()
     };
+    if t.generations.is_empty() {
+        return Err(ReadError {
+            message: "a trace with no generation (nothing was recorded between the header and the end marker)".into(),
+            offset: super::parse::first_record_offset(),
+        });
+    }
     let mut all_threads = HashSet::new();
     for g in &t.generations {
         generation(g, &mut sum)?;
@@ -76,7 +82,21 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
     let mut names: HashMap<u64, String> = HashMap::new();
     let mut states: HashMap<u64, ThreadState> = HashMap::new();
     // The header batch: clock information first, then statuses.
-    if let Some(h) = g.streams.get(&0) {
+    let Some(h) = g.streams.get(&0) else {
+        let offset = g
+            .streams
+            .values()
+            .find_map(|s| s.events.first().map(|e| e.offset))
+            .unwrap_or(0);
+        return Err(ReadError {
+            message: format!(
+                "generation {} has no header batch (clock and statuses)",
+                g.number
+            ),
+            offset,
+        });
+    };
+    {
         let mut seen_clock = false;
         for e in h.events.iter() {
             *sum.by_kind.entry(e.kind.name()).or_default() += 1;
@@ -150,7 +170,10 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
         thread(*id, s, st, &names, &mut tasks_begun, &mut tasks_ended, sum)?;
     }
     for st in states.values() {
-        sum.open_at_end += st.regions + st.stw_open as u64;
+        sum.open_at_end = sum
+            .open_at_end
+            .saturating_add(st.regions)
+            .saturating_add(st.stw_open as u64);
     }
     sum.open_at_end += tasks_begun.difference(&tasks_ended).count() as u64;
     // Ended here, begun before the trace (or the generation): legal.
@@ -191,7 +214,7 @@ fn thread(
                 }
                 st.detached = true;
             }
-            EventKind::RegionBegin => st.regions += 1,
+            EventKind::RegionBegin => st.regions = st.regions.saturating_add(1),
             EventKind::RegionEnd => {
                 if st.regions == 0 {
                     // Begun before the trace: legal, counted.
@@ -348,6 +371,59 @@ mod tests {
         let e = check(&trace(threads)).unwrap_err();
         assert!(e.message.contains(wanted), "{e}");
         assert!(e.message.contains(" ms"), "messages carry the time: {e}");
+    }
+
+    #[test]
+    fn empty_traces_missing_headers_and_huge_depths() {
+        let mut out = file_header(ID).to_vec();
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 0));
+        let e = check(&out).unwrap_err();
+        assert!(e.message.contains("no generation"), "{e}");
+
+        let mut out = file_header(ID).to_vec();
+        let mut b = BatchBuilder::new(ID, 1, 5, 0, 0);
+        b.event(Detach, 0, &[]);
+        put_record(&mut out, RecordKind::Batch, &b.body);
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(ID, 1, &[(5, 1)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+        let e = check(&out).unwrap_err();
+        assert!(e.message.contains("no header batch"), "{e}");
+
+        // A hostile status with an absurd open-region depth: no overflow.
+        let mut out = file_header(ID).to_vec();
+        let mut h = BatchBuilder::new(ID, 1, 0, 0, 0);
+        h.event(ClockInfo, 0, &[Val::U(1), Val::U(0)]);
+        for t in [5u64, 6] {
+            h.event(
+                ThreadStatus,
+                0,
+                &[
+                    Val::U(t),
+                    Val::U(0),
+                    Val::U(1),
+                    Val::U(0),
+                    Val::U(0),
+                    Val::U(0),
+                    Val::U(u64::MAX),
+                    Val::U(0),
+                ],
+            );
+        }
+        put_record(&mut out, RecordKind::Batch, &h.body);
+        let mut b = BatchBuilder::new(ID, 1, 5, 0, 0);
+        b.event(RegionBegin, 0, &[Val::U(0)]);
+        put_record(&mut out, RecordKind::Batch, &b.body);
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(ID, 1, &[(0, 1), (5, 1)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+        assert_eq!(check(&out).unwrap().open_at_end, u64::MAX);
     }
 
     #[test]

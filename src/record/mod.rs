@@ -171,6 +171,14 @@ pub enum A<'a> {
     Str(&'a str),
 }
 
+/// Make the calling thread's recording state exist now. Called first thing
+/// at attach, so that it outlives the attachment at thread exit
+/// (thread-locals are destroyed in the reverse order of their first use)
+/// and the events of the exit's teardown are still recorded.
+pub fn register_thread() {
+    let _ = my_trace();
+}
+
 /// Record one event on the calling thread (any thread, attached or not).
 /// Cheap when tracing is off: one relaxed load.
 #[inline]
@@ -187,7 +195,11 @@ fn emit_slow(kind: EventKind, args: &[A<'_>]) {
         DROPPED.fetch_add(1, SeqCst);
         return;
     }
-    let Some(t) = my_trace() else { return };
+    let Some(t) = my_trace() else {
+        // Too late in the thread's exit to record.
+        DROPPED.fetch_add(1, SeqCst);
+        return;
+    };
     t.lock();
     let g = CURRENT.load(SeqCst);
     if g != 0 {
@@ -233,7 +245,26 @@ fn batch<'s>(t: &ThreadTrace, slot: &'s mut Slot, g: u64, ts: u64) -> &'s mut Ba
     })
 }
 
+/// Strings longer than this are cut (at a character boundary) and counted
+/// in `TRUNCATED`: one event must fit a record (`MAX_RECORD_BODY`).
+pub const MAX_STRING: usize = 64 * 1024;
+/// Strings cut to `MAX_STRING`.
+pub static TRUNCATED: AtomicU64 = AtomicU64::new(0);
+
+fn cut(s: &str) -> &str {
+    if s.len() <= MAX_STRING {
+        return s;
+    }
+    TRUNCATED.fetch_add(1, SeqCst);
+    let mut end = MAX_STRING;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 fn intern(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64, s: &str) -> u64 {
+    let s = cut(s);
     if s.is_empty() {
         return 0;
     }
@@ -289,13 +320,20 @@ pub fn trace_id() -> u64 {
 /// batch of it (locking each gate, so no emitter is writing), hand them to
 /// the writer, and return the batch counts per thread for the generation
 /// end. Threads that exited are dropped from the registry.
-pub fn publish_stop() -> Vec<(u64, u64)> {
+/// A stopped generation's per-thread state (string tables, mostly), to be
+/// dropped by the caller after the world restarts: freeing a large string
+/// table took milliseconds of stopped world.
+pub struct Leftovers(#[allow(dead_code)] Vec<Slot>);
+
+pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let g = CURRENT.swap(0, SeqCst);
     rtc_trace_on.store(0, SeqCst);
     if g == 0 {
-        return Vec::new();
+        // Not tracing (or another stop got here first).
+        return None;
     }
     let mut counts = Vec::new();
+    let mut leftovers = Vec::new();
     let mut reg = REGISTRY.lock();
     for t in reg.iter() {
         t.lock();
@@ -306,14 +344,14 @@ pub fn publish_stop() -> Vec<(u64, u64)> {
             if slot.batches > 0 {
                 counts.push((t.id, slot.batches));
             }
-            *slot = Slot::default();
+            leftovers.push(std::mem::take(slot));
         }
         t.unlock();
     }
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);
     counts.sort();
-    counts
+    Some((counts, Leftovers(leftovers)))
 }
 
 /// Emit an event into the header batch of the current generation (thread 0),
@@ -341,6 +379,7 @@ impl HeaderBuilder {
         let mut ids = Vec::new();
         for a in args {
             if let A::Str(s) = a {
+                let s = cut(s);
                 let next = self.strings.len() as u64 + 1;
                 let id = if s.is_empty() {
                     0

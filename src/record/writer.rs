@@ -94,8 +94,15 @@ impl Sink {
     }
 }
 
+enum Item {
+    Raw(Vec<u8>),
+    Record(RecordKind, Vec<u8>),
+}
+
 struct Queue {
-    items: VecDeque<Vec<u8>>,
+    /// Records to write: a kind and its body (framed, with its CRC, by the
+    /// writer, not by the producer), or raw bytes (the file header).
+    items: VecDeque<Item>,
     /// A writer thread exists (from `begin` until it has returned).
     active: bool,
     /// `finish` was called: after the queue drains, the writer returns.
@@ -117,6 +124,11 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
         },
     )
 });
+
+/// Set when `finish` gave up waiting: the writer stops touching the sink
+/// (after at most the write in progress), so a caller that reuses its fd
+/// or frees its callback's data after a failed stop is not written to.
+static ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Bumped on every push; the writer parks while it is unchanged.
 static WAKES: AtomicU64 = AtomicU64::new(0);
@@ -144,9 +156,11 @@ pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
         return Err("the previous trace's writer is still draining".into());
     }
     q.items.clear();
-    q.items.push_back(format::file_header(trace_id).to_vec());
+    q.items
+        .push_back(Item::Raw(format::file_header(trace_id).to_vec()));
     q.closing = false;
     q.error = None;
+    ABANDONED.store(false, SeqCst);
     let j = std::thread::Builder::new()
         .name("rtcore-trace-writer".into())
         .spawn(move || run(sink))
@@ -156,24 +170,26 @@ pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Queue a framed record.
+/// Queue a record (the writer frames it).
 pub fn push_record(kind: RecordKind, body: &[u8]) {
-    let mut rec = Vec::with_capacity(format::RECORD_FRAME_LEN + body.len());
-    format::put_record(&mut rec, kind, body);
+    push_owned(kind, body.to_vec());
+}
+
+fn push_owned(kind: RecordKind, body: Vec<u8>) {
     {
         let mut q = QUEUE.lock();
         if !q.active || q.closing {
             DISCARDED.fetch_add(1, SeqCst);
             return;
         }
-        q.items.push_back(rec);
+        q.items.push_back(Item::Record(kind, body));
     }
     wake();
 }
 
-/// Queue a batch body.
+/// Queue a batch body (no copy, no CRC on the producer's thread).
 pub fn push_batch(body: Vec<u8>) {
-    push_record(RecordKind::Batch, &body);
+    push_owned(RecordKind::Batch, body);
 }
 
 /// Queue the last record, then wait (at most `limit`) for the writer to
@@ -187,9 +203,7 @@ pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<()
             return Ok(());
         }
         if let Some((kind, body)) = last {
-            let mut rec = Vec::new();
-            format::put_record(&mut rec, kind, &body);
-            q.items.push_back(rec);
+            q.items.push_back(Item::Record(kind, body));
         }
         q.closing = true;
     }
@@ -197,12 +211,21 @@ pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<()
     let deadline = Instant::now() + limit;
     while DONE.load(SeqCst) == seen_done {
         if Instant::now() >= deadline {
+            ABANDONED.store(true, SeqCst);
+            wake();
             return Err(format!(
                 "the trace writer did not finish within {} ms (a stalled sink?); the trace may be incomplete",
                 limit.as_millis()
             ));
         }
-        std::thread::sleep(Duration::from_micros(200));
+        // SAFETY: the validate callback only reads an atomic.
+        unsafe {
+            crate::lock::parked::park(
+                &DONE as *const AtomicU64 as usize,
+                || DONE.load(SeqCst) == seen_done,
+                Some(deadline),
+            );
+        }
     }
     let j = QUEUE.lock().thread.take();
     match j.map(|j| j.join()) {
@@ -214,14 +237,41 @@ pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<()
 
 fn run(mut sink: Sink) -> Result<(), String> {
     super::set_no_record(true);
-    let mut error: Option<String> = None;
+    // A pipe or socket sink whose reader went away must fail the trace, not
+    // kill the process: SIGPIPE is blocked on this thread (a write then
+    // fails with EPIPE; the signal stays pending on this thread and goes
+    // with it).
+    // SAFETY: plain signal-mask calls on this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    // Only the winning start gets here: now the file may be emptied.
+    let mut error: Option<String> = sink.prepare().err();
+    if let Some(e) = &error {
+        QUEUE.lock().error = Some(e.clone());
+    }
     loop {
         let seen = WAKES.load(SeqCst);
         let (batch, closing) = {
             let mut q = QUEUE.lock();
             (std::mem::take(&mut q.items), q.closing)
         };
-        for rec in &batch {
+        if ABANDONED.load(SeqCst) && error.is_none() {
+            error = Some("abandoned: the writer did not finish in time".into());
+        }
+        let mut framed = Vec::new();
+        for item in &batch {
+            let rec: &[u8] = match item {
+                Item::Raw(b) => b,
+                Item::Record(kind, body) => {
+                    framed.clear();
+                    format::put_record(&mut framed, *kind, body);
+                    &framed
+                }
+            };
             if error.is_none() {
                 match sink.write_all(rec) {
                     Ok(()) => {
@@ -236,7 +286,7 @@ fn run(mut sink: Sink) -> Result<(), String> {
                 DISCARDED.fetch_add(1, SeqCst);
             }
         }
-        if closing && batch.is_empty() {
+        if (closing && batch.is_empty()) || ABANDONED.load(SeqCst) {
             break;
         }
         if batch.is_empty() {
@@ -258,6 +308,7 @@ fn run(mut sink: Sink) -> Result<(), String> {
     drop(sink);
     QUEUE.lock().active = false;
     DONE.fetch_add(1, SeqCst);
+    crate::lock::parked::unpark_all(&DONE as *const AtomicU64 as usize);
     match error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -225,9 +225,27 @@ fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
 pub fn lock_hooklock() -> HooklockGuard {
     let h = hooks();
     crate::lock::order::hooklock_check(c"hooklock");
-    let g = h.hooklock.lock();
+    // Wait as a lock wait: an attached caller gives up its P meanwhile, so
+    // a stop (by another start, say) never waits for it.
+    let g = match h.hooklock.get().try_lock() {
+        Some(g) => g,
+        None => {
+            crate::lock::wait::begin();
+            let g = h.hooklock.lock();
+            crate::lock::wait::end();
+            g
+        }
+    };
     crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
     HooklockGuard { _g: g }
+}
+
+/// Try to take `hooklock` for at most `limit` (the exit handler).
+pub fn try_lock_hooklock(limit: Duration) -> Option<HooklockGuard> {
+    let h = hooks();
+    let g = h.hooklock.get().try_lock_for(limit)?;
+    crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
+    Some(HooklockGuard { _g: g })
 }
 
 /// Holds `hooklock` (see `lock_hooklock`).

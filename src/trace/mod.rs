@@ -57,7 +57,7 @@ fn refuse_from_rtcore_threads(what: &str) -> Result<()> {
 fn random_trace_id() -> u64 {
     let mut b = [0u8; 8];
     // SAFETY: a valid buffer of 8 bytes.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, libc::GRND_NONBLOCK) };
     let mut id = u64::from_le_bytes(b);
     if n != 8 || id == 0 {
         id = record::monotonic_ns() ^ (std::process::id() as u64) << 32 | 1;
@@ -66,7 +66,7 @@ fn random_trace_id() -> u64 {
 }
 
 /// `rtc_trace_start`.
-pub fn start(mut sink: writer::Sink) -> Result<()> {
+pub fn start(sink: writer::Sink) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     crate::world::stop_the_world("trace start")?;
@@ -84,8 +84,6 @@ pub fn start(mut sink: writer::Sink) -> Result<()> {
             ));
         }
         let trace_id = random_trace_id();
-        sink.prepare()
-            .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
         writer::begin(sink, trace_id)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
         let g = record::publish_start(trace_id);
@@ -163,29 +161,46 @@ fn write_statuses(h: &mut record::HeaderBuilder) {
 /// `rtc_trace_stop`: succeeds when not tracing.
 pub fn stop() -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_stop")?;
-    let _hooklock = crate::sysmon::hooks::lock_hooklock();
-    crate::world::stop_the_world("trace stop")?;
-    let ended = crate::sysmon::monitor::with_sysmonlock(|| {
-        let (g, file_gen) = record::current();
-        if g == 0 {
-            return None;
-        }
-        // (The world's stop recorded its STW begin; its end falls after
-        // the trace and is legal as an open range.)
-        let mut counts = record::publish_stop();
-        counts.push((0, 1)); // the header batch
-        counts.sort();
-        let body = crate::format::generation_end_body(record::trace_id(), file_gen, &counts);
-        writer::push_record(RecordKind::GenerationEnd, &body);
-        Some(file_gen)
-    });
-    let restarted = crate::world::start_the_world();
+    let (ended, restarted) = {
+        let _hooklock = crate::sysmon::hooks::lock_hooklock();
+        crate::world::stop_the_world("trace stop")?;
+        let ended = crate::sysmon::monitor::with_sysmonlock(|| {
+            // (The world's stop recorded its STW begin; its end falls after
+            // the trace and is legal as an open range.)
+            let (_, file_gen) = record::current();
+            let (counts, leftovers) = record::publish_stop()?;
+            end_generation(file_gen, counts);
+            Some((file_gen, leftovers))
+        });
+        let restarted = crate::world::start_the_world();
+        // Freed with the world running.
+        let ended = ended.map(|(g, leftovers)| {
+            drop(leftovers);
+            g
+        });
+        (ended, restarted)
+        // hooklock is released here: hooks run again while the writer
+        // drains (a new start meanwhile is refused: "still shutting down").
+    };
     if let Some(file_gen) = ended {
         let end = crate::format::trace_end_body(record::trace_id(), file_gen);
-        writer::finish(Some((RecordKind::TraceEnd, end)), WRITER_WAIT)
-            .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_stop: {e}")))?;
+        // Waited as a lock wait: an attached caller gives up its P, so a
+        // stop by another thread does not wait for this one.
+        crate::lock::wait::begin();
+        let r = writer::finish(Some((RecordKind::TraceEnd, end)), WRITER_WAIT);
+        crate::lock::wait::end();
+        r.map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_stop: {e}")))?;
     }
     restarted
+}
+
+/// Queue the generation-end record: every thread's batch count, and the
+/// header batch (thread 0).
+fn end_generation(file_gen: u64, mut counts: Vec<(u64, u64)>) {
+    counts.push((0, 1));
+    counts.sort();
+    let body = crate::format::generation_end_body(record::trace_id(), file_gen, &counts);
+    writer::push_record(RecordKind::GenerationEnd, &body);
 }
 
 /// Is a trace being recorded?
@@ -200,15 +215,19 @@ pub fn stop_at_exit() {
     if !enabled() || crate::sysmon::hooks::in_hook() || record::is_no_record() {
         return;
     }
+    // Serialised with start and stop through hooklock, waiting a little: a
+    // start or stop in progress on another thread at exit leaves the trace
+    // without its end marker (reported as cut short) rather than mixed up.
+    let Some(_hooklock) = crate::sysmon::hooks::try_lock_hooklock(Duration::from_millis(200))
+    else {
+        return;
+    };
     let (_, file_gen) = record::current();
-    let mut counts = record::publish_stop();
-    counts.push((0, 1));
-    counts.sort();
+    let Some((counts, _leftovers)) = record::publish_stop() else {
+        return;
+    };
+    end_generation(file_gen, counts);
     let id = record::trace_id();
-    writer::push_record(
-        RecordKind::GenerationEnd,
-        &crate::format::generation_end_body(id, file_gen, &counts),
-    );
     let _ = writer::finish(
         Some((
             RecordKind::TraceEnd,

@@ -444,6 +444,8 @@ impl World {
                 "rtc_thread_attach: this thread holds the world stopped; attaching would wait for a P",
             ));
         }
+        // Before the attachment's thread-local exists (see register_thread).
+        crate::record::register_thread();
         let rec = Arc::new(ThreadRec {
             id,
             name: name.to_string(),
