@@ -615,6 +615,8 @@ static void m_task_begin(void) {
     CHECK_STATUS(rtc_task_begin(NULL, &id), RTC_OK);
     CHECK(id != 0);
     CHECK_STATUS(rtc_task_end(id), RTC_OK);
+    CHECK_STATUS(rtc_task_end(id), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("already ended");
 }
 
 static void m_task_end(void) {

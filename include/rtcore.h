@@ -887,8 +887,10 @@ int32_t rtc_trace_enabled(void);
 
 /**
  * Record a log line in the calling thread's trace: `category` and
- * `message` (either may be NULL). Nothing happens when not tracing (use
- * `RTC_LOG` to skip the call then).
+ * `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
+ * when not tracing (use `RTC_LOG` to skip the call then). Like every
+ * rtcore call, not async-signal-safe: do not call it from a signal
+ * handler.
  *
  * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
  * `RTC_ERR_SHUT_DOWN`.
@@ -923,8 +925,8 @@ rtc_status rtc_task_begin(const char *name, uint64_t *out_id);
 /**
  * End task `id`.
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0 or one never
- * handed out; `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0, one never handed
+ * out, or a task already ended; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_task_end(uint64_t id);
 

@@ -171,8 +171,10 @@ fn opt_str<'a>(p: *const c_char, arg: &str, func: &str) -> crate::status::Result
 }
 
 /// Record a log line in the calling thread's trace: `category` and
-/// `message` (either may be NULL). Nothing happens when not tracing (use
-/// `RTC_LOG` to skip the call then).
+/// `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
+/// when not tracing (use `RTC_LOG` to skip the call then). Like every
+/// rtcore call, not async-signal-safe: do not call it from a signal
+/// handler.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
 /// `RTC_ERR_SHUT_DOWN`.
@@ -214,6 +216,10 @@ pub extern "C" fn rtc_region_end() -> rtc_status {
 }
 
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+/// Tasks begun and not yet ended (a second end is refused, so a user's
+/// mistake never makes rtcore write a trace its own checker rejects).
+static OPEN_TASKS: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashSet<u64>>> =
+    std::sync::LazyLock::new(|| parking_lot::Mutex::new(std::collections::HashSet::new()));
 
 /// Begin a task (a unit of work that may move between threads): its id
 /// (unique, never reused) is written to `*out_id`; end it with
@@ -228,6 +234,7 @@ pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_s
         nonnull(out_id, "out_id", "rtc_task_begin")?;
         let n = opt_str(name, "name", "rtc_task_begin")?;
         let id = NEXT_TASK.fetch_add(1, SeqCst);
+        OPEN_TASKS.lock().insert(id);
         record::emit(EventKind::TaskBegin, &[A::U(id), A::Str(n)]);
         // SAFETY: non-NULL out-parameter.
         unsafe { *out_id = id };
@@ -237,8 +244,8 @@ pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_s
 
 /// End task `id`.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0 or one never
-/// handed out; `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0, one never handed
+/// out, or a task already ended; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
     boundary("rtc_task_end", || {
@@ -247,6 +254,12 @@ pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
             return Err(Error::new(
                 RTC_ERR_INVALID_ARGUMENT,
                 format!("rtc_task_end: {id} is not a task id rtc_task_begin handed out"),
+            ));
+        }
+        if !OPEN_TASKS.lock().remove(&id) {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!("rtc_task_end: task {id} has already ended"),
             ));
         }
         record::emit(EventKind::TaskEnd, &[A::U(id)]);
