@@ -150,15 +150,23 @@ pub fn is_no_record() -> bool {
     NO_RECORD.try_with(|c| c.get()).unwrap_or(false)
 }
 
-fn my_trace() -> Option<Arc<ThreadTrace>> {
+/// The calling thread's recording state, created on first use. The
+/// pointer stays valid until the thread's `MINE` is destroyed at its exit
+/// (it owns an `Arc`, and the registry another), so callers on this thread
+/// use it without cloning the `Arc` (two atomic operations per event).
+fn my_trace() -> Option<*const ThreadTrace> {
     MINE.try_with(|m| {
-        let mut m = m.borrow_mut();
-        if m.is_none() {
-            let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
-            REGISTRY.lock().push(t.clone());
-            *m = Some(t);
+        if let Ok(b) = m.try_borrow() {
+            if let Some(t) = b.as_ref() {
+                return Some(Arc::as_ptr(t));
+            }
         }
-        m.clone()
+        let mut m = m.try_borrow_mut().ok()?;
+        let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
+        REGISTRY.lock().push(t.clone());
+        let p = Arc::as_ptr(&t);
+        *m = Some(t);
+        Some(p)
     })
     .ok()
     .flatten()
@@ -200,12 +208,14 @@ fn emit_slow(kind: EventKind, args: &[A<'_>]) {
         DROPPED.fetch_add(1, SeqCst);
         return;
     };
+    // SAFETY: see `my_trace`: this thread's own state, alive until its exit.
+    let t = unsafe { &*t };
     t.lock();
     let g = CURRENT.load(SeqCst);
     if g != 0 {
         // SAFETY: we hold the gate (module invariants).
         let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        write_event(&t, slot, g, kind, args);
+        write_event(t, slot, g, kind, args);
     }
     t.unlock();
 }
