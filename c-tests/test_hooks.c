@@ -187,10 +187,12 @@ static void locking_hook(void *arg) {
 /* Takes the only P (the holder's was retaken) and blocks in a region until
  * the runner below has run: the runner needs this P, so sysmon must retake
  * it while the hook is stuck. */
-static atomic_int second_in, second_go;
+static atomic_int second_attached, second_enter, second_in, second_go;
 static void *second_blocker(void *arg) {
     (void)arg;
     rtc_thread_attach("second-blocker", NULL);
+    atomic_store(&second_attached, 1);
+    while (!atomic_load(&second_enter)) usleep(1000);
     rtc_enter_blocking("waiting for the test");
     atomic_store(&second_in, 1);
     while (!atomic_load(&second_go)) usleep(1000);
@@ -223,18 +225,21 @@ static void test_hook_blocked_on_a_blocking_threads_lock(void) {
     CHECK(rtc_t_sysmon_stats().hook_overruns > overruns);
     CHECK_CONTAINS(last_report(), "hook 'locking'");
     CHECK_CONTAINS(last_report(), "over its budget of 50 ms");
-    /* sysmon keeps working while the hook is stuck: the only P (taken by a
-     * second thread now in a blocking region) is retaken for a runner.
-     * Counted from here on: whether sysmon retakes it for the waiter or
-     * after 10 ms regardless, that is a retake while the hook is stuck. */
+    /* sysmon keeps working while the hook is stuck: a second thread takes
+     * the only P; once the baseline is read it enters a blocking region, so
+     * its P can only be retaken after that (for the runner, or after 10 ms
+     * regardless): a retake while the hook is stuck. */
     pthread_t b2, r;
     pthread_create(&b2, NULL, second_blocker, NULL);
-    WAIT_UNTIL(atomic_load(&second_in), 2000);
+    WAIT_UNTIL(atomic_load(&second_attached), 2000);
     uint64_t retakes = rtc_t_sysmon_stats().retakes;
+    atomic_store(&second_enter, 1);
+    WAIT_UNTIL(atomic_load(&second_in), 2000);
     pthread_create(&r, NULL, runner, NULL);
     WAIT_UNTIL(atomic_load(&runner_ran), 2000);
     CHECK(atomic_load(&runner_ran) == 1);
     pthread_join(r, NULL);
+    WAIT_UNTIL(rtc_t_sysmon_stats().retakes > retakes, 2000);
     CHECK(rtc_t_sysmon_stats().retakes > retakes);
     atomic_store(&second_go, 1);
     pthread_join(b2, NULL);

@@ -314,6 +314,55 @@ static void test_broken_pipe_and_huge_strings(void) {
     CHECK(stat(path, &st) == 0 && st.st_size > 64 * 1024 && st.st_size < 90 * 1024);
 }
 
+/* Threads attach, log, block and detach in a loop (and some exit attached)
+ * while traces start and stop: every trace is valid (a thread attached at
+ * a start has its status first; one attaching later begins with attach;
+ * detach ends it; a thread detached may still log). */
+static atomic_int churn_stop;
+static void *churner(void *arg) {
+    int i = (int)(long)arg;
+    char name[32];
+    snprintf(name, sizeof name, "churn-%d", i);
+    while (!atomic_load(&churn_stop)) {
+        if (rtc_thread_attach(name, NULL) != RTC_OK) break;
+        RTC_LOG("churn", "attached");
+        rtc_enter_blocking("short");
+        rtc_exit_blocking();
+        rtc_safepoint();
+        rtc_thread_detach();
+        RTC_LOG("churn", "detached");
+    }
+    return NULL;
+}
+static void *exits_attached(void *arg) {
+    (void)arg;
+    rtc_thread_attach("exits-attached", NULL);
+    RTC_LOG("exit", "bye");
+    return NULL; /* detached by rtcore at thread exit */
+}
+
+static void test_start_stop_while_threads_attach_and_detach(void) {
+    char path[300], report[512];
+    pthread_t t[4];
+    atomic_store(&churn_stop, 0);
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churner, (void *)(long)i);
+    int cycles = getenv("RTC_TEST_SLOW") ? 5 : 50, valid = 0;
+    for (int c = 0; c < cycles; c++) {
+        snprintf(path, sizeof path, "%s/churn-%d.trace", dir, c % 3);
+        rtc_trace_config cfg = path_config(path);
+        CHECK_STATUS(rtc_trace_start(&cfg), RTC_OK);
+        pthread_t e;
+        pthread_create(&e, NULL, exits_attached, NULL);
+        pthread_join(e, NULL);
+        usleep(1000);
+        CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+        if (check_file(path, report, sizeof report) == RTC_OK) valid++;
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    CHECK(valid == cycles);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -326,6 +375,7 @@ int main(void) {
     test_broken_pipe_and_huge_strings();
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
     test_concurrent_starts();
+    test_start_stop_while_threads_attach_and_detach();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

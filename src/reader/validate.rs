@@ -108,27 +108,6 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
                     }
                     seen_clock = true;
                 }
-                EventKind::ThreadStatus => {
-                    if !seen_clock {
-                        return fail(e, "a status before the clock information".into());
-                    }
-                    let id = e.args[0];
-                    names.insert(id, h.string(e.args[1]).to_string());
-                    if states
-                        .insert(
-                            id,
-                            ThreadState {
-                                detached: false,
-                                attached: true,
-                                regions: e.args[6],
-                                stw_open: false,
-                            },
-                        )
-                        .is_some()
-                    {
-                        return fail(e, format!("a second status of thread {id}"));
-                    }
-                }
                 EventKind::ProcStatus | EventKind::ProcsChange => {}
                 _ => {
                     return fail(
@@ -148,14 +127,15 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
             });
         }
     }
-    // Names from attach events too (for messages).
+    // Names from statuses and attach events (for messages).
     for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
         for e in &s.events {
-            if e.kind == EventKind::Attach {
-                names
-                    .entry(*id)
-                    .or_insert_with(|| s.string(e.args[0]).to_string());
-            }
+            let name = match e.kind {
+                EventKind::Attach => s.string(e.args[0]),
+                EventKind::ThreadStatus => s.string(e.args[1]),
+                _ => continue,
+            };
+            names.entry(*id).or_insert_with(|| name.to_string());
         }
     }
     let mut tasks_begun: HashSet<u64> = HashSet::new();
@@ -190,16 +170,37 @@ fn thread(
     tasks_ended: &mut HashSet<u64>,
     sum: &mut Summary,
 ) -> Result<(), ReadError> {
+    let mut first = true;
     for e in &s.events {
         *sum.by_kind.entry(e.kind.name()).or_default() += 1;
         if e.kind == EventKind::String {
             continue;
         }
-        if st.detached {
-            return fail(e, format!("{} has detached, but records", who(id, names)));
-        }
+        let was_first = std::mem::replace(&mut first, false);
         match e.kind {
-            EventKind::ClockInfo | EventKind::ThreadStatus | EventKind::ProcStatus => {
+            EventKind::ThreadStatus => {
+                // Written by the tracer, first, for a thread attached when
+                // the generation began.
+                if !was_first {
+                    return fail(
+                        e,
+                        format!("{}'s status is not its first event", who(id, names)),
+                    );
+                }
+                if e.args[0] != id {
+                    return fail(
+                        e,
+                        format!(
+                            "{} carries the status of thread {}",
+                            who(id, names),
+                            e.args[0]
+                        ),
+                    );
+                }
+                st.attached = true;
+                st.regions = e.args[6];
+            }
+            EventKind::ClockInfo | EventKind::ProcStatus | EventKind::ProcsChange => {
                 return fail(e, format!("{} records a header event", who(id, names)));
             }
             EventKind::Attach => {
@@ -207,11 +208,13 @@ fn thread(
                     return fail(e, format!("{} is already attached", who(id, names)));
                 }
                 st.attached = true;
+                st.detached = false;
             }
             EventKind::Detach => {
                 if !st.attached {
                     return fail(e, format!("{} is not attached", who(id, names)));
                 }
+                st.attached = false;
                 st.detached = true;
             }
             EventKind::RegionBegin => st.regions = st.regions.saturating_add(1),
@@ -286,26 +289,33 @@ mod tests {
         let mut out = file_header(ID).to_vec();
         let mut h = BatchBuilder::new(ID, 1, 0, 0, 0);
         h.event(EventKind::ClockInfo, 0, &[Val::U(1_000_000_000), Val::U(0)]);
-        h.event(EventKind::String, 0, &[Val::U(1), Val::Bytes(b"main")]);
-        h.event(
-            EventKind::ThreadStatus,
-            0,
-            &[
-                Val::U(5),
-                Val::U(1),
-                Val::U(1),
-                Val::U(1),
-                Val::U(0),
-                Val::U(0),
-                Val::U(0),
-                Val::U(0),
-            ],
-        );
         put_record(&mut out, RecordKind::Batch, &h.body);
         let mut counts = vec![(0, 1)];
-        for (thread, events) in threads {
+        // Thread 5 ('main') was attached when the generation began: its
+        // stream starts with its status.
+        let mut all: Vec<ThreadEvents> = threads.to_vec();
+        if !all.iter().any(|(t, _)| *t == 5) {
+            all.push((5, vec![]));
+        }
+        for (thread, events) in &all {
             let mut b = BatchBuilder::new(ID, 1, *thread, 0, 10);
-            b.event(EventKind::String, 10, &[Val::U(1), Val::Bytes(b"w")]);
+            b.event(EventKind::String, 10, &[Val::U(1), Val::Bytes(b"main")]);
+            if *thread == 5 {
+                b.event(
+                    EventKind::ThreadStatus,
+                    10,
+                    &[
+                        Val::U(5),
+                        Val::U(1),
+                        Val::U(1),
+                        Val::U(1),
+                        Val::U(0),
+                        Val::U(0),
+                        Val::U(0),
+                        Val::U(0),
+                    ],
+                );
+            }
             for (i, (k, v)) in events.iter().enumerate() {
                 b.event(*k, 10 + i as u64, v);
             }
@@ -397,8 +407,10 @@ mod tests {
         let mut out = file_header(ID).to_vec();
         let mut h = BatchBuilder::new(ID, 1, 0, 0, 0);
         h.event(ClockInfo, 0, &[Val::U(1), Val::U(0)]);
+        put_record(&mut out, RecordKind::Batch, &h.body);
         for t in [5u64, 6] {
-            h.event(
+            let mut b = BatchBuilder::new(ID, 1, t, 0, 0);
+            b.event(
                 ThreadStatus,
                 0,
                 &[
@@ -412,15 +424,15 @@ mod tests {
                     Val::U(0),
                 ],
             );
+            if t == 5 {
+                b.event(RegionBegin, 0, &[Val::U(0)]);
+            }
+            put_record(&mut out, RecordKind::Batch, &b.body);
         }
-        put_record(&mut out, RecordKind::Batch, &h.body);
-        let mut b = BatchBuilder::new(ID, 1, 5, 0, 0);
-        b.event(RegionBegin, 0, &[Val::U(0)]);
-        put_record(&mut out, RecordKind::Batch, &b.body);
         put_record(
             &mut out,
             RecordKind::GenerationEnd,
-            &generation_end_body(ID, 1, &[(0, 1), (5, 1)]),
+            &generation_end_body(ID, 1, &[(0, 1), (5, 1), (6, 1)]),
         );
         put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
         assert_eq!(check(&out).unwrap().open_at_end, u64::MAX);
@@ -434,9 +446,41 @@ mod tests {
         );
         rejected(&[(8, vec![(Detach, vec![])])], "thread 8 is not attached");
         rejected(
-            &[(5, vec![(Detach, vec![]), (Log, vec![Val::U(1), Val::U(1)])])],
-            "thread 5 (main) has detached, but records at log",
+            &[(5, vec![(Detach, vec![]), (Detach, vec![])])],
+            "thread 5 (main) is not attached at detach",
         );
+        rejected(
+            &[(
+                8,
+                vec![
+                    (Log, vec![Val::U(1), Val::U(1)]),
+                    (
+                        ThreadStatus,
+                        vec![
+                            Val::U(8),
+                            Val::U(0),
+                            Val::U(1),
+                            Val::U(0),
+                            Val::U(0),
+                            Val::U(0),
+                            Val::U(0),
+                            Val::U(0),
+                        ],
+                    ),
+                ],
+            )],
+            "thread 8's status is not its first event",
+        );
+        // Detached, a thread may go on recording user events, and attach again.
+        check(&trace(&[(
+            5,
+            vec![
+                (Detach, vec![]),
+                (Log, vec![Val::U(1), Val::U(1)]),
+                (Attach, vec![Val::U(1), Val::U(1)]),
+            ],
+        )]))
+        .unwrap();
         rejected(
             &[
                 (5, vec![(TaskBegin, vec![Val::U(2), Val::U(0)])]),
@@ -465,19 +509,7 @@ mod tests {
         rejected(
             &[(
                 5,
-                vec![(
-                    ThreadStatus,
-                    vec![
-                        Val::U(5),
-                        Val::U(0),
-                        Val::U(1),
-                        Val::U(0),
-                        Val::U(0),
-                        Val::U(0),
-                        Val::U(0),
-                        Val::U(0),
-                    ],
-                )],
+                vec![(ProcStatus, vec![Val::U(0), Val::U(0), Val::U(0), Val::U(0)])],
             )],
             "records a header event",
         );

@@ -79,6 +79,9 @@ struct Slot {
     /// Batches of this generation already handed to the writer.
     batches: u64,
     strings: HashMap<String, u64>,
+    /// The thread's state is known to this generation: its status was
+    /// written (by the tracer at start), or it attached during it.
+    status_written: bool,
 }
 
 /// A thread's recording state, shared with the tracer through the registry.
@@ -302,14 +305,105 @@ fn flush(_t: &ThreadTrace, slot: &mut Slot) {
 // ---- the tracer's side (called by `trace` with the world stopped) ----------
 
 /// Begin recording generation `g` of trace `trace_id`: publish it.
-pub fn publish_start(trace_id: u64) -> u64 {
+/// Prepare generation `g` of trace `trace_id` without publishing it: the
+/// tracer then writes the threads' statuses into their slots for `g`
+/// (`write_status`) — nobody else writes those slots until `publish` — so
+/// each status precedes every event of its thread in the generation.
+pub fn prepare_start(trace_id: u64) -> u64 {
     let g = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
     TRACE_ID.store(trace_id, SeqCst);
     FIRST_GENERATION.store(g, SeqCst);
     ORIGIN_NS.store(monotonic_ns(), SeqCst);
+    g
+}
+
+/// Publish generation `g`: emitters record into it from now on.
+pub fn publish(g: u64) {
     CURRENT.store(g, SeqCst);
     rtc_trace_on.store(1, SeqCst);
-    g
+}
+
+/// Write thread `id`'s status (the `thread status` event's arguments after
+/// the thread id) as the first event of its stream in generation `g`
+/// (prepared, not yet published). Threads without recording state are
+/// skipped: every attached thread has one (`register_thread` at attach).
+pub fn write_status(g: u64, id: u64, args: &[A<'_>]) {
+    let t = {
+        let reg = REGISTRY.lock();
+        reg.iter().find(|t| t.id == id).cloned()
+    };
+    let Some(t) = t else { return };
+    t.lock();
+    // SAFETY: we hold the gate; and `g` is not published yet, so no
+    // emitter writes this slot.
+    let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+    let mut full: Vec<A<'_>> = Vec::with_capacity(args.len() + 1);
+    full.push(A::U(id));
+    for a in args {
+        full.push(match a {
+            A::U(v) => A::U(*v),
+            A::S(v) => A::S(*v),
+            A::Str(s) => A::Str(s),
+        });
+    }
+    write_event(&t, slot, g, EventKind::ThreadStatus, &full);
+    slot.status_written = true;
+    t.unlock();
+}
+
+/// Record that the calling thread detached. Its status no longer describes
+/// it: a later attach in the same generation is recorded again.
+pub fn emit_detach() {
+    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 || is_no_record() {
+        return;
+    }
+    let Some(t) = my_trace() else { return };
+    // SAFETY: see `my_trace`.
+    let t = unsafe { &*t };
+    t.lock();
+    let g = CURRENT.load(SeqCst);
+    if g != 0 {
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        write_event(t, slot, g, EventKind::Detach, &[]);
+        slot.status_written = false;
+    }
+    t.unlock();
+}
+
+/// Record that the calling thread attached (`attach` event), unless the
+/// tracer already wrote its status in this generation (the status then
+/// describes it). Called after the thread has its P (or is queued for one).
+pub fn emit_attach(name: &str, p_plus_1: u64) {
+    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 || is_no_record() {
+        return;
+    }
+    let Some(t) = my_trace() else { return };
+    // SAFETY: see `my_trace`.
+    let t = unsafe { &*t };
+    t.lock();
+    let g = CURRENT.load(SeqCst);
+    if g != 0 {
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        if slot.generation != g {
+            *slot = Slot {
+                generation: g,
+                ..Default::default()
+            };
+        }
+        if !slot.status_written {
+            write_event(
+                t,
+                slot,
+                g,
+                EventKind::Attach,
+                &[A::Str(name), A::U(p_plus_1)],
+            );
+            slot.status_written = true;
+        }
+    }
+    t.unlock();
 }
 
 /// The generation being recorded (0: none), and its number in the file.

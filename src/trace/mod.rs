@@ -86,15 +86,18 @@ pub fn start(sink: writer::Sink) -> Result<()> {
         let trace_id = random_trace_id();
         writer::begin(sink, trace_id)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
-        let g = record::publish_start(trace_id);
+        let g = record::prepare_start(trace_id);
+        let obs = crate::world::world().observe();
         let header = record::header_batch(g, |h| {
             h.event(
                 EventKind::ClockInfo,
                 &[A::U(1_000_000_000), A::U(realtime_ns())],
             );
-            write_statuses(h);
+            write_proc_statuses(h, &obs);
         });
         writer::push_batch(header);
+        write_thread_statuses(g, &obs);
+        record::publish(g);
         // Start writes its own STW begin after enabling (as Go 1.22 does).
         record::emit(EventKind::StwBegin, &[A::Str("trace start")]);
         Ok(())
@@ -111,10 +114,9 @@ fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The status of every attached thread and every P, read with the world
-/// stopped and sysmon between ticks.
-fn write_statuses(h: &mut record::HeaderBuilder) {
-    let obs = crate::world::world().observe();
+/// Every P's status, read with the world stopped and sysmon between ticks,
+/// into the header batch.
+fn write_proc_statuses(h: &mut record::HeaderBuilder, obs: &crate::world::Observation) {
     h.event(EventKind::ProcsChange, &[A::U(obs.procs.len() as u64)]);
     for p in &obs.procs {
         let owner = crate::world::handshake::powner(p.word);
@@ -128,24 +130,24 @@ fn write_statuses(h: &mut record::HeaderBuilder) {
             ],
         );
     }
+}
+
+/// Every attached thread's status, as the first event of its own stream:
+/// written before the generation is published, so before any of its events.
+fn write_thread_statuses(g: u64, obs: &crate::world::Observation) {
+    use std::sync::atomic::Ordering::SeqCst;
     for t in &obs.threads {
         let p = obs
             .procs
             .iter()
             .find(|p| crate::world::handshake::powner(p.word) == t.rec.id)
             .map_or(0, |p| p.index as u64 + 1);
-        let pending = t
-            .rec
-            .preempt_requested
-            .load(std::sync::atomic::Ordering::SeqCst);
-        let acked = t
-            .rec
-            .preempt_acked
-            .load(std::sync::atomic::Ordering::SeqCst);
-        h.event(
-            EventKind::ThreadStatus,
+        let pending = t.rec.preempt_requested.load(SeqCst);
+        let acked = t.rec.preempt_acked.load(SeqCst);
+        record::write_status(
+            g,
+            t.rec.id,
             &[
-                A::U(t.rec.id),
                 A::Str(&t.rec.name),
                 A::U(t.state as u64),
                 A::U(p),

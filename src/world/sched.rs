@@ -262,6 +262,7 @@ impl Drop for Attachment {
         if w.holds_world(rec.id) {
             let _ = w.start(rec.id);
         }
+        crate::record::emit_detach();
         w.detach_rec(&rec);
         CURRENT.with(|c| c.set(std::ptr::null()));
     }
@@ -475,6 +476,7 @@ impl World {
         }
         self.acquire_p(&rec);
         kick();
+        crate::record::emit_attach(&rec.name, Self::p_index(&rec).map_or(0, |i| i as u64 + 1));
         Ok(id)
     }
 
@@ -512,6 +514,8 @@ impl World {
                 ),
             ));
         }
+        // Recorded while still RUNNING (protected by the stop).
+        crate::record::emit_detach();
         self.detach_rec(rec);
         crate::ident::set_name(None);
         CURRENT.with(|c| c.set(std::ptr::null()));
