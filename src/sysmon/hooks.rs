@@ -82,6 +82,10 @@ pub struct Hooks {
     run_seq: AtomicU64,
     /// The hook thread's OS tid (for reports).
     tid: AtomicU64,
+    /// Set (under `reg`) while the registry's list changes shape (a push,
+    /// a removal): a fork that lands then leaves the child a list it must
+    /// not trust. Other sections under `reg` only read it or change fields.
+    reshaping: AtomicBool,
     /// Hooks added so far (sysmon re-checks it before a deep sleep).
     adds: AtomicU64,
     /// Bumped to wake the hook thread (a hook added, quit).
@@ -109,6 +113,7 @@ static HOOKS: std::sync::LazyLock<Hooks> = std::sync::LazyLock::new(|| Hooks {
     run_started: AtomicU64::new(0),
     run_seq: AtomicU64::new(0),
     tid: AtomicU64::new(0),
+    reshaping: AtomicBool::new(false),
     adds: AtomicU64::new(0),
     wakes: AtomicU64::new(0),
     quit: AtomicBool::new(false),
@@ -281,6 +286,7 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
     }
     let id = r.next_id;
     r.next_id += 1;
+    h.reshaping.store(true, SeqCst);
     r.hooks.push(Hook {
         id,
         name: name.to_string(),
@@ -290,6 +296,7 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
         next_run: first_due,
         remove_after_run: false,
     });
+    h.reshaping.store(false, SeqCst);
     if r.thread.is_none() {
         h.quit.store(false, SeqCst);
         match std::thread::Builder::new()
@@ -298,7 +305,9 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
         {
             Ok(j) => r.thread = Some(j),
             Err(e) => {
+                h.reshaping.store(true, SeqCst);
                 r.hooks.pop();
+                h.reshaping.store(false, SeqCst);
                 return Err(Error::new(
                     crate::status::RTC_ERR_IO,
                     format!("rtc_sysmon_hook_add: cannot start the hook thread: {e}"),
@@ -331,7 +340,10 @@ pub fn remove(id: u64, holds_world: bool) -> Result<()> {
         .find(|x| x.id == id)
         .map(|x| x.name.clone())
         .unwrap_or_default();
-    match hook_protocol::remove(&mut r.hooks, &h.run, id, in_hook(), holds_world) {
+    h.reshaping.store(true, SeqCst);
+    let decision = hook_protocol::remove(&mut r.hooks, &h.run, id, in_hook(), holds_world);
+    h.reshaping.store(false, SeqCst);
+    match decision {
         Removal::Removed | Removal::Deferred => Ok(()),
         Removal::NotFound => Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
@@ -425,7 +437,10 @@ fn run_one(h: &Hooks, id: u64) {
     {
         let mut r = h.reg.lock();
         h.stats.runs.fetch_add(1, SeqCst);
-        if let Some(pos) = hook_protocol::end_run(&mut r.hooks, &h.run, id) {
+        h.reshaping.store(true, SeqCst);
+        let kept = hook_protocol::end_run(&mut r.hooks, &h.run, id);
+        h.reshaping.store(false, SeqCst);
+        if let Some(pos) = kept {
             // Keep the phase; a run that overran its period is followed by a
             // full period of rest rather than back-to-back runs.
             let mut next = scheduled.saturating_add(period);
@@ -446,7 +461,9 @@ pub fn shutdown() {
         let mut r = h.reg.lock();
         h.closed.store(true, SeqCst);
         h.quit.store(true, SeqCst);
+        h.reshaping.store(true, SeqCst);
         r.hooks.clear();
+        h.reshaping.store(false, SeqCst);
         r.thread.take()
     };
     wake_thread(h);
@@ -488,14 +505,14 @@ pub fn after_fork_child() {
         // run ends normally; nothing is reset.
         return;
     }
-    let torn = h.reg.get_is_locked();
+    let torn = h.reg.get_is_locked() && h.reshaping.load(SeqCst);
     // SAFETY: only the forking thread exists; nobody else touches `reg`.
     unsafe { h.reg.reset_after_fork() };
     {
         let mut r = h.reg.lock();
         if torn {
-            // A parent thread was changing the registry at the fork: its
-            // list may be half-updated. The child starts without hooks.
+            // A parent thread was changing the registry's list at the fork:
+            // it may be half-updated. The child starts without hooks.
             crate::fork::keep_forever(std::mem::take(&mut r.hooks));
         }
         if let Some(j) = r.thread.take() {
