@@ -155,6 +155,12 @@ pub fn after_fork_child() {
 /// second one is refused rather than racing it.
 static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Is an `rtc_shutdown` in progress? (A trace must not start then: nothing
+/// would stop it.)
+pub fn closing() -> bool {
+    CLOSING.load(Ordering::Acquire)
+}
+
 /// `rtc_shutdown`. The waits (leaving a blocking region, a hook's run,
 /// joining rtcore's threads) happen without `TRANSITION` held: a hook may
 /// call into rtcore (and take it) while shutdown waits for that hook.

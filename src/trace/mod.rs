@@ -71,6 +71,9 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     crate::world::stop_the_world("trace start")?;
     let r = crate::sysmon::monitor::with_sysmonlock(|| -> Result<()> {
+        if crate::lifecycle::closing() {
+            return Err(crate::lifecycle::shut_down_error());
+        }
         if record::current().0 != 0 {
             return Err(Error::new(
                 RTC_ERR_WRONG_STATE,
