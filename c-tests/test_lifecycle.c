@@ -108,12 +108,15 @@ static void child_time_to_safepoint(void) {
  * (a stopped thread may hold it); here an unattached thread holds it and
  * lets go, so the stopper gets it. A try-lock is not reported. */
 static rtc_mutex sb_lock = RTC_MUTEX_INIT_RANKED("stopper-wants", NULL);
-static atomic_int sb_held;
+static atomic_int sb_held, sb_tried;
 static void *hold_briefly(void *arg) {
     (void)arg;
     rtc_mutex_lock(&sb_lock);
     atomic_store(&sb_held, 1);
-    usleep(100000);
+    /* Held until the stopper has tried, then long enough that its lock call
+     * waits (stretched under valgrind, where the stop itself is slow). */
+    while (!atomic_load(&sb_tried)) usleep(1000);
+    usleep(rtc_t_bound_ms(100) * 1000);
     rtc_mutex_unlock(&sb_lock);
     return NULL;
 }
@@ -125,6 +128,7 @@ static void child_stopper_blocks_on_lock(void) {
     while (!atomic_load(&sb_held)) usleep(1000);
     CHECK_STATUS(rtc_stop_the_world("blocks"), RTC_OK);
     CHECK_STATUS(rtc_mutex_trylock(&sb_lock), RTC_ERR_BUSY);
+    atomic_store(&sb_tried, 1);
     CHECK_STATUS(rtc_mutex_lock(&sb_lock), RTC_OK); /* waits ~100 ms, reported */
     CHECK_STATUS(rtc_mutex_unlock(&sb_lock), RTC_OK);
     CHECK_STATUS(rtc_start_the_world(), RTC_OK);
