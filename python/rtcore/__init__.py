@@ -909,8 +909,11 @@ def set_sysmon_threshold(name, seconds):
     Returns the previous value in seconds."""
     if seconds < 0:
         raise ValueError("a threshold cannot be negative")
+    ns = int(round(seconds * 1e9))
+    if ns >= 2**64:
+        raise ValueError("a threshold must be under 2**64 nanoseconds")
     old = ctypes.c_uint64()
-    _lib.rtc_sysmon_set_threshold(_setting(name), int(round(seconds * 1e9)), ctypes.byref(old))
+    _lib.rtc_sysmon_set_threshold(_setting(name), ns, ctypes.byref(old))
     return old.value / 1e9
 
 
@@ -994,6 +997,8 @@ def add_hook(name, period, fn):
         raise TypeError("fn must be callable")
     if period <= 0:
         raise ValueError("period must be positive")
+    if period * 1e9 >= 2**64:
+        raise ValueError("period must be under 2**64 nanoseconds")
 
     def trampoline(_user_data, _fn=fn):
         hid = box[0]

@@ -83,6 +83,41 @@ class SysmonTest(unittest.TestCase):
             """
         )
 
+    def test_misuse_raises(self):
+        self.run_ok(
+            """
+            import rtcore
+            def expect(exc, fn, *args, status=None, text=None):
+                try:
+                    fn(*args)
+                except exc as e:
+                    if status:
+                        assert e.status_name == status, e
+                    if text:
+                        assert text in str(e), e
+                else:
+                    raise AssertionError(f"{fn.__name__}{args} did not raise")
+            expect(TypeError, rtcore.add_hook, "h", 0.01, "not callable")
+            expect(ValueError, rtcore.add_hook, "h", 0, lambda: None)
+            expect(rtcore.RtcoreError, rtcore.add_hook, "h", 0.00001, lambda: None,
+                   status="RTC_ERR_INVALID_ARGUMENT", text="outside 100000 ns")
+            expect(ValueError, rtcore.add_hook, "bad\\0name", 0.01, lambda: None)
+            expect(ValueError, rtcore.set_sysmon_threshold, "lockstall", -1)
+            expect(ValueError, rtcore.sysmon_threshold, "nonsense")
+            expect(rtcore.RtcoreError, rtcore.set_sysmon_threshold, "lockstall", 2e9,
+                   status="RTC_ERR_INVALID_ARGUMENT", text="above the limit")
+            expect(ValueError, rtcore.set_sysmon_threshold, "lockstall", 1e12)
+            expect(ValueError, rtcore.add_hook, "h", 1e12, lambda: None)
+            expect(TypeError, rtcore.set_preempt_handler, 42)
+            rtcore.set_preempt_handler(lambda n: None)
+            rtcore.set_preempt_handler(None)
+            h = rtcore.add_hook("ok", 0.01, lambda: None)
+            h.remove()
+            expect(rtcore.RtcoreError, h.remove, status="RTC_ERR_INVALID_ARGUMENT")
+            assert rtcore.sysmon_last_report() == ""
+            """
+        )
+
     def test_exit_with_hooks_registered_is_clean(self):
         p = self.run_ok(
             """
