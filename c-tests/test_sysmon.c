@@ -38,10 +38,13 @@ static void test_retake_for_a_waiter(void) {
     CHECK_STATUS(rtc_set_maxprocs(1, NULL), RTC_OK);
     CHECK(pipe(pipefd) == 0);
     pthread_t b, r;
+    /* Counted from before the blocker exists: its P can only be retaken
+     * after this (for the runner, or after 10 ms regardless, which a slow
+     * host may reach before the runner attaches). */
+    uint64_t before = rtc_t_sysmon_stats().retakes;
     pthread_create(&b, NULL, blocker, NULL);
     while (!atomic_load(&blocker_in)) usleep(1000);
     CHECK(rtc_t_sysmon_stats().running == 1); /* started by the first attach */
-    uint64_t before = rtc_t_sysmon_stats().retakes;
     pthread_create(&r, NULL, runner, NULL);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
