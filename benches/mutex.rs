@@ -29,7 +29,7 @@
 //! key such as `a` or `contended-rtc` to loop on one variant, for `perf`).
 
 mod common;
-use common::{Stats, loadavg};
+use common::{Stats, loadavg, warn_if_stale};
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
@@ -333,53 +333,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 // Machine description.
 
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    // SAFETY: returns a static NUL-terminated string.
-    let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
-    format!("{model}, nproc {nproc} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}")
-}
-
-/// Warn when a source file is newer than the library being measured.
-fn warn_if_stale(lib: &std::path::Path) {
-    let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
-        return;
-    };
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.ends_with("src/bin") {
-                stack.push(p);
-            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                if t > lib_time {
-                    eprintln!(
-                        "warning: {} is newer than {}: run cargo build --release to measure the current source",
-                        p.display(),
-                        lib.display()
-                    );
-                    return;
-                }
-            }
-        }
-    }
+    common::machine_base()
 }
 
 // ---------------------------------------------------------------------------

@@ -57,13 +57,16 @@
 //! separates what a hook run costs when it has to wake sysmon).
 
 mod common;
-use common::{Stats, loadavg};
+use common::{
+    PHASE, PROGRESS, Stats, cpu_ticks, install_panic_exit, loadavg, nproc, phase, progress,
+    warn_if_stale,
+};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -278,30 +281,6 @@ fn hook_remove(id: u64) {
 // threads may be blocked on a pipe or inside rtcore and joining them would
 // hang. A watchdog ends the process if nothing progresses for too long.
 
-static PROGRESS: AtomicU64 = AtomicU64::new(0);
-static PHASE: Mutex<String> = Mutex::new(String::new());
-
-fn progress() {
-    PROGRESS.fetch_add(1, Relaxed);
-}
-
-fn phase(s: String) {
-    *PHASE.lock().unwrap() = s;
-    progress();
-}
-
-fn install_panic_exit() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default(info);
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        eprintln!("benchmark failed: exiting (other threads may be blocked or parked)");
-        // SAFETY: ends the process without running destructors.
-        unsafe { libc::_exit(101) };
-    }));
-}
-
 fn spawn_watchdog(limit: Duration) {
     std::thread::Builder::new()
         .name("bench watchdog".into())
@@ -345,37 +324,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-fn nproc() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }
 
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    // SAFETY: returns a static NUL-terminated string.
-    let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
-    format!(
-        "{model}, nproc {} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}, CLK_TCK {}",
-        nproc(),
-        clk_tck()
-    )
+    format!("{}, CLK_TCK {}", common::machine_base(), clk_tck())
 }
 
 /// CLOCK_MONOTONIC in ns (the clock `Instant` and rtcore's sysmon use).
@@ -476,33 +431,6 @@ fn task_cpu(tid: i32) -> TaskCpu {
     }
 }
 
-/// Machine-wide busy ticks and this process's ticks (from /proc/stat and
-/// /proc/self/stat): what the rest of the machine did during a window.
-fn cpu_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|&i| f.get(i).copied().unwrap_or(0))
-        .sum();
-    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = me.rsplit_once(')').map_or("", |x| x.1);
-    let g: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let own = g.get(11).copied().unwrap_or(0) + g.get(12).copied().unwrap_or(0);
-    (busy, own)
-}
-
 /// CPU used by everything but this process over a window, as % of the
 /// whole machine (nproc cores).
 struct CpuWatch {
@@ -524,35 +452,6 @@ impl CpuWatch {
         let own = (own - self.ticks.1) as f64 / clk_tck();
         let others = ((busy - self.ticks.0) as f64 / clk_tck() - own).max(0.0);
         (others / cap * 100.0, own / cap * 100.0)
-    }
-}
-
-/// Warn when a source file is newer than the library being measured.
-fn warn_if_stale(lib: &std::path::Path) {
-    let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
-        return;
-    };
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.ends_with("src/bin") {
-                stack.push(p);
-            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                if t > lib_time {
-                    eprintln!(
-                        "warning: {} is newer than {}: run cargo build --release to measure the current source",
-                        p.display(),
-                        lib.display()
-                    );
-                    return;
-                }
-            }
-        }
     }
 }
 

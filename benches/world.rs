@@ -48,13 +48,16 @@
 //! while it ran (from /proc/stat), since other work skews the numbers.
 
 mod common;
-use common::{Stats, loadavg};
+use common::{
+    PHASE, PROGRESS, Stats, cpu_ticks, install_panic_exit, loadavg, nproc, phase, progress,
+    warn_if_stale,
+};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -222,30 +225,6 @@ fn census() -> RtcCensus {
 // good (a world held stopped) and joining them would hang. A watchdog ends
 // the process, with a census, if nothing progresses for too long.
 
-static PROGRESS: AtomicU64 = AtomicU64::new(0);
-static PHASE: Mutex<String> = Mutex::new(String::new());
-
-fn progress() {
-    PROGRESS.fetch_add(1, Relaxed);
-}
-
-fn phase(s: String) {
-    *PHASE.lock().unwrap() = s;
-    progress();
-}
-
-fn install_panic_exit() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default(info);
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        eprintln!("benchmark failed: exiting (other threads may be parked inside rtcore)");
-        // SAFETY: ends the process without running destructors.
-        unsafe { libc::_exit(101) };
-    }));
-}
-
 fn spawn_watchdog(limit: Duration) {
     std::thread::Builder::new()
         .name("bench watchdog".into())
@@ -316,62 +295,12 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
 // ---------------------------------------------------------------------------
 // Machine description.
 
-fn nproc() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    // SAFETY: returns a static NUL-terminated string.
-    let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
-    let clock =
-        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "?".into());
     format!(
-        "{model}, nproc {} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}, clocksource {clock}",
-        nproc()
+        "{}, clocksource {}",
+        common::machine_base(),
+        common::clocksource()
     )
-}
-
-/// CPU time so far, in clock ticks: (all CPUs busy, this process).
-fn cpu_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|&i| f.get(i).copied().unwrap_or(0))
-        .sum();
-    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = me.rsplit_once(')').map_or("", |x| x.1);
-    let g: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14 and 15 (utime, stime) are 12 and 13 after the comm.
-    let own = g.get(11).copied().unwrap_or(0) + g.get(12).copied().unwrap_or(0);
-    (busy, own)
 }
 
 /// Measures how busy the machine was with other work during a part.
@@ -400,35 +329,6 @@ impl CpuWatch {
              ({:.0}% of the machine's {cap:.1} CPU-s)",
             others / cap * 100.0
         );
-    }
-}
-
-/// Warn when a source file is newer than the library being measured.
-fn warn_if_stale(lib: &std::path::Path) {
-    let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
-        return;
-    };
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.ends_with("src/bin") {
-                stack.push(p);
-            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                if t > lib_time {
-                    eprintln!(
-                        "warning: {} is newer than {}: run cargo build --release to measure the current source",
-                        p.display(),
-                        lib.display()
-                    );
-                    return;
-                }
-            }
-        }
     }
 }
 

@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::ffi::{CStr, CString, c_void};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub fn lib_path() -> PathBuf {
     if let Some(p) = std::env::var_os("RTCORE_LIB") {
@@ -119,4 +122,129 @@ pub fn failure(
     // SAFETY: always NUL-terminated when len > 0.
     let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
     format!("{what} returned {status} ({name}): {msg}")
+}
+
+/// Available CPUs (at least 1).
+pub fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bumped by the benchmark as it goes; the watchdog ends a run that stops
+/// moving.
+pub static PROGRESS: AtomicU64 = AtomicU64::new(0);
+/// What the benchmark is doing now (for the watchdog's message).
+pub static PHASE: Mutex<String> = Mutex::new(String::new());
+
+pub fn progress() {
+    PROGRESS.fetch_add(1, Relaxed);
+}
+
+pub fn phase(s: String) {
+    *PHASE.lock().unwrap() = s;
+    progress();
+}
+
+/// A failed check ends the process at once: other threads may be blocked
+/// or parked inside rtcore, so unwinding and joining could hang.
+pub fn install_panic_exit() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        eprintln!(
+            "benchmark failed: exiting (other threads may be blocked or parked inside rtcore)"
+        );
+        // SAFETY: ends the process without running destructors.
+        unsafe { libc::_exit(101) };
+    }));
+}
+
+/// CPU time so far, in clock ticks: (all CPUs busy, this process), from
+/// /proc/stat and /proc/self/stat: what the rest of the machine did during
+/// a window.
+pub fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0))
+        .sum();
+    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = me.rsplit_once(')').map_or("", |x| x.1);
+    let g: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are 12 and 13 after the comm.
+    let own = g.get(11).copied().unwrap_or(0) + g.get(12).copied().unwrap_or(0);
+    (busy, own)
+}
+
+/// Warn when a source file is newer than the library being measured.
+pub fn warn_if_stale(lib: &Path) {
+    let Ok(lib_time) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
+        return;
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.ends_with("src/bin") {
+                stack.push(p);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                if t > lib_time {
+                    eprintln!(
+                        "warning: {} is newer than {}: run cargo build --release to measure the current source",
+                        p.display(),
+                        lib.display()
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// "CPU model, nproc N (M in /proc/cpuinfo), Linux K, glibc G".
+pub fn machine_base() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    // SAFETY: returns a static NUL-terminated string.
+    let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy();
+    format!(
+        "{model}, nproc {} ({cpus} in /proc/cpuinfo), Linux {kernel}, glibc {glibc}",
+        nproc()
+    )
+}
+
+/// The kernel's clocksource ("tsc", ...).
+pub fn clocksource() -> String {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
