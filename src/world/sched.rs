@@ -883,8 +883,9 @@ impl World {
 
     pub fn start(&self, me: u64) -> Result<()> {
         // Recorded before anyone else may run again (and outside `sched`:
-        // recording takes the tracer's locks).
-        if self.sched.lock().stopper == Some(me) {
+        // recording takes the tracer's locks). The flag first, so a start
+        // without tracing takes `sched` once.
+        if crate::record::rtc_trace_on.load(Relaxed) != 0 && self.sched.lock().stopper == Some(me) {
             crate::record::emit(crate::format::EventKind::StwEnd, &[]);
         }
         let mut s = self.sched.lock();
