@@ -12,6 +12,10 @@ pub struct DebugSettings {
     /// sysmon thresholds (`threadstall`, `lockstall`, `hookbudget`,
     /// `schedtrace`), in nanoseconds; the values are given in milliseconds.
     pub sysmon: Vec<(Setting, u64)>,
+    /// Fault injection for the tracer (`trace_skip_sysmonlock`,
+    /// `sysmon_park_after_check`; see trace::fault).
+    pub trace_skip_sysmonlock: bool,
+    pub sysmon_park_after_check: bool,
     /// Problems found while parsing, one line each.
     pub warnings: Vec<String>,
 }
@@ -33,6 +37,23 @@ pub fn parse(value: &str) -> DebugSettings {
                     "{VARIABLE}: lockrank={val:?} is not one of off, report, abort; ignored"
                 )),
             },
+            "trace_skip_sysmonlock" | "sysmon_park_after_check" => {
+                let on = match val {
+                    "1" | "" => true,
+                    "0" => false,
+                    _ => {
+                        out.warnings.push(format!(
+                            "{VARIABLE}: {name}={val:?} is not 0 or 1; ignored"
+                        ));
+                        continue;
+                    }
+                };
+                if name == "trace_skip_sysmonlock" {
+                    out.trace_skip_sysmonlock = on;
+                } else {
+                    out.sysmon_park_after_check = on;
+                }
+            }
             _ => match Setting::ALL.iter().find(|s| s.name() == name) {
                 Some(&setting) => match val.parse::<u64>() {
                     Ok(ms) if ms <= 1_000_000_000 => out.sysmon.push((setting, ms * 1_000_000)),
@@ -41,7 +62,7 @@ pub fn parse(value: &str) -> DebugSettings {
                     )),
                 },
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace)"
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check)"
                 )),
             },
         }
@@ -79,6 +100,15 @@ mod tests {
         assert_eq!(s.lockrank, None);
         assert!(s.warnings[0].contains("\"loud\""));
         assert_eq!(parse("").warnings.len(), 0);
+    }
+
+    #[test]
+    fn parses_the_trace_fault_knobs() {
+        let s = parse("trace_skip_sysmonlock=1,sysmon_park_after_check");
+        assert!(s.trace_skip_sysmonlock && s.sysmon_park_after_check);
+        let s = parse("trace_skip_sysmonlock=yes");
+        assert!(!s.trace_skip_sysmonlock);
+        assert!(s.warnings[0].contains("not 0 or 1"), "{:?}", s.warnings);
     }
 
     #[test]

@@ -90,6 +90,9 @@ fn start(opts: &Options) -> Result<()> {
     for (setting, ns) in &env.sysmon {
         crate::sysmon::settings::set(*setting, *ns);
     }
+    if env.trace_skip_sysmonlock || env.sysmon_park_after_check {
+        crate::trace::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
+    }
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
     let table = crate::ranks::global();

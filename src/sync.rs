@@ -54,9 +54,10 @@ pub mod park {
     pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
         // SAFETY: forwarded contract.
         unsafe {
+            let token = crate::lock::parked::waker_token();
             parking_lot_core::unpark_one(key, |r| {
                 callback(r.have_more_threads);
-                parking_lot_core::DEFAULT_UNPARK_TOKEN
+                token
             });
         }
     }

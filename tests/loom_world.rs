@@ -112,7 +112,7 @@ mod models {
         loop {
             let seen = m.epoch.get();
             match claim(&m.p) {
-                Claim::Stopped => break,
+                Claim::Stopped | Claim::Stolen(_) => break,
                 // Sleep until the owner parks or enters a blocking region.
                 Claim::Running(_) => m.epoch.wait_change(seen),
             }

@@ -102,37 +102,43 @@ event_kinds! {
     ClockInfo = 1, "clock info", [U, U];
     /// A string for later `Str` arguments: id, bytes.
     String = 2, "string", [U, Bytes];
-    /// A thread's status at a generation's start: thread, name, state, P+1
-    /// (0 none), thread seq, pending preemption request (0 none), open
-    /// region depth, open stall episode (0/1).
+    /// A thread's status when the generation began (the first event of its
+    /// stream): thread, name, state (1 RUNNING, 2 RUNNABLE, 3 BLOCKING,
+    /// 4 WAITING), P+1 (0 none; RUNNING on it, or BLOCKING with it in
+    /// SYSCALL), thread seq, preemption requests made, requests
+    /// acknowledged, open region depth.
     ThreadStatus = 3, "thread status", [U, Str, U, U, U, U, U, U];
-    /// A P's status: P, state, owner thread (0 none), P seq.
+    /// A P's status (header batch): P, state (0 IDLE, 1 RUNNING, 2 SYSCALL,
+    /// 3 STOPPED), owner thread (0 none), P seq.
     ProcStatus = 4, "proc status", [U, U, U, U];
-    /// The number of Ps changed: new count.
+    /// The number of Ps grew to: count (new Ps are IDLE with seq 0).
     ProcsChange = 5, "procs change", [U];
-    /// The emitting thread attached: name, P+1 (0: waits for one).
-    Attach = 6, "attach", [Str, U];
-    /// The emitting thread detached.
-    Detach = 7, "detach", [];
-    /// The emitting thread starts P: P, P seq.
+    /// The emitting thread attached (RUNNABLE until a `P start`): name.
+    Attach = 6, "attach", [Str];
+    /// The emitting thread detached, giving up its P: P, P seq.
+    Detach = 7, "detach", [U, U];
+    /// The emitting thread starts running on P: P, P seq.
     ProcStart = 8, "P start", [U, U];
-    /// The emitting thread gives P up: P, P seq.
+    /// The emitting thread gives P up and stays RUNNABLE: P, P seq.
     ProcStop = 9, "P stop", [U, U];
     /// Enter a blocking region: P, P seq, reason.
     EnterBlocking = 10, "enter blocking", [U, U, Str];
     /// Leave a blocking region keeping the P: P, P seq.
     ExitBlockingFast = 11, "exit blocking (fast)", [U, U];
-    /// A P taken from a thread in a blocking region: P, P seq, victim.
+    /// A P taken from a thread in a blocking region (by sysmon or a
+    /// stopper): P, P seq, victim thread.
     ProcSteal = 12, "P steal", [U, U, U];
-    /// Leave a blocking region whose P was taken.
+    /// Leave a blocking region whose P was taken (RUNNABLE after).
     ExitBlockingSlow = 13, "exit blocking (after a steal)", [];
-    /// The emitting thread waits inside rtcore: reason code, object.
-    Block = 14, "block", [U, U];
-    /// A thread made runnable by the emitter: thread, thread seq.
-    Unblock = 15, "unblock", [U, U];
+    /// The emitting thread waits inside rtcore, giving up its P: reason
+    /// (1 mutex, 2 condition, 3 hook removal, 4 other), object, P, P seq.
+    Block = 14, "block", [U, U, U, U];
+    /// A waiting thread became RUNNABLE: thread, thread seq, waker thread
+    /// (0: none known, as on a timeout).
+    Unblock = 15, "unblock", [U, U, U];
     /// sysmon asks a thread to reach a safepoint: thread, request number.
     PreemptRequest = 16, "preempt request", [U, U];
-    /// The emitting thread acknowledged request number n.
+    /// The emitting thread acknowledged requests up to number n.
     PreemptAck = 17, "preempt ack", [U];
     /// A stall episode opened: kind (1 thread, 2 lock, 3 hook), key.
     StallOpen = 18, "stall open", [U, U];
@@ -164,6 +170,9 @@ event_kinds! {
     LockAcquired = 31, "lock acquired", [U, U];
     /// A lock-order violation was reported: held rank name, wanted rank name.
     RankViolation = 32, "rank violation", [Str, Str];
+    /// A stall episode open when the generation began (header batch):
+    /// kind, key.
+    StallStatus = 33, "stall status", [U, U];
 }
 
 // ---- varints and CRC -------------------------------------------------------

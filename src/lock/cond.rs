@@ -145,10 +145,9 @@ impl CondRef {
         self.seq().fetch_add(1, Ordering::SeqCst);
         if self.waiters().load(Ordering::SeqCst) > 0 {
             // SAFETY: the callback does nothing that could panic.
+            let token = crate::lock::parked::waker_token();
             unsafe {
-                parking_lot_core::unpark_one(self.key(), |_| {
-                    parking_lot_core::DEFAULT_UNPARK_TOKEN
-                });
+                parking_lot_core::unpark_one(self.key(), |_| token);
             }
         }
         Ok(())
@@ -160,7 +159,7 @@ impl CondRef {
         if self.waiters().load(Ordering::SeqCst) > 0 {
             // SAFETY: no callback.
             unsafe {
-                parking_lot_core::unpark_all(self.key(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+                parking_lot_core::unpark_all(self.key(), crate::lock::parked::waker_token());
             }
         }
         Ok(())

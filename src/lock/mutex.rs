@@ -128,6 +128,26 @@ impl MutexRef {
         unsafe { AtomicU64::from_ptr(&raw mut (*self.p).acquisitions) }
     }
     #[inline]
+    #[cold]
+    fn trace_contended(&self) {
+        let name = self.name_ptr();
+        let name = if name.is_null() {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            // SAFETY: a mutex's name is a NUL-terminated string that lives
+            // as long as the mutex (rtc_mutex_init's contract).
+            unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy()
+        };
+        crate::record::emit(
+            crate::format::EventKind::LockContended,
+            &[
+                crate::record::A::U(self.addr() as u64),
+                crate::record::A::Str(&name),
+                crate::record::A::U(self.word().current_owner()),
+            ],
+        );
+    }
+
     pub fn name_ptr(&self) -> *const c_char {
         // SAFETY: plain read of a pointer field written before first use (by
         // the static initialiser or rtc_mutex_init, which must not race use).
@@ -390,10 +410,35 @@ impl MutexRef {
             Ok(Some(me))
         })?;
         if let Some(me) = must_wait {
+            // Trace: recorded by the waiting thread itself. Attached and
+            // RUNNING, it is protected by the stop (the contended event
+            // comes before it gives up its P, the acquired one after it
+            // has a P again); otherwise by its gate (`record::emit`).
+            let traced = crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0;
+            let started = if traced {
+                self.trace_contended();
+                crate::record::monotonic_ns()
+            } else {
+                0
+            };
             super::wait::set_target(super::wait::Target::Mutex(self.addr()));
             self.word()
                 .acquire_contended(me, super::wait::begin, super::wait::end);
             super::wait::set_target(super::wait::Target::Nothing);
+            if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
+                let waited = if traced {
+                    crate::record::monotonic_ns().saturating_sub(started)
+                } else {
+                    0
+                };
+                crate::record::emit(
+                    crate::format::EventKind::LockAcquired,
+                    &[
+                        crate::record::A::U(self.addr() as u64),
+                        crate::record::A::U(waited),
+                    ],
+                );
+            }
         }
         self.count_acquisition();
         with_held(|held| {

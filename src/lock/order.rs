@@ -395,6 +395,20 @@ fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
             }
         }
     }
+    if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
+        if let Some(e) = conflicting.first() {
+            // Trace: the violating thread's own event (stop or gate).
+            let held_name = table.name(e.rank);
+            let wanted_name = table.name(wanted.rank);
+            crate::record::emit(
+                crate::format::EventKind::RankViolation,
+                &[
+                    crate::record::A::Str(&held_name),
+                    crate::record::A::Str(&wanted_name),
+                ],
+            );
+        }
+    }
     if !first && mode != Mode::Abort {
         return;
     }

@@ -98,7 +98,28 @@ pub unsafe fn park(
     if let Some(s) = slot {
         s.key.store(0, SeqCst);
     }
+    let waker = match r {
+        parking_lot_core::ParkResult::Unparked(t) => t.0 as u64,
+        _ => 0,
+    };
+    let _ = WAKER.try_with(|w| w.set(waker));
     r
+}
+
+thread_local! {
+    /// Who unparked this thread last (the unparker's rtcore thread id, when
+    /// it passed one as the unpark token; 0 otherwise or on a timeout).
+    static WAKER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Take the id of the thread that last unparked the caller (0: unknown).
+pub fn take_waker() -> u64 {
+    WAKER.try_with(|w| w.replace(0)).unwrap_or(0)
+}
+
+/// An unpark token naming the calling thread (for `take_waker`).
+pub fn waker_token() -> parking_lot_core::UnparkToken {
+    parking_lot_core::UnparkToken(crate::ident::current_id() as usize)
 }
 
 /// Wake every thread parked on `key` (no callback).

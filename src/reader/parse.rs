@@ -24,11 +24,17 @@ pub struct ReadError {
     pub message: String,
     /// Byte offset in the input.
     pub offset: usize,
+    /// The offending event's time on the trace clock, when there is one.
+    pub time: Option<u64>,
 }
 
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}, offset {:#x}", self.message, self.offset)
+        write!(f, "{}, offset {:#x}", self.message, self.offset)?;
+        if let Some(t) = self.time {
+            write!(f, ", {}", super::validate::ms(t))?;
+        }
+        Ok(())
     }
 }
 
@@ -38,6 +44,7 @@ fn err<T>(offset: usize, message: impl Into<String>) -> Result<T, ReadError> {
     Err(ReadError {
         message: message.into(),
         offset,
+        time: None,
     })
 }
 
@@ -441,7 +448,7 @@ mod tests {
                 let mut b = BatchBuilder::new(ID, 1, thread, seq, 1000 * (seq + 1));
                 if seq == 0 {
                     b.event(EventKind::String, 1000, &[Val::U(1), Val::Bytes(b"worker")]);
-                    b.event(EventKind::Attach, 1001, &[Val::U(1), Val::U(1)]);
+                    b.event(EventKind::Attach, 1001, &[Val::U(1)]);
                 }
                 b.event(
                     EventKind::Counter,
@@ -570,7 +577,7 @@ mod tests {
     fn records_of_another_trace_and_bad_strings_are_rejected() {
         let mut full = sample();
         let mut other = BatchBuilder::new(ID + 1, 1, 5, 2, 0);
-        other.event(EventKind::Detach, 0, &[]);
+        other.event(EventKind::Log, 0, &[Val::U(0), Val::U(0)]);
         let pos = records(&full)[5].start;
         let mut rec = Vec::new();
         put_record(&mut rec, RecordKind::Batch, &other.body);

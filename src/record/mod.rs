@@ -90,6 +90,12 @@ pub struct ThreadTrace {
     pub id: u64,
     gate: AtomicU64,
     slots: [UnsafeCell<Slot>; 2],
+    /// Regions this thread opened in the current trace and has not closed
+    /// (the trace's id, the depth): what its status says at the next
+    /// generation. Regions opened while not tracing are unknown; their
+    /// ends are counted by the reader as crossing the trace's start.
+    /// Changed only by the gate's holder.
+    regions: UnsafeCell<(u64, u64)>,
 }
 
 // SAFETY: `slots` are only touched by the holder of `gate` (see the module
@@ -107,6 +113,7 @@ impl ThreadTrace {
                 UnsafeCell::new(Slot::default()),
                 UnsafeCell::new(Slot::default()),
             ],
+            regions: UnsafeCell::new((0, 0)),
         }
     }
 
@@ -190,8 +197,43 @@ pub fn register_thread() {
     let _ = my_trace();
 }
 
+/// A thread's status, as the `thread status` event carries it.
+#[derive(Clone, Copy, Debug)]
+pub struct Status<'a> {
+    pub name: &'a str,
+    /// 1 RUNNING, 2 RUNNABLE, 3 BLOCKING, 4 WAITING.
+    pub state: u64,
+    /// P+1 it runs on (RUNNING) or holds in SYSCALL (BLOCKING); 0 none.
+    pub p_plus_1: u64,
+    pub thread_seq: u64,
+    pub preempt_requested: u64,
+    pub preempt_acked: u64,
+}
+
+/// Tells `f` the calling thread's status if it is attached (the world
+/// registers it: the recorder knows nothing of the world).
+pub type StatusFn = fn(f: &mut dyn FnMut(&Status<'_>));
+
+static STATUS_FN: std::sync::atomic::AtomicPtr<()> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub fn register_status_fn(f: StatusFn) {
+    STATUS_FN.store(f as *mut (), SeqCst);
+}
+
+fn with_my_status(f: &mut dyn FnMut(&Status<'_>)) {
+    let p = STATUS_FN.load(SeqCst);
+    if !p.is_null() {
+        // SAFETY: only `StatusFn`s are stored.
+        let sf: StatusFn = unsafe { std::mem::transmute::<*mut (), StatusFn>(p) };
+        sf(f);
+    }
+}
+
 /// Record one event on the calling thread (any thread, attached or not).
-/// Cheap when tracing is off: one relaxed load.
+/// Cheap when tracing is off: one relaxed load. If this is the thread's
+/// first event in the generation and nobody wrote its status yet, its
+/// status (as it is now, before whatever the event records) goes first.
 #[inline]
 pub fn emit(kind: EventKind, args: &[A<'_>]) {
     if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -202,24 +244,148 @@ pub fn emit(kind: EventKind, args: &[A<'_>]) {
 
 #[cold]
 fn emit_slow(kind: EventKind, args: &[A<'_>]) {
+    gated(|e| e.event(kind, args));
+}
+
+/// The calling thread's events inside its gate (`gated`).
+pub struct Emitter<'a> {
+    t: Option<&'a ThreadTrace>,
+    g: u64,
+}
+
+impl Emitter<'_> {
+    /// Is a generation being recorded (events are kept)?
+    pub fn on(&self) -> bool {
+        self.g != 0 && self.t.is_some()
+    }
+
+    pub fn event(&mut self, kind: EventKind, args: &[A<'_>]) {
+        let Some(t) = self.t else { return };
+        if self.g == 0 {
+            return;
+        }
+        // SAFETY: the gate is held (see `gated`).
+        let slot = unsafe { &mut *t.slots[(self.g % 2) as usize].get() };
+        write_event(t, slot, self.g, kind, args);
+    }
+}
+
+/// Run `f` holding the calling thread's gate, with the generation read
+/// inside it: "is tracing on", the state change `f` makes and the event it
+/// records are one unit with respect to start and stop, which publish the
+/// generation and then take each gate. The thread's status (as it is
+/// before `f`) is written first if this generation has none yet. `f` must
+/// not wait for anything but inner locks (start and stop hold the world
+/// stopped while they wait for the gate).
+pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
     if is_no_record() {
-        DROPPED.fetch_add(1, SeqCst);
-        return;
+        if rtc_trace_on.load(SeqCst) != 0 {
+            DROPPED.fetch_add(1, SeqCst);
+        }
+        return f(&mut Emitter { t: None, g: 0 });
     }
     let Some(t) = my_trace() else {
         // Too late in the thread's exit to record.
-        DROPPED.fetch_add(1, SeqCst);
-        return;
+        if rtc_trace_on.load(SeqCst) != 0 {
+            DROPPED.fetch_add(1, SeqCst);
+        }
+        return f(&mut Emitter { t: None, g: 0 });
     };
     // SAFETY: see `my_trace`: this thread's own state, alive until its exit.
     let t = unsafe { &*t };
     t.lock();
     let g = CURRENT.load(SeqCst);
     if g != 0 {
-        // SAFETY: we hold the gate (module invariants).
+        // SAFETY: we hold the gate.
         let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        write_event(t, slot, g, kind, args);
+        fresh_slot(slot, g);
+        if !slot.status_written {
+            with_my_status(&mut |st| write_status_event(t, slot, g, st));
+        }
     }
+    let r = f(&mut Emitter { t: Some(t), g });
+    t.unlock();
+    r
+}
+
+/// Record the calling thread's attach: `join` makes it visible to the
+/// tracer (adds it to the world's thread list), then the generation is
+/// read, all inside its gate. The tracer publishes a generation before it
+/// lists the threads, so either it lists this one (and writes its status
+/// in its gate, after this) or this one reads the new generation and its
+/// `attach` begins its stream. (Reading the generation before joining
+/// would leave a window where neither happens.)
+pub fn attach(join: impl FnOnce(), name: &str) {
+    let t = if is_no_record() { None } else { my_trace() };
+    let Some(t) = t else {
+        join();
+        return;
+    };
+    // SAFETY: see `my_trace`.
+    let t = unsafe { &*t };
+    t.lock();
+    join();
+    let g = CURRENT.load(SeqCst);
+    if g != 0 {
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        write_event(t, slot, g, EventKind::Attach, &[A::Str(name)]);
+    }
+    t.unlock();
+}
+
+/// A generation read by sysmon at its "is tracing on?" check, to record
+/// into after its state change (`emit_checked`). Under `sysmonlock` it is
+/// still the current one then (start and stop take `sysmonlock` to
+/// publish); the fault injection makes it stale on purpose.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked {
+    pub generation: u64,
+    changes: u64,
+}
+
+/// Bumped whenever a generation is published or stopped (the fault
+/// injection waits for it).
+static GEN_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// sysmon's "is tracing on?" check.
+pub fn check() -> Checked {
+    Checked {
+        generation: CURRENT.load(SeqCst),
+        changes: GEN_CHANGES.load(SeqCst),
+    }
+}
+
+impl Checked {
+    /// Has a start or stop published since the check?
+    pub fn changed(&self) -> bool {
+        GEN_CHANGES.load(SeqCst) != self.changes
+    }
+}
+
+/// The key the fault injection parks on (woken at every publish).
+pub fn generation_change_key() -> usize {
+    &GEN_CHANGES as *const AtomicU64 as usize
+}
+
+fn generation_changed() {
+    GEN_CHANGES.fetch_add(1, SeqCst);
+    crate::lock::parked::unpark_all(generation_change_key());
+}
+
+/// Record into the generation `c` names (sysmon: after its check and its
+/// state change; protected by `sysmonlock`).
+pub fn emit_checked(c: Checked, kind: EventKind, args: &[A<'_>]) {
+    if c.generation == 0 || is_no_record() {
+        return;
+    }
+    let Some(t) = my_trace() else { return };
+    // SAFETY: see `my_trace`.
+    let t = unsafe { &*t };
+    t.lock();
+    // SAFETY: we hold the gate.
+    let slot = unsafe { &mut *t.slots[(c.generation % 2) as usize].get() };
+    write_event(t, slot, c.generation, kind, args);
     t.unlock();
 }
 
@@ -227,12 +393,64 @@ fn file_generation(g: u64) -> u64 {
     g - FIRST_GENERATION.load(SeqCst) + 1
 }
 
-fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: &[A<'_>]) {
+fn fresh_slot(slot: &mut Slot, g: u64) {
     if slot.generation != g {
         *slot = Slot {
             generation: g,
             ..Default::default()
         };
+    }
+}
+
+fn write_status_event(t: &ThreadTrace, slot: &mut Slot, g: u64, st: &Status<'_>) {
+    // SAFETY: the caller holds the gate.
+    let (trace, depth) = unsafe { *t.regions.get() };
+    let depth = if trace == TRACE_ID.load(SeqCst) {
+        depth
+    } else {
+        0
+    };
+    write_event(
+        t,
+        slot,
+        g,
+        EventKind::ThreadStatus,
+        &[
+            A::U(t.id),
+            A::Str(st.name),
+            A::U(st.state),
+            A::U(st.p_plus_1),
+            A::U(st.thread_seq),
+            A::U(st.preempt_requested),
+            A::U(st.preempt_acked),
+            A::U(depth),
+        ],
+    );
+    slot.status_written = true;
+}
+
+fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: &[A<'_>]) {
+    fresh_slot(slot, g);
+    match kind {
+        // The thread's state is now known to the generation (attach), or
+        // no longer described by anything (detach: a later attach in the
+        // same generation is recorded again).
+        EventKind::Attach => slot.status_written = true,
+        EventKind::Detach => slot.status_written = false,
+        EventKind::RegionBegin | EventKind::RegionEnd => {
+            // SAFETY: the caller holds the gate.
+            let r = unsafe { &mut *t.regions.get() };
+            let id = TRACE_ID.load(SeqCst);
+            if r.0 != id {
+                *r = (id, 0);
+            }
+            r.1 = if kind == EventKind::RegionBegin {
+                r.1.saturating_add(1)
+            } else {
+                r.1.saturating_sub(1)
+            };
+        }
+        _ => {}
     }
     let ts = now();
     // Intern strings first (each may add a `string` event).
@@ -304,11 +522,11 @@ fn flush(_t: &ThreadTrace, slot: &mut Slot) {
 
 // ---- the tracer's side (called by `trace` with the world stopped) ----------
 
-/// Begin recording generation `g` of trace `trace_id`: publish it.
-/// Prepare generation `g` of trace `trace_id` without publishing it: the
-/// tracer then writes the threads' statuses into their slots for `g`
-/// (`write_status`) — nobody else writes those slots until `publish` — so
-/// each status precedes every event of its thread in the generation.
+/// Prepare a new generation of trace `trace_id` (returned; not yet
+/// published). The tracer then publishes it and writes each attached
+/// thread's status inside that thread's gate (`write_status_of`); a thread
+/// that records first writes its own (`gated`), so each status precedes
+/// every event of its thread in the generation.
 pub fn prepare_start(trace_id: u64) -> u64 {
     let g = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
     TRACE_ID.store(trace_id, SeqCst);
@@ -321,87 +539,29 @@ pub fn prepare_start(trace_id: u64) -> u64 {
 pub fn publish(g: u64) {
     CURRENT.store(g, SeqCst);
     rtc_trace_on.store(1, SeqCst);
+    generation_changed();
 }
 
-/// Write thread `id`'s status (the `thread status` event's arguments after
-/// the thread id) as the first event of its stream in generation `g`
-/// (prepared, not yet published). Threads without recording state are
-/// skipped: every attached thread has one (`register_thread` at attach).
-pub fn write_status(g: u64, id: u64, args: &[A<'_>]) {
+/// Write thread `id`'s status as the first event of its stream in
+/// generation `g` (published), unless the thread already wrote it itself
+/// (it does when it records before the tracer gets here). `status` is
+/// called holding the thread's gate, so it describes the thread between
+/// its gated transitions. Threads without recording state are skipped:
+/// every attached thread has one (`register_thread` at attach).
+/// The caller holds no inner lock below `tracebuf` (a gate's holder may be
+/// waiting for `sched`).
+pub fn write_status_of(g: u64, id: u64, status: impl FnOnce(&mut dyn FnMut(&Status<'_>))) {
     let t = {
         let reg = REGISTRY.lock();
         reg.iter().find(|t| t.id == id).cloned()
     };
     let Some(t) = t else { return };
     t.lock();
-    // SAFETY: we hold the gate; and `g` is not published yet, so no
-    // emitter writes this slot.
+    // SAFETY: we hold the gate.
     let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-    let mut full: Vec<A<'_>> = Vec::with_capacity(args.len() + 1);
-    full.push(A::U(id));
-    for a in args {
-        full.push(match a {
-            A::U(v) => A::U(*v),
-            A::S(v) => A::S(*v),
-            A::Str(s) => A::Str(s),
-        });
-    }
-    write_event(&t, slot, g, EventKind::ThreadStatus, &full);
-    slot.status_written = true;
-    t.unlock();
-}
-
-/// Record that the calling thread detached. Its status no longer describes
-/// it: a later attach in the same generation is recorded again.
-pub fn emit_detach() {
-    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 || is_no_record() {
-        return;
-    }
-    let Some(t) = my_trace() else { return };
-    // SAFETY: see `my_trace`.
-    let t = unsafe { &*t };
-    t.lock();
-    let g = CURRENT.load(SeqCst);
-    if g != 0 {
-        // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        write_event(t, slot, g, EventKind::Detach, &[]);
-        slot.status_written = false;
-    }
-    t.unlock();
-}
-
-/// Record that the calling thread attached (`attach` event), unless the
-/// tracer already wrote its status in this generation (the status then
-/// describes it). Called after the thread has its P (or is queued for one).
-pub fn emit_attach(name: &str, p_plus_1: u64) {
-    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 || is_no_record() {
-        return;
-    }
-    let Some(t) = my_trace() else { return };
-    // SAFETY: see `my_trace`.
-    let t = unsafe { &*t };
-    t.lock();
-    let g = CURRENT.load(SeqCst);
-    if g != 0 {
-        // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        if slot.generation != g {
-            *slot = Slot {
-                generation: g,
-                ..Default::default()
-            };
-        }
-        if !slot.status_written {
-            write_event(
-                t,
-                slot,
-                g,
-                EventKind::Attach,
-                &[A::Str(name), A::U(p_plus_1)],
-            );
-            slot.status_written = true;
-        }
+    fresh_slot(slot, g);
+    if !slot.status_written {
+        status(&mut |st| write_status_event(&t, slot, g, st));
     }
     t.unlock();
 }
@@ -432,6 +592,7 @@ pub struct Leftovers(#[allow(dead_code)] Vec<Slot>);
 pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let g = CURRENT.swap(0, SeqCst);
     rtc_trace_on.store(0, SeqCst);
+    generation_changed();
     if g == 0 {
         // Not tracing (or another stop got here first).
         return None;

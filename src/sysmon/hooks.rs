@@ -426,12 +426,25 @@ fn run_one(h: &Hooks, id: u64) {
         run
     };
     crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
+    // Trace: the hook thread's, protected by `hooklock` (held by this run;
+    // start and stop take it first).
+    if crate::record::rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        let name = h.reg.lock().running_name.clone();
+        crate::record::emit(
+            crate::format::EventKind::HookBegin,
+            &[crate::record::A::U(id), crate::record::A::Str(&name)],
+        );
+    }
     let _ = IN_HOOK.try_with(|c| c.set(true));
     // SAFETY: the caller of rtc_sysmon_hook_add promised `f` may be called
     // with `user_data` until the hook is removed; it is not removed (the
     // registry says so under `reg`, and removers wait for `running`).
     unsafe { f(user_data as *mut c_void) };
     let _ = IN_HOOK.try_with(|c| c.set(false));
+    crate::record::emit(
+        crate::format::EventKind::HookEnd,
+        &[crate::record::A::U(id)],
+    );
     crate::lock::order::hooklock_exit(&h.hooklock as *const _ as usize);
     let end = now_ns();
     {

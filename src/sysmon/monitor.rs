@@ -203,8 +203,54 @@ fn now_ns(_m: &Monitor) -> u64 {
 /// was watching) so the first attach in the child starts a new one. Its
 /// locks may have been held by threads that do not exist here: they are
 /// reset, not waited for.
+/// Stall episodes open as the tracer sees them: (kind, key) with kind 1 a
+/// thread (key: its id), 2 a lock (its address), 3 a hook run (its run
+/// number). Changed only by sysmon under `sysmonlock`, with the events;
+/// read by start under `sysmonlock` for the header's stall statuses. Its
+/// own lock (rank `lockreports`) keeps it readable when the fault
+/// injection skips `sysmonlock`.
+static OPEN_STALLS: std::sync::LazyLock<InnerMutex<std::collections::BTreeSet<(u64, u64)>>> =
+    std::sync::LazyLock::new(|| {
+        InnerMutex::new(InnerRank::LockReports, std::collections::BTreeSet::new())
+    });
+
+/// The open stall episodes (for the trace header).
+pub fn open_stalls() -> Vec<(u64, u64)> {
+    OPEN_STALLS.lock().iter().copied().collect()
+}
+
+/// Make the published set of open episodes `now_open`, recording each
+/// opening and resolution into the generation checked before the tick.
+/// sysmonlock held.
+fn publish_stalls(c: &crate::record::Checked, now_open: std::collections::BTreeSet<(u64, u64)>) {
+    use crate::format::EventKind;
+    use crate::record::A;
+    type Keys = Vec<(u64, u64)>;
+    let (opened, resolved): (Keys, Keys) = {
+        let cur = OPEN_STALLS.lock();
+        (
+            now_open.difference(&cur).copied().collect(),
+            cur.difference(&now_open).copied().collect(),
+        )
+    };
+    if opened.is_empty() && resolved.is_empty() {
+        return;
+    }
+    crate::trace::fault::after_check(c);
+    *OPEN_STALLS.lock() = now_open;
+    for (kind, key) in resolved {
+        crate::record::emit_checked(*c, EventKind::StallResolved, &[A::U(kind), A::U(key)]);
+    }
+    for (kind, key) in opened {
+        crate::record::emit_checked(*c, EventKind::StallOpen, &[A::U(kind), A::U(key)]);
+    }
+}
+
 pub fn after_fork_child() {
     let m = monitor();
+    // SAFETY: only the forking thread exists.
+    unsafe { OPEN_STALLS.reset_after_fork() };
+    OPEN_STALLS.lock().clear();
     m.started.store(false, SeqCst);
     m.deep.store(false, SeqCst);
     m.quit.store(false, SeqCst);
@@ -313,9 +359,14 @@ fn run() {
                 st.seen_p[p.index] = Some(seen);
                 if !obs.stop_pending
                     && policy::should_retake(seen.since, now, policy::TICK_NS, obs.runnable_waiting)
-                    && world.retake(p.index, p.word)
+                    && {
+                        // Trace: check, retake, `P steal` in one
+                        // sysmonlock section (the retake records it).
+                        let c = crate::record::check();
+                        crate::trace::fault::after_check(&c);
+                        world.retake(p.index, p.word, c)
+                    }
                 {
-                    // TRACE-EVENT: P steal (P, seq, victim) here.
                     m.stats.retakes.fetch_add(1, SeqCst);
                     st.seen_p[p.index] = None;
                     did_work = true;
@@ -330,8 +381,16 @@ fn run() {
                     policy::observe(st.seen_run.get(&owner).copied(), p.owner_safepoints, now);
                 st.seen_run.insert(owner, seen);
                 if policy::should_preempt(seen.since, now, p.preempt_pending) {
-                    if let Some(_n) = world.request_preemption(owner) {
-                        // TRACE-EVENT: preempt request (T, n) here.
+                    // Trace: check, request, event in one sysmonlock
+                    // section.
+                    let c = crate::record::check();
+                    crate::trace::fault::after_check(&c);
+                    if let Some(n) = world.request_preemption(owner) {
+                        crate::record::emit_checked(
+                            c,
+                            crate::format::EventKind::PreemptRequest,
+                            &[crate::record::A::U(owner), crate::record::A::U(n)],
+                        );
                         // Not counted as work for the delay (as in Go's
                         // retake: only Ps taken back are).
                         m.stats.preempt_requests.fetch_add(1, SeqCst);
@@ -345,8 +404,10 @@ fn run() {
                 .iter()
                 .any(|p| pstate(p.word) == P_RUNNING && powner(p.word) == *id)
         });
-        // Stalls and hook overruns. TRACE-EVENT: stall open / resolved here.
+        // Stalls and hook overruns.
+        let c = crate::record::check();
         let out = st.stalls.tick(&obs, now);
+        publish_stalls(&c, st.stalls.open_set());
         m.stats.stall_reports.fetch_add(out.stall_reports, SeqCst);
         m.stats.stalls_resolved.fetch_add(out.resolved, SeqCst);
         m.stats.hook_overruns.fetch_add(out.hook_overruns, SeqCst);

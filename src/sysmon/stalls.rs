@@ -376,6 +376,28 @@ impl Stalls {
         }
     }
 
+    /// The open episodes as (kind, key): 1 thread id, 2 lock address,
+    /// 3 hook run number (see monitor::OPEN_STALLS).
+    pub fn open_set(&self) -> std::collections::BTreeSet<(u64, u64)> {
+        let mut s = std::collections::BTreeSet::new();
+        for (id, t) in &self.threads {
+            if t.episode.is_some() {
+                s.insert((1, *id));
+            }
+        }
+        for (addr, t) in &self.locks {
+            if t.episode.is_some() {
+                s.insert((2, *addr as u64));
+            }
+        }
+        if let Some((seq, t)) = &self.hook {
+            if t.episode.is_some() {
+                s.insert((3, *seq));
+            }
+        }
+        s
+    }
+
     /// Forget everything (after fork: none of it exists in the child).
     pub fn clear(&mut self) {
         *self = Stalls::default();

@@ -19,6 +19,8 @@
 //! - No sink I/O happens here: the writer thread does it, holding no
 //!   rtcore lock.
 
+pub mod fault;
+
 use std::time::Duration;
 
 use crate::format::{EventKind, RecordKind};
@@ -70,7 +72,7 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     crate::world::stop_the_world("trace start")?;
-    let r = crate::sysmon::monitor::with_sysmonlock(|| -> Result<()> {
+    let r = fault::with_sysmonlock_for_tracer(|| -> Result<()> {
         if crate::lifecycle::closing() {
             return Err(crate::lifecycle::shut_down_error());
         }
@@ -90,17 +92,30 @@ pub fn start(sink: writer::Sink) -> Result<()> {
         writer::begin(sink, trace_id)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
         let g = record::prepare_start(trace_id);
-        let obs = crate::world::world().observe();
+        // Publish first, then look: a thread that attaches, wakes or
+        // leaves a blocking region from here on either finds the new
+        // generation in its gate (and records its own status and the
+        // change), or is seen below by the tracer after its change.
+        record::publish(g);
+        let world = crate::world::world();
+        let obs = world.observe();
+        let stalls = crate::sysmon::monitor::open_stalls();
         let header = record::header_batch(g, |h| {
             h.event(
                 EventKind::ClockInfo,
                 &[A::U(1_000_000_000), A::U(realtime_ns())],
             );
             write_proc_statuses(h, &obs);
+            for (kind, key) in &stalls {
+                h.event(EventKind::StallStatus, &[A::U(*kind), A::U(*key)]);
+            }
         });
         writer::push_batch(header);
-        write_thread_statuses(g, &obs);
-        record::publish(g);
+        // Every attached thread's status, in its gate (no inner lock held
+        // here below `tracebuf`: a gate's holder may wait for `sched`).
+        for t in &obs.threads {
+            record::write_status_of(g, t.rec.id, |f| world.trace_status(&t.rec, f));
+        }
         // Start writes its own STW begin after enabling (as Go 1.22 does).
         record::emit(EventKind::StwBegin, &[A::Str("trace start")]);
         Ok(())
@@ -117,10 +132,11 @@ fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Every P's status, read with the world stopped and sysmon between ticks,
-/// into the header batch.
+/// Every P's status, read with the world stopped and sysmon between ticks
+/// (nothing changes a P then), into the header batch.
 fn write_proc_statuses(h: &mut record::HeaderBuilder, obs: &crate::world::Observation) {
     h.event(EventKind::ProcsChange, &[A::U(obs.procs.len() as u64)]);
+    let world = crate::world::world();
     for p in &obs.procs {
         let owner = crate::world::handshake::powner(p.word);
         h.event(
@@ -129,35 +145,7 @@ fn write_proc_statuses(h: &mut record::HeaderBuilder, obs: &crate::world::Observ
                 A::U(p.index as u64),
                 A::U(crate::world::handshake::pstate(p.word)),
                 A::U(owner),
-                A::U(0),
-            ],
-        );
-    }
-}
-
-/// Every attached thread's status, as the first event of its own stream:
-/// written before the generation is published, so before any of its events.
-fn write_thread_statuses(g: u64, obs: &crate::world::Observation) {
-    use std::sync::atomic::Ordering::SeqCst;
-    for t in &obs.threads {
-        let p = obs
-            .procs
-            .iter()
-            .find(|p| crate::world::handshake::powner(p.word) == t.rec.id)
-            .map_or(0, |p| p.index as u64 + 1);
-        let pending = t.rec.preempt_requested.load(SeqCst);
-        let acked = t.rec.preempt_acked.load(SeqCst);
-        record::write_status(
-            g,
-            t.rec.id,
-            &[
-                A::Str(&t.rec.name),
-                A::U(t.state as u64),
-                A::U(p),
-                A::U(0),
-                A::U(if pending != acked { pending } else { 0 }),
-                A::U(0),
-                A::U(0),
+                A::U(world.pseq(p.index)),
             ],
         );
     }
@@ -169,7 +157,7 @@ pub fn stop() -> Result<()> {
     let (ended, restarted) = {
         let _hooklock = crate::sysmon::hooks::lock_hooklock();
         crate::world::stop_the_world("trace stop")?;
-        let ended = crate::sysmon::monitor::with_sysmonlock(|| {
+        let ended = fault::with_sysmonlock_for_tracer(|| {
             // (The world's stop recorded its STW begin; its end falls after
             // the trace and is legal as an open range.)
             let (_, file_gen) = record::current();

@@ -93,8 +93,11 @@ pub fn exit_fast(p: &AtomicU64, me: u64, stop: &impl StopFlag) -> Exit {
 /// What the stopper found at one P.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// STOPPED now (claimed here, or already).
+    /// STOPPED now (claimed here from IDLE, or already).
     Stopped,
+    /// STOPPED now, claimed here from SYSCALL(owner): the owner's blocking
+    /// region lost its P (a `P steal` in the trace).
+    Stolen(u64),
     /// RUNNING for this owner: wait for it to reach a safepoint.
     Running(u64),
 }
@@ -110,7 +113,11 @@ pub fn claim(p: &AtomicU64) -> Claim {
                 if p.compare_exchange(w, pword(P_STOPPED, 0), SeqCst, SeqCst)
                     .is_ok()
                 {
-                    return Claim::Stopped;
+                    return if pstate(w) == P_SYSCALL {
+                        Claim::Stolen(powner(w))
+                    } else {
+                        Claim::Stopped
+                    };
                 }
             }
             P_RUNNING => return Claim::Running(powner(w)),

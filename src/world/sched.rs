@@ -36,7 +36,9 @@ use std::sync::atomic::{
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use crate::format::EventKind;
 use crate::lock::inner::{InnerMutex, InnerRank, assert_none_held};
+use crate::record::{self, A};
 
 use crate::status::{
     Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
@@ -103,6 +105,10 @@ pub struct ThreadRec {
     /// Bumped at every state change: sysmon dates a stall from the first
     /// tick that saw the current value.
     pub state_changes: AtomicU64,
+    /// The thread's trace sequence number (bumped at each `unblock`).
+    tseq: AtomicU64,
+    /// The P sequence number of its last grant (its `P start` carries it).
+    grant_seq: AtomicU64,
     /// `detail` holds something (saves taking its lock when it does not).
     has_detail: AtomicBool,
     /// What sysmon reports about the thread while it blocks or waits.
@@ -195,6 +201,11 @@ struct Sched {
 pub struct World {
     sched: InnerMutex<Sched>,
     ps: Box<[AtomicU64]>,
+    /// Per P: its trace sequence number, bumped at each event about it
+    /// (start, stop, steal, blocking-region edges, block, detach). Bumped
+    /// under `sched`, or by the P's owner while only it may change the P
+    /// (RUNNING(T), or SYSCALL(T) after winning the exit CAS).
+    pseq: Box<[AtomicU64]>,
     stop_pending: AtomicBool,
     /// Threads in `runq` (read at safepoints without the lock).
     runq_len: AtomicU32,
@@ -226,6 +237,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
     ps: (0..MAX_PROCS)
         .map(|_| AtomicU64::new(pword(P_IDLE, 0)))
         .collect(),
+    pseq: (0..MAX_PROCS).map(|_| AtomicU64::new(0)).collect(),
     stop_pending: AtomicBool::new(false),
     runq_len: AtomicU32::new(0),
     tts_threshold_ns: AtomicU64::new(100_000_000),
@@ -262,7 +274,6 @@ impl Drop for Attachment {
         if w.holds_world(rec.id) {
             let _ = w.start(rec.id);
         }
-        crate::record::emit_detach();
         w.detach_rec(&rec);
         CURRENT.with(|c| c.set(std::ptr::null()));
     }
@@ -285,6 +296,39 @@ fn not_attached(what: &str) -> Error {
 }
 
 impl World {
+    /// `rec`'s state as the trace sees it: RUNNING on its P, RUNNABLE
+    /// (also when a P was granted but the thread has not recorded its
+    /// `P start`: that happens only while no start or stop can run),
+    /// BLOCKING with its P if the P is still SYSCALL(it), WAITING. Reads
+    /// atomics only (callers hold the thread's gate, never `sched`).
+    pub fn trace_status(&self, rec: &ThreadRec, f: &mut dyn FnMut(&record::Status<'_>)) {
+        let p = Self::p_index(rec);
+        let (state, p_plus_1) = match rec.state() {
+            TState::Running => (1, p.map_or(0, |i| i as u64 + 1)),
+            TState::Runnable => (2, 0),
+            TState::Blocking => (
+                3,
+                p.filter(|&i| self.ps[i].load(SeqCst) == pword(P_SYSCALL, rec.id))
+                    .map_or(0, |i| i as u64 + 1),
+            ),
+            TState::Waiting => (4, 0),
+            TState::Dead => return,
+        };
+        f(&record::Status {
+            name: &rec.name,
+            state,
+            p_plus_1,
+            thread_seq: rec.tseq.load(SeqCst),
+            preempt_requested: rec.preempt_requested.load(SeqCst),
+            preempt_acked: rec.preempt_acked.load(SeqCst),
+        });
+    }
+
+    /// P `i`'s trace sequence number (for its status).
+    pub fn pseq(&self, i: usize) -> u64 {
+        self.pseq[i].load(SeqCst)
+    }
+
     pub fn holds_world(&self, id: u64) -> bool {
         self.sched.lock().stopper == Some(id) && self.stop_pending.load(SeqCst)
     }
@@ -322,6 +366,9 @@ impl World {
     /// releasing `sched` (a restart wakes many threads; it must not hold the
     /// inner lock while the kernel schedules each of them).
     fn grant_deferred(&self, t: &ThreadRec, i: usize) {
+        // The grantee records its `P start` with this number when it wakes
+        // (it is RUNNING in the world from here, so a stop waits for it).
+        t.grant_seq.store(self.bump_pseq(i), SeqCst);
         self.ps[i].store(pword(P_RUNNING, t.id), SeqCst);
         t.p.store(i as u32 + 1, SeqCst);
         t.set_state(TState::Running);
@@ -341,6 +388,9 @@ impl World {
             let i = s.nprocs;
             s.nprocs += 1;
             self.ps[i].store(pword(P_IDLE, 0), SeqCst);
+            // Trace: protected by `sched` with no stop pending (a stop, and
+            // so a start or stop of the trace, must take `sched` to begin).
+            record::emit(EventKind::ProcsChange, &[A::U(s.nprocs as u64)]);
             return Some(i);
         }
         None
@@ -359,7 +409,24 @@ impl World {
     /// gone to deep sleep seeing no busy P) has been told.
     fn acquire_p(&self, t: &ThreadRec) {
         self.acquire_p_quiet(t);
+        self.started_p(t);
         kick();
+    }
+
+    fn bump_pseq(&self, i: usize) -> u64 {
+        self.pseq[i].fetch_add(1, SeqCst) + 1
+    }
+
+    /// Record that `t` (the calling thread) now runs on the P it was
+    /// granted. Trace: protected by the stop (t is RUNNING on the P: a stop
+    /// waits for it to reach a safepoint, which comes after this).
+    fn started_p(&self, t: &ThreadRec) {
+        if let Some(i) = Self::p_index(t) {
+            record::emit(
+                EventKind::ProcStart,
+                &[A::U(i as u64), A::U(t.grant_seq.load(SeqCst))],
+            );
+        }
     }
 
     fn acquire_p_quiet(&self, t: &ThreadRec) {
@@ -395,6 +462,25 @@ impl World {
     /// Release t's P (t becomes `new_state`), handing it on if someone waits.
     fn release_p(&self, t: &ThreadRec, new_state: TState) {
         let mut s = self.sched.lock();
+        // Trace: recorded before the P goes, while t is RUNNING on it (a
+        // stop waits for this P, so the generation cannot change first).
+        if let Some(i) = Self::p_index(t) {
+            let seq = self.bump_pseq(i);
+            if new_state == TState::Dead {
+                record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq)]);
+            } else {
+                let (reason, object) = match crate::lock::wait::target() {
+                    crate::lock::wait::Target::Mutex(a) => (1, a as u64),
+                    crate::lock::wait::Target::Cond(a) => (2, a as u64),
+                    crate::lock::wait::Target::Hook(id) => (3, id),
+                    crate::lock::wait::Target::Nothing => (4, 0),
+                };
+                record::emit(
+                    EventKind::Block,
+                    &[A::U(reason), A::U(object), A::U(i as u64), A::U(seq)],
+                );
+            }
+        }
         t.set_state(new_state);
         if let Some(i) = Self::p_index(t) {
             t.p.store(0, SeqCst);
@@ -459,11 +545,15 @@ impl World {
             preempt_acked: AtomicU64::new(0),
             granted_at: AtomicU64::new(0),
             state_changes: AtomicU64::new(0),
+            tseq: AtomicU64::new(0),
+            grant_seq: AtomicU64::new(0),
             has_detail: AtomicBool::new(false),
             detail: InnerMutex::new(InnerRank::ThreadReason, Detail::default()),
         });
         crate::ident::set_name(Some(name.to_string()));
-        self.sched.lock().threads.push(rec.clone());
+        // Trace: gated (the thread has no P: a stop does not wait for it);
+        // see `record::attach` for why joining the list comes first.
+        record::attach(|| self.sched.lock().threads.push(rec.clone()), name);
         let ptr = Arc::as_ptr(&rec);
         ATTACHED.with(|a| {
             *a.borrow_mut() = Some(Attachment {
@@ -476,7 +566,6 @@ impl World {
         }
         self.acquire_p(&rec);
         kick();
-        crate::record::emit_attach(&rec.name, Self::p_index(&rec).map_or(0, |i| i as u64 + 1));
         Ok(id)
     }
 
@@ -514,8 +603,8 @@ impl World {
                 ),
             ));
         }
-        // Recorded while still RUNNING (protected by the stop).
-        crate::record::emit_detach();
+        // Recorded in `release_p` while still RUNNING (protected by the
+        // stop).
         self.detach_rec(rec);
         crate::ident::set_name(None);
         CURRENT.with(|c| c.set(std::ptr::null()));
@@ -541,6 +630,8 @@ impl World {
             // Acknowledge sysmon's request; yielding (below) happens only
             // if someone waits for a P.
             rec.preempt_acked.store(req, SeqCst);
+            // Trace: protected by the stop (the thread is RUNNING).
+            record::emit(EventKind::PreemptAck, &[A::U(req)]);
             // The user's handler runs when the calling rtcore function has
             // finished its own work (`deliver_preemption`): it may call
             // rtcore (even detach), so nothing may use `rec` after it.
@@ -596,7 +687,9 @@ impl World {
     /// Retake P `i` from its blocking owner if its word is still `word`
     /// (SYSCALL(owner)): it goes to a waiting thread or becomes idle. The
     /// owner takes the slow path when it leaves its region.
-    pub fn retake(&self, i: usize, word: u64) -> bool {
+    /// Trace: sysmon's, protected by `sysmonlock`; recorded into the
+    /// generation sysmon checked before deciding.
+    pub fn retake(&self, i: usize, word: u64, checked: record::Checked) -> bool {
         let mut s = self.sched.lock();
         if self.stop_pending.load(SeqCst) || i >= s.nprocs {
             return false;
@@ -604,6 +697,12 @@ impl World {
         if !handshake::retake(&self.ps[i], word) {
             return false;
         }
+        let seq = self.bump_pseq(i);
+        record::emit_checked(
+            checked,
+            EventKind::ProcSteal,
+            &[A::U(i as u64), A::U(seq), A::U(powner(word))],
+        );
         self.hand_off(&mut s, i);
         true
     }
@@ -625,7 +724,10 @@ impl World {
                 return;
             }
             // Park for the stop: the P is STOPPED with this thread as owner,
-            // and comes back at the restart.
+            // and comes back at the restart. Trace: recorded while still
+            // RUNNING on it (the stop waits for this P).
+            let seq = self.bump_pseq(i);
+            record::emit(EventKind::ProcStop, &[A::U(i as u64), A::U(seq)]);
             handshake::stop_at_safepoint(&self.ps[i], rec.id);
             rec.p.store(0, SeqCst);
             rec.set_state(TState::Runnable);
@@ -633,6 +735,7 @@ impl World {
             self.wake_stopper(&s);
             drop(s);
             self.wait_for_grant(rec);
+            self.started_p(rec);
             return;
         }
         // Preemption: someone waits for a P and no new one may be made. A
@@ -647,6 +750,9 @@ impl World {
             // Queue up behind the waiters, then give the P away (a retired P
             // goes idle instead) and let the queue take any free P.
             let arc = s.threads.iter().find(|x| x.id == rec.id).cloned();
+            // Trace: protected by `sched` with no stop pending.
+            let seq = self.bump_pseq(i);
+            record::emit(EventKind::ProcStop, &[A::U(i as u64), A::U(seq)]);
             rec.p.store(0, SeqCst);
             rec.set_state(TState::Runnable);
             rec.granted.store(0, SeqCst);
@@ -662,6 +768,7 @@ impl World {
             self.serve_queue(&mut s);
             drop(s);
             self.wait_for_grant(rec);
+            self.started_p(rec);
         } else {
             self.serve_queue(&mut s);
         }
@@ -700,7 +807,13 @@ impl World {
         let Some(i) = Self::p_index(rec) else {
             return Err(Error::new(RTC_ERR_WRONG_STATE, "rtc_enter_blocking: no P"));
         };
-        // Only this thread changes a RUNNING(self) word.
+        // Only this thread changes a RUNNING(self) word. Trace: recorded
+        // while still RUNNING (before the P can be claimed).
+        let seq = self.bump_pseq(i);
+        record::emit(
+            EventKind::EnterBlocking,
+            &[A::U(i as u64), A::U(seq), A::Str(reason.unwrap_or(""))],
+        );
         rec.set_state(TState::Blocking);
         kick();
         if handshake::enter_syscall(&self.ps[i], rec.id, &self.stop_pending) {
@@ -737,6 +850,11 @@ impl World {
             if let Exit::Resumed { stop_pending } =
                 handshake::exit_fast(&self.ps[i], rec.id, &self.stop_pending)
             {
+                // Trace: protected by the stop (RUNNING on the P again; no
+                // stop completed since the region began, or it would have
+                // claimed the P).
+                let seq = self.bump_pseq(i);
+                record::emit(EventKind::ExitBlockingFast, &[A::U(i as u64), A::U(seq)]);
                 rec.set_state(TState::Running);
                 if stop_pending {
                     // A stop began while we were out: it waits for us here.
@@ -745,8 +863,13 @@ impl World {
                 return;
             }
         }
-        // Slow path: the P was claimed (by a stop, later also by sysmon).
-        rec.p.store(0, SeqCst);
+        // Slow path: the P was claimed (by a stop or by sysmon). Trace:
+        // gated (the thread has no P; a start may be running).
+        record::gated(|e| {
+            rec.p.store(0, SeqCst);
+            rec.set_state(TState::Runnable);
+            e.event(EventKind::ExitBlockingSlow, &[]);
+        });
         self.acquire_p(rec);
     }
 
@@ -823,8 +946,18 @@ impl World {
                     if Some(i) == my_p {
                         continue;
                     }
-                    if let Claim::Running(owner) = handshake::claim(&self.ps[i]) {
-                        waiting_for.push(owner);
+                    match handshake::claim(&self.ps[i]) {
+                        Claim::Running(owner) => waiting_for.push(owner),
+                        Claim::Stolen(victim) => {
+                            // Trace: the stopper's, protected by the stop
+                            // it holds (and `sched`).
+                            let seq = self.bump_pseq(i);
+                            record::emit(
+                                EventKind::ProcSteal,
+                                &[A::U(i as u64), A::U(seq), A::U(victim)],
+                            );
+                        }
+                        Claim::Stopped => {}
                     }
                 }
                 if waiting_for.is_empty() {
@@ -1159,16 +1292,28 @@ impl World {
 
     fn wait_end(&self) {
         let Some(rec) = current() else { return };
-        if rec
-            .state
-            .compare_exchange(
-                TState::Waiting as u32,
-                TState::Runnable as u32,
-                SeqCst,
-                SeqCst,
-            )
-            .is_ok()
-        {
+        let waker = crate::lock::parked::take_waker();
+        if rec.state() != TState::Waiting {
+            return;
+        }
+        // Trace: gated (a waiting thread has no P; a start may be running).
+        let woke = record::gated(|e| {
+            let ok = rec
+                .state
+                .compare_exchange(
+                    TState::Waiting as u32,
+                    TState::Runnable as u32,
+                    SeqCst,
+                    SeqCst,
+                )
+                .is_ok();
+            if ok {
+                let seq = rec.tseq.fetch_add(1, SeqCst) + 1;
+                e.event(EventKind::Unblock, &[A::U(rec.id), A::U(seq), A::U(waker)]);
+            }
+            ok
+        });
+        if woke {
             rec.state_changes.fetch_add(1, Relaxed);
             rec.unpublish();
             self.acquire_p(rec);
@@ -1332,13 +1477,25 @@ static HANDLERS: crate::lock::wait::WaitHandlers = crate::lock::wait::WaitHandle
 /// Register the world's wait handlers with the lock module (at start).
 pub fn install() {
     crate::lock::wait::register(&HANDLERS);
+    record::register_status_fn(my_trace_status);
+}
+
+/// The calling thread's status for the trace (`record::gated`).
+fn my_trace_status(f: &mut dyn FnMut(&record::Status<'_>)) {
+    if let Some(rec) = current() {
+        world().trace_status(rec, f);
+    }
 }
 
 // ---- thread-level API (the C ABI calls these) --------------------------------
 
 pub fn safepoint() {
     if let Some(rec) = current() {
-        world().safepoint_rec(rec);
+        // Inside a blocking region a thread is not at a safepoint of the
+        // world: its P is SYSCALL (or claimed), not its to give up.
+        if rec.state() == TState::Running {
+            world().safepoint_rec(rec);
+        }
     }
 }
 

@@ -1,0 +1,82 @@
+//! Fault injection for the tracer's protocol (`RTCORE_DEBUG`, docs/debug.md),
+//! to show that `sysmonlock` is what keeps sysmon's events consistent with
+//! start and stop. Two knobs, each announced loudly on stderr when set:
+//!
+//! - `trace_skip_sysmonlock=1`: start and stop do not take `sysmonlock`
+//!   (sysmon still takes it for its own data).
+//! - `sysmon_park_after_check=1`: when sysmon is about to act (a retake, a
+//!   preemption request, a stall episode opening or closing), it parks
+//!   between its "is tracing on?" check and its state change until the next
+//!   start or stop has published a generation — a deterministic widening of
+//!   the window, not a sleep. While it holds `sysmonlock` and a start or
+//!   stop waits for that lock, nothing can be published, so it goes on at
+//!   once (parking then would only deadlock).
+//!
+//! Nothing else changes: the injection never writes an event of its own;
+//! it only lets the ordinary events land in the wrong generation, or be
+//! skipped because tracing looked off.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use crate::record::{self, Checked};
+
+static SKIP_SYSMONLOCK: AtomicBool = AtomicBool::new(false);
+static PARK_AFTER_CHECK: AtomicBool = AtomicBool::new(false);
+/// Starts and stops waiting for `sysmonlock` right now.
+static TRACER_WAITING: AtomicU32 = AtomicU32::new(0);
+
+/// The longest a park lasts (a safety net for a process that stops
+/// tracing for good; the matrix tests never reach it).
+const PARK_LIMIT: Duration = Duration::from_secs(2);
+
+pub fn set(skip_sysmonlock: bool, park_after_check: bool) {
+    if skip_sysmonlock {
+        crate::diag::eprintln(
+            "rtcore: WARNING: RTCORE_DEBUG=trace_skip_sysmonlock: trace start and stop skip sysmonlock; traces may be inconsistent (fault injection for tests)",
+        );
+    }
+    if park_after_check {
+        crate::diag::eprintln(
+            "rtcore: WARNING: RTCORE_DEBUG=sysmon_park_after_check: sysmon parks between its tracing check and its action (fault injection for tests)",
+        );
+    }
+    SKIP_SYSMONLOCK.store(skip_sysmonlock, SeqCst);
+    PARK_AFTER_CHECK.store(park_after_check, SeqCst);
+}
+
+/// Run the tracer's critical section `f` under `sysmonlock` (or, with the
+/// injection, without it).
+pub fn with_sysmonlock_for_tracer<R>(f: impl FnOnce() -> R) -> R {
+    if SKIP_SYSMONLOCK.load(SeqCst) {
+        return f();
+    }
+    TRACER_WAITING.fetch_add(1, SeqCst);
+    crate::lock::parked::unpark_all(record::generation_change_key());
+    crate::sysmon::monitor::with_sysmonlock(|| {
+        TRACER_WAITING.fetch_sub(1, SeqCst);
+        f()
+    })
+}
+
+/// sysmon, between its check and its action: park if injected.
+pub fn after_check(c: &Checked) {
+    if !PARK_AFTER_CHECK.load(SeqCst) {
+        return;
+    }
+    let deadline = Instant::now() + PARK_LIMIT;
+    let blocked_by_me = || !SKIP_SYSMONLOCK.load(SeqCst) && TRACER_WAITING.load(SeqCst) > 0;
+    while !c.changed() && !blocked_by_me() && !crate::lifecycle::closing() {
+        if Instant::now() >= deadline {
+            return;
+        }
+        // SAFETY: the validate callback only reads atomics.
+        unsafe {
+            crate::lock::parked::park(
+                record::generation_change_key(),
+                || !c.changed() && !blocked_by_me(),
+                Some(Instant::now() + Duration::from_millis(50)),
+            );
+        }
+    }
+}
