@@ -531,7 +531,15 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         }
         K::Attach => match tstate(st, id) {
             None | Some(TS::Detached) => {
-                set_t(st, id, TS::Runnable);
+                // A new attachment: its sequence number and preemption
+                // requests start from zero.
+                st.threads.insert(
+                    id,
+                    Thread {
+                        state: Some(TS::Runnable),
+                        ..Default::default()
+                    },
+                );
                 Apply
             }
             Some(_) => Bad(format!("{} is already attached", who(st, id))),
