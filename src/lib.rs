@@ -31,6 +31,11 @@ pub mod ranks;
 pub mod reader;
 #[cfg(not(loom))]
 pub mod record;
+/// Under loom, only the tracer's gate protocol (tests/loom_trace.rs).
+#[cfg(loom)]
+pub mod record {
+    pub mod gate;
+}
 #[cfg(not(loom))]
 pub mod status;
 pub mod sync;

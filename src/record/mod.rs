@@ -12,16 +12,20 @@
 //!   thread writes generation `g` into `slots[g % 2]`; the tracer collects
 //!   `slots[g % 2]` of every thread only after publishing the next value of
 //!   `CURRENT` and locking that thread's gate, so no emitter is writing it.
-//! - A thread's gate is a per-thread lock (odd: held). An emitter holds its
-//!   own gate while it reads `CURRENT`, changes what it is recording and
-//!   writes the event; the tracer holds it while it reads or takes that
-//!   thread's slot. So "is tracing on", the event and its buffer are one
-//!   unit with respect to start and stop. Sections are a few hundred
-//!   nanoseconds; both sides spin.
+//! - A thread's gate (`gate.rs`, where the protocol's invariants are
+//!   written and loom-modelled) is held by an emitter while it reads
+//!   `CURRENT`, changes what it is recording and writes the event, and by
+//!   the tracer while it writes that thread's status or takes its slot. So
+//!   "is tracing on", the event and its buffer are one unit with respect
+//!   to start and stop.
+//! - Each thread's stream of a generation begins with its status (written
+//!   by the tracer after publishing, or by the thread itself if it records
+//!   first), or with `attach`.
 //! - An emitter never blocks on anything but a gate held by the tracer for
 //!   a slot hand-off, and never allocates beyond its own batch buffer and
 //!   string table.
 
+pub mod gate;
 pub mod writer;
 
 use std::cell::UnsafeCell;
@@ -88,7 +92,7 @@ struct Slot {
 pub struct ThreadTrace {
     /// rtcore thread id (batch headers name it).
     pub id: u64,
-    gate: AtomicU64,
+    gate: gate::Gate,
     slots: [UnsafeCell<Slot>; 2],
     /// Regions this thread opened in the current trace and has not closed
     /// (the trace's id, the depth): what its status says at the next
@@ -108,34 +112,13 @@ impl ThreadTrace {
     fn new(id: u64) -> ThreadTrace {
         ThreadTrace {
             id,
-            gate: AtomicU64::new(0),
+            gate: gate::Gate::new(),
             slots: [
                 UnsafeCell::new(Slot::default()),
                 UnsafeCell::new(Slot::default()),
             ],
             regions: UnsafeCell::new((0, 0)),
         }
-    }
-
-    /// Take the gate (spin while the tracer holds it).
-    fn lock(&self) {
-        loop {
-            let g = self.gate.load(SeqCst);
-            if g & 1 == 0
-                && self
-                    .gate
-                    .compare_exchange_weak(g, g + 1, SeqCst, SeqCst)
-                    .is_ok()
-            {
-                return;
-            }
-            std::hint::spin_loop();
-            std::thread::yield_now();
-        }
-    }
-
-    fn unlock(&self) {
-        self.gate.fetch_add(1, SeqCst);
     }
 }
 
@@ -293,19 +276,17 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
     };
     // SAFETY: see `my_trace`: this thread's own state, alive until its exit.
     let t = unsafe { &*t };
-    t.lock();
-    let g = CURRENT.load(SeqCst);
-    if g != 0 {
-        // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        fresh_slot(slot, g);
-        if !slot.status_written {
-            with_my_status(&mut |st| write_status_event(t, slot, g, st));
+    gate::emitter(&t.gate, &CURRENT, |g| {
+        if g != 0 {
+            // SAFETY: we hold the gate.
+            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+            fresh_slot(slot, g);
+            if !slot.status_written {
+                with_my_status(&mut |st| write_status_event(t, slot, g, st));
+            }
         }
-    }
-    let r = f(&mut Emitter { t: Some(t), g });
-    t.unlock();
-    r
+        f(&mut Emitter { t: Some(t), g })
+    })
 }
 
 /// Record the calling thread's attach: `join` makes it visible to the
@@ -323,15 +304,13 @@ pub fn attach(join: impl FnOnce(), name: &str) {
     };
     // SAFETY: see `my_trace`.
     let t = unsafe { &*t };
-    t.lock();
-    join();
-    let g = CURRENT.load(SeqCst);
-    if g != 0 {
-        // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        write_event(t, slot, g, EventKind::Attach, &[A::Str(name)]);
-    }
-    t.unlock();
+    gate::joining(&t.gate, &CURRENT, join, |g| {
+        if g != 0 {
+            // SAFETY: we hold the gate.
+            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+            write_event(t, slot, g, EventKind::Attach, &[A::Str(name)]);
+        }
+    });
 }
 
 /// A generation read by sysmon at its "is tracing on?" check, to record
@@ -382,11 +361,13 @@ pub fn emit_checked(c: Checked, kind: EventKind, args: &[A<'_>]) {
     let Some(t) = my_trace() else { return };
     // SAFETY: see `my_trace`.
     let t = unsafe { &*t };
-    t.lock();
+    // The generation was read at the check (under sysmonlock): the gate
+    // only keeps the buffer to one writer.
+    t.gate.lock();
     // SAFETY: we hold the gate.
     let slot = unsafe { &mut *t.slots[(c.generation % 2) as usize].get() };
     write_event(t, slot, c.generation, kind, args);
-    t.unlock();
+    t.gate.unlock();
 }
 
 fn file_generation(g: u64) -> u64 {
@@ -537,7 +518,7 @@ pub fn prepare_start(trace_id: u64) -> u64 {
 
 /// Publish generation `g`: emitters record into it from now on.
 pub fn publish(g: u64) {
-    CURRENT.store(g, SeqCst);
+    gate::publish(&CURRENT, g);
     rtc_trace_on.store(1, SeqCst);
     generation_changed();
 }
@@ -556,14 +537,14 @@ pub fn write_status_of(g: u64, id: u64, status: impl FnOnce(&mut dyn FnMut(&Stat
         reg.iter().find(|t| t.id == id).cloned()
     };
     let Some(t) = t else { return };
-    t.lock();
-    // SAFETY: we hold the gate.
-    let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-    fresh_slot(slot, g);
-    if !slot.status_written {
-        status(&mut |st| write_status_event(&t, slot, g, st));
-    }
-    t.unlock();
+    gate::tracer(&t.gate, || {
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        fresh_slot(slot, g);
+        if !slot.status_written {
+            status(&mut |st| write_status_event(&t, slot, g, st));
+        }
+    });
 }
 
 /// The generation being recorded (0: none), and its number in the file.
@@ -590,7 +571,7 @@ pub fn trace_id() -> u64 {
 pub struct Leftovers(#[allow(dead_code)] Vec<Slot>);
 
 pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
-    let g = CURRENT.swap(0, SeqCst);
+    let g = gate::publish(&CURRENT, 0);
     rtc_trace_on.store(0, SeqCst);
     generation_changed();
     if g == 0 {
@@ -601,17 +582,17 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let mut leftovers = Vec::new();
     let mut reg = REGISTRY.lock();
     for t in reg.iter() {
-        t.lock();
-        // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-        if slot.generation == g {
-            flush(t, slot);
-            if slot.batches > 0 {
-                counts.push((t.id, slot.batches));
+        gate::tracer(&t.gate, || {
+            // SAFETY: we hold the gate.
+            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+            if slot.generation == g {
+                flush(t, slot);
+                if slot.batches > 0 {
+                    counts.push((t.id, slot.batches));
+                }
+                leftovers.push(std::mem::take(slot));
             }
-            leftovers.push(std::mem::take(slot));
-        }
-        t.unlock();
+        });
     }
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);

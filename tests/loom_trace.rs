@@ -1,0 +1,218 @@
+//! loom model of the tracer's gate protocol (src/record/gate.rs): a trace
+//! start (publish a generation, then write each listed thread's status
+//! inside its gate) races a thread that changes state outside the stop's
+//! protection (a wake-up: WAITING -> RUNNABLE) or attaches. Drives the
+//! production section functions through the `sync` shim; each broken
+//! variant must be caught, with the invariant's name, in a child process
+//! (as in loom_mutex.rs).
+//!
+//! Invariant 'status and events agree': in the new generation, the
+//! thread's stream either begins with a status that already shows the
+//! change and holds no event for it, or begins with a status from before
+//! the change followed by the change's event; a thread attached at the end
+//! has a status or an attach event.
+//!
+//! Run: RUSTFLAGS="--cfg loom" cargo test --release --test loom_trace
+
+#[cfg(not(loom))]
+fn main() {
+    println!("loom models: build with RUSTFLAGS=\"--cfg loom\" to run them (.ci/run does)");
+}
+
+#[cfg(loom)]
+fn main() {
+    models::main();
+}
+
+#[cfg(loom)]
+mod models {
+    use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+    use rtcore::record::gate::{self, Gate, broken};
+
+    const WAITING: u32 = 4;
+    const RUNNABLE: u32 = 2;
+    const GEN: u64 = 1;
+
+    /// What the thread's stream of generation GEN holds.
+    #[derive(Clone, Debug, PartialEq)]
+    enum Ev {
+        Status(u32),
+        Unblock,
+        Attach,
+    }
+
+    struct M {
+        gate: Gate,
+        current: AtomicU64,
+        state: AtomicU32,
+        /// Is the thread in the tracer's list?
+        listed: Mutex<bool>,
+        /// The thread's buffer for generation GEN (the gate's holder
+        /// writes it; the mutex only satisfies Rust).
+        stream: Mutex<Vec<Ev>>,
+    }
+
+    fn new_model(state: u32, listed: bool) -> Arc<M> {
+        Arc::new(M {
+            gate: Gate::new(),
+            current: AtomicU64::new(0),
+            state: AtomicU32::new(state),
+            listed: Mutex::new(listed),
+            stream: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn violated(what: &str, stream: &[Ev]) -> ! {
+        panic!("invariant 'status and events agree' violated: {what}: {stream:?}");
+    }
+
+    /// The tracer's start: publish, then each listed thread's status in
+    /// its gate (unless the thread wrote it itself).
+    fn tracer(m: &M) {
+        gate::publish(&m.current, GEN);
+        let listed = *m.listed.lock().unwrap();
+        if listed {
+            gate::tracer(&m.gate, || {
+                let mut s = m.stream.lock().unwrap();
+                if !s.iter().any(|e| matches!(e, Ev::Status(_) | Ev::Attach)) {
+                    s.push(Ev::Status(m.state.load(SeqCst)));
+                }
+            });
+        }
+    }
+
+    type Section<'a> = Box<dyn FnOnce(u64) + 'a>;
+    type Join<'a> = Box<dyn FnOnce() + 'a>;
+    type EmitterFn = for<'a> fn(&'a Gate, &'a AtomicU64, Section<'a>);
+    type JoiningFn = for<'a> fn(&'a Gate, &'a AtomicU64, Join<'a>, Section<'a>);
+
+    fn emitter_ok<'a>(g: &'a Gate, c: &'a AtomicU64, f: Section<'a>) {
+        gate::emitter(g, c, f)
+    }
+    fn emitter_broken<'a>(g: &'a Gate, c: &'a AtomicU64, f: Section<'a>) {
+        broken::emitter_without_gate(g, c, f)
+    }
+    fn joining_ok<'a>(g: &'a Gate, c: &'a AtomicU64, j: Join<'a>, f: Section<'a>) {
+        gate::joining(g, c, j, f)
+    }
+    fn joining_broken<'a>(g: &'a Gate, c: &'a AtomicU64, j: Join<'a>, f: Section<'a>) {
+        broken::joining_after_reading(g, c, j, f)
+    }
+
+    /// A WAITING thread (listed) wakes while a start runs.
+    fn wake_model(emit: EmitterFn) {
+        loom::model(move || {
+            let m = new_model(WAITING, true);
+            let m2 = m.clone();
+            let t = thread::spawn(move || {
+                let m = &*m2;
+                emit(
+                    &m.gate,
+                    &m.current,
+                    Box::new(move |g| {
+                        if g == GEN {
+                            let mut s = m.stream.lock().unwrap();
+                            // The status before the change, if nobody wrote one.
+                            if !s.iter().any(|e| matches!(e, Ev::Status(_))) {
+                                s.push(Ev::Status(m.state.load(SeqCst)));
+                            }
+                        }
+                        m.state.store(RUNNABLE, SeqCst);
+                        if g == GEN {
+                            m.stream.lock().unwrap().push(Ev::Unblock);
+                        }
+                    }),
+                );
+            });
+            tracer(&m);
+            t.join().unwrap();
+            let s = m.stream.lock().unwrap().clone();
+            let ok = s == [Ev::Status(RUNNABLE)] || s == [Ev::Status(WAITING), Ev::Unblock];
+            if !ok {
+                violated("the wake-up does not follow from the status", &s);
+            }
+        });
+    }
+
+    /// A thread attaches (joins the list) while a start runs.
+    fn attach_model(join: JoiningFn) {
+        loom::model(move || {
+            let m = new_model(RUNNABLE, false);
+            let m2 = m.clone();
+            let t = thread::spawn(move || {
+                let m = &*m2;
+                join(
+                    &m.gate,
+                    &m.current,
+                    Box::new(move || *m.listed.lock().unwrap() = true),
+                    Box::new(move |g| {
+                        if g == GEN {
+                            m.stream.lock().unwrap().push(Ev::Attach);
+                        }
+                    }),
+                );
+            });
+            tracer(&m);
+            t.join().unwrap();
+            let s = m.stream.lock().unwrap().clone();
+            let ok = s == [Ev::Status(RUNNABLE)] || s == [Ev::Attach];
+            if !ok {
+                violated(
+                    "an attached thread is neither in the status list nor attached",
+                    &s,
+                );
+            }
+        });
+    }
+
+    fn run(name: &str, ok: bool) {
+        println!("{name}: {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            std::process::exit(1);
+        }
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--broken") {
+            match args.get(i + 1).map(String::as_str) {
+                Some("emitter-without-gate") => wake_model(emitter_broken),
+                Some("joining-after-reading") => attach_model(joining_broken),
+                other => panic!("unknown broken variant {other:?}"),
+            }
+            return;
+        }
+        wake_model(emitter_ok);
+        run("a wake-up races a trace start", true);
+        attach_model(joining_ok);
+        run("an attach races a trace start", true);
+        let mut failed = 0;
+        for variant in ["emitter-without-gate", "joining-after-reading"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--broken", variant])
+                .output()
+                .expect("run the model child");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let caught = !out.status.success()
+                && text.contains("invariant 'status and events agree' violated");
+            if !caught {
+                eprintln!("broken variant '{variant}' not caught; output:\n{text}");
+                failed += 1;
+            }
+            println!(
+                "broken {variant} caught as a violation of 'status and events agree': {}",
+                if caught { "ok" } else { "FAILED" }
+            );
+        }
+        println!("{} passed, {failed} failed", 4 - failed);
+        if failed > 0 {
+            std::process::exit(1);
+        }
+    }
+}
