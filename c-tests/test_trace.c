@@ -11,7 +11,10 @@
  *   failing callback makes stop return RTC_ERR_IO;
  * - concurrent starts from 8 threads: exactly one wins;
  * - start from a hook and from the thread holding the world stopped is
- *   refused with RTC_ERR_WOULD_DEADLOCK; bad configs are refused. */
+ *   refused with RTC_ERR_WOULD_DEADLOCK; bad configs are refused;
+ * - the runtime's own events (a contended lock, a blocking region, a
+ *   wake-up by another thread) are recorded and the validator accepts
+ *   them. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -365,6 +368,43 @@ static void test_start_stop_while_threads_attach_and_detach(void) {
     CHECK(valid == cycles);
 }
 
+/* A worker contends for a mutex main holds (block, unblock by main, lock
+ * contended/acquired), and passes through a blocking region. */
+static rtc_mutex contended = RTC_MUTEX_INIT;
+static atomic_int worker_waiting;
+static void *contender(void *arg) {
+    (void)arg;
+    CHECK_STATUS(rtc_thread_attach("contender", NULL), RTC_OK);
+    CHECK_STATUS(rtc_enter_blocking("a short sleep"), RTC_OK);
+    usleep(1000);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    atomic_store(&worker_waiting, 1);
+    CHECK_STATUS(rtc_mutex_lock(&contended), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&contended), RTC_OK);
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    return NULL;
+}
+
+static void test_runtime_events_are_recorded(void) {
+    char path[300], report[2048];
+    snprintf(path, sizeof path, "%s/runtime.trace", dir);
+    rtc_trace_config cfg = path_config(path);
+    CHECK_STATUS(rtc_trace_start(&cfg), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&contended), RTC_OK);
+    atomic_store(&worker_waiting, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, contender, NULL);
+    while (!atomic_load(&worker_waiting)) usleep(100);
+    usleep(20000); /* the worker parks on the mutex */
+    CHECK_STATUS(rtc_mutex_unlock(&contended), RTC_OK);
+    pthread_join(t, NULL);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+    const char *kinds[] = {"attach ", "detach ", "P start ", "enter blocking ", ", block ",
+                           "unblock ", "lock contended ", "lock acquired ", "thread status "};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) CHECK_CONTAINS(report, kinds[i]);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -375,6 +415,7 @@ int main(void) {
     test_refusals();
     test_start_while_holding_a_user_lock_is_reported();
     test_broken_pipe_and_huge_strings();
+    test_runtime_events_are_recorded();
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
     test_concurrent_starts();
     test_start_stop_while_threads_attach_and_detach();

@@ -63,6 +63,40 @@ class TraceTest(unittest.TestCase):
             """
         )
 
+    def test_runtime_events_from_python_threads(self):
+        # A Python thread blocks on a Mutex the main thread holds and passes
+        # through a blocking region; the trace records it and is valid.
+        self.run_ok(
+            """
+            import threading, time, rtcore
+            rtcore.attach("py-main")
+            chunks = []
+            rtcore.trace_start(write=chunks.append)
+            m = rtcore.Mutex("py-contended")
+            m.lock()
+            entered = threading.Event()
+            def worker():
+                rtcore.attach("py-worker")
+                with rtcore.blocking("sleep"):
+                    time.sleep(0.001)
+                entered.set()
+                with m:
+                    pass
+                rtcore.detach()
+            t = threading.Thread(target=worker); t.start()
+            entered.wait()
+            time.sleep(0.02)
+            m.unlock()
+            t.join()
+            rtcore.trace_stop()
+            ok, report = rtcore.trace_check(b"".join(chunks))
+            assert ok, report
+            for kind in ("attach ", "enter blocking ", "lock contended ", "unblock ", ", block "):
+                assert kind in report, (kind, report)
+            rtcore.detach()
+            """
+        )
+
     def test_exit_with_a_callback_trace_running(self):
         # The wrapper stops the trace at exit, before finalization: the
         # writer never calls into a finalized interpreter (it once crashed).

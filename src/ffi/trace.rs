@@ -284,15 +284,22 @@ pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
 fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::status::Result<()> {
     match crate::reader::check(data) {
         Ok(s) => {
+            let kinds: Vec<String> = s
+                .by_kind
+                .iter()
+                .filter(|(k, _)| **k != "string")
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             super::copy_out(
                 &format!(
-                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
+                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end; by kind: {}",
                     s.events,
                     s.generations,
                     s.threads,
                     data.len(),
                     s.crossed_start,
-                    s.open_at_end
+                    s.open_at_end,
+                    kinds.join(", ")
                 ),
                 report,
                 report_len,
@@ -308,7 +315,8 @@ fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::st
 }
 
 /// Check a trace held in memory (`data`, `len` bytes). On success a
-/// one-line summary, on failure the reader's message (naming the problem
+/// one-line summary (events, generations, threads, ranges crossing the
+/// trace's edges, events by kind), on failure the reader's message (naming the problem
 /// and its byte offset), is copied into `report` (`report_len` bytes,
 /// NUL-terminated, truncated to fit; `report` may be NULL).
 ///
