@@ -184,6 +184,9 @@ pub extern "C" fn rtc_log(category: *const c_char, message: *const c_char) -> rt
         lifecycle::enter()?;
         let c = opt_str(category, "category", "rtc_log")?;
         let m = opt_str(message, "message", "rtc_log")?;
+        // Trace (here and for every user event below): the caller's own
+        // event, protected by the stop if it is RUNNING, else by its gate
+        // (`record::emit` takes it).
         record::emit(EventKind::Log, &[A::Str(c), A::Str(m)]);
         Ok(())
     })

@@ -166,8 +166,9 @@ event_kinds! {
     Counter = 29, "counter", [Str, S];
     /// A lock was contended: lock address, lock name, owner thread.
     LockContended = 30, "lock contended", [U, Str, U];
-    /// The contended lock was acquired: lock address, wait ns.
-    LockAcquired = 31, "lock acquired", [U, U];
+    /// The contended lock was acquired: lock address, wait ns, the thread
+    /// whose unlock last woke the emitter (0: none known).
+    LockAcquired = 31, "lock acquired", [U, U, U];
     /// A lock-order violation was reported: held rank name, wanted rank name.
     RankViolation = 32, "rank violation", [Str, Str];
     /// A stall episode open when the generation began (header batch):

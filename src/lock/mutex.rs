@@ -436,6 +436,7 @@ impl MutexRef {
                     &[
                         crate::record::A::U(self.addr() as u64),
                         crate::record::A::U(waited),
+                        crate::record::A::U(crate::lock::parked::last_waker()),
                     ],
                 );
             }

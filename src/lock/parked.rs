@@ -112,9 +112,10 @@ thread_local! {
     static WAKER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Take the id of the thread that last unparked the caller (0: unknown).
-pub fn take_waker() -> u64 {
-    WAKER.try_with(|w| w.replace(0)).unwrap_or(0)
+/// The id of the thread that last unparked the caller (0: unknown, or a
+/// timeout). Each park overwrites it.
+pub fn last_waker() -> u64 {
+    WAKER.try_with(|w| w.get()).unwrap_or(0)
 }
 
 /// An unpark token naming the calling thread (for `take_waker`).

@@ -321,7 +321,7 @@ fn header(number: u64, h: &Stream, st: &mut Gen, sum: &mut Summary) -> Result<()
     Ok(())
 }
 
-/// Ps this many or more are refused (a hostile count must not allocate).
+/// More Ps than this are refused (a hostile count must not allocate).
 const MAX_PROCS: u64 = 1 << 16;
 
 fn grow_procs(st: &mut Gen, n: u64, e: &Event) -> Result<(), ReadError> {

@@ -11,7 +11,7 @@
 //!   runs, so sysmon, `add` and `remove` never wait on user code for it.
 //! - Every `hook_protocol` transition is made under `reg`.
 //! - `hooklock` is held for the whole of each run, and only by the hook
-//!   thread; trace start and stop (a later issue) take it before stopping
+//!   thread; trace start and stop take it before stopping
 //!   the world so no hook runs meanwhile.
 
 use std::cell::Cell;

@@ -9,9 +9,11 @@
 //! hook overruns (`stalls`) and schedtrace lines are made in the same tick.
 //!
 //! Invariants:
-//! - Each action (a retake, a preemption request) and, later, its trace
-//!   event happen inside one `sysmonlock` section. (The tracer issue adds
-//!   the events at the places marked TRACE-EVENT.)
+//! - Each action (a retake, a preemption request, a stall episode opening
+//!   or closing) and its trace event happen inside one `sysmonlock`
+//!   section, recorded into the generation read at sysmon's check before
+//!   the action (`record::check`); start and stop take `sysmonlock` to
+//!   publish, so that generation is still the current one.
 //! - `kick` costs one load unless sysmon is in deep sleep.
 
 use std::collections::HashMap;
@@ -199,10 +201,6 @@ fn now_ns(_m: &Monitor) -> u64 {
     super::clock::now_ns()
 }
 
-/// In a forked child: there is no sysmon thread. Forget it (and what it
-/// was watching) so the first attach in the child starts a new one. Its
-/// locks may have been held by threads that do not exist here: they are
-/// reset, not waited for.
 /// Stall episodes open as the tracer sees them: (kind, key) with kind 1 a
 /// thread (key: its id), 2 a lock (its address), 3 a hook run (its run
 /// number). Changed only by sysmon under `sysmonlock`, with the events;
@@ -246,6 +244,10 @@ fn publish_stalls(c: &crate::record::Checked, now_open: std::collections::BTreeS
     }
 }
 
+/// In a forked child: there is no sysmon thread. Forget it (and what it
+/// was watching) so the first attach in the child starts a new one. Its
+/// locks may have been held by threads that do not exist here: they are
+/// reset, not waited for.
 pub fn after_fork_child() {
     let m = monitor();
     // SAFETY: only the forking thread exists.

@@ -117,6 +117,7 @@ pub fn start(sink: writer::Sink) -> Result<()> {
             record::write_status_of(g, t.rec.id, |f| world.trace_status(&t.rec, f));
         }
         // Start writes its own STW begin after enabling (as Go 1.22 does).
+        // Trace: protected by the stop this thread holds.
         record::emit(EventKind::StwBegin, &[A::Str("trace start")]);
         Ok(())
     });
@@ -201,9 +202,12 @@ pub fn enabled() -> bool {
     record::current().0 != 0
 }
 
-/// At process exit: finish a trace in progress with bounded waits (the
-/// world is not stopped: other threads may still run; their later events
-/// are simply not recorded).
+/// At process exit: finish a trace in progress with bounded waits. The
+/// world is not stopped (a thread that never reaches a safepoint would hang
+/// the exit), so other threads may still run: their later events are not
+/// recorded, and a trace ended this way can lack an event another thread's
+/// recorded event depends on (the reader then reports it). Stop the trace
+/// before exiting for a trace that is always consistent.
 pub fn stop_at_exit() {
     if !enabled() || crate::sysmon::hooks::in_hook() || record::is_no_record() {
         return;

@@ -296,10 +296,12 @@ fn not_attached(what: &str) -> Error {
 }
 
 impl World {
-    /// `rec`'s state as the trace sees it: RUNNING on its P, RUNNABLE
-    /// (also when a P was granted but the thread has not recorded its
-    /// `P start`: that happens only while no start or stop can run),
-    /// BLOCKING with its P if the P is still SYSCALL(it), WAITING. Reads
+    /// `rec`'s state as the trace sees it: RUNNING on its P, RUNNABLE,
+    /// BLOCKING with its P if the P is still SYSCALL(it), WAITING. (A
+    /// thread granted a P that has not yet recorded its `P start` reads as
+    /// RUNNING; no status is written then: grants happen only while the
+    /// world runs, after the start wrote every attached thread's status,
+    /// and the stop waits for the grantee to record its `P start`.) Reads
     /// atomics only (callers hold the thread's gate, never `sched`).
     pub fn trace_status(&self, rec: &ThreadRec, f: &mut dyn FnMut(&record::Status<'_>)) {
         let p = Self::p_index(rec);
@@ -709,9 +711,16 @@ impl World {
 
     /// Ask the owner of a RUNNING P to reach a safepoint; returns the
     /// request's number.
+    /// Only a thread still RUNNING is asked: a thread that has begun to
+    /// detach (DEAD, still listed until its second `sched` section) has
+    /// recorded its `detach`, and a request after it would name a thread
+    /// the trace no longer knows.
     pub fn request_preemption(&self, owner: u64) -> Option<u64> {
         let s = self.sched.lock();
-        let t = s.threads.iter().find(|t| t.id == owner)?;
+        let t = s
+            .threads
+            .iter()
+            .find(|t| t.id == owner && t.state() == TState::Running)?;
         Some(t.preempt_requested.fetch_add(1, SeqCst) + 1)
     }
 
@@ -904,8 +913,10 @@ impl World {
                 _ => self.wait_until_no_stop(),
             }
         }
-        // Recorded by the stopper, which now holds the world: no RUNNING
-        // thread emits until the restart.
+        // Trace: the stopper's, protected by the stop it now holds (a trace
+        // start or stop must stop the world itself, so the generation
+        // cannot change until this stop ends; the start's own stop is not
+        // recorded: tracing is off until it publishes).
         crate::record::emit(
             crate::format::EventKind::StwBegin,
             &[crate::record::A::Str(reason)],
@@ -1015,9 +1026,9 @@ impl World {
     }
 
     pub fn start(&self, me: u64) -> Result<()> {
-        // Recorded before anyone else may run again (and outside `sched`:
-        // recording takes the tracer's locks). The flag first, so a start
-        // without tracing takes `sched` once.
+        // Trace: the stopper's, protected by the stop it still holds;
+        // recorded before anyone else may run again (and outside `sched`).
+        // The flag first, so a start without tracing takes `sched` once.
         if crate::record::rtc_trace_on.load(Relaxed) != 0 && self.sched.lock().stopper == Some(me) {
             crate::record::emit(crate::format::EventKind::StwEnd, &[]);
         }
@@ -1292,7 +1303,7 @@ impl World {
 
     fn wait_end(&self) {
         let Some(rec) = current() else { return };
-        let waker = crate::lock::parked::take_waker();
+        let waker = crate::lock::parked::last_waker();
         if rec.state() != TState::Waiting {
             return;
         }
