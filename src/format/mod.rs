@@ -288,7 +288,20 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// Start a batch of `thread` (0: the generation's header batch).
     pub fn new(trace_id: u64, generation: u64, thread: u64, batch_seq: u64, base_ts: u64) -> Self {
-        let mut body = Vec::with_capacity(256);
+        Self::with_capacity(256, trace_id, generation, thread, batch_seq, base_ts)
+    }
+
+    /// As `new`, reserving `capacity` bytes (a recorder reserves a whole
+    /// batch, so appending events never reallocates).
+    pub fn with_capacity(
+        capacity: usize,
+        trace_id: u64,
+        generation: u64,
+        thread: u64,
+        batch_seq: u64,
+        base_ts: u64,
+    ) -> Self {
+        let mut body = Vec::with_capacity(capacity);
         body.extend_from_slice(&trace_id.to_le_bytes());
         put_uvarint(&mut body, generation);
         put_uvarint(&mut body, thread);

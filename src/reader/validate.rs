@@ -279,6 +279,9 @@ fn header(number: u64, h: &Stream, st: &mut Gen, sum: &mut Summary) -> Result<()
                 if e.args[0] == 0 {
                     return fail(e, "a clock of 0 ticks per second".into());
                 }
+                if seen_clock {
+                    return fail(e, "a second clock information".into());
+                }
                 seen_clock = true;
             }
             EventKind::ProcsChange => grow_procs(st, e.args[0], e)?,
@@ -312,11 +315,10 @@ fn header(number: u64, h: &Stream, st: &mut Gen, sum: &mut Summary) -> Result<()
         }
     }
     if !seen_clock && !h.events.is_empty() {
-        return Err(ReadError {
-            message: format!("generation {number}: the header batch has no clock information"),
-            offset: h.events[0].offset,
-            time: None,
-        });
+        return fail(
+            &h.events[0],
+            format!("generation {number}: the header batch has no clock information"),
+        );
     }
     Ok(())
 }
@@ -561,6 +563,8 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                     Some(PS::Idle) => pseq(st, p, seq),
                     Some(other) => Wait(format!("P {p} is {}, not IDLE", other.name())),
                 },
+                // Another stream's `unblock` may still make it RUNNABLE.
+                Some(TS::Waiting) => Wait(format!("{} is WAITING, not RUNNABLE", who(st, id))),
                 Some(other) => Bad(format!("{} is {}, not RUNNABLE", who(st, id), other.name())),
                 None => Bad(format!("{} is not attached", who(st, id))),
             };
@@ -825,7 +829,12 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         }
         K::TaskBegin => {
             let task = a[0];
-            if task == 0 || !st.tasks_begun.insert(task) {
+            if task == 0 {
+                Bad(format!(
+                    "{} begins task 0 (task ids start at 1)",
+                    who(st, id)
+                ))
+            } else if !st.tasks_begun.insert(task) {
                 Bad(format!(
                     "{} begins task {task}, which was already begun",
                     who(st, id)

@@ -454,8 +454,18 @@ fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: 
 
 fn batch<'s>(t: &ThreadTrace, slot: &'s mut Slot, g: u64, ts: u64) -> &'s mut BatchBuilder {
     let seq = slot.batches;
+    // A whole batch is reserved at once (plus room for the event that
+    // crosses the threshold), so recording an event does not allocate;
+    // only a new string does (its table entry).
     slot.batch.get_or_insert_with(|| {
-        BatchBuilder::new(TRACE_ID.load(SeqCst), file_generation(g), t.id, seq, ts)
+        BatchBuilder::with_capacity(
+            BATCH_BYTES + 512,
+            TRACE_ID.load(SeqCst),
+            file_generation(g),
+            t.id,
+            seq,
+            ts,
+        )
     })
 }
 
