@@ -940,7 +940,8 @@ rtc_status rtc_counter(const char *name, int64_t value);
 
 /**
  * Check a trace held in memory (`data`, `len` bytes). On success a
- * one-line summary, on failure the reader's message (naming the problem
+ * one-line summary (events, generations, threads, ranges crossing the
+ * trace's edges, events by kind), on failure the reader's message (naming the problem
  * and its byte offset), is copied into `report` (`report_len` bytes,
  * NUL-terminated, truncated to fit; `report` may be NULL).
  *

@@ -437,10 +437,22 @@ fn run() {
         m.stats.delay_ns.store(delay, SeqCst);
         next_sleep = policy::sleep_plan(busy, obs.stop_pending, delay, deadline);
         drop(g);
-        for line in &to_print {
-            crate::diag::eprintln(line);
+        if PRINT_REPORTS.load(SeqCst) {
+            for line in &to_print {
+                crate::diag::eprintln(line);
+            }
         }
     }
+}
+
+/// Whether sysmon prints its reports on stderr (they are still counted,
+/// kept for `rtc_sysmon_last_report` and traced). The `rtcore stress` tool
+/// turns printing off: with its 100 µs thresholds they would flood the
+/// terminal.
+static PRINT_REPORTS: AtomicBool = AtomicBool::new(true);
+
+pub fn set_print_reports(on: bool) {
+    PRINT_REPORTS.store(on, SeqCst);
 }
 
 /// One `RTCORE_DEBUG=schedtrace=MS` line, like Go's `schedtrace`.

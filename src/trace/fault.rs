@@ -33,12 +33,12 @@ const PARK_LIMIT: Duration = Duration::from_secs(2);
 pub fn set(skip_sysmonlock: bool, park_after_check: bool) {
     if skip_sysmonlock {
         crate::diag::eprintln(
-            "rtcore: WARNING: RTCORE_DEBUG=trace_skip_sysmonlock: trace start and stop skip sysmonlock; traces may be inconsistent (fault injection for tests)",
+            "rtcore: WARNING: fault injection trace_skip_sysmonlock: trace start and stop skip sysmonlock; traces may be inconsistent (fault injection for tests)",
         );
     }
     if park_after_check {
         crate::diag::eprintln(
-            "rtcore: WARNING: RTCORE_DEBUG=sysmon_park_after_check: sysmon parks between its tracing check and its action (fault injection for tests)",
+            "rtcore: WARNING: fault injection sysmon_park_after_check: sysmon parks between its tracing check and its action (fault injection for tests)",
         );
     }
     SKIP_SYSMONLOCK.store(skip_sysmonlock, SeqCst);

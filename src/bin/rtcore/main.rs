@@ -8,6 +8,8 @@ fn main() {}
 
 #[cfg(not(loom))]
 mod demo;
+#[cfg(not(loom))]
+mod stress;
 
 #[cfg(not(loom))]
 use std::process::ExitCode;
@@ -45,6 +47,47 @@ enum Command {
     ///
     /// Example: rtcore demo
     Demo,
+    /// Check a trace: exit status 0 and a one-line summary if it is
+    /// consistent, 1 and the validator's message (naming the event, thread,
+    /// byte offset and time) if not.
+    ///
+    /// Example: rtcore check rtcore-demo/trace-1.rtctrace
+    Check {
+        /// The trace file (the format of docs/trace-format.md).
+        file: String,
+    },
+    /// Start and stop tracing in a loop under a busy multi-threaded
+    /// workload and validate every trace (the tracer's stress test). Exit
+    /// status 0 when every trace was consistent; with --inject, 0 when an
+    /// inconsistency was found.
+    ///
+    /// Example: rtcore stress --cycles 2000
+    Stress {
+        /// Attached worker threads (roles assigned in turn: lockers, a pipe
+        /// reader and its feeder, a busy spinner, a logger inside a
+        /// blocking region, attach/detach churn).
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+        /// Stop after this many start/stop cycles (default: run for
+        /// --duration).
+        #[arg(long)]
+        cycles: Option<u64>,
+        /// Seconds to run when --cycles is not given.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// How many workers may run at once (below --threads, so threads
+        /// queue for processors).
+        #[arg(long, default_value_t = 3)]
+        maxprocs: u32,
+        /// Milliseconds each trace records.
+        #[arg(long, default_value_t = 1.0)]
+        trace_ms: f64,
+        /// Fault injection (for testing the tracer's own tests): start and
+        /// stop skip sysmonlock and sysmon parks between its check and its
+        /// action; stops at the first inconsistency.
+        #[arg(long)]
+        inject: bool,
+    },
 }
 
 #[cfg(not(loom))]
@@ -53,6 +96,63 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ranks { file, all } => ranks(&file, all),
         Command::Demo => demo::run(),
+        Command::Check { file } => check(&file),
+        Command::Stress {
+            threads,
+            cycles,
+            duration,
+            maxprocs,
+            trace_ms,
+            inject,
+        } => {
+            let duration_ok = duration.is_finite() && duration > 0.0;
+            let trace_ms_ok = trace_ms.is_finite() && (0.0..=60_000.0).contains(&trace_ms);
+            if threads == 0 || !duration_ok || !trace_ms_ok {
+                eprintln!(
+                    "rtcore stress: --threads must be at least 1, --duration above 0, --trace-ms between 0 and 60000"
+                );
+                return ExitCode::from(2);
+            }
+            stress::main(stress::Options {
+                threads,
+                cycles,
+                duration: std::time::Duration::from_secs_f64(duration.min(1e9)),
+                maxprocs,
+                inject,
+                trace_for: std::time::Duration::from_secs_f64(trace_ms / 1e3),
+                progress: true,
+            })
+        }
+    }
+}
+
+/// `rtcore check FILE`.
+#[cfg(not(loom))]
+fn check(file: &str) -> ExitCode {
+    let data = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rtcore check: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rtcore::reader::check(&data) {
+        Ok(s) => {
+            println!(
+                "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
+                s.events,
+                s.generations,
+                s.threads,
+                data.len(),
+                s.crossed_start,
+                s.open_at_end
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{file}: inconsistent: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
