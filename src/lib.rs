@@ -15,6 +15,8 @@ pub mod debug_env;
 #[cfg(not(loom))]
 pub mod diag;
 #[cfg(not(loom))]
+pub mod export;
+#[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
 pub mod fork;

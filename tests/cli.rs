@@ -1,6 +1,9 @@
 #![cfg(not(loom))]
-//! The `rtcore` command: `ranks` on good and bad files, and the demo end to
-//! end (exit status and the summary it promises).
+//! The `rtcore` command: `ranks` on good and bad files; `check` and `export`
+//! on a good trace, a corrupted one (bytes flipped) and a truncated one
+//! (the JSON parsed back by tests/tools/check_trace_json.py); `stress` with
+//! and without the fault injection; the demo end to end (exit status and
+//! the summary it promises).
 
 use std::process::Command;
 
@@ -72,9 +75,132 @@ fn demo_runs_and_reports_the_inversion() {
     assert!(err.contains("'kv-compactor'"), "{err}");
 }
 
+/// A consistent trace from a short `rtcore stress` run (kept in `dir`).
+fn stress_trace(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("stress.rtctrace");
+    let (code, out, err) = rtcore(&[
+        "stress",
+        "--duration",
+        "1",
+        "--trace-ms",
+        "20",
+        "--keep-last",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stress failed:\n{out}\n{err}");
+    assert!(out.contains("inconsistent: 0"), "{out}");
+    path
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rtcore-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn check_json(path: &std::path::Path, extra: &[&str]) -> (bool, String) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/tools/check_trace_json.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .args(extra)
+        .output()
+        .expect("run python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
+    let dir = temp_dir("check");
+    let good = stress_trace(&dir);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+
+    let (code, out, _) = rtcore(&["check", &p(&good)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(": consistent: ") && out.contains(" events"),
+        "{out}"
+    );
+
+    let json = dir.join("good.json");
+    let (code, out, err) = rtcore(&["export", &p(&good), "--format", "json", "-o", &p(&json)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("lock-wait arrows"), "{out}");
+    let (ok, report) = check_json(&json, &["--min-threads", "6"]);
+    assert!(ok, "{report}");
+
+    // Bytes flipped in the middle: the CRC (or the state machines) catch it.
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4] {
+        *b ^= 0x5a;
+    }
+    let corrupt = dir.join("corrupt.rtctrace");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (code, out, _) = rtcore(&["check", &p(&corrupt)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(": inconsistent: ") && out.contains("offset 0x"),
+        "{out}"
+    );
+    let json_bad = dir.join("corrupt.json");
+    let (code, _, err) = rtcore(&[
+        "export",
+        &p(&corrupt),
+        "--format",
+        "json",
+        "-o",
+        &p(&json_bad),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a consistent trace"), "{err}");
+    assert!(!json_bad.exists(), "a refused export left a file");
+
+    // Cut short: the end marker is missing.
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.join("cut.rtctrace");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let (code, out, _) = rtcore(&["check", &p(&cut)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(": inconsistent: "), "{out}");
+    let (code, _, err) = rtcore(&["export", &p(&cut), "--format", "json", "-o", "-"]);
+    assert_eq!(code, 1, "{err}");
+
+    // A file that is not there.
+    let (code, _, err) = rtcore(&["check", &p(&dir.join("missing"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stress_with_the_fault_injection_finds_an_inconsistency() {
+    let (code, out, err) = rtcore(&["stress", "--inject", "--duration", "20"]);
+    assert_eq!(code, 0, "no inconsistency found:\n{out}\n{err}");
+    assert!(out.contains("first inconsistency: cycle"), "{out}");
+    assert!(err.contains("WARNING: fault injection"), "{err}");
+    if let Some(kept) = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("its trace: "))
+    {
+        let (code, check, _) = rtcore(&["check", kept]);
+        assert_eq!(code, 1, "the kept trace is consistent: {check}");
+        let _ = std::fs::remove_file(kept);
+    }
+    let (code, _, err) = rtcore(&["stress", "--threads", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
-    for sub in ["ranks", "demo"] {
+    for sub in ["ranks", "demo", "check", "export", "stress"] {
         let (code, out, _) = rtcore(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Example: rtcore"), "{sub} --help:\n{out}");

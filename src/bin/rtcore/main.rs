@@ -30,6 +30,13 @@ struct Cli {
 }
 
 #[cfg(not(loom))]
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// Chrome JSON Trace Event Format.
+    Json,
+}
+
+#[cfg(not(loom))]
 #[derive(Subcommand)]
 enum Command {
     /// Check a rank declaration file and print its ranks in a linear order.
@@ -55,6 +62,22 @@ enum Command {
     Check {
         /// The trace file (the format of docs/trace-format.md).
         file: String,
+    },
+    /// Export a trace for a viewer. JSON: Chrome's Trace Event Format,
+    /// which ui.perfetto.dev opens ("Open trace file"): threads as tracks,
+    /// their states and regions as slices, lock waits with an arrow from
+    /// the releasing thread, counters, sysmon's actions as instants.
+    ///
+    /// Example: rtcore export rtcore-demo/trace-1.rtctrace --format json -o trace-1.json
+    Export {
+        /// The trace file.
+        file: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+        /// Where to write ("-": standard output).
+        #[arg(short, long)]
+        output: String,
     },
     /// Start and stop tracing in a loop under a busy multi-threaded
     /// workload and validate every trace (the tracer's stress test). Exit
@@ -87,6 +110,9 @@ enum Command {
         /// action; stops at the first inconsistency.
         #[arg(long)]
         inject: bool,
+        /// Write the last consistent trace to this file (to look at one).
+        #[arg(long, value_name = "FILE")]
+        keep_last: Option<String>,
     },
 }
 
@@ -97,6 +123,11 @@ fn main() -> ExitCode {
         Command::Ranks { file, all } => ranks(&file, all),
         Command::Demo => demo::run(),
         Command::Check { file } => check(&file),
+        Command::Export {
+            file,
+            format: ExportFormat::Json,
+            output,
+        } => export_json(&file, &output),
         Command::Stress {
             threads,
             cycles,
@@ -104,6 +135,7 @@ fn main() -> ExitCode {
             maxprocs,
             trace_ms,
             inject,
+            keep_last,
         } => {
             let duration_ok = duration.is_finite() && duration > 0.0;
             let trace_ms_ok = trace_ms.is_finite() && (0.0..=60_000.0).contains(&trace_ms);
@@ -121,6 +153,7 @@ fn main() -> ExitCode {
                 inject,
                 trace_for: std::time::Duration::from_secs_f64(trace_ms / 1e3),
                 progress: true,
+                keep_last,
             })
         }
     }
@@ -152,6 +185,66 @@ fn check(file: &str) -> ExitCode {
         Err(e) => {
             println!("{file}: inconsistent: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rtcore export FILE --format json -o OUT`: only a consistent trace is
+/// exported (the export replays its state machines).
+#[cfg(not(loom))]
+fn export_json(file: &str, output: &str) -> ExitCode {
+    let data = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rtcore export: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let trace =
+        match rtcore::reader::parse(&data).and_then(|t| rtcore::reader::validate(&t).map(|_| t)) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("rtcore export: {file} is not a consistent trace: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let written = if output == "-" {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        rtcore::export::json::write(&trace, &mut w).and_then(|s| {
+            use std::io::Write;
+            w.flush().map(|_| s)
+        })
+    } else {
+        // Written beside the target, then renamed: a failed export never
+        // leaves half a file under the requested name.
+        let tmp = format!("{output}.tmp-{}", std::process::id());
+        let r = std::fs::File::create(&tmp).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            let s = rtcore::export::json::write(&trace, &mut w)?;
+            use std::io::Write;
+            w.flush()?;
+            Ok(s)
+        });
+        let r = r.and_then(|s| std::fs::rename(&tmp, output).map(|_| s));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    };
+    match written {
+        Ok(s) => {
+            if output != "-" {
+                println!(
+                    "{output}: {} thread(s), {} slices, {} instants, {} counter samples, {} lock-wait arrows",
+                    s.threads, s.slices, s.instants, s.counters, s.flows
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtcore export: cannot write {output}: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Options {
     pub trace_for: Duration,
     /// Print a progress line every few seconds.
     pub progress: bool,
+    /// Write the last consistent trace here at the end.
+    pub keep_last: Option<String>,
 }
 
 /// What a run found.
@@ -409,6 +411,7 @@ pub fn run(o: &Options) -> Outcome {
     let steady: Vec<u64> = steady.lock().expect("ids").clone();
 
     let mut out = Outcome::default();
+    let mut last_valid: Vec<u8> = Vec::new();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     loop {
@@ -442,6 +445,9 @@ pub fn run(o: &Options) -> Outcome {
                 out.cross_thread_unblocks += sum.cross_thread_unblocks;
                 if steady.iter().any(|w| !streams.contains(w)) {
                     out.missing_workers += 1;
+                }
+                if o.keep_last.is_some() {
+                    last_valid = bytes;
                 }
             }
             Err(e) => {
@@ -491,6 +497,15 @@ pub fn run(o: &Options) -> Outcome {
         }
     }
     ok(rtc_sysmon_hook_remove(hook_id), "rtc_sysmon_hook_remove");
+    if let Some(path) = &o.keep_last {
+        if last_valid.is_empty() {
+            eprintln!("rtcore stress: no consistent trace to keep in {path}");
+        } else if let Err(e) = std::fs::write(path, &last_valid) {
+            eprintln!("rtcore stress: cannot write {path}: {e}");
+        } else {
+            println!("the last consistent trace: {path}");
+        }
+    }
     out
 }
 

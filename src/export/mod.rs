@@ -1,0 +1,6 @@
+//! Exporting a trace for viewers. `json`: Chrome's JSON Trace Event Format,
+//! which ui.perfetto.dev and chrome://tracing open. Exports read a trace the
+//! validator accepted (`crate::reader`), so every state machine they replay
+//! is known to be consistent.
+
+pub mod json;
