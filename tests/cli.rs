@@ -63,16 +63,49 @@ fn ranks_rejects_a_bad_file_with_its_position() {
 }
 
 #[test]
-fn demo_runs_and_reports_the_inversion() {
-    let (code, out, err) = rtcore(&["demo"]);
-    assert_eq!(code, 0, "demo failed:\n{out}\n{err}");
-    assert!(out.contains("requests served      20000"), "{out}");
-    assert!(out.contains("order violations     8"), "{out}");
-    assert!(
-        out.contains("forbidden by examples/kv.ranks:5: index < shard"),
-        "{out}"
+fn demo_runs_end_to_end_in_a_fresh_directory() {
+    let dir = temp_dir("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("demo")
+        .current_dir(&dir)
+        .env_remove("RTCORE_DEBUG")
+        .output()
+        .expect("run rtcore demo");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    assert!(err.contains("'kv-compactor'"), "{err}");
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    let served: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("requests served"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count:\n{stdout}"));
+    assert!(served > 1000, "{stdout}");
+    assert!(stdout.contains("order violations     8"), "{stdout}");
+    assert!(
+        stdout.contains("forbidden by examples/kv.ranks:5: index < shard"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("with the rank violation"), "{stdout}");
+    assert!(stdout.contains("ui.perfetto.dev"), "{stdout}");
+    assert!(stderr.contains("'kv-compactor'"), "{stderr}");
+    // Every trace it wrote is consistent, and its JSON opens as a clean
+    // timeline.
+    let demo = dir.join("rtcore-demo");
+    let mut traces = 0;
+    for entry in std::fs::read_dir(&demo).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rtctrace") {
+            traces += 1;
+            let (code, out, _) = rtcore(&["check", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{out}");
+            let (ok, report) = check_json(&path.with_extension("json"), &["--min-threads", "8"]);
+            assert!(ok, "{}: {report}", path.display());
+        }
+    }
+    assert!(traces >= 3, "{traces} traces in {}", demo.display());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A consistent trace from a short `rtcore stress` run (kept in `dir`).

@@ -152,7 +152,7 @@ fn valid() -> Vec<Stream> {
         (MAIN, ev(RankViolation, &[t("rank A"), t("rank B")])),
         (MAIN, ev(StwBegin, &[t("gc")])),
         (MAIN, ev(StwEnd, &[])),
-        (SYSMON, ev(PreemptRequest, &[u(MAIN), u(1)])),
+        (SYSMON, ev(PreemptRequest, &[u(MAIN), u(1), u(1)])),
         (MAIN, ev(PreemptAck, &[u(1)])),
         (MAIN, ev(EnterBlocking, &[u(0), u(6), t("read")])),
         (MAIN, ev(ExitBlockingFast, &[u(0), u(7)])),
@@ -175,28 +175,28 @@ fn valid() -> Vec<Stream> {
         (WORKER, ev(RegionEnd, &[])),
         (SYSMON, ev(StallOpen, &[u(2), u(0x1000)])),
         (MAIN, ev(Block, &[u(1), u(0x1000), u(1), u(4)])),
-        (NEWBIE, ev(Attach, &[t("newbie")])),
+        (NEWBIE, ev(Attach, &[t("newbie"), u(1)])),
         (NEWBIE, ev(ProcsChange, &[u(5)])),
         (NEWBIE, ev(TaskBegin, &[u(2), t("background")])),
         (NEWBIE, ev(ProcStart, &[u(1), u(5)])),
         (NEWBIE, ev(Log, &[t("info"), t("on P1")])),
-        (WORKER, ev(Unblock, &[u(MAIN), u(1), u(WORKER)])),
+        (WORKER, ev(Unblock, &[u(MAIN), u(2), u(WORKER)])),
         (WORKER, ev(Unblock, &[u(SLEEPER), u(8), u(WORKER)])),
-        (SYSMON, ev(PreemptRequest, &[u(WORKER), u(2)])),
+        (SYSMON, ev(PreemptRequest, &[u(WORKER), u(2), u(4)])),
         (SYSMON, ev(StallResolved, &[u(2), u(0x1000)])),
         (WORKER, ev(PreemptAck, &[u(2)])),
         // Begun on thread 13.
         (WORKER, ev(TaskEnd, &[u(2)])),
         (WORKER, ev(Block, &[u(2), u(0x2000), u(0), u(11)])),
         // A timeout: the thread wakes itself, no waker.
-        (WORKER, ev(Unblock, &[u(WORKER), u(4), u(0)])),
+        (WORKER, ev(Unblock, &[u(WORKER), u(5), u(0)])),
         (WORKER, ev(ProcStart, &[u(0), u(12)])),
         (WORKER, ev(ProcStop, &[u(0), u(13)])),
         (WORKER, ev(ProcStart, &[u(2), u(8)])),
         (WORKER, ev(EnterBlocking, &[u(2), u(9), t("sleep")])),
         (WORKER, ev(ExitBlockingFast, &[u(2), u(10)])),
-        (WORKER, ev(Detach, &[u(2), u(11)])),
-        (WORKER, ev(Attach, &[t("worker")])),
+        (WORKER, ev(Detach, &[u(2), u(11), u(5)])),
+        (WORKER, ev(Attach, &[t("worker"), u(6)])),
         (SLEEPER, ev(ProcStart, &[u(2), u(12)])),
         (SLEEPER, ev(Counter, &[t("depth"), s(7)])),
         // Contended before the trace: crosses the start.
@@ -215,9 +215,9 @@ fn valid() -> Vec<Stream> {
         (MAIN, ev(ProcStart, &[u(1), u(7)])),
         (MAIN, ev(TaskEnd, &[u(1)])),
         (MAIN, ev(RegionEnd, &[])),
-        (MAIN, ev(Detach, &[u(1), u(8)])),
+        (MAIN, ev(Detach, &[u(1), u(8), u(2)])),
         (MAIN, ev(Log, &[t("info"), t("detached")])),
-        (MAIN, ev(Attach, &[t("main")])),
+        (MAIN, ev(Attach, &[t("main"), u(3)])),
         (NEWBIE, ev(ProcStart, &[u(4), u(1)])),
         (NEWBIE, ev(EnterBlocking, &[u(4), u(2), t("poll")])),
         (SYSMON, ev(ProcSteal, &[u(4), u(3), u(NEWBIE)])),
@@ -231,13 +231,13 @@ fn valid() -> Vec<Stream> {
         (NEWBIE, ev(LockAcquired, &[u(0x3000), u(20), u(SLEEPER)])),
         (NEWBIE, ev(RankViolation, &[t("rank C"), t("")])),
         (NEWBIE, ev(EnterBlocking, &[u(4), u(5), t("final")])),
-        (SYSMON, ev(PreemptRequest, &[u(SLEEPER), u(1)])),
-        (SYSMON, ev(PreemptRequest, &[u(BLOCKED), u(1)])),
+        (SYSMON, ev(PreemptRequest, &[u(SLEEPER), u(1), u(10)])),
+        (SYSMON, ev(PreemptRequest, &[u(BLOCKED), u(1), u(2)])),
         (SLEEPER, ev(ProcStart, &[u(2), u(14)])),
         (SLEEPER, ev(PreemptAck, &[u(1)])),
         (BLOCKED, ev(ProcStart, &[u(3), u(9)])),
         (BLOCKED, ev(Block, &[u(4), u(0), u(3), u(10)])),
-        (BLOCKED, ev(Unblock, &[u(BLOCKED), u(2), u(0)])),
+        (BLOCKED, ev(Unblock, &[u(BLOCKED), u(3), u(0)])),
         (BLOCKED, ev(ProcStart, &[u(3), u(11)])),
         (BLOCKED, ev(PreemptAck, &[u(1)])),
         (SYSMON, ev(ProcSteal, &[u(4), u(6), u(NEWBIE)])),
@@ -894,7 +894,7 @@ fn rules() -> Vec<Rule> {
             // 12 ends waiting; its own wake-up skips thread seq 10.
             edit(SLEEPER, |e| {
                 e.push(ev(Block, &[u(1), u(0x9), u(2), u(15)]));
-                e.push(ev(Unblock, &[u(SLEEPER), u(11), u(0)]));
+                e.push(ev(Unblock, &[u(SLEEPER), u(12), u(0)]));
             })
         }),
         targeted("unblock sequence repeats", &["repeats (it is at"], || {
@@ -904,13 +904,52 @@ fn rules() -> Vec<Rule> {
             })
         }),
         hit("not WAITING", &[", not WAITING"]),
-        hit("preempt request skips", &["skips request"]),
-        hit("preempt request repeats", &["repeats (requests made"]),
+        // A dropped or duplicated request is caught first by the thread's
+        // sequence number (the next two rules); these need a request whose
+        // sequence number is right and whose request number is not.
+        targeted("preempt request skips", &["skips request"], || {
+            edit(SYSMON, |e| {
+                e.push(ev(PreemptRequest, &[u(SLEEPER), u(3), u(11)]))
+            })
+        }),
+        targeted(
+            "preempt request repeats",
+            &["repeats (requests made"],
+            || {
+                edit(SYSMON, |e| {
+                    e.push(ev(PreemptRequest, &[u(SLEEPER), u(1), u(11)]))
+                })
+            },
+        ),
+        hit(
+            "thread sequence repeats",
+            &["'s sequence number", "repeats (it is at"],
+        ),
+        targeted("attach out of sequence", &["attaches at sequence"], || {
+            // 11 attaches again with a number that skips one after its detach.
+            edit(WORKER, |e| {
+                let i = e
+                    .iter()
+                    .position(|x| x.kind == Attach)
+                    .expect("11 attaches");
+                put(e, i, ev(Attach, &[t("worker"), u(9)]))
+            })
+        }),
+        targeted("detach behind its sequence", &["behind its"], || {
+            // 10 detaches at a number below the request made to it.
+            edit(MAIN, |e| {
+                let i = e
+                    .iter()
+                    .position(|x| x.kind == Detach)
+                    .expect("10 detaches");
+                put(e, i, ev(Detach, &[u(1), u(8), u(0)]))
+            })
+        }),
         // Every request in the trace names an attached thread.
         targeted(
             "preempt request of an unattached thread",
             &["which is not attached"],
-            || edit(SYSMON, |e| e.push(ev(PreemptRequest, &[u(99), u(1)]))),
+            || edit(SYSMON, |e| e.push(ev(PreemptRequest, &[u(99), u(1), u(1)]))),
         ),
         hit(
             "preempt ack repeats",

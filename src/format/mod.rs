@@ -113,10 +113,12 @@ event_kinds! {
     ProcStatus = 4, "proc status", [U, U, U, U];
     /// The number of Ps grew to: count (new Ps are IDLE with seq 0).
     ProcsChange = 5, "procs change", [U];
-    /// The emitting thread attached (RUNNABLE until a `P start`): name.
-    Attach = 6, "attach", [Str];
-    /// The emitting thread detached, giving up its P: P, P seq.
-    Detach = 7, "detach", [U, U];
+    /// The emitting thread attached (RUNNABLE until a `P start`): name,
+    /// thread seq (a thread's sequence continues across its attachments).
+    Attach = 6, "attach", [Str, U];
+    /// The emitting thread detached, giving up its P: P, P seq, thread seq
+    /// (every event about the thread up to this number comes before).
+    Detach = 7, "detach", [U, U, U];
     /// The emitting thread starts running on P: P, P seq.
     ProcStart = 8, "P start", [U, U];
     /// The emitting thread gives P up and stays RUNNABLE: P, P seq.
@@ -136,8 +138,9 @@ event_kinds! {
     /// A waiting thread became RUNNABLE: thread, thread seq, waker thread
     /// (0: none known, as on a timeout).
     Unblock = 15, "unblock", [U, U, U];
-    /// sysmon asks a thread to reach a safepoint: thread, request number.
-    PreemptRequest = 16, "preempt request", [U, U];
+    /// sysmon asks a thread to reach a safepoint: thread, request number
+    /// (per attachment), thread seq.
+    PreemptRequest = 16, "preempt request", [U, U, U];
     /// The emitting thread acknowledged requests up to number n.
     PreemptAck = 17, "preempt ack", [U];
     /// A stall episode opened: kind (1 thread, 2 lock, 3 hook), key.

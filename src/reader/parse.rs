@@ -448,7 +448,7 @@ mod tests {
                 let mut b = BatchBuilder::new(ID, 1, thread, seq, 1000 * (seq + 1));
                 if seq == 0 {
                     b.event(EventKind::String, 1000, &[Val::U(1), Val::Bytes(b"worker")]);
-                    b.event(EventKind::Attach, 1001, &[Val::U(1)]);
+                    b.event(EventKind::Attach, 1001, &[Val::U(1), Val::U(0)]);
                 }
                 b.event(
                     EventKind::Counter,

@@ -532,13 +532,20 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             Apply
         }
         K::Attach => match tstate(st, id) {
+            Some(TS::Detached) if a[1] != st.threads[&id].seq.wrapping_add(1) => Bad(format!(
+                "{} attaches at sequence {}, not {} (one after its detach)",
+                who(st, id),
+                a[1],
+                st.threads[&id].seq.wrapping_add(1)
+            )),
             None | Some(TS::Detached) => {
-                // A new attachment: its sequence number and preemption
-                // requests start from zero.
+                // A new attachment: its preemption requests start from
+                // zero; its sequence number goes on from the attach's.
                 st.threads.insert(
                     id,
                     Thread {
                         state: Some(TS::Runnable),
+                        seq: a[1],
                         ..Default::default()
                     },
                 );
@@ -547,8 +554,24 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             Some(_) => Bad(format!("{} is already attached", who(st, id))),
         },
         K::Detach => {
-            let (p, seq) = (a[0], a[1]);
-            let v = and(running_on(st, id, p), || pseq(st, p, seq));
+            let (p, seq, tseq) = (a[0], a[1], a[2]);
+            let v = and(running_on(st, id, p), || {
+                // Every event about the thread up to `tseq` comes first.
+                let cur = st.threads.get(&id).map_or(0, |x| x.seq);
+                if tseq > cur {
+                    Wait(format!(
+                        "{} is at sequence {cur}, and its detach is at {tseq}",
+                        who(st, id)
+                    ))
+                } else if tseq < cur {
+                    Bad(format!(
+                        "{} detaches at sequence {tseq}, behind its {cur}",
+                        who(st, id)
+                    ))
+                } else {
+                    pseq(st, p, seq)
+                }
+            });
             if let Apply = v {
                 set_t(st, id, TS::Detached);
                 set_p(st, p, PS::Idle, seq);
@@ -689,12 +712,23 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             v
         }
         K::PreemptRequest => {
-            let (t, n) = (a[0], a[1]);
+            let (t, n, tseq) = (a[0], a[1], a[2]);
             let name = who(st, t);
             match st.threads.get_mut(&t) {
                 Some(x) if matches!(x.state, Some(s) if s != TS::Detached) => {
-                    if n == x.preempt_requested.wrapping_add(1) {
+                    if tseq > x.seq.wrapping_add(1) {
+                        Wait(format!(
+                            "{name} is at sequence {}, and this request is {tseq}",
+                            x.seq
+                        ))
+                    } else if tseq <= x.seq {
+                        Bad(format!(
+                            "{name}'s sequence number {tseq} repeats (it is at {})",
+                            x.seq
+                        ))
+                    } else if n == x.preempt_requested.wrapping_add(1) {
                         x.preempt_requested = n;
+                        x.seq = tseq;
                         Apply
                     } else if n > x.preempt_requested {
                         Wait(format!(
@@ -1061,15 +1095,15 @@ mod tests {
     #[test]
     fn every_rule_rejects_its_violation_with_its_message() {
         rejected(
-            &[(5, vec![(Attach, vec![Val::U(1)])])],
+            &[(5, vec![(Attach, vec![Val::U(1), Val::U(0)])])],
             "thread 5 (main) is already attached",
         );
         rejected(
-            &[(8, vec![(Detach, vec![Val::U(0), Val::U(1)])])],
+            &[(8, vec![(Detach, vec![Val::U(0), Val::U(1), Val::U(0)])])],
             "thread 8 is not attached",
         );
         rejected(
-            &[(5, vec![(Detach, vec![Val::U(0), Val::U(1)])])],
+            &[(5, vec![(Detach, vec![Val::U(0), Val::U(1), Val::U(0)])])],
             "thread 5 (main) is RUNNABLE, not RUNNING at detach",
         );
         rejected(
@@ -1098,12 +1132,12 @@ mod tests {
         check(&trace(&[(
             8,
             vec![
-                (Attach, vec![Val::U(1)]),
+                (Attach, vec![Val::U(1), Val::U(0)]),
                 (ProcsChange, vec![Val::U(1)]),
                 (ProcStart, vec![Val::U(0), Val::U(1)]),
-                (Detach, vec![Val::U(0), Val::U(2)]),
+                (Detach, vec![Val::U(0), Val::U(2), Val::U(0)]),
                 (Log, vec![Val::U(1), Val::U(1)]),
-                (Attach, vec![Val::U(1)]),
+                (Attach, vec![Val::U(1), Val::U(1)]),
             ],
         )]))
         .unwrap();

@@ -296,7 +296,7 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
 /// in its gate, after this) or this one reads the new generation and its
 /// `attach` begins its stream. (Reading the generation before joining
 /// would leave a window where neither happens.)
-pub fn attach(join: impl FnOnce(), name: &str) {
+pub fn attach(join: impl FnOnce(), name: &str, thread_seq: u64) {
     let t = if is_no_record() { None } else { my_trace() };
     let Some(t) = t else {
         join();
@@ -308,7 +308,13 @@ pub fn attach(join: impl FnOnce(), name: &str) {
         if g != 0 {
             // SAFETY: we hold the gate.
             let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-            write_event(t, slot, g, EventKind::Attach, &[A::Str(name)]);
+            write_event(
+                t,
+                slot,
+                g,
+                EventKind::Attach,
+                &[A::Str(name), A::U(thread_seq)],
+            );
         }
     });
 }

@@ -387,11 +387,15 @@ fn run() {
                     // section.
                     let c = crate::record::check();
                     crate::trace::fault::after_check(&c);
-                    if let Some(n) = world.request_preemption(owner) {
+                    if let Some((n, seq)) = world.request_preemption(owner) {
                         crate::record::emit_checked(
                             c,
                             crate::format::EventKind::PreemptRequest,
-                            &[crate::record::A::U(owner), crate::record::A::U(n)],
+                            &[
+                                crate::record::A::U(owner),
+                                crate::record::A::U(n),
+                                crate::record::A::U(seq),
+                            ],
                         );
                         // Not counted as work for the delay (as in Go's
                         // retake: only Ps taken back are).

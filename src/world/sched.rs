@@ -105,7 +105,9 @@ pub struct ThreadRec {
     /// Bumped at every state change: sysmon dates a stall from the first
     /// tick that saw the current value.
     pub state_changes: AtomicU64,
-    /// The thread's trace sequence number (bumped at each `unblock`).
+    /// The thread's trace sequence number: bumped by each event about the
+    /// thread (its `unblock`, sysmon's preemption requests); carried by its
+    /// status and its `detach`.
     tseq: AtomicU64,
     /// The P sequence number of its last grant (its `P start` carries it).
     grant_seq: AtomicU64,
@@ -258,6 +260,8 @@ struct Attachment {
 
 thread_local! {
     static ATTACHED: RefCell<Option<Attachment>> = const { RefCell::new(None) };
+    /// The thread's trace sequence number when it last detached.
+    static LAST_TSEQ: Cell<u64> = const { Cell::new(0) };
     /// Fast copy of the attachment's record pointer (no destructor).
     static CURRENT: Cell<*const ThreadRec> = const { Cell::new(std::ptr::null()) };
 }
@@ -469,7 +473,11 @@ impl World {
         if let Some(i) = Self::p_index(t) {
             let seq = self.bump_pseq(i);
             if new_state == TState::Dead {
-                record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq)]);
+                // `sched` orders this read after every preemption request
+                // (made under `sched` while the thread was RUNNING).
+                let tseq = t.tseq.load(SeqCst);
+                let _ = LAST_TSEQ.try_with(|c| c.set(tseq));
+                record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq), A::U(tseq)]);
             } else {
                 let (reason, object) = match crate::lock::wait::target() {
                     crate::lock::wait::Target::Mutex(a) => (1, a as u64),
@@ -547,7 +555,10 @@ impl World {
             preempt_acked: AtomicU64::new(0),
             granted_at: AtomicU64::new(0),
             state_changes: AtomicU64::new(0),
-            tseq: AtomicU64::new(0),
+            // The thread's sequence goes on across its attachments, and the
+            // attach itself takes the next number: events about an earlier
+            // attachment order before it, events about this one after.
+            tseq: AtomicU64::new(LAST_TSEQ.try_with(Cell::get).unwrap_or(0) + 1),
             grant_seq: AtomicU64::new(0),
             has_detail: AtomicBool::new(false),
             detail: InnerMutex::new(InnerRank::ThreadReason, Detail::default()),
@@ -555,7 +566,11 @@ impl World {
         crate::ident::set_name(Some(name.to_string()));
         // Trace: gated (the thread has no P: a stop does not wait for it);
         // see `record::attach` for why joining the list comes first.
-        record::attach(|| self.sched.lock().threads.push(rec.clone()), name);
+        record::attach(
+            || self.sched.lock().threads.push(rec.clone()),
+            name,
+            rec.tseq.load(SeqCst),
+        );
         let ptr = Arc::as_ptr(&rec);
         ATTACHED.with(|a| {
             *a.borrow_mut() = Some(Attachment {
@@ -715,13 +730,17 @@ impl World {
     /// detach (DEAD, still listed until its second `sched` section) has
     /// recorded its `detach`, and a request after it would name a thread
     /// the trace no longer knows.
-    pub fn request_preemption(&self, owner: u64) -> Option<u64> {
+    /// Returns the request's number and the thread's new sequence number
+    /// (the request is an event about the thread: its `detach` carries the
+    /// sequence number, so the reader orders the request before it).
+    pub fn request_preemption(&self, owner: u64) -> Option<(u64, u64)> {
         let s = self.sched.lock();
         let t = s
             .threads
             .iter()
             .find(|t| t.id == owner && t.state() == TState::Running)?;
-        Some(t.preempt_requested.fetch_add(1, SeqCst) + 1)
+        let seq = t.tseq.fetch_add(1, SeqCst) + 1;
+        Some((t.preempt_requested.fetch_add(1, SeqCst) + 1, seq))
     }
 
     #[cold]

@@ -1,39 +1,62 @@
-//! The demo: a small key-value store served by worker threads through the C
-//! ABI (the same functions a C program calls), with ranked locks. A
-//! "compactor" thread takes a shard lock and then the index lock: the
-//! inversion is caught on its first occurrence and reported, long before it
-//! could deadlock. Later issues add the world, sysmon and tracing here.
+//! The demo: a small key-value service through the C ABI (the same calls a
+//! C program makes; examples/kv.c is the C version). Client threads send
+//! requests over socket pairs; worker threads read them inside blocking
+//! regions, serve them under ranked locks (index, then a shard, then the
+//! stats) with a task and regions per request, and write the replies. A
+//! hook samples the queue depths as counters. Midway a "compactor" runs a
+//! maintenance pass that takes a shard lock and then the index lock: the
+//! inversion is reported the first time it happens (long before it could
+//! deadlock). The whole run is traced in several start/stop cycles; every
+//! trace is checked and exported as JSON into ./rtcore-demo/.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString, c_void};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use rtcore::ffi::cond::{rtc_cond_broadcast, rtc_cond_signal, rtc_cond_timedwait};
-use rtcore::ffi::general::rtc_shutdown;
+use rtcore::ffi::general::{rtc_last_error_message, rtc_shutdown};
 use rtcore::ffi::mutex::{rtc_mutex_init, rtc_mutex_lock_at, rtc_mutex_unlock};
 use rtcore::ffi::ranks::{rtc_lockrank_last_report, rtc_lockrank_violations, rtc_ranks_load};
-use rtcore::lock::cond::rtc_cond;
+use rtcore::ffi::sysmon::{rtc_sysmon_get_stats, rtc_sysmon_hook_add, rtc_sysmon_stats};
+use rtcore::ffi::trace::{
+    rtc_counter, rtc_region_begin, rtc_region_end, rtc_task_begin, rtc_task_end,
+    rtc_trace_check_file, rtc_trace_config, rtc_trace_sink_kind, rtc_trace_start, rtc_trace_stop,
+};
+use rtcore::ffi::world::{
+    rtc_enter_blocking, rtc_exit_blocking, rtc_safepoint, rtc_set_maxprocs, rtc_thread_attach,
+    rtc_thread_detach,
+};
 use rtcore::lock::mutex::rtc_mutex;
-use rtcore::status::rtc_status::{self, RTC_ERR_TIMED_OUT, RTC_OK};
+use rtcore::status::rtc_status::{self, RTC_OK};
 
 const RANKS: &str = include_str!("../../../examples/kv.ranks");
 const SHARDS: usize = 8;
 const WORKERS: usize = 4;
-const REQUESTS: u64 = 20_000;
+/// Requests a client keeps in flight (so queues build up).
+const PIPELINE: u64 = 8;
+/// How long the service runs, and how it is traced: a trace every
+/// `TRACE_EVERY`, recording for `TRACE_FOR`.
+const RUN_FOR: Duration = Duration::from_millis(3000);
+const TRACE_EVERY: Duration = Duration::from_millis(400);
+const TRACE_FOR: Duration = Duration::from_millis(250);
+/// Where the traces go (relative to the current directory).
+pub const OUT_DIR: &str = "rtcore-demo";
 
-/// A C-layout lock, pinned in a Box so it never moves.
+/// A C-layout lock, boxed so it never moves.
 struct Lock(Box<rtc_mutex>);
+// SAFETY: an rtc_mutex is made to be shared between threads.
 unsafe impl Send for Lock {}
+// SAFETY: as above.
 unsafe impl Sync for Lock {}
 
 impl Lock {
     fn new(name: &str, rank: &str) -> Lock {
         // SAFETY: all-zero is a valid rtc_mutex; rtc_mutex_init overwrites it.
         let mut m: Box<rtc_mutex> = Box::new(unsafe { std::mem::zeroed() });
-        let n = CString::new(name).unwrap();
-        let r = CString::new(rank).unwrap();
+        let n = CString::new(name).expect("no NUL");
+        let r = CString::new(rank).expect("no NUL");
         check(
             rtc_mutex_init(&mut *m, n.as_ptr(), r.as_ptr()),
             "rtc_mutex_init",
@@ -45,11 +68,7 @@ impl Lock {
     }
     fn lock(&self, line: u32) {
         check(
-            rtc_mutex_lock_at(
-                self.ptr(),
-                concat!(file!(), "\0").as_ptr() as *const _,
-                line,
-            ),
+            rtc_mutex_lock_at(self.ptr(), concat!(file!(), "\0").as_ptr().cast(), line),
             "rtc_mutex_lock",
         );
     }
@@ -58,103 +77,281 @@ impl Lock {
     }
 }
 
-struct Cond(Box<rtc_cond>);
-unsafe impl Send for Cond {}
-unsafe impl Sync for Cond {}
-impl Cond {
-    fn ptr(&self) -> *mut rtc_cond {
-        &*self.0 as *const rtc_cond as *mut rtc_cond
-    }
+fn last_error() -> String {
+    let mut buf = vec![0u8; 1024];
+    rtc_last_error_message(buf.as_mut_ptr().cast(), buf.len());
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 fn check(s: rtc_status, what: &str) {
     if s != RTC_OK {
-        let mut buf = vec![0u8; 1024];
-        rtcore::ffi::general::rtc_last_error_message(buf.as_mut_ptr() as *mut _, buf.len());
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
-        panic!("{what} failed: {}", String::from_utf8_lossy(&buf[..end]));
+        eprintln!("rtcore demo: {what} failed: {s:?}: {}", last_error());
+        std::process::exit(2);
     }
 }
 
-struct Store {
-    queue: Lock,
-    queue_cv: Cond,
-    pending: std::cell::UnsafeCell<Vec<u64>>, // guarded by `queue`
-    index: Lock,
-    shards: Vec<Lock>,
-    data: Vec<std::cell::UnsafeCell<std::collections::HashMap<u64, u64>>>, // guarded by shards[i]
-    stats: Lock,
-    served: AtomicU64,
-    done: AtomicBool,
+fn blocking(reason: &CStr, f: impl FnOnce() -> isize) -> isize {
+    check(rtc_enter_blocking(reason.as_ptr()), "rtc_enter_blocking");
+    let r = f();
+    check(rtc_exit_blocking(), "rtc_exit_blocking");
+    r
 }
-unsafe impl Sync for Store {}
 
-fn worker(s: &Store) {
-    loop {
-        // Take a request from the queue (condition wait with a timeout).
-        s.queue.lock(line!());
-        // SAFETY: guarded by `queue`, held.
-        let key = loop {
-            if let Some(k) = unsafe { &mut *s.pending.get() }.pop() {
-                break Some(k);
-            }
-            if s.done.load(Ordering::Acquire) {
-                break None;
-            }
-            let st = rtc_cond_timedwait(s.queue_cv.ptr(), s.queue.ptr(), 5_000_000);
-            if st != RTC_ERR_TIMED_OUT {
-                check(st, "rtc_cond_timedwait");
+/// Read or write exactly `len` bytes (false at end of file or on error).
+fn io_all(fd: i32, buf: *mut u8, len: usize, write: bool) -> bool {
+    let mut done = 0;
+    while done < len {
+        // SAFETY: `buf` has `len` valid bytes; `fd` is open.
+        let n = unsafe {
+            if write {
+                libc::write(fd, buf.add(done).cast(), len - done)
+            } else {
+                libc::read(fd, buf.add(done).cast(), len - done)
             }
         };
-        s.queue.unlock();
-        let Some(key) = key else { return };
-        // Serve it: index, then shard, then stats (the declared order).
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}
+
+struct Store {
+    index: Lock,
+    shards: Vec<Lock>,
+    /// Guarded by shards[i].
+    data: Vec<std::cell::UnsafeCell<std::collections::HashMap<u64, u64>>>,
+    stats: Lock,
+    served: AtomicU64,
+    /// Requests sent and not yet answered, per worker (the hook samples it).
+    depth: Vec<AtomicI64>,
+    /// Clients pause while the compactor runs (a maintenance window).
+    paused: AtomicBool,
+    stop: AtomicBool,
+}
+// SAFETY: `data[i]` is only touched under `shards[i]`.
+unsafe impl Sync for Store {}
+
+/// A worker: read a request (op, key) from its socket inside a blocking
+/// region, serve it as a task with regions, reply.
+fn worker(s: &Store, i: usize, fd: i32) {
+    let name = CString::new(format!("kv-worker-{i}")).expect("no NUL");
+    check(
+        rtc_thread_attach(name.as_ptr(), std::ptr::null_mut()),
+        "attach",
+    );
+    let mut req = [0u64; 2];
+    loop {
+        let ok = blocking(c"read request", || {
+            io_all(fd, req.as_mut_ptr().cast(), 16, false) as isize
+        });
+        if ok == 0 {
+            break;
+        }
+        let (op, key) = (req[0], req[1]);
+        let mut task = 0u64;
+        let label = if op == 0 { c"get" } else { c"put" };
+        check(rtc_task_begin(label.as_ptr(), &mut task), "rtc_task_begin");
+        rtc_region_begin(c"lookup".as_ptr());
+        // The declared order: index, then shard, then stats.
         s.index.lock(line!());
         let shard = (key as usize) % SHARDS;
         s.shards[shard].lock(line!());
         s.index.unlock();
+        rtc_region_end();
+        rtc_region_begin(c"apply".as_ptr());
         // SAFETY: guarded by shards[shard], held.
-        *unsafe { &mut *s.data[shard].get() }.entry(key).or_insert(0) += 1;
+        let map = unsafe { &mut *s.data[shard].get() };
+        let value = if op == 0 {
+            map.get(&key).copied().unwrap_or(0)
+        } else {
+            let v = map.entry(key).or_insert(0);
+            *v += 1;
+            *v
+        };
         s.stats.lock(line!());
-        s.served.fetch_add(1, Ordering::Relaxed);
+        s.served.fetch_add(1, SeqCst);
         s.stats.unlock();
         s.shards[shard].unlock();
+        rtc_region_end();
+        check(rtc_task_end(task), "rtc_task_end");
+        let mut reply = value;
+        blocking(c"write reply", || {
+            io_all(fd, (&mut reply as *mut u64).cast(), 8, true) as isize
+        });
+        s.depth[i].fetch_sub(1, SeqCst);
+        rtc_safepoint();
     }
+    check(rtc_thread_detach(), "detach");
 }
 
-/// The bug on purpose: holds a shard and then takes the index. Under load
-/// this deadlocks against a worker (index, then shard); the demo runs it
-/// while the store is idle, and rtcore still reports it on first use.
+/// A client: keeps up to PIPELINE requests in flight on its socket.
+fn client(s: &Store, i: usize, fd: i32) {
+    let name = CString::new(format!("kv-client-{i}")).expect("no NUL");
+    check(
+        rtc_thread_attach(name.as_ptr(), std::ptr::null_mut()),
+        "attach",
+    );
+    let mut in_flight = 0u64;
+    let mut n = 0u64;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
+    loop {
+        let stopping = s.stop.load(SeqCst);
+        let pausing = s.paused.load(SeqCst);
+        if !stopping && !pausing && in_flight < PIPELINE {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut req = [(n % 4 == 0) as u64, rng % 10_000];
+            n += 1;
+            s.depth[i].fetch_add(1, SeqCst);
+            blocking(c"send request", || {
+                io_all(fd, req.as_mut_ptr().cast(), 16, true) as isize
+            });
+            in_flight += 1;
+            continue;
+        }
+        if in_flight == 0 {
+            if stopping {
+                break;
+            }
+            // Paused with nothing in flight.
+            blocking(c"maintenance window", || {
+                std::thread::sleep(Duration::from_millis(1));
+                0
+            });
+            continue;
+        }
+        let mut reply = 0u64;
+        blocking(c"read reply", || {
+            io_all(fd, (&mut reply as *mut u64).cast(), 8, false) as isize
+        });
+        in_flight -= 1;
+        rtc_safepoint();
+    }
+    // SAFETY: our end of the pair; the worker then reads end of file.
+    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    check(rtc_thread_detach(), "detach");
+}
+
+/// The bug on purpose: a shard lock, then the index. Under load this
+/// deadlocks against a worker (index, then shard); it runs in a quiet
+/// maintenance window, and rtcore reports it on first use all the same.
 fn compactor(s: &Store) {
+    check(
+        rtc_thread_attach(c"kv-compactor".as_ptr(), std::ptr::null_mut()),
+        "attach",
+    );
     for shard in 0..SHARDS {
         s.shards[shard].lock(line!());
         s.index.lock(line!()); // inversion: index < shard is declared
         s.index.unlock();
         s.shards[shard].unlock();
-        std::thread::sleep(Duration::from_millis(2));
+    }
+    check(rtc_thread_detach(), "detach");
+}
+
+/// The hook: the queue depths as counters (only while tracing).
+unsafe extern "C" fn sample_depths(user: *mut c_void) {
+    // SAFETY: `user` is the Store, alive until the hook is gone (the
+    // process's end: the demo shuts rtcore down first).
+    let s = unsafe { &*(user as *const Store) };
+    if rtcore::record::rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return;
+    }
+    for (i, d) in s.depth.iter().enumerate() {
+        let name = CString::new(format!("queue depth kv-worker-{i}")).expect("no NUL");
+        rtc_counter(name.as_ptr(), d.load(SeqCst));
+    }
+}
+
+/// One trace: start into `path`, record for TRACE_FOR, stop, check, export.
+struct TraceFile {
+    path: PathBuf,
+    json: PathBuf,
+    events: u64,
+    report: String,
+}
+
+fn trace_once(n: usize, dir: &Path) -> TraceFile {
+    let path = dir.join(format!("trace-{n}.rtctrace"));
+    let json = dir.join(format!("trace-{n}.json"));
+    let cpath = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL");
+    let cfg = rtc_trace_config {
+        size: std::mem::size_of::<rtc_trace_config>() as u32,
+        sink_kind: rtc_trace_sink_kind::RTC_TRACE_SINK_PATH as u32,
+        path: cpath.as_ptr(),
+        fd: -1,
+        reserved: 0,
+        write: None,
+        user_data: std::ptr::null_mut(),
+    };
+    check(rtc_trace_start(&cfg), "rtc_trace_start");
+    std::thread::sleep(TRACE_FOR);
+    check(rtc_trace_stop(), "rtc_trace_stop");
+    let mut report = vec![0u8; 4096];
+    let st = rtc_trace_check_file(cpath.as_ptr(), report.as_mut_ptr().cast(), report.len());
+    let end = report.iter().position(|b| *b == 0).unwrap_or(0);
+    let report = String::from_utf8_lossy(&report[..end]).into_owned();
+    if st != RTC_OK {
+        eprintln!("rtcore demo: {} is inconsistent: {report}", path.display());
+        std::process::exit(1);
+    }
+    let events = report
+        .strip_prefix("valid trace: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let exported = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| rtcore::reader::parse(&b).map_err(|e| e.to_string()))
+        .and_then(|t| {
+            let f = std::fs::File::create(&json).map_err(|e| e.to_string())?;
+            let mut w = std::io::BufWriter::new(f);
+            rtcore::export::json::write(&t, &mut w).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut w).map_err(|e| e.to_string())
+        });
+    if let Err(e) = exported {
+        eprintln!("rtcore demo: cannot export {}: {e}", json.display());
+        std::process::exit(2);
+    }
+    TraceFile {
+        path,
+        json,
+        events,
+        report,
     }
 }
 
 pub fn run() -> ExitCode {
     let t0 = Instant::now();
+    let dir = PathBuf::from(OUT_DIR);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("rtcore demo: cannot create {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
     println!(
-        "rtcore demo: a key-value store with ranked locks ({WORKERS} workers, {SHARDS} shards)"
+        "rtcore demo: a key-value service ({WORKERS} workers, {WORKERS} clients over socket pairs, {SHARDS} shards, maxprocs 2), traced"
     );
     println!("\nRank declarations (examples/kv.ranks):");
     for l in RANKS.lines().filter(|l| !l.starts_with('#')) {
         println!("    {l}");
     }
-    let text = CString::new(RANKS).unwrap();
+    let text = CString::new(RANKS).expect("no NUL");
     check(
         rtc_ranks_load(text.as_ptr(), c"examples/kv.ranks".as_ptr()),
         "rtc_ranks_load",
     );
+    // Fewer processors than threads: threads queue for a P, and sysmon
+    // retakes the P of a thread sitting in a blocking region.
+    check(
+        rtc_set_maxprocs(2, std::ptr::null_mut()),
+        "rtc_set_maxprocs",
+    );
 
     let store = Arc::new(Store {
-        queue: Lock::new("request-queue", "queue"),
-        // SAFETY: all-zero is a valid rtc_cond.
-        queue_cv: Cond(Box::new(unsafe { std::mem::zeroed() })),
-        pending: std::cell::UnsafeCell::new(Vec::new()),
         index: Lock::new("index", "index"),
         shards: (0..SHARDS)
             .map(|i| Lock::new(&format!("shard-{i}"), "shard"))
@@ -162,59 +359,82 @@ pub fn run() -> ExitCode {
         data: (0..SHARDS).map(|_| Default::default()).collect(),
         stats: Lock::new("stats", "stats"),
         served: AtomicU64::new(0),
-        done: AtomicBool::new(false),
+        depth: (0..WORKERS).map(|_| AtomicI64::new(0)).collect(),
+        paused: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
     });
+    let mut hook = 0u64;
+    check(
+        rtc_sysmon_hook_add(
+            c"sample queue depths".as_ptr(),
+            2_000_000,
+            Some(sample_depths),
+            Arc::as_ptr(&store) as *mut c_void,
+            &mut hook,
+        ),
+        "rtc_sysmon_hook_add",
+    );
 
-    println!("\nServing {REQUESTS} requests...");
     let mut threads = Vec::new();
     for i in 0..WORKERS {
-        let s = store.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("kv-worker-{i}"))
-                .spawn(move || worker(&s))
-                .unwrap(),
-        );
-    }
-    // The client: enqueue requests in batches.
-    for batch in 0..(REQUESTS / 100) {
-        store.queue.lock(line!());
-        // SAFETY: guarded by `queue`, held.
-        let p = unsafe { &mut *store.pending.get() };
-        for k in 0..100 {
-            p.push(batch * 100 + k);
+        let mut fds = [0i32; 2];
+        // SAFETY: a valid out-array of two ints.
+        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) } != 0 {
+            eprintln!(
+                "rtcore demo: socketpair: {}",
+                std::io::Error::last_os_error()
+            );
+            return ExitCode::from(2);
         }
-        check(
-            rtc_cond_broadcast(store.queue_cv.ptr()),
-            "rtc_cond_broadcast",
-        );
-        store.queue.unlock();
+        let (s1, s2) = (store.clone(), store.clone());
+        threads.push(std::thread::spawn(move || worker(&s1, i, fds[0])));
+        threads.push(std::thread::spawn(move || client(&s2, i, fds[1])));
     }
-    // Wait until served.
-    while store.served.load(Ordering::Relaxed) < REQUESTS {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    store.done.store(true, Ordering::Release);
-    store.queue.lock(line!());
-    check(rtc_cond_signal(store.queue_cv.ptr()), "rtc_cond_signal");
-    check(
-        rtc_cond_broadcast(store.queue_cv.ptr()),
-        "rtc_cond_broadcast",
-    );
-    store.queue.unlock();
-    for t in threads {
-        t.join().unwrap();
-    }
+
     println!(
-        "Served. Now a maintenance pass: the compactor takes a shard lock, then the index lock...\n"
+        "\nServing for {:.1} s, traced in cycles of {} ms on / {} ms off...",
+        RUN_FOR.as_secs_f64(),
+        TRACE_FOR.as_millis(),
+        (TRACE_EVERY - TRACE_FOR).as_millis()
     );
-    let s = store.clone();
-    std::thread::Builder::new()
-        .name("kv-compactor".into())
-        .spawn(move || compactor(&s))
-        .unwrap()
-        .join()
-        .unwrap();
+    let mut traces = Vec::new();
+    let mut compacted = false;
+    let started = Instant::now();
+    while started.elapsed() < RUN_FOR {
+        let n = traces.len() + 1;
+        if !compacted && started.elapsed() >= RUN_FOR / 2 {
+            // The maintenance window, inside trace n: clients pause, the
+            // workers drain, the compactor runs.
+            compacted = true;
+            let s = store.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                s.paused.store(true, SeqCst);
+                while s.depth.iter().any(|d| d.load(SeqCst) > 0) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let s2 = s.clone();
+                std::thread::spawn(move || compactor(&s2))
+                    .join()
+                    .expect("compactor");
+                s.paused.store(false, SeqCst);
+            });
+            println!("  (trace {n} includes the maintenance window: the compactor runs)");
+        }
+        let t = trace_once(n, &dir);
+        println!(
+            "  trace {n}: {} events, consistent; {} and {}",
+            t.events,
+            t.path.display(),
+            t.json.display()
+        );
+        traces.push(t);
+        std::thread::sleep(TRACE_EVERY - TRACE_FOR);
+    }
+    store.stop.store(true, SeqCst);
+    for t in threads {
+        t.join().expect("a demo thread panicked");
+    }
 
     let mut violations = 0u64;
     check(
@@ -224,45 +444,69 @@ pub fn run() -> ExitCode {
     let mut buf = vec![0u8; 8192];
     let mut need = 0usize;
     check(
-        rtc_lockrank_last_report(buf.as_mut_ptr() as *mut _, buf.len(), &mut need),
+        rtc_lockrank_last_report(buf.as_mut_ptr().cast(), buf.len(), &mut need),
         "rtc_lockrank_last_report",
     );
     let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
     let report = String::from_utf8_lossy(&buf[..end]).into_owned();
+    // SAFETY: plain data; `size` set below.
+    let mut sm: rtc_sysmon_stats = unsafe { std::mem::zeroed() };
+    sm.size = std::mem::size_of::<rtc_sysmon_stats>() as u32;
+    check(rtc_sysmon_get_stats(&mut sm), "rtc_sysmon_get_stats");
     let keys: usize = store
         .data
         .iter()
         // SAFETY: every worker has exited; no lock is needed.
         .map(|d| unsafe { &*d.get() }.len())
         .sum();
+    let events: u64 = traces.iter().map(|t| t.events).sum();
+    let with_violation = traces
+        .iter()
+        .filter(|t| t.report.contains("rank violation"))
+        .count();
 
     println!("\nSummary");
-    println!(
-        "  requests served      {}",
-        store.served.load(Ordering::Relaxed)
-    );
+    println!("  requests served      {}", store.served.load(SeqCst));
     println!("  keys stored          {keys} across {SHARDS} shards");
+    println!(
+        "  traces               {} written, {} consistent, {events} events; {with_violation} with the rank violation",
+        traces.len(),
+        traces.len()
+    );
     println!(
         "  order violations     {violations} (the compactor's shard -> index, once per shard)"
     );
     println!(
-        "  reports printed      1 (rtcore reports each pair of ranks once and counts the rest)"
+        "  sysmon               {} processors retaken from blocking threads, {} preemption requests, {} stall reports, {} hook runs",
+        sm.retakes, sm.preempt_requests, sm.stall_reports, sm.hook_runs
     );
     println!("  elapsed              {:.2} s", t0.elapsed().as_secs_f64());
     println!("\nThe report (also printed above on stderr as it happened):");
     for l in report.lines() {
         println!("  | {l}");
     }
-    println!("\nUnder load the compactor would deadlock against a worker that holds the index and");
     println!(
-        "wants the same shard. rtcore reported it the first time the order occurred, while the"
+        "\nUnder load the compactor would deadlock against a worker that holds the index and wants"
     );
     println!(
-        "store was idle. Fix: take the index before the shard, as examples/kv.ranks declares."
+        "the same shard. rtcore reported it the first time the order occurred, in a quiet window."
+    );
+    println!("Fix: take the index before the shard, as examples/kv.ranks declares.");
+    println!(
+        "\nThe traces are in {}/ (trace-N.rtctrace, and trace-N.json for a viewer):",
+        dir.display()
+    );
+    println!("  rtcore check {}/trace-1.rtctrace", dir.display());
+    println!(
+        "  open https://ui.perfetto.dev, choose \"Open trace file\", and pick {}/trace-1.json",
+        dir.display()
     );
     let _ = rtc_shutdown();
-    if violations != SHARDS as u64 || report.is_empty() {
-        eprintln!("demo: expected {SHARDS} violations and a report; got {violations}");
+    if violations != SHARDS as u64 || report.is_empty() || traces.is_empty() || with_violation == 0
+    {
+        eprintln!(
+            "rtcore demo: expected {SHARDS} violations, a report and a trace holding them; got {violations} violations, {with_violation} such traces"
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
