@@ -595,6 +595,18 @@ static void m_trace_check_file(void) {
     CHECK_STATUS(rtc_trace_check_file("/dev/null", r, sizeof r), RTC_ERR_BAD_TRACE);
 }
 
+static void m_trace_stats_json(void) {
+    char r[64];
+    size_t need = 0;
+    CHECK_STATUS(rtc_trace_stats_json(NULL, r, sizeof r, &need), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_trace_stats_json("/dev/null", NULL, 1, &need), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_trace_stats_json("/nonexistent/trace", r, sizeof r, &need), RTC_ERR_IO);
+    CHECK_CONTAINS(rtc_t_last_error(), "cannot read");
+    CHECK_STATUS(rtc_trace_stats_json("/dev/null", r, sizeof r, NULL), RTC_ERR_BAD_TRACE);
+    CHECK_STATUS(rtc_trace_stats_json("\xff", r, sizeof r, NULL), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_trace_stats_json("/dev/null", r, (size_t)-1, NULL), RTC_ERR_INVALID_ARGUMENT);
+}
+
 static void m_log(void) {
     CHECK_STATUS(rtc_log(NULL, NULL), RTC_OK);
     CHECK_STATUS(rtc_log("\xff", "x"), RTC_ERR_INVALID_ARGUMENT);
@@ -695,6 +707,7 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_counter("c", 1), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_trace_check(NULL, 0, NULL, 0), RTC_ERR_BAD_TRACE); /* keeps answering */
     CHECK_STATUS(rtc_trace_check_file("/dev/null", NULL, 0), RTC_ERR_BAD_TRACE);
+    CHECK_STATUS(rtc_trace_stats_json("/dev/null", NULL, 0, NULL), RTC_ERR_BAD_TRACE);
     /* These keep answering. */
     uint64_t tid = 0; int32_t st = -1;
     CHECK_STATUS(rtc_thread_id(&tid), RTC_OK);
@@ -764,6 +777,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_trace_enabled", m_trace_enabled),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
+    MISUSE("rtc_trace_stats_json", m_trace_stats_json),
     MISUSE("rtc_log", m_log),
     MISUSE("rtc_region_begin", m_region_begin),
     MISUSE("rtc_region_end", m_region_end),

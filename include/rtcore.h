@@ -939,6 +939,24 @@ rtc_status rtc_task_end(uint64_t id);
 rtc_status rtc_counter(const char *name, int64_t value);
 
 /**
+ * Statistics of the trace file at `path`, as JSON (the same as `rtcore
+ * stats --json`): per thread the time in each state, blocking reasons with
+ * totals, the most contended locks with their waits and owners, sysmon's
+ * actions, events by kind, ranges crossing the trace's edges, bytes per
+ * event. The text is copied into `buf` (at most `len` bytes,
+ * NUL-terminated, truncated if needed) and the size needed, including the
+ * NUL, is written to `*out_needed` (which may be NULL): call again with a
+ * larger buffer when it exceeds `len`. `buf` may be NULL when `len` is 0.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
+ * `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
+ * above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
+ * `RTC_ERR_BAD_TRACE` for an inconsistent, corrupt or truncated trace (the
+ * reader's message is in `rtc_last_error_message`).
+ */
+rtc_status rtc_trace_stats_json(const char *path, char *buf, size_t len, size_t *out_needed);
+
+/**
  * Check a trace held in memory (`data`, `len` bytes). On success a
  * one-line summary (events, generations, threads, ranges crossing the
  * trace's edges, events by kind), on failure the reader's message (naming the problem

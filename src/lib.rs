@@ -39,6 +39,8 @@ pub mod record {
     pub mod gate;
 }
 #[cfg(not(loom))]
+pub mod stats;
+#[cfg(not(loom))]
 pub mod status;
 pub mod sync;
 pub mod sysmon;

@@ -169,6 +169,40 @@ fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
     let (ok, report) = check_json(&json, &["--min-threads", "6"]);
     assert!(ok, "{report}");
 
+    let (code, out, _) = rtcore(&["stats", &p(&good)]);
+    assert_eq!(code, 0, "{out}");
+    for part in [
+        "threads: time in each state",
+        "blocking regions by reason",
+        "pipe read",
+        "most contended locks",
+        "sysmon",
+        "events by kind",
+        "bytes per event",
+    ] {
+        assert!(out.contains(part), "no '{part}' in:\n{out}");
+    }
+    let (code, out, _) = rtcore(&["stats", &p(&good), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; d=json.load(sys.stdin); assert d['events']>0 and d['threads'] and d['by_kind'] and 'retakes' in d['sysmon'], d; print('ok')",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(out.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("python3");
+    assert!(
+        parsed.status.success(),
+        "stats --json is not the JSON it should be:\n{out}"
+    );
+
     // Bytes flipped in the middle: the CRC (or the state machines) catch it.
     let mut bytes = std::fs::read(&good).unwrap();
     let mid = bytes.len() / 2;
@@ -183,6 +217,8 @@ fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
         out.contains(": inconsistent: ") && out.contains("offset 0x"),
         "{out}"
     );
+    let (code, _, err) = rtcore(&["stats", &p(&corrupt)]);
+    assert_eq!(code, 1, "{err}");
     let json_bad = dir.join("corrupt.json");
     let (code, _, err) = rtcore(&[
         "export",
@@ -233,7 +269,7 @@ fn stress_with_the_fault_injection_finds_an_inconsistency() {
 
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
-    for sub in ["ranks", "demo", "check", "export", "stress"] {
+    for sub in ["ranks", "demo", "check", "stats", "export", "stress"] {
         let (code, out, _) = rtcore(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Example: rtcore"), "{sub} --help:\n{out}");

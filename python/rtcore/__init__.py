@@ -406,6 +406,7 @@ _SIGNATURES = {
         (RTC_ERR_BAD_TRACE,),
     ),
     "rtc_trace_check_file": (_status, [ctypes.c_char_p, _buf_p, ctypes.c_size_t], (RTC_ERR_BAD_TRACE,)),
+    "rtc_trace_stats_json": (_status, [ctypes.c_char_p, _buf_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ()),
     "rtc_log": (_status, [ctypes.c_char_p, ctypes.c_char_p], ()),
     "rtc_region_begin": (_status, [ctypes.c_char_p], ()),
     "rtc_region_end": (_status, [], ()),
@@ -1167,6 +1168,25 @@ def trace_check_file(path):
     buf = ctypes.create_string_buffer(1024)
     status = _lib.rtc_trace_check_file(_cstr(os.fspath(path), "path"), ctypes.cast(buf, _buf_p), len(buf))
     return status == RTC_OK, buf.value.decode("utf-8", "replace")
+
+
+def trace_stats(path):
+    """Statistics of a trace file, as a dict (the same as ``rtcore stats
+    --json``): per thread the time in each state, blocking reasons, the most
+    contended locks, sysmon's actions, events by kind, bytes per event.
+    Raises :class:`RtcoreError` (status ``RTC_ERR_BAD_TRACE``, the reader's
+    message) for an inconsistent trace."""
+    import json
+
+    p = _cstr(os.fspath(path), "path")
+    need = ctypes.c_size_t(0)
+    size = 64 * 1024
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        _lib.rtc_trace_stats_json(p, ctypes.cast(buf, _buf_p), size, ctypes.byref(need))
+        if need.value <= size:
+            return json.loads(buf.value.decode("utf-8"))
+        size = need.value
 
 
 def log(category, message):

@@ -93,6 +93,24 @@ class TraceTest(unittest.TestCase):
             assert ok, report
             for kind in ("attach ", "enter blocking ", "lock contended ", "unblock ", ", block "):
                 assert kind in report, (kind, report)
+            import os, tempfile
+            path = os.path.join(tempfile.mkdtemp(), "t.rtctrace")
+            open(path, "wb").write(b"".join(chunks))
+            st = rtcore.trace_stats(path)
+            names = {t["name"] for t in st["threads"]}
+            assert {"py-main", "py-worker"} <= names, names
+            worker = [t for t in st["threads"] if t["name"] == "py-worker"][0]
+            assert worker["state_ns"]["WAITING"] > 0, worker
+            assert [r for r in st["blocking"] if r["reason"] == "sleep"], st["blocking"]
+            assert [l for l in st["locks"] if l["name"] == "py-contended" and l["contentions"] >= 1], st["locks"]
+            assert st["by_kind"]["lock contended"] >= 1 and st["bytes_per_event"] > 0, st
+            open(path, "wb").write(b"".join(chunks)[:-5])
+            try:
+                rtcore.trace_stats(path)
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_BAD_TRACE", e
+            else:
+                raise AssertionError("a cut trace gave statistics")
             rtcore.detach()
             """
         )

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use crate::format::EventKind as K;
+use crate::reader::states::{StateSlice, states};
 use crate::reader::{Event, Stream, Trace};
 
 const PID: u64 = 1;
@@ -121,72 +122,6 @@ impl<W: Write> Out<'_, W> {
             "{{\"ph\":\"M\",\"pid\":{PID},\"tid\":{tid},\"name\":\"thread_sort_index\",\"args\":{{\"sort_index\":{sort}}}}}"
         ))
     }
-}
-
-/// One state slice of a thread.
-#[derive(Clone, Debug)]
-struct StateSlice {
-    start: u64,
-    end: u64,
-    name: &'static str,
-    detail: String,
-}
-
-fn state_name(code: u64) -> &'static str {
-    match code {
-        1 => "RUNNING",
-        2 => "RUNNABLE",
-        3 => "BLOCKING",
-        4 => "WAITING",
-        _ => "unknown",
-    }
-}
-
-/// Replay a thread's own events into its state slices (its state changes
-/// only by its own events; a steal takes its P, not its state).
-fn states(s: &Stream, gen_end: u64) -> Vec<StateSlice> {
-    let mut out = Vec::new();
-    let mut cur: Option<(u64, &'static str, String)> = None;
-    let mut set = |cur: &mut Option<(u64, &'static str, String)>,
-                   ts: u64,
-                   next: Option<(&'static str, String)>| {
-        if let Some((start, name, detail)) = cur.take() {
-            out.push(StateSlice {
-                start,
-                end: ts,
-                name,
-                detail,
-            });
-        }
-        *cur = next.map(|(n, d)| (ts, n, d));
-    };
-    for e in &s.events {
-        let next = match e.kind {
-            K::ThreadStatus => Some((state_name(e.args[2]), String::new())),
-            K::Attach | K::ProcStop | K::ExitBlockingSlow | K::Unblock => {
-                Some(("RUNNABLE", String::new()))
-            }
-            K::ProcStart | K::ExitBlockingFast => Some(("RUNNING", format!("P {}", e.args[0]))),
-            K::EnterBlocking => Some(("BLOCKING", s.string(e.args[2]).to_string())),
-            K::Block => Some((
-                "WAITING",
-                match e.args[0] {
-                    1 => format!("mutex {:#x}", e.args[1]),
-                    2 => format!("condition {:#x}", e.args[1]),
-                    3 => format!("hook {}", e.args[1]),
-                    _ => String::new(),
-                },
-            )),
-            K::Detach => {
-                set(&mut cur, e.ts, None);
-                continue;
-            }
-            _ => continue,
-        };
-        set(&mut cur, e.ts, next);
-    }
-    set(&mut cur, gen_end, None);
-    out
 }
 
 /// Write `trace` as a JSON object with a `traceEvents` array.

@@ -317,6 +317,62 @@ fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::st
     }
 }
 
+/// Statistics of the trace file at `path`, as JSON (the same as `rtcore
+/// stats --json`): per thread the time in each state, blocking reasons with
+/// totals, the most contended locks with their waits and owners, sysmon's
+/// actions, events by kind, ranges crossing the trace's edges, bytes per
+/// event. The text is copied into `buf` (at most `len` bytes,
+/// NUL-terminated, truncated if needed) and the size needed, including the
+/// NUL, is written to `*out_needed` (which may be NULL): call again with a
+/// larger buffer when it exceeds `len`. `buf` may be NULL when `len` is 0.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
+/// `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
+/// above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
+/// `RTC_ERR_BAD_TRACE` for an inconsistent, corrupt or truncated trace (the
+/// reader's message is in `rtc_last_error_message`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_stats_json(
+    path: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_needed: *mut usize,
+) -> rtc_status {
+    boundary("rtc_trace_stats_json", || {
+        let path = required_str(path, "path", "rtc_trace_stats_json")?;
+        if buf.is_null() && len > 0 {
+            return Err(Error::new(
+                crate::status::RTC_ERR_NULL,
+                "rtc_trace_stats_json: argument 'buf' is NULL but 'len' is not 0",
+            ));
+        }
+        if len > isize::MAX as usize {
+            return Err(Error::new(
+                crate::status::RTC_ERR_INVALID_ARGUMENT,
+                "rtc_trace_stats_json: 'len' is larger than any buffer",
+            ));
+        }
+        let data = std::fs::read(path).map_err(|e| {
+            Error::new(
+                RTC_ERR_IO,
+                format!("rtc_trace_stats_json: cannot read '{path}': {e}"),
+            )
+        })?;
+        let stats = crate::stats::stats(&data).map_err(|e| {
+            Error::new(
+                crate::status::RTC_ERR_BAD_TRACE,
+                format!("rtc_trace_stats_json: {path}: {e}"),
+            )
+        })?;
+        let needed = super::copy_out(&stats.to_json(), buf, len);
+        if !out_needed.is_null() {
+            // SAFETY: non-NULL out-parameter.
+            unsafe { *out_needed = needed };
+        }
+        Ok(())
+    })
+}
+
 /// Check a trace held in memory (`data`, `len` bytes). On success a
 /// one-line summary (events, generations, threads, ranges crossing the
 /// trace's edges, events by kind), on failure the reader's message (naming the problem

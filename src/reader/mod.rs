@@ -3,6 +3,7 @@
 //! (`crate::format`), never the runtime.
 
 pub mod parse;
+pub mod states;
 pub mod validate;
 
 pub use parse::{Event, Generation, ReadError, Stream, Trace, parse};

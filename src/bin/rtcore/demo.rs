@@ -325,6 +325,64 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
     }
 }
 
+/// The traces' statistics, summed: where the threads' time went, why they
+/// blocked, the most contended lock.
+fn print_trace_stats(all: &[rtcore::stats::Stats]) {
+    use std::collections::BTreeMap;
+    let mut state_ns = [0u64; 4];
+    let mut reasons: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut locks: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut bytes = 0;
+    let mut events = 0;
+    for s in all {
+        bytes += s.bytes;
+        events += s.events;
+        for t in &s.threads {
+            for (i, ns) in t.state_ns.iter().enumerate() {
+                state_ns[i] += ns;
+            }
+        }
+        for r in &s.blocking {
+            let e = reasons.entry(r.reason.clone()).or_default();
+            e.0 += r.count;
+            e.1 += r.total_ns;
+        }
+        for l in &s.locks {
+            let e = locks.entry(l.name.clone()).or_default();
+            e.0 += l.contentions;
+            e.1 += l.wait_total_ns;
+        }
+    }
+    let total: u64 = state_ns.iter().sum::<u64>().max(1);
+    let shares: Vec<String> = rtcore::stats::STATES
+        .iter()
+        .zip(state_ns)
+        .map(|(n, ns)| format!("{n} {:.0}%", ns as f64 * 100.0 / total as f64))
+        .collect();
+    println!(
+        "  threads' time        {} (rtcore stats, over every trace)",
+        shares.join(", ")
+    );
+    let mut by_time: Vec<_> = reasons.into_iter().collect();
+    by_time.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    let top: Vec<String> = by_time
+        .iter()
+        .take(3)
+        .map(|(r, (n, ns))| format!("'{r}' {n} x, {:.0} ms", *ns as f64 / 1e6))
+        .collect();
+    println!("  blocked most in      {}", top.join("; "));
+    if let Some((name, (n, ns))) = locks.iter().max_by_key(|(_, (_, ns))| *ns) {
+        println!(
+            "  most contended lock  '{name}': {n} waits, {:.1} ms waited in all",
+            *ns as f64 / 1e6
+        );
+    }
+    println!(
+        "  trace size           {:.1} bytes per event",
+        bytes as f64 / events.max(1) as f64
+    );
+}
+
 pub fn run() -> ExitCode {
     let t0 = Instant::now();
     let dir = PathBuf::from(OUT_DIR);
@@ -460,6 +518,12 @@ pub fn run() -> ExitCode {
         .map(|d| unsafe { &*d.get() }.len())
         .sum();
     let events: u64 = traces.iter().map(|t| t.events).sum();
+    // What the traces say, through `rtcore stats`'s own code.
+    let trace_stats: Vec<rtcore::stats::Stats> = traces
+        .iter()
+        .filter_map(|t| std::fs::read(&t.path).ok())
+        .filter_map(|b| rtcore::stats::stats(&b).ok())
+        .collect();
     let with_violation = traces
         .iter()
         .filter(|t| t.report.contains("rank violation"))
@@ -480,6 +544,7 @@ pub fn run() -> ExitCode {
         "  sysmon               {} processors retaken from blocking threads, {} preemption requests, {} stall reports, {} hook runs",
         sm.retakes, sm.preempt_requests, sm.stall_reports, sm.hook_runs
     );
+    print_trace_stats(&trace_stats);
     println!("  elapsed              {:.2} s", t0.elapsed().as_secs_f64());
     println!("\nThe report (also printed above on stderr as it happened):");
     for l in report.lines() {

@@ -63,6 +63,19 @@ enum Command {
         /// The trace file (the format of docs/trace-format.md).
         file: String,
     },
+    /// Statistics of a trace: per thread the time in each state, blocking
+    /// reasons with totals, the most contended locks (waits, owners),
+    /// sysmon's actions, events by kind, ranges crossing the trace's edges,
+    /// bytes per event. A plain-text table, or JSON with --json.
+    ///
+    /// Example: rtcore stats rtcore-demo/trace-1.rtctrace
+    Stats {
+        /// The trace file.
+        file: String,
+        /// JSON instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
     /// Export a trace for a viewer. JSON: Chrome's Trace Event Format,
     /// which ui.perfetto.dev opens ("Open trace file"): threads as tracks,
     /// their states and regions as slices, lock waits with an arrow from
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
         Command::Ranks { file, all } => ranks(&file, all),
         Command::Demo => demo::run(),
         Command::Check { file } => check(&file),
+        Command::Stats { file, json } => stats(&file, json),
         Command::Export {
             file,
             format: ExportFormat::Json,
@@ -155,6 +169,32 @@ fn main() -> ExitCode {
                 progress: true,
                 keep_last,
             })
+        }
+    }
+}
+
+/// `rtcore stats FILE [--json]`: exit 1 for an inconsistent trace.
+#[cfg(not(loom))]
+fn stats(file: &str, json: bool) -> ExitCode {
+    let data = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rtcore stats: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rtcore::stats::stats(&data) {
+        Ok(s) if json => {
+            println!("{}", s.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(s) => {
+            print!("{file}\n{}", s.to_text());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtcore stats: {file} is not a consistent trace: {e}");
+            ExitCode::FAILURE
         }
     }
 }
