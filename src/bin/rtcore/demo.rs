@@ -364,7 +364,7 @@ fn print_trace_stats(all: &[rtcore::stats::Stats]) {
         shares.join(", ")
     );
     let mut by_time: Vec<_> = reasons.into_iter().collect();
-    by_time.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    by_time.sort_by_key(|(_, (_, ns))| std::cmp::Reverse(*ns));
     let top: Vec<String> = by_time
         .iter()
         .take(3)
