@@ -1,0 +1,224 @@
+#![cfg(not(loom))]
+//! The reader survives any input: random bytes, and mutations of a valid
+//! trace (bits flipped, bytes inserted, deleted, duplicated, cut) — both
+//! with the framing left as the mutation made it and with every record's
+//! CRC recomputed, so the mutation reaches the batch decoder and the
+//! validator. The reader must return (an error or a summary), never panic;
+//! the statistics and the JSON export, which replay accepted traces, must
+//! not panic either. proptest shrinks any failure to a small input.
+
+use proptest::prelude::*;
+use rtcore::format::{
+    BatchBuilder, EventKind as K, RECORD_FRAME_LEN, RecordKind, Val, crc32, file_header,
+    generation_end_body, put_record, trace_end_body,
+};
+
+const ID: u64 = 0x5eed;
+
+/// A small valid trace: a header batch, two attached threads (one blocking
+/// and stolen from, one contending for a lock), sysmon, user events.
+fn valid_trace() -> Vec<u8> {
+    let mut out = file_header(ID).to_vec();
+    let mut h = BatchBuilder::new(ID, 1, 0, 0, 0);
+    h.event(K::ClockInfo, 0, &[Val::U(1_000_000_000), Val::U(7)]);
+    h.event(K::ProcsChange, 1, &[Val::U(2)]);
+    h.event(
+        K::ProcStatus,
+        1,
+        &[Val::U(0), Val::U(1), Val::U(5), Val::U(3)],
+    );
+    h.event(
+        K::ProcStatus,
+        1,
+        &[Val::U(1), Val::U(0), Val::U(0), Val::U(0)],
+    );
+    put_record(&mut out, RecordKind::Batch, &h.body);
+    let status = |b: &mut BatchBuilder, id: u64, state: u64, p: u64| {
+        b.event(K::String, 2, &[Val::U(1), Val::Bytes(b"worker")]);
+        b.event(
+            K::ThreadStatus,
+            2,
+            &[
+                Val::U(id),
+                Val::U(1),
+                Val::U(state),
+                Val::U(p),
+                Val::U(0),
+                Val::U(0),
+                Val::U(0),
+                Val::U(0),
+            ],
+        );
+    };
+    let mut a = BatchBuilder::new(ID, 1, 5, 0, 2);
+    status(&mut a, 5, 1, 1);
+    a.event(K::String, 3, &[Val::U(2), Val::Bytes(b"read")]);
+    a.event(K::EnterBlocking, 3, &[Val::U(0), Val::U(4), Val::U(2)]);
+    a.event(K::ExitBlockingSlow, 9, &[]);
+    a.event(K::ProcStart, 10, &[Val::U(1), Val::U(1)]);
+    a.event(K::RegionBegin, 11, &[Val::U(2)]);
+    a.event(K::Log, 12, &[Val::U(1), Val::U(2)]);
+    a.event(K::RegionEnd, 13, &[]);
+    a.event(K::Detach, 14, &[Val::U(1), Val::U(2), Val::U(0)]);
+    put_record(&mut out, RecordKind::Batch, &a.body);
+    let mut b = BatchBuilder::new(ID, 1, 6, 0, 2);
+    status(&mut b, 6, 2, 0);
+    b.event(K::ProcStart, 6, &[Val::U(0), Val::U(6)]);
+    b.event(K::LockContended, 7, &[Val::U(0x40), Val::U(1), Val::U(5)]);
+    b.event(
+        K::Block,
+        7,
+        &[Val::U(1), Val::U(0x40), Val::U(0), Val::U(7)],
+    );
+    b.event(K::Unblock, 8, &[Val::U(6), Val::U(1), Val::U(5)]);
+    b.event(K::ProcStart, 15, &[Val::U(1), Val::U(3)]);
+    b.event(K::LockAcquired, 16, &[Val::U(0x40), Val::U(9), Val::U(5)]);
+    b.event(K::Counter, 16, &[Val::U(1), Val::S(-3)]);
+    put_record(&mut out, RecordKind::Batch, &b.body);
+    let mut s = BatchBuilder::new(ID, 1, 2, 0, 4);
+    s.event(K::ProcSteal, 5, &[Val::U(0), Val::U(5), Val::U(5)]);
+    s.event(K::PreemptRequest, 6, &[Val::U(6), Val::U(1), Val::U(2)]);
+    s.event(K::StallOpen, 6, &[Val::U(1), Val::U(5)]);
+    s.event(K::StallResolved, 9, &[Val::U(1), Val::U(5)]);
+    put_record(&mut out, RecordKind::Batch, &s.body);
+    put_record(
+        &mut out,
+        RecordKind::GenerationEnd,
+        &generation_end_body(ID, 1, &[(0, 1), (2, 1), (5, 1), (6, 1)]),
+    );
+    put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+    out
+}
+
+/// Recompute every well-framed record's CRC, so a mutated body passes the
+/// framing check and reaches the decoder.
+fn refresh_crcs(bytes: &mut [u8]) {
+    let mut pos = rtcore::format::FILE_HEADER_LEN;
+    while pos + RECORD_FRAME_LEN <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        let body = pos + RECORD_FRAME_LEN;
+        if body + len > bytes.len() {
+            return;
+        }
+        let crc = crc32(&bytes[body..body + len]);
+        bytes[pos + 12..pos + 16].copy_from_slice(&crc.to_le_bytes());
+        pos = body + len;
+    }
+}
+
+/// Read `bytes` every way a user can: check, statistics, JSON export.
+fn read_all_ways(bytes: &[u8]) {
+    let checked = rtcore::reader::check(bytes);
+    let stats = rtcore::stats::stats(bytes);
+    assert_eq!(checked.is_ok(), stats.is_ok(), "check and stats disagree");
+    if let Ok(t) = rtcore::reader::parse(bytes) {
+        if rtcore::reader::validate(&t).is_ok() {
+            let mut sink = Vec::new();
+            rtcore::export::json::write(&t, &mut sink).expect("export to memory");
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Flip { at: usize, bit: u8 },
+    Set { at: usize, byte: u8 },
+    Insert { at: usize, bytes: Vec<u8> },
+    Delete { at: usize, len: usize },
+    Duplicate { at: usize, len: usize },
+    Cut { at: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..24)
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), 1usize..32).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (any::<usize>(), 1usize..64).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+        any::<usize>().prop_map(|at| Mutation::Cut { at }),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    let n = bytes.len().max(1);
+    match m {
+        Mutation::Flip { at, bit } => {
+            let i = at % n;
+            if i < bytes.len() {
+                bytes[i] ^= 1 << bit;
+            }
+        }
+        Mutation::Set { at, byte } => {
+            let i = at % n;
+            if i < bytes.len() {
+                bytes[i] = *byte;
+            }
+        }
+        Mutation::Insert { at, bytes: b } => {
+            let i = at % (bytes.len() + 1);
+            bytes.splice(i..i, b.iter().copied());
+        }
+        Mutation::Delete { at, len } => {
+            let i = at % n;
+            let end = (i + len).min(bytes.len());
+            if i < end {
+                bytes.drain(i..end);
+            }
+        }
+        Mutation::Duplicate { at, len } => {
+            let i = at % n;
+            let end = (i + len).min(bytes.len());
+            if i < end {
+                let copy: Vec<u8> = bytes[i..end].to_vec();
+                bytes.splice(end..end, copy);
+            }
+        }
+        Mutation::Cut { at } => {
+            let i = at % (bytes.len() + 1);
+            bytes.truncate(i);
+        }
+    }
+}
+
+#[test]
+fn the_sample_trace_is_valid() {
+    let t = valid_trace();
+    let s = rtcore::reader::check(&t).expect("the sample is valid");
+    assert!(s.events > 20);
+    read_all_ways(&t);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_are_rejected_without_panicking(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048)
+    ) {
+        read_all_ways(&bytes);
+        // With a valid file header in front, the records are random.
+        let mut with_header = file_header(ID).to_vec();
+        with_header.extend_from_slice(&bytes);
+        read_all_ways(&with_header);
+    }
+
+    #[test]
+    fn mutated_traces_never_panic(
+        ms in proptest::collection::vec(mutation(), 1..6),
+        fix_crcs in any::<bool>()
+    ) {
+        let mut t = valid_trace();
+        for m in &ms {
+            apply(&mut t, m);
+        }
+        if fix_crcs {
+            refresh_crcs(&mut t);
+        }
+        read_all_ways(&t);
+    }
+}
