@@ -4,3 +4,4 @@
 //! is known to be consistent.
 
 pub mod json;
+pub mod timeline;
