@@ -102,6 +102,7 @@ fn demo_runs_end_to_end_in_a_fresh_directory() {
             assert_eq!(code, 0, "{out}");
             let (ok, report) = check_json(&path.with_extension("json"), &["--min-threads", "8"]);
             assert!(ok, "{}: {report}", path.display());
+            assert!(path.with_extension("perfetto-trace").exists());
         }
     }
     assert!(traces >= 3, "{traces} traces in {}", demo.display());
@@ -201,6 +202,16 @@ fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
     assert!(
         parsed.status.success(),
         "stats --json is not the JSON it should be:\n{out}"
+    );
+
+    let pf = dir.join("good.perfetto-trace");
+    let (code, out, err) = rtcore(&["export", &p(&good), "--format", "perfetto", "-o", &p(&pf)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let bytes = std::fs::read(&pf).unwrap();
+    // A protobuf Trace: field 1 (packet), length-delimited, first.
+    assert!(
+        bytes.len() > 100 && bytes[0] == 0x0a,
+        "not a Perfetto trace"
     );
 
     // Bytes flipped in the middle: the CRC (or the state machines) catch it.

@@ -271,6 +271,7 @@ unsafe extern "C" fn sample_depths(user: *mut c_void) {
 struct TraceFile {
     path: PathBuf,
     json: PathBuf,
+    perfetto: PathBuf,
     events: u64,
     report: String,
 }
@@ -278,6 +279,7 @@ struct TraceFile {
 fn trace_once(n: usize, dir: &Path) -> TraceFile {
     let path = dir.join(format!("trace-{n}.rtctrace"));
     let json = dir.join(format!("trace-{n}.json"));
+    let perfetto = dir.join(format!("trace-{n}.perfetto-trace"));
     let cpath = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL");
     let cfg = rtc_trace_config {
         size: std::mem::size_of::<rtc_trace_config>() as u32,
@@ -311,6 +313,10 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
             let f = std::fs::File::create(&json).map_err(|e| e.to_string())?;
             let mut w = std::io::BufWriter::new(f);
             rtcore::export::json::write(&t, &mut w).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut w).map_err(|e| e.to_string())?;
+            let f = std::fs::File::create(&perfetto).map_err(|e| e.to_string())?;
+            let mut w = std::io::BufWriter::new(f);
+            rtcore::export::perfetto::write(&t, &mut w).map_err(|e| e.to_string())?;
             std::io::Write::flush(&mut w).map_err(|e| e.to_string())
         });
     if let Err(e) = exported {
@@ -320,6 +326,7 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
     TraceFile {
         path,
         json,
+        perfetto,
         events,
         report,
     }
@@ -481,10 +488,11 @@ pub fn run() -> ExitCode {
         }
         let t = trace_once(n, &dir);
         println!(
-            "  trace {n}: {} events, consistent; {} and {}",
+            "  trace {n}: {} events, consistent; {}, {} and {}",
             t.events,
             t.path.display(),
-            t.json.display()
+            t.json.display(),
+            t.perfetto.display()
         );
         traces.push(t);
         std::thread::sleep(TRACE_EVERY - TRACE_FOR);
@@ -558,12 +566,12 @@ pub fn run() -> ExitCode {
     );
     println!("Fix: take the index before the shard, as examples/kv.ranks declares.");
     println!(
-        "\nThe traces are in {}/ (trace-N.rtctrace, and trace-N.json for a viewer):",
+        "\nThe traces are in {}/ (trace-N.rtctrace; trace-N.json and trace-N.perfetto-trace for a viewer):",
         dir.display()
     );
     println!("  rtcore check {}/trace-1.rtctrace", dir.display());
     println!(
-        "  open https://ui.perfetto.dev, choose \"Open trace file\", and pick {}/trace-1.json",
+        "  open https://ui.perfetto.dev, choose \"Open trace file\", and pick {}/trace-1.perfetto-trace (or trace-1.json)",
         dir.display()
     );
     let _ = rtc_shutdown();

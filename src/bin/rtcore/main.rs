@@ -34,6 +34,8 @@ struct Cli {
 enum ExportFormat {
     /// Chrome JSON Trace Event Format.
     Json,
+    /// Perfetto's protobuf trace (TracePacket stream).
+    Perfetto,
 }
 
 #[cfg(not(loom))]
@@ -76,12 +78,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Export a trace for a viewer. JSON: Chrome's Trace Event Format,
-    /// which ui.perfetto.dev opens ("Open trace file"): threads as tracks,
+    /// Export a trace for a viewer: JSON (Chrome's Trace Event Format) or
+    /// Perfetto's own protobuf format, both of which ui.perfetto.dev opens
+    /// ("Open trace file"): threads as tracks,
     /// their states and regions as slices, lock waits with an arrow from
     /// the releasing thread, counters, sysmon's actions as instants.
     ///
-    /// Example: rtcore export rtcore-demo/trace-1.rtctrace --format json -o trace-1.json
+    /// Example: rtcore export rtcore-demo/trace-1.rtctrace --format perfetto -o trace-1.perfetto-trace
     Export {
         /// The trace file.
         file: String,
@@ -139,9 +142,9 @@ fn main() -> ExitCode {
         Command::Stats { file, json } => stats(&file, json),
         Command::Export {
             file,
-            format: ExportFormat::Json,
+            format,
             output,
-        } => export_json(&file, &output),
+        } => export(&file, format, &output),
         Command::Stress {
             threads,
             cycles,
@@ -229,10 +232,14 @@ fn check(file: &str) -> ExitCode {
     }
 }
 
-/// `rtcore export FILE --format json -o OUT`: only a consistent trace is
-/// exported (the export replays its state machines).
+/// `rtcore export FILE --format json|perfetto -o OUT`: only a consistent
+/// trace is exported (the export replays its state machines).
 #[cfg(not(loom))]
-fn export_json(file: &str, output: &str) -> ExitCode {
+fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
+    let write = |t: &rtcore::reader::Trace, w: &mut dyn std::io::Write| match format {
+        ExportFormat::Json => rtcore::export::json::write(t, &mut &mut *w),
+        ExportFormat::Perfetto => rtcore::export::perfetto::write(t, &mut &mut *w),
+    };
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
@@ -251,7 +258,7 @@ fn export_json(file: &str, output: &str) -> ExitCode {
     let written = if output == "-" {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
-        rtcore::export::json::write(&trace, &mut w).and_then(|s| {
+        write(&trace, &mut w).and_then(|s| {
             use std::io::Write;
             w.flush().map(|_| s)
         })
@@ -261,7 +268,7 @@ fn export_json(file: &str, output: &str) -> ExitCode {
         let tmp = format!("{output}.tmp-{}", std::process::id());
         let r = std::fs::File::create(&tmp).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
-            let s = rtcore::export::json::write(&trace, &mut w)?;
+            let s = write(&trace, &mut w)?;
             use std::io::Write;
             w.flush()?;
             Ok(s)
