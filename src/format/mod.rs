@@ -414,6 +414,11 @@ mod tests {
         for (i, k) in EventKind::ALL.iter().enumerate() {
             assert_eq!(*k as u8 as usize, i + 1, "{}", k.name());
             assert_eq!(EventKind::from_u8(*k as u8), Some(*k));
+            assert!(
+                k.args().len() <= crate::reader::parse::MAX_ARGS,
+                "{}",
+                k.name()
+            );
             let bytes = k.args().iter().filter(|a| **a == Arg::Bytes).count();
             assert!(bytes == 0 || *k == EventKind::String);
         }

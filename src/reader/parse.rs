@@ -114,8 +114,59 @@ pub struct Event {
     pub offset: usize,
     /// Argument values in `kind.args()` order (a `Bytes` argument is
     /// stored in `bytes`, its slot here holds its length).
-    pub args: Vec<u64>,
+    pub args: Args,
     pub bytes: Option<Vec<u8>>,
+}
+
+/// An event's argument values, held inline (no event has more than
+/// `MAX_ARGS`): decoding an event allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Args {
+    vals: [u64; MAX_ARGS],
+    len: u8,
+}
+
+/// The most arguments an event kind has.
+pub const MAX_ARGS: usize = 8;
+
+impl Args {
+    pub fn new() -> Args {
+        Args {
+            vals: [0; MAX_ARGS],
+            len: 0,
+        }
+    }
+    fn push(&mut self, v: u64) {
+        self.vals[self.len as usize] = v;
+        self.len += 1;
+    }
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args::new()
+    }
+}
+
+impl std::ops::Deref for Args {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        &self.vals[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Args {
+    type Item = &'a u64;
+    type IntoIter = std::slice::Iter<'a, u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self[..].iter()
+    }
+}
+
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// A thread's events in one generation, in batch order.
@@ -344,7 +395,7 @@ fn batch(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadE
         ts = ts
             .checked_add(delta)
             .map_or_else(|| err(ev_at, "timestamp overflows 64 bits"), Ok)?;
-        let mut args = Vec::with_capacity(kind.args().len());
+        let mut args = Args::new();
         let mut bytes = None;
         for a in kind.args() {
             let v = b.uvarint(kind.name())?;

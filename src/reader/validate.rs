@@ -126,6 +126,9 @@ struct Gen {
     tasks_begun: HashSet<u64>,
     tasks_ended: HashSet<u64>,
     ranges: HashMap<u64, Ranges>,
+    /// Events by kind code (folded into the summary's map at the end: a
+    /// map update per event cost more than the rest of the step).
+    kinds: [u64; 256],
 }
 
 fn fail<T>(e: &Event, what: String) -> Result<T, ReadError> {
@@ -183,8 +186,9 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
         tasks_begun: HashSet::new(),
         tasks_ended: HashSet::new(),
         ranges: HashMap::new(),
+        kinds: [0; 256],
     };
-    header(g.number, h, &mut st, sum)?;
+    header(g.number, h, &mut st)?;
     // Names (for messages) from statuses and attaches.
     for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
         for e in &s.events {
@@ -202,12 +206,12 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
     for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
         let mut i = 0;
         while i < s.events.len() && s.events[i].kind == EventKind::String {
-            *sum.by_kind.entry(s.events[i].kind.name()).or_default() += 1;
+            st.kinds[s.events[i].kind as usize] += 1;
             i += 1;
         }
         if let Some(e) = s.events.get(i) {
             if e.kind == EventKind::ThreadStatus {
-                *sum.by_kind.entry(e.kind.name()).or_default() += 1;
+                st.kinds[e.kind as usize] += 1;
                 status(*id, e, &mut st)?;
                 i += 1;
             }
@@ -224,7 +228,7 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
             while let Some(e) = s.events.get(*pos) {
                 match step(*id, e, &mut st, sum) {
                     Apply => {
-                        *sum.by_kind.entry(e.kind.name()).or_default() += 1;
+                        st.kinds[e.kind as usize] += 1;
                         *pos += 1;
                         progressed = true;
                     }
@@ -252,6 +256,11 @@ fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
     }
     sum.open_at_end += st.tasks_begun.difference(&st.tasks_ended).count() as u64;
     sum.open_at_end += st.stalls.len() as u64;
+    for k in crate::format::EventKind::ALL {
+        if st.kinds[*k as usize] > 0 {
+            *sum.by_kind.entry(k.name()).or_default() += st.kinds[*k as usize];
+        }
+    }
     // Ended here, begun before the trace (or the generation): legal.
     sum.crossed_start += st.tasks_ended.difference(&st.tasks_begun).count() as u64;
     Ok(())
@@ -269,10 +278,10 @@ fn stuck(mut blocked: Vec<(&Event, u64, Verdict)>) -> Result<(), ReadError> {
     }
 }
 
-fn header(number: u64, h: &Stream, st: &mut Gen, sum: &mut Summary) -> Result<(), ReadError> {
+fn header(number: u64, h: &Stream, st: &mut Gen) -> Result<(), ReadError> {
     let mut seen_clock = false;
     for e in h.events.iter() {
-        *sum.by_kind.entry(e.kind.name()).or_default() += 1;
+        st.kinds[e.kind as usize] += 1;
         match e.kind {
             EventKind::String => {}
             EventKind::ClockInfo => {
