@@ -169,12 +169,43 @@ impl fmt::Debug for Args {
     }
 }
 
+/// Hashing for string ids: looked up for every string argument of every
+/// event, where SipHash's cost showed. The ids come from the file (so may
+/// be hostile), hence a multiply-and-fold mix rather than the identity.
+#[derive(Clone, Copy, Default)]
+pub struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^ (x >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    }
+}
+
 /// A thread's events in one generation, in batch order.
 #[derive(Clone, Debug, Default)]
 pub struct Stream {
     pub events: Vec<Event>,
     /// String table of this (generation, thread).
-    pub strings: HashMap<u64, String>,
+    pub strings: HashMap<u64, String, IdHash>,
 }
 
 impl Stream {
