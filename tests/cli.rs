@@ -252,6 +252,9 @@ fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
     assert!(out.contains(": inconsistent: "), "{out}");
     let (code, _, err) = rtcore(&["export", &p(&cut), "--format", "json", "-o", "-"]);
     assert_eq!(code, 1, "{err}");
+    let (code, _, err) = rtcore(&["stats", &p(&cut), "--json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a consistent trace"), "{err}");
 
     // A file that is not there.
     let (code, _, err) = rtcore(&["check", &p(&dir.join("missing"))]);
