@@ -242,6 +242,17 @@ pub fn first_record_offset() -> usize {
 
 /// Parse and check a whole trace.
 pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
+    parse_with(input, None)
+}
+
+/// What to do with each generation as soon as its end is read.
+pub type OnGeneration<'a> = &'a mut dyn FnMut(&Generation) -> Result<(), ReadError>;
+
+/// Parse, handing each generation to `on_end` as soon as its end record is
+/// read, then dropping its events (keeping its number and batch counts):
+/// memory stays bounded by one generation. With `None`, every generation
+/// is kept in the returned trace.
+pub fn parse_with(input: &[u8], mut on_end: Option<OnGeneration<'_>>) -> Result<Trace, ReadError> {
     let mut c = Cursor {
         buf: input,
         pos: 0,
@@ -322,7 +333,14 @@ pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
         let generation = b.uvarint("record body")?;
         match kind {
             RecordKind::Batch => batch(&mut t, &mut b, generation)?,
-            RecordKind::GenerationEnd => generation_end(&mut t, &mut b, generation)?,
+            RecordKind::GenerationEnd => {
+                generation_end(&mut t, &mut b, generation)?;
+                if let Some(f) = on_end.as_mut() {
+                    let g = t.generations.last_mut().expect("just ended");
+                    f(g)?;
+                    g.streams = BTreeMap::new();
+                }
+            }
             RecordKind::TraceEnd => {
                 let last = t.generations.last().map_or(0, |g| g.number);
                 if generation != last {

@@ -162,7 +162,8 @@ pub fn validate(t: &Trace) -> Result<Summary, ReadError> {
     Ok(sum)
 }
 
-fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
+/// Validate one generation, adding to `sum` (events by kind, ranges).
+pub fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
     let Some(h) = g.streams.get(&0) else {
         let offset = g
             .streams
