@@ -112,10 +112,10 @@ pub struct Event {
     pub generation: u64,
     /// Byte offset of the event's kind byte in the input.
     pub offset: usize,
-    /// Argument values in `kind.args()` order (a `Bytes` argument is
-    /// stored in `bytes`, its slot here holds its length).
+    /// Argument values in `kind.args()` order (a `Bytes` argument's slot
+    /// holds its length; a `string` event's text is in its stream's
+    /// `strings`).
     pub args: Args,
-    pub bytes: Option<Vec<u8>>,
 }
 
 /// An event's argument values, held inline (no event has more than
@@ -445,13 +445,13 @@ fn batch(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadE
             .checked_add(delta)
             .map_or_else(|| err(ev_at, "timestamp overflows 64 bits"), Ok)?;
         let mut args = Args::new();
-        let mut bytes = None;
+        let mut bytes: &[u8] = &[];
         for a in kind.args() {
             let v = b.uvarint(kind.name())?;
             match a {
                 Arg::Bytes => {
                     let len = usize::try_from(v).unwrap_or(usize::MAX);
-                    bytes = Some(b.bytes(len, kind.name())?.to_vec());
+                    bytes = b.bytes(len, kind.name())?;
                 }
                 Arg::Str if v != 0 && !stream.strings.contains_key(&v) => {
                     return err(
@@ -468,7 +468,7 @@ fn batch(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadE
         }
         if kind == EventKind::String {
             let id = args[0];
-            let text = String::from_utf8_lossy(bytes.as_deref().unwrap_or(&[])).into_owned();
+            let text = String::from_utf8_lossy(bytes).into_owned();
             if id == 0 || stream.strings.insert(id, text).is_some() {
                 return err(
                     ev_at,
@@ -483,7 +483,6 @@ fn batch(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadE
             generation: gen_number,
             offset: ev_at,
             args,
-            bytes,
         });
         n += 1;
     }
