@@ -77,7 +77,11 @@ int main(void) {
     CHECK_STATUS(rtc_trace_stop(), RTC_OK);
     char report[1024];
     CHECK_STATUS(rtc_trace_check(trace, trace_len, report, sizeof report), RTC_OK);
-    CHECK_CONTAINS(report, "lock contended");
+    /* Runtime events to damage (a contended lock is likely but not certain
+     * in so short a window under valgrind). */
+    CHECK_CONTAINS(report, "valid trace");
+    CHECK_CONTAINS(report, "enter blocking");
+    CHECK_CONTAINS(report, "region begin");
 
     /* Valgrind (RTC_TEST_SLOW) checks fewer copies, each much more slowly. */
     int rounds = getenv("RTC_TEST_SLOW") ? 200 : 20 * rtc_t_scale(), ok = 0, bad = 0, other = 0;
