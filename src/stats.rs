@@ -216,22 +216,6 @@ fn ms(ns: u64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 impl Stats {
     pub fn bytes_per_event(&self) -> f64 {
         self.bytes as f64 / self.events.max(1) as f64
@@ -374,7 +358,7 @@ impl Stats {
                 o,
                 "{{\"id\":{},\"name\":{},\"events\":{},\"state_ns\":{{",
                 t.id,
-                json_str(&t.name),
+                crate::export::json::esc(&t.name),
                 t.events
             );
             for (j, s) in STATES.iter().enumerate() {
@@ -393,7 +377,7 @@ impl Stats {
             let _ = write!(
                 o,
                 "{{\"reason\":{},\"count\":{},\"total_ns\":{}}}",
-                json_str(&r.reason),
+                crate::export::json::esc(&r.reason),
                 r.count,
                 r.total_ns
             );
@@ -412,7 +396,7 @@ impl Stats {
                 o,
                 "{{\"address\":{},\"name\":{},\"contentions\":{},\"wait_total_ns\":{},\"wait_max_ns\":{},\"owners\":{{{}}}}}",
                 l.address,
-                json_str(&l.name),
+                crate::export::json::esc(&l.name),
                 l.contentions,
                 l.wait_total_ns,
                 l.wait_max_ns,
@@ -436,7 +420,7 @@ impl Stats {
             if i > 0 {
                 o.push(',');
             }
-            let _ = write!(o, "{}:{n}", json_str(k));
+            let _ = write!(o, "{}:{n}", crate::export::json::esc(k));
         }
         o.push_str("}}");
         o

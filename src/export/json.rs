@@ -14,7 +14,9 @@ const PID: u64 = 1;
 
 pub use super::timeline::STATE_TID_BASE;
 
-fn esc(s: &str) -> String {
+/// `s` as a JSON string literal (quotes included). Shared by the exports
+/// and the statistics.
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for ch in s.chars() {

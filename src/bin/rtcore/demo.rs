@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use rtcore::ffi::general::{rtc_last_error_message, rtc_shutdown};
+use rtcore::ffi::general::rtc_shutdown;
 use rtcore::ffi::mutex::{rtc_mutex_init, rtc_mutex_lock_at, rtc_mutex_unlock};
 use rtcore::ffi::ranks::{rtc_lockrank_last_report, rtc_lockrank_violations, rtc_ranks_load};
 use rtcore::ffi::sysmon::{rtc_sysmon_get_stats, rtc_sysmon_hook_add, rtc_sysmon_stats};
@@ -77,18 +77,8 @@ impl Lock {
     }
 }
 
-fn last_error() -> String {
-    let mut buf = vec![0u8; 1024];
-    rtc_last_error_message(buf.as_mut_ptr().cast(), buf.len());
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 fn check(s: rtc_status, what: &str) {
-    if s != RTC_OK {
-        eprintln!("rtcore demo: {what} failed: {s:?}: {}", last_error());
-        std::process::exit(2);
-    }
+    super::ffi_ok("demo", s, what);
 }
 
 fn blocking(reason: &CStr, f: impl FnOnce() -> isize) -> isize {

@@ -176,15 +176,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// A trace file's bytes, or exit status 2 after saying why it can't be read.
+#[cfg(not(loom))]
+fn read_trace(cmd: &str, file: &str) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(file).map_err(|e| {
+        eprintln!("rtcore {cmd}: cannot read {file}: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// A status from the C ABI the caller cannot do without: on failure, say
+/// which call failed and why (rtcore's last error) and exit with 2. For
+/// the demo and the stress, which use the library as a C program would.
+#[cfg(not(loom))]
+fn ffi_ok(tool: &str, st: rtcore::status::rtc_status, what: &str) {
+    if st != rtcore::status::rtc_status::RTC_OK {
+        let mut buf = vec![0u8; 1024];
+        let n = rtcore::ffi::general::rtc_last_error_message(buf.as_mut_ptr().cast(), buf.len());
+        buf.truncate(n.min(buf.len() - 1));
+        eprintln!(
+            "rtcore {tool}: {what} failed: {st:?}: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        std::process::exit(2);
+    }
+}
+
 /// `rtcore stats FILE [--json]`: exit 1 for an inconsistent trace.
 #[cfg(not(loom))]
 fn stats(file: &str, json: bool) -> ExitCode {
-    let data = match std::fs::read(file) {
+    let data = match read_trace("stats", file) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("rtcore stats: cannot read {file}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match rtcore::stats::stats(&data) {
         Ok(s) if json => {
@@ -205,12 +228,9 @@ fn stats(file: &str, json: bool) -> ExitCode {
 /// `rtcore check FILE`.
 #[cfg(not(loom))]
 fn check(file: &str) -> ExitCode {
-    let data = match std::fs::read(file) {
+    let data = match read_trace("check", file) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("rtcore check: cannot read {file}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match rtcore::reader::check(&data) {
         Ok(s) => {
@@ -240,12 +260,9 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
         ExportFormat::Json => rtcore::export::json::write(t, &mut &mut *w),
         ExportFormat::Perfetto => rtcore::export::perfetto::write(t, &mut &mut *w),
     };
-    let data = match std::fs::read(file) {
+    let data = match read_trace("export", file) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("rtcore export: cannot read {file}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let trace =
         match rtcore::reader::parse(&data).and_then(|t| rtcore::reader::validate(&t).map(|_| t)) {

@@ -70,20 +70,10 @@ fn c(s: &str) -> CString {
     CString::new(s).expect("no NUL")
 }
 
-fn last_error() -> String {
-    let mut buf = vec![0u8; 512];
-    let n = rtc_last_error_message(buf.as_mut_ptr().cast(), buf.len());
-    buf.truncate(n.min(511));
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 /// A failed call the workload cannot do without ends the process: the
 /// stress would measure nothing meaningful after it.
 fn ok(st: rtc_status, what: &str) {
-    if st != rtc_status::RTC_OK {
-        eprintln!("rtcore stress: {what} failed: {st:?}: {}", last_error());
-        std::process::exit(2);
-    }
+    super::ffi_ok("stress", st, what);
 }
 
 // ---- the sink: an in-memory buffer ------------------------------------------
