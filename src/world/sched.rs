@@ -31,7 +31,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64,
-    Ordering::{Relaxed, SeqCst},
+    Ordering::{Relaxed, Release, SeqCst},
 };
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -421,6 +421,17 @@ impl World {
 
     fn bump_pseq(&self, i: usize) -> u64 {
         self.pseq[i].fetch_add(1, SeqCst) + 1
+    }
+
+    /// `bump_pseq` by the P's owner while it alone may change the P
+    /// (RUNNING(self) before entering a region; SYSCALL(self) after winning
+    /// the exit CAS): no other writer, so a load and a store do, and the
+    /// blocking-region fast paths pay no locked instruction for it. Later
+    /// writers see the value through the P word's SeqCst transitions.
+    fn bump_pseq_owned(&self, i: usize) -> u64 {
+        let v = self.pseq[i].load(Relaxed) + 1;
+        self.pseq[i].store(v, Release);
+        v
     }
 
     /// Record that `t` (the calling thread) now runs on the P it was
@@ -837,7 +848,7 @@ impl World {
         };
         // Only this thread changes a RUNNING(self) word. Trace: recorded
         // while still RUNNING (before the P can be claimed).
-        let seq = self.bump_pseq(i);
+        let seq = self.bump_pseq_owned(i);
         record::emit(
             EventKind::EnterBlocking,
             &[A::U(i as u64), A::U(seq), A::Str(reason.unwrap_or(""))],
@@ -881,7 +892,7 @@ impl World {
                 // Trace: protected by the stop (RUNNING on the P again; no
                 // stop completed since the region began, or it would have
                 // claimed the P).
-                let seq = self.bump_pseq(i);
+                let seq = self.bump_pseq_owned(i);
                 record::emit(EventKind::ExitBlockingFast, &[A::U(i as u64), A::U(seq)]);
                 rec.set_state(TState::Running);
                 if stop_pending {
