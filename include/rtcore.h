@@ -970,7 +970,8 @@ rtc_status rtc_trace_stats_json(const char *path, char *buf, size_t len, size_t 
 rtc_status rtc_trace_check(const uint8_t *data, size_t len, char *report, size_t report_len);
 
 /**
- * `rtc_trace_check` on the file at `path`.
+ * `rtc_trace_check` on the file at `path`. The file is read as it is
+ * checked, never whole: memory stays bounded by its largest generation.
  *
  * Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
  * read; `RTC_ERR_NULL`.

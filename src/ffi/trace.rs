@@ -284,8 +284,14 @@ pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
     })
 }
 
-fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::status::Result<()> {
-    match crate::reader::check(data) {
+/// Report a check's outcome: the summary or the rejection, in `report`.
+fn report_check(
+    checked: Result<crate::reader::Summary, crate::reader::ReadError>,
+    bytes: u64,
+    report: *mut c_char,
+    report_len: usize,
+) -> crate::status::Result<()> {
+    match checked {
         Ok(s) => {
             let kinds: Vec<String> = s
                 .by_kind
@@ -299,7 +305,7 @@ fn check_bytes(data: &[u8], report: *mut c_char, report_len: usize) -> crate::st
                     s.events,
                     s.generations,
                     s.threads,
-                    data.len(),
+                    bytes,
                     s.crossed_start,
                     s.open_at_end,
                     kinds.join(", ")
@@ -402,11 +408,17 @@ pub extern "C" fn rtc_trace_check(
             // SAFETY: the caller promises `len` readable bytes at `data`.
             unsafe { std::slice::from_raw_parts(data, len) }
         };
-        check_bytes(bytes, report, report_len)
+        report_check(
+            crate::reader::check(bytes),
+            bytes.len() as u64,
+            report,
+            report_len,
+        )
     })
 }
 
-/// `rtc_trace_check` on the file at `path`.
+/// `rtc_trace_check` on the file at `path`. The file is read as it is
+/// checked, never whole: memory stays bounded by its largest generation.
 ///
 /// Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
 /// read; `RTC_ERR_NULL`.
@@ -418,14 +430,17 @@ pub extern "C" fn rtc_trace_check_file(
 ) -> rtc_status {
     boundary("rtc_trace_check_file", || {
         let path = required_str(path, "path", "rtc_trace_check_file")?;
-        let data = std::fs::read(path).map_err(|e| {
+        // Read as it is checked: memory stays bounded by one generation.
+        let io_error = |e: std::io::Error| {
             let e = Error::new(
                 RTC_ERR_IO,
                 format!("rtc_trace_check_file: cannot read '{path}': {e}"),
             );
             super::copy_out(&e.message, report, report_len);
             e
-        })?;
-        check_bytes(&data, report, report_len)
+        };
+        let bytes = std::fs::metadata(path).map_err(io_error)?.len();
+        let checked = crate::reader::check_file(std::path::Path::new(path)).map_err(io_error)?;
+        report_check(checked, bytes, report, report_len)
     })
 }

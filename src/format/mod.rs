@@ -73,7 +73,7 @@ macro_rules! event_kinds {
             /// Every kind, in code order.
             pub const ALL: &'static [EventKind] = &[$(EventKind::$name),*];
 
-            pub fn from_u8(v: u8) -> Option<EventKind> {
+            pub const fn from_u8(v: u8) -> Option<EventKind> {
                 match v {
                     $( $code => Some(EventKind::$name), )*
                     _ => None,
@@ -88,7 +88,7 @@ macro_rules! event_kinds {
             }
 
             /// The arguments, in order.
-            pub fn args(self) -> &'static [Arg] {
+            pub const fn args(self) -> &'static [Arg] {
                 match self {
                     $( EventKind::$name => &[$($arg),*], )*
                 }

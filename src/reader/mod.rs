@@ -1,7 +1,9 @@
-//! Reading traces: parsing and checking framing and batches (`parse`), then
-//! the rules the events obey (`validate`). It knows the format
+//! Reading traces: framing, record by record, one generation buffered at a
+//! time (`parse::Records`); decoding a thread's events from those bytes
+//! (`decode`); the rules the events obey (`validate`). It knows the format
 //! (`crate::format`), never the runtime.
 
+pub mod decode;
 pub mod parse;
 pub mod states;
 pub mod validate;
@@ -9,33 +11,45 @@ pub mod validate;
 pub use parse::{Event, Generation, ReadError, Stream, Trace, parse};
 pub use validate::{Summary, validate};
 
-/// Parse and validate, one generation at a time: each is validated as soon
-/// as its end is read and then dropped, so memory stays bounded by one
-/// generation (and the input).
+/// Check a trace in memory (see `check_reader`).
 pub fn check(bytes: &[u8]) -> Result<Summary, ReadError> {
+    check_reader(bytes)
+}
+
+/// Check a trace file without reading it into memory first.
+pub fn check_file(path: &std::path::Path) -> std::io::Result<Result<Summary, ReadError>> {
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
+    }
+    Ok(check_reader(std::io::BufReader::with_capacity(1 << 16, f)))
+}
+
+/// Parse and validate a trace as it is read, one generation at a time:
+/// only the current generation's bytes are buffered, each stream's events
+/// are decoded as the validator reaches them and dropped once applied.
+/// Memory is bounded by the largest generation
+/// (`Summary::max_generation_bytes`), not by the trace.
+pub fn check_reader(input: impl std::io::Read) -> Result<Summary, ReadError> {
+    let mut records = parse::Records::open(input)?;
     let mut sum = Summary::default();
     let mut threads = std::collections::HashSet::new();
-    let t = parse::parse_with(
-        bytes,
-        Some(&mut |g: &Generation| {
-            validate::generation(g, &mut sum)?;
-            threads.extend(g.streams.keys().copied().filter(|id| *id != 0));
-            Ok(())
-        }),
-    )?;
-    if t.generations.is_empty() {
-        return Err(ReadError {
-            message: "a trace with no generation (nothing was recorded between the header and the end marker)".into(),
-            offset: parse::first_record_offset(),
-            time: None,
-        });
+    while let Some(l) = records.next_generation()? {
+        validate::check_generation(&l, records.buffered(), &mut sum)?;
+        threads.extend(l.threads.keys().copied().filter(|id| *id != 0));
+        sum.generations += 1;
+        sum.max_generation_bytes = sum.max_generation_bytes.max(l.bytes);
     }
-    sum.events = t.events;
-    sum.generations = t.generations.len();
+    if sum.generations == 0 {
+        return Err(validate::no_generation());
+    }
+    sum.events = sum.by_kind.values().sum();
     sum.threads = threads.len();
     Ok(sum)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,8 +86,20 @@ mod tests {
         out
     }
 
+    /// Hands out at most `n` bytes per read, as a pipe may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let k = self.1.min(out.len()).min(self.0.len());
+            out[..k].copy_from_slice(&self.0[..k]);
+            self.0 = &self.0[k..];
+            Ok(k)
+        }
+    }
+
     #[test]
-    fn check_validates_each_generation_as_it_ends_and_drops_it() {
+    fn check_buffers_one_generation_and_agrees_with_parsing_everything() {
         let bytes = trace(3, 100);
         let s = check(&bytes).unwrap();
         assert_eq!((s.generations, s.threads), (3, 1));
@@ -81,26 +107,54 @@ mod tests {
         assert_eq!(s.by_kind["log"], 300);
         // The same answer as parsing everything first.
         assert_eq!(validate(&parse(&bytes).unwrap()).unwrap(), s);
-        // What check keeps: every generation's number and counts, no event.
-        let mut seen = Vec::new();
-        let t = parse::parse_with(
-            &bytes,
-            Some(&mut |g: &Generation| {
-                seen.push(g.streams.values().map(|s| s.events.len()).sum::<usize>());
-                Ok(())
-            }),
-        )
-        .unwrap();
-        assert_eq!(seen, vec![102, 102, 102]);
-        assert!(
-            t.generations
-                .iter()
-                .all(|g| g.streams.is_empty() && g.ended)
-        );
-        // A bad event in the second generation is found there.
+        // Only one generation is buffered: a third of the trace.
+        assert!(s.max_generation_bytes > 0);
+        assert!(s.max_generation_bytes < bytes.len() / 3, "{s:?}");
+        // Short reads change nothing.
+        for n in [1, 7, 4096] {
+            assert_eq!(check_reader(Trickle(&bytes, n)).unwrap(), s);
+        }
+        // A bad event in the second generation is found there, whichever
+        // way the trace is read.
         let mut bad = trace(3, 100);
         let second = bad.len() / 2;
         bad[second] ^= 0x40;
-        assert!(check(&bad).is_err());
+        let e = check(&bad).unwrap_err();
+        assert_eq!(check_reader(Trickle(&bad, 3)).unwrap_err(), e);
+        assert_eq!(parse(&bad).and_then(|t| validate(&t)).unwrap_err(), e);
+    }
+
+    #[test]
+    fn check_and_parse_report_the_same_first_error() {
+        // Two threads, each with a decoding error in its second batch; the
+        // one earlier in the input is reported, by both readers.
+        let mut out = file_header(9).to_vec();
+        let mut h = BatchBuilder::new(9, 1, 0, 0, 0);
+        h.event(EventKind::ClockInfo, 0, &[Val::U(1_000_000_000), Val::U(0)]);
+        put_record(&mut out, RecordKind::Batch, &h.body);
+        let mut bad_at = Vec::new();
+        for thread in [7u64, 4] {
+            let mut b = BatchBuilder::new(9, 1, thread, 0, 0);
+            b.event(EventKind::String, 0, &[Val::U(1), Val::Bytes(b"x")]);
+            put_record(&mut out, RecordKind::Batch, &b.body);
+        }
+        for thread in [7u64, 4] {
+            let mut b = BatchBuilder::new(9, 1, thread, 1, 0);
+            b.event(EventKind::Log, 1, &[Val::U(1), Val::U(1)]);
+            // A log naming string 5, never defined.
+            bad_at.push(out.len() + crate::format::RECORD_FRAME_LEN + b.body.len());
+            b.event(EventKind::Log, 2, &[Val::U(5), Val::U(1)]);
+            put_record(&mut out, RecordKind::Batch, &b.body);
+        }
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(9, 1, &[(0, 1), (4, 2), (7, 2)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(9, 1));
+        let e = check(&out).unwrap_err();
+        assert!(e.message.contains("thread 7 has not defined"), "{e}");
+        assert_eq!(e.offset, bad_at[0]);
+        assert_eq!(parse(&out).unwrap_err(), e);
     }
 }

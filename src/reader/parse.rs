@@ -12,10 +12,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::io::Read;
 
 use crate::format::{
-    self, Arg, EventKind, FILE_HEADER_LEN, FILE_MAGIC, MAX_RECORD_BODY, RECORD_FRAME_LEN,
-    RECORD_MAGIC, RecordKind, VERSION,
+    self, EventKind, FILE_HEADER_LEN, FILE_MAGIC, MAX_RECORD_BODY, RECORD_FRAME_LEN, RECORD_MAGIC,
+    RecordKind, VERSION,
 };
 
 /// A reason to reject a trace, with where it was found.
@@ -60,18 +61,6 @@ impl<'a> Cursor<'a> {
     fn offset(&self) -> usize {
         self.base + self.pos
     }
-    fn at_end(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, ReadError> {
-        match self.buf.get(self.pos) {
-            Some(b) => {
-                self.pos += 1;
-                Ok(*b)
-            }
-            None => err(self.offset(), format!("truncated {what}")),
-        }
-    }
     fn u64_le(&mut self, what: &str) -> Result<u64, ReadError> {
         let b = self.bytes(8, what)?;
         let mut a = [0u8; 8];
@@ -102,7 +91,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// One decoded event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
     /// Nanoseconds since the trace's clock origin.
@@ -116,6 +105,20 @@ pub struct Event {
     /// holds its length; a `string` event's text is in its stream's
     /// `strings`).
     pub args: Args,
+}
+
+impl Event {
+    /// A slot to decode into.
+    pub(crate) fn empty() -> Event {
+        Event {
+            kind: EventKind::Log,
+            ts: 0,
+            thread: 0,
+            generation: 0,
+            offset: 0,
+            args: Args::new(),
+        }
+    }
 }
 
 /// An event's argument values, held inline (no event has more than
@@ -136,7 +139,7 @@ impl Args {
             len: 0,
         }
     }
-    fn push(&mut self, v: u64) {
+    pub(crate) fn push(&mut self, v: u64) {
         self.vals[self.len as usize] = v;
         self.len += 1;
     }
@@ -222,6 +225,8 @@ pub struct Generation {
     pub streams: BTreeMap<u64, Stream>,
     /// Batches seen per thread.
     pub batches: BTreeMap<u64, u64>,
+    /// Bytes of the generation's record bodies (what reading it buffers).
+    pub bytes: usize,
     pub ended: bool,
 }
 
@@ -240,259 +245,366 @@ pub fn first_record_offset() -> usize {
     FILE_HEADER_LEN
 }
 
-/// Parse and check a whole trace.
+/// Parse and check a whole trace, every event in memory (for statistics,
+/// exports and tests; `reader::check` validates without keeping events).
 pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
-    parse_with(input, None)
-}
-
-/// What to do with each generation as soon as its end is read.
-pub type OnGeneration<'a> = &'a mut dyn FnMut(&Generation) -> Result<(), ReadError>;
-
-/// Parse, handing each generation to `on_end` as soon as its end record is
-/// read, then dropping its events (keeping its number and batch counts):
-/// memory stays bounded by one generation. With `None`, every generation
-/// is kept in the returned trace.
-pub fn parse_with(input: &[u8], mut on_end: Option<OnGeneration<'_>>) -> Result<Trace, ReadError> {
-    let mut c = Cursor {
-        buf: input,
-        pos: 0,
-        base: 0,
-    };
-    if input.len() < FILE_HEADER_LEN {
-        return err(
-            0,
-            format!(
-                "not an rtcore trace: {} bytes, shorter than the {FILE_HEADER_LEN}-byte header",
-                input.len()
-            ),
-        );
-    }
-    let magic = c.bytes(8, "file header")?;
-    if magic != FILE_MAGIC {
-        return err(0, "not an rtcore trace: bad magic (expected \"RTCTRACE\")");
-    }
-    let version = u16::from_le_bytes([input[8], input[9]]);
-    if version != VERSION {
-        return err(
-            8,
-            format!("unsupported trace format version {version} (this reader knows {VERSION})"),
-        );
-    }
-    c.pos = 16;
-    let trace_id = c.u64_le("file header")?;
+    let mut records = Records::open(input)?;
     let mut t = Trace {
-        trace_id,
-        version,
-        bytes: input.len(),
+        trace_id: records.trace_id,
+        version: VERSION,
         ..Default::default()
     };
-    let mut ended = false;
-    while !c.at_end() {
-        let at = c.offset();
-        if ended {
-            return err(at, "data after the end-of-trace marker");
-        }
-        let frame = c.bytes(RECORD_FRAME_LEN, "record frame")?;
-        if frame[0..4] != RECORD_MAGIC {
-            return err(at, "corrupt record: bad record magic");
-        }
-        let kind = RecordKind::from_u8(frame[4]).map_or_else(
-            || {
-                err(
-                    at + 4,
-                    format!("corrupt record: unknown record kind {}", frame[4]),
-                )
-            },
-            Ok,
-        )?;
-        let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
-        let crc = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
-        if len > MAX_RECORD_BODY {
-            return err(
-                at + 8,
-                format!("corrupt record: length {len} exceeds the limit of {MAX_RECORD_BODY}"),
-            );
-        }
-        let body_at = c.offset();
-        let body = c.bytes(len, "record body (the trace was cut short)")?;
-        if format::crc32(body) != crc {
-            return err(at, "corrupt record: CRC mismatch");
-        }
-        let mut b = Cursor {
-            buf: body,
-            pos: 0,
-            base: body_at,
+    while let Some(layout) = records.next_generation()? {
+        let g = layout.materialise(records.buffered())?;
+        t.events += g
+            .streams
+            .values()
+            .map(|s| s.events.len() as u64)
+            .sum::<u64>();
+        t.generations.push(g);
+    }
+    t.bytes = records.offset;
+    Ok(t)
+}
+
+/// Where one batch's events are: `data[pos..end]` of the generation's
+/// buffer, the first of them at byte `offset` of the input.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRef {
+    pub pos: usize,
+    pub end: usize,
+    pub offset: usize,
+    pub base_ts: u64,
+}
+
+/// One generation whose framing is checked (every batch present, in
+/// sequence, as its end record lists) and whose events are not decoded
+/// yet: each thread's batches, in order, as places in the buffer that
+/// `Records::buffered` returns until the next generation is read.
+#[derive(Debug, Default)]
+pub struct Layout {
+    pub number: u64,
+    pub threads: BTreeMap<u64, Vec<BatchRef>>,
+    /// Bytes buffered for the generation.
+    pub bytes: usize,
+}
+
+impl Layout {
+    /// A decoder of `thread`'s events over `data` (the buffer).
+    pub fn decoder<'a>(&'a self, data: &'a [u8], thread: u64) -> super::decode::Decoder<'a> {
+        let batches = self.threads.get(&thread).map_or(&[][..], Vec::as_slice);
+        super::decode::Decoder::new(data, batches, thread, self.number)
+    }
+
+    /// Decode every thread's events. The error, when several streams have
+    /// one, is the first in the input (as a reader going byte by byte
+    /// would find it).
+    pub fn materialise(&self, data: &[u8]) -> Result<Generation, ReadError> {
+        let mut g = Generation {
+            number: self.number,
+            bytes: self.bytes,
+            ended: true,
+            ..Default::default()
         };
-        let id = b.u64_le("record body")?;
-        if id != trace_id {
-            return err(
-                body_at,
-                format!("record of another trace ({id:#x}, this trace is {trace_id:#x})"),
-            );
-        }
-        let generation = b.uvarint("record body")?;
-        match kind {
-            RecordKind::Batch => batch(&mut t, &mut b, generation)?,
-            RecordKind::GenerationEnd => {
-                generation_end(&mut t, &mut b, generation)?;
-                if let Some(f) = on_end.as_mut() {
-                    let g = t.generations.last_mut().expect("just ended");
-                    f(g)?;
-                    g.streams = BTreeMap::new();
+        let mut first_error: Option<ReadError> = None;
+        for (&thread, batches) in &self.threads {
+            g.batches.insert(thread, batches.len() as u64);
+            let mut d = self.decoder(data, thread);
+            let mut events = Vec::new();
+            loop {
+                match d.next_event() {
+                    Ok(Some(e)) => events.push(e),
+                    Ok(None) => break,
+                    Err(e) => {
+                        if first_error.as_ref().is_none_or(|f| e.offset < f.offset) {
+                            first_error = Some(e);
+                        }
+                        break;
+                    }
                 }
             }
-            RecordKind::TraceEnd => {
-                let last = t.generations.last().map_or(0, |g| g.number);
-                if generation != last {
-                    return err(
-                        body_at,
-                        format!(
-                            "end-of-trace marker names generation {generation}, the last seen is {last}"
-                        ),
-                    );
+            g.streams.insert(
+                thread,
+                Stream {
+                    events,
+                    strings: d.into_strings(),
+                },
+            );
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(g),
+        }
+    }
+}
+
+/// Reads an input record by record, checking framing (magic, kind,
+/// length, CRC), the trace id, generation order, batch sequence numbers
+/// and generation ends, and hands out one generation at a time. Only the
+/// current generation's record bodies are buffered.
+pub struct Records<R> {
+    input: R,
+    pub trace_id: u64,
+    /// Bytes of the input consumed.
+    pub offset: usize,
+    buf: Vec<u8>,
+    /// The last generation handed out (0: none yet).
+    last: u64,
+    ended: bool,
+}
+
+/// Read until `out` is full or the input ends; how many bytes were read.
+fn read_full(r: &mut impl Read, out: &mut [u8], offset: usize) -> Result<usize, ReadError> {
+    let mut n = 0;
+    while n < out.len() {
+        match r.read(&mut out[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return err(offset + n, format!("cannot read the trace: {e}")),
+        }
+    }
+    Ok(n)
+}
+
+impl<R: Read> Records<R> {
+    /// Read and check the file header.
+    pub fn open(mut input: R) -> Result<Records<R>, ReadError> {
+        let mut h = [0u8; FILE_HEADER_LEN];
+        let n = read_full(&mut input, &mut h, 0)?;
+        if n < FILE_HEADER_LEN {
+            return err(
+                0,
+                format!(
+                    "not an rtcore trace: {n} bytes, shorter than the {FILE_HEADER_LEN}-byte header"
+                ),
+            );
+        }
+        if h[..8] != FILE_MAGIC {
+            return err(0, "not an rtcore trace: bad magic (expected \"RTCTRACE\")");
+        }
+        let version = u16::from_le_bytes([h[8], h[9]]);
+        if version != VERSION {
+            return err(
+                8,
+                format!("unsupported trace format version {version} (this reader knows {VERSION})"),
+            );
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&h[16..24]);
+        Ok(Records {
+            input,
+            trace_id: u64::from_le_bytes(id),
+            offset: FILE_HEADER_LEN,
+            buf: Vec::new(),
+            last: 0,
+            ended: false,
+        })
+    }
+
+    /// The bytes the last `Layout` points into.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The next generation, or `None` after the end-of-trace marker (and
+    /// nothing after it).
+    pub fn next_generation(&mut self) -> Result<Option<Layout>, ReadError> {
+        if self.ended {
+            return Ok(None);
+        }
+        self.buf.clear();
+        let mut layout: Option<Layout> = None;
+        loop {
+            let at = self.offset;
+            let mut frame = [0u8; RECORD_FRAME_LEN];
+            let n = read_full(&mut self.input, &mut frame, at)?;
+            self.offset += n;
+            if n == 0 {
+                return err(at, "missing end-of-trace marker: the trace was cut short");
+            }
+            if n < RECORD_FRAME_LEN {
+                return err(
+                    at,
+                    format!("truncated record frame: {RECORD_FRAME_LEN} bytes needed, {n} left"),
+                );
+            }
+            if frame[0..4] != RECORD_MAGIC {
+                return err(at, "corrupt record: bad record magic");
+            }
+            let Some(kind) = RecordKind::from_u8(frame[4]) else {
+                return err(
+                    at + 4,
+                    format!("corrupt record: unknown record kind {}", frame[4]),
+                );
+            };
+            let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
+            let crc = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
+            if len > MAX_RECORD_BODY {
+                return err(
+                    at + 8,
+                    format!("corrupt record: length {len} exceeds the limit of {MAX_RECORD_BODY}"),
+                );
+            }
+            // `take` + `read_to_end` grows the buffer as bytes arrive: a
+            // hostile length allocates no more than the input holds.
+            let body_at = self.offset;
+            let pos = self.buf.len();
+            let got = (&mut self.input)
+                .take(len as u64)
+                .read_to_end(&mut self.buf)
+                .map_err(|e| ReadError {
+                    message: format!("cannot read the trace: {e}"),
+                    offset: body_at,
+                    time: None,
+                })?;
+            self.offset += got;
+            if got < len {
+                return err(
+                    body_at,
+                    format!(
+                        "truncated record body (the trace was cut short): {len} bytes needed, {got} left"
+                    ),
+                );
+            }
+            let body = &self.buf[pos..];
+            if format::crc32(body) != crc {
+                return err(at, "corrupt record: CRC mismatch");
+            }
+            let mut b = Cursor {
+                buf: body,
+                pos: 0,
+                base: body_at,
+            };
+            let id = b.u64_le("record body")?;
+            if id != self.trace_id {
+                return err(
+                    body_at,
+                    format!(
+                        "record of another trace ({id:#x}, this trace is {:#x})",
+                        self.trace_id
+                    ),
+                );
+            }
+            let generation = b.uvarint("record body")?;
+            match kind {
+                RecordKind::Batch => {
+                    let l = self.layout_for(&mut layout, generation, body_at)?;
+                    let thread = b.uvarint("batch header")?;
+                    let seq = b.uvarint("batch header")?;
+                    let base_ts = b.uvarint("batch header")?;
+                    let batches = l.threads.entry(thread).or_default();
+                    let seen = batches.len() as u64;
+                    if seq != seen {
+                        let what = if seq < seen { "repeated" } else { "missing" };
+                        return err(
+                            body_at,
+                            format!(
+                                "batch {} of thread {thread} in generation {generation} is {what} (found batch {seq})",
+                                seq.min(seen)
+                            ),
+                        );
+                    }
+                    batches.push(BatchRef {
+                        pos: pos + b.pos,
+                        end: self.buf.len(),
+                        offset: b.offset(),
+                        base_ts,
+                    });
                 }
-                if let Some(g) = t.generations.last() {
-                    if !g.ended {
+                RecordKind::GenerationEnd => {
+                    let l = self.layout_for(&mut layout, generation, body_at)?;
+                    generation_end(l, &mut b, generation)?;
+                    let mut l = layout.take().expect("just checked");
+                    l.bytes = self.buf.len();
+                    self.last = l.number;
+                    return Ok(Some(l));
+                }
+                RecordKind::TraceEnd => {
+                    if let Some(l) = &layout {
                         return err(
                             body_at,
                             format!(
                                 "end-of-trace marker before the end of generation {}",
-                                g.number
+                                l.number
                             ),
                         );
                     }
+                    if generation != self.last {
+                        return err(
+                            body_at,
+                            format!(
+                                "end-of-trace marker names generation {generation}, the last seen is {}",
+                                self.last
+                            ),
+                        );
+                    }
+                    let mut probe = [0u8; 1];
+                    if read_full(&mut self.input, &mut probe, self.offset)? != 0 {
+                        return err(self.offset, "data after the end-of-trace marker");
+                    }
+                    self.ended = true;
+                    self.buf.clear();
+                    return Ok(None);
                 }
-                ended = true;
             }
         }
     }
-    if !ended {
-        return err(
-            input.len(),
-            "missing end-of-trace marker: the trace was cut short",
-        );
-    }
-    Ok(t)
-}
 
-fn current_generation(
-    t: &mut Trace,
-    generation: u64,
-    at: usize,
-) -> Result<&mut Generation, ReadError> {
-    let last = t.generations.last().map(|g| (g.number, g.ended));
-    match last {
-        Some((n, false)) if n == generation => {}
-        Some((n, _)) if generation <= n => {
-            return err(
-                at,
-                format!("batch of generation {generation} after that generation ended"),
-            );
-        }
-        Some((n, false)) => {
-            return err(
-                at,
-                format!("generation {generation} begins before generation {n} ended"),
-            );
-        }
-        _ => {
-            let expected = last.map_or(1, |(n, _)| n + 1);
-            if generation != expected {
+    /// The layout a record of `generation` belongs to: the one being read,
+    /// or a new one when `generation` follows the last ended.
+    fn layout_for<'l>(
+        &self,
+        layout: &'l mut Option<Layout>,
+        generation: u64,
+        at: usize,
+    ) -> Result<&'l mut Layout, ReadError> {
+        match layout {
+            Some(l) if l.number == generation => {}
+            Some(l) if generation < l.number => {
                 return err(
                     at,
-                    format!("generation {generation} where generation {expected} was expected"),
+                    format!("batch of generation {generation} after that generation ended"),
                 );
             }
-            t.generations.push(Generation {
-                number: generation,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(t.generations.last_mut().expect("just ensured"))
-}
-
-fn batch(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadError> {
-    let at = b.offset();
-    let thread = b.uvarint("batch header")?;
-    let seq = b.uvarint("batch header")?;
-    let base_ts = b.uvarint("batch header")?;
-    let g = current_generation(t, generation, at)?;
-    let seen = g.batches.entry(thread).or_insert(0);
-    if seq != *seen {
-        let what = if seq < *seen { "repeated" } else { "missing" };
-        return err(
-            at,
-            format!(
-                "batch {} of thread {thread} in generation {generation} is {what} (found batch {seq})",
-                if seq < *seen { seq } else { *seen }
-            ),
-        );
-    }
-    *seen += 1;
-    let gen_number = g.number;
-    let stream = g.streams.entry(thread).or_default();
-    let mut ts = base_ts;
-    let mut n = 0u64;
-    while !b.at_end() {
-        let ev_at = b.offset();
-        let code = b.u8("event")?;
-        let Some(kind) = EventKind::from_u8(code) else {
-            return err(ev_at, format!("unknown event kind {code}"));
-        };
-        let delta = b.uvarint(kind.name())?;
-        ts = ts
-            .checked_add(delta)
-            .map_or_else(|| err(ev_at, "timestamp overflows 64 bits"), Ok)?;
-        let mut args = Args::new();
-        let mut bytes: &[u8] = &[];
-        for a in kind.args() {
-            let v = b.uvarint(kind.name())?;
-            match a {
-                Arg::Bytes => {
-                    let len = usize::try_from(v).unwrap_or(usize::MAX);
-                    bytes = b.bytes(len, kind.name())?;
-                }
-                Arg::Str if v != 0 && !stream.strings.contains_key(&v) => {
-                    return err(
-                        ev_at,
-                        format!(
-                            "{} names string {v}, which thread {thread} has not defined",
-                            kind.name()
-                        ),
-                    );
-                }
-                _ => {}
-            }
-            args.push(v);
-        }
-        if kind == EventKind::String {
-            let id = args[0];
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            if id == 0 || stream.strings.insert(id, text).is_some() {
+            Some(l) => {
                 return err(
-                    ev_at,
-                    format!("string {id} defined twice (or id 0) by thread {thread}"),
+                    at,
+                    format!(
+                        "generation {generation} begins before generation {} ended",
+                        l.number
+                    ),
                 );
             }
+            None if generation <= self.last => {
+                return err(
+                    at,
+                    format!("batch of generation {generation} after that generation ended"),
+                );
+            }
+            None if generation != self.last + 1 => {
+                return err(
+                    at,
+                    format!(
+                        "generation {generation} where generation {} was expected",
+                        self.last + 1
+                    ),
+                );
+            }
+            None => {
+                *layout = Some(Layout {
+                    number: generation,
+                    ..Default::default()
+                })
+            }
         }
-        stream.events.push(Event {
-            kind,
-            ts,
-            thread,
-            generation: gen_number,
-            offset: ev_at,
-            args,
-        });
-        n += 1;
+        Ok(layout.as_mut().expect("just ensured"))
     }
-    t.events += n;
-    Ok(())
 }
 
-fn generation_end(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadError> {
+/// Check a generation's end record against the batches read.
+fn generation_end(l: &Layout, b: &mut Cursor<'_>, generation: u64) -> Result<(), ReadError> {
     let at = b.offset();
-    let g = current_generation(t, generation, at)?;
     let n = b.uvarint("generation end")?;
     let mut listed = BTreeMap::new();
     for _ in 0..n {
@@ -501,7 +613,7 @@ fn generation_end(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<
         listed.insert(thread, batches);
     }
     for (thread, want) in &listed {
-        let got = g.batches.get(thread).copied().unwrap_or(0);
+        let got = l.threads.get(thread).map_or(0, |v| v.len() as u64);
         if got != *want {
             return err(
                 at,
@@ -511,7 +623,7 @@ fn generation_end(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<
             );
         }
     }
-    if let Some((thread, _)) = g.batches.iter().find(|(th, _)| !listed.contains_key(th)) {
+    if let Some((thread, _)) = l.threads.iter().find(|(th, _)| !listed.contains_key(th)) {
         return err(
             at,
             format!(
@@ -519,7 +631,6 @@ fn generation_end(t: &mut Trace, b: &mut Cursor<'_>, generation: u64) -> Result<
             ),
         );
     }
-    g.ended = true;
     Ok(())
 }
 
@@ -689,6 +800,18 @@ mod tests {
         let mut b = BatchBuilder::new(ID, 1, 5, 0, 0);
         b.event(EventKind::Log, 1, &[Val::U(3), Val::U(0)]);
         put_record(&mut out, RecordKind::Batch, &b.body);
+        // Events are decoded once their generation's framing is whole.
+        let cut_short = parse(&out).unwrap_err();
+        assert!(
+            cut_short.message.contains("missing end-of-trace"),
+            "{cut_short}"
+        );
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(ID, 1, &[(5, 1)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
         let e = parse(&out).unwrap_err();
         assert!(
             e.message

@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::parse::{Event, Generation, ReadError, Stream, Trace};
+use super::decode::Decoder;
+use super::parse::{Event, Generation, Layout, ReadError, Trace};
 use crate::format::EventKind;
 
 /// What a valid trace contained.
@@ -36,6 +37,9 @@ pub struct Summary {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// `unblock` events whose waker was another thread.
     pub cross_thread_unblocks: u64,
+    /// The largest generation's record bodies, in bytes: what reading the
+    /// trace buffers at most.
+    pub max_generation_bytes: usize,
 }
 
 /// "12.345678 ms" for a trace timestamp.
@@ -147,22 +151,81 @@ pub fn validate(t: &Trace) -> Result<Summary, ReadError> {
         ..Default::default()
     };
     if t.generations.is_empty() {
-        return Err(ReadError {
-            message: "a trace with no generation (nothing was recorded between the header and the end marker)".into(),
-            offset: super::parse::first_record_offset(),
-            time: None,
-        });
+        return Err(no_generation());
     }
     let mut all_threads = HashSet::new();
     for g in &t.generations {
         generation(g, &mut sum)?;
         all_threads.extend(g.streams.keys().copied().filter(|id| *id != 0));
+        sum.max_generation_bytes = sum.max_generation_bytes.max(g.bytes);
     }
     sum.threads = all_threads.len();
     Ok(sum)
 }
 
-/// Validate one generation, adding to `sum` (events by kind, ranges).
+/// The error for a trace that ended before any generation.
+pub fn no_generation() -> ReadError {
+    ReadError {
+        message: "a trace with no generation (nothing was recorded between the header and the end marker)".into(),
+        offset: super::parse::first_record_offset(),
+        time: None,
+    }
+}
+
+/// A stream's events, one at a time, as the frontier consumes them.
+trait Source {
+    fn thread(&self) -> u64;
+    /// The next event, not consumed.
+    fn peek(&mut self) -> Result<Option<&Event>, ReadError>;
+    /// Consume the event `peek` returned.
+    fn advance(&mut self);
+}
+
+/// A parsed stream.
+struct InMemory<'a> {
+    thread: u64,
+    events: &'a [Event],
+    pos: usize,
+}
+
+impl Source for InMemory<'_> {
+    fn thread(&self) -> u64 {
+        self.thread
+    }
+    fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
+        Ok(self.events.get(self.pos))
+    }
+    fn advance(&mut self) {
+        self.pos += 1;
+    }
+}
+
+/// A stream decoded as the frontier reaches it: only its next event is
+/// held.
+struct Decoded<'a> {
+    decoder: Decoder<'a>,
+    head: Event,
+    /// `head` holds the next event.
+    full: bool,
+}
+
+impl Source for Decoded<'_> {
+    fn thread(&self) -> u64 {
+        self.decoder.thread()
+    }
+    fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
+        if !self.full {
+            self.full = self.decoder.next_into(&mut self.head)?;
+        }
+        Ok(self.full.then_some(&self.head))
+    }
+    fn advance(&mut self) {
+        self.full = false;
+    }
+}
+
+/// Validate one parsed generation, adding to `sum` (events by kind,
+/// ranges).
 pub fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
     let Some(h) = g.streams.get(&0) else {
         let offset = g
@@ -170,26 +233,9 @@ pub fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
             .values()
             .find_map(|s| s.events.first().map(|e| e.offset))
             .unwrap_or(0);
-        return Err(ReadError {
-            message: format!(
-                "generation {} has no header batch (clock and statuses)",
-                g.number
-            ),
-            offset,
-            time: None,
-        });
+        return Err(no_header(g.number, offset));
     };
-    let mut st = Gen {
-        names: HashMap::new(),
-        threads: HashMap::new(),
-        procs: Vec::new(),
-        stalls: BTreeSet::new(),
-        tasks_begun: HashSet::new(),
-        tasks_ended: HashSet::new(),
-        ranges: HashMap::new(),
-        kinds: [0; 256],
-    };
-    header(g.number, h, &mut st)?;
+    let mut st = Gen::new();
     // Names (for messages) from statuses and attaches.
     for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
         for e in &s.events {
@@ -201,40 +247,125 @@ pub fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
             st.names.entry(*id).or_insert_with(|| name.to_string());
         }
     }
+    let sources = g
+        .streams
+        .iter()
+        .filter(|(id, _)| **id != 0)
+        .map(|(&thread, s)| InMemory {
+            thread,
+            events: &s.events,
+            pos: 0,
+        })
+        .collect();
+    run(g.number, &h.events, sources, st, sum)
+}
+
+/// Validate one generation straight from its bytes, decoding each
+/// stream's events as the frontier reaches them (none is kept once
+/// applied). A rejection is then explained by validating the generation
+/// parsed, so that its message is the one `generation` gives: the first
+/// decoding error in the input, thread names, the same blocked event.
+pub fn check_generation(l: &Layout, data: &[u8], sum: &mut Summary) -> Result<(), ReadError> {
+    let fast = (|| {
+        if !l.threads.contains_key(&0) {
+            return Err(no_header(l.number, 0));
+        }
+        let mut header = Vec::new();
+        let mut d = l.decoder(data, 0);
+        while let Some(e) = d.next_event()? {
+            header.push(e);
+        }
+        let sources = l
+            .threads
+            .keys()
+            .filter(|id| **id != 0)
+            .map(|&thread| Decoded {
+                decoder: l.decoder(data, thread),
+                head: Event::empty(),
+                full: false,
+            })
+            .collect();
+        run(l.number, &header, sources, Gen::new(), sum)
+    })();
+    match fast {
+        Ok(()) => Ok(()),
+        Err(quick) => {
+            let g = l.materialise(data)?;
+            generation(&g, &mut Summary::default())?;
+            // Both ways reject the same traces; should they ever
+            // disagree, the rejection found stands.
+            Err(quick)
+        }
+    }
+}
+
+fn no_header(number: u64, offset: usize) -> ReadError {
+    ReadError {
+        message: format!("generation {number} has no header batch (clock and statuses)"),
+        offset,
+        time: None,
+    }
+}
+
+impl Gen {
+    fn new() -> Gen {
+        Gen {
+            names: HashMap::new(),
+            threads: HashMap::new(),
+            procs: Vec::new(),
+            stalls: BTreeSet::new(),
+            tasks_begun: HashSet::new(),
+            tasks_ended: HashSet::new(),
+            ranges: HashMap::new(),
+            kinds: [0; 256],
+        }
+    }
+}
+
+/// The header, the statuses, then the frontier over `sources`.
+fn run<S: Source>(
+    number: u64,
+    header_events: &[Event],
+    mut sources: Vec<S>,
+    mut st: Gen,
+    sum: &mut Summary,
+) -> Result<(), ReadError> {
+    header(number, header_events, &mut st)?;
     // Statuses: the first event of a stream (after its strings) describes
     // the thread when the generation began.
-    let mut cursors: Vec<(u64, usize)> = Vec::new();
-    for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
-        let mut i = 0;
-        while i < s.events.len() && s.events[i].kind == EventKind::String {
-            st.kinds[s.events[i].kind as usize] += 1;
-            i += 1;
+    for s in sources.iter_mut() {
+        let id = s.thread();
+        while let Some(e) = s.peek()? {
+            if e.kind != EventKind::String {
+                break;
+            }
+            st.kinds[e.kind as usize] += 1;
+            s.advance();
         }
-        if let Some(e) = s.events.get(i) {
+        if let Some(e) = s.peek()? {
             if e.kind == EventKind::ThreadStatus {
                 st.kinds[e.kind as usize] += 1;
-                status(*id, e, &mut st)?;
-                i += 1;
+                status(id, e, &mut st)?;
+                s.advance();
             }
         }
-        cursors.push((*id, i));
     }
-    check_proc_owners(h, &st)?;
+    check_proc_owners(header_events, &st)?;
     // The frontier.
     loop {
         let mut progressed = false;
-        let mut blocked: Vec<(&Event, u64, Verdict)> = Vec::new();
-        for (id, pos) in cursors.iter_mut() {
-            let s = &g.streams[id];
-            while let Some(e) = s.events.get(*pos) {
-                match step(*id, e, &mut st, sum) {
+        let mut blocked: Vec<(Event, u64, Verdict)> = Vec::new();
+        for s in sources.iter_mut() {
+            let id = s.thread();
+            while let Some(e) = s.peek()? {
+                match step(id, e, &mut st, sum) {
                     Apply => {
                         st.kinds[e.kind as usize] += 1;
-                        *pos += 1;
+                        s.advance();
                         progressed = true;
                     }
                     v => {
-                        blocked.push((e, *id, v));
+                        blocked.push((*e, id, v));
                         break;
                     }
                 }
@@ -269,19 +400,19 @@ pub fn generation(g: &Generation, sum: &mut Summary) -> Result<(), ReadError> {
 
 /// No stream can advance: report the event that can never become legal
 /// (the earliest such), else the earliest waiting one.
-fn stuck(mut blocked: Vec<(&Event, u64, Verdict)>) -> Result<(), ReadError> {
+fn stuck(mut blocked: Vec<(Event, u64, Verdict)>) -> Result<(), ReadError> {
     blocked.sort_by_key(|(e, id, v)| (!matches!(v, Bad(_)), e.ts, *id));
     let (e, _, v) = blocked.swap_remove(0);
     match v {
-        Bad(m) => fail(e, m),
-        Wait(m) => fail(e, format!("{m} (no stream can advance)")),
+        Bad(m) => fail(&e, m),
+        Wait(m) => fail(&e, format!("{m} (no stream can advance)")),
         Apply => unreachable!("only blocked events are kept"),
     }
 }
 
-fn header(number: u64, h: &Stream, st: &mut Gen) -> Result<(), ReadError> {
+fn header(number: u64, h: &[Event], st: &mut Gen) -> Result<(), ReadError> {
     let mut seen_clock = false;
-    for e in h.events.iter() {
+    for e in h.iter() {
         st.kinds[e.kind as usize] += 1;
         match e.kind {
             EventKind::String => {}
@@ -324,9 +455,9 @@ fn header(number: u64, h: &Stream, st: &mut Gen) -> Result<(), ReadError> {
             }
         }
     }
-    if !seen_clock && !h.events.is_empty() {
+    if !seen_clock && !h.is_empty() {
         return fail(
-            &h.events[0],
+            &h[0],
             format!("generation {number}: the header batch has no clock information"),
         );
     }
@@ -434,8 +565,8 @@ fn status(id: u64, e: &Event, st: &mut Gen) -> Result<(), ReadError> {
 
 /// Every P the header says is RUNNING or SYSCALL for a thread names a
 /// thread whose status says so.
-fn check_proc_owners(h: &Stream, st: &Gen) -> Result<(), ReadError> {
-    for e in h.events.iter().filter(|e| e.kind == EventKind::ProcStatus) {
+fn check_proc_owners(h: &[Event], st: &Gen) -> Result<(), ReadError> {
+    for e in h.iter().filter(|e| e.kind == EventKind::ProcStatus) {
         let (p, owner) = (e.args[0], e.args[2]);
         let want = match st.procs[p as usize].state {
             PS::Running(_) => TS::Running(p),

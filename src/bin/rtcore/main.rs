@@ -228,20 +228,20 @@ fn stats(file: &str, json: bool) -> ExitCode {
 /// `rtcore check FILE`.
 #[cfg(not(loom))]
 fn check(file: &str) -> ExitCode {
-    let data = match read_trace("check", file) {
-        Ok(d) => d,
-        Err(code) => return code,
+    // Read as it is checked: memory stays bounded by one generation.
+    let checked = match rtcore::reader::check_file(std::path::Path::new(file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rtcore check: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
     };
-    match rtcore::reader::check(&data) {
+    match checked {
         Ok(s) => {
+            let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
             println!(
-                "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
-                s.events,
-                s.generations,
-                s.threads,
-                data.len(),
-                s.crossed_start,
-                s.open_at_end
+                "{file}: consistent: {} events, {} generation(s), {} thread(s), {bytes} bytes; {} range(s) crossing the start, {} open at the end",
+                s.events, s.generations, s.threads, s.crossed_start, s.open_at_end
             );
             ExitCode::SUCCESS
         }

@@ -1,0 +1,246 @@
+//! Decoding one thread's events in one generation, one event at a time,
+//! straight from the batch bytes the framing pass buffered: the validator
+//! pulls events as its frontier needs them, so a checked trace is never
+//! held as decoded events.
+//!
+//! Invariants:
+//! - Never panics and never reads out of bounds: every read is bounded by
+//!   the current batch's end (a varint never runs into the next record).
+//! - The string table grows only from `string` events, each checked to be
+//!   defined once, so memory is bounded by the input.
+//! - An event's `Str` argument names a string the same stream defined
+//!   earlier (0 = none); its text is then found with `string`.
+
+use std::collections::HashMap;
+
+use super::parse::{Args, BatchRef, Event, IdHash, ReadError};
+use crate::format::{self, Arg, EventKind};
+
+/// What decoding needs to know of an event kind, looked up by its code
+/// in one table (`SHAPES`) rather than by matching on the kind.
+#[derive(Clone, Copy)]
+struct Shape {
+    kind: Option<EventKind>,
+    args: u8,
+    /// Bit i: argument i is a string id (`Arg::Str`).
+    strs: u8,
+    /// Bit i: argument i is a length followed by bytes (`Arg::Bytes`).
+    bytes: u8,
+}
+
+const SHAPES: [Shape; 256] = {
+    let mut t = [Shape {
+        kind: None,
+        args: 0,
+        strs: 0,
+        bytes: 0,
+    }; 256];
+    let mut code = 0;
+    while code < 256 {
+        if let Some(kind) = EventKind::from_u8(code as u8) {
+            let args = kind.args();
+            let mut s = Shape {
+                kind: Some(kind),
+                args: args.len() as u8,
+                strs: 0,
+                bytes: 0,
+            };
+            let mut i = 0;
+            while i < args.len() {
+                match args[i] {
+                    Arg::Str => s.strs |= 1 << i,
+                    Arg::Bytes => s.bytes |= 1 << i,
+                    Arg::U | Arg::S => {}
+                }
+                i += 1;
+            }
+            t[code] = s;
+        }
+        code += 1;
+    }
+    t
+};
+
+/// String ids below this are tracked in a bitmap (writers number strings
+/// from 1 per stream, so in practice all of them); larger ones in a map.
+const DENSE_IDS: u64 = 4096;
+
+/// A stream's events, decoded on demand.
+pub struct Decoder<'a> {
+    data: &'a [u8],
+    batches: std::slice::Iter<'a, BatchRef>,
+    /// The current batch: `data[pos..end]`, `data[pos]` at input byte
+    /// `pos + shift`.
+    pos: usize,
+    end: usize,
+    shift: usize,
+    ts: u64,
+    thread: u64,
+    generation: u64,
+    strings: HashMap<u64, String, IdHash>,
+    /// Bit `id` set: string `id` (< `DENSE_IDS`) is defined.
+    defined: [u64; (DENSE_IDS / 64) as usize],
+}
+
+fn fail<T>(offset: usize, message: String) -> Result<T, ReadError> {
+    Err(ReadError {
+        message,
+        offset,
+        time: None,
+    })
+}
+
+/// A varint inside `d`, with the one-byte case (most timestamps deltas and
+/// small arguments) inline.
+#[inline(always)]
+fn uvarint(d: &[u8], pos: &mut usize) -> Option<u64> {
+    match d.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            Some(u64::from(b))
+        }
+        _ => format::get_uvarint(d, pos),
+    }
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(data: &'a [u8], batches: &'a [BatchRef], thread: u64, generation: u64) -> Self {
+        Decoder {
+            data,
+            batches: batches.iter(),
+            pos: 0,
+            end: 0,
+            shift: 0,
+            ts: 0,
+            thread,
+            generation,
+            strings: HashMap::default(),
+            defined: [0; (DENSE_IDS / 64) as usize],
+        }
+    }
+
+    fn is_defined(&self, id: u64) -> bool {
+        if id < DENSE_IDS {
+            self.defined[(id / 64) as usize] >> (id % 64) & 1 == 1
+        } else {
+            self.strings.contains_key(&id)
+        }
+    }
+
+    pub fn thread(&self) -> u64 {
+        self.thread
+    }
+
+    /// The string an `Str` argument names ("" for id 0).
+    pub fn string(&self, id: u64) -> &str {
+        self.strings.get(&id).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn into_strings(self) -> HashMap<u64, String, IdHash> {
+        self.strings
+    }
+
+    /// The next event, `None` at the end of the stream.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ReadError> {
+        let mut e = Event::empty();
+        Ok(self.next_into(&mut e)?.then_some(e))
+    }
+
+    /// Decode the next event into `out`; false at the end of the stream.
+    /// (Into a slot the caller keeps, not returned: this runs once per
+    /// event and an event is a hundred bytes.)
+    #[inline]
+    pub fn next_into(&mut self, out: &mut Event) -> Result<bool, ReadError> {
+        while self.pos >= self.end {
+            let Some(b) = self.batches.next() else {
+                return Ok(false);
+            };
+            self.pos = b.pos;
+            self.end = b.end.min(self.data.len());
+            self.shift = b.offset - b.pos;
+            self.ts = b.base_ts;
+        }
+        let d = &self.data[..self.end];
+        let ev_at = self.pos + self.shift;
+        let code = d[self.pos];
+        let shape = SHAPES[code as usize];
+        let Some(kind) = shape.kind else {
+            return fail(ev_at, format!("unknown event kind {code}"));
+        };
+        let mut pos = self.pos + 1;
+        let truncated = |pos: usize, shift: usize| {
+            fail(
+                pos + shift,
+                format!("truncated or overlong varint in {}", kind.name()),
+            )
+        };
+        let Some(delta) = uvarint(d, &mut pos) else {
+            return truncated(pos, self.shift);
+        };
+        let Some(ts) = self.ts.checked_add(delta) else {
+            return fail(ev_at, "timestamp overflows 64 bits".into());
+        };
+        let mut args = Args::new();
+        let mut text: &[u8] = &[];
+        for i in 0..shape.args {
+            let at = pos;
+            let Some(v) = uvarint(d, &mut pos) else {
+                return truncated(at, self.shift);
+            };
+            if shape.strs >> i & 1 == 1 && v != 0 && !self.is_defined(v) {
+                return fail(
+                    ev_at,
+                    format!(
+                        "{} names string {v}, which thread {} has not defined",
+                        kind.name(),
+                        self.thread
+                    ),
+                );
+            }
+            if shape.bytes >> i & 1 == 1 {
+                let left = d.len() - pos;
+                match usize::try_from(v) {
+                    Ok(n) if n <= left => {
+                        text = &d[pos..pos + n];
+                        pos += n;
+                    }
+                    _ => {
+                        return fail(
+                            pos + self.shift,
+                            format!("truncated {}: {v} bytes needed, {left} left", kind.name()),
+                        );
+                    }
+                }
+            }
+            args.push(v);
+        }
+        if kind == EventKind::String {
+            let id = args[0];
+            if id == 0 || self.is_defined(id) {
+                return fail(
+                    ev_at,
+                    format!(
+                        "string {id} defined twice (or id 0) by thread {}",
+                        self.thread
+                    ),
+                );
+            }
+            if id < DENSE_IDS {
+                self.defined[(id / 64) as usize] |= 1 << (id % 64);
+            }
+            self.strings
+                .insert(id, String::from_utf8_lossy(text).into_owned());
+        }
+        self.pos = pos;
+        self.ts = ts;
+        *out = Event {
+            kind,
+            ts,
+            thread: self.thread,
+            generation: self.generation,
+            offset: ev_at,
+            args,
+        };
+        Ok(true)
+    }
+}
