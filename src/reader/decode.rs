@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 
-use super::parse::{Args, BatchRef, Event, IdHash, ReadError};
-use crate::format::{self, Arg, EventKind};
+use super::parse::{BatchRef, Event, IdHash, ReadError};
+use crate::format::{Arg, EventKind};
 
 /// What decoding needs to know of an event kind, looked up by its code
 /// in one table (`SHAPES`) rather than by matching on the kind.
@@ -90,16 +90,28 @@ fn fail<T>(offset: usize, message: String) -> Result<T, ReadError> {
     })
 }
 
-/// A varint inside `d`, with the one-byte case (most timestamps deltas and
-/// small arguments) inline.
+/// A varint inside `d` (as `format::get_uvarint`, whose contract it
+/// keeps), inline: every event has two to nine of them.
 #[inline(always)]
 fn uvarint(d: &[u8], pos: &mut usize) -> Option<u64> {
-    match d.get(*pos) {
-        Some(&b) if b < 0x80 => {
-            *pos += 1;
-            Some(u64::from(b))
+    let mut p = *pos;
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let b = *d.get(p)?;
+        p += 1;
+        if shift == 63 && b > 1 {
+            return None;
         }
-        _ => format::get_uvarint(d, pos),
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            *pos = p;
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
     }
 }
 
@@ -180,7 +192,9 @@ impl<'a> Decoder<'a> {
         let Some(ts) = self.ts.checked_add(delta) else {
             return fail(ev_at, "timestamp overflows 64 bits".into());
         };
-        let mut args = Args::new();
+        // Decoded straight into `out` (on an error, `out` is left
+        // half-written: the caller stops there).
+        out.args.clear();
         let mut text: &[u8] = &[];
         for i in 0..shape.args {
             let at = pos;
@@ -212,10 +226,10 @@ impl<'a> Decoder<'a> {
                     }
                 }
             }
-            args.push(v);
+            out.args.push(v);
         }
         if kind == EventKind::String {
-            let id = args[0];
+            let id = out.args[0];
             if id == 0 || self.is_defined(id) {
                 return fail(
                     ev_at,
@@ -233,14 +247,11 @@ impl<'a> Decoder<'a> {
         }
         self.pos = pos;
         self.ts = ts;
-        *out = Event {
-            kind,
-            ts,
-            thread: self.thread,
-            generation: self.generation,
-            offset: ev_at,
-            args,
-        };
+        out.kind = kind;
+        out.ts = ts;
+        out.thread = self.thread;
+        out.generation = self.generation;
+        out.offset = ev_at;
         Ok(true)
     }
 }

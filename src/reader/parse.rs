@@ -109,7 +109,7 @@ pub struct Event {
 
 impl Event {
     /// A slot to decode into.
-    pub(crate) fn empty() -> Event {
+    pub fn empty() -> Event {
         Event {
             kind: EventKind::Log,
             ts: 0,
@@ -123,7 +123,7 @@ impl Event {
 
 /// An event's argument values, held inline (no event has more than
 /// `MAX_ARGS`): decoding an event allocates nothing.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct Args {
     vals: [u64; MAX_ARGS],
     len: u8,
@@ -139,11 +139,23 @@ impl Args {
             len: 0,
         }
     }
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
     pub(crate) fn push(&mut self, v: u64) {
         self.vals[self.len as usize] = v;
         self.len += 1;
     }
 }
+
+/// Equal when the values are (slots past `len` are not compared).
+impl PartialEq for Args {
+    fn eq(&self, other: &Args) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for Args {}
 
 impl Default for Args {
     fn default() -> Self {

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::decode::Decoder;
-use super::parse::{Event, Generation, Layout, ReadError, Trace};
+use super::parse::{Event, Generation, IdHash, Layout, ReadError, Trace};
 use crate::format::EventKind;
 
 /// What a valid trace contained.
@@ -111,6 +111,27 @@ struct Ranges {
     lock_wait: Option<u64>,
 }
 
+/// A verdict's message, formatted only when the generation is being
+/// explained (`Gen::explain`): checking decides first and formats only to
+/// explain a rejection, so a valid trace formats nothing.
+macro_rules! why {
+    ($st:expr, $($fmt:tt)*) => {
+        if $st.explain {
+            explain(format_args!($($fmt)*))
+        } else {
+            String::new()
+        }
+    };
+}
+
+/// Out of line and cold: keeps the formatting machinery out of `step`,
+/// whose frame it would otherwise bloat for every event.
+#[cold]
+#[inline(never)]
+fn explain(args: std::fmt::Arguments<'_>) -> String {
+    args.to_string()
+}
+
 /// Why an event cannot be applied (yet).
 enum Verdict {
     Ok,
@@ -122,17 +143,84 @@ enum Verdict {
 
 use Verdict::{Bad, Ok as Apply, Wait};
 
+/// Per-thread records keyed by thread id: a vector, an index by id with
+/// the reader's cheap hasher (SipHash was a quarter of checking a demo
+/// trace), and the last id looked up, found again without hashing (a
+/// stream's events mostly concern its own thread).
+struct Table<T> {
+    index: HashMap<u64, usize, IdHash>,
+    slots: Vec<T>,
+    /// (id, slot) of the last lookup; slot `usize::MAX`: none yet.
+    last: std::cell::Cell<(u64, usize)>,
+}
+
+impl<T: Default> Table<T> {
+    fn new() -> Self {
+        Table {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            last: std::cell::Cell::new((0, usize::MAX)),
+        }
+    }
+    fn slot(&self, id: u64) -> Option<usize> {
+        let (last_id, last_slot) = self.last.get();
+        if last_slot != usize::MAX && last_id == id {
+            return Some(last_slot);
+        }
+        let i = *self.index.get(&id)?;
+        self.last.set((id, i));
+        Some(i)
+    }
+    fn get(&self, id: &u64) -> Option<&T> {
+        self.slot(*id).map(|i| &self.slots[i])
+    }
+    fn get_mut(&mut self, id: &u64) -> Option<&mut T> {
+        self.slot(*id).map(|i| &mut self.slots[i])
+    }
+    /// The record of `id`, made (default) if there is none.
+    fn entry(&mut self, id: u64) -> &mut T {
+        let i = match self.slot(id) {
+            Some(i) => i,
+            None => {
+                self.slots.push(T::default());
+                let i = self.slots.len() - 1;
+                self.index.insert(id, i);
+                i
+            }
+        };
+        &mut self.slots[i]
+    }
+    fn insert(&mut self, id: u64, v: T) {
+        *self.entry(id) = v;
+    }
+    fn values(&self) -> std::slice::Iter<'_, T> {
+        self.slots.iter()
+    }
+}
+
+impl<T: Default> std::ops::Index<&u64> for Table<T> {
+    type Output = T;
+    fn index(&self, id: &u64) -> &T {
+        self.get(id).expect("a thread with a record")
+    }
+}
+
+/// The maps keyed by ids from the trace (threads, tasks) use the reader's
+/// cheap hasher.
 struct Gen {
-    names: HashMap<u64, String>,
-    threads: HashMap<u64, Thread>,
+    names: HashMap<u64, String, IdHash>,
+    threads: Table<Thread>,
     procs: Vec<Proc>,
     stalls: BTreeSet<(u64, u64)>,
-    tasks_begun: HashSet<u64>,
-    tasks_ended: HashSet<u64>,
-    ranges: HashMap<u64, Ranges>,
+    /// Tasks seen: `TASK_BEGUN` and/or `TASK_ENDED` (one map, so a task's
+    /// end finds the entry its begin made).
+    tasks: HashMap<u64, u8, IdHash>,
+    ranges: Table<Ranges>,
     /// Events by kind code (folded into the summary's map at the end: a
     /// map update per event cost more than the rest of the step).
     kinds: [u64; 256],
+    /// Format verdicts' messages (see `why!`).
+    explain: bool,
 }
 
 fn fail<T>(e: &Event, what: String) -> Result<T, ReadError> {
@@ -285,7 +373,11 @@ pub fn check_generation(l: &Layout, data: &[u8], sum: &mut Summary) -> Result<()
                 full: false,
             })
             .collect();
-        run(l.number, &header, sources, Gen::new(), sum)
+        let quiet = Gen {
+            explain: false,
+            ..Gen::new()
+        };
+        run(l.number, &header, sources, quiet, sum)
     })();
     match fast {
         Ok(()) => Ok(()),
@@ -310,14 +402,14 @@ fn no_header(number: u64, offset: usize) -> ReadError {
 impl Gen {
     fn new() -> Gen {
         Gen {
-            names: HashMap::new(),
-            threads: HashMap::new(),
+            names: HashMap::default(),
+            threads: Table::new(),
             procs: Vec::new(),
             stalls: BTreeSet::new(),
-            tasks_begun: HashSet::new(),
-            tasks_ended: HashSet::new(),
-            ranges: HashMap::new(),
+            tasks: HashMap::default(),
+            ranges: Table::new(),
             kinds: [0; 256],
+            explain: true,
         }
     }
 }
@@ -330,6 +422,11 @@ fn run<S: Source>(
     mut st: Gen,
     sum: &mut Summary,
 ) -> Result<(), ReadError> {
+    // Stream i's thread has slot i in both tables (`step`'s `me`).
+    for s in &sources {
+        st.threads.entry(s.thread());
+        st.ranges.entry(s.thread());
+    }
     header(number, header_events, &mut st)?;
     // Statuses: the first event of a stream (after its strings) describes
     // the thread when the generation began.
@@ -355,10 +452,10 @@ fn run<S: Source>(
     loop {
         let mut progressed = false;
         let mut blocked: Vec<(Event, u64, Verdict)> = Vec::new();
-        for s in sources.iter_mut() {
+        for (me, s) in sources.iter_mut().enumerate() {
             let id = s.thread();
             while let Some(e) = s.peek()? {
-                match step(id, e, &mut st, sum) {
+                match step(id, me, e, &mut st, sum) {
                     Apply => {
                         st.kinds[e.kind as usize] += 1;
                         s.advance();
@@ -386,7 +483,8 @@ fn run<S: Source>(
             .saturating_add(r.hook.is_some() as u64)
             .saturating_add(r.lock_wait.is_some() as u64);
     }
-    sum.open_at_end += st.tasks_begun.difference(&st.tasks_ended).count() as u64;
+    let tasks = |flags: u8| st.tasks.values().filter(|f| **f == flags).count() as u64;
+    sum.open_at_end += tasks(TASK_BEGUN);
     sum.open_at_end += st.stalls.len() as u64;
     for k in crate::format::EventKind::ALL {
         if st.kinds[*k as usize] > 0 {
@@ -394,8 +492,18 @@ fn run<S: Source>(
         }
     }
     // Ended here, begun before the trace (or the generation): legal.
-    sum.crossed_start += st.tasks_ended.difference(&st.tasks_begun).count() as u64;
+    sum.crossed_start += tasks(TASK_ENDED);
     Ok(())
+}
+
+const TASK_BEGUN: u8 = 1;
+const TASK_ENDED: u8 = 2;
+
+/// Set `flag`; false if it was set already.
+fn set_flag(flags: &mut u8, flag: u8) -> bool {
+    let new = *flags & flag == 0;
+    *flags |= flag;
+    new
 }
 
 /// No stream can advance: report the event that can never become legal
@@ -559,7 +667,7 @@ fn status(id: u64, e: &Event, st: &mut Gen) -> Result<(), ReadError> {
             preempt_acked: e.args[6],
         },
     );
-    st.ranges.entry(id).or_default().regions = e.args[7];
+    st.ranges.entry(id).regions = e.args[7];
     Ok(())
 }
 
@@ -593,29 +701,34 @@ fn check_proc_owners(h: &[Event], st: &Gen) -> Result<(), ReadError> {
 }
 
 /// Check a P's sequence number: `Apply` if it is the next one.
+#[inline]
 fn pseq(st: &Gen, p: u64, seq: u64) -> Verdict {
     let Some(pr) = st.procs.get(p as usize) else {
-        return Wait(format!("P {p} does not exist"));
+        return Wait(why!(st, "P {p} does not exist"));
     };
     if seq == pr.seq.wrapping_add(1) {
         Apply
     } else if seq > pr.seq {
-        Wait(format!(
+        Wait(why!(
+            st,
             "P {p} is at sequence {}, and this event is {seq}",
             pr.seq
         ))
     } else {
-        Bad(format!(
+        Bad(why!(
+            st,
             "P {p}'s sequence number {seq} repeats (P {p} is at {})",
             pr.seq
         ))
     }
 }
 
+#[inline]
 fn pstate(st: &Gen, p: u64) -> Option<PS> {
     st.procs.get(p as usize).map(|x| x.state)
 }
 
+#[inline]
 fn set_p(st: &mut Gen, p: u64, state: PS, seq: u64) {
     if let Some(x) = st.procs.get_mut(p as usize) {
         x.state = state;
@@ -623,26 +736,31 @@ fn set_p(st: &mut Gen, p: u64, state: PS, seq: u64) {
     }
 }
 
-fn tstate(st: &Gen, t: u64) -> Option<TS> {
-    st.threads.get(&t).and_then(|x| x.state)
+/// Set the state of the stream's own thread (slot `me`).
+#[inline]
+fn set_own(st: &mut Gen, me: usize, s: TS) {
+    st.threads.slots[me].state = Some(s);
 }
 
+#[inline]
 fn set_t(st: &mut Gen, t: u64, s: TS) {
-    st.threads.entry(t).or_default().state = Some(s);
+    st.threads.entry(t).state = Some(s);
 }
 
 /// The calling thread must be RUNNING on `p` (its own events decide it:
 /// nothing another stream records can make it so).
-fn running_on(st: &Gen, id: u64, p: u64) -> Verdict {
-    match tstate(st, id) {
+#[inline]
+fn running_on(st: &Gen, id: u64, me: usize, p: u64) -> Verdict {
+    match st.threads.slots[me].state {
         Some(TS::Running(q)) if q == p => Apply,
-        Some(TS::Running(q)) => Bad(format!("{} runs on P {q}, not P {p}", who(st, id))),
-        Some(s) => Bad(format!("{} is {}, not RUNNING", who(st, id), s.name())),
-        None => Bad(format!("{} is not attached", who(st, id))),
+        Some(TS::Running(q)) => Bad(why!(st, "{} runs on P {q}, not P {p}", who(st, id))),
+        Some(s) => Bad(why!(st, "{} is {}, not RUNNING", who(st, id), s.name())),
+        None => Bad(why!(st, "{} is not attached", who(st, id))),
     }
 }
 
 /// Apply `then` if `v` allows it.
+#[inline]
 fn and(v: Verdict, then: impl FnOnce() -> Verdict) -> Verdict {
     match v {
         Apply => then(),
@@ -651,18 +769,18 @@ fn and(v: Verdict, then: impl FnOnce() -> Verdict) -> Verdict {
 }
 
 /// Try to apply event `e` of stream `id`.
-fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
+fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
     use EventKind as K;
     let a = &e.args;
     match e.kind {
         K::String | K::Log | K::Counter | K::RankViolation => Apply,
-        K::ThreadStatus => Bad(format!("{}'s status is not its first event", who(st, id))),
+        K::ThreadStatus => Bad(why!(st, "{}'s status is not its first event", who(st, id))),
         K::ClockInfo | K::ProcStatus | K::StallStatus => {
-            Bad(format!("{} records a header event", who(st, id)))
+            Bad(why!(st, "{} records a header event", who(st, id)))
         }
         K::ProcsChange => {
             if a[0] > MAX_PROCS {
-                return Bad(format!("{} Ps (more than {MAX_PROCS})", a[0]));
+                return Bad(why!(st, "{} Ps (more than {MAX_PROCS})", a[0]));
             }
             while (st.procs.len() as u64) < a[0] {
                 st.procs.push(Proc {
@@ -672,40 +790,40 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
             Apply
         }
-        K::Attach => match tstate(st, id) {
-            Some(TS::Detached) if a[1] != st.threads[&id].seq.wrapping_add(1) => Bad(format!(
+        K::Attach => match st.threads.slots[me].state {
+            Some(TS::Detached) if a[1] != st.threads.slots[me].seq.wrapping_add(1) => Bad(why!(
+                st,
                 "{} attaches at sequence {}, not {} (one after its detach)",
                 who(st, id),
                 a[1],
-                st.threads[&id].seq.wrapping_add(1)
+                st.threads.slots[me].seq.wrapping_add(1)
             )),
             None | Some(TS::Detached) => {
                 // A new attachment: its preemption requests start from
                 // zero; its sequence number goes on from the attach's.
-                st.threads.insert(
-                    id,
-                    Thread {
-                        state: Some(TS::Runnable),
-                        seq: a[1],
-                        ..Default::default()
-                    },
-                );
+                st.threads.slots[me] = Thread {
+                    state: Some(TS::Runnable),
+                    seq: a[1],
+                    ..Default::default()
+                };
                 Apply
             }
-            Some(_) => Bad(format!("{} is already attached", who(st, id))),
+            Some(_) => Bad(why!(st, "{} is already attached", who(st, id))),
         },
         K::Detach => {
             let (p, seq, tseq) = (a[0], a[1], a[2]);
-            let v = and(running_on(st, id, p), || {
+            let v = and(running_on(st, id, me, p), || {
                 // Every event about the thread up to `tseq` comes first.
-                let cur = st.threads.get(&id).map_or(0, |x| x.seq);
+                let cur = Some(&st.threads.slots[me]).map_or(0, |x| x.seq);
                 if tseq > cur {
-                    Wait(format!(
+                    Wait(why!(
+                        st,
                         "{} is at sequence {cur}, and its detach is at {tseq}",
                         who(st, id)
                     ))
                 } else if tseq < cur {
-                    Bad(format!(
+                    Bad(why!(
+                        st,
                         "{} detaches at sequence {tseq}, behind its {cur}",
                         who(st, id)
                     ))
@@ -714,26 +832,31 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                 }
             });
             if let Apply = v {
-                set_t(st, id, TS::Detached);
+                set_own(st, me, TS::Detached);
                 set_p(st, p, PS::Idle, seq);
             }
             v
         }
         K::ProcStart => {
             let (p, seq) = (a[0], a[1]);
-            let v = match tstate(st, id) {
+            let v = match st.threads.slots[me].state {
                 Some(TS::Runnable) => match pstate(st, p) {
-                    None => Wait(format!("P {p} does not exist")),
+                    None => Wait(why!(st, "P {p} does not exist")),
                     Some(PS::Idle) => pseq(st, p, seq),
-                    Some(other) => Wait(format!("P {p} is {}, not IDLE", other.name())),
+                    Some(other) => Wait(why!(st, "P {p} is {}, not IDLE", other.name())),
                 },
                 // Another stream's `unblock` may still make it RUNNABLE.
-                Some(TS::Waiting) => Wait(format!("{} is WAITING, not RUNNABLE", who(st, id))),
-                Some(other) => Bad(format!("{} is {}, not RUNNABLE", who(st, id), other.name())),
-                None => Bad(format!("{} is not attached", who(st, id))),
+                Some(TS::Waiting) => Wait(why!(st, "{} is WAITING, not RUNNABLE", who(st, id))),
+                Some(other) => Bad(why!(
+                    st,
+                    "{} is {}, not RUNNABLE",
+                    who(st, id),
+                    other.name()
+                )),
+                None => Bad(why!(st, "{} is not attached", who(st, id))),
             };
             if let Apply = v {
-                set_t(st, id, TS::Running(p));
+                set_own(st, me, TS::Running(p));
                 set_p(st, p, PS::Running(id), seq);
             }
             v
@@ -744,43 +867,51 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             } else {
                 (a[0], a[1])
             };
-            let v = and(running_on(st, id, p), || pseq(st, p, seq));
+            let v = and(running_on(st, id, me, p), || pseq(st, p, seq));
             if let Apply = v {
                 let to = if e.kind == K::Block {
                     TS::Waiting
                 } else {
                     TS::Runnable
                 };
-                set_t(st, id, to);
+                set_own(st, me, to);
                 set_p(st, p, PS::Idle, seq);
             }
             v
         }
         K::EnterBlocking => {
             let (p, seq) = (a[0], a[1]);
-            let v = and(running_on(st, id, p), || pseq(st, p, seq));
+            let v = and(running_on(st, id, me, p), || pseq(st, p, seq));
             if let Apply = v {
-                set_t(st, id, TS::Blocking(Some(p)));
+                set_own(st, me, TS::Blocking(Some(p)));
                 set_p(st, p, PS::Syscall(id), seq);
             }
             v
         }
         K::ExitBlockingFast => {
             let (p, seq) = (a[0], a[1]);
-            let v = match tstate(st, id) {
+            let v = match st.threads.slots[me].state {
                 Some(TS::Blocking(Some(q))) if q == p => pseq(st, p, seq),
-                Some(TS::Blocking(Some(q))) => {
-                    Bad(format!("{} is BLOCKING with P {q}, not P {p}", who(st, id)))
-                }
-                Some(TS::Blocking(None)) => Bad(format!(
+                Some(TS::Blocking(Some(q))) => Bad(why!(
+                    st,
+                    "{} is BLOCKING with P {q}, not P {p}",
+                    who(st, id)
+                )),
+                Some(TS::Blocking(None)) => Bad(why!(
+                    st,
                     "{} lost its P to a steal and cannot take it back",
                     who(st, id)
                 )),
-                Some(other) => Bad(format!("{} is {}, not BLOCKING", who(st, id), other.name())),
-                None => Bad(format!("{} is not attached", who(st, id))),
+                Some(other) => Bad(why!(
+                    st,
+                    "{} is {}, not BLOCKING",
+                    who(st, id),
+                    other.name()
+                )),
+                None => Bad(why!(st, "{} is not attached", who(st, id))),
             };
             if let Apply = v {
-                set_t(st, id, TS::Running(p));
+                set_own(st, me, TS::Running(p));
                 set_p(st, p, PS::Running(id), seq);
             }
             v
@@ -788,9 +919,10 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         K::ProcSteal => {
             let (p, seq, victim) = (a[0], a[1], a[2]);
             let v = match pstate(st, p) {
-                None => Wait(format!("P {p} does not exist")),
+                None => Wait(why!(st, "P {p} does not exist")),
                 Some(PS::Syscall(t)) if t == victim => pseq(st, p, seq),
-                Some(other) => Wait(format!(
+                Some(other) => Wait(why!(
+                    st,
                     "P {p} is {}, not SYSCALL for {}",
                     other.name(),
                     who(st, victim)
@@ -802,17 +934,23 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
             v
         }
-        K::ExitBlockingSlow => match tstate(st, id) {
+        K::ExitBlockingSlow => match st.threads.slots[me].state {
             Some(TS::Blocking(None)) => {
-                set_t(st, id, TS::Runnable);
+                set_own(st, me, TS::Runnable);
                 Apply
             }
-            Some(TS::Blocking(Some(p))) => Wait(format!(
+            Some(TS::Blocking(Some(p))) => Wait(why!(
+                st,
                 "{} still has P {p} (no steal of it was recorded)",
                 who(st, id)
             )),
-            Some(other) => Bad(format!("{} is {}, not BLOCKING", who(st, id), other.name())),
-            None => Bad(format!("{} is not attached", who(st, id))),
+            Some(other) => Bad(why!(
+                st,
+                "{} is {}, not BLOCKING",
+                who(st, id),
+                other.name()
+            )),
+            None => Bad(why!(st, "{} is not attached", who(st, id))),
         },
         K::Unblock => {
             let (t, seq, waker) = (a[0], a[1], a[2]);
@@ -822,28 +960,30 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                     if seq == cur.wrapping_add(1) {
                         Apply
                     } else if seq > cur {
-                        Wait(format!(
+                        Wait(why!(
+                            st,
                             "{} is at sequence {cur}, and this unblock is {seq}",
                             who(st, t)
                         ))
                     } else {
-                        Bad(format!(
+                        Bad(why!(
+                            st,
                             "{}'s sequence number {seq} repeats (it is at {cur})",
                             who(st, t)
                         ))
                     }
                 }
                 Some((other, _)) if own => {
-                    Bad(format!("{} is {}, not WAITING", who(st, t), other.name()))
+                    Bad(why!(st, "{} is {}, not WAITING", who(st, t), other.name()))
                 }
                 Some((other, _)) => {
-                    Wait(format!("{} is {}, not WAITING", who(st, t), other.name()))
+                    Wait(why!(st, "{} is {}, not WAITING", who(st, t), other.name()))
                 }
-                None if own => Bad(format!("{} is not attached", who(st, t))),
-                None => Wait(format!("{} is not attached", who(st, t))),
+                None if own => Bad(why!(st, "{} is not attached", who(st, t))),
+                None => Wait(why!(st, "{} is not attached", who(st, t))),
             };
             if let Apply = v {
-                let x = st.threads.entry(t).or_default();
+                let x = st.threads.entry(t);
                 x.state = Some(TS::Runnable);
                 x.seq = seq;
                 if waker != 0 && waker != t {
@@ -854,16 +994,18 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         }
         K::PreemptRequest => {
             let (t, n, tseq) = (a[0], a[1], a[2]);
-            let name = who(st, t);
+            let name = why!(st, "{}", who(st, t));
             match st.threads.get_mut(&t) {
                 Some(x) if matches!(x.state, Some(s) if s != TS::Detached) => {
                     if tseq > x.seq.wrapping_add(1) {
-                        Wait(format!(
+                        Wait(why!(
+                            st,
                             "{name} is at sequence {}, and this request is {tseq}",
                             x.seq
                         ))
                     } else if tseq <= x.seq {
-                        Bad(format!(
+                        Bad(why!(
+                            st,
                             "{name}'s sequence number {tseq} repeats (it is at {})",
                             x.seq
                         ))
@@ -872,35 +1014,41 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                         x.seq = tseq;
                         Apply
                     } else if n > x.preempt_requested {
-                        Wait(format!(
+                        Wait(why!(
+                            st,
                             "preemption request {n} of thread {t} skips request {} (the last recorded is {})",
                             x.preempt_requested.wrapping_add(1),
                             x.preempt_requested
                         ))
                     } else {
-                        Bad(format!(
+                        Bad(why!(
+                            st,
                             "preemption request {n} of {name} repeats (requests made: {})",
                             x.preempt_requested
                         ))
                     }
                 }
-                _ => Wait(format!(
+                _ => Wait(why!(
+                    st,
                     "preemption request {n} names {name}, which is not attached"
                 )),
             }
         }
         K::PreemptAck => {
             let n = a[0];
-            let name = who(st, id);
-            match st.threads.get_mut(&id) {
-                Some(x) if matches!(x.state, Some(TS::Running(_))) => {
+            let name = why!(st, "{}", who(st, id));
+            let x = &mut st.threads.slots[me];
+            match x.state {
+                Some(TS::Running(_)) => {
                     if n <= x.preempt_acked {
-                        Bad(format!(
+                        Bad(why!(
+                            st,
                             "{name} acknowledges preemption request {n} again (acknowledged up to {})",
                             x.preempt_acked
                         ))
                     } else if n > x.preempt_requested {
-                        Wait(format!(
+                        Wait(why!(
+                            st,
                             "{name} acknowledges preemption request {n}, which was never recorded as requested (requests recorded: {})",
                             x.preempt_requested
                         ))
@@ -909,11 +1057,8 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                         Apply
                     }
                 }
-                Some(x) => Bad(format!(
-                    "{name} is {}, not RUNNING",
-                    x.state.map_or("not attached".into(), |s| s.name())
-                )),
-                None => Bad(format!("{name} is not attached")),
+                Some(s) => Bad(why!(st, "{name} is {}, not RUNNING", s.name())),
+                None => Bad(why!(st, "{name} is not attached")),
             }
         }
         K::StallOpen => {
@@ -921,7 +1066,7 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             if st.stalls.insert(k) {
                 Apply
             } else {
-                Wait(format!("stall {} {} is already open", k.0, k.1))
+                Wait(why!(st, "stall {} {} is already open", k.0, k.1))
             }
         }
         K::StallResolved => {
@@ -929,30 +1074,37 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             if st.stalls.remove(&k) {
                 Apply
             } else {
-                Wait(format!(
+                Wait(why!(
+                    st,
                     "stall {} {} is resolved but was never opened (nor open when the generation began)",
-                    k.0, k.1
+                    k.0,
+                    k.1
                 ))
             }
         }
         K::HookBegin => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             match r.hook {
                 None => {
                     r.hook = Some(a[0]);
                     Apply
                 }
-                Some(h) => Bad(format!("{} begins a hook while hook {h} runs", who(st, id))),
+                Some(h) => Bad(why!(
+                    st,
+                    "{} begins a hook while hook {h} runs",
+                    who(st, id)
+                )),
             }
         }
         K::HookEnd => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             if r.hook == Some(a[0]) {
                 r.hook = None;
                 Apply
             } else {
                 let running = r.hook;
-                Bad(format!(
+                Bad(why!(
+                    st,
                     "{} ends hook {}, {}",
                     who(st, id),
                     a[0],
@@ -964,9 +1116,10 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
         }
         K::StwBegin => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             if r.stw_open {
-                Bad(format!(
+                Bad(why!(
+                    st,
                     "{} begins a stop-the-world inside its own",
                     who(st, id)
                 ))
@@ -976,9 +1129,10 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
         }
         K::StwEnd => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             if !r.stw_open {
-                Bad(format!(
+                Bad(why!(
+                    st,
                     "{} ends a stop-the-world it did not begin",
                     who(st, id)
                 ))
@@ -988,12 +1142,12 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
         }
         K::RegionBegin => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             r.regions = r.regions.saturating_add(1);
             Apply
         }
         K::RegionEnd => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             if r.regions == 0 {
                 // Begun before the trace: legal, counted.
                 sum.crossed_start += 1;
@@ -1005,12 +1159,14 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         K::TaskBegin => {
             let task = a[0];
             if task == 0 {
-                Bad(format!(
+                Bad(why!(
+                    st,
                     "{} begins task 0 (task ids start at 1)",
                     who(st, id)
                 ))
-            } else if !st.tasks_begun.insert(task) {
-                Bad(format!(
+            } else if !set_flag(st.tasks.entry(task).or_default(), TASK_BEGUN) {
+                Bad(why!(
+                    st,
                     "{} begins task {task}, which was already begun",
                     who(st, id)
                 ))
@@ -1021,20 +1177,21 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
         K::TaskEnd => {
             // A task may end on another thread than it began: whether it
             // began in this generation is decided at the end.
-            if !st.tasks_ended.insert(a[0]) {
-                Bad(format!("{} ends task {} twice", who(st, id), a[0]))
+            if !set_flag(st.tasks.entry(a[0]).or_default(), TASK_ENDED) {
+                Bad(why!(st, "{} ends task {} twice", who(st, id), a[0]))
             } else {
                 Apply
             }
         }
         K::LockContended => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             match r.lock_wait {
                 None => {
                     r.lock_wait = Some(a[0]);
                     Apply
                 }
-                Some(l) => Bad(format!(
+                Some(l) => Bad(why!(
+                    st,
                     "{} contends for lock {:#x} while waiting for lock {l:#x}",
                     who(st, id),
                     a[0]
@@ -1042,7 +1199,7 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
             }
         }
         K::LockAcquired => {
-            let r = st.ranges.entry(id).or_default();
+            let r = &mut st.ranges.slots[me];
             match r.lock_wait {
                 Some(l) if l == a[0] => {
                     r.lock_wait = None;
@@ -1053,7 +1210,8 @@ fn step(id: u64, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
                     sum.crossed_start += 1;
                     Apply
                 }
-                Some(l) => Bad(format!(
+                Some(l) => Bad(why!(
+                    st,
                     "{} acquires lock {:#x} while waiting for lock {l:#x}",
                     who(st, id),
                     a[0]
