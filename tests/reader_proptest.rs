@@ -106,12 +106,44 @@ fn refresh_crcs(bytes: &mut [u8]) {
     }
 }
 
-/// Read `bytes` every way a user can: check, statistics, JSON export.
+/// Hands out at most 7 bytes per read, as a pipe may.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let k = 7.min(out.len()).min(self.0.len());
+        out[..k].copy_from_slice(&self.0[..k]);
+        self.0 = &self.0[k..];
+        Ok(k)
+    }
+}
+
+/// Read `bytes` every way a user can: check (streaming, from memory and
+/// in short reads), parse then validate (everything in memory),
+/// statistics, JSON export. The streaming check and the in-memory path
+/// give the same verdict, and the same summary or message, except that
+/// where the in-memory parse rejects a later part of the file, the
+/// streaming check may first reject an earlier generation's events (it
+/// validates each generation before reading on).
 fn read_all_ways(bytes: &[u8]) {
     let checked = rtcore::reader::check(bytes);
+    let parsed = rtcore::reader::parse(bytes);
+    match &parsed {
+        Ok(t) => assert_eq!(
+            checked,
+            rtcore::reader::validate(t),
+            "streaming check and parse + validate disagree"
+        ),
+        Err(_) => assert!(checked.is_err(), "check accepts what parse rejects"),
+    }
+    assert_eq!(
+        rtcore::reader::check_reader(Trickle(bytes)),
+        checked,
+        "short reads change the verdict"
+    );
     let stats = rtcore::stats::stats(bytes);
     assert_eq!(checked.is_ok(), stats.is_ok(), "check and stats disagree");
-    if let Ok(t) = rtcore::reader::parse(bytes) {
+    if let Ok(t) = parsed {
         if rtcore::reader::validate(&t).is_ok() {
             let mut sink = Vec::new();
             rtcore::export::json::write(&t, &mut sink).expect("export to memory");

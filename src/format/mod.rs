@@ -225,50 +225,12 @@ pub fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`), eight bytes at a
-/// time ("slicing-by-8": table k gives the CRC of a byte followed by k
-/// zero bytes, so eight lookups replace eight dependent steps).
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`), by `crc32fast`:
+/// carry-less multiplication where the CPU has it (every x86-64 since
+/// 2010, ARMv8's CRC instructions), tables otherwise. Every record's body
+/// is checked with it, so it bounds how fast a trace can be read.
 pub fn crc32(data: &[u8]) -> u32 {
-    static TABLES: std::sync::OnceLock<[[u32; 256]; 8]> = std::sync::OnceLock::new();
-    let t = TABLES.get_or_init(|| {
-        let mut t = [[0u32; 256]; 8];
-        for (i, e) in t[0].iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *e = c;
-        }
-        for k in 1..8 {
-            let (done, rest) = t.split_at_mut(k);
-            for (e, prev) in rest[0].iter_mut().zip(done[k - 1].iter()) {
-                *e = (prev >> 8) ^ done[0][(prev & 0xff) as usize];
-            }
-        }
-        t
-    });
-    let mut c = !0u32;
-    let mut chunks = data.chunks_exact(8);
-    for ch in &mut chunks {
-        let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
-        let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-        c = t[7][(lo & 0xff) as usize]
-            ^ t[6][((lo >> 8) & 0xff) as usize]
-            ^ t[5][((lo >> 16) & 0xff) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][(hi & 0xff) as usize]
-            ^ t[2][((hi >> 8) & 0xff) as usize]
-            ^ t[1][((hi >> 16) & 0xff) as usize]
-            ^ t[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 // ---- writing ----------------------------------------------------------------

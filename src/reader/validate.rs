@@ -288,27 +288,54 @@ impl Source for InMemory<'_> {
     }
 }
 
-/// A stream decoded as the frontier reaches it: only its next event is
-/// held.
+/// Events decoded at a time per stream: decoding a run of events, then
+/// validating them, keeps each loop's code and branch history warm (about
+/// a tenth faster on the demo's traces than alternating event by event;
+/// 16 was slower, 256 no faster), and holds only this many decoded events
+/// per stream.
+const DECODE_AHEAD: usize = 64;
+
+/// A stream decoded as the frontier reaches it, `DECODE_AHEAD` events at
+/// a time: only those are held.
 struct Decoded<'a> {
     decoder: Decoder<'a>,
-    head: Event,
-    /// `head` holds the next event.
-    full: bool,
+    /// `ahead[pos..filled]` are decoded and not yet consumed.
+    ahead: Box<[Event; DECODE_AHEAD]>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<'a> Decoded<'a> {
+    fn new(decoder: Decoder<'a>) -> Self {
+        Decoded {
+            decoder,
+            ahead: Box::new([Event::empty(); DECODE_AHEAD]),
+            pos: 0,
+            filled: 0,
+        }
+    }
 }
 
 impl Source for Decoded<'_> {
     fn thread(&self) -> u64 {
         self.decoder.thread()
     }
+    #[inline]
     fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
-        if !self.full {
-            self.full = self.decoder.next_into(&mut self.head)?;
+        if self.pos == self.filled {
+            self.pos = 0;
+            self.filled = 0;
+            while self.filled < DECODE_AHEAD
+                && self.decoder.next_into(&mut self.ahead[self.filled])?
+            {
+                self.filled += 1;
+            }
         }
-        Ok(self.full.then_some(&self.head))
+        Ok(self.ahead[..self.filled].get(self.pos))
     }
+    #[inline]
     fn advance(&mut self) {
-        self.full = false;
+        self.pos += 1;
     }
 }
 
@@ -367,11 +394,7 @@ pub fn check_generation(l: &Layout, data: &[u8], sum: &mut Summary) -> Result<()
             .threads
             .keys()
             .filter(|id| **id != 0)
-            .map(|&thread| Decoded {
-                decoder: l.decoder(data, thread),
-                head: Event::empty(),
-                full: false,
-            })
+            .map(|&thread| Decoded::new(l.decoder(data, thread)))
             .collect();
         let quiet = Gen {
             explain: false,
