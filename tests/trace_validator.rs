@@ -1421,3 +1421,49 @@ fn a_stuck_trace_blames_the_event_that_can_never_apply() {
     }
     assert!(wrong.is_empty(), "misplaced blame:\n{}", wrong.join("\n"));
 }
+
+/// Two threads handing work back and forth many times: each hand-off makes
+/// one stream wait for the other, far past the events the checker decodes
+/// ahead of its validator. The streaming check must count every event and
+/// agree with parsing everything first.
+#[test]
+fn long_streams_that_wait_on_each_other_validate_exactly() {
+    use K::*;
+    const A: u64 = 20;
+    const B: u64 = 21;
+    const N: u64 = 700;
+    let header = vec![
+        ev(ClockInfo, &[u(1_000_000_000), u(0)]),
+        ev(ProcsChange, &[u(2)]),
+        ev(ProcStatus, &[u(0), u(1), u(A), u(0)]),
+        ev(ProcStatus, &[u(1), u(1), u(B), u(0)]),
+    ];
+    let mut a = vec![status(A, "a", 1, 1, 0, 0, 0, 0)];
+    let mut b = vec![status(B, "b", 1, 2, 0, 0, 0, 0)];
+    for i in 0..N {
+        // A blocks (P 0 goes IDLE), B wakes it (thread sequence i + 1), A
+        // takes P 0 back.
+        a.push(ev(Block, &[u(1), u(0x2000), u(0), u(2 * i + 1)]));
+        a.push(ev(ProcStart, &[u(0), u(2 * i + 2)]));
+        b.push(ev(Log, &[t("b"), t("working")]));
+        b.push(ev(Unblock, &[u(A), u(i + 1), u(B)]));
+    }
+    let streams: Vec<Stream> = [(0, header), (A, a), (B, b)]
+        .into_iter()
+        .map(|(thread, events)| Stream {
+            thread,
+            ts: (1..=events.len() as u64).map(|i| i * 10).collect(),
+            events,
+        })
+        .collect();
+    let bytes = build(&streams);
+    let checked = check(&bytes).unwrap_or_else(|e| panic!("rejected: {e}"));
+    assert_eq!(Ok(checked.clone()), validate(&parse(&bytes).unwrap()));
+    for (kind, n) in [("block", N), ("unblock", N), ("P start", N), ("log", N)] {
+        assert_eq!(checked.by_kind[kind], n, "{kind}");
+    }
+    assert_eq!(checked.cross_thread_unblocks, N);
+    // The header's 4, two statuses, 4 per hand-off, and the strings "a"
+    // (A's), "b" and "working" (B's).
+    assert_eq!(checked.events, 4 + 2 + 4 * N + 3);
+}

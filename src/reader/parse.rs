@@ -1,14 +1,23 @@
-//! Parsing: bytes → records → batches → events, checking everything that
-//! does not need the state machines: the file header, record framing
-//! (magic, kind, length, CRC), that every batch belongs to this trace,
-//! per-thread batch sequence numbers with no gap or repeat, generation ends
-//! that match the batches seen, string definitions, and the end marker.
+//! Parsing: bytes → records → generations (`Records`, the framing pass)
+//! → events (`decode`), checking everything that does not need the state
+//! machines: the file header, record framing (magic, kind, length, CRC),
+//! that every batch belongs to this trace, per-thread batch sequence
+//! numbers with no gap or repeat, generation ends that match the batches
+//! seen, string definitions, and the end marker.
+//!
+//! `Records` reads from any `io::Read` and buffers only the generation
+//! being read: a generation's events are decoded once its end record has
+//! been read (so a generation cut short is reported as such, before any of
+//! its events). `parse` decodes and keeps every event (statistics,
+//! exports); `reader::check` decodes as it validates and keeps none.
 //!
 //! Invariants:
 //! - Never panics and never reads out of bounds on any input: every read
-//!   goes through `Cursor`, which returns an error at the end of its slice.
-//! - Memory is bounded by the input: no allocation is sized from a length
-//!   field before that many bytes are known to be present.
+//!   of a record body goes through `Cursor`, and of events through the
+//!   decoder, each of which returns an error at the end of its slice.
+//! - Memory is bounded by the input, and `Records` by one generation: no
+//!   allocation is sized from a length field before that many bytes have
+//!   been read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
