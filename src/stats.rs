@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::format::EventKind as K;
-use crate::reader::{ReadError, Trace, states::states};
+use crate::reader::{Generation, ReadError, states::states};
 
 /// One thread's time by state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,12 +82,36 @@ pub struct Stats {
     pub stops_of_the_world: u64,
 }
 
-/// Parse, validate and summarise a trace.
+/// Validate and summarise a trace in memory.
 pub fn stats(bytes: &[u8]) -> Result<Stats, ReadError> {
-    let trace = crate::reader::parse(bytes)?;
-    let summary = crate::reader::validate(&trace)?;
-    let mut st = compute(&trace);
-    st.bytes = bytes.len() as u64;
+    stats_reader(bytes)
+}
+
+/// Validate and summarise a trace file, reading it one generation at a
+/// time (memory bounded by one generation).
+pub fn stats_file(path: &std::path::Path) -> std::io::Result<Result<Stats, ReadError>> {
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
+    }
+    Ok(stats_reader(std::io::BufReader::with_capacity(1 << 16, f)))
+}
+
+/// Validate and summarise a trace as it is read: each generation is
+/// summarised once valid, then dropped.
+pub fn stats_reader(input: impl std::io::Read) -> Result<Stats, ReadError> {
+    let mut acc = Acc::default();
+    let mut counted = Counted {
+        inner: input,
+        bytes: 0,
+    };
+    let summary = crate::reader::visit_generations(&mut counted, |g| acc.add(g))?;
+    let mut st = acc.finish();
+    st.generations = summary.generations;
+    st.bytes = counted.bytes;
     st.events = summary.events;
     st.by_kind = summary.by_kind;
     st.crossed_start = summary.crossed_start;
@@ -95,16 +119,53 @@ pub fn stats(bytes: &[u8]) -> Result<Stats, ReadError> {
     Ok(st)
 }
 
-fn compute(trace: &Trace) -> Stats {
-    let mut out = Stats {
-        generations: trace.generations.len(),
-        ..Default::default()
-    };
-    let mut threads: BTreeMap<u64, ThreadStats> = BTreeMap::new();
-    let mut reasons: HashMap<String, ReasonStats> = HashMap::new();
-    let mut locks: HashMap<u64, LockStats> = HashMap::new();
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for g in &trace.generations {
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The statistics so far, generation by generation.
+struct Acc {
+    out: Stats,
+    threads: BTreeMap<u64, ThreadStats>,
+    reasons: HashMap<String, ReasonStats>,
+    locks: HashMap<u64, LockStats>,
+    first: u64,
+    last: u64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            out: Stats::default(),
+            threads: BTreeMap::new(),
+            reasons: HashMap::new(),
+            locks: HashMap::new(),
+            first: u64::MAX,
+            last: 0,
+        }
+    }
+}
+
+impl Acc {
+    fn add(&mut self, g: &Generation) {
+        let Acc {
+            out,
+            threads,
+            reasons,
+            locks,
+            first,
+            last,
+        } = self;
         let gen_end = g
             .streams
             .values()
@@ -113,8 +174,8 @@ fn compute(trace: &Trace) -> Stats {
             .unwrap_or(0);
         for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
             if let (Some(a), Some(b)) = (s.events.first(), s.events.last()) {
-                first = first.min(a.ts);
-                last = last.max(b.ts);
+                *first = (*first).min(a.ts);
+                *last = (*last).max(b.ts);
             }
             let t = threads.entry(*id).or_insert_with(|| ThreadStats {
                 id: *id,
@@ -198,18 +259,29 @@ fn compute(trace: &Trace) -> Stats {
             }
         }
     }
-    out.duration_ns = last.saturating_sub(first.min(last));
-    out.threads = threads.into_values().collect();
-    out.blocking = reasons.into_values().collect();
-    out.blocking
-        .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.reason.cmp(&b.reason)));
-    out.locks = locks.into_values().filter(|l| l.contentions > 0).collect();
-    out.locks.sort_by(|a, b| {
-        b.wait_total_ns
-            .cmp(&a.wait_total_ns)
-            .then(a.address.cmp(&b.address))
-    });
-    out
+
+    fn finish(self) -> Stats {
+        let Acc {
+            mut out,
+            threads,
+            reasons,
+            locks,
+            first,
+            last,
+        } = self;
+        out.duration_ns = last.saturating_sub(first.min(last));
+        out.threads = threads.into_values().collect();
+        out.blocking = reasons.into_values().collect();
+        out.blocking
+            .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.reason.cmp(&b.reason)));
+        out.locks = locks.into_values().filter(|l| l.contentions > 0).collect();
+        out.locks.sort_by(|a, b| {
+            b.wait_total_ns
+                .cmp(&a.wait_total_ns)
+                .then(a.address.cmp(&b.address))
+        });
+        out
+    }
 }
 
 fn ms(ns: u64) -> String {

@@ -358,18 +358,20 @@ pub extern "C" fn rtc_trace_stats_json(
                 "rtc_trace_stats_json: 'len' is larger than any buffer",
             ));
         }
-        let data = std::fs::read(path).map_err(|e| {
-            Error::new(
-                RTC_ERR_IO,
-                format!("rtc_trace_stats_json: cannot read '{path}': {e}"),
-            )
-        })?;
-        let stats = crate::stats::stats(&data).map_err(|e| {
-            Error::new(
-                crate::status::RTC_ERR_BAD_TRACE,
-                format!("rtc_trace_stats_json: {path}: {e}"),
-            )
-        })?;
+        // Read one generation at a time: memory stays bounded by one.
+        let stats = crate::stats::stats_file(std::path::Path::new(path))
+            .map_err(|e| {
+                Error::new(
+                    RTC_ERR_IO,
+                    format!("rtc_trace_stats_json: cannot read '{path}': {e}"),
+                )
+            })?
+            .map_err(|e| {
+                Error::new(
+                    crate::status::RTC_ERR_BAD_TRACE,
+                    format!("rtc_trace_stats_json: {path}: {e}"),
+                )
+            })?;
         let needed = super::copy_out(&stats.to_json(), buf, len);
         if !out_needed.is_null() {
             // SAFETY: non-NULL out-parameter.

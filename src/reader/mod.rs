@@ -34,11 +34,32 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Result<Summary, Rea
 /// Memory is bounded by the largest generation
 /// (`Summary::max_generation_bytes`), not by the trace.
 pub fn check_reader(input: impl std::io::Read) -> Result<Summary, ReadError> {
+    walk(input, None)
+}
+
+/// Validate a trace as it is read, as `check_reader`, and hand each
+/// generation, once valid, to `visit` with all its events decoded; it is
+/// dropped before the next is read. For readers that need every event of
+/// a generation (statistics) with memory bounded by one generation.
+pub fn visit_generations(
+    input: impl std::io::Read,
+    mut visit: impl FnMut(&Generation),
+) -> Result<Summary, ReadError> {
+    walk(input, Some(&mut visit))
+}
+
+fn walk(
+    input: impl std::io::Read,
+    mut visit: Option<&mut dyn FnMut(&Generation)>,
+) -> Result<Summary, ReadError> {
     let mut records = parse::Records::open(input)?;
     let mut sum = Summary::default();
     let mut threads = std::collections::HashSet::new();
     while let Some(l) = records.next_generation()? {
         validate::check_generation(&l, records.buffered(), &mut sum)?;
+        if let Some(v) = visit.as_mut() {
+            v(&l.materialise(records.buffered())?);
+        }
         threads.extend(l.threads.keys().copied().filter(|id| *id != 0));
         sum.generations += 1;
         sum.max_generation_bytes = sum.max_generation_bytes.max(l.bytes);
@@ -50,6 +71,7 @@ pub fn check_reader(input: impl std::io::Read) -> Result<Summary, ReadError> {
     sum.threads = threads.len();
     Ok(sum)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

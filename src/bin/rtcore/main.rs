@@ -205,11 +205,15 @@ fn ffi_ok(tool: &str, st: rtcore::status::rtc_status, what: &str) {
 /// `rtcore stats FILE [--json]`: exit 1 for an inconsistent trace.
 #[cfg(not(loom))]
 fn stats(file: &str, json: bool) -> ExitCode {
-    let data = match read_trace("stats", file) {
-        Ok(d) => d,
-        Err(code) => return code,
+    // Read one generation at a time: memory stays bounded by one.
+    let stats = match rtcore::stats::stats_file(std::path::Path::new(file)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rtcore stats: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
     };
-    match rtcore::stats::stats(&data) {
+    match stats {
         Ok(s) if json => {
             println!("{}", s.to_json());
             ExitCode::SUCCESS
