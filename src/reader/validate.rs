@@ -263,10 +263,14 @@ pub fn no_generation() -> ReadError {
 /// A stream's events, one at a time, as the frontier consumes them.
 trait Source {
     fn thread(&self) -> u64;
+    /// The next events, not consumed (empty at the end of the stream).
+    fn ahead(&mut self) -> Result<&[Event], ReadError>;
+    /// Consume the first `n` events `ahead` returned.
+    fn consume(&mut self, n: usize);
     /// The next event, not consumed.
-    fn peek(&mut self) -> Result<Option<&Event>, ReadError>;
-    /// Consume the event `peek` returned.
-    fn advance(&mut self);
+    fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
+        Ok(self.ahead()?.first())
+    }
 }
 
 /// A parsed stream.
@@ -280,11 +284,11 @@ impl Source for InMemory<'_> {
     fn thread(&self) -> u64 {
         self.thread
     }
-    fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
-        Ok(self.events.get(self.pos))
+    fn ahead(&mut self) -> Result<&[Event], ReadError> {
+        Ok(&self.events[self.pos..])
     }
-    fn advance(&mut self) {
-        self.pos += 1;
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
     }
 }
 
@@ -320,8 +324,7 @@ impl Source for Decoded<'_> {
     fn thread(&self) -> u64 {
         self.decoder.thread()
     }
-    #[inline]
-    fn peek(&mut self) -> Result<Option<&Event>, ReadError> {
+    fn ahead(&mut self) -> Result<&[Event], ReadError> {
         if self.pos == self.filled {
             self.pos = 0;
             self.filled = 0;
@@ -331,11 +334,10 @@ impl Source for Decoded<'_> {
                 self.filled += 1;
             }
         }
-        Ok(self.ahead[..self.filled].get(self.pos))
+        Ok(&self.ahead[self.pos..self.filled])
     }
-    #[inline]
-    fn advance(&mut self) {
-        self.pos += 1;
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
     }
 }
 
@@ -460,13 +462,13 @@ fn run<S: Source>(
                 break;
             }
             st.kinds[e.kind as usize] += 1;
-            s.advance();
+            s.consume(1);
         }
         if let Some(e) = s.peek()? {
             if e.kind == EventKind::ThreadStatus {
                 st.kinds[e.kind as usize] += 1;
                 status(id, e, &mut st)?;
-                s.advance();
+                s.consume(1);
             }
         }
     }
@@ -477,17 +479,31 @@ fn run<S: Source>(
         let mut blocked: Vec<(Event, u64, Verdict)> = Vec::new();
         for (me, s) in sources.iter_mut().enumerate() {
             let id = s.thread();
-            while let Some(e) = s.peek()? {
-                match step(id, me, e, &mut st, sum) {
-                    Apply => {
-                        st.kinds[e.kind as usize] += 1;
-                        s.advance();
-                        progressed = true;
+            // Apply the stream's events a run at a time, until one cannot.
+            loop {
+                let events = s.ahead()?;
+                if events.is_empty() {
+                    break;
+                }
+                let mut applied = 0;
+                let mut stop = None;
+                for e in events {
+                    match step(id, me, e, &mut st, sum) {
+                        Apply => {
+                            st.kinds[e.kind as usize] += 1;
+                            applied += 1;
+                        }
+                        v => {
+                            stop = Some((*e, id, v));
+                            break;
+                        }
                     }
-                    v => {
-                        blocked.push((*e, id, v));
-                        break;
-                    }
+                }
+                progressed |= applied > 0;
+                s.consume(applied);
+                if let Some(b) = stop {
+                    blocked.push(b);
+                    break;
                 }
             }
         }
