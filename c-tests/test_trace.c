@@ -389,20 +389,42 @@ static void test_runtime_events_are_recorded(void) {
     char path[300], report[2048];
     snprintf(path, sizeof path, "%s/runtime.trace", dir);
     rtc_trace_config cfg = path_config(path);
+    /* One P: woken by main's unlock, the worker must then wait for main's
+     * P, a second sleep; the trace must still name main as its waker. */
+    uint32_t procs = 0;
+    CHECK_STATUS(rtc_set_maxprocs(1, &procs), RTC_OK);
     CHECK_STATUS(rtc_trace_start(&cfg), RTC_OK);
     CHECK_STATUS(rtc_mutex_lock(&contended), RTC_OK);
     atomic_store(&worker_waiting, 0);
     pthread_t t;
     pthread_create(&t, NULL, contender, NULL);
+    /* Waiting in a blocking region lets sysmon hand main's P over. */
+    CHECK_STATUS(rtc_enter_blocking("wait for the contender"), RTC_OK);
     while (!atomic_load(&worker_waiting)) usleep(100);
     usleep(20000); /* the worker parks on the mutex */
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
     CHECK_STATUS(rtc_mutex_unlock(&contended), RTC_OK);
+    CHECK_STATUS(rtc_enter_blocking("join the contender"), RTC_OK);
     pthread_join(t, NULL);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    CHECK_STATUS(rtc_set_maxprocs(procs, NULL), RTC_OK);
     CHECK_STATUS(rtc_trace_stop(), RTC_OK);
     CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
     const char *kinds[] = {"attach ", "detach ", "P start ", "enter blocking ", ", block ",
                            "unblock ", "lock contended ", "lock acquired ", "thread status "};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) CHECK_CONTAINS(report, kinds[i]);
+    /* The worker slept on the mutex and main's unlock woke it: its
+     * acquisition names main as the releaser (the Perfetto export draws
+     * the arrow from it). */
+    uint64_t me = 0;
+    CHECK_STATUS(rtc_thread_id(&me), RTC_OK);
+    static char stats[1 << 16];
+    size_t need = 0;
+    CHECK_STATUS(rtc_trace_stats_json(path, stats, sizeof stats, &need), RTC_OK);
+    CHECK(need <= sizeof stats);
+    char woken[64];
+    snprintf(woken, sizeof woken, "\"woken_by\":{\"%llu\":1}", (unsigned long long)me);
+    CHECK_CONTAINS(stats, woken);
 }
 
 int main(void) {

@@ -44,6 +44,9 @@ pub struct LockStats {
     /// Who held it when a thread had to wait, with how often (0: it was
     /// already released when the waiter looked at its owner).
     pub owners: BTreeMap<u64, u64>,
+    /// Whose unlock woke a waiter that had gone to sleep, with how often
+    /// (waits that ended without sleeping, or by a spin, name nobody).
+    pub woken_by: BTreeMap<u64, u64>,
 }
 
 /// sysmon's actions.
@@ -238,6 +241,9 @@ impl Acc {
                         if let Some(o) = owner {
                             *l.owners.entry(o).or_default() += 1;
                         }
+                        if a[2] != 0 {
+                            *l.woken_by.entry(a[2]).or_default() += 1;
+                        }
                     }
                     K::StwBegin => {
                         in_stop = true;
@@ -371,9 +377,14 @@ impl Stats {
                     o => format!("thread {o} x{n}"),
                 })
                 .collect();
+            let woken: Vec<String> = l
+                .woken_by
+                .iter()
+                .map(|(t, n)| format!("thread {t} x{n}"))
+                .collect();
             let _ = writeln!(
                 o,
-                "  {:<36} {:>7} waits, {:>12} in all, {:>12} at most; held by {}",
+                "  {:<36} {:>7} waits, {:>12} in all, {:>12} at most; held by {}{}",
                 name,
                 l.contentions,
                 ms(l.wait_total_ns),
@@ -382,6 +393,11 @@ impl Stats {
                     "(not recorded)".to_string()
                 } else {
                     owners.join(", ")
+                },
+                if woken.is_empty() {
+                    String::new()
+                } else {
+                    format!("; sleepers woken by {}", woken.join(", "))
                 }
             );
         }
@@ -464,15 +480,21 @@ impl Stats {
                 .iter()
                 .map(|(t, n)| format!("\"{t}\":{n}"))
                 .collect();
+            let woken: Vec<String> = l
+                .woken_by
+                .iter()
+                .map(|(t, n)| format!("\"{t}\":{n}"))
+                .collect();
             let _ = write!(
                 o,
-                "{{\"address\":{},\"name\":{},\"contentions\":{},\"wait_total_ns\":{},\"wait_max_ns\":{},\"owners\":{{{}}}}}",
+                "{{\"address\":{},\"name\":{},\"contentions\":{},\"wait_total_ns\":{},\"wait_max_ns\":{},\"owners\":{{{}}},\"woken_by\":{{{}}}}}",
                 l.address,
                 crate::export::json::esc(&l.name),
                 l.contentions,
                 l.wait_total_ns,
                 l.wait_max_ns,
-                owners.join(",")
+                owners.join(","),
+                woken.join(",")
             );
         }
         let s = &self.sysmon;

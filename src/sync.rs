@@ -36,6 +36,13 @@ pub mod park {
         }
     }
 
+    /// The thread whose unpark ended the caller's last `park` (0: none
+    /// known, or the park did not sleep).
+    #[inline]
+    pub fn last_waker() -> u64 {
+        crate::lock::parked::last_waker()
+    }
+
     /// Unpark every thread parked on `key`.
     ///
     /// # Safety
@@ -81,6 +88,11 @@ pub mod park {
     loom::lazy_static! {
         static ref BUCKET: Mutex<Bucket> = Mutex::new(Bucket { queue: VecDeque::new(), woken: Vec::new(), next_ticket: 0 });
         static ref CV: Condvar = Condvar::new();
+    }
+
+    /// The model does not track who unparked whom.
+    pub fn last_waker() -> u64 {
+        0
     }
 
     /// # Safety

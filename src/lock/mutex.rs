@@ -422,7 +422,8 @@ impl MutexRef {
                 0
             };
             super::wait::set_target(super::wait::Target::Mutex(self.addr()));
-            self.word()
+            let waker = self
+                .word()
                 .acquire_contended(me, super::wait::begin, super::wait::end);
             super::wait::set_target(super::wait::Target::Nothing);
             if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
@@ -436,7 +437,7 @@ impl MutexRef {
                     &[
                         crate::record::A::U(self.addr() as u64),
                         crate::record::A::U(waited),
-                        crate::record::A::U(crate::lock::parked::last_waker()),
+                        crate::record::A::U(waker),
                     ],
                 );
             }

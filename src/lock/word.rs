@@ -75,8 +75,14 @@ impl LockWord<'_> {
     /// `before_park`/`after_park` run around each sleep (the world's hooks).
     /// Spins briefly first (the holder is likely running), with no
     /// `sched_yield`: on a small machine that is a wasted system call.
+    ///
+    /// Returns the thread whose unlock last woke the caller (0: it was
+    /// never woken by an unlock: it acquired without sleeping). It is read
+    /// as each park returns, before `after_park`, which may park again (for
+    /// a P) and would overwrite it.
     #[cold]
-    pub fn acquire_contended(&self, me: u64, before_park: fn(), after_park: fn()) {
+    pub fn acquire_contended(&self, me: u64, before_park: fn(), after_park: fn()) -> u64 {
+        let mut waker = 0;
         // 1 + 2 + ... + 32 pause instructions; one round under loom, where
         // each spin is a scheduling point.
         #[cfg(not(loom))]
@@ -97,7 +103,7 @@ impl LockWord<'_> {
                     )
                     .is_ok()
                 {
-                    return;
+                    return waker;
                 }
                 continue;
             }
@@ -126,6 +132,12 @@ impl LockWord<'_> {
                     owner(s) != 0 && s & PARKED != 0
                 });
             }
+            // A park that did not sleep (the word changed first) or was not
+            // ended by an unlock keeps the waker of the one before.
+            waker = match park::last_waker() {
+                0 => waker,
+                w => w,
+            };
             after_park();
             round = 0;
         }

@@ -2,15 +2,17 @@
 """Check a `rtcore export --format perfetto` file against Perfetto's own
 schema (the `perfetto` package's perfetto_trace_pb2, pinned in .ci/run).
 
-    check_perfetto.py FILE.perfetto-trace STATS.json
+    check_perfetto.py FILE.perfetto-trace STATS.json [--require-all]
 
 Decodes the file as perfetto.protos.Trace and checks: every track
 descriptor precedes the events on its track (and names a defined parent);
 every interned event name is defined before use, on the same sequence;
 slices nest per track (every end closes an open begin; none left open);
 every flow starts once and ends once; and the counts of counter values and
-of log instants match `rtcore stats --json` (STATS.json). Prints a summary;
-exit status 1 with the problems otherwise.
+of log instants match `rtcore stats --json` (STATS.json). With
+--require-all (the demo's traces), also that there are slices, flows and
+counter values at all. Prints a summary; exit status 1 with the problems
+otherwise.
 """
 import json
 import sys
@@ -18,7 +20,7 @@ import sys
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
 
-def main(path, stats_path):
+def main(path, stats_path, require_all=False):
     trace = pb.Trace()
     with open(path, "rb") as f:
         trace.ParseFromString(f.read())
@@ -88,6 +90,10 @@ def main(path, stats_path):
     threads = [d for d in tracks.values() if d.HasField("thread")]
     if not threads:
         problems.append("no thread track")
+    if require_all:
+        for what, n in (("slices", slices), ("flows", len(flows_start)), ("counter values", counters)):
+            if n == 0:
+                problems.append("no %s (--require-all)" % what)
     if problems:
         for p in problems[:20]:
             print("PROBLEM:", p)
@@ -99,4 +105,4 @@ def main(path, stats_path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], "--require-all" in sys.argv[3:]))

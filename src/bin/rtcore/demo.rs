@@ -2,8 +2,11 @@
 //! C program makes; examples/kv.c is the C version). Client threads send
 //! requests over socket pairs; worker threads read them inside blocking
 //! regions, serve them under ranked locks (index, then a shard, then the
-//! stats) with a task and regions per request, and write the replies. A
-//! hook samples the queue depths as counters. Midway a "compactor" runs a
+//! stats) with a task and regions per request, and write the replies. Every
+//! 200th request also flushes the statistics, holding the stats lock across
+//! a short write: the workers that want it then sleep on it, and the trace
+//! shows who woke them (lock-wait arrows in Perfetto). A hook samples the
+//! queue depths as counters. Midway a "compactor" runs a
 //! maintenance pass that takes a shard lock and then the index lock: the
 //! inversion is reported the first time it happens (long before it could
 //! deadlock). The whole run is traced in several start/stop cycles; every
@@ -124,6 +127,9 @@ struct Store {
 // SAFETY: `data[i]` is only touched under `shards[i]`.
 unsafe impl Sync for Store {}
 
+/// Requests between two flushes of the statistics.
+const STATS_FLUSH_EVERY: u64 = 200;
+
 /// A worker: read a request (op, key) from its socket inside a blocking
 /// region, serve it as a task with regions, reply.
 fn worker(s: &Store, i: usize, fd: i32) {
@@ -162,7 +168,14 @@ fn worker(s: &Store, i: usize, fd: i32) {
             *v
         };
         s.stats.lock(line!());
-        s.served.fetch_add(1, SeqCst);
+        let served = s.served.fetch_add(1, SeqCst) + 1;
+        if served % STATS_FLUSH_EVERY == 0 {
+            // The flush: a write of about half a millisecond, under the lock.
+            blocking(c"flush stats", || {
+                std::thread::sleep(Duration::from_micros(500));
+                0
+            });
+        }
         s.stats.unlock();
         s.shards[shard].unlock();
         rtc_region_end();
