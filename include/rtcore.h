@@ -941,10 +941,12 @@ rtc_status rtc_counter(const char *name, int64_t value);
 /**
  * Statistics of the trace file at `path`, as JSON (the same as `rtcore
  * stats --json`): per thread the time in each state, blocking reasons with
- * totals, the most contended locks with their waits and owners, sysmon's
+ * totals, the most contended locks with their waits, owners and the threads
+ * whose unlocks woke sleeping waiters (`woken_by`), sysmon's
  * actions, events by kind, ranges crossing the trace's edges, bytes per
- * event. The text is copied into `buf` (at most `len` bytes,
- * NUL-terminated, truncated if needed) and the size needed, including the
+ * event. The file is read one generation at a time (memory bounded by
+ * one generation's events). The text is copied into `buf` (at most `len`
+ * bytes, NUL-terminated, truncated if needed) and the size needed, including the
  * NUL, is written to `*out_needed` (which may be NULL): call again with a
  * larger buffer when it exceeds `len`. `buf` may be NULL when `len` is 0.
  *
