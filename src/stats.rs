@@ -93,47 +93,22 @@ pub fn stats(bytes: &[u8]) -> Result<Stats, ReadError> {
 /// Validate and summarise a trace file, reading it one generation at a
 /// time (memory bounded by one generation).
 pub fn stats_file(path: &std::path::Path) -> std::io::Result<Result<Stats, ReadError>> {
-    let f = std::fs::File::open(path)?;
-    if f.metadata()?.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::IsADirectory,
-            "is a directory",
-        ));
-    }
-    Ok(stats_reader(std::io::BufReader::with_capacity(1 << 16, f)))
+    crate::reader::with_file(path, |f| stats_reader(f))
 }
 
 /// Validate and summarise a trace as it is read: each generation is
 /// summarised once valid, then dropped.
 pub fn stats_reader(input: impl std::io::Read) -> Result<Stats, ReadError> {
     let mut acc = Acc::default();
-    let mut counted = Counted {
-        inner: input,
-        bytes: 0,
-    };
-    let summary = crate::reader::visit_generations(&mut counted, |g| acc.add(g))?;
+    let summary = crate::reader::visit_generations(input, |g| acc.add(g))?;
     let mut st = acc.finish();
     st.generations = summary.generations;
-    st.bytes = counted.bytes;
+    st.bytes = summary.bytes;
     st.events = summary.events;
     st.by_kind = summary.by_kind;
     st.crossed_start = summary.crossed_start;
     st.open_at_end = summary.open_at_end;
     Ok(st)
-}
-
-/// Counts the bytes read through it.
-struct Counted<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: std::io::Read> std::io::Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 /// The statistics so far, generation by generation.

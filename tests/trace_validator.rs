@@ -1313,6 +1313,7 @@ fn streams_split_over_several_batches_validate() {
     assert_eq!(
         Summary {
             max_generation_bytes: sum.max_generation_bytes,
+            bytes: sum.bytes,
             ..whole
         },
         sum

@@ -287,7 +287,6 @@ pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
 /// Report a check's outcome: the summary or the rejection, in `report`.
 fn report_check(
     checked: Result<crate::reader::Summary, crate::reader::ReadError>,
-    bytes: u64,
     report: *mut c_char,
     report_len: usize,
 ) -> crate::status::Result<()> {
@@ -305,7 +304,7 @@ fn report_check(
                     s.events,
                     s.generations,
                     s.threads,
-                    bytes,
+                    s.bytes,
                     s.crossed_start,
                     s.open_at_end,
                     kinds.join(", ")
@@ -412,12 +411,7 @@ pub extern "C" fn rtc_trace_check(
             // SAFETY: the caller promises `len` readable bytes at `data`.
             unsafe { std::slice::from_raw_parts(data, len) }
         };
-        report_check(
-            crate::reader::check(bytes),
-            bytes.len() as u64,
-            report,
-            report_len,
-        )
+        report_check(crate::reader::check(bytes), report, report_len)
     })
 }
 
@@ -443,8 +437,7 @@ pub extern "C" fn rtc_trace_check_file(
             super::copy_out(&e.message, report, report_len);
             e
         };
-        let bytes = std::fs::metadata(path).map_err(io_error)?.len();
         let checked = crate::reader::check_file(std::path::Path::new(path)).map_err(io_error)?;
-        report_check(checked, bytes, report, report_len)
+        report_check(checked, report, report_len)
     })
 }

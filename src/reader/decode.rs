@@ -61,8 +61,9 @@ const SHAPES: [Shape; 256] = {
     t
 };
 
-/// String ids below this are tracked in a bitmap (writers number strings
-/// from 1 per stream, so in practice all of them); larger ones in a map.
+/// String ids below this may be tracked in a bitmap (writers number
+/// strings from 1 per stream, so in practice all of them); larger ones are
+/// only in the map.
 const DENSE_IDS: u64 = 4096;
 
 /// A stream's events, decoded on demand.
@@ -78,8 +79,12 @@ pub struct Decoder<'a> {
     thread: u64,
     generation: u64,
     strings: HashMap<u64, String, IdHash>,
-    /// Bit `id` set: string `id` (< `DENSE_IDS`) is defined.
-    defined: [u64; (DENSE_IDS / 64) as usize],
+    /// Bit `id` set: string `id` is defined (a fast path: every defined
+    /// id is also in `strings`). It grows to cover an id being defined
+    /// only while it holds no more words than strings were defined (plus
+    /// one), so a stream costs no more than its strings' bytes: a file of
+    /// many tiny streams must not make the reader allocate many bitmaps.
+    defined: Vec<u64>,
 }
 
 fn fail<T>(offset: usize, message: String) -> Result<T, ReadError> {
@@ -127,15 +132,24 @@ impl<'a> Decoder<'a> {
             thread,
             generation,
             strings: HashMap::default(),
-            defined: [0; (DENSE_IDS / 64) as usize],
+            defined: Vec::new(),
         }
     }
 
+    #[inline]
     fn is_defined(&self, id: u64) -> bool {
-        if id < DENSE_IDS {
-            self.defined[(id / 64) as usize] >> (id % 64) & 1 == 1
-        } else {
-            self.strings.contains_key(&id)
+        let word = (id / 64) as usize;
+        (word < self.defined.len() && self.defined[word] >> (id % 64) & 1 == 1)
+            || self.strings.contains_key(&id)
+    }
+
+    fn mark_defined(&mut self, id: u64) {
+        let word = (id / 64) as usize;
+        if id < DENSE_IDS && word >= self.defined.len() && word <= self.strings.len() {
+            self.defined.resize(word + 1, 0);
+        }
+        if word < self.defined.len() {
+            self.defined[word] |= 1 << (id % 64);
         }
     }
 
@@ -239,9 +253,7 @@ impl<'a> Decoder<'a> {
                     ),
                 );
             }
-            if id < DENSE_IDS {
-                self.defined[(id / 64) as usize] |= 1 << (id % 64);
-            }
+            self.mark_defined(id);
             self.strings
                 .insert(id, String::from_utf8_lossy(text).into_owned());
         }

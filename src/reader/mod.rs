@@ -16,8 +16,18 @@ pub fn check(bytes: &[u8]) -> Result<Summary, ReadError> {
     check_reader(bytes)
 }
 
-/// Check a trace file without reading it into memory first.
+/// Check a trace file without reading it into memory first. A failure to
+/// open or read the file is the outer error (not a verdict on the trace).
 pub fn check_file(path: &std::path::Path) -> std::io::Result<Result<Summary, ReadError>> {
+    with_file(path, |f| check_reader(f))
+}
+
+/// Open `path` and run `read` over it; an I/O error on the way (opening,
+/// or any read) is returned as such, whatever `read` made of it.
+pub fn with_file<T>(
+    path: &std::path::Path,
+    read: impl FnOnce(&mut IoTracked<std::io::BufReader<std::fs::File>>) -> T,
+) -> std::io::Result<T> {
     let f = std::fs::File::open(path)?;
     if f.metadata()?.is_dir() {
         return Err(std::io::Error::new(
@@ -25,7 +35,37 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Result<Summary, Rea
             "is a directory",
         ));
     }
-    Ok(check_reader(std::io::BufReader::with_capacity(1 << 16, f)))
+    let mut input = IoTracked {
+        inner: std::io::BufReader::with_capacity(1 << 16, f),
+        error: None,
+    };
+    let out = read(&mut input);
+    match input.error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// A reader that keeps the first I/O error it passed on, so the caller can
+/// tell a file that could not be read from a trace that is not valid.
+pub struct IoTracked<R> {
+    inner: R,
+    error: Option<std::io::Error>,
+}
+
+impl<R: std::io::Read> std::io::Read for IoTracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted && self.error.is_none() => {
+                // The original (with its OS error code) for the caller; a
+                // copy for the reader.
+                let copy = std::io::Error::new(e.kind(), e.to_string());
+                self.error = Some(e);
+                Err(copy)
+            }
+            r => r,
+        }
+    }
 }
 
 /// Parse and validate a trace as it is read, one generation at a time:
@@ -69,6 +109,7 @@ fn walk(
     }
     sum.events = sum.by_kind.values().sum();
     sum.threads = threads.len();
+    sum.bytes = records.offset as u64;
     Ok(sum)
 }
 
@@ -178,5 +219,37 @@ mod tests {
         assert!(e.message.contains("thread 7 has not defined"), "{e}");
         assert_eq!(e.offset, bad_at[0]);
         assert_eq!(parse(&out).unwrap_err(), e);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_io_error_not_a_verdict() {
+        // Opening works; every read fails (EIO at offset 0).
+        let e = check_file(std::path::Path::new("/proc/self/mem")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+        assert!(check_file(std::path::Path::new("/")).is_err());
+        // A file that reads is judged, with its size.
+        let dir = std::env::temp_dir().join(format!("rtcore-check-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t.rtctrace");
+        let bytes = trace(2, 5);
+        std::fs::write(&f, &bytes).unwrap();
+        let s = check_file(&f).unwrap().unwrap();
+        assert_eq!(s.bytes, bytes.len() as u64);
+        std::fs::write(&f, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(check_file(&f).unwrap().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_first_generation_numbered_0_is_named_as_such() {
+        let mut out = file_header(9).to_vec();
+        let h = BatchBuilder::new(9, 0, 0, 0, 0);
+        put_record(&mut out, RecordKind::Batch, &h.body);
+        let e = check(&out).unwrap_err();
+        assert!(
+            e.message
+                .contains("generation 0 where generation 1 was expected"),
+            "{e}"
+        );
     }
 }

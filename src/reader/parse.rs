@@ -193,34 +193,78 @@ impl fmt::Debug for Args {
     }
 }
 
-/// Hashing for string ids: looked up for every string argument of every
-/// event, where SipHash's cost showed. The ids come from the file (so may
-/// be hostile), hence a multiply-and-fold mix rather than the identity.
-#[derive(Clone, Copy, Default)]
-pub struct IdHash;
+/// Hashing for ids from the file (strings, threads, tasks): looked up for
+/// nearly every event, where SipHash's cost showed (a quarter of checking
+/// a demo trace). The ids may be hostile: with a fixed mix, an attacker can
+/// pick ids that all land in one probe sequence and make checking
+/// quadratic. So the mix is keyed, with keys drawn at random once per
+/// process (from std's `RandomState`): a folded 64×64→128-bit multiply of
+/// the id, masked by one key, by the other (the scheme of aHash's and
+/// foldhash's fallbacks), whose every output bit depends on every input
+/// bit and on the unknown keys.
+#[derive(Clone, Copy)]
+pub struct IdHash {
+    keys: (u64, u64),
+}
+
+impl IdHash {
+    /// A hasher with the given keys (tests; `default` draws the process's).
+    pub fn with_keys(k0: u64, k1: u64) -> IdHash {
+        IdHash { keys: (k0, k1 | 1) }
+    }
+}
+
+impl Default for IdHash {
+    fn default() -> Self {
+        static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+        let (k0, k1) = *KEYS.get_or_init(|| {
+            use std::hash::BuildHasher;
+            let r = std::collections::hash_map::RandomState::new();
+            (
+                r.hash_one(0x243f_6a88_85a3_08d3u64),
+                r.hash_one(0x1319_8a2e_0370_7344u64),
+            )
+        });
+        IdHash::with_keys(k0, k1)
+    }
+}
 
 impl std::hash::BuildHasher for IdHash {
     type Hasher = IdHasher;
     fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
+        IdHasher {
+            state: self.keys.0,
+            key: self.keys.1,
+        }
     }
 }
 
-#[derive(Default)]
-pub struct IdHasher(u64);
+pub struct IdHasher {
+    state: u64,
+    key: u64,
+}
+
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
 
 impl std::hash::Hasher for IdHasher {
+    #[inline]
     fn finish(&self) -> u64 {
-        let x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^ (x >> 29)
+        folded_multiply(self.state, self.key)
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
         }
     }
+    #[inline]
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        self.state = folded_multiply(self.state ^ v, self.key);
     }
 }
 
@@ -508,9 +552,12 @@ impl<R: Read> Records<R> {
                 );
             }
             let generation = b.uvarint("record body")?;
+            // Where the record's own fields start (after the trace id and
+            // the generation): the offset its framing errors name.
+            let fields_at = b.offset();
             match kind {
                 RecordKind::Batch => {
-                    let l = self.layout_for(&mut layout, generation, body_at)?;
+                    let l = self.layout_for(&mut layout, generation, fields_at)?;
                     let thread = b.uvarint("batch header")?;
                     let seq = b.uvarint("batch header")?;
                     let base_ts = b.uvarint("batch header")?;
@@ -519,7 +566,7 @@ impl<R: Read> Records<R> {
                     if seq != seen {
                         let what = if seq < seen { "repeated" } else { "missing" };
                         return err(
-                            body_at,
+                            fields_at,
                             format!(
                                 "batch {} of thread {thread} in generation {generation} is {what} (found batch {seq})",
                                 seq.min(seen)
@@ -534,7 +581,7 @@ impl<R: Read> Records<R> {
                     });
                 }
                 RecordKind::GenerationEnd => {
-                    let l = self.layout_for(&mut layout, generation, body_at)?;
+                    let l = self.layout_for(&mut layout, generation, fields_at)?;
                     generation_end(l, &mut b, generation)?;
                     let mut l = layout.take().expect("just checked");
                     l.bytes = self.buf.len();
@@ -597,7 +644,7 @@ impl<R: Read> Records<R> {
                     ),
                 );
             }
-            None if generation <= self.last => {
+            None if generation != 0 && generation <= self.last => {
                 return err(
                     at,
                     format!("batch of generation {generation} after that generation ended"),
@@ -696,6 +743,33 @@ mod tests {
         );
         put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
         out
+    }
+
+    #[test]
+    fn ids_crafted_to_collide_under_one_key_spread_under_another() {
+        use std::hash::BuildHasher;
+        // 200 ids whose hashes share their low 10 bits (one hash-table
+        // bucket group) under keys A, found by search, as an attacker who
+        // knew the keys would.
+        let a = IdHash::with_keys(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3211);
+        let b = IdHash::with_keys(0x0f1e_2d3c_4b5a_6978, 0x8796_a5b4_c3d2_e1f1);
+        let evil: Vec<u64> = (1u64..)
+            .filter(|id| a.hash_one(*id) & 0x3ff == 0)
+            .take(200)
+            .collect();
+        let low = |h: &IdHash| {
+            evil.iter()
+                .map(|id| h.hash_one(*id) & 0x3ff)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        assert_eq!(low(&a), 1);
+        // Under other keys they spread as random ids would (about 181 of
+        // 1024 groups; an unkeyed mix would leave them in one).
+        assert!(low(&b) > 150, "{}", low(&b));
+        // The process's keys are neither of these.
+        let d = IdHash::default();
+        assert_ne!(d.hash_one(evil[0]), a.hash_one(evil[0]));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Summary {
     /// The largest generation's record bodies, in bytes: what reading the
     /// trace buffers at most.
     pub max_generation_bytes: usize,
+    /// Bytes read (the file's size).
+    pub bytes: u64,
 }
 
 /// "12.345678 ms" for a trace timestamp.
@@ -236,6 +238,7 @@ pub fn validate(t: &Trace) -> Result<Summary, ReadError> {
     let mut sum = Summary {
         events: t.events,
         generations: t.generations.len(),
+        bytes: t.bytes as u64,
         ..Default::default()
     };
     if t.generations.is_empty() {
@@ -303,8 +306,10 @@ const DECODE_AHEAD: usize = 64;
 /// a time: only those are held.
 struct Decoded<'a> {
     decoder: Decoder<'a>,
-    /// `ahead[pos..filled]` are decoded and not yet consumed.
-    ahead: Box<[Event; DECODE_AHEAD]>,
+    /// `ahead[pos..filled]` are decoded and not yet consumed. Slots are
+    /// made as needed (up to `DECODE_AHEAD`) and reused: a stream of a few
+    /// events costs a few slots, so many tiny streams stay cheap.
+    ahead: Vec<Event>,
     pos: usize,
     filled: usize,
 }
@@ -313,7 +318,7 @@ impl<'a> Decoded<'a> {
     fn new(decoder: Decoder<'a>) -> Self {
         Decoded {
             decoder,
-            ahead: Box::new([Event::empty(); DECODE_AHEAD]),
+            ahead: Vec::new(),
             pos: 0,
             filled: 0,
         }
@@ -328,9 +333,17 @@ impl Source for Decoded<'_> {
         if self.pos == self.filled {
             self.pos = 0;
             self.filled = 0;
-            while self.filled < DECODE_AHEAD
-                && self.decoder.next_into(&mut self.ahead[self.filled])?
-            {
+            while self.filled < DECODE_AHEAD {
+                if self.filled == self.ahead.len() {
+                    // Doubling from one slot (not `Vec`'s four): an empty
+                    // stream costs one event.
+                    let n = self.ahead.len().clamp(1, DECODE_AHEAD - self.ahead.len());
+                    self.ahead.reserve_exact(n);
+                    self.ahead.push(Event::empty());
+                }
+                if !self.decoder.next_into(&mut self.ahead[self.filled])? {
+                    break;
+                }
                 self.filled += 1;
             }
         }

@@ -242,10 +242,9 @@ fn check(file: &str) -> ExitCode {
     };
     match checked {
         Ok(s) => {
-            let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
             println!(
-                "{file}: consistent: {} events, {} generation(s), {} thread(s), {bytes} bytes; {} range(s) crossing the start, {} open at the end",
-                s.events, s.generations, s.threads, s.crossed_start, s.open_at_end
+                "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
+                s.events, s.generations, s.threads, s.bytes, s.crossed_start, s.open_at_end
             );
             ExitCode::SUCCESS
         }
