@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 
-use super::parse::{BatchRef, Event, IdHash, ReadError};
-use crate::format::{Arg, EventKind};
+use super::parse::{BatchRef, Event, IdHash, ReadError, err};
+use crate::format::{self, Arg, EventKind};
 
 /// What decoding needs to know of an event kind, looked up by its code
 /// in one table (`SHAPES`) rather than by matching on the kind.
@@ -85,39 +85,6 @@ pub struct Decoder<'a> {
     /// one), so a stream costs no more than its strings' bytes: a file of
     /// many tiny streams must not make the reader allocate many bitmaps.
     defined: Vec<u64>,
-}
-
-fn fail<T>(offset: usize, message: String) -> Result<T, ReadError> {
-    Err(ReadError {
-        message,
-        offset,
-        time: None,
-    })
-}
-
-/// A varint inside `d` (as `format::get_uvarint`, whose contract it
-/// keeps), inline: every event has two to nine of them.
-#[inline(always)]
-fn uvarint(d: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut p = *pos;
-    let mut v = 0u64;
-    let mut shift = 0u32;
-    loop {
-        let b = *d.get(p)?;
-        p += 1;
-        if shift == 63 && b > 1 {
-            return None;
-        }
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            *pos = p;
-            return Some(v);
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
 }
 
 impl<'a> Decoder<'a> {
@@ -191,20 +158,21 @@ impl<'a> Decoder<'a> {
         let code = d[self.pos];
         let shape = SHAPES[code as usize];
         let Some(kind) = shape.kind else {
-            return fail(ev_at, format!("unknown event kind {code}"));
+            return err(ev_at, format!("unknown event kind {code}"));
         };
         let mut pos = self.pos + 1;
         let truncated = |pos: usize, shift: usize| {
-            fail(
+            err(
                 pos + shift,
                 format!("truncated or overlong varint in {}", kind.name()),
             )
         };
-        let Some(delta) = uvarint(d, &mut pos) else {
-            return truncated(pos, self.shift);
+        let delta_at = pos;
+        let Some(delta) = format::get_uvarint(d, &mut pos) else {
+            return truncated(delta_at, self.shift);
         };
         let Some(ts) = self.ts.checked_add(delta) else {
-            return fail(ev_at, "timestamp overflows 64 bits".into());
+            return err(ev_at, "timestamp overflows 64 bits");
         };
         // Decoded straight into `out` (on an error, `out` is left
         // half-written: the caller stops there).
@@ -212,11 +180,11 @@ impl<'a> Decoder<'a> {
         let mut text: &[u8] = &[];
         for i in 0..shape.args {
             let at = pos;
-            let Some(v) = uvarint(d, &mut pos) else {
+            let Some(v) = format::get_uvarint(d, &mut pos) else {
                 return truncated(at, self.shift);
             };
             if shape.strs >> i & 1 == 1 && v != 0 && !self.is_defined(v) {
-                return fail(
+                return err(
                     ev_at,
                     format!(
                         "{} names string {v}, which thread {} has not defined",
@@ -233,7 +201,7 @@ impl<'a> Decoder<'a> {
                         pos += n;
                     }
                     _ => {
-                        return fail(
+                        return err(
                             pos + self.shift,
                             format!("truncated {}: {v} bytes needed, {left} left", kind.name()),
                         );
@@ -245,7 +213,7 @@ impl<'a> Decoder<'a> {
         if kind == EventKind::String {
             let id = out.args[0];
             if id == 0 || self.is_defined(id) {
-                return fail(
+                return err(
                     ev_at,
                     format!(
                         "string {id} defined twice (or id 0) by thread {}",

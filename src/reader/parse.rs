@@ -50,7 +50,7 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-fn err<T>(offset: usize, message: impl Into<String>) -> Result<T, ReadError> {
+pub(crate) fn err<T>(offset: usize, message: impl Into<String>) -> Result<T, ReadError> {
     Err(ReadError {
         message: message.into(),
         offset,

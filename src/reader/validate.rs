@@ -200,13 +200,6 @@ impl<T: Default> Table<T> {
     }
 }
 
-impl<T: Default> std::ops::Index<&u64> for Table<T> {
-    type Output = T;
-    fn index(&self, id: &u64) -> &T {
-        self.get(id).expect("a thread with a record")
-    }
-}
-
 /// The maps keyed by ids from the trace (threads, tasks) use the reader's
 /// cheap hasher.
 struct Gen {
