@@ -5,6 +5,7 @@
 //! and without the fault injection; the demo end to end (exit status and
 //! the summary it promises).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 fn rtcore(args: &[&str]) -> (i32, String, String) {
@@ -288,4 +289,189 @@ fn help_shows_an_example_for_each_subcommand() {
         assert_eq!(code, 0);
         assert!(out.contains("Example: rtcore"), "{sub} --help:\n{out}");
     }
+}
+
+/// Run rtcore with `setup` applied in the child before exec (file
+/// descriptors, limits); returns (exit code or -signal, stdout, stderr).
+fn rtcore_with(args: &[&str], setup: fn() -> std::io::Result<()>) -> (i32, String, String) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rtcore"));
+    c.args(args).env_remove("RTCORE_DEBUG");
+    // SAFETY: `setup` only makes async-signal-safe calls (close, dup2,
+    // setrlimit).
+    unsafe { c.pre_exec(setup) };
+    let out = c.output().expect("run rtcore");
+    (
+        out.status
+            .code()
+            .unwrap_or_else(|| -out.status.signal().unwrap_or(0)),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 13, row 1: `export -o` writes into a FIFO (and any non-regular
+/// file) instead of replacing it with a regular file, and through a
+/// symbolic link into the file it names, leaving the link a link.
+#[test]
+fn export_writes_into_fifos_and_through_links_without_replacing_them() {
+    let dir = temp_dir("export-targets");
+    let good = stress_trace(&dir);
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+
+    let fifo = dir.join("out.fifo");
+    let c = std::ffi::CString::new(p(&fifo)).unwrap();
+    // SAFETY: a valid path string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Read without blocking, so a broken export (one that replaced the
+    // FIFO and never opened it) fails the test instead of hanging it.
+    let rd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["export", &p(&good), "--format", "json", "-o", &p(&fifo)])
+        .env_remove("RTCORE_DEBUG")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        use std::io::Read;
+        let mut buf = [0u8; 65536];
+        match (&rd).read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => {
+                if let Some(st) = child.try_wait().unwrap() {
+                    // Drain what the writer left before it exited.
+                    while let Ok(n) = (&rd).read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    break st;
+                }
+                assert!(std::time::Instant::now() < deadline, "export hung");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    };
+    assert!(status.success());
+    assert!(
+        got.starts_with(b"{\"displayTimeUnit\""),
+        "the FIFO's reader got {} bytes",
+        got.len()
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was replaced"
+    );
+
+    let real = dir.join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, out, err) = rtcore(&["export", &p(&good), "--format", "json", "-o", &p(&link)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read(&real)
+            .unwrap()
+            .starts_with(b"{\"displayTimeUnit\"")
+    );
+    let (code, _, err) = rtcore(&["export", &p(&good), "-o", &p(&dir)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13, row 9: export checks the header before reading on and reads
+/// one generation at a time: a 2 GB sparse file is refused at once under a
+/// 512 MB address-space limit (reading it whole first failed to allocate).
+#[test]
+fn export_refuses_a_huge_non_trace_within_bounded_memory() {
+    let dir = temp_dir("export-huge");
+    let big = dir.join("sparse.rtctrace");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let out = dir.join("out.json");
+    let t0 = std::time::Instant::now();
+    let (code, _, err) = rtcore_with(
+        &["export", big.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        || {
+            let lim = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            // SAFETY: a valid struct.
+            if unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a consistent trace"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13, row 10: a closed pipe on standard output ends the command
+/// quietly (status 141, nothing on stderr); a closed standard output is
+/// status 2 with a message; never a panic (101).
+#[test]
+fn output_to_a_closed_pipe_or_a_closed_stdout_is_a_status_not_a_panic() {
+    let dir = temp_dir("closed-stdout");
+    let good = stress_trace(&dir);
+    let g = good.to_str().unwrap();
+    let runs: [&[&str]; 4] = [
+        &["check", g],
+        &["stats", g],
+        &["stats", "--json", g],
+        &["export", g, "-o", "-"],
+    ];
+    for args in runs {
+        let (code, out, err) = rtcore_with(args, || {
+            let mut fds = [0; 2];
+            // SAFETY: plain pipe calls in the child before exec.
+            unsafe {
+                if libc::pipe(fds.as_mut_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fds[0]);
+                libc::dup2(fds[1], 1);
+                libc::close(fds[1]);
+            }
+            Ok(())
+        });
+        assert_eq!(code, 141, "{args:?}: {out}{err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+        let (code, _, err) = rtcore_with(args, || {
+            // SAFETY: closing a descriptor in the child before exec.
+            unsafe { libc::close(1) };
+            Ok(())
+        });
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,11 @@ fn args(a: &[(&'static str, String)]) -> String {
 
 /// Write `trace` as a JSON object with a `traceEvents` array.
 pub fn write<W: Write>(trace: &Trace, w: &mut W) -> io::Result<Stats> {
-    let t = timeline::build(trace);
+    write_timeline(&timeline::build(trace), w)
+}
+
+/// Write a timeline built generation by generation (`timeline::TimelineBuilder`).
+pub fn write_timeline<W: Write>(t: &timeline::Timeline, w: &mut W) -> io::Result<Stats> {
     w.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
     let mut first = true;
     let mut raw = |w: &mut W, obj: String| -> io::Result<()> {
@@ -156,5 +160,5 @@ pub fn write<W: Write>(trace: &Trace, w: &mut W) -> io::Result<Stats> {
         raw(w, obj)?;
     }
     w.write_all(b"\n]}\n")?;
-    Ok(t.stats)
+    Ok(t.stats.clone())
 }

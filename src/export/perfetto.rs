@@ -213,7 +213,11 @@ fn thread_uuid(tid: u64) -> u64 {
 
 /// Write `trace` in Perfetto's format.
 pub fn write<W: Write>(trace: &Trace, w: &mut W) -> io::Result<Stats> {
-    let t = timeline::build(trace);
+    write_timeline(&timeline::build(trace), w)
+}
+
+/// Write a timeline built generation by generation (`timeline::TimelineBuilder`).
+pub fn write_timeline<W: Write>(t: &timeline::Timeline, w: &mut W) -> io::Result<Stats> {
     let mut out = Writer {
         w,
         names: HashMap::new(),
@@ -431,5 +435,5 @@ pub fn write<W: Write>(trace: &Trace, w: &mut W) -> io::Result<Stats> {
     for (ts, ev) in &evs {
         out.event(*ts, ev)?;
     }
-    Ok(t.stats)
+    Ok(t.stats.clone())
 }

@@ -27,7 +27,7 @@ use std::io;
 
 use crate::format::EventKind as K;
 use crate::reader::states::{StateSlice, states};
-use crate::reader::{Event, Stream, Trace};
+use crate::reader::{Event, Generation, Stream, Trace};
 
 /// State tracks' tids: the thread's id plus this.
 pub const STATE_TID_BASE: u64 = 1 << 40;
@@ -164,33 +164,59 @@ impl Builder {
 
 /// Build the timeline of a trace the validator accepted.
 pub fn build(trace: &Trace) -> Timeline {
-    match build_io(trace) {
-        Ok(t) => t,
-        Err(_) => unreachable!("building in memory does not fail"),
+    let mut b = TimelineBuilder::default();
+    for g in &trace.generations {
+        b.add_generation(g);
+    }
+    b.finish()
+}
+
+/// Builds a timeline one generation at a time, so a reader that holds one
+/// generation at a time (`reader::visit_generations`) can export: what it
+/// keeps between generations is the timeline itself and the thread names.
+pub struct TimelineBuilder {
+    out: Builder,
+    /// From the first generation's clock information.
+    realtime_origin_ns: Option<u64>,
+    named: BTreeMap<u64, String>,
+    with_states: BTreeMap<u64, ()>,
+    flow_id: u64,
+}
+
+impl Default for TimelineBuilder {
+    fn default() -> Self {
+        TimelineBuilder {
+            out: Builder {
+                items: Vec::new(),
+                stats: Stats::default(),
+            },
+            realtime_origin_ns: None,
+            named: BTreeMap::new(),
+            with_states: BTreeMap::new(),
+            flow_id: 0,
+        }
     }
 }
 
-fn build_io(trace: &Trace) -> io::Result<Timeline> {
-    let mut out = Builder {
-        items: Vec::new(),
-        stats: Stats::default(),
-    };
-    let mut tracks = vec![TrackName {
-        tid: STW_TID,
-        name: "stop-the-world".into(),
-        sort: 0,
-        thread: 0,
-    }];
-    let realtime_origin_ns = trace
-        .generations
-        .first()
-        .and_then(|g| g.streams.get(&0))
-        .and_then(|h| h.events.iter().find(|e| e.kind == K::ClockInfo))
-        .map_or(0, |e| e.args[1]);
-    let mut named: BTreeMap<u64, String> = BTreeMap::new();
-    let mut with_states: BTreeMap<u64, ()> = BTreeMap::new();
-    let mut flow_id = 0u64;
-    for g in &trace.generations {
+impl TimelineBuilder {
+    /// Add the next generation (of a trace the validator accepted, in
+    /// order).
+    pub fn add_generation(&mut self, g: &Generation) {
+        if self.realtime_origin_ns.is_none() {
+            self.realtime_origin_ns = Some(
+                g.streams
+                    .get(&0)
+                    .and_then(|h| h.events.iter().find(|e| e.kind == K::ClockInfo))
+                    .map_or(0, |e| e.args[1]),
+            );
+        }
+        match self.add_io(g) {
+            Ok(()) => {}
+            Err(_) => unreachable!("building in memory does not fail"),
+        }
+    }
+
+    fn add_io(&mut self, g: &Generation) -> io::Result<()> {
         let gen_end = g
             .streams
             .values()
@@ -205,7 +231,7 @@ fn build_io(trace: &Trace) -> io::Result<Timeline> {
                 K::Attach => Some(s.string(e.args[0]).to_string()),
                 _ => None,
             });
-            let entry = named.entry(*id).or_default();
+            let entry = self.named.entry(*id).or_default();
             match name {
                 Some(n) if !n.is_empty() => *entry = format!("{n} ({id})"),
                 _ if entry.is_empty() => *entry = format!("thread {id} (unattached)"),
@@ -216,7 +242,7 @@ fn build_io(trace: &Trace) -> io::Result<Timeline> {
         for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
             let v = states(s, gen_end);
             if !v.is_empty() {
-                with_states.insert(*id, ());
+                self.with_states.insert(*id, ());
                 state_slices.insert(*id, v);
             }
         }
@@ -227,7 +253,7 @@ fn build_io(trace: &Trace) -> io::Result<Timeline> {
                 } else {
                     vec![("detail", st.detail.clone())]
                 };
-                out.slice(
+                self.out.slice(
                     id + STATE_TID_BASE,
                     st.name,
                     "state",
@@ -247,13 +273,13 @@ fn build_io(trace: &Trace) -> io::Result<Timeline> {
                 states: &state_slices,
                 tasks: &mut tasks,
                 stw: &mut stw,
-                flow_id: &mut flow_id,
+                flow_id: &mut self.flow_id,
             };
-            t.replay(&mut out)?;
+            t.replay(&mut self.out)?;
         }
         // Stops still in force at the end (the trace stop's own).
         for (stopper, (start, reason)) in stw.drain() {
-            out.slice(
+            self.out.slice(
                 STW_TID,
                 &format!("stop-the-world: {reason}"),
                 "world",
@@ -266,37 +292,49 @@ fn build_io(trace: &Trace) -> io::Result<Timeline> {
         let mut open: Vec<(u64, String)> = tasks.drain().collect();
         open.sort();
         for (task, name) in open {
-            out.items.push(Item::TaskEnd {
+            self.out.items.push(Item::TaskEnd {
                 tid: 0,
                 id: task,
                 name,
                 ts: gen_end,
             });
         }
+        Ok(())
     }
-    for (id, name) in &named {
-        tracks.push(TrackName {
-            tid: *id,
-            name: name.clone(),
-            sort: id * 2 + 1,
-            thread: *id,
-        });
-        if with_states.contains_key(id) {
+
+    /// The timeline, with every track named.
+    pub fn finish(self) -> Timeline {
+        let mut tracks = vec![TrackName {
+            tid: STW_TID,
+            name: "stop-the-world".into(),
+            sort: 0,
+            thread: 0,
+        }];
+        for (id, name) in &self.named {
             tracks.push(TrackName {
-                tid: id + STATE_TID_BASE,
-                name: format!("{name}: state"),
-                sort: id * 2 + 2,
+                tid: *id,
+                name: name.clone(),
+                sort: id * 2 + 1,
                 thread: *id,
             });
+            if self.with_states.contains_key(id) {
+                tracks.push(TrackName {
+                    tid: id + STATE_TID_BASE,
+                    name: format!("{name}: state"),
+                    sort: id * 2 + 2,
+                    thread: *id,
+                });
+            }
+        }
+        let mut stats = self.out.stats;
+        stats.threads = self.named.len() as u64;
+        Timeline {
+            tracks,
+            items: self.out.items,
+            stats,
+            realtime_origin_ns: self.realtime_origin_ns.unwrap_or(0),
         }
     }
-    out.stats.threads = named.len() as u64;
-    Ok(Timeline {
-        tracks,
-        items: out.items,
-        stats: out.stats,
-        realtime_origin_ns,
-    })
 }
 
 /// An open slice on a thread's track.

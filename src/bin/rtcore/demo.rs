@@ -369,7 +369,7 @@ fn print_trace_stats(all: &[rtcore::stats::Stats]) {
         .zip(state_ns)
         .map(|(n, ns)| format!("{n} {:.0}%", ns as f64 * 100.0 / total as f64))
         .collect();
-    println!(
+    say!(
         "  threads' time        {} (rtcore stats, over every trace)",
         shares.join(", ")
     );
@@ -380,14 +380,14 @@ fn print_trace_stats(all: &[rtcore::stats::Stats]) {
         .take(3)
         .map(|(r, (n, ns))| format!("'{r}' {n} x, {:.0} ms", *ns as f64 / 1e6))
         .collect();
-    println!("  blocked most in      {}", top.join("; "));
+    say!("  blocked most in      {}", top.join("; "));
     if let Some((name, (n, ns))) = locks.iter().max_by_key(|(_, (_, ns))| *ns) {
-        println!(
+        say!(
             "  most contended lock  '{name}': {n} waits, {:.1} ms waited in all",
             *ns as f64 / 1e6
         );
     }
-    println!(
+    say!(
         "  trace size           {:.1} bytes per event",
         bytes as f64 / events.max(1) as f64
     );
@@ -400,12 +400,12 @@ pub fn run() -> ExitCode {
         eprintln!("rtcore demo: cannot create {}: {e}", dir.display());
         return ExitCode::from(2);
     }
-    println!(
+    say!(
         "rtcore demo: a key-value service ({WORKERS} workers, {WORKERS} clients over socket pairs, {SHARDS} shards, maxprocs 2), traced"
     );
-    println!("\nRank declarations (examples/kv.ranks):");
+    say!("\nRank declarations (examples/kv.ranks):");
     for l in RANKS.lines().filter(|l| !l.starts_with('#')) {
-        println!("    {l}");
+        say!("    {l}");
     }
     let text = CString::new(RANKS).expect("no NUL");
     check(
@@ -459,7 +459,7 @@ pub fn run() -> ExitCode {
         threads.push(std::thread::spawn(move || client(&s2, i, fds[1])));
     }
 
-    println!(
+    say!(
         "\nServing for {:.1} s, traced in cycles of {} ms on / {} ms off...",
         RUN_FOR.as_secs_f64(),
         TRACE_FOR.as_millis(),
@@ -487,10 +487,10 @@ pub fn run() -> ExitCode {
                     .expect("compactor");
                 s.paused.store(false, SeqCst);
             });
-            println!("  (trace {n} includes the maintenance window: the compactor runs)");
+            say!("  (trace {n} includes the maintenance window: the compactor runs)");
         }
         let t = trace_once(n, &dir);
-        println!(
+        say!(
             "  trace {n}: {} events, consistent; {}, {} and {}",
             t.events,
             t.path.display(),
@@ -540,40 +540,41 @@ pub fn run() -> ExitCode {
         .filter(|t| t.report.contains("rank violation"))
         .count();
 
-    println!("\nSummary");
-    println!("  requests served      {}", store.served.load(SeqCst));
-    println!("  keys stored          {keys} across {SHARDS} shards");
-    println!(
+    say!("\nSummary");
+    say!("  requests served      {}", store.served.load(SeqCst));
+    say!("  keys stored          {keys} across {SHARDS} shards");
+    say!(
         "  traces               {} written, {} consistent, {events} events; {with_violation} with the rank violation",
         traces.len(),
         traces.len()
     );
-    println!(
-        "  order violations     {violations} (the compactor's shard -> index, once per shard)"
-    );
-    println!(
+    say!("  order violations     {violations} (the compactor's shard -> index, once per shard)");
+    say!(
         "  sysmon               {} processors retaken from blocking threads, {} preemption requests, {} stall reports, {} hook runs",
-        sm.retakes, sm.preempt_requests, sm.stall_reports, sm.hook_runs
+        sm.retakes,
+        sm.preempt_requests,
+        sm.stall_reports,
+        sm.hook_runs
     );
     print_trace_stats(&trace_stats);
-    println!("  elapsed              {:.2} s", t0.elapsed().as_secs_f64());
-    println!("\nThe report (also printed above on stderr as it happened):");
+    say!("  elapsed              {:.2} s", t0.elapsed().as_secs_f64());
+    say!("\nThe report (also printed above on stderr as it happened):");
     for l in report.lines() {
-        println!("  | {l}");
+        say!("  | {l}");
     }
-    println!(
+    say!(
         "\nUnder load the compactor would deadlock against a worker that holds the index and wants"
     );
-    println!(
+    say!(
         "the same shard. rtcore reported it the first time the order occurred, in a quiet window."
     );
-    println!("Fix: take the index before the shard, as examples/kv.ranks declares.");
-    println!(
+    say!("Fix: take the index before the shard, as examples/kv.ranks declares.");
+    say!(
         "\nThe traces are in {}/ (trace-N.rtctrace; trace-N.json and trace-N.perfetto-trace for a viewer):",
         dir.display()
     );
-    println!("  rtcore check {}/trace-1.rtctrace", dir.display());
-    println!(
+    say!("  rtcore check {}/trace-1.rtctrace", dir.display());
+    say!(
         "  open https://ui.perfetto.dev, choose \"Open trace file\", and pick {}/trace-1.perfetto-trace (or trace-1.json)",
         dir.display()
     );

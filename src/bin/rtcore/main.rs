@@ -1,11 +1,21 @@
-//! The `rtcore` command: `ranks` checks a rank file; `demo` shows rtcore at
-//! work. Later subcommands (check, stats, export, stress) join here.
+//! The `rtcore` command: `ranks` checks a rank file; `check`, `stats` and
+//! `export` read traces; `stress` and `demo` run rtcore.
+//!
+//! The entry point is C's `main` (`no_main`): Rust's own start-up would
+//! put /dev/null on a closed standard output, and the command would then
+//! report success having written nothing. `output::claim_standard_fds`
+//! does the same for safety (no file the command opens can land on fd 0-2)
+//! but remembers that standard output was closed, so writing to it fails.
+#![cfg_attr(not(loom), no_main)]
 
 // Under `--cfg loom` (model checking) the library is cut down to the
 // modelled protocols, so the command is an empty stub.
 #[cfg(loom)]
 fn main() {}
 
+#[cfg(not(loom))]
+#[macro_use]
+mod output;
 #[cfg(not(loom))]
 mod demo;
 #[cfg(not(loom))]
@@ -132,8 +142,23 @@ enum Command {
     },
 }
 
+/// The process's entry point (see the module's comment).
 #[cfg(not(loom))]
-fn main() -> ExitCode {
+#[unsafe(no_mangle)]
+pub extern "C" fn main(
+    _argc: std::os::raw::c_int,
+    _argv: *const *const std::os::raw::c_char,
+) -> std::os::raw::c_int {
+    output::claim_standard_fds();
+    let code = run();
+    // ExitCode has no stable conversion to a number: find its value.
+    (0..=255u8)
+        .find(|&i| ExitCode::from(i) == code)
+        .map_or(1, i32::from)
+}
+
+#[cfg(not(loom))]
+fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ranks { file, all } => ranks(&file, all),
@@ -176,15 +201,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// A trace file's bytes, or exit status 2 after saying why it can't be read.
-#[cfg(not(loom))]
-fn read_trace(cmd: &str, file: &str) -> Result<Vec<u8>, ExitCode> {
-    std::fs::read(file).map_err(|e| {
-        eprintln!("rtcore {cmd}: cannot read {file}: {e}");
-        ExitCode::from(2)
-    })
-}
-
 /// A status from the C ABI the caller cannot do without: on failure, say
 /// which call failed and why (rtcore's last error) and exit with 2. For
 /// the demo and the stress, which use the library as a C program would.
@@ -215,11 +231,11 @@ fn stats(file: &str, json: bool) -> ExitCode {
     };
     match stats {
         Ok(s) if json => {
-            println!("{}", s.to_json());
+            say!("{}", s.to_json());
             ExitCode::SUCCESS
         }
         Ok(s) => {
-            print!("{file}\n{}", s.to_text());
+            say_raw!("{file}\n{}", s.to_text());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -242,71 +258,78 @@ fn check(file: &str) -> ExitCode {
     };
     match checked {
         Ok(s) => {
-            println!(
+            say!(
                 "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
-                s.events, s.generations, s.threads, s.bytes, s.crossed_start, s.open_at_end
+                s.events,
+                s.generations,
+                s.threads,
+                s.bytes,
+                s.crossed_start,
+                s.open_at_end
             );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("{file}: inconsistent: {e}");
+            say!("{file}: inconsistent: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 /// `rtcore export FILE --format json|perfetto -o OUT`: only a consistent
-/// trace is exported (the export replays its state machines).
+/// trace is exported (the export replays its state machines). The trace is
+/// read as it is checked, one generation at a time (as `check` does): a
+/// file that is not a trace is refused at its header, whatever its size,
+/// and memory holds one generation's events beside the timeline being
+/// built. Nothing is written until the whole trace was found consistent.
 #[cfg(not(loom))]
 fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
-    let write = |t: &rtcore::reader::Trace, w: &mut dyn std::io::Write| match format {
-        ExportFormat::Json => rtcore::export::json::write(t, &mut &mut *w),
-        ExportFormat::Perfetto => rtcore::export::perfetto::write(t, &mut &mut *w),
-    };
-    let data = match read_trace("export", file) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    let trace =
-        match rtcore::reader::parse(&data).and_then(|t| rtcore::reader::validate(&t).map(|_| t)) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("rtcore export: {file} is not a consistent trace: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-    let written = if output == "-" {
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
-        write(&trace, &mut w).and_then(|s| {
-            use std::io::Write;
-            w.flush().map(|_| s)
-        })
-    } else {
-        // Written beside the target, then renamed: a failed export never
-        // leaves half a file under the requested name.
-        let tmp = format!("{output}.tmp-{}", std::process::id());
-        let r = std::fs::File::create(&tmp).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            let s = write(&trace, &mut w)?;
-            use std::io::Write;
-            w.flush()?;
-            Ok(s)
-        });
-        let r = r.and_then(|s| std::fs::rename(&tmp, output).map(|_| s));
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+    use rtcore::export::timeline::TimelineBuilder;
+    let mut builder = TimelineBuilder::default();
+    let checked = rtcore::reader::with_file(std::path::Path::new(file), |f| {
+        rtcore::reader::visit_generations(f, |g| builder.add_generation(g))
+    });
+    match checked {
+        Err(e) => {
+            eprintln!("rtcore export: cannot read {file}: {e}");
+            return ExitCode::from(2);
         }
-        r
+        Ok(Err(e)) => {
+            eprintln!("rtcore export: {file} is not a consistent trace: {e}");
+            return ExitCode::FAILURE;
+        }
+        Ok(Ok(_)) => {}
+    }
+    let timeline = builder.finish();
+    let write = |w: &mut dyn std::io::Write| match format {
+        ExportFormat::Json => rtcore::export::json::write_timeline(&timeline, &mut &mut *w),
+        ExportFormat::Perfetto => rtcore::export::perfetto::write_timeline(&timeline, &mut &mut *w),
     };
-    match written {
+    if output == "-" {
+        let stdout = match output::stdout() {
+            Ok(s) => s,
+            Err(e) => output::stdout_failed(&e),
+        };
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        let r = write(&mut w).and_then(|_| {
+            use std::io::Write;
+            w.flush()
+        });
+        if let Err(e) = r {
+            output::stdout_failed(&e);
+        }
+        return ExitCode::SUCCESS;
+    }
+    match output::write_to_path(std::path::Path::new(output), write) {
         Ok(s) => {
-            if output != "-" {
-                println!(
-                    "{output}: {} thread(s), {} slices, {} instants, {} counter samples, {} lock-wait arrows",
-                    s.threads, s.slices, s.instants, s.counters, s.flows
-                );
-            }
+            say!(
+                "{output}: {} thread(s), {} slices, {} instants, {} counter samples, {} lock-wait arrows",
+                s.threads,
+                s.slices,
+                s.instants,
+                s.counters,
+                s.flows
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -326,7 +349,7 @@ fn ranks(file: &str, all: bool) -> ExitCode {
     }
     let ranks = table.ranks();
     let user: Vec<_> = ranks.iter().skip(builtin).filter(|r| !r.pseudo).collect();
-    println!(
+    say!(
         "{file}: ok, {} ranks ({} pseudo-ranks); a linear order (each rank may be held when any later one is acquired, if the declarations allow it):",
         user.len(),
         ranks.iter().skip(builtin).filter(|r| r.pseudo).count()
@@ -341,7 +364,7 @@ fn ranks(file: &str, all: bool) -> ExitCode {
             .map(|l| format!("{}:{}", l.file, l.pos.line))
             .unwrap_or_default();
         let nest = if r.nestable { "  (nestable)" } else { "" };
-        println!("  {:>4}  {:<24} {loc}{nest}", i, r.name);
+        say!("  {:>4}  {:<24} {loc}{nest}", i, r.name);
     }
     ExitCode::SUCCESS
 }

@@ -467,9 +467,10 @@ pub fn run(o: &Options) -> Outcome {
                     o.duration.as_secs_f64()
                 ),
             };
-            println!(
+            say!(
                 "  {total}: {} inconsistent, {} events",
-                out.inconsistent, out.events
+                out.inconsistent,
+                out.events
             );
         }
     }
@@ -493,7 +494,7 @@ pub fn run(o: &Options) -> Outcome {
         } else if let Err(e) = std::fs::write(path, &last_valid) {
             eprintln!("rtcore stress: cannot write {path}: {e}");
         } else {
-            println!("the last consistent trace: {path}");
+            say!("the last consistent trace: {path}");
         }
     }
     out
@@ -503,37 +504,37 @@ pub fn run(o: &Options) -> Outcome {
 /// with "inconsistent:", "first inconsistency:" and "per kind:").
 pub fn print_summary(out: &Outcome) {
     let traces = out.cycles;
-    println!(
+    say!(
         "rtcore stress: {} cycles in {:.1} s; {} traces validated",
         out.cycles,
         out.elapsed.as_secs_f64(),
         traces
     );
-    println!("inconsistent: {}", out.inconsistent);
+    say!("inconsistent: {}", out.inconsistent);
     if let Some((cycle, msg, kept)) = &out.first {
-        println!("first inconsistency: cycle {cycle}: {msg}");
-        println!("  its trace: {kept}");
+        say!("first inconsistency: cycle {cycle}: {msg}");
+        say!("  its trace: {kept}");
     }
     let valid = traces - out.inconsistent;
-    println!(
+    say!(
         "events per valid trace: {:.0} ({} in all), {:.1} bytes per event, {} cross-thread unblocks",
         out.events as f64 / valid.max(1) as f64,
         out.events,
         out.bytes as f64 / out.events.max(1) as f64,
         out.cross_thread_unblocks
     );
-    println!(
+    say!(
         "traces missing a worker attached throughout: {}",
         out.missing_workers
     );
     let kinds: Vec<String> = out.totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("per kind: {}", kinds.join(", "));
+    say!("per kind: {}", kinds.join(", "));
 }
 
 /// `rtcore stress`: exit 0 when every trace was consistent (with
 /// `--inject`: when an inconsistency was found), 1 otherwise.
 pub fn main(o: Options) -> ExitCode {
-    println!(
+    say!(
         "rtcore stress: {} workers, maxprocs {}, traces of {} ms, {}{}",
         o.threads,
         o.maxprocs,
@@ -556,7 +557,7 @@ pub fn main(o: Options) -> ExitCode {
         out.inconsistent == 0 && out.missing_workers == 0
     };
     if o.inject && !ok {
-        println!("no inconsistency found with the fault injection");
+        say!("no inconsistency found with the fault injection");
     }
     if ok {
         ExitCode::SUCCESS
