@@ -115,4 +115,35 @@ static inline int rtc_t_finish(void) {
     return rtc_t_failed ? 1 : 0;
 }
 
+
+/* Run `fn` in a forked child with RTCORE_DEBUG set to `debug` (or unset);
+ * return its wait status. The child's stderr goes to `errfile` (if not
+ * NULL); the child counts only its own checks and exits 1 if any failed. */
+#include <sys/wait.h>
+#include <unistd.h>
+static inline int rtc_t_in_child(void (*fn)(void), const char *debug, const char *errfile) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (debug) setenv("RTCORE_DEBUG", debug, 1); else unsetenv("RTCORE_DEBUG");
+        if (errfile && !freopen(errfile, "w", stderr)) _exit(99);
+        rtc_t_failed = 0;
+        fn();
+        _exit(rtc_t_failed ? 1 : 0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+/* The first 8 KiB of a file, NUL-terminated (static buffer). */
+static inline const char *rtc_t_slurp(const char *path) {
+    static char buf[8192];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    return buf;
+}
+
 #endif

@@ -10,23 +10,6 @@
 
 #include "rtc_test.h"
 
-/* Run `fn` in a forked child with RTCORE_DEBUG set to `debug` (or unset);
- * return its wait status. The child's stderr goes to `errfile`. */
-static int in_child(void (*fn)(void), const char *debug, const char *errfile) {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (debug) setenv("RTCORE_DEBUG", debug, 1); else unsetenv("RTCORE_DEBUG");
-        if (errfile && !freopen(errfile, "w", stderr)) _exit(99);
-        rtc_t_failed = 0; /* the child reports only its own checks */
-        fn();
-        _exit(rtc_t_failed ? 1 : 0);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return st;
-}
-
 static char rank_file[] = "/tmp/rtc-lifecycle-XXXXXX";
 
 static void child_init_with_file(void) {
@@ -208,15 +191,6 @@ static void child_unknown_knob(void) {
     rtc_shutdown();
 }
 
-static char *slurp(const char *path) {
-    static char buf[8192];
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-    return buf;
-}
-
 int main(void) {
     int fd = mkstemp(rank_file);
     const char *decl = "# lifecycle test\nNONE < lf_a;\nlf_a < lf_b;\n";
@@ -226,41 +200,41 @@ int main(void) {
     int efd = mkstemp(errfile);
     close(efd);
 
-    int st = in_child(child_init_with_file, NULL, NULL);
+    int st = rtc_t_in_child(child_init_with_file, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    st = in_child(child_bad_maxprocs, NULL, NULL);
+    st = rtc_t_in_child(child_bad_maxprocs, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    st = in_child(child_time_to_safepoint, NULL, errfile);
+    st = rtc_t_in_child(child_time_to_safepoint, NULL, errfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK_CONTAINS(slurp(errfile), "stop-the-world (tts test) is waiting");
-    CHECK_CONTAINS(slurp(errfile), "'slowpoke'");
-    CHECK_CONTAINS(slurp(errfile), "is RUNNING and has passed no safepoint");
-    st = in_child(child_stopper_blocks_on_lock, NULL, errfile);
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "stop-the-world (tts test) is waiting");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "'slowpoke'");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "is RUNNING and has passed no safepoint");
+    st = rtc_t_in_child(child_stopper_blocks_on_lock, NULL, errfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK_CONTAINS(slurp(errfile), "'the-stopper'");
-    CHECK_CONTAINS(slurp(errfile), "holds the world stopped and is blocking on a lock");
-    st = in_child(child_bad_rank_file_then_retry, NULL, NULL);
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "'the-stopper'");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "holds the world stopped and is blocking on a lock");
+    st = rtc_t_in_child(child_bad_rank_file_then_retry, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    st = in_child(child_env_overrides_config, "lockrank=report", NULL);
+    st = rtc_t_in_child(child_env_overrides_config, "lockrank=report", NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    st = in_child(child_default_is_report, NULL, NULL);
+    st = rtc_t_in_child(child_default_is_report, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    st = in_child(child_abort, "lockrank=abort", errfile);
+    st = rtc_t_in_child(child_abort, "lockrank=abort", errfile);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    CHECK_CONTAINS(slurp(errfile), "lock order violation (lock-rank mode abort)");
-    CHECK_CONTAINS(slurp(errfile), "abort.ranks:2: ab_a < ab_b");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "lock order violation (lock-rank mode abort)");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "abort.ranks:2: ab_a < ab_b");
 
-    st = in_child(child_abort_mode_self_lock_is_a_status, "lockrank=abort", NULL);
+    st = rtc_t_in_child(child_abort_mode_self_lock_is_a_status, "lockrank=abort", NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    st = in_child(child_unwritable_stderr, NULL, NULL);
+    st = rtc_t_in_child(child_unwritable_stderr, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    st = in_child(child_unknown_knob, "bogus=1,lockrank=loud", errfile);
+    st = rtc_t_in_child(child_unknown_knob, "bogus=1,lockrank=loud", errfile);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK_CONTAINS(slurp(errfile), "unknown setting 'bogus'");
-    CHECK_CONTAINS(slurp(errfile), "lockrank=\"loud\" is not one of off, report, abort");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "unknown setting 'bogus'");
+    CHECK_CONTAINS(rtc_t_slurp(errfile), "lockrank=\"loud\" is not one of off, report, abort");
 
     unlink(rank_file);
     unlink(errfile);

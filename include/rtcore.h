@@ -252,11 +252,17 @@ enum rtc_trace_sink_kind
    */
   RTC_TRACE_SINK_NONE = 0,
   /**
-   * Create (or truncate) the file at `path`; closed when the trace ends.
+   * Write to the file at `path`, closed when the trace ends: a regular
+   * file is created or emptied; anything else (a FIFO with a reader, a
+   * device, a terminal) is opened and written into as it is, never
+   * truncated or replaced. The path is opened only by a start that is
+   * not refused, and without blocking: a FIFO with no reader is refused
+   * with `RTC_ERR_IO`.
    */
   RTC_TRACE_SINK_PATH = 1,
   /**
-   * Write to the open file descriptor `fd`; rtcore never closes it.
+   * Write to the open file descriptor `fd`; rtcore never closes it. A
+   * descriptor in non-blocking mode is waited on (poll) when full.
    */
   RTC_TRACE_SINK_FD = 2,
   /**
@@ -623,9 +629,19 @@ uint32_t rtc_version_number(void);
 rtc_status rtc_init(const struct rtc_config *config);
 
 /**
- * Shut rtcore down. Later calls (other than status, last-error and version
- * functions) return `RTC_ERR_SHUT_DOWN`. Returns `RTC_ERR_SHUT_DOWN` if
- * already shut down.
+ * Shut rtcore down: stop a trace in progress (its end marker written),
+ * remove every hook, join rtcore's threads. The calling thread is
+ * detached if attached (and restarts a world it holds stopped). Later
+ * calls (other than status, last-error and version functions) return
+ * `RTC_ERR_SHUT_DOWN`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN` if already shut down;
+ * `RTC_ERR_WRONG_STATE` while other threads are attached or another
+ * shutdown is in progress; `RTC_ERR_WOULD_DEADLOCK` from a hook, the trace
+ * writer or a trace sink callback; `RTC_ERR_TIMED_OUT`, with a last-error
+ * message naming the hook, when a hook run in progress does not return
+ * within 2 seconds. On every error nothing was shut down: rtcore runs on
+ * and `rtc_shutdown` may be called again.
  */
 rtc_status rtc_shutdown(void);
 
@@ -861,10 +877,12 @@ rtc_status rtc_sysmon_hook_remove(uint64_t id);
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a bad
  * `size`, sink kind 0 or unknown, a closed or read-only `fd`;
- * `RTC_ERR_IO` if the path cannot be created; `RTC_ERR_WRONG_STATE` if
- * tracing is already enabled (or still shutting down); and
+ * `RTC_ERR_IO` if the path cannot be opened for writing (a directory, a
+ * FIFO with no reader, no permission); `RTC_ERR_WRONG_STATE` if tracing
+ * is already enabled (or still shutting down); and
  * `RTC_ERR_WOULD_DEADLOCK` from a hook, the writer, a sink callback, or
- * the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`.
+ * the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`. A refused
+ * start creates, truncates and writes nothing.
  */
 rtc_status rtc_trace_start(const struct rtc_trace_config *config);
 

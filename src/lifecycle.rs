@@ -167,11 +167,21 @@ pub fn closing() -> bool {
 /// `rtc_shutdown`. The waits (leaving a blocking region, a hook's run,
 /// joining rtcore's threads) happen without `TRANSITION` held: a hook may
 /// call into rtcore (and take it) while shutdown waits for that hook.
+/// How long `rtc_shutdown` waits for a hook run in progress to return
+/// before giving up (and changing nothing).
+pub const SHUTDOWN_HOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn shutdown() -> Result<()> {
     if crate::sysmon::hooks::in_hook() {
         return Err(Error::new(
             crate::status::RTC_ERR_WOULD_DEADLOCK,
             "rtc_shutdown called from a hook: shutdown waits for the hook thread to finish, which would be this very call",
+        ));
+    }
+    if crate::record::is_no_record() {
+        return Err(Error::new(
+            crate::status::RTC_ERR_WOULD_DEADLOCK,
+            "rtc_shutdown called from the trace writer or a sink callback: shutdown stops the trace, which waits for the writer, which would be this very call",
         ));
     }
     {
@@ -193,10 +203,29 @@ pub fn shutdown() -> Result<()> {
             ));
         }
     }
+    // No hook may be running past this point: wait a bounded time for a
+    // run in progress; a hook that does not return leaves rtcore as it
+    // was (shutdown may be tried again).
+    let hooklock = match crate::sysmon::hooks::lock_hooklock_for(SHUTDOWN_HOOK_WAIT) {
+        Ok(g) => g,
+        Err(what) => {
+            CLOSING.store(false, Ordering::Release);
+            return Err(Error::new(
+                crate::status::RTC_ERR_TIMED_OUT,
+                format!(
+                    "rtc_shutdown: {what} and did not return within {} s; nothing was shut down (make the hook return, then call rtc_shutdown again)",
+                    SHUTDOWN_HOOK_WAIT.as_secs()
+                ),
+            ));
+        }
+    };
     if let Err(e) = crate::world::world().shutdown_prepare() {
         CLOSING.store(false, Ordering::Release);
         return Err(e);
     }
+    crate::sysmon::hooks::close_for_shutdown(&hooklock);
+    // Released before the trace stop, which takes it itself.
+    drop(hooklock);
     // A trace in progress ends with its end marker. A sink error is not a
     // reason to stay up: it was reported on stderr and the trace is over.
     if let Err(e) = crate::trace::stop() {

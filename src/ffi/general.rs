@@ -165,12 +165,29 @@ pub extern "C" fn rtc_init(config: *const rtc_config) -> rtc_status {
     })
 }
 
-/// Shut rtcore down. Later calls (other than status, last-error and version
-/// functions) return `RTC_ERR_SHUT_DOWN`. Returns `RTC_ERR_SHUT_DOWN` if
-/// already shut down.
+/// Shut rtcore down: stop a trace in progress (its end marker written),
+/// remove every hook, join rtcore's threads. The calling thread is
+/// detached if attached (and restarts a world it holds stopped). Later
+/// calls (other than status, last-error and version functions) return
+/// `RTC_ERR_SHUT_DOWN`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN` if already shut down;
+/// `RTC_ERR_WRONG_STATE` while other threads are attached or another
+/// shutdown is in progress; `RTC_ERR_WOULD_DEADLOCK` from a hook, the trace
+/// writer or a trace sink callback; `RTC_ERR_TIMED_OUT`, with a last-error
+/// message naming the hook, when a hook run in progress does not return
+/// within 2 seconds. On every error nothing was shut down: rtcore runs on
+/// and `rtc_shutdown` may be called again.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_shutdown() -> rtc_status {
-    boundary("rtc_shutdown", lifecycle::shutdown)
+    boundary("rtc_shutdown", || {
+        // Unlike a timed wait's expected timeout, this one says why.
+        lifecycle::shutdown().inspect_err(|e| {
+            if e.status == crate::status::RTC_ERR_TIMED_OUT {
+                super::set_last_error(e);
+            }
+        })
+    })
 }
 
 /// Diagnostic: panics inside rtcore's C boundary, to prove the boundary

@@ -16,9 +16,15 @@ use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_IO, rtc_status};
 pub enum rtc_trace_sink_kind {
     /// No sink: refused.
     RTC_TRACE_SINK_NONE = 0,
-    /// Create (or truncate) the file at `path`; closed when the trace ends.
+    /// Write to the file at `path`, closed when the trace ends: a regular
+    /// file is created or emptied; anything else (a FIFO with a reader, a
+    /// device, a terminal) is opened and written into as it is, never
+    /// truncated or replaced. The path is opened only by a start that is
+    /// not refused, and without blocking: a FIFO with no reader is refused
+    /// with `RTC_ERR_IO`.
     RTC_TRACE_SINK_PATH = 1,
-    /// Write to the open file descriptor `fd`; rtcore never closes it.
+    /// Write to the open file descriptor `fd`; rtcore never closes it. A
+    /// descriptor in non-blocking mode is waited on (poll) when full.
     RTC_TRACE_SINK_FD = 2,
     /// Call `write(data, len, user_data)`; it returns 0 on success.
     RTC_TRACE_SINK_CALLBACK = 3,
@@ -69,20 +75,15 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
         )),
         1 => {
             let path = required_str(c.path, "config->path", "rtc_trace_start")?;
-            // Not truncated yet: a start that loses the race to another
-            // must not clobber the winner's file (see Sink::prepare).
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|e| {
-                    Error::new(
-                        RTC_ERR_IO,
-                        format!("rtc_trace_start: cannot create '{path}': {e}"),
-                    )
-                })?;
-            Ok(writer::Sink::File(f))
+            if path.is_empty() {
+                return Err(Error::new(
+                    RTC_ERR_INVALID_ARGUMENT,
+                    "rtc_trace_start: config->path is empty",
+                ));
+            }
+            // Opened by the start once it knows it will win: a refused
+            // start touches nothing.
+            Ok(writer::Sink::Path(path.to_string()))
         }
         2 => {
             // SAFETY: fcntl on any integer is defined; -1/EBADF for a bad one.
@@ -127,10 +128,12 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a bad
 /// `size`, sink kind 0 or unknown, a closed or read-only `fd`;
-/// `RTC_ERR_IO` if the path cannot be created; `RTC_ERR_WRONG_STATE` if
-/// tracing is already enabled (or still shutting down); and
+/// `RTC_ERR_IO` if the path cannot be opened for writing (a directory, a
+/// FIFO with no reader, no permission); `RTC_ERR_WRONG_STATE` if tracing
+/// is already enabled (or still shutting down); and
 /// `RTC_ERR_WOULD_DEADLOCK` from a hook, the writer, a sink callback, or
-/// the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`.
+/// the thread holding the world stopped; `RTC_ERR_SHUT_DOWN`. A refused
+/// start creates, truncates and writes nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_trace_start(config: *const rtc_trace_config) -> rtc_status {
     boundary("rtc_trace_start", || {

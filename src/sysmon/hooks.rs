@@ -245,6 +245,53 @@ pub fn lock_hooklock() -> HooklockGuard {
     HooklockGuard { _g: g }
 }
 
+/// Take `hooklock` waiting at most `limit`, as a lock wait (an attached
+/// caller gives up its P meanwhile); `Err` names the hook whose run holds
+/// it and for how long it has run. For `rtc_shutdown`, which must not hang
+/// on a hook that never returns.
+pub fn lock_hooklock_for(limit: Duration) -> std::result::Result<HooklockGuard, String> {
+    let h = hooks();
+    crate::lock::order::hooklock_check(c"hooklock");
+    let g = match h.hooklock.get().try_lock() {
+        Some(g) => Some(g),
+        None => {
+            crate::lock::wait::begin();
+            let g = h.hooklock.get().try_lock_for(limit);
+            crate::lock::wait::end();
+            g
+        }
+    };
+    match g {
+        Some(g) => {
+            crate::lock::order::hooklock_enter(&h.hooklock as *const _ as usize);
+            Ok(HooklockGuard { _g: g })
+        }
+        None => {
+            let id = h.run.running.load(SeqCst);
+            let name = h.reg.lock().running_name.clone();
+            let ran_ms = now_ns().saturating_sub(h.run_started.load(SeqCst)) / 1_000_000;
+            Err(if id != 0 {
+                format!("hook {id} ('{name}') has been running for {ran_ms} ms")
+            } else {
+                "hooklock is held (a trace start or stop in progress)".to_string()
+            })
+        }
+    }
+}
+
+/// Close the registry while the caller holds `hooklock` (so no run is in
+/// progress): no hook is added or run from here on. The hook thread is
+/// joined by `shutdown`.
+pub fn close_for_shutdown(_held: &HooklockGuard) {
+    let h = hooks();
+    let mut r = h.reg.lock();
+    h.closed.store(true, SeqCst);
+    h.quit.store(true, SeqCst);
+    h.reshaping.store(true, SeqCst);
+    r.hooks.clear();
+    h.reshaping.store(false, SeqCst);
+}
+
 /// Try to take `hooklock` for at most `limit` (the exit handler).
 pub fn try_lock_hooklock(limit: Duration) -> Option<HooklockGuard> {
     let h = hooks();
@@ -318,6 +365,9 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
     h.adds.fetch_add(1, SeqCst);
     drop(r);
     wake_thread(h);
+    // sysmon watches hooks whenever hooks run, attached threads or not (it
+    // otherwise starts with the first attach).
+    super::monitor::ensure_started();
     // sysmon's deep sleep is capped by the hooks' overrun deadlines
     // (`overrun_deadline`): wake it if this hook's comes sooner.
     let budget = super::settings::get(super::settings::Setting::HookBudget);

@@ -67,27 +67,53 @@ fn random_trace_id() -> u64 {
     id
 }
 
+fn refuse_when_tracing() -> Result<()> {
+    if crate::lifecycle::closing() {
+        return Err(crate::lifecycle::shut_down_error());
+    }
+    if record::current().0 != 0 {
+        return Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            "rtc_trace_start: tracing is already enabled",
+        ));
+    }
+    if writer::busy() {
+        return Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            "rtc_trace_start: tracing is already enabled (the previous trace is still shutting down)",
+        ));
+    }
+    Ok(())
+}
+
 /// `rtc_trace_start`.
+///
+/// A path sink is opened (never blocking: see `Sink::open`) after every
+/// refusal is known and before the world is stopped: holding `hooklock`,
+/// which every start and stop takes, so "not tracing" cannot change
+/// between the check and the open. A start refused for any reason leaves
+/// no file behind that it created.
 pub fn start(sink: writer::Sink) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
+    refuse_when_tracing()?;
+    let writer::Opened { sink, created } = sink
+        .open()
+        .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
+    let r = start_opened(sink);
+    if r.is_err() {
+        if let Some(path) = created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    r
+}
+
+fn start_opened(sink: writer::Sink) -> Result<()> {
     crate::world::stop_the_world("trace start")?;
     let r = fault::with_sysmonlock_for_tracer(|| -> Result<()> {
-        if crate::lifecycle::closing() {
-            return Err(crate::lifecycle::shut_down_error());
-        }
-        if record::current().0 != 0 {
-            return Err(Error::new(
-                RTC_ERR_WRONG_STATE,
-                "rtc_trace_start: tracing is already enabled",
-            ));
-        }
-        if writer::busy() {
-            return Err(Error::new(
-                RTC_ERR_WRONG_STATE,
-                "rtc_trace_start: tracing is already enabled (the previous trace is still shutting down)",
-            ));
-        }
+        // Checked again: cheap, and the protocol's own guard.
+        refuse_when_tracing()?;
         let trace_id = random_trace_id();
         writer::begin(sink, trace_id)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;

@@ -264,6 +264,24 @@ thread_local! {
     static LAST_TSEQ: Cell<u64> = const { Cell::new(0) };
     /// Fast copy of the attachment's record pointer (no destructor).
     static CURRENT: Cell<*const ThreadRec> = const { Cell::new(std::ptr::null()) };
+    /// Set while an unattached thread holds the world stopped: its
+    /// destructor restarts the world if the thread exits (or is cancelled)
+    /// still holding it. (An attached stopper's `Attachment` does this.)
+    static UNATTACHED_STOP: RefCell<Option<UnattachedStop>> = const { RefCell::new(None) };
+}
+
+/// See `UNATTACHED_STOP`.
+struct UnattachedStop {
+    id: u64,
+}
+
+impl Drop for UnattachedStop {
+    fn drop(&mut self) {
+        let w = world();
+        if w.holds_world(self.id) {
+            let _ = w.start(self.id);
+        }
+    }
 }
 
 impl Drop for Attachment {
@@ -953,6 +971,9 @@ impl World {
         );
         self.claim_all(me, rec);
         self.stops.fetch_add(1, SeqCst);
+        if rec.is_none() {
+            let _ = UNATTACHED_STOP.try_with(|c| *c.borrow_mut() = Some(UnattachedStop { id: me }));
+        }
         Ok(())
     }
 
@@ -1056,6 +1077,16 @@ impl World {
     }
 
     pub fn start(&self, me: u64) -> Result<()> {
+        let r = self.start_inner(me);
+        if r.is_ok() {
+            // Dropped outside `sched`: it finds the world no longer held.
+            let held = UNATTACHED_STOP.try_with(|c| c.borrow_mut().take());
+            drop(held);
+        }
+        r
+    }
+
+    fn start_inner(&self, me: u64) -> Result<()> {
         // Trace: the stopper's, protected by the stop it still holds;
         // recorded before anyone else may run again (and outside `sched`).
         // The flag first, so a start without tracing takes `sched` once.
@@ -1313,7 +1344,20 @@ impl World {
     // ---- waits inside rtcore (registered with the lock module) ------------
 
     fn wait_begin(&self) {
-        let Some(rec) = current() else { return };
+        let Some(rec) = current() else {
+            // An unattached stopper is reported like an attached one (one
+            // atomic load on this path when no stop is pending).
+            if self.stop_pending.load(SeqCst) {
+                let me = crate::ident::current_id();
+                if self.sched.lock().stopper == Some(me) {
+                    crate::diag::eprintln(&format!(
+                        "rtcore: thread {me} (unattached, tid {}) holds the world stopped and is blocking on a lock: a stopped thread may hold it (use a try-lock)",
+                        crate::ident::os_tid()
+                    ));
+                }
+            }
+            return;
+        };
         if rec.state() != TState::Running {
             return;
         }
