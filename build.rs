@@ -1,5 +1,6 @@
 //! Build script: generates the C header into OUT_DIR (a test compares it
-//! with the committed include/rtcore.h), sets the shared object's soname,
+//! with the committed include/rtcore.h), sets the shared object's soname
+//! and marks it never to be unloaded,
 //! and creates the `librtcore.so.0` link next to `librtcore.so`, which
 //! cargo does not make and which programs linked with `-lrtcore` need at
 //! run time.
@@ -45,6 +46,11 @@ fn main() {
 
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
+        // Never unloaded (DF_1_NODELETE): rtcore's threads (sysmon, hooks,
+        // the trace writer) and every thread's thread-local destructors run
+        // its code until the process exits, so `dlclose` must not unmap
+        // it. docs/sysmon.md, "Unloading", says what a plugin must do.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
         link_soname(&out_dir);
     }
 }

@@ -37,10 +37,20 @@ case "$mode" in
 esac
 
 total_pass=0; total_fail=0; broken=0
+# Plugins (plugin_*.c): shared objects the tests load with dlopen.
+export RTC_TEST_LIBDIR="$libdir" RTC_TEST_OUT="$out"
+for src in "$here"/plugin_*.c; do
+  name=$(basename "$src" .c)
+  if ! gcc "${cflags[@]}" -shared -fPIC "$src" -o "$out/$name.so" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir"; then
+    echo "BUILD FAILED: $name"; broken=$((broken + 1))
+  fi
+done
 for src in "$here"/test_*.c; do
   name=$(basename "$src" .c)
   exe="$out/$name"
-  if ! gcc "${cflags[@]}" "$src" -o "$exe" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread; then
+  # --as-needed: a program that uses rtcore only through dlopen
+  # (test_dlclose) is not linked to it at start-up.
+  if ! gcc "${cflags[@]}" "$src" -o "$exe" -Wl,--as-needed -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread -ldl; then
     echo "BUILD FAILED: $name"; broken=$((broken + 1)); continue
   fi
   if [ "$mode" = asan ] && ! nm "$exe" | grep -q __asan_init; then

@@ -10,10 +10,14 @@
  *   them: an overrun is reported;
  * - row 7: rtc_shutdown from a trace-sink callback is refused with a status
  *   (it returned RTC_OK and left the trace unfinished);
+ * - also seen: a signal handler that records an event while the thread it
+ *   interrupted was recording one gets RTC_ERR_BUSY instead of spinning
+ *   forever; the trace stays consistent;
  * - row 11: rtc_shutdown with a hook that never returns gives up after its
  *   documented 2 s with RTC_ERR_TIMED_OUT naming the hook, changes nothing,
  *   and succeeds once the hook returns. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,6 +152,56 @@ static void child_shutdown_from_a_sink_callback(void) {
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
 }
 
+/* ---- a signal handler that records ----------------------------------- */
+
+static atomic_long sig_ok, sig_busy, sig_other;
+static void on_signal(int sig) {
+    (void)sig;
+    int s = rtc_log("signal", "from a handler");
+    if (s == RTC_OK) atomic_fetch_add(&sig_ok, 1);
+    else if (s == RTC_ERR_BUSY) atomic_fetch_add(&sig_busy, 1);
+    else atomic_fetch_add(&sig_other, 1);
+}
+
+static atomic_int signaller_stop;
+static void *signaller(void *arg) {
+    pthread_t target = *(pthread_t *)arg;
+    while (!atomic_load(&signaller_stop)) {
+        pthread_kill(target, SIGUSR1);
+        usleep(20);
+    }
+    return NULL;
+}
+
+static void child_signal_handler_records(void) {
+    alarm(60);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "%s/signal.trace", dir);
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_PATH;
+    c.path = path;
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+    pthread_t me = pthread_self(), t;
+    pthread_create(&t, NULL, signaller, &me);
+    for (int i = 0; i < 300000; i++) rtc_log("main", "an event");
+    atomic_store(&signaller_stop, 1);
+    pthread_join(t, NULL);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    fprintf(stderr, "signal handler: %ld recorded, %ld refused (busy)\n",
+            atomic_load(&sig_ok), atomic_load(&sig_busy));
+    CHECK(atomic_load(&sig_ok) + atomic_load(&sig_busy) > 100);
+    CHECK(atomic_load(&sig_other) == 0);
+    char report[512];
+    CHECK_STATUS(rtc_trace_check_file(path, report, sizeof report), RTC_OK);
+}
+
 /* ---- row 11 --------------------------------------------------------- */
 
 static atomic_int hook_release, hook_running;
@@ -193,6 +247,8 @@ int main(void) {
     st = rtc_t_in_child(child_hooks_without_attach_are_watched, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = rtc_t_in_child(child_shutdown_from_a_sink_callback, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = rtc_t_in_child(child_signal_handler_records, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = rtc_t_in_child(child_shutdown_with_a_stuck_hook, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -91,6 +91,13 @@ static void m_mutex_init(void) {
     expect_message("rank 'no_such_rank' is not declared");
     CHECK_STATUS(rtc_mutex_init(&m, "x", "MU_PSEUDO"), RTC_ERR_UNKNOWN_RANK);
     expect_message("pseudo-rank");
+    /* Used without init, filled with 0xff: its flags say it is no mutex,
+     * so its name pointer is never read (this crashed before). */
+    memset(&m, 0xff, sizeof m);
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("is not an initialised rtc_mutex");
+    CHECK_STATUS(rtc_mutex_trylock(&m), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(rtc_mutex_init(&m, "x", "mu_r"), RTC_OK);
     CHECK_STATUS(rtc_mutex_lock(&m), RTC_OK);
     CHECK_STATUS(rtc_mutex_init(&m, "x", "mu_r"), RTC_ERR_LOCKED);

@@ -843,7 +843,11 @@ size_t rtc_sysmon_last_report(char *buf, size_t len);
  * timed; sysmon reports a run longer than the hook budget
  * (`RTC_SYSMON_HOOK_BUDGET_NS`). A run that overruns its period is
  * followed by a full period of rest. `fn` must not unwind (C++ exceptions)
- * out of the hook.
+ * out of the hook. sysmon starts (if it has not) to watch the hook.
+ *
+ * `fn` is called until `rtc_sysmon_hook_remove` returns: code that may be
+ * unloaded (a plugin) removes its hooks before its `dlclose`. rtcore
+ * itself is never unloaded (docs/sysmon.md, "Unloading").
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `fn`, `name` or `out_id`;
  * `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or over 10^18 ns,
@@ -908,10 +912,12 @@ int32_t rtc_trace_enabled(void);
  * `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
  * when not tracing (use `RTC_LOG` to skip the call then). Like every
  * rtcore call, not async-signal-safe: do not call it from a signal
- * handler.
+ * handler. (One case is caught: a handler that interrupted an event being
+ * recorded on the same thread gets `RTC_ERR_BUSY` from every event call,
+ * with no message, where it would otherwise spin forever.)
  *
  * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
- * `RTC_ERR_SHUT_DOWN`.
+ * `RTC_ERR_BUSY` as above; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_log(const char *category, const char *message);
 

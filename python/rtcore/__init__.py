@@ -29,6 +29,7 @@ Quick start::
 
 import atexit
 import ctypes
+import operator
 import os
 import sys
 import threading
@@ -431,6 +432,26 @@ del _name, _restype, _argtypes, _expected, _fn
 # ---------------------------------------------------------------------------
 
 
+_U32 = (0, 2**32 - 1)
+_U64 = (0, 2**64 - 1)
+_I32 = (-(2**31), 2**31 - 1)
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def _int_arg(value, what, bounds):
+    """An integer argument checked against the C type's range before
+    ctypes sees it (ctypes would silently keep only the low bits):
+    TypeError for a non-integer, OverflowError outside ``bounds``."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    lo, hi = bounds
+    if not lo <= v <= hi:
+        raise OverflowError(f"{what} {v} is out of range: it must be between {lo} and {hi}")
+    return v
+
+
 def _cstr(value, what):
     """Encode a str (UTF-8) or bytes for a `const char *`; None stays NULL."""
     if value is None:
@@ -653,7 +674,7 @@ def _mode_value(mode):
             ) from None
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise TypeError(f"lock-rank mode must be a str or an int, not {type(mode).__name__}")
-    return mode
+    return _int_arg(mode, "lock-rank mode", _I32)
 
 
 def set_lockrank_mode(mode):
@@ -742,7 +763,7 @@ def init(lockrank_mode=None, ranks_file=None, maxprocs=0):
     config.lockrank_mode = RTC_LOCKRANK_DEFAULT if lockrank_mode is None else _mode_value(lockrank_mode)
     path = None if ranks_file is None else _cstr(os.fsencode(ranks_file), "ranks_file")
     config.ranks_file = path  # `path` stays referenced until the call returns
-    config.maxprocs = int(maxprocs)
+    config.maxprocs = _int_arg(maxprocs, "maxprocs", _U32)
     _lib.rtc_init(ctypes.byref(config))
 
 
@@ -850,7 +871,7 @@ def set_maxprocs(n):
     """Set how many attached threads may run at once (0: unlimited);
     returns the previous value."""
     prev = ctypes.c_uint32()
-    _lib.rtc_set_maxprocs(int(n), ctypes.byref(prev))
+    _lib.rtc_set_maxprocs(_int_arg(n, "maxprocs", _U32), ctypes.byref(prev))
     return prev.value
 
 
@@ -863,7 +884,7 @@ def get_maxprocs():
 
 def set_safepoint_threshold_ns(ns):
     """After this long a stop names the threads holding it up (stderr)."""
-    _lib.rtc_world_set_safepoint_threshold_ns(int(ns))
+    _lib.rtc_world_set_safepoint_threshold_ns(_int_arg(ns, "ns", _U64))
 
 
 def census():
@@ -1123,7 +1144,7 @@ def trace_start(path=None, fd=None, write=None):
         c.path = _cstr(os.fspath(path), "path")
     elif fd is not None:
         c.sink_kind = RTC_TRACE_SINK_FD
-        c.fd = int(fd)
+        c.fd = _int_arg(fd, "fd", _I32)
     else:
         if not callable(write):
             raise TypeError("write must be callable")
@@ -1230,4 +1251,4 @@ class task:
 
 def counter(name, value):
     """Record a counter's value."""
-    _lib.rtc_counter(_cstr(name, "name"), int(value))
+    _lib.rtc_counter(_cstr(name, "name"), _int_arg(value, "value", _I64))

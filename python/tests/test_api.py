@@ -181,3 +181,35 @@ class LoadingTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IntegerRangeTests(unittest.TestCase):
+    """Issue 13, row 13: integers are checked against their C type before
+    ctypes truncates them (set_maxprocs(2**32 + 1) used to set 1, and
+    trace_start(fd=2**32 + 1) wrote the trace to standard output)."""
+
+    def test_out_of_range_integers_raise_before_any_call(self):
+        before = rtcore.last_error()
+        with self.assertRaises(OverflowError):
+            rtcore.set_maxprocs(2**32 + 1)
+        with self.assertRaises(OverflowError):
+            rtcore.set_maxprocs(-1)
+        with self.assertRaises(OverflowError):
+            rtcore.trace_start(fd=2**32 + 1)
+        with self.assertRaises(OverflowError):
+            rtcore.trace_start(fd=2**31)
+        self.assertFalse(rtcore.trace_enabled())
+        with self.assertRaises(OverflowError):
+            rtcore.counter("c", 2**63)
+        with self.assertRaises(OverflowError):
+            rtcore.set_safepoint_threshold_ns(2**64)
+        with self.assertRaises(OverflowError):
+            rtcore.set_lockrank_mode(2**32 + 1)
+        with self.assertRaises(OverflowError):
+            rtcore.init(maxprocs=2**32)
+        with self.assertRaises(TypeError):
+            rtcore.set_maxprocs(2.5)
+        with self.assertRaises(TypeError):
+            rtcore.trace_start(fd="1")
+        # Nothing reached the library.
+        self.assertEqual(rtcore.last_error(), before)

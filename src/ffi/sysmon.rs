@@ -180,7 +180,11 @@ pub type rtc_hook_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 /// timed; sysmon reports a run longer than the hook budget
 /// (`RTC_SYSMON_HOOK_BUDGET_NS`). A run that overruns its period is
 /// followed by a full period of rest. `fn` must not unwind (C++ exceptions)
-/// out of the hook.
+/// out of the hook. sysmon starts (if it has not) to watch the hook.
+///
+/// `fn` is called until `rtc_sysmon_hook_remove` returns: code that may be
+/// unloaded (a plugin) removes its hooks before its `dlclose`. rtcore
+/// itself is never unloaded (docs/sysmon.md, "Unloading").
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `fn`, `name` or `out_id`;
 /// `RTC_ERR_INVALID_ARGUMENT` for a period under 100 µs or over 10^18 ns,

@@ -165,6 +165,21 @@ pub extern "C" fn rtc_trace_enabled() -> i32 {
     boundary_value("rtc_trace_enabled", 0, || crate::trace::enabled() as i32)
 }
 
+/// A user event recorded from a signal handler that interrupted this
+/// thread while it was recording one: refused with `RTC_ERR_BUSY` (the
+/// thread's gate is held by the code the handler interrupted; taking it
+/// would spin forever). No message is stored and nothing is allocated:
+/// the interrupted code may be inside the allocator.
+fn refuse_reentry(_func: &str) -> crate::status::Result<()> {
+    if record::in_own_gate() {
+        return Err(Error {
+            status: crate::status::RTC_ERR_BUSY,
+            message: String::new(),
+        });
+    }
+    Ok(())
+}
+
 fn opt_str<'a>(p: *const c_char, arg: &str, func: &str) -> crate::status::Result<&'a str> {
     if p.is_null() {
         Ok("")
@@ -177,14 +192,17 @@ fn opt_str<'a>(p: *const c_char, arg: &str, func: &str) -> crate::status::Result
 /// `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
 /// when not tracing (use `RTC_LOG` to skip the call then). Like every
 /// rtcore call, not async-signal-safe: do not call it from a signal
-/// handler.
+/// handler. (One case is caught: a handler that interrupted an event being
+/// recorded on the same thread gets `RTC_ERR_BUSY` from every event call,
+/// with no message, where it would otherwise spin forever.)
 ///
 /// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
-/// `RTC_ERR_SHUT_DOWN`.
+/// `RTC_ERR_BUSY` as above; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_log(category: *const c_char, message: *const c_char) -> rtc_status {
     boundary("rtc_log", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_log")?;
         let c = opt_str(category, "category", "rtc_log")?;
         let m = opt_str(message, "message", "rtc_log")?;
         // Trace (here and for every user event below): the caller's own
@@ -203,6 +221,7 @@ pub extern "C" fn rtc_log(category: *const c_char, message: *const c_char) -> rt
 pub extern "C" fn rtc_region_begin(name: *const c_char) -> rtc_status {
     boundary("rtc_region_begin", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_region_begin")?;
         let n = opt_str(name, "name", "rtc_region_begin")?;
         record::emit(EventKind::RegionBegin, &[A::Str(n)]);
         Ok(())
@@ -216,6 +235,7 @@ pub extern "C" fn rtc_region_begin(name: *const c_char) -> rtc_status {
 pub extern "C" fn rtc_region_end() -> rtc_status {
     boundary("rtc_region_end", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_region_end")?;
         record::emit(EventKind::RegionEnd, &[]);
         Ok(())
     })
@@ -237,6 +257,7 @@ static OPEN_TASKS: std::sync::LazyLock<parking_lot::Mutex<std::collections::Hash
 pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_status {
     boundary("rtc_task_begin", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_task_begin")?;
         nonnull(out_id, "out_id", "rtc_task_begin")?;
         let n = opt_str(name, "name", "rtc_task_begin")?;
         let id = NEXT_TASK.fetch_add(1, SeqCst);
@@ -256,6 +277,7 @@ pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_s
 pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
     boundary("rtc_task_end", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_task_end")?;
         if id == 0 || id >= NEXT_TASK.load(SeqCst) {
             return Err(Error::new(
                 RTC_ERR_INVALID_ARGUMENT,
@@ -281,6 +303,7 @@ pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
 pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
     boundary("rtc_counter", || {
         lifecycle::enter()?;
+        refuse_reentry("rtc_counter")?;
         let n = opt_str(name, "name", "rtc_counter")?;
         record::emit(EventKind::Counter, &[A::Str(n), A::S(value)]);
         Ok(())

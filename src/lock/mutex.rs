@@ -63,6 +63,10 @@ pub struct rtc_mutex {
 pub const RESOLVED: u32 = 1;
 pub const DESTROYED: u32 = 2;
 pub const POISONED: u32 = 4;
+/// Every flag a mutex may carry: any other bit set means the memory is not
+/// an `rtc_mutex` (overwritten, never initialised), and its pointers
+/// (name, rank name) must not be read.
+const KNOWN_FLAGS: u32 = RESOLVED | DESTROYED | POISONED;
 
 /// A mutex's name and rank, copied (see `MutexRef::snapshot`).
 #[derive(Clone, Debug)]
@@ -162,6 +166,13 @@ impl MutexRef {
     /// it under a thread's detail lock, where the rank table's lock may not
     /// be taken).
     pub fn snapshot(&self) -> MutexSnapshot {
+        if self.is_garbage() {
+            return MutexSnapshot {
+                name: self.describe(),
+                rank: None,
+                rank_name: None,
+            };
+        }
         let resolved = self.flags().load(Ordering::Acquire) & RESOLVED != 0;
         MutexSnapshot {
             name: cstr_or(self.name_ptr(), "(unnamed)").into_owned(),
@@ -171,7 +182,19 @@ impl MutexRef {
         }
     }
 
+    /// Flags no mutex can have: the memory is not a mutex.
+    fn is_garbage(&self) -> bool {
+        self.flags().load(Ordering::Acquire) & !KNOWN_FLAGS != 0
+    }
+
     pub fn describe(&self) -> String {
+        if self.is_garbage() {
+            return format!(
+                "the mutex at {:#x} (corrupted: flags {:#x})",
+                self.addr(),
+                self.flags().load(Ordering::Relaxed)
+            );
+        }
         let rank = if self.flags().load(Ordering::Acquire) & RESOLVED != 0 {
             let r = self.rank_cell().load(Ordering::Relaxed);
             if r == LEAF {
@@ -211,6 +234,16 @@ impl MutexRef {
 
     #[cold]
     fn ready_slow(&self, f: u32) -> Result<u32> {
+        // Checked first: the other messages read the name pointers.
+        if f & !KNOWN_FLAGS != 0 {
+            return Err(Error::new(
+                crate::status::RTC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "{} is not an initialised rtc_mutex (overwritten memory?)",
+                    self.describe()
+                ),
+            ));
+        }
         if f & POISONED != 0 {
             return Err(Error::new(
                 RTC_ERR_POISONED,
@@ -497,6 +530,15 @@ impl MutexRef {
                 // any entry for it so later checks do not see a ghost.
                 held.remove(self.addr());
                 let f = self.flags().load(Ordering::Acquire);
+                if f & !KNOWN_FLAGS != 0 {
+                    return Err(Error::new(
+                        crate::status::RTC_ERR_INVALID_ARGUMENT,
+                        format!(
+                            "unlock of {}: it is not an initialised rtc_mutex (overwritten memory?)",
+                            self.describe()
+                        ),
+                    ));
+                }
                 if f & DESTROYED != 0 {
                     return Err(Error::new(
                         RTC_ERR_DESTROYED,

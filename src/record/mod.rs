@@ -131,6 +131,18 @@ thread_local! {
     /// Set on the writer thread and inside sink callbacks: their events are
     /// dropped (and counted), and start/stop refuse.
     static NO_RECORD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while this thread is inside its own gated section (set before
+    /// the gate is taken, cleared after it is released). A signal handler
+    /// that records an event while the thread it interrupted was recording
+    /// one finds it set: the event is dropped (`gated`) or refused
+    /// (`in_own_gate`), where taking the gate again would spin forever.
+    static IN_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is the calling thread inside its own gated section? (Only a signal
+/// handler that interrupted it can ask and get true.)
+pub fn in_own_gate() -> bool {
+    IN_GATE.try_with(|c| c.get()).unwrap_or(false)
 }
 
 /// Mark the calling thread as one whose events are dropped (the writer).
@@ -276,7 +288,15 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
     };
     // SAFETY: see `my_trace`: this thread's own state, alive until its exit.
     let t = unsafe { &*t };
-    gate::emitter(&t.gate, &CURRENT, |g| {
+    if IN_GATE.try_with(|c| c.replace(true)).unwrap_or(true) {
+        // Re-entered (a signal handler), or too late in the thread's exit:
+        // the gate is this thread's own; dropped, never waited for.
+        if rtc_trace_on.load(SeqCst) != 0 {
+            DROPPED.fetch_add(1, SeqCst);
+        }
+        return f(&mut Emitter { t: None, g: 0 });
+    }
+    let r = gate::emitter(&t.gate, &CURRENT, |g| {
         if g != 0 {
             // SAFETY: we hold the gate.
             let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
@@ -286,7 +306,9 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
             }
         }
         f(&mut Emitter { t: Some(t), g })
-    })
+    });
+    let _ = IN_GATE.try_with(|c| c.set(false));
+    r
 }
 
 /// Record the calling thread's attach: `join` makes it visible to the

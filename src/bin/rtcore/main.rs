@@ -6,7 +6,9 @@
 //! report success having written nothing. `output::claim_standard_fds`
 //! does the same for safety (no file the command opens can land on fd 0-2)
 //! but remembers that standard output was closed, so writing to it fails.
-#![cfg_attr(not(loom), no_main)]
+#![cfg_attr(not(any(loom, test)), no_main)]
+// The unit tests build the command without its entry point.
+#![cfg_attr(test, allow(dead_code))]
 
 // Under `--cfg loom` (model checking) the library is cut down to the
 // modelled protocols, so the command is an empty stub.
@@ -142,8 +144,9 @@ enum Command {
     },
 }
 
-/// The process's entry point (see the module's comment).
-#[cfg(not(loom))]
+/// The process's entry point (see the module's comment). Not in the unit
+/// tests' build, whose harness has its own `main`.
+#[cfg(not(any(loom, test)))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(
     _argc: std::os::raw::c_int,
