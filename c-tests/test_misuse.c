@@ -462,7 +462,7 @@ static void m_assert_world_stopped(void) {
 
 static void m_set_maxprocs(void) {
     uint32_t prev = 7;
-    CHECK_STATUS(rtc_set_maxprocs(1025, &prev), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_set_maxprocs(65537, &prev), RTC_ERR_INVALID_ARGUMENT);
     CHECK(prev == 7);
     CHECK_STATUS(rtc_set_maxprocs(0, NULL), RTC_OK);
 }

@@ -366,7 +366,7 @@ typedef struct rtc_config {
    */
   int32_t lockrank_mode;
   /**
-   * Path of a rank file to load at init, or NULL.
+   * Path of a rank file to load at init (read up to 16 MiB), or NULL.
    */
   const char *ranks_file;
   /**
@@ -743,7 +743,11 @@ rtc_status rtc_ranks_load(const char *text, const char *source_name);
  * Load rank declarations from the file at `path` (see `rtc_ranks_load`);
  * the path names the declarations in messages and reports.
  *
- * Returns as `rtc_ranks_load`, and `RTC_ERR_IO` when the file cannot be read.
+ * At most 16 MiB are read, whatever the file is (a FIFO or a device has no
+ * size to check first): a larger file is refused.
+ *
+ * Returns as `rtc_ranks_load`; `RTC_ERR_IO` when the file cannot be read;
+ * `RTC_ERR_INVALID_ARGUMENT` when it is larger than 16 MiB.
  */
 rtc_status rtc_ranks_load_file(const char *path);
 
@@ -1012,8 +1016,13 @@ rtc_status rtc_trace_check_file(const char *path, char *report, size_t report_le
  * exits attached is detached by rtcore (leaving a blocking region and
  * restarting a world it holds stopped first).
  *
+ * With maxprocs 0 (unlimited) rtcore creates up to 65,536 Ps; when that
+ * many attached threads are all running, the attach is refused with
+ * `RTC_ERR_WRONG_STATE` rather than left waiting for a P.
+ *
  * May park (waiting for a P). Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if
- * already attached or on the hook thread (hooks run outside the world);
+ * already attached, on the hook thread (hooks run outside the world), or
+ * at the 65,536-P cap as above;
  * `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
  * stopped; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 name;
  * `RTC_ERR_SHUT_DOWN`.

@@ -16,6 +16,8 @@ pub struct DebugSettings {
     /// `sysmon_park_after_check`; see trace::fault).
     pub trace_skip_sysmonlock: bool,
     pub sysmon_park_after_check: bool,
+    /// A lower cap on processors (`procs_cap=N`), to test the cap.
+    pub procs_cap: Option<usize>,
     /// Problems found while parsing, one line each.
     pub warnings: Vec<String>,
 }
@@ -54,6 +56,13 @@ pub fn parse(value: &str) -> DebugSettings {
                     out.sysmon_park_after_check = on;
                 }
             }
+            "procs_cap" => match val.parse::<usize>() {
+                Ok(n) if (1..=crate::world::MAX_PROCS).contains(&n) => out.procs_cap = Some(n),
+                _ => out.warnings.push(format!(
+                    "{VARIABLE}: procs_cap={val:?} is not a number from 1 to {}; ignored",
+                    crate::world::MAX_PROCS
+                )),
+            },
             _ => match Setting::ALL.iter().find(|s| s.name() == name) {
                 Some(&setting) => match val.parse::<u64>() {
                     Ok(ms) if ms <= 1_000_000_000 => out.sysmon.push((setting, ms * 1_000_000)),
@@ -62,7 +71,7 @@ pub fn parse(value: &str) -> DebugSettings {
                     )),
                 },
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check)"
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, procs_cap)"
                 )),
             },
         }
@@ -100,6 +109,9 @@ mod tests {
         assert_eq!(s.lockrank, None);
         assert!(s.warnings[0].contains("\"loud\""));
         assert_eq!(parse("").warnings.len(), 0);
+        assert_eq!(parse("procs_cap=8").procs_cap, Some(8));
+        assert_eq!(parse("procs_cap=0").procs_cap, None);
+        assert!(parse("procs_cap=0").warnings[0].contains("procs_cap"));
     }
 
     #[test]

@@ -90,6 +90,9 @@ fn start(opts: &Options) -> Result<()> {
     for (setting, ns) in &env.sysmon {
         crate::sysmon::settings::set(*setting, *ns);
     }
+    if let Some(n) = env.procs_cap {
+        crate::world::set_procs_cap(n);
+    }
     if env.trace_skip_sysmonlock || env.sysmon_park_after_check {
         crate::trace::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
     }

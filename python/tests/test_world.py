@@ -86,11 +86,11 @@ class WorldTest(unittest.TestCase):
                 else:
                     raise AssertionError(f"{fn.__name__} accepted")
             try:
-                rtcore.set_maxprocs(5000)
+                rtcore.set_maxprocs(70000)
             except rtcore.RtcoreError as e:
                 assert e.status_name == "RTC_ERR_INVALID_ARGUMENT"
             else:
-                raise AssertionError("maxprocs 5000 accepted")
+                raise AssertionError("maxprocs 70000 accepted")
             assert rtcore.set_maxprocs(2) == 0 and rtcore.get_maxprocs() == 2
             rtcore.stop_the_world("x")
             try:

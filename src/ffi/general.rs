@@ -17,7 +17,7 @@ pub struct rtc_config {
     /// An `rtc_lockrank_mode`; `RTC_LOCKRANK_DEFAULT` (0) means report.
     /// `RTCORE_DEBUG=lockrank=...` overrides it.
     pub lockrank_mode: i32,
-    /// Path of a rank file to load at init, or NULL.
+    /// Path of a rank file to load at init (read up to 16 MiB), or NULL.
     pub ranks_file: *const c_char,
     /// How many attached threads may run at once (0: unlimited, the
     /// default); `rtc_set_maxprocs` changes it later.

@@ -36,7 +36,11 @@ pub extern "C" fn rtc_ranks_load(text: *const c_char, source_name: *const c_char
 /// Load rank declarations from the file at `path` (see `rtc_ranks_load`);
 /// the path names the declarations in messages and reports.
 ///
-/// Returns as `rtc_ranks_load`, and `RTC_ERR_IO` when the file cannot be read.
+/// At most 16 MiB are read, whatever the file is (a FIFO or a device has no
+/// size to check first): a larger file is refused.
+///
+/// Returns as `rtc_ranks_load`; `RTC_ERR_IO` when the file cannot be read;
+/// `RTC_ERR_INVALID_ARGUMENT` when it is larger than 16 MiB.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_ranks_load_file(path: *const c_char) -> rtc_status {
     boundary("rtc_ranks_load_file", || {

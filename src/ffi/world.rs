@@ -52,8 +52,13 @@ pub struct rtc_census {
 /// exits attached is detached by rtcore (leaving a blocking region and
 /// restarting a world it holds stopped first).
 ///
+/// With maxprocs 0 (unlimited) rtcore creates up to 65,536 Ps; when that
+/// many attached threads are all running, the attach is refused with
+/// `RTC_ERR_WRONG_STATE` rather than left waiting for a P.
+///
 /// May park (waiting for a P). Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if
-/// already attached or on the hook thread (hooks run outside the world);
+/// already attached, on the hook thread (hooks run outside the world), or
+/// at the 65,536-P cap as above;
 /// `RTC_ERR_WOULD_DEADLOCK` if this thread holds the world
 /// stopped; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 name;
 /// `RTC_ERR_SHUT_DOWN`.

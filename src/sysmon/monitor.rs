@@ -16,7 +16,6 @@
 //!   publish, so that generation is still the current one.
 //! - `kick` costs one load unless sysmon is in deep sleep.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -30,11 +29,14 @@ struct State {
     delay: Delay,
     /// Per P: (word, owner's safepoints) as first seen.
     seen_p: Vec<Option<Seen>>,
-    /// Per thread id: safepoint count as first seen while RUNNING.
-    seen_run: HashMap<u64, Seen>,
+    /// Per P: its RUNNING owner and that owner's safepoint count as first
+    /// seen (a thread that moves to another P is seen afresh there).
+    seen_run: Vec<Option<(u64, Seen)>>,
     stalls: Stalls,
     /// When the next schedtrace line is due (0: not scheduled).
     next_schedtrace: u64,
+    /// The world as this tick sees it (its memory reused tick to tick).
+    obs: crate::world::Observation,
 }
 
 /// sysmon's counters (also `rtc_sysmon_stats`).
@@ -330,9 +332,10 @@ fn run() {
         let st = g.get_or_insert_with(|| State {
             delay: Delay::default(),
             seen_p: Vec::new(),
-            seen_run: HashMap::new(),
+            seen_run: Vec::new(),
             stalls: Stalls::default(),
             next_schedtrace: 0,
+            obs: crate::world::Observation::default(),
         });
         // `now` is read after taking the lock and every deadline below is
         // derived from it this tick, so however long the lock took, no
@@ -343,10 +346,12 @@ fn run() {
             st.delay = Delay::default();
         }
         m.stats.ticks.fetch_add(1, SeqCst);
-        let obs = world.observe();
+        let mut obs = std::mem::take(&mut st.obs);
+        world.observe_into(&mut obs);
         let mut did_work = false;
         if st.seen_p.len() < obs.procs.len() {
             st.seen_p.resize(obs.procs.len(), None);
+            st.seen_run.resize(obs.procs.len(), None);
         }
         let mut busy = 0;
         for p in &obs.procs {
@@ -377,17 +382,25 @@ fn run() {
                 st.seen_p[p.index] = None;
             }
             // Preemption: RUNNING 10 ms without a safepoint.
+            if state != P_RUNNING {
+                st.seen_run[p.index] = None;
+            }
             if state == P_RUNNING {
                 let owner = powner(p.word);
-                let seen =
-                    policy::observe(st.seen_run.get(&owner).copied(), p.owner_safepoints, now);
-                st.seen_run.insert(owner, seen);
+                let before = st.seen_run[p.index]
+                    .filter(|(who, _)| *who == owner)
+                    .map(|(_, seen)| seen);
+                let seen = policy::observe(before, p.owner_safepoints, now);
+                st.seen_run[p.index] = Some((owner, seen));
                 if policy::should_preempt(seen.since, now, p.preempt_pending) {
                     // Trace: check, request, event in one sysmonlock
                     // section.
                     let c = crate::record::check();
                     crate::trace::fault::after_check(&c);
-                    if let Some((n, seq)) = world.request_preemption(owner) {
+                    let asked = p
+                        .owner_view
+                        .and_then(|k| world.request_preemption(&obs.threads[k].rec));
+                    if let Some((n, seq)) = asked {
                         crate::record::emit_checked(
                             c,
                             crate::format::EventKind::PreemptRequest,
@@ -404,12 +417,6 @@ fn run() {
                 }
             }
         }
-        // Forget threads no longer RUNNING on any P.
-        st.seen_run.retain(|id, _| {
-            obs.procs
-                .iter()
-                .any(|p| pstate(p.word) == P_RUNNING && powner(p.word) == *id)
-        });
         // Stalls and hook overruns.
         let c = crate::record::check();
         let out = st.stalls.tick(&obs, now);
@@ -440,6 +447,7 @@ fn run() {
         let delay = st.delay.after_tick(did_work);
         m.stats.delay_ns.store(delay, SeqCst);
         next_sleep = policy::sleep_plan(busy, obs.stop_pending, delay, deadline);
+        st.obs = obs;
         drop(g);
         if PRINT_REPORTS.load(SeqCst) {
             for line in &to_print {

@@ -187,17 +187,23 @@ impl Stalls {
                 }
                 let id = t.rec.id;
                 present.insert(id);
-                let label = format!("stall of {}", t.rec.describe());
+                // Text is made only when a report needs it: a tick with
+                // thousands of blocked threads allocates nothing for them.
                 let track = self.threads.entry(id).or_insert_with(|| Track {
                     seen: Seen {
                         value: t.changes,
                         since: now,
                     },
                     episode: None,
-                    label: label.clone(),
+                    label: format!("stall of {}", t.rec.describe()),
                 });
-                let resolved =
-                    |after| format!("rtcore: sysmon: {label} resolved after {}", ms(after));
+                let resolved = |after| {
+                    format!(
+                        "rtcore: sysmon: stall of {} resolved after {}",
+                        t.rec.describe(),
+                        ms(after)
+                    )
+                };
                 match step(track, t.changes, now, th, out, &resolved) {
                     StallAction::Report {
                         stalled_for,

@@ -30,7 +30,7 @@ pub const P_SYSCALL: u64 = 2;
 pub const P_STOPPED: u64 = 3;
 
 #[inline]
-pub fn pword(state: u64, owner: u64) -> u64 {
+pub const fn pword(state: u64, owner: u64) -> u64 {
     (owner << 3) | state
 }
 #[inline]

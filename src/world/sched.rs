@@ -44,8 +44,25 @@ use crate::status::{
     Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
 };
 
-/// Most Ps a process may have.
-pub const MAX_PROCS: usize = 1024;
+/// Most Ps a process may have: with maxprocs 0 ("unlimited") as many
+/// threads as this may run at once; an attach beyond it, with every P
+/// busy, is refused with a status rather than left waiting. The tables are
+/// allocated zeroed (an IDLE P is 0), so untouched Ps cost no memory.
+pub const MAX_PROCS: usize = 65_536;
+
+/// The P cap in force: `MAX_PROCS`, or lower through
+/// `RTCORE_DEBUG=procs_cap=N` (for tests of the cap).
+static PROCS_CAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_PROCS);
+
+/// Lower the P cap (`RTCORE_DEBUG=procs_cap=N`; at least 1, at most
+/// `MAX_PROCS`). Takes effect for Ps created from now on.
+pub fn set_procs_cap(n: usize) {
+    PROCS_CAP.store(n.clamp(1, MAX_PROCS), SeqCst);
+}
+
+fn procs_cap() -> usize {
+    PROCS_CAP.load(Relaxed)
+}
 
 /// Thread states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +206,8 @@ impl ThreadRec {
 struct Sched {
     /// Attached threads (for diagnostics and tests).
     threads: Vec<Arc<ThreadRec>>,
+    /// Bumped whenever `threads` changes (`observe_into` copies it then).
+    threads_version: u64,
     /// Threads waiting for a P, first come first served.
     runq: VecDeque<Arc<ThreadRec>>,
     /// Ps created so far (they are never destroyed; extra ones are retired).
@@ -229,6 +248,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
         InnerRank::Sched,
         Sched {
             threads: Vec::new(),
+            threads_version: 0,
             runq: VecDeque::new(),
             nprocs: 0,
             maxprocs: 0,
@@ -236,10 +256,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
             stop_reason: String::new(),
         },
     ),
-    ps: (0..MAX_PROCS)
-        .map(|_| AtomicU64::new(pword(P_IDLE, 0)))
-        .collect(),
-    pseq: (0..MAX_PROCS).map(|_| AtomicU64::new(0)).collect(),
+    ps: zeroed_atomics(MAX_PROCS),
+    pseq: zeroed_atomics(MAX_PROCS),
     stop_pending: AtomicBool::new(false),
     runq_len: AtomicU32::new(0),
     tts_threshold_ns: AtomicU64::new(100_000_000),
@@ -247,6 +265,15 @@ static WORLD: LazyLock<World> = LazyLock::new(|| World {
     retiring: AtomicBool::new(false),
     stops: AtomicU64::new(0),
 });
+
+/// `n` atomics, all 0, from zeroed memory (the kernel maps its pages on
+/// first touch: Ps never created cost nothing).
+fn zeroed_atomics(n: usize) -> Box<[AtomicU64]> {
+    const _: () = assert!(pword(P_IDLE, 0) == 0);
+    let v: Vec<u64> = vec![0; n];
+    // SAFETY: AtomicU64 has the size, alignment and bit validity of u64.
+    unsafe { std::mem::transmute::<Box<[u64]>, Box<[AtomicU64]>>(v.into_boxed_slice()) }
+}
 
 pub fn world() -> &'static World {
     &WORLD
@@ -422,7 +449,7 @@ impl World {
 
     fn limit(&self, s: &Sched) -> usize {
         if s.maxprocs == 0 {
-            MAX_PROCS
+            procs_cap()
         } else {
             s.maxprocs
         }
@@ -570,6 +597,7 @@ impl World {
                 "rtc_thread_attach: this thread holds the world stopped; attaching would wait for a P",
             ));
         }
+        self.refuse_at_procs_cap()?;
         // Before the attachment's thread-local exists (see register_thread).
         crate::record::register_thread();
         let rec = Arc::new(ThreadRec {
@@ -596,7 +624,11 @@ impl World {
         // Trace: gated (the thread has no P: a stop does not wait for it);
         // see `record::attach` for why joining the list comes first.
         record::attach(
-            || self.sched.lock().threads.push(rec.clone()),
+            || {
+                let mut s = self.sched.lock();
+                s.threads.push(rec.clone());
+                s.threads_version += 1;
+            },
             name,
             rec.tseq.load(SeqCst),
         );
@@ -615,10 +647,32 @@ impl World {
         Ok(id)
     }
 
+    /// With maxprocs 0 ("unlimited") and every P of the cap RUNNING, an
+    /// attach would wait for a P, maybe forever: refused instead. (A P in
+    /// SYSCALL is retaken by sysmon for a thread that waits, so it counts
+    /// as available; the scan happens only at the cap.)
+    fn refuse_at_procs_cap(&self) -> Result<()> {
+        let s = self.sched.lock();
+        let cap = procs_cap();
+        if s.maxprocs != 0 || s.nprocs < cap || self.stop_pending.load(SeqCst) {
+            return Ok(());
+        }
+        if (0..s.nprocs).any(|i| pstate(self.ps[i].load(SeqCst)) != P_RUNNING) {
+            return Ok(());
+        }
+        Err(Error::new(
+            RTC_ERR_WRONG_STATE,
+            format!(
+                "rtc_thread_attach: all {cap} processors (rtcore's limit with maxprocs 0) are held by running attached threads; detach one first, or set a maxprocs so that threads queue for processors"
+            ),
+        ))
+    }
+
     fn detach_rec(&self, rec: &ThreadRec) {
         self.release_p(rec, TState::Dead);
         let mut s = self.sched.lock();
         s.threads.retain(|t| t.id != rec.id);
+        s.threads_version += 1;
         s.runq.retain(|t| t.id != rec.id);
         self.runq_len.store(s.runq.len() as u32, SeqCst);
     }
@@ -697,37 +751,53 @@ impl World {
     /// safepoint count and outstanding preemption request; plus whether a
     /// thread waits for a P.
     pub fn observe(&self) -> Observation {
+        let mut obs = Observation::default();
+        self.observe_into(&mut obs);
+        obs
+    }
+
+    /// `observe` into `obs`, reusing its memory: sysmon calls this every
+    /// tick, so with thousands of attached threads a tick allocates
+    /// nothing and holds `sched` for one pass over the Ps and one over the
+    /// threads (owners are found through each thread's P, not by search).
+    /// The thread list is copied (its `Arc`s cloned) only when threads
+    /// attached or detached since the last call.
+    pub fn observe_into(&self, obs: &mut Observation) {
         let s = self.sched.lock();
-        let procs = (0..s.nprocs)
-            .map(|i| {
-                let w = self.ps[i].load(SeqCst);
-                let owner = powner(w);
-                let t = s.threads.iter().find(|t| t.id == owner);
-                ProcView {
-                    index: i,
-                    word: w,
-                    owner_safepoints: t.map(|t| t.safepoints.load(SeqCst)).unwrap_or(0),
-                    preempt_pending: t
-                        .map(|t| t.preempt_requested.load(SeqCst) != t.preempt_acked.load(SeqCst))
-                        .unwrap_or(false),
-                }
-            })
-            .collect();
-        let threads = s
-            .threads
-            .iter()
-            .map(|t| ThreadView {
+        obs.procs.clear();
+        obs.procs.extend((0..s.nprocs).map(|i| ProcView {
+            index: i,
+            word: self.ps[i].load(SeqCst),
+            owner_safepoints: 0,
+            preempt_pending: false,
+            owner_view: None,
+        }));
+        if obs.threads_version != s.threads_version || obs.threads.len() != s.threads.len() {
+            obs.threads.clear();
+            obs.threads.extend(s.threads.iter().map(|t| ThreadView {
                 state: t.state(),
-                changes: t.state_changes.load(SeqCst),
+                changes: 0,
                 rec: t.clone(),
-            })
-            .collect();
-        Observation {
-            procs,
-            threads,
-            runnable_waiting: !s.runq.is_empty(),
-            stop_pending: self.stop_pending.load(SeqCst),
+            }));
+            obs.threads_version = s.threads_version;
         }
+        for (k, v) in obs.threads.iter_mut().enumerate() {
+            let t = &v.rec;
+            v.state = t.state();
+            v.changes = t.state_changes.load(SeqCst);
+            if let Some(i) = Self::p_index(t) {
+                if let Some(p) = obs.procs.get_mut(i) {
+                    if powner(p.word) == t.id {
+                        p.owner_view = Some(k);
+                        p.owner_safepoints = t.safepoints.load(SeqCst);
+                        p.preempt_pending =
+                            t.preempt_requested.load(SeqCst) != t.preempt_acked.load(SeqCst);
+                    }
+                }
+            }
+        }
+        obs.runnable_waiting = !s.runq.is_empty();
+        obs.stop_pending = self.stop_pending.load(SeqCst);
     }
 
     /// Retake P `i` from its blocking owner if its word is still `word`
@@ -762,12 +832,13 @@ impl World {
     /// Returns the request's number and the thread's new sequence number
     /// (the request is an event about the thread: its `detach` carries the
     /// sequence number, so the reader orders the request before it).
-    pub fn request_preemption(&self, owner: u64) -> Option<(u64, u64)> {
-        let s = self.sched.lock();
-        let t = s
-            .threads
-            .iter()
-            .find(|t| t.id == owner && t.state() == TState::Running)?;
+    pub fn request_preemption(&self, t: &ThreadRec) -> Option<(u64, u64)> {
+        // Under `sched`, a thread still RUNNING is still attached (detach
+        // makes it DEAD under `sched` before it leaves the list).
+        let _s = self.sched.lock();
+        if t.state() != TState::Running {
+            return None;
+        }
         let seq = t.tseq.fetch_add(1, SeqCst) + 1;
         Some((t.preempt_requested.fetch_add(1, SeqCst) + 1, seq))
     }
@@ -1118,6 +1189,10 @@ impl World {
         // happen after `sched` is released.
         let mut freed = Vec::new();
         let mut wake = Vec::new();
+        // Owners by id, made once: a restart with thousands of threads is
+        // one pass over the Ps and one over the threads.
+        let by_id: std::collections::HashMap<u64, Arc<ThreadRec>> =
+            s.threads.iter().map(|t| (t.id, t.clone())).collect();
         for i in 0..s.nprocs {
             let w = self.ps[i].load(SeqCst);
             if pstate(w) != P_STOPPED {
@@ -1125,7 +1200,7 @@ impl World {
             }
             let owner = powner(w);
             let t = if owner != 0 && i < limit {
-                s.threads.iter().find(|t| t.id == owner).cloned()
+                by_id.get(&owner).cloned()
             } else {
                 None
             };
@@ -1137,7 +1212,7 @@ impl World {
                 }
                 None => {
                     self.ps[i].store(pword(P_IDLE, 0), SeqCst);
-                    if let Some(t) = s.threads.iter().find(|t| t.id == owner).cloned() {
+                    if let Some(t) = by_id.get(&owner).cloned() {
                         // Its P was retired: it waits in the queue.
                         if !s.runq.iter().any(|x| x.id == t.id) {
                             s.runq.push_back(t);
@@ -1317,6 +1392,7 @@ impl World {
         }
         let mut s = self.sched.lock();
         crate::fork::keep_forever(std::mem::take(&mut s.threads));
+        s.threads_version += 1;
         crate::fork::keep_forever(std::mem::take(&mut s.runq));
         self.runq_len.store(0, SeqCst);
         let i_stop = s.stopper == Some(me) && self.stop_pending.load(SeqCst);
@@ -1337,6 +1413,7 @@ impl World {
                 rec.p.store(0, SeqCst);
             }
             s.threads.push(rec);
+            s.threads_version += 1;
         }
         self.update_retiring(&s);
     }
@@ -1490,6 +1567,9 @@ pub struct ProcView {
     pub word: u64,
     pub owner_safepoints: u64,
     pub preempt_pending: bool,
+    /// The owner's place in `Observation::threads` (None: no owner, or
+    /// not in the list).
+    pub owner_view: Option<usize>,
 }
 
 /// One attached thread as sysmon sees it.
@@ -1501,12 +1581,14 @@ pub struct ThreadView {
 }
 
 /// A snapshot for sysmon.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Observation {
     pub procs: Vec<ProcView>,
     pub threads: Vec<ThreadView>,
     pub runnable_waiting: bool,
     pub stop_pending: bool,
+    /// `Sched::threads_version` when `threads` was copied.
+    threads_version: u64,
 }
 
 /// Who to tell when something sysmon sleeps through happens (a thread
