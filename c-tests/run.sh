@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build and run rtcore's C test suite against a built library.
 #
-#   c-tests/run.sh [plain|asan|valgrind] [LIBDIR]
+#   c-tests/run.sh [plain|asan|valgrind] [LIBDIR] [PROGRAM...]
+#
+# PROGRAM (e.g. test_world): run only those programs (cargo test runs each
+# program as its own test this way); none: every c-tests/test_*.c.
 #
 # plain:    gcc -Wall -Wextra -Werror, linked to LIBDIR/librtcore.so
 # asan:     the same with -fsanitize=address,undefined (Rust is not
@@ -16,6 +19,8 @@ mode=${1:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 libdir=$(cd "${2:-$root/target/debug}" && pwd)
+shift 2 2>/dev/null || shift $#
+only=("$@")
 out="$root/target/c-tests/$mode"
 mkdir -p "$out"
 [ -e "$libdir/librtcore.so" ] || { echo "no $libdir/librtcore.so: run cargo build first" >&2; exit 2; }
@@ -41,12 +46,27 @@ total_pass=0; total_fail=0; broken=0
 export RTC_TEST_LIBDIR="$libdir" RTC_TEST_OUT="$out"
 for src in "$here"/plugin_*.c; do
   name=$(basename "$src" .c)
-  if ! gcc "${cflags[@]}" -shared -fPIC "$src" -o "$out/$name.so" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir"; then
+  # Built under a temporary name and renamed: programs run in parallel
+  # (cargo test) never load a half-written plugin.
+  if gcc "${cflags[@]}" -shared -fPIC "$src" -o "$out/$name.so.$$" -L"$libdir" -lrtcore -Wl,-rpath,"$libdir"; then
+    mv -f "$out/$name.so.$$" "$out/$name.so"
+  else
     echo "BUILD FAILED: $name"; broken=$((broken + 1))
   fi
 done
-for src in "$here"/test_*.c; do
+if [ ${#only[@]} -gt 0 ]; then
+  programs=()
+  for p in "${only[@]}"; do
+    [ -e "$here/$p.c" ] || { echo "no program c-tests/$p.c" >&2; exit 2; }
+    programs+=("$here/$p.c")
+  done
+else
+  programs=("$here"/test_*.c)
+fi
+ran=0
+for src in "${programs[@]}"; do
   name=$(basename "$src" .c)
+  ran=$((ran + 1))
   exe="$out/$name"
   # --as-needed: a program that uses rtcore only through dlopen
   # (test_dlclose) is not linked to it at start-up.
@@ -76,4 +96,4 @@ for src in "$here"/test_*.c; do
   fi
 done
 echo "c-tests ($mode): $total_pass passed, $((total_fail + broken)) failed"
-[ "$total_fail" -eq 0 ] && [ "$broken" -eq 0 ]
+[ "$ran" -gt 0 ] && [ "$total_fail" -eq 0 ] && [ "$broken" -eq 0 ]

@@ -13,7 +13,7 @@ pub struct DebugSettings {
     /// `schedtrace`), in nanoseconds; the values are given in milliseconds.
     pub sysmon: Vec<(Setting, u64)>,
     /// Fault injection for the tracer (`trace_skip_sysmonlock`,
-    /// `sysmon_park_after_check`; see trace::fault).
+    /// `sysmon_park_after_check`; see record::fault).
     pub trace_skip_sysmonlock: bool,
     pub sysmon_park_after_check: bool,
     /// A lower cap on processors (`procs_cap=N`), to test the cap.

@@ -2,14 +2,17 @@
 //! execution tracer for C, C++ and Python programs, shipped as a C-ABI
 //! library. See README.md and docs/.
 //!
-//! Module graph (acyclic): `ranks` depends on nothing; `lock` on `ranks` and
-//! `ident`; `lifecycle` on `lock` and `ranks`; `ffi` on everything and is
-//! the only module that knows about C.
+//! The modules form layers, each using only those below it: declared in
+//! `src/layering.ranks`, checked by `tests/layering.rs`, explained in
+//! docs/architecture.md. `base` is the bottom; `ffi`, the only module that
+//! knows about C, is the top and is used by nothing here.
 
 #![allow(non_camel_case_types)]
 
 // Under `--cfg loom` only the modelled protocols (and the shim they run
 // on) are compiled; see tests/loom_*.rs.
+#[cfg(not(loom))]
+pub mod base;
 #[cfg(not(loom))]
 pub mod debug_env;
 #[cfg(not(loom))]
@@ -18,8 +21,6 @@ pub mod diag;
 pub mod export;
 #[cfg(not(loom))]
 pub mod ffi;
-#[cfg(not(loom))]
-pub mod fork;
 #[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]

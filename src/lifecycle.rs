@@ -9,23 +9,16 @@
 //! - Transitions happen under `TRANSITION`, an inner lock never held while
 //!   any other rtcore lock is taken.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::lock::inner::{InnerMutex, InnerRank};
+use crate::base::inner::{InnerMutex, InnerRank};
 
 use crate::debug_env;
 use crate::lock::order::Mode;
-use crate::status::{
-    Error, RTC_ERR_ALREADY_INITIALIZED, RTC_ERR_SHUT_DOWN, RTC_ERR_TOO_LATE, Result,
-};
+use crate::status::{Error, RTC_ERR_ALREADY_INITIALIZED, RTC_ERR_TOO_LATE, Result};
 
-pub const UNINIT: u32 = 0;
-pub const RUNNING: u32 = 1;
-pub const SHUT_DOWN: u32 = 2;
-const STATE_MASK: u32 = 0xff;
-const MODE_SHIFT: u32 = 8;
-
-static GATE: AtomicU32 = AtomicU32::new(UNINIT);
+use crate::base::state::{CLOSING, GATE, MODE_SHIFT, STATE_MASK};
+pub use crate::base::state::{RUNNING, SHUT_DOWN, UNINIT};
 static TRANSITION: InnerMutex<bool> = InnerMutex::new(InnerRank::Lifecycle, false); // true once rtc_init ran
 
 /// Options for `init`; `None` means the default.
@@ -40,12 +33,7 @@ pub struct Options {
 /// caller takes the full path, which reports the state). One relaxed load.
 #[inline(always)]
 pub fn running_mode() -> Option<Mode> {
-    let g = GATE.load(Ordering::Relaxed);
-    if g & STATE_MASK == RUNNING {
-        Some(Mode::from_bits(g >> MODE_SHIFT))
-    } else {
-        None
-    }
+    crate::base::state::running_mode_bits().map(Mode::from_bits)
 }
 
 /// The fast-path view: `Ok(mode)` when running.
@@ -72,19 +60,14 @@ fn enter_slow() -> Result<Mode> {
     }
 }
 
-pub fn shut_down_error() -> Error {
-    Error::new(
-        RTC_ERR_SHUT_DOWN,
-        "rtcore has been shut down (rtc_shutdown); no further calls are accepted",
-    )
-}
+pub use crate::base::state::shut_down_error;
 
 /// Apply options and move to RUNNING. Called with `TRANSITION` held.
 fn start(opts: &Options) -> Result<()> {
-    crate::ffi::install_panic_hook();
+    crate::diag::install_panic_hook();
     crate::world::install();
     crate::sysmon::install();
-    crate::fork::register();
+    register_fork_handlers();
     register_at_exit();
     let env = debug_env::from_env();
     for (setting, ns) in &env.sysmon {
@@ -94,7 +77,7 @@ fn start(opts: &Options) -> Result<()> {
         crate::world::set_procs_cap(n);
     }
     if env.trace_skip_sysmonlock || env.sysmon_park_after_check {
-        crate::trace::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
+        crate::record::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
     }
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);
@@ -107,6 +90,23 @@ fn start(opts: &Options) -> Result<()> {
     }
     GATE.store(RUNNING | (mode.bits() << MODE_SHIFT), Ordering::Release);
     Ok(())
+}
+
+/// What a forked child must reset, in this order (after the parking lot's
+/// queue, which `base::fork` purges first).
+fn register_fork_handlers() {
+    use crate::base::fork::on_child;
+    on_child(after_fork_child);
+    on_child(|| {
+        // SAFETY: the child's atfork handler, on the only thread.
+        unsafe { crate::ranks::global().reset_after_fork() }
+    });
+    on_child(crate::lock::order::after_fork_child);
+    on_child(|| crate::world::world().after_fork_child());
+    on_child(crate::sysmon::monitor::after_fork_child);
+    on_child(crate::sysmon::hooks::after_fork_child);
+    on_child(crate::record::after_fork_child);
+    crate::base::fork::register();
 }
 
 /// `rtc_init`: once, before first use.
@@ -157,15 +157,9 @@ pub fn after_fork_child() {
     unsafe { TRANSITION.reset_after_fork() };
 }
 
-/// Set while an `rtc_shutdown` is between its checks and its end, so a
-/// second one is refused rather than racing it.
-static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Is an `rtc_shutdown` in progress? (A trace must not start then: nothing
 /// would stop it.)
-pub fn closing() -> bool {
-    CLOSING.load(Ordering::Acquire)
-}
+pub use crate::base::state::closing;
 
 /// `rtc_shutdown`. The waits (leaving a blocking region, a hook's run,
 /// joining rtcore's threads) happen without `TRANSITION` held: a hook may

@@ -32,7 +32,7 @@ pub mod park {
     pub unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
         // SAFETY: forwarded contract.
         unsafe {
-            crate::lock::parked::park(key, validate, None);
+            crate::base::parked::park(key, validate, None);
         }
     }
 
@@ -40,7 +40,7 @@ pub mod park {
     /// known, or the park did not sleep).
     #[inline]
     pub fn last_waker() -> u64 {
-        crate::lock::parked::last_waker()
+        crate::base::parked::last_waker()
     }
 
     /// Unpark every thread parked on `key`.
@@ -49,7 +49,7 @@ pub mod park {
     /// None beyond the parking lot's; kept `unsafe` to match `unpark_one`.
     #[inline]
     pub unsafe fn unpark_all(key: usize) {
-        crate::lock::parked::unpark_all(key);
+        crate::base::parked::unpark_all(key);
     }
 
     /// Unpark one thread parked on `key`; `callback(more_waiters)` runs under
@@ -61,7 +61,7 @@ pub mod park {
     pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
         // SAFETY: forwarded contract.
         unsafe {
-            let token = crate::lock::parked::waker_token();
+            let token = crate::base::parked::waker_token();
             parking_lot_core::unpark_one(key, |r| {
                 callback(r.have_more_threads);
                 token

@@ -24,7 +24,6 @@ use std::cell::RefCell;
 use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 
 use crate::status::{
     Error, RTC_ERR_BUSY, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_NULL, RTC_ERR_PANIC, RTC_ERR_TIMED_OUT,
@@ -45,7 +44,6 @@ thread_local! {
     static LAST: RefCell<LastError> = const {
         RefCell::new(LastError { status: RTC_OK, message: String::new() })
     };
-    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 pub(crate) fn set_last_error(e: &Error) {
@@ -74,35 +72,10 @@ pub(crate) fn clear_last_error() {
     });
 }
 
-/// Install (once) a panic hook that records the message for the boundary
-/// and prints one line, instead of the default hook's backtrace advice.
-pub(crate) fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "(non-string panic payload)".to_string()
-            };
-            let loc = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            crate::diag::eprintln(&format!("rtcore: internal panic at {loc}: {msg}"));
-            let _ = PANIC_MESSAGE.try_with(|p| *p.borrow_mut() = Some(format!("{msg} (at {loc})")));
-        }));
-    });
-}
+pub(crate) use crate::diag::install_panic_hook;
 
 fn panic_error(what: &str) -> Error {
-    let detail = PANIC_MESSAGE
-        .try_with(|p| p.borrow_mut().take())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "no message".into());
+    let detail = crate::diag::take_panic_message().unwrap_or_else(|| "no message".into());
     Error::new(
         RTC_ERR_PANIC,
         format!("rtcore panicked in {what}: {detail}; the panic was caught at the C boundary"),

@@ -123,15 +123,15 @@ impl CondRef {
             self.waiters().fetch_sub(1, Ordering::SeqCst);
             return Err(e);
         }
-        super::wait::set_target(super::wait::Target::Cond(self.key()));
-        super::wait::begin();
+        crate::base::wait::set_target(crate::base::wait::Target::Cond(self.key()));
+        crate::base::wait::begin();
         let seq = self.seq();
         // SAFETY: the validate callback only reads an atomic.
         let r = unsafe {
-            crate::lock::parked::park(self.key(), || seq.load(Ordering::SeqCst) == seq0, deadline)
+            crate::base::parked::park(self.key(), || seq.load(Ordering::SeqCst) == seq0, deadline)
         };
-        super::wait::end();
-        super::wait::set_target(super::wait::Target::Nothing);
+        crate::base::wait::end();
+        crate::base::wait::set_target(crate::base::wait::Target::Nothing);
         self.waiters().fetch_sub(1, Ordering::SeqCst);
         m.lock(mode, efile, eline)?;
         if r == parking_lot_core::ParkResult::TimedOut {
@@ -145,7 +145,7 @@ impl CondRef {
         self.seq().fetch_add(1, Ordering::SeqCst);
         if self.waiters().load(Ordering::SeqCst) > 0 {
             // SAFETY: the callback does nothing that could panic.
-            let token = crate::lock::parked::waker_token();
+            let token = crate::base::parked::waker_token();
             unsafe {
                 parking_lot_core::unpark_one(self.key(), |_| token);
             }
@@ -159,7 +159,7 @@ impl CondRef {
         if self.waiters().load(Ordering::SeqCst) > 0 {
             // SAFETY: no callback.
             unsafe {
-                parking_lot_core::unpark_all(self.key(), crate::lock::parked::waker_token());
+                parking_lot_core::unpark_all(self.key(), crate::base::parked::waker_token());
             }
         }
         Ok(())

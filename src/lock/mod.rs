@@ -1,19 +1,14 @@
 //! Locks: the held-lock record and order checker, `rtc_mutex` and
-//! `rtc_cond`, and the hook through which a waiting thread tells the world.
+//! `rtc_cond`. A waiting thread tells the world through `base::wait`.
 //!
-//! Depends on `ranks` (the closure bitsets) and `ident`; nothing here knows
-//! about the world, sysmon or the tracer.
+//! Depends on `base`, `ranks` (the closure bitsets), `record` (contended
+//! waits are traced) and `format`; nothing here knows about the world,
+//! sysmon, the tracer's protocol or the lifecycle.
 
 #[cfg(not(loom))]
 pub mod cond;
 #[cfg(not(loom))]
-pub mod inner;
-#[cfg(not(loom))]
 pub mod mutex;
 #[cfg(not(loom))]
 pub mod order;
-#[cfg(not(loom))]
-pub mod parked;
-#[cfg(not(loom))]
-pub mod wait;
 pub mod word;

@@ -454,11 +454,11 @@ impl MutexRef {
             } else {
                 0
             };
-            super::wait::set_target(super::wait::Target::Mutex(self.addr()));
-            let waker = self
-                .word()
-                .acquire_contended(me, super::wait::begin, super::wait::end);
-            super::wait::set_target(super::wait::Target::Nothing);
+            crate::base::wait::set_target(crate::base::wait::Target::Mutex(self.addr()));
+            let waker =
+                self.word()
+                    .acquire_contended(me, crate::base::wait::begin, crate::base::wait::end);
+            crate::base::wait::set_target(crate::base::wait::Target::Nothing);
             if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
                 let waited = if traced {
                     crate::record::monotonic_ns().saturating_sub(started)
@@ -671,9 +671,9 @@ pub(crate) fn resolve_rank(rank_name: *const c_char) -> Result<u32> {
 }
 
 /// Interned names (see `intern`).
-pub(crate) static NAMES: super::inner::InnerMutex<
+pub(crate) static NAMES: crate::base::inner::InnerMutex<
     Option<std::collections::HashSet<std::ffi::CString>>,
-> = super::inner::InnerMutex::new(super::inner::InnerRank::Names, None);
+> = crate::base::inner::InnerMutex::new(crate::base::inner::InnerRank::Names, None);
 
 /// Copy a C string into storage that lives for the rest of the process.
 /// Names are few (one per distinct name), so they are kept, deduplicated.

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::inner::{InnerMutex, InnerRank};
+use crate::base::inner::{InnerMutex, InnerRank};
 
 use crate::ranks::{self, LEAF, MAX_RANKS, RankSet, WORDS};
 
@@ -176,7 +176,7 @@ pub const HOOKLOCK_RANK: u32 = 1;
 /// and starts or stops a trace is reported, since a hook may need that
 /// lock while the tracer waits for the hook (DESIGN.md, "Ranks").
 pub fn hooklock_check(what: &std::ffi::CStr) {
-    let Some(mode) = crate::lifecycle::running_mode() else {
+    let Some(mode) = crate::base::state::running_mode_bits().map(Mode::from_bits) else {
         return;
     };
     if mode == Mode::Off {

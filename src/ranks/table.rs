@@ -23,69 +23,19 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::lock::inner::{InnerRank, InnerRwLock};
+use crate::base::inner::{InnerRank, InnerRwLock};
 
 use super::dsl::{self, Name, Pos, Statement};
 use crate::status::{
     Error, RTC_ERR_RANK_SYNTAX, RTC_ERR_RANK_TABLE_FULL, RTC_ERR_UNKNOWN_RANK, Result,
 };
 
-/// Capacity of a rank table, pseudo-ranks and rtcore's own ranks included.
-pub const MAX_RANKS: usize = 256;
-/// Words in a rank bitset.
-pub const WORDS: usize = MAX_RANKS / 64;
-/// The unranked leaf.
-pub const LEAF: u32 = 0;
-
-pub type AllowedMatrix = [[AtomicU64; WORDS]; MAX_RANKS];
-
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO_WORD: AtomicU64 = AtomicU64::new(0);
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO_ROW: [AtomicU64; WORDS] = [ZERO_WORD; WORDS];
-
-/// The process-wide table's closure bitsets, read without a lock on every
-/// blocking lock acquisition.
-pub static GLOBAL_ALLOWED: AllowedMatrix = [ZERO_ROW; MAX_RANKS];
-
-/// Set once the process-wide table holds rtcore's own ranks (inner-lock
-/// checks start then).
-pub static GLOBAL_READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// A set of ranks (one bit per id).
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub struct RankSet(pub [u64; WORDS]);
-
-impl RankSet {
-    #[inline]
-    pub fn insert(&mut self, r: u32) {
-        self.0[r as usize / 64] |= 1 << (r % 64);
-    }
-    #[inline]
-    pub fn remove(&mut self, r: u32) {
-        self.0[r as usize / 64] &= !(1 << (r % 64));
-    }
-    #[inline]
-    pub fn contains(&self, r: u32) -> bool {
-        self.0[r as usize / 64] & (1 << (r % 64)) != 0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
-    }
-}
-
-/// Load `allowed[r]` from a matrix.
-#[inline]
-pub fn load_allowed(m: &AllowedMatrix, r: u32) -> RankSet {
-    let row = &m[r as usize];
-    let mut out = [0u64; WORDS];
-    for (o, w) in out.iter_mut().zip(row.iter()) {
-        *o = w.load(Ordering::Relaxed);
-    }
-    RankSet(out)
-}
+pub use crate::base::rank_set::{
+    AllowedMatrix, GLOBAL_ALLOWED, GLOBAL_READY, LEAF, MAX_RANKS, RankSet, WORDS, ZERO_ROW,
+    load_allowed,
+};
 
 /// Where a rank or an order was declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1004,5 +954,42 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod inner_rank_tests {
+    //! rtcore's inner locks (base::inner) check their ranks against the
+    //! fixed ids declared here: the two must agree.
+    use super::RankTable;
+    use crate::base::inner::{InnerRank, violation};
+
+    #[test]
+    fn fixed_ids_match_the_builtin_declarations() {
+        let t = RankTable::new();
+        for r in InnerRank::ALL {
+            assert_eq!(t.lookup(r.name()).unwrap(), r as u32, "{}", r.name());
+        }
+    }
+
+    #[test]
+    fn the_checker_follows_the_declared_inner_order() {
+        let t = RankTable::new();
+        let allowed = |r: InnerRank| -> u64 {
+            let row = crate::ranks::table::load_allowed(t.matrix(), r as u32);
+            row.0[0]
+        };
+        let sched = InnerRank::Sched.bit();
+        let lifecycle = InnerRank::Lifecycle.bit();
+        // lifecycle < sched: fine one way, reported the other.
+        assert!(violation(lifecycle, InnerRank::Sched, allowed(InnerRank::Sched)).is_none());
+        let m = violation(sched, InnerRank::Lifecycle, allowed(InnerRank::Lifecycle)).unwrap();
+        assert!(
+            m.contains("'lifecycle' taken while holding [\"sched\"]"),
+            "{m}"
+        );
+        // Siblings are unordered, and nothing nests with itself.
+        assert!(violation(sched, InnerRank::RankTable, allowed(InnerRank::RankTable)).is_some());
+        assert!(violation(sched, InnerRank::Sched, allowed(InnerRank::Sched)).is_some());
     }
 }

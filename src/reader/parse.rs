@@ -138,8 +138,7 @@ pub struct Args {
     len: u8,
 }
 
-/// The most arguments an event kind has.
-pub const MAX_ARGS: usize = 8;
+pub use crate::format::MAX_ARGS;
 
 impl Args {
     pub fn new() -> Args {

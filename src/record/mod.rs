@@ -25,6 +25,7 @@
 //!   a slot hand-off, and never allocates beyond its own batch buffer and
 //!   string table.
 
+pub mod fault;
 pub mod gate;
 pub mod writer;
 
@@ -33,8 +34,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 
+use crate::base::inner::{InnerMutex, InnerRank};
 use crate::format::{BatchBuilder, EventKind, Val};
-use crate::lock::inner::{InnerMutex, InnerRank};
 
 /// 1 while a trace is being recorded. Exported for the header's inline
 /// macros (`RTC_TRACE_ON()`), which read it with a relaxed atomic load.
@@ -58,16 +59,7 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// A batch is handed to the writer once it holds this many bytes.
 pub const BATCH_BYTES: usize = 16 * 1024;
 
-/// CLOCK_MONOTONIC in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::base::clock::monotonic_ns;
 
 /// Nanoseconds on the trace clock.
 #[inline]
@@ -377,7 +369,7 @@ pub fn generation_change_key() -> usize {
 
 fn generation_changed() {
     GEN_CHANGES.fetch_add(1, SeqCst);
-    crate::lock::parked::unpark_all(generation_change_key());
+    crate::base::parked::unpark_all(generation_change_key());
 }
 
 /// Record into the generation `c` names (sysmon: after its check and its
@@ -702,7 +694,7 @@ pub fn after_fork_child() {
     // SAFETY: only the forking thread exists.
     unsafe { REGISTRY.reset_after_fork() };
     let old = std::mem::take(&mut *REGISTRY.lock());
-    crate::fork::keep_forever(old);
+    crate::base::fork::keep_forever(old);
     let _ = MINE.try_with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
             *m = None;

@@ -18,8 +18,8 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use crate::base::inner::{InnerMutex, InnerRank};
 use crate::format::{self, RecordKind};
-use crate::lock::inner::{InnerMutex, InnerRank};
 
 /// `int (*)(const uint8_t *data, size_t len, void *user_data)`: 0 on success.
 pub type WriteFn = unsafe extern "C" fn(*const u8, usize, *mut c_void) -> i32;
@@ -243,7 +243,7 @@ pub static DISCARDED: AtomicU64 = AtomicU64::new(0);
 
 fn wake() {
     WAKES.fetch_add(1, SeqCst);
-    crate::lock::parked::unpark_all(&WAKES as *const AtomicU64 as usize);
+    crate::base::parked::unpark_all(&WAKES as *const AtomicU64 as usize);
 }
 
 /// Is a writer still running (a previous trace still shutting down)?
@@ -322,7 +322,7 @@ pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<()
         }
         // SAFETY: the validate callback only reads an atomic.
         unsafe {
-            crate::lock::parked::park(
+            crate::base::parked::park(
                 &DONE as *const AtomicU64 as usize,
                 || DONE.load(SeqCst) == seen_done,
                 Some(deadline),
@@ -394,7 +394,7 @@ fn run(mut sink: Sink) -> Result<(), String> {
         if batch.is_empty() {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
-                crate::lock::parked::park(
+                crate::base::parked::park(
                     &WAKES as *const AtomicU64 as usize,
                     || WAKES.load(SeqCst) == seen,
                     Some(Instant::now() + Duration::from_millis(100)),
@@ -410,7 +410,7 @@ fn run(mut sink: Sink) -> Result<(), String> {
     drop(sink);
     QUEUE.lock().active = false;
     DONE.fetch_add(1, SeqCst);
-    crate::lock::parked::unpark_all(&DONE as *const AtomicU64 as usize);
+    crate::base::parked::unpark_all(&DONE as *const AtomicU64 as usize);
     match error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -428,9 +428,9 @@ pub fn after_fork_child() {
     // SAFETY: only the forking thread exists.
     unsafe { QUEUE.reset_after_fork() };
     let mut q = QUEUE.lock();
-    crate::fork::keep_forever(std::mem::take(&mut q.items));
+    crate::base::fork::keep_forever(std::mem::take(&mut q.items));
     if let Some(j) = q.thread.take() {
-        crate::fork::keep_forever(j);
+        crate::base::fork::keep_forever(j);
     }
     q.active = false;
     q.closing = false;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::hook_protocol::{self, HookEntry, Removal, RunState};
-use crate::lock::inner::{InnerMutex, InnerRank, ResettableMutex};
+use crate::base::inner::{InnerMutex, InnerRank, ResettableMutex};
 use crate::status::{
     Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result,
 };
@@ -201,7 +201,7 @@ impl Hooks {
 }
 
 fn now_ns() -> u64 {
-    super::clock::now_ns()
+    crate::base::clock::now_ns()
 }
 
 fn wake_thread(h: &Hooks) {
@@ -219,7 +219,7 @@ fn wake_thread(h: &Hooks) {
 fn park_while(key: usize, still: impl Fn() -> bool, deadline: Option<Instant>) {
     // SAFETY: the validate callback only reads atomics.
     unsafe {
-        crate::lock::parked::park(key, still, deadline);
+        crate::base::parked::park(key, still, deadline);
     }
 }
 
@@ -235,9 +235,9 @@ pub fn lock_hooklock() -> HooklockGuard {
     let g = match h.hooklock.get().try_lock() {
         Some(g) => g,
         None => {
-            crate::lock::wait::begin();
+            crate::base::wait::begin();
             let g = h.hooklock.lock();
-            crate::lock::wait::end();
+            crate::base::wait::end();
             g
         }
     };
@@ -255,9 +255,9 @@ pub fn lock_hooklock_for(limit: Duration) -> std::result::Result<HooklockGuard, 
     let g = match h.hooklock.get().try_lock() {
         Some(g) => Some(g),
         None => {
-            crate::lock::wait::begin();
+            crate::base::wait::begin();
             let g = h.hooklock.get().try_lock_for(limit);
-            crate::lock::wait::end();
+            crate::base::wait::end();
             g
         }
     };
@@ -412,11 +412,11 @@ pub fn remove(id: u64, holds_world: bool) -> Result<()> {
             // Wait for the run to end, as a lock wait would (an attached
             // caller gives up its P meanwhile, so the world can still be
             // stopped).
-            crate::lock::wait::set_target(crate::lock::wait::Target::Hook(id));
-            crate::lock::wait::begin();
+            crate::base::wait::set_target(crate::base::wait::Target::Hook(id));
+            crate::base::wait::begin();
             hook_protocol::wait_run_over(&h.run, id);
-            crate::lock::wait::end();
-            crate::lock::wait::set_target(crate::lock::wait::Target::Nothing);
+            crate::base::wait::end();
+            crate::base::wait::set_target(crate::base::wait::Target::Nothing);
             Ok(())
         }
     }
@@ -576,11 +576,11 @@ pub fn after_fork_child() {
         if torn {
             // A parent thread was changing the registry's list at the fork:
             // it may be half-updated. The child starts without hooks.
-            crate::fork::keep_forever(std::mem::take(&mut r.hooks));
+            crate::base::fork::keep_forever(std::mem::take(&mut r.hooks));
         }
         if let Some(j) = r.thread.take() {
             // The thread does not exist here: never join it.
-            crate::fork::keep_forever(j);
+            crate::base::fork::keep_forever(j);
         }
         h.run.running.store(0, SeqCst);
         h.quit.store(false, SeqCst);

@@ -2,10 +2,8 @@
 //! hooks"). `policy` holds its schedule and deadline rules as pure
 //! functions; `monitor` is the thread (retakes, preemption requests,
 //! schedtrace); `stalls` its stall and overrun reports; `hooks` the hook
-//! thread; `settings` the thresholds; `clock` the time they share.
+//! thread; `settings` the thresholds. Their clock is `base::clock`.
 
-#[cfg(not(loom))]
-pub mod clock;
 pub mod hook_protocol;
 #[cfg(not(loom))]
 pub mod hooks;

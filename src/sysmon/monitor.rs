@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::policy::{self, Delay, Seen, Sleep};
 use super::settings::{self, Setting};
 use super::stalls::Stalls;
-use crate::lock::inner::{InnerMutex, InnerRank, ResettableMutex};
+use crate::base::inner::{InnerMutex, InnerRank, ResettableMutex};
 use crate::world::handshake::{P_RUNNING, P_SYSCALL, powner, pstate};
 
 struct State {
@@ -101,7 +101,7 @@ pub fn ensure_started() {
     }
     m.quit.store(false, SeqCst);
     m.finished.store(false, SeqCst);
-    crate::fork::register();
+    crate::base::fork::register();
     match std::thread::Builder::new()
         .name("rtcore-sysmon".into())
         .spawn(run)
@@ -200,7 +200,7 @@ fn key(m: &Monitor) -> usize {
 }
 
 fn now_ns(_m: &Monitor) -> u64 {
-    super::clock::now_ns()
+    crate::base::clock::now_ns()
 }
 
 /// Stall episodes open as the tracer sees them: (kind, key) with kind 1 a
@@ -236,7 +236,7 @@ fn publish_stalls(c: &crate::record::Checked, now_open: std::collections::BTreeS
     if opened.is_empty() && resolved.is_empty() {
         return;
     }
-    crate::trace::fault::after_check(c);
+    crate::record::fault::after_check(c);
     *OPEN_STALLS.lock() = now_open;
     for (kind, key) in resolved {
         crate::record::emit_checked(*c, EventKind::StallResolved, &[A::U(kind), A::U(key)]);
@@ -268,14 +268,14 @@ pub fn after_fork_child() {
     unsafe { m.handle.reset_after_fork() };
     if let Some(j) = m.handle.lock().take() {
         // The thread does not exist here: never join it.
-        crate::fork::keep_forever(j);
+        crate::base::fork::keep_forever(j);
     }
     // Episodes, sightings and delays describe the parent's threads. If
     // sysmon was mid-tick at the fork they may be half-updated: kept, not
     // dropped.
     let old = m.sysmonlock.lock().take();
     if torn {
-        crate::fork::keep_forever(old);
+        crate::base::fork::keep_forever(old);
     }
 }
 
@@ -370,7 +370,7 @@ fn run() {
                         // Trace: check, retake, `P steal` in one
                         // sysmonlock section (the retake records it).
                         let c = crate::record::check();
-                        crate::trace::fault::after_check(&c);
+                        crate::record::fault::after_check(&c);
                         world.retake(p.index, p.word, c)
                     }
                 {
@@ -396,7 +396,7 @@ fn run() {
                     // Trace: check, request, event in one sysmonlock
                     // section.
                     let c = crate::record::check();
-                    crate::trace::fault::after_check(&c);
+                    crate::record::fault::after_check(&c);
                     let asked = p
                         .owner_view
                         .and_then(|k| world.request_preemption(&obs.threads[k].rec));
@@ -498,7 +498,7 @@ fn park(m: &Monitor, seen_wakes: u64, d: Option<Duration>) {
     let deadline = d.and_then(|d| Instant::now().checked_add(d));
     // SAFETY: the validate callback only reads an atomic.
     unsafe {
-        crate::lock::parked::park(
+        crate::base::parked::park(
             key(m),
             || m.wakes.load(SeqCst) == seen_wakes && !m.quit.load(SeqCst),
             deadline,

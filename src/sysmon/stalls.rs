@@ -24,8 +24,8 @@ use std::collections::{HashMap, HashSet};
 use super::hooks;
 use super::policy::{self, Episode, Seen, StallAction};
 use super::settings::{self, Setting};
+use crate::base::wait::Target;
 use crate::lock::mutex::{MutexRef, MutexSnapshot, rtc_mutex};
-use crate::lock::wait::Target;
 use crate::world::{Observation, TState, ThreadRec};
 
 /// One condition being watched.

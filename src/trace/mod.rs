@@ -19,8 +19,6 @@
 //! - No sink I/O happens here: the writer thread does it, holding no
 //!   rtcore lock.
 
-pub mod fault;
-
 use std::time::Duration;
 
 use crate::format::{EventKind, RecordKind};
@@ -68,8 +66,8 @@ fn random_trace_id() -> u64 {
 }
 
 fn refuse_when_tracing() -> Result<()> {
-    if crate::lifecycle::closing() {
-        return Err(crate::lifecycle::shut_down_error());
+    if crate::base::state::closing() {
+        return Err(crate::base::state::shut_down_error());
     }
     if record::current().0 != 0 {
         return Err(Error::new(
@@ -111,7 +109,7 @@ pub fn start(sink: writer::Sink) -> Result<()> {
 
 fn start_opened(sink: writer::Sink) -> Result<()> {
     crate::world::stop_the_world("trace start")?;
-    let r = fault::with_sysmonlock_for_tracer(|| -> Result<()> {
+    let r = with_sysmonlock(|| -> Result<()> {
         // Checked again: cheap, and the protocol's own guard.
         refuse_when_tracing()?;
         let trace_id = random_trace_id();
@@ -152,6 +150,19 @@ fn start_opened(sink: writer::Sink) -> Result<()> {
     r.and(restarted)
 }
 
+/// Run the tracer's critical section `f` under `sysmonlock` (or, with the
+/// fault injection `trace_skip_sysmonlock`, without it: record::fault).
+fn with_sysmonlock<R>(f: impl FnOnce() -> R) -> R {
+    if record::fault::skip_sysmonlock() {
+        return f();
+    }
+    record::fault::tracer_wants_sysmonlock();
+    crate::sysmon::monitor::with_sysmonlock(|| {
+        record::fault::tracer_has_sysmonlock();
+        f()
+    })
+}
+
 fn realtime_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -184,7 +195,7 @@ pub fn stop() -> Result<()> {
     let (ended, restarted) = {
         let _hooklock = crate::sysmon::hooks::lock_hooklock();
         crate::world::stop_the_world("trace stop")?;
-        let ended = fault::with_sysmonlock_for_tracer(|| {
+        let ended = with_sysmonlock(|| {
             // (The world's stop recorded its STW begin; its end falls after
             // the trace and is legal as an open range.)
             let (_, file_gen) = record::current();
@@ -206,9 +217,9 @@ pub fn stop() -> Result<()> {
         let end = crate::format::trace_end_body(record::trace_id(), file_gen);
         // Waited as a lock wait: an attached caller gives up its P, so a
         // stop by another thread does not wait for this one.
-        crate::lock::wait::begin();
+        crate::base::wait::begin();
         let r = writer::finish(Some((RecordKind::TraceEnd, end)), WRITER_WAIT);
-        crate::lock::wait::end();
+        crate::base::wait::end();
         r.map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_stop: {e}")))?;
     }
     restarted

@@ -36,8 +36,8 @@ use std::sync::atomic::{
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use crate::base::inner::{InnerMutex, InnerRank, assert_none_held};
 use crate::format::EventKind;
-use crate::lock::inner::{InnerMutex, InnerRank, assert_none_held};
 use crate::record::{self, A};
 
 use crate::status::{
@@ -140,7 +140,7 @@ pub struct ThreadRec {
 #[derive(Clone, Debug, Default)]
 pub struct Detail {
     pub reason: Option<String>,
-    pub waiting_for: Option<crate::lock::wait::Target>,
+    pub waiting_for: Option<crate::base::wait::Target>,
     /// The locks it held when it started blocking or waiting, described.
     pub holds: Vec<String>,
 }
@@ -169,7 +169,7 @@ impl ThreadRec {
     /// Publish why and on what this thread blocks, and the locks it holds
     /// (described now, while they are certainly held). Called by the
     /// thread itself; costs a thread-local read when there is nothing to say.
-    fn publish(&self, reason: Option<&str>, waiting_for: Option<crate::lock::wait::Target>) {
+    fn publish(&self, reason: Option<&str>, waiting_for: Option<crate::base::wait::Target>) {
         let holds: Vec<String> = crate::lock::order::with_held(|h| {
             h.entries()
                 .iter()
@@ -516,7 +516,7 @@ impl World {
         while t.granted.load(SeqCst) == 0 {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
-                crate::lock::parked::park(t.key(), || t.granted.load(SeqCst) == 0, None);
+                crate::base::parked::park(t.key(), || t.granted.load(SeqCst) == 0, None);
             }
         }
     }
@@ -535,11 +535,11 @@ impl World {
                 let _ = LAST_TSEQ.try_with(|c| c.set(tseq));
                 record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq), A::U(tseq)]);
             } else {
-                let (reason, object) = match crate::lock::wait::target() {
-                    crate::lock::wait::Target::Mutex(a) => (1, a as u64),
-                    crate::lock::wait::Target::Cond(a) => (2, a as u64),
-                    crate::lock::wait::Target::Hook(id) => (3, id),
-                    crate::lock::wait::Target::Nothing => (4, 0),
+                let (reason, object) = match crate::base::wait::target() {
+                    crate::base::wait::Target::Mutex(a) => (1, a as u64),
+                    crate::base::wait::Target::Cond(a) => (2, a as u64),
+                    crate::base::wait::Target::Hook(id) => (3, id),
+                    crate::base::wait::Target::Nothing => (4, 0),
                 };
                 record::emit(
                     EventKind::Block,
@@ -1054,7 +1054,7 @@ impl World {
         while self.stop_pending.load(SeqCst) {
             // SAFETY: the validate callback only reads an atomic.
             unsafe {
-                crate::lock::parked::park(
+                crate::base::parked::park(
                     key,
                     || self.stop_pending.load(SeqCst),
                     Some(Instant::now() + Duration::from_millis(10)),
@@ -1121,7 +1121,7 @@ impl World {
             };
             // SAFETY: validate only reads an atomic.
             unsafe {
-                crate::lock::parked::park(
+                crate::base::parked::park(
                     self.stopper_key(),
                     || self.epoch.load(SeqCst) == epoch,
                     Some(deadline),
@@ -1391,9 +1391,9 @@ impl World {
             unsafe { rec.detail.reset_after_fork() };
         }
         let mut s = self.sched.lock();
-        crate::fork::keep_forever(std::mem::take(&mut s.threads));
+        crate::base::fork::keep_forever(std::mem::take(&mut s.threads));
         s.threads_version += 1;
-        crate::fork::keep_forever(std::mem::take(&mut s.runq));
+        crate::base::fork::keep_forever(std::mem::take(&mut s.runq));
         self.runq_len.store(0, SeqCst);
         let i_stop = s.stopper == Some(me) && self.stop_pending.load(SeqCst);
         if !i_stop {
@@ -1447,14 +1447,14 @@ impl World {
             ));
             return;
         }
-        rec.publish(None, Some(crate::lock::wait::target()));
+        rec.publish(None, Some(crate::base::wait::target()));
         self.release_p(rec, TState::Waiting);
         kick();
     }
 
     fn wait_end(&self) {
         let Some(rec) = current() else { return };
-        let waker = crate::lock::parked::last_waker();
+        let waker = crate::base::parked::last_waker();
         if rec.state() != TState::Waiting {
             return;
         }
@@ -1636,14 +1636,14 @@ pub struct Census {
     pub stopped: bool,
 }
 
-static HANDLERS: crate::lock::wait::WaitHandlers = crate::lock::wait::WaitHandlers {
+static HANDLERS: crate::base::wait::WaitHandlers = crate::base::wait::WaitHandlers {
     begin: || world().wait_begin(),
     end: || world().wait_end(),
 };
 
 /// Register the world's wait handlers with the lock module (at start).
 pub fn install() {
-    crate::lock::wait::register(&HANDLERS);
+    crate::base::wait::register(&HANDLERS);
     record::register_status_fn(my_trace_status);
 }
 

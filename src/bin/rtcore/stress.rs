@@ -325,7 +325,7 @@ unsafe extern "C" fn hook(user: *mut c_void) {
 /// Run the stress. Initialises rtcore (once per process).
 pub fn run(o: &Options) -> Outcome {
     if o.inject {
-        rtcore::trace::fault::set(true, true);
+        rtcore::record::fault::set(true, true);
     }
     // The thresholds below make sysmon report constantly: count, trace,
     // but do not print.

@@ -3,7 +3,9 @@
 //! locks that other threads held are reset, and sysmon and the hook thread
 //! start again on first use (the next attach or hook). The prepare and
 //! parent handlers do nothing: no lock is taken around the fork, so a fork
-//! never waits for rtcore.
+//! never waits for rtcore. This file is the registry: each module registers
+//! its child handler with `on_child` (the lifecycle does, in order), and
+//! keeps what the child must not touch with `keep_forever`.
 //!
 //! Invariant: the child handler runs before the child returns from fork,
 //! on the only thread, so nothing races it. Data an inner lock protected
@@ -12,19 +14,45 @@
 //! than read it.
 
 use std::sync::Once;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
+
+/// Most child handlers that can be registered.
+const MAX_HANDLERS: usize = 16;
+
+/// The child handlers, in registration order (`on_child`). Written only
+/// while registering (once per module, at start, under the lifecycle's
+/// lock); read by the child handler, on the only thread.
+static HANDLERS: [AtomicPtr<()>; MAX_HANDLERS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_HANDLERS];
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Register `f` to run in a forked child, after the handlers registered
+/// before it. Each module above registers its own (the lifecycle calls
+/// them in the order the child needs); registering the same `f` twice is a
+/// no-op.
+pub fn on_child(f: fn()) {
+    let p = f as *mut ();
+    let n = COUNT.load(SeqCst);
+    if HANDLERS[..n].iter().any(|h| h.load(SeqCst) == p) {
+        return;
+    }
+    assert!(n < MAX_HANDLERS, "too many fork-child handlers");
+    HANDLERS[n].store(p, SeqCst);
+    COUNT.store(n + 1, SeqCst);
+}
 
 extern "C" fn child() {
     // First, before anything else can park: forget the parking lot queue
-    // entries of the parent's threads (see lock::parked).
-    crate::lock::parked::purge_after_fork();
-    crate::lifecycle::after_fork_child();
-    // SAFETY: the child's atfork handler, on the only thread.
-    unsafe { crate::ranks::global().reset_after_fork() };
-    crate::lock::order::after_fork_child();
-    crate::world::world().after_fork_child();
-    crate::sysmon::monitor::after_fork_child();
-    crate::sysmon::hooks::after_fork_child();
-    crate::record::after_fork_child();
+    // entries of the parent's threads (see base::parked).
+    super::parked::purge_after_fork();
+    for h in &HANDLERS[..COUNT.load(SeqCst)] {
+        let p = h.load(SeqCst);
+        if !p.is_null() {
+            // SAFETY: only `fn()` pointers are stored (`on_child`).
+            let f: fn() = unsafe { std::mem::transmute::<*mut (), fn()>(p) };
+            f();
+        }
+    }
 }
 
 /// Things of the parent that the child must neither use nor drop (a thread

@@ -14,7 +14,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
-use crate::ranks::table::{GLOBAL_ALLOWED, GLOBAL_READY};
+use super::rank_set::{GLOBAL_ALLOWED, GLOBAL_READY};
 
 /// rtcore's inner ranks and their fixed ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl InnerRank {
             InnerRank::TraceQueue => "tracequeue",
         }
     }
-    fn bit(self) -> u64 {
+    pub fn bit(self) -> u64 {
         1 << (self as u32)
     }
 }
@@ -186,7 +186,7 @@ impl<T> ResettableMutex<T> {
     pub unsafe fn reset_after_fork(&self) {
         use parking_lot::lock_api::RawMutex as _;
         // Threads of the parent parked on it: drop their queue entries
-        // (see lock::parked). parking_lot parks a mutex's waiters on its
+        // (see base::parked). parking_lot parks a mutex's waiters on its
         // raw lock's address.
         // SAFETY: only the address is taken.
         let key = unsafe { self.get().raw() } as *const parking_lot::RawMutex as usize;
@@ -368,40 +368,5 @@ impl<T> Deref for InnerWriteGuard<'_, T> {
 impl<T> DerefMut for InnerWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.g
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ranks::RankTable;
-
-    #[test]
-    fn fixed_ids_match_the_builtin_declarations() {
-        let t = RankTable::new();
-        for r in InnerRank::ALL {
-            assert_eq!(t.lookup(r.name()).unwrap(), r as u32, "{}", r.name());
-        }
-    }
-
-    #[test]
-    fn the_checker_follows_the_declared_inner_order() {
-        let t = RankTable::new();
-        let allowed = |r: InnerRank| -> u64 {
-            let row = crate::ranks::table::load_allowed(t.matrix(), r as u32);
-            row.0[0]
-        };
-        let sched = InnerRank::Sched.bit();
-        let lifecycle = InnerRank::Lifecycle.bit();
-        // lifecycle < sched: fine one way, reported the other.
-        assert!(violation(lifecycle, InnerRank::Sched, allowed(InnerRank::Sched)).is_none());
-        let m = violation(sched, InnerRank::Lifecycle, allowed(InnerRank::Lifecycle)).unwrap();
-        assert!(
-            m.contains("'lifecycle' taken while holding [\"sched\"]"),
-            "{m}"
-        );
-        // Siblings are unordered, and nothing nests with itself.
-        assert!(violation(sched, InnerRank::RankTable, allowed(InnerRank::RankTable)).is_some());
-        assert!(violation(sched, InnerRank::Sched, allowed(InnerRank::Sched)).is_some());
     }
 }

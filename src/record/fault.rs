@@ -15,11 +15,15 @@
 //! Nothing else changes: the injection never writes an event of its own;
 //! it only lets the ordinary events land in the wrong generation, or be
 //! skipped because tracing looked off.
+//!
+//! It lives here, below both sysmon (which calls `after_check`) and the
+//! tracer's protocol (which asks `skip_sysmonlock`), so neither imports the
+//! other.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use crate::record::{self, Checked};
+use super::Checked;
 
 static SKIP_SYSMONLOCK: AtomicBool = AtomicBool::new(false);
 static PARK_AFTER_CHECK: AtomicBool = AtomicBool::new(false);
@@ -45,18 +49,23 @@ pub fn set(skip_sysmonlock: bool, park_after_check: bool) {
     PARK_AFTER_CHECK.store(park_after_check, SeqCst);
 }
 
-/// Run the tracer's critical section `f` under `sysmonlock` (or, with the
-/// injection, without it).
-pub fn with_sysmonlock_for_tracer<R>(f: impl FnOnce() -> R) -> R {
-    if SKIP_SYSMONLOCK.load(SeqCst) {
-        return f();
-    }
+/// Is `trace_skip_sysmonlock` set? (The tracer's `with_sysmonlock` then
+/// runs its section without the lock.)
+pub fn skip_sysmonlock() -> bool {
+    SKIP_SYSMONLOCK.load(SeqCst)
+}
+
+/// The tracer is about to wait for `sysmonlock`: a sysmon parked by the
+/// injection while holding it must go on (parking then would only
+/// deadlock). Paired with `tracer_has_sysmonlock`.
+pub fn tracer_wants_sysmonlock() {
     TRACER_WAITING.fetch_add(1, SeqCst);
-    crate::lock::parked::unpark_all(record::generation_change_key());
-    crate::sysmon::monitor::with_sysmonlock(|| {
-        TRACER_WAITING.fetch_sub(1, SeqCst);
-        f()
-    })
+    crate::base::parked::unpark_all(super::generation_change_key());
+}
+
+/// The tracer took `sysmonlock`.
+pub fn tracer_has_sysmonlock() {
+    TRACER_WAITING.fetch_sub(1, SeqCst);
 }
 
 /// sysmon, between its check and its action: park if injected.
@@ -66,14 +75,14 @@ pub fn after_check(c: &Checked) {
     }
     let deadline = Instant::now() + PARK_LIMIT;
     let blocked_by_me = || !SKIP_SYSMONLOCK.load(SeqCst) && TRACER_WAITING.load(SeqCst) > 0;
-    while !c.changed() && !blocked_by_me() && !crate::lifecycle::closing() {
+    while !c.changed() && !blocked_by_me() && !crate::base::state::closing() {
         if Instant::now() >= deadline {
             return;
         }
         // SAFETY: the validate callback only reads atomics.
         unsafe {
-            crate::lock::parked::park(
-                record::generation_change_key(),
+            crate::base::parked::park(
+                super::generation_change_key(),
                 || !c.changed() && !blocked_by_me(),
                 Some(Instant::now() + Duration::from_millis(50)),
             );
