@@ -181,6 +181,9 @@ event_kinds! {
 
 // ---- varints and CRC -------------------------------------------------------
 
+/// The most Ps a trace may name (and a process may have: `world::MAX_PROCS`).
+pub const MAX_PROCS: u64 = 1 << 16;
+
 /// The most arguments an event kind has (a test checks every kind).
 pub const MAX_ARGS: usize = 8;
 
