@@ -27,6 +27,7 @@
 
 pub mod fault;
 pub mod gate;
+pub mod sink;
 pub mod writer;
 
 use std::cell::UnsafeCell;
