@@ -29,114 +29,20 @@
 //! key such as `a` or `contended-rtc` to loop on one variant, for `perf`).
 
 mod common;
-use common::{Stats, loadavg, warn_if_stale};
+use common::rtc::*;
+use common::{Stats, loadavg};
 use std::cell::UnsafeCell;
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::CString;
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::sync::Barrier;
 use std::sync::mpsc;
-use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // The C ABI, loaded at run time.
 
-/// Mirror of `struct rtc_mutex` in include/rtcore.h (64 bytes, 8-aligned).
-#[repr(C)]
-struct RtcMutex {
-    state: u64,
-    name: *const c_char,
-    rank_name: *const c_char,
-    rank: u32,
-    flags: u32,
-    home: usize,
-    acquisitions: u64,
-    reserved: [u64; 2],
-}
-const _: () = assert!(std::mem::size_of::<RtcMutex>() == 64);
-const _: () = assert!(std::mem::align_of::<RtcMutex>() == 8);
-
-type MutexFn = unsafe extern "C" fn(*mut RtcMutex) -> i32;
-type MutexInitFn = unsafe extern "C" fn(*mut RtcMutex, *const c_char, *const c_char) -> i32;
-type RanksLoadFn = unsafe extern "C" fn(*const c_char, *const c_char) -> i32;
-type SetModeFn = unsafe extern "C" fn(i32) -> i32;
-type GetModeFn = unsafe extern "C" fn(*mut i32) -> i32;
-type ViolationsFn = unsafe extern "C" fn(*mut u64) -> i32;
-type VersionFn = unsafe extern "C" fn() -> *const c_char;
-type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
-type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
-
 const MODE_OFF: i32 = 1;
 const MODE_REPORT: i32 = 2;
-
-struct Api {
-    path: PathBuf,
-    mutex_init: MutexInitFn,
-    mutex_lock: MutexFn,
-    mutex_unlock: MutexFn,
-    mutex_destroy: MutexFn,
-    ranks_load: RanksLoadFn,
-    set_mode: SetModeFn,
-    get_mode: GetModeFn,
-    violations: ViolationsFn,
-    version: VersionFn,
-    status_str: StatusStrFn,
-    last_error: LastErrorFn,
-}
-
-static API: OnceLock<Api> = OnceLock::new();
-
-fn api() -> &'static Api {
-    API.get().expect("rtcore not loaded")
-}
-
-fn load() -> &'static Api {
-    let (path, sym) = common::open_library();
-    // SAFETY: each symbol is the function of that name in include/rtcore.h,
-    // with the signature spelled out by the type it is transmuted to.
-    let loaded = unsafe {
-        Api {
-            path: path.clone(),
-            mutex_init: std::mem::transmute::<*mut c_void, MutexInitFn>(sym("rtc_mutex_init")),
-            mutex_lock: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_lock")),
-            mutex_unlock: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_unlock")),
-            mutex_destroy: std::mem::transmute::<*mut c_void, MutexFn>(sym("rtc_mutex_destroy")),
-            ranks_load: std::mem::transmute::<*mut c_void, RanksLoadFn>(sym("rtc_ranks_load")),
-            set_mode: std::mem::transmute::<*mut c_void, SetModeFn>(sym("rtc_lockrank_set_mode")),
-            get_mode: std::mem::transmute::<*mut c_void, GetModeFn>(sym("rtc_lockrank_get_mode")),
-            violations: std::mem::transmute::<*mut c_void, ViolationsFn>(sym(
-                "rtc_lockrank_violations",
-            )),
-            version: std::mem::transmute::<*mut c_void, VersionFn>(sym("rtc_version")),
-            status_str: std::mem::transmute::<*mut c_void, StatusStrFn>(sym("rtc_status_str")),
-            last_error: std::mem::transmute::<*mut c_void, LastErrorFn>(sym(
-                "rtc_last_error_message",
-            )),
-        }
-    };
-    if API.set(loaded).is_err() {
-        panic!("rtcore loaded twice");
-    }
-    api()
-}
-
-/// A failed rtcore call: panic with the status name and the last error.
-#[cold]
-#[inline(never)]
-fn rtc_fail(what: &str, status: i32) -> ! {
-    let a = api();
-    panic!(
-        "{}",
-        common::failure(a.status_str, a.last_error, what, status)
-    );
-}
-
-#[inline(always)]
-fn check(what: &str, status: i32) {
-    if status != 0 {
-        rtc_fail(what, status);
-    }
-}
 
 #[cold]
 #[inline(never)]
@@ -145,25 +51,6 @@ fn pthread_fail(what: &str, rc: i32) -> ! {
         "{what} returned {rc} ({})",
         std::io::Error::from_raw_os_error(rc)
     );
-}
-
-fn set_mode(mode: i32) {
-    let a = api();
-    // SAFETY: plain call.
-    check("rtc_lockrank_set_mode", unsafe { (a.set_mode)(mode) });
-    let mut got = -1;
-    // SAFETY: valid out-pointer.
-    check("rtc_lockrank_get_mode", unsafe { (a.get_mode)(&mut got) });
-    assert_eq!(got, mode, "rtc_lockrank_get_mode after set_mode({mode})");
-}
-
-fn violations() -> u64 {
-    let mut n = 0;
-    // SAFETY: valid out-pointer.
-    check("rtc_lockrank_violations", unsafe {
-        (api().violations)(&mut n)
-    });
-    n
 }
 
 // ---------------------------------------------------------------------------
@@ -318,16 +205,6 @@ fn loop_floor(iters: u64) -> Duration {
 
 // ---------------------------------------------------------------------------
 // Statistics.
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
-        Err(_) => default,
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Machine description.
@@ -701,8 +578,6 @@ fn contended(only: Option<&str>) {
 fn main() {
     // `cargo bench` passes `--bench`; ignore any arguments.
     let a = load();
-    // SAFETY: static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr((a.version)()) }.to_string_lossy();
 
     // A second thread, blocked for the whole run, so the process is
     // multi-threaded (glibc elides atomics in a single-threaded process).
@@ -719,13 +594,7 @@ fn main() {
     });
     set_mode(MODE_REPORT);
 
-    println!("rtcore mutex benchmark");
-    println!("library: {} (rtcore {version})", a.path.display());
-    println!("machine: {}", machine());
-    println!("load average (1 min) at start: {}", loadavg());
-    if std::env::var_os("RTCORE_LIB").is_none() {
-        warn_if_stale(&a.path);
-    }
+    common::rtc::banner("mutex", &machine());
     println!(
         "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
          pthread through libc (PLT); parking_lot inlined. \

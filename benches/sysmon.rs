@@ -57,39 +57,16 @@
 //! separates what a hook run costs when it has to wake sysmon).
 
 mod common;
-use common::{
-    PHASE, PROGRESS, Stats, cpu_ticks, install_panic_exit, loadavg, nproc, phase, progress,
-    warn_if_stale,
-};
-use std::ffi::{CStr, CString, c_char, c_void};
+use common::rtc::*;
+use common::{Stats, cpu_ticks, install_panic_exit, loadavg, nproc, phase, progress};
+use std::ffi::{CStr, c_void};
 use std::hint::black_box;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // The C ABI, loaded at run time.
-
-/// Mirror of `struct rtc_census` in include/rtcore.h.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct RtcCensus {
-    size: u32,
-    stopped: u32,
-    threads_running: u32,
-    threads_runnable: u32,
-    threads_blocking: u32,
-    threads_waiting: u32,
-    procs: u32,
-    procs_idle: u32,
-    procs_running: u32,
-    procs_syscall: u32,
-    procs_stopped: u32,
-    stops: u64,
-}
-const _: () = assert!(std::mem::size_of::<RtcCensus>() == 56);
 
 impl RtcCensus {
     fn attached(&self) -> u32 {
@@ -97,155 +74,9 @@ impl RtcCensus {
     }
 }
 
-/// Mirror of `struct rtc_sysmon_stats` in include/rtcore.h.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct RtcSysmonStats {
-    size: u32,
-    running: u32,
-    ticks: u64,
-    delay_ns: u64,
-    deep_sleeps: u64,
-    retakes: u64,
-    preempt_requests: u64,
-    stall_reports: u64,
-    stalls_resolved: u64,
-    hook_runs: u64,
-    hook_overruns: u64,
-    hooks: u64,
-}
-const _: () = assert!(std::mem::size_of::<RtcSysmonStats>() == 88);
-
-type VoidFn = unsafe extern "C" fn() -> i32;
-type AttachFn = unsafe extern "C" fn(*const c_char, *mut u64) -> i32;
-type ReasonFn = unsafe extern "C" fn(*const c_char) -> i32;
-type GetMaxprocsFn = unsafe extern "C" fn(*mut u32) -> i32;
-type CensusFn = unsafe extern "C" fn(*mut RtcCensus) -> i32;
-type SysmonStatsFn = unsafe extern "C" fn(*mut RtcSysmonStats) -> i32;
-type HookCb = unsafe extern "C" fn(*mut c_void);
-type HookAddFn = unsafe extern "C" fn(*const c_char, u64, HookCb, *mut c_void, *mut u64) -> i32;
-type HookRemoveFn = unsafe extern "C" fn(u64) -> i32;
-type VersionFn = unsafe extern "C" fn() -> *const c_char;
-type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
-type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
-
-struct Api {
-    path: PathBuf,
-    thread_attach: AttachFn,
-    thread_detach: VoidFn,
-    safepoint: VoidFn,
-    enter_blocking: ReasonFn,
-    exit_blocking: VoidFn,
-    get_maxprocs: GetMaxprocsFn,
-    census: CensusFn,
-    sysmon_get_stats: SysmonStatsFn,
-    hook_add: HookAddFn,
-    hook_remove: HookRemoveFn,
-    version: VersionFn,
-    status_str: StatusStrFn,
-    last_error: LastErrorFn,
-}
-
-static API: OnceLock<Api> = OnceLock::new();
-
-fn api() -> &'static Api {
-    API.get().expect("rtcore not loaded")
-}
-
-fn load() -> &'static Api {
-    let (path, sym) = common::open_library();
-    // SAFETY: each symbol is the function of that name in include/rtcore.h,
-    // with the signature spelled out by the type it is transmuted to.
-    let loaded = unsafe {
-        Api {
-            path: path.clone(),
-            thread_attach: std::mem::transmute::<*mut c_void, AttachFn>(sym("rtc_thread_attach")),
-            thread_detach: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_thread_detach")),
-            safepoint: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_safepoint")),
-            enter_blocking: std::mem::transmute::<*mut c_void, ReasonFn>(sym("rtc_enter_blocking")),
-            exit_blocking: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_exit_blocking")),
-            get_maxprocs: std::mem::transmute::<*mut c_void, GetMaxprocsFn>(sym(
-                "rtc_get_maxprocs",
-            )),
-            census: std::mem::transmute::<*mut c_void, CensusFn>(sym("rtc_world_census")),
-            sysmon_get_stats: std::mem::transmute::<*mut c_void, SysmonStatsFn>(sym(
-                "rtc_sysmon_get_stats",
-            )),
-            hook_add: std::mem::transmute::<*mut c_void, HookAddFn>(sym("rtc_sysmon_hook_add")),
-            hook_remove: std::mem::transmute::<*mut c_void, HookRemoveFn>(sym(
-                "rtc_sysmon_hook_remove",
-            )),
-            version: std::mem::transmute::<*mut c_void, VersionFn>(sym("rtc_version")),
-            status_str: std::mem::transmute::<*mut c_void, StatusStrFn>(sym("rtc_status_str")),
-            last_error: std::mem::transmute::<*mut c_void, LastErrorFn>(sym(
-                "rtc_last_error_message",
-            )),
-        }
-    };
-    if API.set(loaded).is_err() {
-        panic!("rtcore loaded twice");
-    }
-    api()
-}
-
-/// A failed rtcore call: panic with the status name and the last error.
-#[cold]
-#[inline(never)]
-fn rtc_fail(what: &str, status: i32) -> ! {
-    let a = api();
-    panic!(
-        "{}",
-        common::failure(a.status_str, a.last_error, what, status)
-    );
-}
-
-#[inline(always)]
-fn check(what: &str, status: i32) {
-    if status != 0 {
-        rtc_fail(what, status);
-    }
-}
-
-fn attach(name: &str) -> u64 {
-    let c = CString::new(name).unwrap();
-    let mut id = 0u64;
-    // SAFETY: NUL-terminated name, valid out-pointer.
-    check("rtc_thread_attach", unsafe {
-        (api().thread_attach)(c.as_ptr(), &mut id)
-    });
-    id
-}
-
-fn detach() {
-    // SAFETY: plain call.
-    check("rtc_thread_detach", unsafe { (api().thread_detach)() });
-}
-
 fn safepoint() {
     // SAFETY: plain call.
     check("rtc_safepoint", unsafe { (api().safepoint)() });
-}
-
-fn enter_blocking(reason: &CStr) {
-    // SAFETY: NUL-terminated reason.
-    check("rtc_enter_blocking", unsafe {
-        (api().enter_blocking)(reason.as_ptr())
-    });
-}
-
-fn exit_blocking() {
-    // SAFETY: plain call.
-    check("rtc_exit_blocking", unsafe { (api().exit_blocking)() });
-}
-
-fn census() -> RtcCensus {
-    let mut c = RtcCensus {
-        size: std::mem::size_of::<RtcCensus>() as u32,
-        ..Default::default()
-    };
-    // SAFETY: valid out-pointer with `size` set.
-    check("rtc_world_census", unsafe { (api().census)(&mut c) });
-    c
 }
 
 fn sysmon_stats() -> RtcSysmonStats {
@@ -281,48 +112,8 @@ fn hook_remove(id: u64) {
 // threads may be blocked on a pipe or inside rtcore and joining them would
 // hang. A watchdog ends the process if nothing progresses for too long.
 
-fn spawn_watchdog(limit: Duration) {
-    std::thread::Builder::new()
-        .name("bench watchdog".into())
-        .spawn(move || {
-            let mut last = PROGRESS.load(Relaxed);
-            let mut since = Instant::now();
-            loop {
-                std::thread::sleep(Duration::from_millis(500));
-                let now = PROGRESS.load(Relaxed);
-                if now != last {
-                    last = now;
-                    since = Instant::now();
-                    continue;
-                }
-                if since.elapsed() < limit {
-                    continue;
-                }
-                let ph = PHASE.lock().map(|p| p.clone()).unwrap_or_default();
-                eprintln!(
-                    "\nbenchmark HUNG: no progress for {:?} in phase: {ph}",
-                    since.elapsed()
-                );
-                let _ = std::io::stderr().flush();
-                // SAFETY: ends the process.
-                unsafe { libc::_exit(2) };
-            }
-        })
-        .expect("spawn watchdog");
-}
-
 // ---------------------------------------------------------------------------
 // Environment, machine, /proc.
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
-        Err(_) => default,
-    }
-}
 
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
@@ -1434,21 +1225,13 @@ fn main() {
     // `cargo bench` passes `--bench`; ignore any arguments.
     install_panic_exit();
     let a = load();
-    // SAFETY: static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr((a.version)()) }.to_string_lossy();
     let secs = env_u64("RTCORE_BENCH_SYSMON_SECS", 10).max(1);
     spawn_watchdog(Duration::from_secs(env_u64(
         "RTCORE_BENCH_WATCHDOG_S",
         60 + 2 * secs,
     )));
 
-    println!("rtcore sysmon benchmark");
-    println!("library: {} (rtcore {version})", a.path.display());
-    println!("machine: {}", machine());
-    println!("load average (1 min) at start: {}", loadavg());
-    if std::env::var_os("RTCORE_LIB").is_none() {
-        warn_if_stale(&a.path);
-    }
+    common::rtc::banner("sysmon", &machine());
     println!(
         "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
          every status checked; the main thread stays unattached and sleeps during windows; a \

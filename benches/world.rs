@@ -48,176 +48,16 @@
 //! while it ran (from /proc/stat), since other work skews the numbers.
 
 mod common;
-use common::{
-    PHASE, PROGRESS, Stats, cpu_ticks, install_panic_exit, loadavg, nproc, phase, progress,
-    warn_if_stale,
-};
-use std::ffi::{CStr, CString, c_char, c_void};
+use common::CpuWatch;
+use common::rtc::*;
+use common::{Stats, install_panic_exit, loadavg, nproc, phase, progress};
 use std::hint::black_box;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // The C ABI, loaded at run time.
-
-/// Mirror of `struct rtc_census` in include/rtcore.h.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct RtcCensus {
-    size: u32,
-    stopped: u32,
-    threads_running: u32,
-    threads_runnable: u32,
-    threads_blocking: u32,
-    threads_waiting: u32,
-    procs: u32,
-    procs_idle: u32,
-    procs_running: u32,
-    procs_syscall: u32,
-    procs_stopped: u32,
-    stops: u64,
-}
-const _: () = assert!(std::mem::size_of::<RtcCensus>() == 56);
-
-type VoidFn = unsafe extern "C" fn() -> i32;
-type AttachFn = unsafe extern "C" fn(*const c_char, *mut u64) -> i32;
-type ReasonFn = unsafe extern "C" fn(*const c_char) -> i32;
-type SetMaxprocsFn = unsafe extern "C" fn(u32, *mut u32) -> i32;
-type GetMaxprocsFn = unsafe extern "C" fn(*mut u32) -> i32;
-type CensusFn = unsafe extern "C" fn(*mut RtcCensus) -> i32;
-type VersionFn = unsafe extern "C" fn() -> *const c_char;
-type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
-type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
-
-struct Api {
-    path: PathBuf,
-    thread_attach: AttachFn,
-    thread_detach: VoidFn,
-    safepoint: VoidFn,
-    enter_blocking: ReasonFn,
-    exit_blocking: VoidFn,
-    stop_the_world: ReasonFn,
-    start_the_world: VoidFn,
-    set_maxprocs: SetMaxprocsFn,
-    get_maxprocs: GetMaxprocsFn,
-    census: CensusFn,
-    version: VersionFn,
-    status_str: StatusStrFn,
-    last_error: LastErrorFn,
-}
-
-static API: OnceLock<Api> = OnceLock::new();
-
-fn api() -> &'static Api {
-    API.get().expect("rtcore not loaded")
-}
-
-fn load() -> &'static Api {
-    let (path, sym) = common::open_library();
-    // SAFETY: each symbol is the function of that name in include/rtcore.h,
-    // with the signature spelled out by the type it is transmuted to.
-    let loaded = unsafe {
-        Api {
-            path: path.clone(),
-            thread_attach: std::mem::transmute::<*mut c_void, AttachFn>(sym("rtc_thread_attach")),
-            thread_detach: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_thread_detach")),
-            safepoint: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_safepoint")),
-            enter_blocking: std::mem::transmute::<*mut c_void, ReasonFn>(sym("rtc_enter_blocking")),
-            exit_blocking: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_exit_blocking")),
-            stop_the_world: std::mem::transmute::<*mut c_void, ReasonFn>(sym("rtc_stop_the_world")),
-            start_the_world: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_start_the_world")),
-            set_maxprocs: std::mem::transmute::<*mut c_void, SetMaxprocsFn>(sym(
-                "rtc_set_maxprocs",
-            )),
-            get_maxprocs: std::mem::transmute::<*mut c_void, GetMaxprocsFn>(sym(
-                "rtc_get_maxprocs",
-            )),
-            census: std::mem::transmute::<*mut c_void, CensusFn>(sym("rtc_world_census")),
-            version: std::mem::transmute::<*mut c_void, VersionFn>(sym("rtc_version")),
-            status_str: std::mem::transmute::<*mut c_void, StatusStrFn>(sym("rtc_status_str")),
-            last_error: std::mem::transmute::<*mut c_void, LastErrorFn>(sym(
-                "rtc_last_error_message",
-            )),
-        }
-    };
-    if API.set(loaded).is_err() {
-        panic!("rtcore loaded twice");
-    }
-    api()
-}
-
-/// A failed rtcore call: panic with the status name and the last error.
-#[cold]
-#[inline(never)]
-fn rtc_fail(what: &str, status: i32) -> ! {
-    let a = api();
-    panic!(
-        "{}",
-        common::failure(a.status_str, a.last_error, what, status)
-    );
-}
-
-#[inline(always)]
-fn check(what: &str, status: i32) {
-    if status != 0 {
-        rtc_fail(what, status);
-    }
-}
-
-fn attach(name: &str) -> u64 {
-    let c = CString::new(name).unwrap();
-    let mut id = 0u64;
-    // SAFETY: NUL-terminated name, valid out-pointer.
-    check("rtc_thread_attach", unsafe {
-        (api().thread_attach)(c.as_ptr(), &mut id)
-    });
-    id
-}
-
-fn detach() {
-    // SAFETY: plain call.
-    check("rtc_thread_detach", unsafe { (api().thread_detach)() });
-}
-
-fn enter_blocking(reason: &CStr) {
-    // SAFETY: NUL-terminated reason.
-    check("rtc_enter_blocking", unsafe {
-        (api().enter_blocking)(reason.as_ptr())
-    });
-}
-
-fn exit_blocking() {
-    // SAFETY: plain call.
-    check("rtc_exit_blocking", unsafe { (api().exit_blocking)() });
-}
-
-fn set_maxprocs(n: u32) -> u32 {
-    let mut prev = u32::MAX;
-    // SAFETY: valid out-pointer.
-    check("rtc_set_maxprocs", unsafe {
-        (api().set_maxprocs)(n, &mut prev)
-    });
-    let mut got = u32::MAX;
-    // SAFETY: valid out-pointer.
-    check("rtc_get_maxprocs", unsafe {
-        (api().get_maxprocs)(&mut got)
-    });
-    assert_eq!(got, n, "rtc_get_maxprocs after rtc_set_maxprocs({n})");
-    prev
-}
-
-fn census() -> RtcCensus {
-    let mut c = RtcCensus {
-        size: std::mem::size_of::<RtcCensus>() as u32,
-        ..Default::default()
-    };
-    // SAFETY: valid out-pointer with `size` set.
-    check("rtc_world_census", unsafe { (api().census)(&mut c) });
-    c
-}
 
 // ---------------------------------------------------------------------------
 // Failure handling: a panic anywhere (a failed status, a failed check) ends
@@ -225,58 +65,8 @@ fn census() -> RtcCensus {
 // good (a world held stopped) and joining them would hang. A watchdog ends
 // the process, with a census, if nothing progresses for too long.
 
-fn spawn_watchdog(limit: Duration) {
-    std::thread::Builder::new()
-        .name("bench watchdog".into())
-        .spawn(move || {
-            let mut last = PROGRESS.load(Relaxed);
-            let mut since = Instant::now();
-            loop {
-                std::thread::sleep(Duration::from_millis(500));
-                let now = PROGRESS.load(Relaxed);
-                if now != last {
-                    last = now;
-                    since = Instant::now();
-                    continue;
-                }
-                if since.elapsed() < limit {
-                    continue;
-                }
-                let ph = PHASE.lock().map(|p| p.clone()).unwrap_or_default();
-                eprintln!(
-                    "\nbenchmark HUNG: no progress for {:?} in phase: {ph}",
-                    since.elapsed()
-                );
-                // The census takes the world's inner lock: ask from another
-                // thread and give up on it after 2 s.
-                let (tx, rx) = mpsc::channel();
-                std::thread::spawn(move || {
-                    let _ = tx.send(census());
-                });
-                match rx.recv_timeout(Duration::from_secs(2)) {
-                    Ok(c) => eprintln!("census: {c:?}"),
-                    Err(_) => eprintln!("census: rtc_world_census did not return within 2 s"),
-                }
-                let _ = std::io::stderr().flush();
-                // SAFETY: ends the process.
-                unsafe { libc::_exit(2) };
-            }
-        })
-        .expect("spawn watchdog");
-}
-
 // ---------------------------------------------------------------------------
 // Statistics.
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
-        Err(_) => default,
-    }
-}
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     match std::env::var(name) {
@@ -301,35 +91,6 @@ fn machine() -> String {
         common::machine_base(),
         common::clocksource()
     )
-}
-
-/// Measures how busy the machine was with other work during a part.
-struct CpuWatch {
-    t: Instant,
-    ticks: (u64, u64),
-}
-
-impl CpuWatch {
-    fn start() -> CpuWatch {
-        CpuWatch {
-            t: Instant::now(),
-            ticks: cpu_ticks(),
-        }
-    }
-    fn report(&self, part: &str) {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let (busy, own) = cpu_ticks();
-        let secs = self.t.elapsed().as_secs_f64();
-        let cap = secs * nproc() as f64;
-        let own = (own - self.ticks.1) as f64 / hz;
-        let others = ((busy - self.ticks.0) as f64 / hz - own).max(0.0);
-        println!(
-            "{part}: {secs:.1} s; CPU time: this benchmark {own:.1} s, everything else {others:.1} s \
-             ({:.0}% of the machine's {cap:.1} CPU-s)",
-            others / cap * 100.0
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -546,18 +307,6 @@ static CONTROLLER_FIFO: AtomicBool = AtomicBool::new(false);
 
 fn counters_sum(counters: &[Line<AtomicU64>]) -> u64 {
     counters.iter().map(|c| c.0.load(Relaxed)).sum()
-}
-
-fn stop_world() {
-    // SAFETY: NUL-terminated reason.
-    check("rtc_stop_the_world", unsafe {
-        (api().stop_the_world)(c"bench".as_ptr())
-    });
-}
-
-fn start_world() {
-    // SAFETY: plain call.
-    check("rtc_start_the_world", unsafe { (api().start_the_world)() });
 }
 
 fn world_sample(cfg: Cfg, p: &WorldParams) -> WorldSample {
@@ -847,9 +596,7 @@ fn stop_start() {
 fn main() {
     // `cargo bench` passes `--bench`; ignore any arguments.
     install_panic_exit();
-    let a = load();
-    // SAFETY: static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr((a.version)()) }.to_string_lossy();
+    let _a = load();
     spawn_watchdog(Duration::from_secs(
         env_u64("RTCORE_BENCH_WATCHDOG_S", 60).max(1),
     ));
@@ -861,13 +608,7 @@ fn main() {
         let _ = rx.recv();
     });
 
-    println!("rtcore world benchmark");
-    println!("library: {} (rtcore {version})", a.path.display());
-    println!("machine: {}", machine());
-    println!("load average (1 min) at start: {}", loadavg());
-    if std::env::var_os("RTCORE_LIB").is_none() {
-        warn_if_stale(&a.path);
-    }
+    common::rtc::banner("world", &machine());
     println!(
         "method:  every rtcore call goes through a dlsym'd pointer into the dlopen'd cdylib; \
          every status checked; a watchdog thread and one idle thread (both unattached) run throughout."

@@ -394,6 +394,13 @@ static void m_thread_detach(void) {
 
 static void m_thread_id(void) {
     CHECK_STATUS(rtc_thread_id(NULL), RTC_ERR_NULL);
+    /* A misaligned out-parameter is refused, and nothing is written. */
+    _Alignas(8) unsigned char buf[16];
+    memset(buf, 0x5a, sizeof buf);
+    CHECK_STATUS(rtc_thread_id((uint64_t *)(void *)(buf + 1)), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("'out_id'");
+    expect_message("not aligned");
+    CHECK(buf[1] == 0x5a && buf[8] == 0x5a);
 }
 
 static void m_thread_state(void) {
@@ -469,6 +476,9 @@ static void m_set_maxprocs(void) {
 
 static void m_get_maxprocs(void) {
     CHECK_STATUS(rtc_get_maxprocs(NULL), RTC_ERR_NULL);
+    _Alignas(4) unsigned char buf[8];
+    CHECK_STATUS(rtc_get_maxprocs((uint32_t *)(void *)(buf + 2)), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_set_maxprocs(0, (uint32_t *)(void *)(buf + 1)), RTC_ERR_INVALID_ARGUMENT);
 }
 
 static void m_world_set_safepoint_threshold_ns(void) {

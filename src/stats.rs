@@ -6,6 +6,7 @@
 //! Computed from a trace the validator accepted, so every state machine it
 //! replays is consistent.
 
+use crate::format::StallKind;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -229,9 +230,9 @@ impl Acc {
                     K::ProcSteal => out.sysmon.retakes += 1,
                     K::PreemptRequest => out.sysmon.preempt_requests += 1,
                     K::PreemptAck => out.sysmon.preempt_acks += 1,
-                    K::StallOpen => match a[0] {
-                        1 => out.sysmon.thread_stalls += 1,
-                        2 => out.sysmon.lock_stalls += 1,
+                    K::StallOpen => match StallKind::from_code(a[0]) {
+                        Some(StallKind::Thread) => out.sysmon.thread_stalls += 1,
+                        Some(StallKind::Lock) => out.sysmon.lock_stalls += 1,
                         _ => out.sysmon.hook_overruns += 1,
                     },
                     K::StallResolved => out.sysmon.stalls_resolved += 1,

@@ -5,6 +5,8 @@
 use std::ffi::{CStr, CString, c_void};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+pub mod rtc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -247,4 +249,33 @@ pub fn clocksource() -> String {
     std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
+}
+
+/// Measures how busy the machine was with other work during a part.
+pub struct CpuWatch {
+    t: std::time::Instant,
+    ticks: (u64, u64),
+}
+
+impl CpuWatch {
+    pub fn start() -> CpuWatch {
+        CpuWatch {
+            t: std::time::Instant::now(),
+            ticks: cpu_ticks(),
+        }
+    }
+    pub fn report(&self, part: &str) {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let (busy, own) = cpu_ticks();
+        let secs = self.t.elapsed().as_secs_f64();
+        let cap = secs * nproc() as f64;
+        let own = (own - self.ticks.1) as f64 / hz;
+        let others = ((busy - self.ticks.0) as f64 / hz - own).max(0.0);
+        println!(
+            "{part}: {secs:.1} s; CPU time: this benchmark {own:.1} s, everything else {others:.1} s \
+             ({:.0}% of the machine's {cap:.1} CPU-s)",
+            others / cap * 100.0
+        );
+    }
 }

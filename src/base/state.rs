@@ -43,3 +43,20 @@ pub fn shut_down_error() -> crate::status::Error {
         "rtcore has been shut down (rtc_shutdown); no further calls are accepted",
     )
 }
+
+thread_local! {
+    /// True on the hook thread while a hook runs (`sysmon::hooks` sets it):
+    /// the hook thread is outside the world, so the world refuses to let it
+    /// attach or stop the world, and the tracer to start or stop.
+    static IN_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is the calling thread running a hook?
+pub fn in_hook() -> bool {
+    IN_HOOK.try_with(|c| c.get()).unwrap_or(false)
+}
+
+/// Mark the calling thread as running a hook, or no longer.
+pub fn set_in_hook(v: bool) {
+    let _ = IN_HOOK.try_with(|c| c.set(v));
+}

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use crate::format::EventKind as K;
+use crate::format::StallKind;
 use crate::reader::states::{StateSlice, states};
 use crate::reader::{Event, Generation, Stream, Trace};
 
@@ -509,11 +510,9 @@ impl Track<'_> {
                         } else {
                             "resolved"
                         },
-                        match a[0] {
-                            1 => format!("thread {}", a[1]),
-                            2 => format!("lock {:#x}", a[1]),
-                            3 => format!("hook run {}", a[1]),
-                            k => format!("kind {k} key {}", a[1]),
+                        match StallKind::from_code(a[0]) {
+                            Some(k) => k.describe(a[1]),
+                            None => format!("kind {} key {}", a[0], a[1]),
                         }
                     ),
                     "sysmon",

@@ -3,33 +3,22 @@
 use std::os::raw::c_char;
 use std::time::Duration;
 
-use super::{boundary_poisoning, nonnull};
+use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
 use crate::lock::cond::{CondRef, rtc_cond};
 use crate::lock::mutex::{MutexRef, rtc_mutex};
-use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, Result, rtc_status};
-
-fn aligned<T>(p: *const T, arg: &str, func: &str) -> Result<()> {
-    nonnull(p, arg, func)?;
-    if (p as usize) % align_of::<T>() != 0 {
-        return Err(Error::new(
-            RTC_ERR_INVALID_ARGUMENT,
-            format!("{func}: '{arg}' pointer {p:p} is misaligned"),
-        ));
-    }
-    Ok(())
-}
+use crate::status::{Result, rtc_status};
 
 fn with_cond(c: *mut rtc_cond, func: &str, f: impl FnOnce(&CondRef) -> Result<()>) -> rtc_status {
     boundary_poisoning(
         func,
         || {
-            aligned(c, "cond", func)?;
+            checked_ptr(c, "cond", func)?;
             // SAFETY: non-NULL and aligned; caller promises a condition.
             f(&unsafe { CondRef::new(c) })
         },
         || {
-            if aligned(c, "cond", func).is_ok() {
+            if checked_ptr(c, "cond", func).is_ok() {
                 // SAFETY: as above.
                 unsafe { CondRef::new(c) }.mark_poisoned();
             }
@@ -47,7 +36,7 @@ fn wait(
 ) -> rtc_status {
     with_cond(c, func, |cond| {
         let mode = lifecycle::enter()?;
-        aligned(m, "mutex", func)?;
+        checked_ptr(m, "mutex", func)?;
         // SAFETY: non-NULL and aligned; caller promises a mutex.
         let m = unsafe { MutexRef::new(m) };
         cond.wait(&m, mode, timeout, file, line)

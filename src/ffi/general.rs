@@ -43,14 +43,14 @@ pub enum rtc_lockrank_mode {
 
 pub(crate) fn mode_from_i32(v: i32, func: &str) -> crate::status::Result<Option<Mode>> {
     match v {
+        // The default: the caller decides (the environment, then report).
         0 => Ok(None),
-        1 => Ok(Some(Mode::Off)),
-        2 => Ok(Some(Mode::Report)),
-        3 => Ok(Some(Mode::Abort)),
-        _ => Err(Error::new(
-            RTC_ERR_INVALID_ARGUMENT,
-            format!("{func}: lock-rank mode {v} is not an rtc_lockrank_mode (0..=3)"),
-        )),
+        _ => Mode::from_c(v).map(Some).ok_or_else(|| {
+            Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!("{func}: lock-rank mode {v} is not an rtc_lockrank_mode (0..=3)"),
+            )
+        }),
     }
 }
 
@@ -199,4 +199,22 @@ pub extern "C" fn rtc_debug_panic() -> rtc_status {
     boundary("rtc_debug_panic", || {
         panic!("rtc_debug_panic was called: this panic is deliberate")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtc_lockrank_mode::*;
+    use crate::format::LockRankMode;
+
+    /// The C enum and the one encoding of the modes agree.
+    #[test]
+    fn c_modes_are_the_format_codes() {
+        assert_eq!(RTC_LOCKRANK_OFF as i32, LockRankMode::Off as i32);
+        assert_eq!(RTC_LOCKRANK_REPORT as i32, LockRankMode::Report as i32);
+        assert_eq!(RTC_LOCKRANK_ABORT as i32, LockRankMode::Abort as i32);
+        assert_eq!(
+            LockRankMode::from_c(RTC_LOCKRANK_DEFAULT as i32),
+            Some(LockRankMode::Report)
+        );
+    }
 }

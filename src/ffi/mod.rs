@@ -88,21 +88,45 @@ fn store(e: &Error) {
     }
 }
 
-/// Run a status-returning body at the boundary.
+/// The one panic boundary: run `f`; if it panics, store the panic's
+/// message as this thread's last error, run `on_panic` (itself guarded:
+/// it poisons a handle, say) and return what it gives. Every export goes
+/// through this, directly or through the wrappers below.
 #[inline]
-pub(crate) fn boundary(what: &str, f: impl FnOnce() -> Result<()>) -> rtc_status {
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> T, on_panic: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => RTC_OK,
-        Ok(Err(e)) => {
+        Ok(v) => v,
+        Err(_) => {
+            set_last_error(&panic_error(what));
+            // A panic in `on_panic` too leaves the panic status's default.
+            catch_unwind(AssertUnwindSafe(on_panic)).unwrap_or_else(|_| panic_fallback::<T>())
+        }
+    }
+}
+
+/// What `guard` returns when even `on_panic` panicked: unreachable for the
+/// wrappers below, whose `on_panic` cannot panic; aborting is the only
+/// value-free answer left.
+fn panic_fallback<T>() -> T {
+    std::process::abort()
+}
+
+/// A status from a body's result (storing the message of a failure).
+#[inline]
+fn status_of(r: Result<()>) -> rtc_status {
+    match r {
+        Ok(()) => RTC_OK,
+        Err(e) => {
             store(&e);
             e.status
         }
-        Err(_) => {
-            let e = panic_error(what);
-            set_last_error(&e);
-            e.status
-        }
     }
+}
+
+/// Run a status-returning body at the boundary.
+#[inline]
+pub(crate) fn boundary(what: &str, f: impl FnOnce() -> Result<()>) -> rtc_status {
+    guard(what, || status_of(f()), || RTC_ERR_PANIC)
 }
 
 /// As `boundary`, and on a panic also run `poison` (marks the handle).
@@ -112,30 +136,69 @@ pub(crate) fn boundary_poisoning(
     f: impl FnOnce() -> Result<()>,
     poison: impl FnOnce(),
 ) -> rtc_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => RTC_OK,
-        Ok(Err(e)) => {
-            store(&e);
-            e.status
-        }
-        Err(_) => {
+    guard(
+        what,
+        || status_of(f()),
+        || {
+            // A panic while poisoning still answers with the panic status.
             let _ = catch_unwind(AssertUnwindSafe(poison));
-            let e = panic_error(what);
-            set_last_error(&e);
-            e.status
-        }
-    }
+            RTC_ERR_PANIC
+        },
+    )
 }
 
 /// Run a value-returning body at the boundary; a panic yields `default`.
 pub(crate) fn boundary_value<T>(what: &str, default: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => {
-            set_last_error(&panic_error(what));
-            default
-        }
+    guard(what, f, || default)
+}
+
+/// A pointer the caller gives for an object or an out-parameter: non-NULL
+/// and aligned for `T`, or a status naming the argument.
+#[inline]
+pub(crate) fn checked_ptr<T>(p: *const T, arg: &str, func: &str) -> Result<()> {
+    nonnull(p, arg, func)?;
+    if (p as usize) % align_of::<T>() != 0 {
+        return Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "{func}: argument '{arg}' ({p:p}) is not aligned to {} bytes",
+                align_of::<T>()
+            ),
+        ));
     }
+    Ok(())
+}
+
+/// A required out-parameter, checked before any work is done (out-
+/// parameters are written only on success: `set` at the end).
+pub(crate) struct Out<T> {
+    p: *mut T,
+}
+
+impl<T> Out<T> {
+    /// Write the result.
+    #[inline]
+    pub(crate) fn set(self, v: T) {
+        // SAFETY: checked non-NULL and aligned by `out`; the caller promises
+        // it is writable.
+        unsafe { self.p.write(v) }
+    }
+}
+
+/// Check a required out-parameter (NULL or misaligned: a status).
+#[inline]
+pub(crate) fn out<T>(p: *mut T, arg: &str, func: &str) -> Result<Out<T>> {
+    checked_ptr(p, arg, func)?;
+    Ok(Out { p })
+}
+
+/// Check an optional out-parameter: NULL means "not wanted".
+#[inline]
+pub(crate) fn opt_out<T>(p: *mut T, arg: &str, func: &str) -> Result<Option<Out<T>>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    out(p, arg, func).map(Some)
 }
 
 /// A required pointer.

@@ -2,24 +2,15 @@
 
 use std::os::raw::c_char;
 
-use super::{boundary_poisoning, nonnull};
+use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
 use crate::lock::mutex::{MutexRef, rtc_mutex};
-use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, Result, rtc_status};
+use crate::status::{Result, rtc_status};
 
 /// Check the pointer and build a view of it.
 #[inline]
 fn mutex_ref(m: *mut rtc_mutex, func: &str) -> Result<MutexRef> {
-    nonnull(m, "mutex", func)?;
-    if (m as usize) % align_of::<rtc_mutex>() != 0 {
-        return Err(Error::new(
-            RTC_ERR_INVALID_ARGUMENT,
-            format!(
-                "{func}: mutex pointer {m:p} is not aligned to {} bytes",
-                align_of::<rtc_mutex>()
-            ),
-        ));
-    }
+    checked_ptr(m, "mutex", func)?;
     // SAFETY: non-NULL, aligned; the caller promises it points to a mutex.
     Ok(unsafe { MutexRef::new(m) })
 }

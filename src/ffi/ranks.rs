@@ -3,7 +3,7 @@
 use std::os::raw::c_char;
 
 use super::general::mode_from_i32;
-use super::{boundary, copy_out, nonnull, required_str};
+use super::{boundary, copy_out, required_str};
 use crate::lifecycle;
 use crate::lock::order::{self, Mode};
 use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, rtc_status};
@@ -60,10 +60,9 @@ pub extern "C" fn rtc_rank_lookup(name: *const c_char, out_id: *mut u32) -> rtc_
     boundary("rtc_rank_lookup", || {
         lifecycle::enter()?;
         let name = required_str(name, "name", "rtc_rank_lookup")?;
-        nonnull(out_id, "out_id", "rtc_rank_lookup")?;
+        let out_id = super::out(out_id, "out_id", "rtc_rank_lookup")?;
         let id = crate::ranks::global().lookup(name)?;
-        // SAFETY: non-NULL, caller-provided out-parameter.
-        unsafe { *out_id = id };
+        out_id.set(id);
         Ok(())
     })
 }
@@ -91,9 +90,8 @@ pub extern "C" fn rtc_lockrank_set_mode(mode: i32) -> rtc_status {
 pub extern "C" fn rtc_lockrank_get_mode(out_mode: *mut i32) -> rtc_status {
     boundary("rtc_lockrank_get_mode", || {
         let m = lifecycle::enter()?;
-        nonnull(out_mode, "out_mode", "rtc_lockrank_get_mode")?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_mode = m.bits() as i32 };
+        let out_mode = super::out(out_mode, "out_mode", "rtc_lockrank_get_mode")?;
+        out_mode.set(m.bits() as i32);
         Ok(())
     })
 }
@@ -106,9 +104,8 @@ pub extern "C" fn rtc_lockrank_get_mode(out_mode: *mut i32) -> rtc_status {
 pub extern "C" fn rtc_lockrank_violations(out_count: *mut u64) -> rtc_status {
     boundary("rtc_lockrank_violations", || {
         lifecycle::enter()?;
-        nonnull(out_count, "out_count", "rtc_lockrank_violations")?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_count = order::violation_count() };
+        let out_count = super::out(out_count, "out_count", "rtc_lockrank_violations")?;
+        out_count.set(order::violation_count());
         Ok(())
     })
 }
@@ -128,6 +125,7 @@ pub extern "C" fn rtc_lockrank_last_report(
     out_needed: *mut usize,
 ) -> rtc_status {
     boundary("rtc_lockrank_last_report", || {
+        let out_needed = super::opt_out(out_needed, "out_needed", "rtc_lockrank_last_report")?;
         lifecycle::enter()?;
         if buf.is_null() && len > 0 {
             return Err(Error::new(
@@ -143,9 +141,8 @@ pub extern "C" fn rtc_lockrank_last_report(
         }
         let text = order::last_report().unwrap_or_default();
         let needed = copy_out(&text, buf, len);
-        if !out_needed.is_null() {
-            // SAFETY: non-NULL out-parameter.
-            unsafe { *out_needed = needed };
+        if let Some(out_needed) = out_needed {
+            out_needed.set(needed);
         }
         Ok(())
     })

@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
-use super::{boundary, boundary_value, copy_out, nonnull, required_str};
+use super::{boundary, boundary_value, copy_out, required_str};
 use crate::lifecycle;
 use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, rtc_status};
 use crate::sysmon::hooks;
@@ -47,7 +47,7 @@ pub struct rtc_sysmon_stats {
 pub extern "C" fn rtc_sysmon_get_stats(out: *mut rtc_sysmon_stats) -> rtc_status {
     boundary("rtc_sysmon_get_stats", || {
         lifecycle::enter()?;
-        nonnull(out, "out", "rtc_sysmon_get_stats")?;
+        super::checked_ptr(out, "out", "rtc_sysmon_get_stats")?;
         // SAFETY: non-NULL; `size` is read alone first.
         let size = unsafe { (*out).size } as usize;
         if size != size_of::<rtc_sysmon_stats>() {
@@ -118,6 +118,7 @@ fn setting(which: u32, func: &str) -> crate::status::Result<Setting> {
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_sysmon_set_threshold(which: u32, ns: u64, old_ns: *mut u64) -> rtc_status {
     boundary("rtc_sysmon_set_threshold", || {
+        let old_ns = super::opt_out(old_ns, "old_ns", "rtc_sysmon_set_threshold")?;
         lifecycle::enter()?;
         let s = setting(which, "rtc_sysmon_set_threshold")?;
         if ns > settings::MAX_NS {
@@ -130,9 +131,8 @@ pub extern "C" fn rtc_sysmon_set_threshold(which: u32, ns: u64, old_ns: *mut u64
             ));
         }
         let old = settings::set(s, ns);
-        if !old_ns.is_null() {
-            // SAFETY: non-NULL out-parameter.
-            unsafe { *old_ns = old };
+        if let Some(old_ns) = old_ns {
+            old_ns.set(old);
         }
         Ok(())
     })
@@ -146,10 +146,9 @@ pub extern "C" fn rtc_sysmon_set_threshold(which: u32, ns: u64, old_ns: *mut u64
 pub extern "C" fn rtc_sysmon_get_threshold(which: u32, out_ns: *mut u64) -> rtc_status {
     boundary("rtc_sysmon_get_threshold", || {
         lifecycle::enter()?;
-        nonnull(out_ns, "out_ns", "rtc_sysmon_get_threshold")?;
+        let out_ns = super::out(out_ns, "out_ns", "rtc_sysmon_get_threshold")?;
         let s = setting(which, "rtc_sysmon_get_threshold")?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_ns = settings::get(s) };
+        out_ns.set(settings::get(s));
         Ok(())
     })
 }
@@ -201,7 +200,7 @@ pub extern "C" fn rtc_sysmon_hook_add(
     boundary("rtc_sysmon_hook_add", || {
         lifecycle::enter()?;
         let name = required_str(name, "name", "rtc_sysmon_hook_add")?;
-        nonnull(out_id, "out_id", "rtc_sysmon_hook_add")?;
+        let out_id = super::out(out_id, "out_id", "rtc_sysmon_hook_add")?;
         let Some(f) = hook else {
             return Err(Error::new(
                 crate::status::RTC_ERR_NULL,
@@ -209,8 +208,7 @@ pub extern "C" fn rtc_sysmon_hook_add(
             ));
         };
         let id = hooks::add(name, period_ns, f, user_data)?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_id = id };
+        out_id.set(id);
         Ok(())
     })
 }
@@ -229,7 +227,6 @@ pub extern "C" fn rtc_sysmon_hook_add(
 pub extern "C" fn rtc_sysmon_hook_remove(id: u64) -> rtc_status {
     boundary("rtc_sysmon_hook_remove", || {
         lifecycle::enter()?;
-        let holds_world = crate::world::assert_world_stopped().is_ok();
-        hooks::remove(id, holds_world)
+        hooks::remove(id)
     })
 }

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-use super::{boundary, boundary_value, nonnull, required_str};
+use super::{boundary, boundary_value, required_str};
 use crate::format::EventKind;
 use crate::lifecycle;
 use crate::record::{self, A, writer};
@@ -54,7 +54,7 @@ pub struct rtc_trace_config {
 }
 
 fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::Sink> {
-    nonnull(config, "config", "rtc_trace_start")?;
+    super::checked_ptr(config, "config", "rtc_trace_start")?;
     // SAFETY: non-NULL; `size` read first.
     let size = unsafe { (*config).size } as usize;
     if size != size_of::<rtc_trace_config>() {
@@ -258,13 +258,12 @@ pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_s
     boundary("rtc_task_begin", || {
         lifecycle::enter()?;
         refuse_reentry("rtc_task_begin")?;
-        nonnull(out_id, "out_id", "rtc_task_begin")?;
+        let out_id = super::out(out_id, "out_id", "rtc_task_begin")?;
         let n = opt_str(name, "name", "rtc_task_begin")?;
         let id = NEXT_TASK.fetch_add(1, SeqCst);
         OPEN_TASKS.lock().insert(id);
         record::emit(EventKind::TaskBegin, &[A::U(id), A::Str(n)]);
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_id = id };
+        out_id.set(id);
         Ok(())
     })
 }
@@ -372,6 +371,7 @@ pub extern "C" fn rtc_trace_stats_json(
     out_needed: *mut usize,
 ) -> rtc_status {
     boundary("rtc_trace_stats_json", || {
+        let out_needed = super::opt_out(out_needed, "out_needed", "rtc_trace_stats_json")?;
         let path = required_str(path, "path", "rtc_trace_stats_json")?;
         if buf.is_null() && len > 0 {
             return Err(Error::new(
@@ -400,9 +400,8 @@ pub extern "C" fn rtc_trace_stats_json(
                 )
             })?;
         let needed = super::copy_out(&stats.to_json(), buf, len);
-        if !out_needed.is_null() {
-            // SAFETY: non-NULL out-parameter.
-            unsafe { *out_needed = needed };
+        if let Some(out_needed) = out_needed {
+            out_needed.set(needed);
         }
         Ok(())
     })

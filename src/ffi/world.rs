@@ -3,7 +3,7 @@
 
 use std::os::raw::c_char;
 
-use super::{boundary, nonnull, required_str};
+use super::{boundary, required_str};
 use crate::lifecycle;
 use crate::status::rtc_status;
 use crate::world::{self, TState};
@@ -65,22 +65,16 @@ pub struct rtc_census {
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_thread_attach(name: *const c_char, out_id: *mut u64) -> rtc_status {
     boundary("rtc_thread_attach", || {
+        let out_id = super::opt_out(out_id, "out_id", "rtc_thread_attach")?;
         lifecycle::enter()?;
         let name = if name.is_null() {
             crate::ident::name()
         } else {
             required_str(name, "name", "rtc_thread_attach")?.to_string()
         };
-        if crate::sysmon::hooks::in_hook() {
-            return Err(crate::status::Error::new(
-                crate::status::RTC_ERR_WRONG_STATE,
-                "rtc_thread_attach called from a hook: the hook thread runs outside the world and may not attach",
-            ));
-        }
         let id = world::world().attach(&name)?;
-        if !out_id.is_null() {
-            // SAFETY: non-NULL out-parameter.
-            unsafe { *out_id = id };
+        if let Some(out_id) = out_id {
+            out_id.set(id);
         }
         Ok(())
     })
@@ -105,9 +99,8 @@ pub extern "C" fn rtc_thread_detach() -> rtc_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_thread_id(out_id: *mut u64) -> rtc_status {
     boundary("rtc_thread_id", || {
-        nonnull(out_id, "out_id", "rtc_thread_id")?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out_id = crate::ident::current_id() };
+        let out_id = super::out(out_id, "out_id", "rtc_thread_id")?;
+        out_id.set(crate::ident::current_id());
         Ok(())
     })
 }
@@ -116,13 +109,12 @@ pub extern "C" fn rtc_thread_id(out_id: *mut u64) -> rtc_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_thread_state(out: *mut i32) -> rtc_status {
     boundary("rtc_thread_state", || {
-        nonnull(out, "out", "rtc_thread_state")?;
+        let out = super::out(out, "out", "rtc_thread_state")?;
         let v = match world::current().map(|r| r.state()) {
             None | Some(TState::Dead) => 0,
             Some(s) => s as i32,
         };
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out = v };
+        out.set(v);
         Ok(())
     })
 }
@@ -197,12 +189,6 @@ pub extern "C" fn rtc_exit_blocking() -> rtc_status {
 pub extern "C" fn rtc_stop_the_world(reason: *const c_char) -> rtc_status {
     boundary("rtc_stop_the_world", || {
         lifecycle::enter()?;
-        if crate::sysmon::hooks::in_hook() {
-            return Err(crate::status::Error::new(
-                crate::status::RTC_ERR_WOULD_DEADLOCK,
-                "rtc_stop_the_world called from a hook: hooks run outside the world and may not stop it (a stopped thread may hold what the hook waits for)",
-            ));
-        }
         let reason = if reason.is_null() {
             "user"
         } else {
@@ -246,11 +232,11 @@ pub extern "C" fn rtc_assert_world_stopped() -> rtc_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_set_maxprocs(n: u32, out_previous: *mut u32) -> rtc_status {
     boundary("rtc_set_maxprocs", || {
+        let out_previous = super::opt_out(out_previous, "out_previous", "rtc_set_maxprocs")?;
         lifecycle::enter()?;
         let old = world::world().set_maxprocs(n as usize)?;
-        if !out_previous.is_null() {
-            // SAFETY: non-NULL out-parameter.
-            unsafe { *out_previous = old as u32 };
+        if let Some(out_previous) = out_previous {
+            out_previous.set(old as u32);
         }
         Ok(())
     })
@@ -261,9 +247,8 @@ pub extern "C" fn rtc_set_maxprocs(n: u32, out_previous: *mut u32) -> rtc_status
 pub extern "C" fn rtc_get_maxprocs(out: *mut u32) -> rtc_status {
     boundary("rtc_get_maxprocs", || {
         lifecycle::enter()?;
-        nonnull(out, "out", "rtc_get_maxprocs")?;
-        // SAFETY: non-NULL out-parameter.
-        unsafe { *out = world::world().maxprocs() as u32 };
+        let out = super::out(out, "out", "rtc_get_maxprocs")?;
+        out.set(world::world().maxprocs() as u32);
         Ok(())
     })
 }
@@ -288,7 +273,7 @@ pub extern "C" fn rtc_world_set_safepoint_threshold_ns(ns: u64) -> rtc_status {
 pub extern "C" fn rtc_world_census(out: *mut rtc_census) -> rtc_status {
     boundary("rtc_world_census", || {
         lifecycle::enter()?;
-        nonnull(out, "out", "rtc_world_census")?;
+        super::checked_ptr(out, "out", "rtc_world_census")?;
         // SAFETY: non-NULL; `size` is read alone first.
         let size = unsafe { (*out).size } as usize;
         if size != size_of::<rtc_census>() {

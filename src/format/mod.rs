@@ -58,6 +58,9 @@ pub enum Arg {
     Bytes,
 }
 
+pub mod codes;
+pub use codes::{BlockReason, LockRankMode, ProcState, StallKind, ThreadState};
+
 use Arg::{Bytes, S, Str, U};
 
 macro_rules! event_kinds {

@@ -24,46 +24,9 @@ use crate::base::inner::{InnerMutex, InnerRank};
 
 use crate::ranks::{self, LEAF, MAX_RANKS, RankSet, WORDS};
 
-/// What to do on an order violation. Misuse (unlocking a lock not held, ...)
-/// is always checked, whatever the mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Off,
-    Report,
-    Abort,
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "off" => Some(Mode::Off),
-            "report" => Some(Mode::Report),
-            "abort" => Some(Mode::Abort),
-            _ => None,
-        }
-    }
-    pub fn bits(self) -> u32 {
-        match self {
-            Mode::Off => 1,
-            Mode::Report => 2,
-            Mode::Abort => 3,
-        }
-    }
-    pub fn from_bits(b: u32) -> Mode {
-        match b {
-            1 => Mode::Off,
-            3 => Mode::Abort,
-            _ => Mode::Report,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Off => "off",
-            Mode::Report => "report",
-            Mode::Abort => "abort",
-        }
-    }
-}
+/// What the checker does on a violation (the trace format's and the C
+/// ABI's codes: `format::LockRankMode`).
+pub use crate::format::LockRankMode as Mode;
 
 /// One lock this thread holds.
 #[derive(Clone, Copy, Debug)]

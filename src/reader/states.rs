@@ -5,6 +5,7 @@
 
 use super::Stream;
 use crate::format::EventKind as K;
+use crate::format::{BlockReason, ThreadState};
 
 /// One state slice of a thread.
 #[derive(Clone, Debug)]
@@ -18,13 +19,7 @@ pub struct StateSlice {
 }
 
 fn state_name(code: u64) -> &'static str {
-    match code {
-        1 => "RUNNING",
-        2 => "RUNNABLE",
-        3 => "BLOCKING",
-        4 => "WAITING",
-        _ => "unknown",
-    }
+    ThreadState::from_code(code).map_or("unknown", ThreadState::name)
 }
 
 /// Replay a thread's own events into its state slices (its state changes
@@ -55,12 +50,9 @@ pub fn states(s: &Stream, gen_end: u64) -> Vec<StateSlice> {
             K::EnterBlocking => Some(("BLOCKING", s.string(e.args[2]).to_string())),
             K::Block => Some((
                 "WAITING",
-                match e.args[0] {
-                    1 => format!("mutex {:#x}", e.args[1]),
-                    2 => format!("condition {:#x}", e.args[1]),
-                    3 => format!("hook {}", e.args[1]),
-                    _ => String::new(),
-                },
+                BlockReason::from_code(e.args[0])
+                    .map(|r| r.describe(e.args[1]))
+                    .unwrap_or_default(),
             )),
             K::Detach => {
                 set(&mut cur, e.ts, None);

@@ -14,7 +14,6 @@
 //!   thread; trace start and stop take it before stopping
 //!   the world so no hook runs meanwhile.
 
-use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -125,15 +124,10 @@ pub fn hooks() -> &'static Hooks {
     &HOOKS
 }
 
-thread_local! {
-    /// True on the hook thread while a hook runs.
-    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
-}
-
 /// Is the calling thread running a hook? (Calls that would wait for the
 /// hook thread, stop the world or start a trace refuse from there.)
 pub fn in_hook() -> bool {
-    IN_HOOK.try_with(|c| c.get()).unwrap_or(false)
+    crate::base::state::in_hook()
 }
 
 /// The hook currently running, as sysmon sees it.
@@ -379,9 +373,10 @@ pub fn add(name: &str, period_ns: u64, f: HookFn, user_data: *mut c_void) -> Res
 
 /// Remove a hook: when this returns it is not running and will not run
 /// again. From the hook itself it takes effect when the run returns.
-/// `holds_world`: the caller holds the world stopped (then waiting for a
-/// running hook could deadlock, and is refused).
-pub fn remove(id: u64, holds_world: bool) -> Result<()> {
+/// A caller holding the world stopped is refused if the hook is running
+/// (waiting for it could deadlock).
+pub fn remove(id: u64) -> Result<()> {
+    let holds_world = crate::world::assert_world_stopped().is_ok();
     let h = hooks();
     let mut r = h.reg.lock();
     let name = r
@@ -485,12 +480,12 @@ fn run_one(h: &Hooks, id: u64) {
             &[crate::record::A::U(id), crate::record::A::Str(&name)],
         );
     }
-    let _ = IN_HOOK.try_with(|c| c.set(true));
+    crate::base::state::set_in_hook(true);
     // SAFETY: the caller of rtc_sysmon_hook_add promised `f` may be called
     // with `user_data` until the hook is removed; it is not removed (the
     // registry says so under `reg`, and removers wait for `running`).
     unsafe { f(user_data as *mut c_void) };
-    let _ = IN_HOOK.try_with(|c| c.set(false));
+    crate::base::state::set_in_hook(false);
     crate::record::emit(
         crate::format::EventKind::HookEnd,
         &[crate::record::A::U(id)],

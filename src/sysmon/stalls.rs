@@ -19,6 +19,7 @@
 //! - Nothing here waits on user code: the detail locks and the hook registry
 //!   are inner locks never held across user code.
 
+use crate::format::StallKind;
 use std::collections::{HashMap, HashSet};
 
 use super::hooks;
@@ -388,17 +389,17 @@ impl Stalls {
         let mut s = std::collections::BTreeSet::new();
         for (id, t) in &self.threads {
             if t.episode.is_some() {
-                s.insert((1, *id));
+                s.insert((StallKind::Thread as u64, *id));
             }
         }
         for (addr, t) in &self.locks {
             if t.episode.is_some() {
-                s.insert((2, *addr as u64));
+                s.insert((StallKind::Lock as u64, *addr as u64));
             }
         }
         if let Some((seq, t)) = &self.hook {
             if t.episode.is_some() {
-                s.insert((3, *seq));
+                s.insert((StallKind::Hook as u64, *seq));
             }
         }
         s

@@ -24,6 +24,7 @@
 
 use crate::sync::{AtomicU64, Ordering::SeqCst};
 
+// The trace format's `ProcState` codes (a test in `world` checks they agree).
 pub const P_IDLE: u64 = 0;
 pub const P_RUNNING: u64 = 1;
 pub const P_SYSCALL: u64 = 2;

@@ -42,7 +42,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use crate::base::inner::{InnerMutex, InnerRank, assert_none_held};
-use crate::format::EventKind;
+use crate::format::{BlockReason, EventKind, ThreadState};
 use crate::record::{self, A};
 
 use crate::status::{
@@ -373,16 +373,17 @@ impl World {
     pub fn trace_status(&self, rec: &ThreadRec, f: &mut dyn FnMut(&record::Status<'_>)) {
         let p = Self::p_index(rec);
         let (state, p_plus_1) = match rec.state() {
-            TState::Running => (1, p.map_or(0, |i| i as u64 + 1)),
-            TState::Runnable => (2, 0),
+            TState::Running => (ThreadState::Running, p.map_or(0, |i| i as u64 + 1)),
+            TState::Runnable => (ThreadState::Runnable, 0),
             TState::Blocking => (
-                3,
+                ThreadState::Blocking,
                 p.filter(|&i| self.ps[i].load(SeqCst) == pword(P_SYSCALL, rec.id))
                     .map_or(0, |i| i as u64 + 1),
             ),
-            TState::Waiting => (4, 0),
+            TState::Waiting => (ThreadState::Waiting, 0),
             TState::Dead => return,
         };
+        let state = state as u64;
         f(&record::Status {
             name: &rec.name,
             state,
@@ -554,11 +555,12 @@ impl World {
                 record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq), A::U(tseq)]);
             } else {
                 let (reason, object) = match crate::base::wait::target() {
-                    crate::base::wait::Target::Mutex(a) => (1, a as u64),
-                    crate::base::wait::Target::Cond(a) => (2, a as u64),
-                    crate::base::wait::Target::Hook(id) => (3, id),
-                    crate::base::wait::Target::Nothing => (4, 0),
+                    crate::base::wait::Target::Mutex(a) => (BlockReason::Mutex, a as u64),
+                    crate::base::wait::Target::Cond(a) => (BlockReason::Cond, a as u64),
+                    crate::base::wait::Target::Hook(id) => (BlockReason::Hook, id),
+                    crate::base::wait::Target::Nothing => (BlockReason::Other, 0),
                 };
+                let reason = reason as u64;
                 record::emit(
                     EventKind::Block,
                     &[A::U(reason), A::U(object), A::U(i as u64), A::U(seq)],
@@ -701,4 +703,19 @@ pub fn assert_world_stopped() -> Result<()> {
 
 pub fn set_tts_threshold(ns: u64) {
     world().tts_threshold_ns.store(ns, SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handshake::{P_IDLE, P_RUNNING, P_STOPPED, P_SYSCALL};
+    use crate::format::ProcState;
+
+    /// A P's word holds the same state codes that its trace status carries.
+    #[test]
+    fn p_word_states_are_the_format_codes() {
+        assert_eq!(P_IDLE, ProcState::Idle as u64);
+        assert_eq!(P_RUNNING, ProcState::Running as u64);
+        assert_eq!(P_SYSCALL, ProcState::Syscall as u64);
+        assert_eq!(P_STOPPED, ProcState::Stopped as u64);
+    }
 }

@@ -3,7 +3,7 @@
 //! start from.
 
 use super::*;
-use crate::format::MAX_PROCS;
+use crate::format::{MAX_PROCS, ProcState, ThreadState};
 
 pub(super) fn header(number: u64, h: &[Event], st: &mut Gen) -> Result<(), ReadError> {
     let mut seen_clock = false;
@@ -29,11 +29,12 @@ pub(super) fn header(number: u64, h: &[Event], st: &mut Gen) -> Result<(), ReadE
                         format!("the status of P {p}, beyond the {} Ps", st.procs.len()),
                     );
                 }
-                let ps = match state {
-                    0 | 3 => PS::Idle,
-                    1 => PS::Running(owner),
-                    2 => PS::Syscall(owner),
-                    _ => return fail(e, format!("P {p} has an unknown state {state}")),
+                let ps = match ProcState::from_code(state) {
+                    // A P a stop claimed is free again once the trace runs.
+                    Some(ProcState::Idle | ProcState::Stopped) => PS::Idle,
+                    Some(ProcState::Running) => PS::Running(owner),
+                    Some(ProcState::Syscall) => PS::Syscall(owner),
+                    None => return fail(e, format!("P {p} has an unknown state {state}")),
                 };
                 st.procs[p as usize] = Proc { state: ps, seq };
             }
@@ -80,12 +81,13 @@ pub(super) fn status(id: u64, e: &Event, st: &mut Gen) -> Result<(), ReadError> 
         );
     }
     let p = e.args[3].checked_sub(1);
-    let state = match (e.args[2], p) {
-        (1, Some(p)) => TS::Running(p),
-        (2, None) => TS::Runnable,
-        (3, p) => TS::Blocking(p),
-        (4, None) => TS::Waiting,
-        (s, _) => {
+    let state = match (ThreadState::from_code(e.args[2]), p) {
+        (Some(ThreadState::Running), Some(p)) => TS::Running(p),
+        (Some(ThreadState::Runnable), None) => TS::Runnable,
+        (Some(ThreadState::Blocking), p) => TS::Blocking(p),
+        (Some(ThreadState::Waiting), None) => TS::Waiting,
+        _ => {
+            let s = e.args[2];
             return fail(
                 e,
                 format!(

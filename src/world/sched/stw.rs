@@ -6,6 +6,12 @@ impl World {
     // ---- stop / start ----------------------------------------------------
 
     pub fn stop(&self, reason: &str) -> Result<()> {
+        if crate::base::state::in_hook() {
+            return Err(Error::new(
+                RTC_ERR_WOULD_DEADLOCK,
+                "rtc_stop_the_world called from a hook: hooks run outside the world and may not stop it (a stopped thread may hold what the hook waits for)",
+            ));
+        }
         let me = crate::ident::current_id();
         let rec = current();
         loop {

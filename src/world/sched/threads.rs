@@ -6,6 +6,12 @@ impl World {
     // ---- attach / detach -------------------------------------------------
 
     pub fn attach(&self, name: &str) -> Result<u64> {
+        if crate::base::state::in_hook() {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                "rtc_thread_attach called from a hook: the hook thread runs outside the world and may not attach",
+            ));
+        }
         if current().is_some() {
             return Err(Error::new(
                 RTC_ERR_WRONG_STATE,
