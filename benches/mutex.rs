@@ -324,14 +324,7 @@ fn uncontended(only: Option<&str>) {
     for v in Var::ALL {
         u.sample(v, iters / 10);
     }
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); Var::ALL.len()];
-    for s in 0..samples {
-        // Round robin, rotating the starting variant each round.
-        for j in 0..Var::ALL.len() {
-            let i = (s + j) % Var::ALL.len();
-            results[i].push(u.sample(Var::ALL[i], iters));
-        }
-    }
+    let results = common::round_robin(&Var::ALL, samples, |_, v| u.sample(v, iters), |_| {});
     u.outer.unlock();
     let v1 = violations();
     assert_eq!(
@@ -347,18 +340,14 @@ fn uncontended(only: Option<&str>) {
         "Uncontended lock+unlock pair, ns per pair ({iters} pairs per sample, {samples} samples per variant, round robin)"
     );
     println!(
-        "{:<46} {:>8} {:>8} {:>8} {:>7} {:>10}",
-        "variant", "median", "min", "max", "spread", "/pthread"
+        "{}",
+        common::stats_header(46, &format!("{:>10}", "/pthread"))
     );
     for (i, v) in Var::ALL.iter().enumerate() {
         let st = &stats[i];
         println!(
-            "{:<46} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>9.3}x",
-            v.label(),
-            st.median,
-            st.min,
-            st.max,
-            st.spread() * 100.0,
+            "{} {:>9.3}x",
+            common::stats_row(46, v.label(), st, 1.0),
             st.median / pth
         );
     }
@@ -536,13 +525,7 @@ fn contended(only: Option<&str>) {
     for v in CVar::ALL {
         contended_run(v, iters / 10);
     }
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); CVar::ALL.len()];
-    for r in 0..runs {
-        for j in 0..CVar::ALL.len() {
-            let i = (r + j) % CVar::ALL.len();
-            results[i].push(contended_run(CVar::ALL[i], iters));
-        }
-    }
+    let results = common::round_robin(&CVar::ALL, runs, |_, v| contended_run(v, iters), |_| {});
     let stats: Vec<Stats> = results.iter().map(|r| Stats::of(r)).collect();
     let pth = stats[1].median;
     println!();
@@ -550,18 +533,14 @@ fn contended(only: Option<&str>) {
         "Contended: 2 threads x {iters} lock/increment/unlock on one mutex, total Mops/s ({runs} runs per variant, round robin; higher is better)"
     );
     println!(
-        "{:<46} {:>8} {:>8} {:>8} {:>7} {:>10}",
-        "variant", "median", "min", "max", "spread", "/pthread"
+        "{}",
+        common::stats_header(46, &format!("{:>10}", "/pthread"))
     );
     for (i, v) in CVar::ALL.iter().enumerate() {
         let st = &stats[i];
         println!(
-            "{:<46} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>9.3}x",
-            v.label(),
-            st.median / 1e6,
-            st.min / 1e6,
-            st.max / 1e6,
-            st.spread() * 100.0,
+            "{} {:>9.3}x",
+            common::stats_row(46, v.label(), st, 1e6),
             st.median / pth
         );
     }

@@ -543,21 +543,22 @@ fn events_part(dir: &TempDir) {
     for &v in &vs {
         event_sample(v, (p.iters(v) / 10).max(1), &p, dir);
     }
-    let mut results: Vec<Vec<EventSample>> = vec![Vec::new(); vs.len()];
     let started = Instant::now();
-    for s in 0..samples {
-        for j in 0..vs.len() {
-            let i = (s + j) % vs.len();
-            let v = vs[i];
+    let results = common::round_robin(
+        &vs,
+        samples,
+        |s, v| {
             phase(format!("events, round {}, {}", s + 1, v.label()));
-            results[i].push(event_sample(v, p.iters(v), &p, dir));
-        }
-        eprintln!(
-            "  events: round {}/{samples} done ({:.1} s)",
-            s + 1,
-            started.elapsed().as_secs_f64()
-        );
-    }
+            event_sample(v, p.iters(v), &p, dir)
+        },
+        |s| {
+            eprintln!(
+                "  events: round {}/{samples} done ({:.1} s)",
+                s + 1,
+                started.elapsed().as_secs_f64()
+            )
+        },
+    );
     let c = census();
     assert!(
         c.attached() == 0 && c.stopped == 0,
@@ -582,18 +583,17 @@ fn events_part(dir: &TempDir) {
         p.distinct.len()
     );
     println!(
-        "{:<42} {:>8} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9}",
-        "variant", "median", "min", "max", "spread", "above (0)", "/ (0)", "/ (1)"
+        "{}",
+        common::stats_header(
+            42,
+            &format!("{:>10} {:>9} {:>9}", "above (0)", "/ (0)", "/ (1)")
+        )
     );
     for (i, v) in vs.iter().enumerate() {
         let st = &stats[i];
         println!(
-            "{:<42} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>10.2} {:>8.2}x {:>8.2}x",
-            v.label(),
-            st.median,
-            st.min,
-            st.max,
-            st.spread() * 100.0,
+            "{} {:>10.2} {:>8.2}x {:>8.2}x",
+            common::stats_row(42, v.label(), st, 1.0),
             st.median - empty,
             st.median / empty,
             st.median / clock

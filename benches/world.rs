@@ -206,13 +206,7 @@ fn fast_paths() {
     for v in Fast::ALL {
         fast_sample(v, iters / 10);
     }
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); Fast::ALL.len()];
-    for s in 0..samples {
-        for j in 0..Fast::ALL.len() {
-            let i = (s + j) % Fast::ALL.len();
-            results[i].push(fast_sample(Fast::ALL[i], iters));
-        }
-    }
+    let results = common::round_robin(&Fast::ALL, samples, |_, v| fast_sample(v, iters), |_| {});
     let c = census();
     assert!(
         c.stopped == 0 && c.threads_running == 1 && c.threads_runnable == 0,
@@ -229,18 +223,14 @@ fn fast_paths() {
          ({iters} per sample, {samples} samples per variant, round robin)"
     );
     println!(
-        "{:<52} {:>8} {:>8} {:>8} {:>7} {:>9} {:>12}",
-        "variant", "median", "min", "max", "spread", "/floor", "above floor"
+        "{}",
+        common::stats_header(52, &format!("{:>9} {:>12}", "/floor", "above floor"))
     );
     for (i, v) in Fast::ALL.iter().enumerate() {
         let st = &stats[i];
         println!(
-            "{:<52} {:>8.2} {:>8.2} {:>8.2} {:>6.1}% {:>8.2}x {:>9.2} ns",
-            v.label(),
-            st.median,
-            st.min,
-            st.max,
-            st.spread() * 100.0,
+            "{} {:>8.2}x {:>9.2} ns",
+            common::stats_row(52, v.label(), st, 1.0),
             st.median / floor,
             st.median - floor * v.calls() as f64
         );

@@ -279,3 +279,48 @@ impl CpuWatch {
         );
     }
 }
+
+/// Take `rounds` samples of every variant, round robin: each round visits
+/// every variant once, starting one further along each time, so drift
+/// (another process, frequency changes) hits all variants alike. `sample`
+/// gets the round and the variant; `after_round` the round just done (for
+/// progress). Returns the samples per variant, in `variants`' order.
+pub fn round_robin<V: Copy, T>(
+    variants: &[V],
+    rounds: usize,
+    mut sample: impl FnMut(usize, V) -> T,
+    mut after_round: impl FnMut(usize),
+) -> Vec<Vec<T>> {
+    let n = variants.len();
+    let mut out: Vec<Vec<T>> = (0..n).map(|_| Vec::with_capacity(rounds)).collect();
+    for r in 0..rounds {
+        for j in 0..n {
+            let i = (r + j) % n;
+            out[i].push(sample(r, variants[i]));
+        }
+        after_round(r);
+    }
+    out
+}
+
+/// The header of a statistics table: the variant column `width` wide,
+/// then median, min, max, spread and the caller's extra columns.
+pub fn stats_header(width: usize, extra: &str) -> String {
+    format!(
+        "{:<width$} {:>8} {:>8} {:>8} {:>7} {extra}",
+        "variant", "median", "min", "max", "spread"
+    )
+}
+
+/// One row of a statistics table (values divided by `scale`), to which the
+/// caller appends its extra columns.
+pub fn stats_row(width: usize, label: &str, st: &Stats, scale: f64) -> String {
+    format!(
+        "{:<width$} {:>8.2} {:>8.2} {:>8.2} {:>6.1}%",
+        label,
+        st.median / scale,
+        st.min / scale,
+        st.max / scale,
+        st.spread() * 100.0
+    )
+}
