@@ -214,6 +214,41 @@ static void child_signal_handler_records(void) {
     CHECK_STATUS(rtc_trace_check_file(path, report, sizeof report), RTC_OK);
 }
 
+/* ---- shutdown by a thread holding the world stopped ------------------ */
+
+static atomic_int starter_status = -1;
+static char starter_path[300];
+static void *start_a_trace(void *arg) {
+    (void)arg;
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_PATH;
+    c.path = starter_path;
+    /* Takes hooklock, then waits for the main thread's stop to end. */
+    atomic_store(&starter_status, rtc_trace_start(&c));
+    return NULL;
+}
+
+static void child_shutdown_holding_the_world(void) {
+    alarm(30);
+    snprintf(starter_path, sizeof starter_path, "%s/starter.trace", dir);
+    CHECK_STATUS(rtc_thread_attach("holder", NULL), RTC_OK);
+    CHECK_STATUS(rtc_stop_the_world("held across shutdown"), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, start_a_trace, NULL);
+    usleep(200000); /* the start is waiting for the world, holding hooklock */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Restarts the world first, so the start finishes and shutdown goes
+     * on (it timed out on hooklock before). */
+    CHECK_STATUS(rtc_shutdown(), RTC_OK);
+    CHECK(rtc_t_ms_since(&t0) < rtc_t_bound_ms(1900));
+    pthread_join(t, NULL);
+    int s = atomic_load(&starter_status);
+    CHECK(s == RTC_OK || s == RTC_ERR_SHUT_DOWN);
+}
+
 /* ---- row 11 --------------------------------------------------------- */
 
 static atomic_int hook_release, hook_running;
@@ -261,6 +296,8 @@ int main(void) {
     st = rtc_t_in_child(child_shutdown_from_a_sink_callback, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = rtc_t_in_child(child_signal_handler_records, NULL, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = rtc_t_in_child(child_shutdown_holding_the_world, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = rtc_t_in_child(child_shutdown_with_a_stuck_hook, NULL, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);

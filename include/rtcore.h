@@ -641,7 +641,8 @@ rtc_status rtc_init(const struct rtc_config *config);
  * writer or a trace sink callback; `RTC_ERR_TIMED_OUT`, with a last-error
  * message naming the hook, when a hook run in progress does not return
  * within 2 seconds. On every error nothing was shut down: rtcore runs on
- * and `rtc_shutdown` may be called again.
+ * and `rtc_shutdown` may be called again (a world the caller held stopped
+ * has been restarted, which shutdown does first).
  */
 rtc_status rtc_shutdown(void);
 

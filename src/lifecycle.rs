@@ -164,6 +164,10 @@ pub use crate::base::state::closing;
 /// `rtc_shutdown`. The waits (leaving a blocking region, a hook's run,
 /// joining rtcore's threads) happen without `TRANSITION` held: a hook may
 /// call into rtcore (and take it) while shutdown waits for that hook.
+/// Set while an `rtc_shutdown` is under way (a second one is refused); the
+/// public `closing()` flag is set only once the shutdown can no longer fail.
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How long `rtc_shutdown` waits for a hook run in progress to return
 /// before giving up (and changing nothing).
 pub const SHUTDOWN_HOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -193,11 +197,23 @@ pub fn shutdown() -> Result<()> {
                 return Ok(());
             }
         }
-        if CLOSING.swap(true, Ordering::AcqRel) {
+        if SHUTTING_DOWN.swap(true, Ordering::AcqRel) {
             return Err(Error::new(
                 crate::status::RTC_ERR_WRONG_STATE,
                 "rtc_shutdown is already in progress on another thread",
             ));
+        }
+    }
+    // A world this thread holds stopped is restarted first (as shutdown
+    // always did): a running hook may wait for a stopped thread, and a
+    // trace start on another thread holds hooklock while it waits to stop
+    // the world, so waiting for hooklock with the world stopped could only
+    // time out.
+    let me = crate::ident::current_id();
+    if crate::world::world().holds_world(me) {
+        if let Err(e) = crate::world::world().start(me) {
+            SHUTTING_DOWN.store(false, Ordering::Release);
+            return Err(e);
         }
     }
     // No hook may be running past this point: wait a bounded time for a
@@ -206,7 +222,7 @@ pub fn shutdown() -> Result<()> {
     let hooklock = match crate::sysmon::hooks::lock_hooklock_for(SHUTDOWN_HOOK_WAIT) {
         Ok(g) => g,
         Err(what) => {
-            CLOSING.store(false, Ordering::Release);
+            SHUTTING_DOWN.store(false, Ordering::Release);
             return Err(Error::new(
                 crate::status::RTC_ERR_TIMED_OUT,
                 format!(
@@ -217,9 +233,14 @@ pub fn shutdown() -> Result<()> {
         }
     };
     if let Err(e) = crate::world::world().shutdown_prepare() {
-        CLOSING.store(false, Ordering::Release);
+        SHUTTING_DOWN.store(false, Ordering::Release);
         return Err(e);
     }
+    // From here shutdown goes through. Set under hooklock, which every
+    // trace start holds while it checks `closing()`: no trace starts after
+    // the stop below, and none was refused while shutdown could still
+    // fail.
+    CLOSING.store(true, Ordering::Release);
     crate::sysmon::hooks::close_for_shutdown(&hooklock);
     // Released before the trace stop, which takes it itself.
     drop(hooklock);

@@ -177,7 +177,8 @@ pub extern "C" fn rtc_init(config: *const rtc_config) -> rtc_status {
 /// writer or a trace sink callback; `RTC_ERR_TIMED_OUT`, with a last-error
 /// message naming the hook, when a hook run in progress does not return
 /// within 2 seconds. On every error nothing was shut down: rtcore runs on
-/// and `rtc_shutdown` may be called again.
+/// and `rtc_shutdown` may be called again (a world the caller held stopped
+/// has been restarted, which shutdown does first).
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_shutdown() -> rtc_status {
     boundary("rtc_shutdown", || {

@@ -129,6 +129,9 @@ thread_local! {
     /// that records an event while the thread it interrupted was recording
     /// one finds it set: the event is dropped (`gated`) or refused
     /// (`in_own_gate`), where taking the gate again would spin forever.
+    /// (A handler making any other rtcore call, which is not supported,
+    /// would have its state change run without the gate: no memory is at
+    /// stake, only the trace's consistency.)
     static IN_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 

@@ -74,10 +74,16 @@ impl Sink {
             },
             Err(e) => return Err(describe_open_error(&path, e)),
         };
-        let regular = file
-            .metadata()
-            .map_err(|e| format!("cannot inspect '{path}': {e}"))?
-            .is_file();
+        let regular = match file.metadata() {
+            Ok(m) => m.is_file(),
+            Err(e) => {
+                drop(file);
+                if created.is_some() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(format!("cannot inspect '{path}': {e}"));
+            }
+        };
         // Writes block as usual from here (the writer also waits out an
         // EAGAIN, for descriptors the caller made non-blocking).
         use std::os::fd::AsRawFd;

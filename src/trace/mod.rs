@@ -98,17 +98,23 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     let writer::Opened { sink, created } = sink
         .open()
         .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
-    let r = start_opened(sink);
-    if r.is_err() {
+    let (published, restarted) = start_opened(sink);
+    if published.is_err() {
+        // Nothing was recorded into it: the file goes again.
         if let Some(path) = created {
             let _ = std::fs::remove_file(path);
         }
     }
-    r
+    published.and(restarted)
 }
 
-fn start_opened(sink: writer::Sink) -> Result<()> {
-    crate::world::stop_the_world("trace start")?;
+/// The start's protocol with the sink open: whether the trace was
+/// published, and whether the world restarted (a trace may be running
+/// even when the restart failed).
+fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
+    if let Err(e) = crate::world::stop_the_world("trace start") {
+        return (Err(e), Ok(()));
+    }
     let r = with_sysmonlock(|| -> Result<()> {
         // Checked again: cheap, and the protocol's own guard.
         refuse_when_tracing()?;
@@ -147,7 +153,7 @@ fn start_opened(sink: writer::Sink) -> Result<()> {
     });
     // The world's restart records the STW end.
     let restarted = crate::world::start_the_world();
-    r.and(restarted)
+    (r, restarted)
 }
 
 /// Run the tracer's critical section `f` under `sysmonlock` (or, with the
