@@ -183,11 +183,7 @@ static void child_signal_handler_records(void) {
     sigaction(SIGUSR1, &sa, NULL);
     char path[300];
     snprintf(path, sizeof path, "%s/signal.trace", dir);
-    rtc_trace_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    c.sink_kind = RTC_TRACE_SINK_PATH;
-    c.path = path;
+    rtc_trace_config c = rtc_t_path_config(path);
     CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
     pthread_t me = pthread_self(), t;
     pthread_create(&t, NULL, signaller, &me);
@@ -220,11 +216,7 @@ static atomic_int starter_status = -1;
 static char starter_path[300];
 static void *start_a_trace(void *arg) {
     (void)arg;
-    rtc_trace_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    c.sink_kind = RTC_TRACE_SINK_PATH;
-    c.path = starter_path;
+    rtc_trace_config c = rtc_t_path_config(starter_path);
     /* Takes hooklock, then waits for the main thread's stop to end. */
     atomic_store(&starter_status, rtc_trace_start(&c));
     return NULL;

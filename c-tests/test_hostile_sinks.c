@@ -22,15 +22,6 @@
 
 static char dir[256];
 
-static rtc_trace_config path_config(const char *path) {
-    rtc_trace_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    c.sink_kind = RTC_TRACE_SINK_PATH;
-    c.path = path;
-    return c;
-}
-
 /* A reader of a descriptor into a growing buffer, `delay_us` between
  * reads of at most `chunk` bytes. */
 struct reader {
@@ -72,7 +63,7 @@ static void test_fifo_without_reader_is_refused_at_once(void) {
     char path[300];
     snprintf(path, sizeof path, "%s/noreader.fifo", dir);
     CHECK(mkfifo(path, 0600) == 0);
-    rtc_trace_config c = path_config(path);
+    rtc_trace_config c = rtc_t_path_config(path);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_STATUS(rtc_trace_start(&c), RTC_ERR_IO);
@@ -92,7 +83,7 @@ static void test_fifo_with_reader_is_written_not_truncated(void) {
     struct reader r = {.fd = -1, .path = path, .chunk = 65536};
     pthread_t t;
     pthread_create(&t, NULL, read_all, &r);
-    rtc_trace_config c = path_config(path);
+    rtc_trace_config c = rtc_t_path_config(path);
     /* The reader may not have opened its end yet: retry a refused start. */
     int s = RTC_ERR_IO;
     for (int i = 0; i < 2000 && s == RTC_ERR_IO; i++) {
@@ -156,12 +147,12 @@ static void test_refused_starts_touch_nothing(void) {
     fputs("the user's data", f);
     fclose(f);
 
-    rtc_trace_config c = path_config(tracing);
+    rtc_trace_config c = rtc_t_path_config(tracing);
     CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
-    rtc_trace_config c2 = path_config(fresh);
+    rtc_trace_config c2 = rtc_t_path_config(fresh);
     CHECK_STATUS(rtc_trace_start(&c2), RTC_ERR_WRONG_STATE);
     CHECK(access(fresh, F_OK) != 0); /* not created */
-    rtc_trace_config c3 = path_config(kept);
+    rtc_trace_config c3 = rtc_t_path_config(kept);
     CHECK_STATUS(rtc_trace_start(&c3), RTC_ERR_WRONG_STATE);
     CHECK_STATUS(rtc_trace_stop(), RTC_OK);
     struct stat st;
@@ -169,7 +160,7 @@ static void test_refused_starts_touch_nothing(void) {
 
     /* From a hook: refused before anything is opened. */
     static rtc_trace_config hc;
-    hc = path_config(from_hook);
+    hc = rtc_t_path_config(from_hook);
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("starter", 1000000, starting_hook, &hc, &id), RTC_OK);
     struct timespec t0;
@@ -181,7 +172,7 @@ static void test_refused_starts_touch_nothing(void) {
 
     /* A start that fails after creating its file removes it again: a
      * directory is refused at open, before anything is created. */
-    rtc_trace_config cd = path_config(dir);
+    rtc_trace_config cd = rtc_t_path_config(dir);
     CHECK_STATUS(rtc_trace_start(&cd), RTC_ERR_IO);
 }
 

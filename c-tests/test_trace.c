@@ -25,15 +25,6 @@
 
 static char dir[256];
 
-static rtc_trace_config path_config(const char *path) {
-    rtc_trace_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    c.sink_kind = RTC_TRACE_SINK_PATH;
-    c.path = path;
-    return c;
-}
-
 static int check_file(const char *path, char *report, size_t len) {
     int s = rtc_trace_check_file(path, report, len);
     if (s != RTC_OK) fprintf(stderr, "trace %s: %s\n", path, report);
@@ -71,7 +62,7 @@ static void test_path_sink_with_user_events(void) {
     CHECK(!RTC_TRACE_ON());
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_trace_stop(), RTC_OK); /* not tracing: fine */
-    rtc_trace_config c = path_config(path);
+    rtc_trace_config c = rtc_t_path_config(path);
     pthread_t w, u;
     atomic_store(&worker_stop, 0);
     pthread_create(&w, NULL, attached_worker, NULL);
@@ -189,7 +180,7 @@ static void *racer(void *arg) {
     int attached = (int)(long)arg & 1;
     if (attached) rtc_thread_attach("racer", NULL);
     while (!atomic_load(&racers_go)) usleep(100);
-    rtc_trace_config c = path_config(race_path);
+    rtc_trace_config c = rtc_t_path_config(race_path);
     int s = rtc_trace_start(&c);
     if (s == RTC_OK) atomic_fetch_add(&racers_won, 1);
     else if (s == RTC_ERR_WRONG_STATE) atomic_fetch_add(&racers_refused, 1);
@@ -220,7 +211,7 @@ static void test_refusals(void) {
     char path[300];
     snprintf(path, sizeof path, "%s/refused.trace", dir);
     static rtc_trace_config c;
-    c = path_config(path);
+    c = rtc_t_path_config(path);
     uint64_t id = 0;
     CHECK_STATUS(rtc_sysmon_hook_add("starter", 1000000, starting_hook, &c, &id), RTC_OK);
     struct timespec t0;
@@ -236,19 +227,19 @@ static void test_refusals(void) {
     CHECK(rtc_trace_enabled() == 0);
 
     CHECK_STATUS(rtc_trace_start(NULL), RTC_ERR_NULL);
-    rtc_trace_config bad = path_config(path);
+    rtc_trace_config bad = rtc_t_path_config(path);
     bad.size = 4;
     CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
-    bad = path_config(path);
+    bad = rtc_t_path_config(path);
     bad.sink_kind = RTC_TRACE_SINK_NONE;
     CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
     CHECK_CONTAINS(rtc_t_last_error(), "RTC_TRACE_SINK_NONE");
     bad.sink_kind = 9;
     CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_INVALID_ARGUMENT);
-    bad = path_config("/nonexistent-dir/x/y.trace");
+    bad = rtc_t_path_config("/nonexistent-dir/x/y.trace");
     CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_IO);
     CHECK_CONTAINS(rtc_t_last_error(), "cannot open");
-    bad = path_config(NULL);
+    bad = rtc_t_path_config(NULL);
     CHECK_STATUS(rtc_trace_start(&bad), RTC_ERR_NULL);
     bad.sink_kind = RTC_TRACE_SINK_FD;
     bad.fd = 987;
@@ -275,7 +266,7 @@ static void test_start_while_holding_a_user_lock_is_reported(void) {
     uint64_t before = 0, after = 0;
     CHECK_STATUS(rtc_lockrank_violations(&before), RTC_OK);
     CHECK_STATUS(RTC_MUTEX_LOCK(&app_lock), RTC_OK);
-    rtc_trace_config c = path_config(path);
+    rtc_trace_config c = rtc_t_path_config(path);
     CHECK_STATUS(rtc_trace_start(&c), RTC_OK); /* reported, not refused */
     CHECK_STATUS(rtc_mutex_unlock(&app_lock), RTC_OK);
     CHECK_STATUS(rtc_trace_stop(), RTC_OK);
@@ -306,7 +297,7 @@ static void test_broken_pipe_and_huge_strings(void) {
 
     char path[300], report[512];
     snprintf(path, sizeof path, "%s/huge.trace", dir);
-    rtc_trace_config f = path_config(path);
+    rtc_trace_config f = rtc_t_path_config(path);
     static char huge[100 * 1024];
     memset(huge, 'x', sizeof huge - 1);
     CHECK_STATUS(rtc_trace_start(&f), RTC_OK);
@@ -354,7 +345,7 @@ static void test_start_stop_while_threads_attach_and_detach(void) {
     int cycles = getenv("RTC_TEST_SLOW") ? 3 : 50, valid = 0;
     for (int c = 0; c < cycles; c++) {
         snprintf(path, sizeof path, "%s/churn-%d.trace", dir, c % 3);
-        rtc_trace_config cfg = path_config(path);
+        rtc_trace_config cfg = rtc_t_path_config(path);
         CHECK_STATUS(rtc_trace_start(&cfg), RTC_OK);
         pthread_t e;
         pthread_create(&e, NULL, exits_attached, NULL);
@@ -388,7 +379,7 @@ static void *contender(void *arg) {
 static void test_runtime_events_are_recorded(void) {
     char path[300], report[2048];
     snprintf(path, sizeof path, "%s/runtime.trace", dir);
-    rtc_trace_config cfg = path_config(path);
+    rtc_trace_config cfg = rtc_t_path_config(path);
     /* One P: woken by main's unlock, the worker must then wait for main's
      * P, a second sleep; the trace must still name main as its waker. */
     uint32_t procs = 0;

@@ -101,15 +101,21 @@ fn heads_after(b: &[u8], i: usize) -> Vec<String> {
     }
 }
 
-/// Every (from, to) edge between top-level modules under `src`.
-fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+/// The Rust files under `src` and the top-level modules they make up.
+fn files_and_modules(src: &Path) -> (Vec<PathBuf>, BTreeSet<String>) {
     let mut files = Vec::new();
     rust_files(src, &mut files);
-    let modules: BTreeSet<String> = files
+    let modules = files
         .iter()
         .filter_map(|f| module_path(src, f))
         .filter_map(|p| p.first().cloned())
         .collect();
+    (files, modules)
+}
+
+/// Every (from, to) edge between top-level modules under `src`.
+fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let (files, modules) = files_and_modules(src);
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
         let Some(path) = module_path(src, f) else {
@@ -162,13 +168,7 @@ fn violations(src: &Path, layering: &str) -> Vec<String> {
     let id = |m: &str| table.lookup(&format!("mod_{m}")).ok();
     let mut bad = Vec::new();
     let graph = edges(src);
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
-    let modules: BTreeSet<String> = files
-        .iter()
-        .filter_map(|f| module_path(src, f))
-        .filter_map(|p| p.first().cloned())
-        .collect();
+    let (_, modules) = files_and_modules(src);
     for m in &modules {
         if id(m).is_none() {
             bad.push(format!(
@@ -177,7 +177,7 @@ fn violations(src: &Path, layering: &str) -> Vec<String> {
         }
     }
     for (from, tos) in &graph {
-        let (Some(f), true) = (id(from), true) else {
+        let Some(f) = id(from) else {
             continue;
         };
         let allowed = rtcore::ranks::table::load_allowed(table.matrix(), f);

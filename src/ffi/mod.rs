@@ -98,17 +98,11 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> T, on_panic: impl FnOnce(
         Ok(v) => v,
         Err(_) => {
             set_last_error(&panic_error(what));
-            // A panic in `on_panic` too leaves the panic status's default.
-            catch_unwind(AssertUnwindSafe(on_panic)).unwrap_or_else(|_| panic_fallback::<T>())
+            // A panic in `on_panic` too (the wrappers' cannot) leaves no
+            // value to return and must not unwind into C: abort.
+            catch_unwind(AssertUnwindSafe(on_panic)).unwrap_or_else(|_| std::process::abort())
         }
     }
-}
-
-/// What `guard` returns when even `on_panic` panicked: unreachable for the
-/// wrappers below, whose `on_panic` cannot panic; aborting is the only
-/// value-free answer left.
-fn panic_fallback<T>() -> T {
-    std::process::abort()
 }
 
 /// A status from a body's result (storing the message of a failure).

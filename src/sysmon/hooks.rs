@@ -278,7 +278,12 @@ pub fn lock_hooklock_for(limit: Duration) -> std::result::Result<HooklockGuard, 
 /// joined by `shutdown`.
 pub fn close_for_shutdown(_held: &HooklockGuard) {
     let h = hooks();
-    let mut r = h.reg.lock();
+    close_registry(h, &mut h.reg.lock());
+}
+
+/// No hook is added or run from here on (under `reg`, where the hook
+/// thread checks `quit` before each run).
+fn close_registry(h: &Hooks, r: &mut Registry) {
     h.closed.store(true, SeqCst);
     h.quit.store(true, SeqCst);
     h.reshaping.store(true, SeqCst);
@@ -517,11 +522,7 @@ pub fn shutdown() {
     let h = hooks();
     let j = {
         let mut r = h.reg.lock();
-        h.closed.store(true, SeqCst);
-        h.quit.store(true, SeqCst);
-        h.reshaping.store(true, SeqCst);
-        r.hooks.clear();
-        h.reshaping.store(false, SeqCst);
+        close_registry(h, &mut r);
         r.thread.take()
     };
     wake_thread(h);
