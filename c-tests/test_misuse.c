@@ -624,14 +624,35 @@ static void m_trace_stats_json(void) {
     CHECK_STATUS(rtc_trace_stats_json("/dev/null", r, (size_t)-1, NULL), RTC_ERR_INVALID_ARGUMENT);
 }
 
+/* Text is checked only when it is recorded: while tracing (into
+ * /dev/null). Not tracing, an event call reads none of its arguments. */
+static void tracing_begin(void) {
+    rtc_trace_config c = rtc_t_path_config("/dev/null");
+    CHECK_STATUS(rtc_trace_start(&c), RTC_OK);
+}
+
+static void tracing_end(void) {
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+}
+
 static void m_log(void) {
     CHECK_STATUS(rtc_log(NULL, NULL), RTC_OK);
+    CHECK_STATUS(rtc_log("\xff", "x"), RTC_OK);
+    tracing_begin();
+    CHECK_STATUS(rtc_log(NULL, NULL), RTC_OK);
     CHECK_STATUS(rtc_log("\xff", "x"), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not valid UTF-8");
+    CHECK_STATUS(rtc_log("x", "\xc3"), RTC_ERR_INVALID_ARGUMENT);
+    tracing_end();
 }
 
 static void m_region_begin(void) {
     CHECK_STATUS(rtc_region_begin(NULL), RTC_OK);
+    CHECK_STATUS(rtc_region_begin("\xfe"), RTC_OK);
+    tracing_begin();
     CHECK_STATUS(rtc_region_begin("\xfe"), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not valid UTF-8");
+    tracing_end();
 }
 
 static void m_region_end(void) {
@@ -656,7 +677,13 @@ static void m_task_end(void) {
 
 static void m_counter(void) {
     CHECK_STATUS(rtc_counter(NULL, 1), RTC_OK);
+    CHECK_STATUS(rtc_counter("\xff", 1), RTC_OK);
+    tracing_begin();
     CHECK_STATUS(rtc_counter("\xff", 1), RTC_ERR_INVALID_ARGUMENT);
+    uint64_t id = 0;
+    CHECK_STATUS(rtc_task_begin("\xff", &id), RTC_ERR_INVALID_ARGUMENT);
+    CHECK(id == 0);
+    tracing_end();
 }
 
 /* After shutdown every call answers with a status. */

@@ -914,40 +914,45 @@ int32_t rtc_trace_enabled(void);
 
 /**
  * Record a log line in the calling thread's trace: `category` and
- * `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
- * when not tracing (use `RTC_LOG` to skip the call then). Like every
+ * `message` (either may be NULL; each is cut at 64 KiB). When not
+ * tracing, returns at once without reading either (use `RTC_LOG` to skip
+ * even the call): text is checked only when it is recorded. Like every
  * rtcore call, not async-signal-safe: do not call it from a signal
  * handler. (One case is caught: a handler that interrupted an event being
  * recorded on the same thread gets `RTC_ERR_BUSY` from every event call,
  * with no message, where it would otherwise spin forever.)
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
- * `RTC_ERR_BUSY` as above; `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+ * tracing (nothing is recorded); `RTC_ERR_BUSY` as above;
+ * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_log(const char *category, const char *message);
 
 /**
  * Begin a region (a named span of the calling thread; regions nest).
+ * `name` may be NULL; it is read only while tracing.
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
- * `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+ * tracing; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_region_begin(const char *name);
 
 /**
  * End the calling thread's innermost region.
  *
- * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_region_end(void);
 
 /**
  * Begin a task (a unit of work that may move between threads): its id
- * (unique, never reused) is written to `*out_id`; end it with
- * `rtc_task_end`, from any thread.
+ * (unique, never reused) is written to `*out_id`, tracing or not; end it
+ * with `rtc_task_end`, from any thread. `name` (may be NULL) is read only
+ * while tracing.
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for
- * non-UTF-8 text; `RTC_ERR_SHUT_DOWN`.
+ * non-UTF-8 text while tracing (no id is handed out then); `RTC_ERR_BUSY`
+ * as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_task_begin(const char *name, uint64_t *out_id);
 
@@ -955,15 +960,17 @@ rtc_status rtc_task_begin(const char *name, uint64_t *out_id);
  * End task `id`.
  *
  * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0, one never handed
- * out, or a task already ended; `RTC_ERR_SHUT_DOWN`.
+ * out, or a task already ended; `RTC_ERR_BUSY` as for `rtc_log`;
+ * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_task_end(uint64_t id);
 
 /**
- * Record a counter's value (a counter track named `name`).
+ * Record a counter's value (a counter track named `name`; may be NULL,
+ * read only while tracing).
  *
- * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
- * `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+ * tracing; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_counter(const char *name, int64_t value);
 

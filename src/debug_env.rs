@@ -16,6 +16,12 @@ pub struct DebugSettings {
     /// `sysmon_park_after_check`; see record::fault).
     pub trace_skip_sysmonlock: bool,
     pub sysmon_park_after_check: bool,
+    /// Full fences on both sides of every gate instead of `membarrier`
+    /// (`gate_fences=1`; see record::fence).
+    pub gate_fences: bool,
+    /// The trace clock is CLOCK_MONOTONIC even where the TSC is usable
+    /// (`trace_clock=monotonic`; `trace_clock=tsc` is the default).
+    pub trace_clock_monotonic: bool,
     /// A lower cap on processors (`procs_cap=N`), to test the cap.
     pub procs_cap: Option<usize>,
     /// Problems found while parsing, one line each.
@@ -39,7 +45,14 @@ pub fn parse(value: &str) -> DebugSettings {
                     "{VARIABLE}: lockrank={val:?} is not one of off, report, abort; ignored"
                 )),
             },
-            "trace_skip_sysmonlock" | "sysmon_park_after_check" => {
+            "trace_clock" => match val {
+                "monotonic" => out.trace_clock_monotonic = true,
+                "tsc" => out.trace_clock_monotonic = false,
+                _ => out.warnings.push(format!(
+                    "{VARIABLE}: trace_clock={val:?} is not tsc or monotonic; ignored"
+                )),
+            },
+            "trace_skip_sysmonlock" | "sysmon_park_after_check" | "gate_fences" => {
                 let on = match val {
                     "1" | "" => true,
                     "0" => false,
@@ -50,10 +63,10 @@ pub fn parse(value: &str) -> DebugSettings {
                         continue;
                     }
                 };
-                if name == "trace_skip_sysmonlock" {
-                    out.trace_skip_sysmonlock = on;
-                } else {
-                    out.sysmon_park_after_check = on;
+                match name {
+                    "trace_skip_sysmonlock" => out.trace_skip_sysmonlock = on,
+                    "gate_fences" => out.gate_fences = on,
+                    _ => out.sysmon_park_after_check = on,
                 }
             }
             "procs_cap" => match val.parse::<usize>() {
@@ -71,7 +84,7 @@ pub fn parse(value: &str) -> DebugSettings {
                     )),
                 },
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, procs_cap)"
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, procs_cap, gate_fences, trace_clock)"
                 )),
             },
         }
@@ -118,6 +131,15 @@ mod tests {
     fn parses_the_trace_fault_knobs() {
         let s = parse("trace_skip_sysmonlock=1,sysmon_park_after_check");
         assert!(s.trace_skip_sysmonlock && s.sysmon_park_after_check);
+        let s = parse("gate_fences=1,trace_clock=monotonic");
+        assert!(s.gate_fences && s.trace_clock_monotonic && s.warnings.is_empty());
+        let s = parse("trace_clock=hpet");
+        assert!(!s.trace_clock_monotonic);
+        assert!(
+            s.warnings[0].contains("not tsc or monotonic"),
+            "{:?}",
+            s.warnings
+        );
         let s = parse("trace_skip_sysmonlock=yes");
         assert!(!s.trace_skip_sysmonlock);
         assert!(s.warnings[0].contains("not 0 or 1"), "{:?}", s.warnings);

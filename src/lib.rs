@@ -37,6 +37,7 @@ pub mod record;
 /// Under loom, only the tracer's gate protocol (tests/loom_trace.rs).
 #[cfg(loom)]
 pub mod record {
+    pub mod fence;
     pub mod gate;
 }
 #[cfg(not(loom))]

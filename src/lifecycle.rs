@@ -64,12 +64,17 @@ pub use crate::base::state::shut_down_error;
 
 /// Apply options and move to RUNNING. Called with `TRANSITION` held.
 fn start(opts: &Options) -> Result<()> {
+    // First: the gates' fence mode is chosen before any thread (sysmon
+    // included) enters a gate, and the trace clock's calibration begins.
+    let env = debug_env::from_env();
+    crate::record::fence::init(env.gate_fences);
+    crate::record::clock::force_monotonic(env.trace_clock_monotonic);
+    crate::record::clock::calibration_start();
     crate::diag::install_panic_hook();
     crate::world::install();
     crate::sysmon::install();
     register_fork_handlers();
     register_at_exit();
-    let env = debug_env::from_env();
     for (setting, ns) in &env.sysmon {
         crate::sysmon::settings::set(*setting, *ns);
     }

@@ -70,11 +70,11 @@ mod models {
 
     /// The tracer's start: publish, then each listed thread's status in
     /// its gate (unless the thread wrote it itself).
-    fn tracer(m: &M) {
+    fn tracer(m: &M, section: TracerFn) {
         gate::publish(&m.current, GEN);
         let listed = *m.listed.lock().unwrap();
         if listed {
-            gate::tracer(&m.gate, || {
+            section(&m.gate, &mut || {
                 let mut s = m.stream.lock().unwrap();
                 if !s.iter().any(|e| matches!(e, Ev::Status(_) | Ev::Attach)) {
                     s.push(Ev::Status(m.state.load(SeqCst)));
@@ -86,23 +86,34 @@ mod models {
     type Section<'a> = Box<dyn FnOnce(u64) + 'a>;
     type Join<'a> = Box<dyn FnOnce() + 'a>;
     type EmitterFn = for<'a> fn(&'a Gate, &'a AtomicU64, Section<'a>);
+    type TracerFn = fn(&Gate, &mut dyn FnMut());
+
+    fn tracer_ok(g: &Gate, f: &mut dyn FnMut()) {
+        gate::tracer(g, f)
+    }
+    fn tracer_without_fence(g: &Gate, f: &mut dyn FnMut()) {
+        broken::tracer_without_fence(g, f)
+    }
     type JoiningFn = for<'a> fn(&'a Gate, &'a AtomicU64, Join<'a>, Section<'a>);
 
     fn emitter_ok<'a>(g: &'a Gate, c: &'a AtomicU64, f: Section<'a>) {
-        gate::emitter(g, c, f)
+        gate::emitter(g, c, f).expect("not re-entered");
     }
     fn emitter_broken<'a>(g: &'a Gate, c: &'a AtomicU64, f: Section<'a>) {
-        broken::emitter_without_gate(g, c, f)
+        broken::emitter_without_gate(g, c, f);
+    }
+    fn emitter_without_fence<'a>(g: &'a Gate, c: &'a AtomicU64, f: Section<'a>) {
+        broken::emitter_without_fence(g, c, f);
     }
     fn joining_ok<'a>(g: &'a Gate, c: &'a AtomicU64, j: Join<'a>, f: Section<'a>) {
-        gate::joining(g, c, j, f)
+        gate::joining(g, c, j, f).expect("not re-entered");
     }
     fn joining_broken<'a>(g: &'a Gate, c: &'a AtomicU64, j: Join<'a>, f: Section<'a>) {
-        broken::joining_after_reading(g, c, j, f)
+        broken::joining_after_reading(g, c, j, f);
     }
 
     /// A WAITING thread (listed) wakes while a start runs.
-    fn wake_model(emit: EmitterFn) {
+    fn wake_model(emit: EmitterFn, section: TracerFn) {
         loom::model(move || {
             let m = new_model(WAITING, true);
             let m2 = m.clone();
@@ -126,7 +137,7 @@ mod models {
                     }),
                 );
             });
-            tracer(&m);
+            tracer(&m, section);
             t.join().unwrap();
             let s = m.stream.lock().unwrap().clone();
             let ok = s == [Ev::Status(RUNNABLE)] || s == [Ev::Status(WAITING), Ev::Unblock];
@@ -154,7 +165,7 @@ mod models {
                     }),
                 );
             });
-            tracer(&m);
+            tracer(&m, tracer_ok);
             t.join().unwrap();
             let s = m.stream.lock().unwrap().clone();
             let ok = s == [Ev::Status(RUNNABLE)] || s == [Ev::Attach];
@@ -178,18 +189,25 @@ mod models {
         let args: Vec<String> = std::env::args().collect();
         if let Some(i) = args.iter().position(|a| a == "--broken") {
             match args.get(i + 1).map(String::as_str) {
-                Some("emitter-without-gate") => wake_model(emitter_broken),
+                Some("emitter-without-gate") => wake_model(emitter_broken, tracer_ok),
+                Some("gate-without-fence") => {
+                    wake_model(emitter_without_fence, tracer_without_fence)
+                }
                 Some("joining-after-reading") => attach_model(joining_broken),
                 other => panic!("unknown broken variant {other:?}"),
             }
             return;
         }
-        wake_model(emitter_ok);
+        wake_model(emitter_ok, tracer_ok);
         run("a wake-up races a trace start", true);
         attach_model(joining_ok);
         run("an attach races a trace start", true);
         let mut failed = 0;
-        for variant in ["emitter-without-gate", "joining-after-reading"] {
+        for variant in [
+            "emitter-without-gate",
+            "gate-without-fence",
+            "joining-after-reading",
+        ] {
             let out = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--broken", variant])
                 .output()
@@ -210,7 +228,7 @@ mod models {
                 if caught { "ok" } else { "FAILED" }
             );
         }
-        println!("{} passed, {failed} failed", 4 - failed);
+        println!("{} passed, {failed} failed", 5 - failed);
         if failed > 0 {
             std::process::exit(1);
         }

@@ -3,12 +3,13 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_char;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 use super::{boundary, boundary_value, required_str};
+use crate::base::state::{GATE, SHUT_DOWN, STATE_MASK};
 use crate::format::EventKind;
 use crate::lifecycle;
-use crate::record::{self, A, writer};
+use crate::record::{self, A, EmitError, writer};
 use crate::status::{Error, RTC_ERR_INVALID_ARGUMENT, RTC_ERR_IO, rtc_status};
 
 /// Where `rtc_trace_start` sends the trace.
@@ -165,82 +166,94 @@ pub extern "C" fn rtc_trace_enabled() -> i32 {
     boundary_value("rtc_trace_enabled", 0, || crate::trace::enabled() as i32)
 }
 
-/// A user event recorded from a signal handler that interrupted this
-/// thread while it was recording one: refused with `RTC_ERR_BUSY` (the
-/// thread's gate is held by the code the handler interrupted; taking it
-/// would spin forever). No message is stored and nothing is allocated:
-/// the interrupted code may be inside the allocator.
-fn refuse_reentry(_func: &str) -> crate::status::Result<()> {
-    // Not tracing: the call records nothing and takes no gate, so it is
-    // the harmless no-op it always was.
-    if record::rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) != 0 && record::in_own_gate()
-    {
-        return Err(Error {
-            status: crate::status::RTC_ERR_BUSY,
-            message: String::new(),
-        });
+/// The user events' answer when not tracing, before any argument is
+/// read: `RTC_OK` (and `RTC_ERR_SHUT_DOWN` after `rtc_shutdown`, through
+/// the boundary so its message is kept). None: tracing, go on.
+#[inline(always)]
+fn when_off(func: &'static str) -> Option<rtc_status> {
+    if record::rtc_trace_on.load(Relaxed) != 0 {
+        return None;
     }
-    Ok(())
+    if GATE.load(Relaxed) & STATE_MASK == SHUT_DOWN {
+        return Some(boundary(func, || lifecycle::enter().map(|_| ())));
+    }
+    Some(crate::status::RTC_OK)
 }
 
-fn opt_str<'a>(p: *const c_char, arg: &str, func: &str) -> crate::status::Result<&'a str> {
-    if p.is_null() {
-        Ok("")
-    } else {
-        required_str(p, arg, func)
+/// Record a user event whose strings are the caller's C strings, checked
+/// only now that they are recorded.
+fn emit_user(func: &str, kind: EventKind, args: &[A<'_>]) -> crate::status::Result<()> {
+    match record::emit_user(kind, args) {
+        Ok(()) => Ok(()),
+        Err(EmitError::NotUtf8) => Err(Error::new(
+            RTC_ERR_INVALID_ARGUMENT,
+            format!("{func}: a text argument is not valid UTF-8 (nothing was recorded)"),
+        )),
+        // A signal handler interrupted this thread while it recorded an
+        // event: its gate is held by the interrupted code; taking it would
+        // spin forever. No message is stored and nothing is allocated (the
+        // interrupted code may be inside the allocator).
+        Err(EmitError::Busy) => Err(Error {
+            status: crate::status::RTC_ERR_BUSY,
+            message: String::new(),
+        }),
     }
 }
 
 /// Record a log line in the calling thread's trace: `category` and
-/// `message` (either may be NULL; each is cut at 64 KiB). Nothing happens
-/// when not tracing (use `RTC_LOG` to skip the call then). Like every
+/// `message` (either may be NULL; each is cut at 64 KiB). When not
+/// tracing, returns at once without reading either (use `RTC_LOG` to skip
+/// even the call): text is checked only when it is recorded. Like every
 /// rtcore call, not async-signal-safe: do not call it from a signal
 /// handler. (One case is caught: a handler that interrupted an event being
 /// recorded on the same thread gets `RTC_ERR_BUSY` from every event call,
 /// with no message, where it would otherwise spin forever.)
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
-/// `RTC_ERR_BUSY` as above; `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+/// tracing (nothing is recorded); `RTC_ERR_BUSY` as above;
+/// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_log(category: *const c_char, message: *const c_char) -> rtc_status {
+    if let Some(s) = when_off("rtc_log") {
+        return s;
+    }
     boundary("rtc_log", || {
-        lifecycle::enter()?;
-        refuse_reentry("rtc_log")?;
-        let c = opt_str(category, "category", "rtc_log")?;
-        let m = opt_str(message, "message", "rtc_log")?;
         // Trace (here and for every user event below): the caller's own
         // event, protected by the stop if it is RUNNING, else by its gate
-        // (`record::emit` takes it).
-        record::emit(EventKind::Log, &[A::Str(c), A::Str(m)]);
-        Ok(())
+        // (`record::emit_user` takes it).
+        emit_user(
+            "rtc_log",
+            EventKind::Log,
+            &[A::CStr(category), A::CStr(message)],
+        )
     })
 }
 
 /// Begin a region (a named span of the calling thread; regions nest).
+/// `name` may be NULL; it is read only while tracing.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
-/// `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+/// tracing; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_region_begin(name: *const c_char) -> rtc_status {
+    if let Some(s) = when_off("rtc_region_begin") {
+        return s;
+    }
     boundary("rtc_region_begin", || {
-        lifecycle::enter()?;
-        refuse_reentry("rtc_region_begin")?;
-        let n = opt_str(name, "name", "rtc_region_begin")?;
-        record::emit(EventKind::RegionBegin, &[A::Str(n)]);
-        Ok(())
+        emit_user("rtc_region_begin", EventKind::RegionBegin, &[A::CStr(name)])
     })
 }
 
 /// End the calling thread's innermost region.
 ///
-/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_region_end() -> rtc_status {
+    if let Some(s) = when_off("rtc_region_end") {
+        return s;
+    }
     boundary("rtc_region_end", || {
-        lifecycle::enter()?;
-        refuse_reentry("rtc_region_end")?;
-        record::emit(EventKind::RegionEnd, &[]);
-        Ok(())
+        emit_user("rtc_region_end", EventKind::RegionEnd, &[])
     })
 }
 
@@ -251,21 +264,28 @@ static OPEN_TASKS: std::sync::LazyLock<parking_lot::Mutex<std::collections::Hash
     std::sync::LazyLock::new(|| parking_lot::Mutex::new(std::collections::HashSet::new()));
 
 /// Begin a task (a unit of work that may move between threads): its id
-/// (unique, never reused) is written to `*out_id`; end it with
-/// `rtc_task_end`, from any thread.
+/// (unique, never reused) is written to `*out_id`, tracing or not; end it
+/// with `rtc_task_end`, from any thread. `name` (may be NULL) is read only
+/// while tracing.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for
-/// non-UTF-8 text; `RTC_ERR_SHUT_DOWN`.
+/// non-UTF-8 text while tracing (no id is handed out then); `RTC_ERR_BUSY`
+/// as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_status {
     boundary("rtc_task_begin", || {
         lifecycle::enter()?;
-        refuse_reentry("rtc_task_begin")?;
         let out_id = super::out(out_id, "out_id", "rtc_task_begin")?;
-        let n = opt_str(name, "name", "rtc_task_begin")?;
         let id = NEXT_TASK.fetch_add(1, SeqCst);
         OPEN_TASKS.lock().insert(id);
-        record::emit(EventKind::TaskBegin, &[A::U(id), A::Str(n)]);
+        if let Err(e) = emit_user(
+            "rtc_task_begin",
+            EventKind::TaskBegin,
+            &[A::U(id), A::CStr(name)],
+        ) {
+            OPEN_TASKS.lock().remove(&id);
+            return Err(e);
+        }
         out_id.set(id);
         Ok(())
     })
@@ -274,12 +294,12 @@ pub extern "C" fn rtc_task_begin(name: *const c_char, out_id: *mut u64) -> rtc_s
 /// End task `id`.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for id 0, one never handed
-/// out, or a task already ended; `RTC_ERR_SHUT_DOWN`.
+/// out, or a task already ended; `RTC_ERR_BUSY` as for `rtc_log`;
+/// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
     boundary("rtc_task_end", || {
         lifecycle::enter()?;
-        refuse_reentry("rtc_task_end")?;
         if id == 0 || id >= NEXT_TASK.load(SeqCst) {
             return Err(Error::new(
                 RTC_ERR_INVALID_ARGUMENT,
@@ -292,23 +312,26 @@ pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
                 format!("rtc_task_end: task {id} has already ended"),
             ));
         }
-        record::emit(EventKind::TaskEnd, &[A::U(id)]);
-        Ok(())
+        emit_user("rtc_task_end", EventKind::TaskEnd, &[A::U(id)])
     })
 }
 
-/// Record a counter's value (a counter track named `name`).
+/// Record a counter's value (a counter track named `name`; may be NULL,
+/// read only while tracing).
 ///
-/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text;
-/// `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for non-UTF-8 text while
+/// tracing; `RTC_ERR_BUSY` as for `rtc_log`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_counter(name: *const c_char, value: i64) -> rtc_status {
+    if let Some(s) = when_off("rtc_counter") {
+        return s;
+    }
     boundary("rtc_counter", || {
-        lifecycle::enter()?;
-        refuse_reentry("rtc_counter")?;
-        let n = opt_str(name, "name", "rtc_counter")?;
-        record::emit(EventKind::Counter, &[A::Str(n), A::S(value)]);
-        Ok(())
+        emit_user(
+            "rtc_counter",
+            EventKind::Counter,
+            &[A::CStr(name), A::S(value)],
+        )
     })
 }
 

@@ -76,6 +76,8 @@ pub struct Decoder<'a> {
     end: usize,
     shift: usize,
     ts: u64,
+    /// Nanoseconds per tick, 32.32 fixed point.
+    scale: u64,
     thread: u64,
     generation: u64,
     strings: HashMap<u64, String, IdHash>,
@@ -88,7 +90,13 @@ pub struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(data: &'a [u8], batches: &'a [BatchRef], thread: u64, generation: u64) -> Self {
+    pub fn new(
+        data: &'a [u8],
+        batches: &'a [BatchRef],
+        thread: u64,
+        generation: u64,
+        scale: u64,
+    ) -> Self {
         Decoder {
             data,
             batches: batches.iter(),
@@ -96,6 +104,7 @@ impl<'a> Decoder<'a> {
             end: 0,
             shift: 0,
             ts: 0,
+            scale,
             thread,
             generation,
             strings: HashMap::default(),
@@ -228,7 +237,11 @@ impl<'a> Decoder<'a> {
         self.pos = pos;
         self.ts = ts;
         out.kind = kind;
-        out.ts = ts;
+        out.ts = if self.scale == super::parse::ONE_NS_PER_TICK {
+            ts
+        } else {
+            ((u128::from(ts) * u128::from(self.scale)) >> 32).min(u128::from(u64::MAX)) as u64
+        };
         out.thread = self.thread;
         out.generation = self.generation;
         out.offset = ev_at;

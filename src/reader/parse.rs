@@ -351,13 +351,50 @@ pub struct Layout {
     pub threads: BTreeMap<u64, Vec<BatchRef>>,
     /// Bytes buffered for the generation.
     pub bytes: usize,
+    /// Nanoseconds per tick of the generation's clock, in 32.32 fixed
+    /// point (0: not known yet, read as 1 ns per tick).
+    pub ns_per_tick: u64,
 }
 
+/// 1 ns per tick in 32.32 fixed point.
+pub const ONE_NS_PER_TICK: u64 = 1 << 32;
+
 impl Layout {
-    /// A decoder of `thread`'s events over `data` (the buffer).
+    /// A decoder of `thread`'s events over `data` (the buffer), giving
+    /// timestamps in nanoseconds.
     pub fn decoder<'a>(&'a self, data: &'a [u8], thread: u64) -> super::decode::Decoder<'a> {
         let batches = self.threads.get(&thread).map_or(&[][..], Vec::as_slice);
-        super::decode::Decoder::new(data, batches, thread, self.number)
+        let scale = if self.ns_per_tick == 0 {
+            ONE_NS_PER_TICK
+        } else {
+            self.ns_per_tick
+        };
+        super::decode::Decoder::new(data, batches, thread, self.number, scale)
+    }
+
+    /// The scale the header batch's `clock info` gives (ticks per second;
+    /// writers put it first). Without a usable one, 1 ns per tick: the
+    /// validator reports a missing or zero clock.
+    fn clock_scale(&self, data: &[u8]) -> u64 {
+        let mut d = super::decode::Decoder::new(
+            data,
+            self.threads.get(&0).map_or(&[][..], Vec::as_slice),
+            0,
+            self.number,
+            ONE_NS_PER_TICK,
+        );
+        let mut e = Event::empty();
+        while let Ok(true) = d.next_into(&mut e) {
+            if e.kind == EventKind::ClockInfo {
+                let hz = e.args[0];
+                if hz == 0 {
+                    break;
+                }
+                let scale = (1_000_000_000u128 << 32) / u128::from(hz);
+                return u64::try_from(scale).unwrap_or(u64::MAX).max(1);
+            }
+        }
+        ONE_NS_PER_TICK
     }
 
     /// Decode every thread's events. The error, when several streams have
@@ -584,6 +621,7 @@ impl<R: Read> Records<R> {
                     generation_end(l, &mut b, generation)?;
                     let mut l = layout.take().expect("just checked");
                     l.bytes = self.buf.len();
+                    l.ns_per_tick = l.clock_scale(&self.buf);
                     self.last = l.number;
                     return Ok(Some(l));
                 }

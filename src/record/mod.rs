@@ -25,18 +25,24 @@
 //!   a slot hand-off, and never allocates beyond its own batch buffer and
 //!   string table.
 
+pub mod clock;
 pub mod fault;
+pub mod fence;
 pub mod gate;
 pub mod sink;
+mod strings;
 pub mod writer;
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 
 use crate::base::inner::{InnerMutex, InnerRank};
-use crate::format::{BatchBuilder, EventKind, Val};
+use crate::format::{BatchBuilder, EventKind, MAX_ARGS, Val, zigzag};
+use strings::Strings;
+pub use strings::{MAX_STRING, NotUtf8};
 
 /// 1 while a trace is being recorded. Exported for the header's inline
 /// macros (`RTC_TRACE_ON()`), which read it with a relaxed atomic load.
@@ -51,31 +57,32 @@ static LAST_GENERATION: AtomicU64 = AtomicU64::new(0);
 static TRACE_ID: AtomicU64 = AtomicU64::new(0);
 /// The first global generation of the trace (file generation = g - first + 1).
 static FIRST_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// The trace clock's origin, in CLOCK_MONOTONIC ns.
-static ORIGIN_NS: AtomicU64 = AtomicU64::new(0);
 /// Events dropped (a thread's batch could not be handed over, a sink
 /// callback emitted, ...).
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Strings cut to `MAX_STRING`.
+pub static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 
 /// A batch is handed to the writer once it holds this many bytes.
 pub const BATCH_BYTES: usize = 16 * 1024;
+/// Room kept beyond `BATCH_BYTES`: any event but a `string` event fits.
+const BATCH_SLACK: usize = 512;
+/// The most bytes one event without a `Bytes` argument takes.
+const MAX_EVENT_BYTES: usize = 1 + 10 * (1 + MAX_ARGS);
 
 pub use crate::base::clock::monotonic_ns;
-
-/// Nanoseconds on the trace clock.
-#[inline]
-pub fn now() -> u64 {
-    monotonic_ns().saturating_sub(ORIGIN_NS.load(SeqCst))
-}
 
 /// One generation's part of a thread's recording.
 #[derive(Default)]
 struct Slot {
     generation: u64,
-    batch: Option<BatchBuilder>,
+    /// The batch being filled (capacity 0: none yet).
+    buf: Vec<u8>,
+    /// The timestamp the next event's delta is counted from.
+    last_ts: u64,
     /// Batches of this generation already handed to the writer.
     batches: u64,
-    strings: HashMap<String, u64>,
+    strings: Strings,
     /// The thread's state is known to this generation: its status was
     /// written (by the tracer at start), or it attached during it.
     status_written: bool,
@@ -86,6 +93,10 @@ pub struct ThreadTrace {
     /// rtcore thread id (batch headers name it).
     pub id: u64,
     gate: gate::Gate,
+    /// The writer thread, or a thread inside a sink callback: its events
+    /// are dropped (and counted), and start and stop refuse. Written and
+    /// read by the thread itself only.
+    no_record: AtomicBool,
     slots: [UnsafeCell<Slot>; 2],
     /// Regions this thread opened in the current trace and has not closed
     /// (the trace's id, the depth): what its status says at the next
@@ -95,8 +106,8 @@ pub struct ThreadTrace {
     regions: UnsafeCell<(u64, u64)>,
 }
 
-// SAFETY: `slots` are only touched by the holder of `gate` (see the module
-// invariants); everything else is atomic.
+// SAFETY: `slots` and `regions` are only touched by the holder of `gate`
+// (see the module invariants); everything else is atomic.
 unsafe impl Sync for ThreadTrace {}
 // SAFETY: as above.
 unsafe impl Send for ThreadTrace {}
@@ -106,6 +117,7 @@ impl ThreadTrace {
         ThreadTrace {
             id,
             gate: gate::Gate::new(),
+            no_record: AtomicBool::new(false),
             slots: [
                 UnsafeCell::new(Slot::default()),
                 UnsafeCell::new(Slot::default()),
@@ -119,65 +131,94 @@ impl ThreadTrace {
 static REGISTRY: LazyLock<InnerMutex<Vec<Arc<ThreadTrace>>>> =
     LazyLock::new(|| InnerMutex::new(InnerRank::TraceBuf, Vec::new()));
 
+/// Owns the calling thread's `ThreadTrace` (the registry holds the other
+/// reference); when the thread's locals are destroyed, `MINE` is cleared
+/// first, so a later event of the thread's exit is dropped instead of
+/// recorded into state a stop may free.
+struct Owner(Option<Arc<ThreadTrace>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = MINE.try_with(|m| m.set(std::ptr::null()));
+    }
+}
+
 thread_local! {
-    static MINE: std::cell::RefCell<Option<Arc<ThreadTrace>>> = const { std::cell::RefCell::new(None) };
-    /// Set on the writer thread and inside sink callbacks: their events are
-    /// dropped (and counted), and start/stop refuse.
-    static NO_RECORD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Set while this thread is inside its own gated section (set before
-    /// the gate is taken, cleared after it is released). A signal handler
-    /// that records an event while the thread it interrupted was recording
-    /// one finds it set: the event is dropped (`gated`) or refused
-    /// (`in_own_gate`), where taking the gate again would spin forever.
-    /// (A handler making any other rtcore call, which is not supported,
-    /// would have its state change run without the gate: no memory is at
-    /// stake, only the trace's consistency.)
-    static IN_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The calling thread's recording state: the one thread-local an event
+    /// reads (a plain pointer, constant-initialised and without a
+    /// destructor, so reading it is one TLS access).
+    static MINE: Cell<*const ThreadTrace> = const { Cell::new(std::ptr::null()) };
+    static OWNER: RefCell<Owner> = const { RefCell::new(Owner(None)) };
 }
 
-/// Is the calling thread inside its own gated section? (Only a signal
-/// handler that interrupted it can ask and get true.)
-pub fn in_own_gate() -> bool {
-    IN_GATE.try_with(|c| c.get()).unwrap_or(false)
-}
-
-/// Mark the calling thread as one whose events are dropped (the writer).
+/// Mark the calling thread as one whose events are dropped (the writer,
+/// sink callbacks).
 pub fn set_no_record(v: bool) {
-    let _ = NO_RECORD.try_with(|c| c.set(v));
+    if let Some(t) = my_trace() {
+        t.no_record.store(v, Relaxed);
+    }
 }
 
 /// Is the calling thread the writer or inside a sink callback?
 pub fn is_no_record() -> bool {
-    NO_RECORD.try_with(|c| c.get()).unwrap_or(false)
+    let p = MINE.with(Cell::get);
+    // SAFETY: see `my_trace`.
+    !p.is_null() && unsafe { &*p }.no_record.load(Relaxed)
 }
 
-/// The calling thread's recording state, created on first use. The
-/// pointer stays valid until the thread's `MINE` is destroyed at its exit
-/// (it owns an `Arc`, and the registry another), so callers on this thread
-/// use it without cloning the `Arc` (two atomic operations per event).
-fn my_trace() -> Option<*const ThreadTrace> {
-    MINE.try_with(|m| {
-        if let Ok(b) = m.try_borrow() {
-            if let Some(t) = b.as_ref() {
-                return Some(Arc::as_ptr(t));
+/// The calling thread's recording state, created on first use; None once
+/// the thread's locals are being destroyed. The reference is valid until
+/// then: `Owner` holds an `Arc` (and the registry another), and clears
+/// `MINE` before dropping it.
+#[inline(always)]
+fn my_trace() -> Option<&'static ThreadTrace> {
+    let p = MINE.with(Cell::get);
+    if !p.is_null() {
+        // SAFETY: see above.
+        return Some(unsafe { &*p });
+    }
+    my_trace_slow()
+}
+
+#[cold]
+fn my_trace_slow() -> Option<&'static ThreadTrace> {
+    OWNER
+        .try_with(|o| {
+            let mut o = o.try_borrow_mut().ok()?;
+            if o.0.is_some() {
+                // Being destroyed (MINE cleared): too late to record.
+                return None;
             }
-        }
-        let mut m = m.try_borrow_mut().ok()?;
-        let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
-        REGISTRY.lock().push(t.clone());
-        let p = Arc::as_ptr(&t);
-        *m = Some(t);
-        Some(p)
-    })
-    .ok()
-    .flatten()
+            let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
+            REGISTRY.lock().push(t.clone());
+            let p = Arc::as_ptr(&t);
+            o.0 = Some(t);
+            MINE.with(|m| m.set(p));
+            // SAFETY: as in `my_trace`.
+            Some(unsafe { &*p })
+        })
+        .ok()
+        .flatten()
 }
 
 /// An argument for `emit`: strings are interned per (generation, thread).
+#[derive(Clone, Copy)]
 pub enum A<'a> {
     U(u64),
     S(i64),
     Str(&'a str),
+    /// A C string from the caller (NULL: none), checked (UTF-8) only when
+    /// it is recorded.
+    CStr(*const c_char),
+}
+
+/// Why a user's event was not recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EmitError {
+    /// A text is not UTF-8.
+    NotUtf8,
+    /// A signal handler interrupted the thread while it recorded an event.
+    Busy,
 }
 
 /// Make the calling thread's recording state exist now. Called first thing
@@ -227,15 +268,74 @@ fn with_my_status(f: &mut dyn FnMut(&Status<'_>)) {
 /// status (as it is now, before whatever the event records) goes first.
 #[inline]
 pub fn emit(kind: EventKind, args: &[A<'_>]) {
-    if rtc_trace_on.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    if rtc_trace_on.load(Relaxed) == 0 {
         return;
     }
-    emit_slow(kind, args);
+    let _ = emit_slow(kind, args);
+}
+
+/// A user's event (the C API): as `emit`, telling why it was not recorded.
+/// Its C strings are read only if it is recorded.
+#[inline]
+pub fn emit_user(kind: EventKind, args: &[A<'_>]) -> Result<(), EmitError> {
+    if rtc_trace_on.load(Relaxed) == 0 {
+        return Ok(());
+    }
+    emit_slow(kind, args)
+}
+
+fn dropped() {
+    if rtc_trace_on.load(Relaxed) != 0 {
+        DROPPED.fetch_add(1, Relaxed);
+    }
+}
+
+#[inline(never)]
+fn emit_slow(kind: EventKind, args: &[A<'_>]) -> Result<(), EmitError> {
+    let Some(t) = my_trace() else {
+        // Too late in the thread's exit to record.
+        dropped();
+        return Ok(());
+    };
+    if t.no_record.load(Relaxed) {
+        dropped();
+        return Ok(());
+    }
+    let r = gate::emitter(&t.gate, &CURRENT, |g| {
+        if g == 0 {
+            return Ok(());
+        }
+        record_in(t, g, kind, args)
+    });
+    match r {
+        Some(r) => r.map_err(|NotUtf8| EmitError::NotUtf8),
+        None => {
+            // Re-entered from a signal handler: the gate is this thread's
+            // own; dropped, never waited for.
+            dropped();
+            Err(EmitError::Busy)
+        }
+    }
+}
+
+/// Record into generation `g` (not 0) holding `t`'s gate: the thread's
+/// status first if the generation has none yet.
+#[inline(always)]
+fn record_in(t: &ThreadTrace, g: u64, kind: EventKind, args: &[A<'_>]) -> Result<(), NotUtf8> {
+    // SAFETY: the caller holds the gate.
+    let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+    if slot.generation != g || !slot.status_written {
+        first_in_generation(t, slot, g);
+    }
+    write_event(t, slot, g, kind, args)
 }
 
 #[cold]
-fn emit_slow(kind: EventKind, args: &[A<'_>]) {
-    gated(|e| e.event(kind, args));
+fn first_in_generation(t: &ThreadTrace, slot: &mut Slot, g: u64) {
+    fresh_slot(slot, g);
+    if !slot.status_written {
+        with_my_status(&mut |st| write_status_event(t, slot, g, st));
+    }
 }
 
 /// The calling thread's events inside its gate (`gated`).
@@ -256,8 +356,8 @@ impl Emitter<'_> {
             return;
         }
         // SAFETY: the gate is held (see `gated`).
-        let slot = unsafe { &mut *t.slots[(self.g % 2) as usize].get() };
-        write_event(t, slot, self.g, kind, args);
+        let slot = unsafe { &mut *t.slots[(self.g & 1) as usize].get() };
+        let _ = write_event(t, slot, self.g, kind, args);
     }
 }
 
@@ -269,42 +369,36 @@ impl Emitter<'_> {
 /// not wait for anything but inner locks (start and stop hold the world
 /// stopped while they wait for the gate).
 pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
-    if is_no_record() {
-        if rtc_trace_on.load(SeqCst) != 0 {
-            DROPPED.fetch_add(1, SeqCst);
+    let t = match my_trace() {
+        Some(t) if !t.no_record.load(Relaxed) => t,
+        _ => {
+            // The writer, a sink callback, or too late in the thread's exit.
+            dropped();
+            return f(&mut Emitter { t: None, g: 0 });
         }
-        return f(&mut Emitter { t: None, g: 0 });
-    }
-    let Some(t) = my_trace() else {
-        // Too late in the thread's exit to record.
-        if rtc_trace_on.load(SeqCst) != 0 {
-            DROPPED.fetch_add(1, SeqCst);
-        }
-        return f(&mut Emitter { t: None, g: 0 });
     };
-    // SAFETY: see `my_trace`: this thread's own state, alive until its exit.
-    let t = unsafe { &*t };
-    if IN_GATE.try_with(|c| c.replace(true)).unwrap_or(true) {
-        // Re-entered (a signal handler), or too late in the thread's exit:
-        // the gate is this thread's own; dropped, never waited for.
-        if rtc_trace_on.load(SeqCst) != 0 {
-            DROPPED.fetch_add(1, SeqCst);
-        }
-        return f(&mut Emitter { t: None, g: 0 });
-    }
+    let mut f = Some(f);
     let r = gate::emitter(&t.gate, &CURRENT, |g| {
         if g != 0 {
             // SAFETY: we hold the gate.
-            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-            fresh_slot(slot, g);
-            if !slot.status_written {
-                with_my_status(&mut |st| write_status_event(t, slot, g, st));
+            let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+            if slot.generation != g || !slot.status_written {
+                first_in_generation(t, slot, g);
             }
         }
+        let f = f.take().expect("called once");
         f(&mut Emitter { t: Some(t), g })
     });
-    let _ = IN_GATE.try_with(|c| c.set(false));
-    r
+    match r {
+        Some(r) => r,
+        None => {
+            // Re-entered (a signal handler): the state change runs without
+            // the gate, its event dropped.
+            dropped();
+            let f = f.take().expect("not called");
+            f(&mut Emitter { t: None, g: 0 })
+        }
+    }
 }
 
 /// Record the calling thread's attach: `join` makes it visible to the
@@ -315,26 +409,38 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
 /// `attach` begins its stream. (Reading the generation before joining
 /// would leave a window where neither happens.)
 pub fn attach(join: impl FnOnce(), name: &str, thread_seq: u64) {
-    let t = if is_no_record() { None } else { my_trace() };
-    let Some(t) = t else {
-        join();
-        return;
-    };
-    // SAFETY: see `my_trace`.
-    let t = unsafe { &*t };
-    gate::joining(&t.gate, &CURRENT, join, |g| {
-        if g != 0 {
-            // SAFETY: we hold the gate.
-            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-            write_event(
-                t,
-                slot,
-                g,
-                EventKind::Attach,
-                &[A::Str(name), A::U(thread_seq)],
-            );
+    let t = match my_trace() {
+        Some(t) if !t.no_record.load(Relaxed) => t,
+        _ => {
+            join();
+            return;
         }
-    });
+    };
+    let mut join = Some(join);
+    let r = gate::joining(
+        &t.gate,
+        &CURRENT,
+        || (join.take().expect("once"))(),
+        |g| {
+            if g != 0 {
+                // SAFETY: we hold the gate.
+                let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+                fresh_slot(slot, g);
+                let _ = write_event(
+                    t,
+                    slot,
+                    g,
+                    EventKind::Attach,
+                    &[A::Str(name), A::U(thread_seq)],
+                );
+            }
+        },
+    );
+    if r.is_none() {
+        if let Some(j) = join.take() {
+            j();
+        }
+    }
 }
 
 /// A generation read by sysmon at its "is tracing on?" check, to record
@@ -381,25 +487,31 @@ fn generation_changed() {
 pub fn emit_checked(c: Checked, kind: EventKind, args: &[A<'_>]) {
     // (A generation of an earlier trace only reaches here with the fault
     // injection: the event is dropped, as it would be lost anyway.)
-    if c.generation == 0 || c.generation < FIRST_GENERATION.load(SeqCst) || is_no_record() {
+    if c.generation == 0 || c.generation < FIRST_GENERATION.load(SeqCst) {
         return;
     }
     let Some(t) = my_trace() else { return };
-    // SAFETY: see `my_trace`.
-    let t = unsafe { &*t };
+    if t.no_record.load(Relaxed) {
+        return;
+    }
     // The generation was read at the check (under sysmonlock): the gate
     // only keeps the buffer to one writer.
-    t.gate.lock();
+    if !t.gate.enter() {
+        return;
+    }
     // SAFETY: we hold the gate.
-    let slot = unsafe { &mut *t.slots[(c.generation % 2) as usize].get() };
-    write_event(t, slot, c.generation, kind, args);
-    t.gate.unlock();
+    let slot = unsafe { &mut *t.slots[(c.generation & 1) as usize].get() };
+    fresh_slot(slot, c.generation);
+    let _ = write_event(t, slot, c.generation, kind, args);
+    t.gate.exit();
 }
 
 fn file_generation(g: u64) -> u64 {
     g.saturating_sub(FIRST_GENERATION.load(SeqCst)) + 1
 }
 
+/// Make `slot` generation `g`'s (a slot left from generation `g - 2` is
+/// emptied; its string table's few allocations are freed here).
 fn fresh_slot(slot: &mut Slot, g: u64) {
     if slot.generation != g {
         *slot = Slot {
@@ -412,12 +524,12 @@ fn fresh_slot(slot: &mut Slot, g: u64) {
 fn write_status_event(t: &ThreadTrace, slot: &mut Slot, g: u64, st: &Status<'_>) {
     // SAFETY: the caller holds the gate.
     let (trace, depth) = unsafe { *t.regions.get() };
-    let depth = if trace == TRACE_ID.load(SeqCst) {
+    let depth = if trace == TRACE_ID.load(Relaxed) {
         depth
     } else {
         0
     };
-    write_event(
+    let _ = write_event(
         t,
         slot,
         g,
@@ -436,8 +548,79 @@ fn write_status_event(t: &ThreadTrace, slot: &mut Slot, g: u64, st: &Status<'_>)
     slot.status_written = true;
 }
 
-fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: &[A<'_>]) {
-    fresh_slot(slot, g);
+/// Append `v` as a varint at `p`, returning the byte after it.
+///
+/// # Safety
+/// `p` has room for 10 bytes.
+#[inline(always)]
+unsafe fn put_varint(mut p: *mut u8, mut v: u64) -> *mut u8 {
+    // SAFETY: the caller's room.
+    unsafe {
+        while v >= 0x80 {
+            *p = (v as u8) | 0x80;
+            p = p.add(1);
+            v >>= 7;
+        }
+        *p = v as u8;
+        p.add(1)
+    }
+}
+
+/// Append one event (no `Bytes` argument) to the batch: kind, timestamp
+/// delta, arguments as varints. A timestamp before the previous one (a TSC
+/// read on another CPU) is recorded as a zero delta.
+#[inline(always)]
+fn encode(buf: &mut Vec<u8>, last_ts: &mut u64, kind: EventKind, ts: u64, vals: &[u64]) {
+    debug_assert!(vals.len() <= MAX_ARGS);
+    buf.reserve(MAX_EVENT_BYTES);
+    // SAFETY: `reserve` made room for the largest event; `set_len` covers
+    // exactly the bytes written.
+    unsafe {
+        let start = buf.as_mut_ptr().add(buf.len());
+        *start = kind as u8;
+        let ts = ts.max(*last_ts);
+        let mut p = put_varint(start.add(1), ts - *last_ts);
+        *last_ts = ts;
+        for &v in vals {
+            p = put_varint(p, v);
+        }
+        let n = p.offset_from(start) as usize;
+        buf.set_len(buf.len() + n);
+    }
+}
+
+fn write_event(
+    t: &ThreadTrace,
+    slot: &mut Slot,
+    g: u64,
+    kind: EventKind,
+    args: &[A<'_>],
+) -> Result<(), NotUtf8> {
+    let ts = clock::now();
+    if slot.buf.capacity() == 0 {
+        new_batch(t, slot, g, ts);
+    }
+    // Intern strings first (each may add a `string` event), so that a
+    // text refused leaves no state changed.
+    let mut vals = [0u64; MAX_ARGS];
+    let n = args.len().min(MAX_ARGS);
+    for i in 0..n {
+        vals[i] = match args[i] {
+            A::U(v) => v,
+            A::S(v) => zigzag(v),
+            A::Str(s) => {
+                let r = slot.strings.intern_str(s);
+                define(slot, ts, r)
+            }
+            A::CStr(p) if p.is_null() => 0,
+            // SAFETY: the C API's contract: a readable NUL-terminated
+            // string.
+            A::CStr(p) => {
+                let r = unsafe { slot.strings.intern_cstr(p) }?;
+                define(slot, ts, r)
+            }
+        };
+    }
     match kind {
         // The thread's state is now known to the generation (attach), or
         // no longer described by anything (detach: a later attach in the
@@ -447,7 +630,7 @@ fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: 
         EventKind::RegionBegin | EventKind::RegionEnd => {
             // SAFETY: the caller holds the gate.
             let r = unsafe { &mut *t.regions.get() };
-            let id = TRACE_ID.load(SeqCst);
+            let id = TRACE_ID.load(Relaxed);
             if r.0 != id {
                 *r = (id, 0);
             }
@@ -459,97 +642,74 @@ fn write_event(t: &ThreadTrace, slot: &mut Slot, g: u64, kind: EventKind, args: 
         }
         _ => {}
     }
-    let ts = now();
-    // Intern strings first (each may add a `string` event).
-    let mut vals: [Val<'_>; 8] = [Val::U(0); 8];
-    for (i, a) in args.iter().enumerate().take(8) {
-        vals[i] = match a {
-            A::U(v) => Val::U(*v),
-            A::S(v) => Val::S(*v),
-            A::Str(s) => Val::U(intern(t, slot, g, ts, s)),
-        };
+    encode(&mut slot.buf, &mut slot.last_ts, kind, ts, &vals[..n]);
+    if slot.buf.len() >= BATCH_BYTES {
+        flush(slot);
+        // The next event starts a new batch.
     }
-    let b = batch(t, slot, g, ts);
-    b.event(kind, ts, &vals[..args.len()]);
-    if b.len() >= BATCH_BYTES {
-        flush(t, slot);
-    }
+    Ok(())
 }
 
-fn batch<'s>(t: &ThreadTrace, slot: &'s mut Slot, g: u64, ts: u64) -> &'s mut BatchBuilder {
-    let seq = slot.batches;
-    // A whole batch is reserved at once (plus room for the event that
-    // crosses the threshold), so recording an event does not allocate;
-    // only a new string does (its table entry).
-    slot.batch.get_or_insert_with(|| {
-        BatchBuilder::with_capacity(
-            BATCH_BYTES + 512,
-            TRACE_ID.load(SeqCst),
-            file_generation(g),
-            t.id,
-            seq,
-            ts,
-        )
-    })
+/// The id of an interned text, writing its `string` event if it is new.
+#[inline(always)]
+fn define(slot: &mut Slot, ts: u64, r: strings::Interned) -> u64 {
+    if let Some((word, len)) = r.new {
+        define_new(slot, ts, r.id, word, len);
+    }
+    r.id
 }
 
-/// Strings longer than this are cut (at a character boundary) and counted
-/// in `TRUNCATED`: one event must fit a record (`MAX_RECORD_BODY`).
-pub const MAX_STRING: usize = 64 * 1024;
-/// Strings cut to `MAX_STRING`.
-pub static TRUNCATED: AtomicU64 = AtomicU64::new(0);
-
-fn cut(s: &str) -> &str {
-    if s.len() <= MAX_STRING {
-        return s;
-    }
-    TRUNCATED.fetch_add(1, SeqCst);
-    let mut end = MAX_STRING;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn intern(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64, s: &str) -> u64 {
-    let s = cut(s);
-    if s.is_empty() {
-        return 0;
-    }
-    if let Some(id) = slot.strings.get(s) {
-        return *id;
-    }
-    let id = slot.strings.len() as u64 + 1;
-    slot.strings.insert(s.to_string(), id);
-    batch(t, slot, g, ts).event(
+#[cold]
+fn define_new(slot: &mut Slot, ts: u64, id: u64, word: u32, len: u32) {
+    let bytes = slot.strings.bytes(word, len);
+    encode(
+        &mut slot.buf,
+        &mut slot.last_ts,
         EventKind::String,
         ts,
-        &[Val::U(id), Val::Bytes(s.as_bytes())],
+        &[id, u64::from(len)],
     );
-    id
+    slot.buf.extend_from_slice(bytes);
+}
+
+/// Start the slot's next batch: its header, then room for a whole batch
+/// (so recording an event does not allocate).
+#[cold]
+fn new_batch(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64) {
+    let b = BatchBuilder::with_capacity(
+        BATCH_BYTES + BATCH_SLACK,
+        TRACE_ID.load(Relaxed),
+        file_generation(g),
+        t.id,
+        slot.batches,
+        ts,
+    );
+    slot.buf = b.body;
+    slot.last_ts = ts;
 }
 
 /// Hand the slot's current batch to the writer.
-fn flush(_t: &ThreadTrace, slot: &mut Slot) {
-    if let Some(b) = slot.batch.take() {
+fn flush(slot: &mut Slot) {
+    if slot.buf.capacity() != 0 {
         slot.batches += 1;
-        writer::push_batch(b.body);
+        writer::push_batch(std::mem::take(&mut slot.buf));
     }
 }
 
 // ---- the tracer's side (called by `trace` with the world stopped) ----------
 
-/// Prepare a new generation of trace `trace_id` (returned; not yet
-/// published). The tracer then publishes it and writes each attached
-/// thread's status inside that thread's gate (`write_status_of`); a thread
-/// that records first writes its own (`gated`), so each status precedes
-/// every event of its thread in the generation.
-pub fn prepare_start(trace_id: u64) -> u64 {
+/// Prepare a new generation of trace `trace_id` (returned, with the
+/// trace's clock; not yet published). The tracer then publishes it and
+/// writes each attached thread's status inside that thread's gate
+/// (`write_statuses`); a thread that records first writes its own
+/// (`gated`), so each status precedes every event of its thread in the
+/// generation.
+pub fn prepare_start(trace_id: u64) -> (u64, clock::TraceClock) {
     let g = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
     TRACE_ID.store(trace_id, SeqCst);
     FIRST_GENERATION.store(g, SeqCst);
-    ORIGIN_NS.store(monotonic_ns(), SeqCst);
-    g
+    let c = clock::begin_trace();
+    (g, c)
 }
 
 /// Publish generation `g`: emitters record into it from now on.
@@ -559,26 +719,35 @@ pub fn publish(g: u64) {
     generation_changed();
 }
 
-/// Write thread `id`'s status as the first event of its stream in
-/// generation `g` (published), unless the thread already wrote it itself
-/// (it does when it records before the tracer gets here). `status` is
-/// called holding the thread's gate, so it describes the thread between
-/// its gated transitions. Threads without recording state are skipped:
-/// every attached thread has one (`register_thread` at attach).
-/// The caller holds no inner lock below `tracebuf` (a gate's holder may be
-/// waiting for `sched`).
-pub fn write_status_of(g: u64, id: u64, status: impl FnOnce(&mut dyn FnMut(&Status<'_>))) {
-    let t = {
+/// Write the status of each thread in `ids` as the first event of its
+/// stream in generation `g` (published), unless the thread already wrote
+/// it itself (it does when it records before the tracer gets here).
+/// `status(i, f)` is called holding thread `ids[i]`'s gate, so it
+/// describes the thread between its gated transitions. Threads without
+/// recording state are skipped: every attached thread has one
+/// (`register_thread` at attach). One pass over the gates, one heavy
+/// fence. The caller holds no inner lock below `tracebuf` (a gate's
+/// holder may be waiting for `sched`).
+pub fn write_statuses(
+    g: u64,
+    ids: &[u64],
+    mut status: impl FnMut(usize, &mut dyn FnMut(&Status<'_>)),
+) {
+    let threads: Vec<(usize, Arc<ThreadTrace>)> = {
         let reg = REGISTRY.lock();
-        reg.iter().find(|t| t.id == id).cloned()
+        let by_id: HashMap<u64, &Arc<ThreadTrace>> = reg.iter().map(|t| (t.id, t)).collect();
+        ids.iter()
+            .enumerate()
+            .filter_map(|(i, id)| by_id.get(id).map(|t| (i, Arc::clone(t))))
+            .collect()
     };
-    let Some(t) = t else { return };
-    gate::tracer(&t.gate, || {
+    gate::tracer_pass(threads.iter().map(|(_, t)| &t.gate), |k| {
+        let (i, t) = &threads[k];
         // SAFETY: we hold the gate.
-        let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
+        let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
         fresh_slot(slot, g);
         if !slot.status_written {
-            status(&mut |st| write_status_event(&t, slot, g, st));
+            status(*i, &mut |st| write_status_event(t, slot, g, st));
         }
     });
 }
@@ -597,15 +766,15 @@ pub fn trace_id() -> u64 {
     TRACE_ID.load(SeqCst)
 }
 
-/// Stop recording: unpublish the generation, then take every thread's last
-/// batch of it (locking each gate, so no emitter is writing), hand them to
-/// the writer, and return the batch counts per thread for the generation
-/// end. Threads that exited are dropped from the registry.
-/// A stopped generation's per-thread state (string tables, mostly), to be
-/// dropped by the caller after the world restarts: freeing a large string
-/// table took milliseconds of stopped world.
-pub struct Leftovers(#[allow(dead_code)] Vec<Slot>);
+/// A stopped generation's per-thread string tables, to be dropped by the
+/// caller after the world restarts (freeing is not work for a stopped
+/// world).
+pub struct Leftovers(#[allow(dead_code)] Vec<Strings>);
 
+/// Stop recording: unpublish the generation, then take every thread's last
+/// batch of it (in one pass over the gates, so no emitter is writing),
+/// hand them to the writer, and return the batch counts per thread for
+/// the generation end. Threads that exited are dropped from the registry.
 pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let g = gate::publish(&CURRENT, 0);
     rtc_trace_on.store(0, SeqCst);
@@ -617,19 +786,22 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let mut counts = Vec::new();
     let mut leftovers = Vec::new();
     let mut reg = REGISTRY.lock();
-    for t in reg.iter() {
-        gate::tracer(&t.gate, || {
-            // SAFETY: we hold the gate.
-            let slot = unsafe { &mut *t.slots[(g % 2) as usize].get() };
-            if slot.generation == g {
-                flush(t, slot);
-                if slot.batches > 0 {
-                    counts.push((t.id, slot.batches));
-                }
-                leftovers.push(std::mem::take(slot));
+    let threads: &[Arc<ThreadTrace>] = &reg;
+    gate::tracer_pass(threads.iter().map(|t| &t.gate), |i| {
+        let t = &threads[i];
+        // SAFETY: we hold the gate.
+        let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+        if slot.generation == g {
+            flush(slot);
+            if slot.batches > 0 {
+                counts.push((t.id, slot.batches));
             }
-        });
-    }
+            leftovers.push(std::mem::take(&mut slot.strings));
+            slot.generation = 0;
+            slot.batches = 0;
+            slot.status_written = false;
+        }
+    });
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);
     counts.sort();
@@ -639,7 +811,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
 /// Emit an event into the header batch of the current generation (thread 0),
 /// built by the tracer under the world stop: returned as a batch body.
 pub fn header_batch(g: u64, build: impl FnOnce(&mut HeaderBuilder)) -> Vec<u8> {
-    let ts = now();
+    let ts = clock::now();
     let mut h = HeaderBuilder {
         b: BatchBuilder::new(TRACE_ID.load(SeqCst), file_generation(g), 0, 0, ts),
         strings: HashMap::new(),
@@ -656,37 +828,39 @@ pub struct HeaderBuilder {
 
 impl HeaderBuilder {
     pub fn event(&mut self, kind: EventKind, args: &[A<'_>]) {
-        let ts = now();
+        let ts = clock::now();
         let mut vals: Vec<Val<'_>> = Vec::with_capacity(args.len());
-        let mut ids = Vec::new();
-        for a in args {
-            if let A::Str(s) = a {
-                let s = cut(s);
-                let next = self.strings.len() as u64 + 1;
-                let id = if s.is_empty() {
-                    0
-                } else {
-                    *self.strings.entry(s.to_string()).or_insert(next)
-                };
-                if id == next {
-                    self.b.event(
-                        EventKind::String,
-                        ts,
-                        &[Val::U(id), Val::Bytes(s.as_bytes())],
-                    );
-                }
-                ids.push(id);
-            }
-        }
-        let mut ids = ids.into_iter();
         for a in args {
             vals.push(match a {
                 A::U(v) => Val::U(*v),
                 A::S(v) => Val::S(*v),
-                A::Str(_) => Val::U(ids.next().unwrap_or(0)),
+                A::Str(s) => Val::U(self.intern(ts, s)),
+                A::CStr(_) => Val::U(0),
             });
         }
         self.b.event(kind, ts, &vals);
+    }
+
+    fn intern(&mut self, ts: u64, s: &str) -> u64 {
+        let mut end = s.len().min(MAX_STRING);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let s = &s[..end];
+        if s.is_empty() {
+            return 0;
+        }
+        if let Some(id) = self.strings.get(s) {
+            return *id;
+        }
+        let id = self.strings.len() as u64 + 1;
+        self.strings.insert(s.to_string(), id);
+        self.b.event(
+            EventKind::String,
+            ts,
+            &[Val::U(id), Val::Bytes(s.as_bytes())],
+        );
+        id
     }
 }
 
@@ -695,13 +869,17 @@ impl HeaderBuilder {
 pub fn after_fork_child() {
     CURRENT.store(0, SeqCst);
     rtc_trace_on.store(0, SeqCst);
+    fence::after_fork_child();
     // SAFETY: only the forking thread exists.
     unsafe { REGISTRY.reset_after_fork() };
     let old = std::mem::take(&mut *REGISTRY.lock());
     crate::base::fork::keep_forever(old);
-    let _ = MINE.try_with(|m| {
-        if let Ok(mut m) = m.try_borrow_mut() {
-            *m = None;
+    MINE.with(|m| m.set(std::ptr::null()));
+    let _ = OWNER.try_with(|o| {
+        if let Ok(mut o) = o.try_borrow_mut() {
+            if let Some(t) = o.0.take() {
+                crate::base::fork::keep_forever(t);
+            }
         }
     });
     writer::after_fork_child();

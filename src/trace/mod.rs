@@ -121,7 +121,8 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
         let trace_id = random_trace_id();
         writer::begin(sink, trace_id)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
-        let g = record::prepare_start(trace_id);
+        let (g, clock) = record::prepare_start(trace_id);
+        let realtime_origin = realtime_ns();
         // Publish first, then look: a thread that attaches, wakes or
         // leaves a blocking region from here on either finds the new
         // generation in its gate (and records its own status and the
@@ -133,7 +134,7 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
         let header = record::header_batch(g, |h| {
             h.event(
                 EventKind::ClockInfo,
-                &[A::U(1_000_000_000), A::U(realtime_ns())],
+                &[A::U(clock.ticks_per_second), A::U(realtime_origin)],
             );
             write_proc_statuses(h, &obs);
             for (kind, key) in &stalls {
@@ -143,9 +144,8 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
         writer::push_batch(header);
         // Every attached thread's status, in its gate (no inner lock held
         // here below `tracebuf`: a gate's holder may wait for `sched`).
-        for t in &obs.threads {
-            record::write_status_of(g, t.rec.id, |f| world.trace_status(&t.rec, f));
-        }
+        let ids: Vec<u64> = obs.threads.iter().map(|t| t.rec.id).collect();
+        record::write_statuses(g, &ids, |i, f| world.trace_status(&obs.threads[i].rec, f));
         // Start writes its own STW begin after enabling (as Go 1.22 does).
         // Trace: protected by the stop this thread holds.
         record::emit(EventKind::StwBegin, &[A::Str("trace start")]);
