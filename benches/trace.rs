@@ -875,6 +875,101 @@ fn print_pairs(cfgs: &[Cfg], results: &[Vec<PairSample>], busy: usize, blocked: 
     }
 }
 
+/// Run `f` with `busy` attached threads looping { bump a counter;
+/// rtc_safepoint() } and `blocked` attached threads in rtc_enter_blocking +
+/// read() of an empty pipe; `f` gets the sum of the busy counters. The
+/// threads are released and detached after `f`, and the scenario is
+/// checked unchanged.
+fn with_load(busy: usize, blocked: usize, f: impl FnOnce(&dyn Fn() -> u64)) {
+    let mut fds = [0i32; 2];
+    // SAFETY: valid array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe()");
+    let (rfd, wfd) = (fds[0], fds[1]);
+    let quit = AtomicBool::new(false);
+    let ready = AtomicUsize::new(0);
+    let counters: Vec<Line<AtomicU64>> = (0..busy).map(|_| Line(AtomicU64::new(0))).collect();
+    std::thread::scope(|sc| {
+        for i in 0..blocked {
+            let ready = &ready;
+            std::thread::Builder::new()
+                .name(format!("bench blocked {i}"))
+                .spawn_scoped(sc, move || {
+                    attach(&format!("bench blocked {i}"));
+                    enter_blocking(c"bench: read an empty pipe");
+                    ready.fetch_add(1, SeqCst);
+                    let mut b = 0u8;
+                    // SAFETY: valid fd and one-byte buffer.
+                    let r = unsafe { libc::read(rfd, (&mut b as *mut u8).cast(), 1) };
+                    assert_eq!(r, 1, "read from the pipe");
+                    exit_blocking();
+                    detach();
+                })
+                .expect("spawn blocked thread");
+        }
+        for (i, counter) in counters.iter().enumerate() {
+            let (quit, ready) = (&quit, &ready);
+            std::thread::Builder::new()
+                .name(format!("bench busy {i}"))
+                .spawn_scoped(sc, move || {
+                    attach(&format!("bench busy {i}"));
+                    ready.fetch_add(1, SeqCst);
+                    let sp = api().safepoint;
+                    let c = &counter.0;
+                    while !quit.load(Relaxed) {
+                        c.store(c.load(Relaxed) + 1, Relaxed);
+                        // SAFETY: plain call.
+                        let s = unsafe { sp() };
+                        if s != 0 {
+                            rtc_fail("rtc_safepoint", s);
+                        }
+                    }
+                    detach();
+                })
+                .expect("spawn busy thread");
+        }
+        let t = Instant::now();
+        loop {
+            let c = census();
+            if ready.load(SeqCst) == busy + blocked
+                && c.threads_blocking as usize == blocked
+                && c.attached() as usize == busy + blocked
+            {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the threads did not attach and block within 10 s: census {c:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        progress();
+        let sum = || counters.iter().map(|c| c.0.load(Relaxed)).sum::<u64>();
+        f(&sum);
+        let c = census();
+        assert!(
+            c.stopped == 0
+                && c.threads_blocking as usize == blocked
+                && c.attached() as usize == busy + blocked,
+            "the scenario changed under load: census {c:?}"
+        );
+        quit.store(true, Relaxed);
+        let buf = vec![b'x'; blocked];
+        // SAFETY: valid fd and buffer.
+        let w = unsafe { libc::write(wfd, buf.as_ptr().cast(), blocked) };
+        assert_eq!(w, blocked as isize, "write to the pipe");
+    });
+    // SAFETY: our own fds, no longer used.
+    unsafe {
+        libc::close(rfd);
+        libc::close(wfd);
+    }
+    // SAFETY: our own fds, no longer used.
+    unsafe {
+        libc::close(rfd);
+        libc::close(wfd);
+    }
+}
+
 fn startstop_part(dir: &TempDir) {
     let pairs = env_u64("RTCORE_BENCH_TRACE_PAIRS", 20).max(1) as usize;
     let gap = Duration::from_millis(env_u64("RTCORE_BENCH_TRACE_GAP_MS", 2));
@@ -935,70 +1030,8 @@ fn startstop_part(dir: &TempDir) {
         })
         .collect();
     let mut results: Vec<Vec<PairSample>> = vec![Vec::new(); cfgs.len()];
-    let mut fds = [0i32; 2];
-    // SAFETY: valid array of two ints.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe()");
-    let (rfd, wfd) = (fds[0], fds[1]);
-    let quit = AtomicBool::new(false);
-    let ready = AtomicUsize::new(0);
-    let counters: Vec<Line<AtomicU64>> = (0..busy).map(|_| Line(AtomicU64::new(0))).collect();
     let mut bumps_during_gap = Vec::new();
-    std::thread::scope(|sc| {
-        for i in 0..blocked {
-            let ready = &ready;
-            std::thread::Builder::new()
-                .name(format!("bench blocked {i}"))
-                .spawn_scoped(sc, move || {
-                    attach(&format!("bench blocked {i}"));
-                    enter_blocking(c"bench: read an empty pipe");
-                    ready.fetch_add(1, SeqCst);
-                    let mut b = 0u8;
-                    // SAFETY: valid fd and one-byte buffer.
-                    let r = unsafe { libc::read(rfd, (&mut b as *mut u8).cast(), 1) };
-                    assert_eq!(r, 1, "read from the pipe");
-                    exit_blocking();
-                    detach();
-                })
-                .expect("spawn blocked thread");
-        }
-        for (i, counter) in counters.iter().enumerate() {
-            let (quit, ready) = (&quit, &ready);
-            std::thread::Builder::new()
-                .name(format!("bench busy {i}"))
-                .spawn_scoped(sc, move || {
-                    attach(&format!("bench busy {i}"));
-                    ready.fetch_add(1, SeqCst);
-                    let sp = api().safepoint;
-                    let c = &counter.0;
-                    while !quit.load(Relaxed) {
-                        c.store(c.load(Relaxed) + 1, Relaxed);
-                        // SAFETY: plain call.
-                        let s = unsafe { sp() };
-                        if s != 0 {
-                            rtc_fail("rtc_safepoint", s);
-                        }
-                    }
-                    detach();
-                })
-                .expect("spawn busy thread");
-        }
-        let t = Instant::now();
-        loop {
-            let c = census();
-            if ready.load(SeqCst) == busy + blocked
-                && c.threads_blocking as usize == blocked
-                && c.attached() as usize == busy + blocked
-            {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the threads did not attach and block within 10 s: census {c:?}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        progress();
-        let sum = || counters.iter().map(|c| c.0.load(Relaxed)).sum::<u64>();
+    with_load(busy, blocked, |sum| {
         let set = |m: u32| {
             set_maxprocs(m);
             std::thread::sleep(Duration::from_millis(5));
@@ -1026,24 +1059,7 @@ fn startstop_part(dir: &TempDir) {
                 results[i].push(s);
             }
         }
-        let c = census();
-        assert!(
-            c.stopped == 0
-                && c.threads_blocking as usize == blocked
-                && c.attached() as usize == busy + blocked,
-            "the scenario changed during part 2: census {c:?}"
-        );
-        quit.store(true, Relaxed);
-        let buf = vec![b'x'; blocked];
-        // SAFETY: valid fd and buffer.
-        let w = unsafe { libc::write(wfd, buf.as_ptr().cast(), blocked) };
-        assert_eq!(w, blocked as isize, "write to the pipe");
     });
-    // SAFETY: our own fds, no longer used.
-    unsafe {
-        libc::close(rfd);
-        libc::close(wfd);
-    }
     set_maxprocs(0);
     let c = census();
     assert!(
@@ -1081,6 +1097,182 @@ fn startstop_part(dir: &TempDir) {
 }
 
 // ---------------------------------------------------------------------------
+// Part 3: start/stop in the shape of ../shared/peers/go-trace, beside Go.
+
+/// A Go `time.Duration` as printed ("185.261µs", "1.34ms", "950ns",
+/// "1.2s"), in µs.
+fn parse_go_duration(s: &str) -> Option<f64> {
+    let s = s.trim().trim_end_matches(';');
+    for (unit, scale) in [
+        ("ns", 1e-3),
+        ("µs", 1.0),
+        ("us", 1.0),
+        ("ms", 1e3),
+        ("s", 1e6),
+    ] {
+        if let Some(v) = s.strip_suffix(unit) {
+            return v.parse::<f64>().ok().map(|v| v * scale);
+        }
+    }
+    None
+}
+
+/// Go's numbers from the peer's output line "StartTrace median X p99 Y;
+/// StopTrace median X p99 Y": (start median, start p99, stop median,
+/// stop p99) in µs.
+fn parse_go_peer(out: &str) -> Option<[f64; 4]> {
+    let line = out.lines().find(|l| l.starts_with("StartTrace median"))?;
+    let w: Vec<&str> = line.split_whitespace().collect();
+    // StartTrace median X p99 Y; StopTrace median X p99 Y
+    Some([
+        parse_go_duration(w.get(2)?)?,
+        parse_go_duration(w.get(4)?)?,
+        parse_go_duration(w.get(7)?)?,
+        parse_go_duration(w.get(9)?)?,
+    ])
+}
+
+/// Build the Go peer once into `dir`; None (with the reason printed) if
+/// Go is not installed or the build fails.
+fn build_go_peer(dir: &TempDir) -> Option<PathBuf> {
+    let src = std::env::var("RTCORE_BENCH_GO_PEER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/go-trace"));
+    let bin = dir.0.join("go-trace-peer");
+    let out = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOFLAGS", "-mod=mod")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(bin),
+        Ok(o) => {
+            println!(
+                "Go peer not measured: go build in {} failed: {}",
+                src.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!("Go peer not measured: cannot run go ({e}); apt-get install golang-go");
+            None
+        }
+    }
+}
+
+/// rtcore's side: `cycles` of { rtc_trace_start into an fd on /dev/null;
+/// 200 µs; rtc_trace_stop } from the unattached main thread, with `busy`
+/// + `blocked` attached threads and maxprocs = CPUs; (start, stop) µs.
+fn rtcore_go_shape(cycles: usize, busy: usize, blocked: usize) -> (Vec<f64>, Vec<f64>) {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    assert!(fd >= 0, "open /dev/null");
+    let cfg = RtcTraceConfig {
+        size: std::mem::size_of::<RtcTraceConfig>() as u32,
+        sink_kind: 2, // RTC_TRACE_SINK_FD
+        path: std::ptr::null(),
+        fd,
+        reserved: 0,
+        write: None,
+        user_data: std::ptr::null_mut(),
+    };
+    let (mut starts, mut stops) = (Vec::with_capacity(cycles), Vec::with_capacity(cycles));
+    with_load(busy, blocked, |_| {
+        set_maxprocs(nproc() as u32);
+        std::thread::sleep(Duration::from_millis(50));
+        for c in 0..cycles + 10 {
+            let t0 = Instant::now();
+            // SAFETY: a valid config of the right size.
+            check("rtc_trace_start", unsafe { (api().trace_start)(&cfg) });
+            let t1 = Instant::now();
+            std::thread::sleep(Duration::from_micros(200));
+            let t2 = Instant::now();
+            trace_stop();
+            let t3 = Instant::now();
+            // The first 10 are warm-up.
+            if c >= 10 {
+                starts.push((t1 - t0).as_secs_f64() * 1e6);
+                stops.push((t3 - t2).as_secs_f64() * 1e6);
+            }
+            if c % 100 == 0 {
+                progress();
+            }
+        }
+        set_maxprocs(0);
+    });
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    (starts, stops)
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn goshape_part(dir: &TempDir) {
+    let cycles = env_u64("RTCORE_BENCH_GOSHAPE_CYCLES", 1000).max(1) as usize;
+    let rounds = env_u64("RTCORE_BENCH_GOSHAPE_ROUNDS", 3).max(1) as usize;
+    let go = build_go_peer(dir);
+    println!(
+        "Part 3: start/stop as ../shared/peers/go-trace measures Go's: 16 busy + 8 blocked \
+         threads (rtcore: attached, {{counter; rtc_safepoint}} loops and rtc_enter_blocking + \
+         read of an empty pipe; Go: goroutines with a mutex loop and pipe reads), maxprocs = \
+         GOMAXPROCS = {} CPUs, {cycles} cycles of start, 200 µs sleep, stop, into a discarding \
+         sink (rtcore: an fd on /dev/null; Go: io.Discard); the two alternate, {rounds} rounds, \
+         Go first in each. µs; ratio = rtcore / Go.",
+        nproc()
+    );
+    let mut rows = Vec::new();
+    for r in 0..rounds {
+        let g = go.as_ref().and_then(|bin| {
+            phase(format!("start/stop vs Go, round {}: Go", r + 1));
+            let out = std::process::Command::new(bin)
+                .env("GOMAXPROCS", nproc().to_string())
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let g = parse_go_peer(&text);
+            if g.is_none() {
+                println!("Go peer output not understood: {text}");
+            }
+            g
+        });
+        phase(format!("start/stop vs Go, round {}: rtcore", r + 1));
+        let (starts, stops) = rtcore_go_shape(cycles, 16, 8);
+        let rt = [
+            percentile(&starts, 0.5),
+            percentile(&starts, 0.99),
+            percentile(&stops, 0.5),
+            percentile(&stops, 0.99),
+        ];
+        rows.push((g, rt, percentile(&starts, 1.0), percentile(&stops, 1.0)));
+    }
+    println!();
+    println!(
+        "round | start median: rtcore / Go = ratio | start p99 | stop median | stop p99 | rtcore max start, stop"
+    );
+    for (i, (g, rt, smax, tmax)) in rows.iter().enumerate() {
+        let cell = |k: usize| match g {
+            Some(g) => format!("{:.0} / {:.0} = {:.2}x", rt[k], g[k], rt[k] / g[k]),
+            None => format!("{:.0} / - ", rt[k]),
+        };
+        println!(
+            "{} | {} | {} | {} | {} | {smax:.0}, {tmax:.0}",
+            i + 1,
+            cell(0),
+            cell(1),
+            cell(2),
+            cell(3)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore any arguments.
@@ -1107,7 +1299,8 @@ fn main() {
     match only.as_deref() {
         Some("events") => events_part(&dir),
         Some("startstop") => startstop_part(&dir),
-        Some(k) => panic!("RTCORE_BENCH_ONLY={k}: expected events or startstop"),
+        Some("goshape") => goshape_part(&dir),
+        Some(k) => panic!("RTCORE_BENCH_ONLY={k}: expected events, startstop or goshape"),
         None => {
             events_part(&dir);
             startstop_part(&dir);

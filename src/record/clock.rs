@@ -53,15 +53,19 @@ fn rdtsc() -> u64 {
 }
 
 /// Does the CPU report an invariant TSC (CPUID 0x8000_0007, EDX bit 8)?
+/// Asked once: under a hypervisor `cpuid` traps, tens of microseconds.
 #[cfg(target_arch = "x86_64")]
 fn invariant_tsc() -> bool {
-    use core::arch::x86_64::__cpuid;
-    // SAFETY: `cpuid` exists on every x86-64 CPU; the extended leaf is
-    // only read when the CPU says it has it.
-    #[allow(unused_unsafe)]
-    unsafe {
-        __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
-    }
+    static INVARIANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INVARIANT.get_or_init(|| {
+        use core::arch::x86_64::__cpuid;
+        // SAFETY: `cpuid` exists on every x86-64 CPU; the extended leaf is
+        // only read when the CPU says it has it.
+        #[allow(unused_unsafe)]
+        unsafe {
+            __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
+        }
+    })
 }
 
 #[cfg(not(target_arch = "x86_64"))]

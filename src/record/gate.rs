@@ -152,8 +152,14 @@ pub fn joining<R>(
 /// generation): claim every gate, one heavy fence, then for each in turn
 /// wait for its thread to leave its section, run `f(i)`, release it.
 pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate> + Clone, mut f: impl FnMut(usize)) {
+    let mut n = 0;
     for g in gates.clone() {
         g.claim();
+        n += 1;
+    }
+    if n == 0 {
+        // No gate, nothing to order (the fence can cost microseconds).
+        return;
     }
     fence::heavy();
     for (i, g) in gates.enumerate() {

@@ -644,8 +644,8 @@ fn write_event(
     }
     encode(&mut slot.buf, &mut slot.last_ts, kind, ts, &vals[..n]);
     if slot.buf.len() >= BATCH_BYTES {
-        flush(slot);
         // The next event starts a new batch.
+        flush(slot, true);
     }
     Ok(())
 }
@@ -688,11 +688,17 @@ fn new_batch(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64) {
     slot.last_ts = ts;
 }
 
-/// Hand the slot's current batch to the writer.
-fn flush(slot: &mut Slot) {
+/// Hand the slot's current batch to the writer (waking it, unless the
+/// tracer does this inside a stop).
+fn flush(slot: &mut Slot, wake: bool) {
     if slot.buf.capacity() != 0 {
         slot.batches += 1;
-        writer::push_batch(std::mem::take(&mut slot.buf));
+        let body = std::mem::take(&mut slot.buf);
+        if wake {
+            writer::push_batch(body);
+        } else {
+            writer::push_batch_quiet(body);
+        }
     }
 }
 
@@ -786,13 +792,16 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let mut counts = Vec::new();
     let mut leftovers = Vec::new();
     let mut reg = REGISTRY.lock();
-    let threads: &[Arc<ThreadTrace>] = &reg;
+    // The writer never records (its slots are never touched): no gate of
+    // its to wait for.
+    let threads: Vec<&Arc<ThreadTrace>> =
+        reg.iter().filter(|t| !t.no_record.load(Relaxed)).collect();
     gate::tracer_pass(threads.iter().map(|t| &t.gate), |i| {
         let t = &threads[i];
         // SAFETY: we hold the gate.
         let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
         if slot.generation == g {
-            flush(slot);
+            flush(slot, false);
             if slot.batches > 0 {
                 counts.push((t.id, slot.batches));
             }
@@ -802,6 +811,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
             slot.status_written = false;
         }
     });
+    drop(threads);
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);
     counts.sort();

@@ -1,20 +1,35 @@
-//! The writer: one thread per trace ("rtcore-trace-writer") that alone does
-//! sink I/O (through `sink`), holding no rtcore lock while it does. Producers (emitters
-//! handing over full batches, the tracer at start and stop) push framed
+//! The writer: one thread per process ("rtcore-trace-writer", started by
+//! the first trace and parked between traces) that does the sink I/O of a
+//! trace while it runs, holding no rtcore lock while it does. Producers
+//! (emitters handing over full batches, the tracer at start and stop) push
 //! records onto the queue (inner rank `tracequeue`, held only to push or
-//! pop) and wake it.
+//! pop); emitters wake the writer, the tracer does not (a wake-up inside a
+//! stopped world only adds to it).
+//!
+//! The end of a trace is written by `finish`, on the thread stopping the
+//! trace, when the sink is one whose writes always complete (a regular
+//! file, `/dev/null`): it waits for the writer's write in progress, if
+//! any, then writes what is left itself, so no wake-up of another thread
+//! stands between the stop and the end of the trace reaching the sink.
+//! Any other sink (a pipe, a socket, a terminal, a callback) may block for
+//! as long as its reader likes: its end is written by the writer thread
+//! and `finish` waits for it, at most for its limit.
 //!
 //! Invariants:
-//! - Records reach the sink in queue order; the file header is the first,
+//! - **one writer at a time**: the sink is in the queue while nobody
+//!   writes; whoever writes takes it out (`writing`) and puts it back.
+//!   Records reach the sink in queue order; the file header is the first,
 //!   the trace-end record the last.
-//! - A failing sink switches the writer to discard: later records are
+//! - A failing sink switches the trace to discard: later records are
 //!   dropped (counted) and the error is kept for `finish` to return.
 //! - A file descriptor given by the user is never closed; a file opened
-//!   from a path is closed when the writer is done.
+//!   from a path is closed when the trace is finished.
+//! - A regular file opened from a path is emptied (`Sink::prepare`) by
+//!   whoever writes to it first, never inside a stopped world.
 
 use std::collections::VecDeque;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::base::inner::{InnerMutex, InnerRank};
@@ -31,12 +46,20 @@ struct Queue {
     /// Records to write: a kind and its body (framed, with its CRC, by the
     /// writer, not by the producer), or raw bytes (the file header).
     items: VecDeque<Item>,
-    /// A writer thread exists (from `begin` until it has returned).
+    /// A trace is being written: from `begin` until its end is written
+    /// (or, abandoned, until the stuck write returns).
     active: bool,
-    /// `finish` was called: after the queue drains, the writer returns.
+    /// `finish` was called: no more records are accepted.
     closing: bool,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
-    /// The sink error, once one happened (the writer then discards).
+    /// The trace's sink, while nobody is writing to it.
+    sink: Option<Sink>,
+    /// Emptied already (`Sink::prepare`), or nothing to empty.
+    prepared: bool,
+    /// The stopping thread writes the end itself (see the module doc).
+    finish_inline: bool,
+    /// The writer thread exists.
+    thread_started: bool,
+    /// The sink error, once one happened (the trace then discards).
     error: Option<String>,
 }
 
@@ -47,7 +70,10 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
             items: VecDeque::new(),
             active: false,
             closing: false,
-            thread: None,
+            sink: None,
+            prepared: true,
+            finish_inline: false,
+            thread_started: false,
             error: None,
         },
     )
@@ -56,55 +82,111 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
 /// Set when `finish` gave up waiting: the writer stops touching the sink
 /// (after at most the write in progress), so a caller that reuses its fd
 /// or frees its callback's data after a failed stop is not written to.
-pub(super) static ABANDONED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+pub(super) static ABANDONED: AtomicBool = AtomicBool::new(false);
 
-/// Bumped on every push; the writer parks while it is unchanged.
+/// Bumped on every wake; the writer parks while it is unchanged.
 static WAKES: AtomicU64 = AtomicU64::new(0);
-/// Bumped when the writer returns.
+/// True while the sink is out of the queue being written (a mirror of
+/// `Queue::sink.is_none()` during a trace, for parking on).
+static WRITING: AtomicBool = AtomicBool::new(false);
+/// Bumped when a trace is finished by the writer thread.
 static DONE: AtomicU64 = AtomicU64::new(0);
-/// Bytes the writer has written (stats).
+/// Bytes written to sinks (stats).
 pub static BYTES: AtomicU64 = AtomicU64::new(0);
-/// Records dropped: pushed with no writer, or after a sink failure.
+/// Records dropped: pushed with no trace, or after a sink failure.
 pub static DISCARDED: AtomicU64 = AtomicU64::new(0);
 
-fn wake() {
-    WAKES.fetch_add(1, SeqCst);
-    crate::base::parked::unpark_all(&WAKES as *const AtomicU64 as usize);
+fn key<T>(a: &T) -> usize {
+    a as *const T as usize
 }
 
-/// Is a writer still running (a previous trace still shutting down)?
+/// After a start: wake the writer to empty the file and write the header,
+/// unless the end will be written inline anyway (a file or /dev/null: the
+/// writer's next round, or the stop, writes them; a wake-up costs the
+/// starting thread a system call).
+pub fn started() {
+    let inline = QUEUE.lock().finish_inline;
+    if !inline {
+        wake();
+    }
+}
+
+/// Wake the writer thread.
+pub fn wake() {
+    WAKES.fetch_add(1, SeqCst);
+    crate::base::parked::unpark_all(key(&WAKES));
+}
+
+/// Is a trace still being written (a previous trace still shutting down)?
 pub fn busy() -> bool {
     QUEUE.lock().active
 }
 
-/// Start a writer for a new trace: the file header goes first.
+/// Start the writer thread if it does not exist yet. Called by the start
+/// before it stops the world (no thread is created inside a stop).
+pub fn ensure_thread() -> Result<(), String> {
+    let mut q = QUEUE.lock();
+    if q.thread_started {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("rtcore-trace-writer".into())
+        .spawn(run)
+        .map_err(|e| format!("cannot start the trace writer thread: {e}"))?;
+    q.thread_started = true;
+    Ok(())
+}
+
+/// Does writing to `sink` always complete (a regular file, `/dev/null`)?
+fn completes(sink: &Sink) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = match sink {
+        Sink::File { file, .. } => file.as_raw_fd(),
+        Sink::Fd(fd) => *fd,
+        _ => return false,
+    };
+    // SAFETY: fstat into a zeroed struct; a bad fd just fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return false;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    kind == libc::S_IFREG
+        || (kind == libc::S_IFCHR && libc::major(st.st_rdev) == 1 && libc::minor(st.st_rdev) == 3)
+}
+
+/// Begin a new trace's writing: the file header goes first. Called inside
+/// the start's stopped world: no I/O, no thread created, nobody woken.
 pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
+    let finish_inline = completes(&sink);
     let mut q = QUEUE.lock();
     if q.active {
         return Err("the previous trace's writer is still draining".into());
     }
+    if !q.thread_started {
+        return Err("the trace writer thread was not started".into());
+    }
     q.items.clear();
     q.items
         .push_back(Item::Raw(format::file_header(trace_id).to_vec()));
+    q.prepared = !matches!(sink, Sink::File { regular: true, .. });
+    q.sink = Some(sink);
+    q.finish_inline = finish_inline;
     q.closing = false;
     q.error = None;
-    ABANDONED.store(false, SeqCst);
-    let j = std::thread::Builder::new()
-        .name("rtcore-trace-writer".into())
-        .spawn(move || run(sink))
-        .map_err(|e| format!("cannot start the trace writer thread: {e}"))?;
-    q.thread = Some(j);
     q.active = true;
+    ABANDONED.store(false, SeqCst);
+    WRITING.store(false, SeqCst);
     Ok(())
 }
 
-/// Queue a record (the writer frames it).
+/// Queue a record (the writer frames it), without waking the writer (the
+/// tracer, inside a stop).
 pub fn push_record(kind: RecordKind, body: &[u8]) {
-    push_owned(kind, body.to_vec());
+    push_owned(kind, body.to_vec(), false);
 }
 
-fn push_owned(kind: RecordKind, body: Vec<u8>) {
+fn push_owned(kind: RecordKind, body: Vec<u8>, wake_writer: bool) {
     {
         let mut q = QUEUE.lock();
         if !q.active || q.closing {
@@ -113,63 +195,176 @@ fn push_owned(kind: RecordKind, body: Vec<u8>) {
         }
         q.items.push_back(Item::Record(kind, body));
     }
-    wake();
+    if wake_writer {
+        wake();
+    }
 }
 
-/// Queue a batch body (no copy, no CRC on the producer's thread).
+/// Queue a full batch body from an emitter (no copy, no CRC on the
+/// producer's thread) and wake the writer.
 pub fn push_batch(body: Vec<u8>) {
-    push_owned(RecordKind::Batch, body);
+    push_owned(RecordKind::Batch, body, true);
 }
 
-/// Queue the last record, then wait (at most `limit`) for the writer to
-/// drain and return. Returns the sink's error, if any; a timeout is an
-/// error too (the writer keeps going and a new trace must wait for it).
+/// Queue a batch body without waking the writer (the tracer, inside a
+/// stop: `finish` or the writer's next round writes it).
+pub fn push_batch_quiet(body: Vec<u8>) {
+    push_owned(RecordKind::Batch, body, false);
+}
+
+/// Write `items` to `sink` (emptying it first if not yet done); a failure
+/// switches to discarding. Called with the sink taken out of the queue.
+fn write_items(
+    sink: &mut Sink,
+    items: VecDeque<Item>,
+    prepared: &mut bool,
+    error: &mut Option<String>,
+) {
+    if !*prepared && error.is_none() {
+        *prepared = true;
+        if let Err(e) = sink.prepare() {
+            *error = Some(e);
+        }
+    }
+    let mut framed = Vec::new();
+    for item in &items {
+        if error.is_some() || ABANDONED.load(SeqCst) {
+            DISCARDED.fetch_add(1, SeqCst);
+            continue;
+        }
+        let rec: &[u8] = match item {
+            Item::Raw(b) => b,
+            Item::Record(kind, body) => {
+                framed.clear();
+                format::put_record(&mut framed, *kind, body);
+                &framed
+            }
+        };
+        match sink.write_all(rec) {
+            Ok(()) => {
+                BYTES.fetch_add(rec.len() as u64, SeqCst);
+            }
+            Err(e) => *error = Some(e),
+        }
+    }
+}
+
+/// Take the sink and every queued record out of the queue (the caller
+/// now writes), if nobody is writing.
+fn take_work(q: &mut Queue) -> Option<(Sink, VecDeque<Item>, bool, Option<String>)> {
+    if !q.active || q.sink.is_none() {
+        return None;
+    }
+    let sink = q.sink.take()?;
+    WRITING.store(true, SeqCst);
+    Some((
+        sink,
+        std::mem::take(&mut q.items),
+        q.prepared,
+        q.error.clone(),
+    ))
+}
+
+/// Put the sink back after writing (or close it, when the trace is over).
+fn put_back(sink: Sink, prepared: bool, error: Option<String>) {
+    let mut q = QUEUE.lock();
+    q.prepared = prepared;
+    if error.is_some() && q.error.is_none() {
+        q.error = error;
+    }
+    q.sink = Some(sink);
+    WRITING.store(false, SeqCst);
+    drop(q);
+    crate::base::parked::unpark_all(key(&WRITING));
+}
+
+/// Queue the last record, then see the trace's end into the sink: written
+/// here when the sink's writes always complete, else by the writer thread,
+/// waited for at most `limit`. Returns the sink's error, if any; a timeout
+/// is an error too (the writer keeps going and a new trace must wait).
 pub fn finish(last: Option<(RecordKind, Vec<u8>)>, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
     let seen_done = DONE.load(SeqCst);
-    {
+    let inline = {
         let mut q = QUEUE.lock();
-        if !q.active {
+        if !q.active || q.closing {
             return Ok(());
         }
         if let Some((kind, body)) = last {
             q.items.push_back(Item::Record(kind, body));
         }
         q.closing = true;
+        q.finish_inline
+    };
+    if inline {
+        loop {
+            let work = take_work(&mut QUEUE.lock());
+            if let Some((mut sink, items, mut prepared, mut error)) = work {
+                write_items(&mut sink, items, &mut prepared, &mut error);
+                if error.is_none() {
+                    if let Err(e) = sink.flush() {
+                        error = Some(e);
+                    }
+                }
+                drop(sink);
+                let mut q = QUEUE.lock();
+                let error = error.or(q.error.take());
+                q.active = false;
+                q.closing = false;
+                WRITING.store(false, SeqCst);
+                return match error {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
+            }
+            // The writer thread is writing: wait for it to put the sink
+            // back.
+            if Instant::now() >= deadline {
+                return Err(give_up(limit));
+            }
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                crate::base::parked::park(key(&WRITING), || WRITING.load(SeqCst), Some(deadline));
+            }
+        }
     }
     wake();
-    let deadline = Instant::now() + limit;
     while DONE.load(SeqCst) == seen_done {
         if Instant::now() >= deadline {
-            ABANDONED.store(true, SeqCst);
-            wake();
-            return Err(format!(
-                "the trace writer did not finish within {} ms (a stalled sink?); the trace may be incomplete",
-                limit.as_millis()
-            ));
+            return Err(give_up(limit));
         }
         // SAFETY: the validate callback only reads an atomic.
         unsafe {
             crate::base::parked::park(
-                &DONE as *const AtomicU64 as usize,
+                key(&DONE),
                 || DONE.load(SeqCst) == seen_done,
                 Some(deadline),
             );
         }
     }
-    let j = QUEUE.lock().thread.take();
-    match j.map(|j| j.join()) {
-        Some(Ok(r)) => r,
-        Some(Err(_)) => Err("the trace writer thread panicked".into()),
+    match QUEUE.lock().error.take() {
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-fn run(mut sink: Sink) -> Result<(), String> {
+fn give_up(limit: Duration) -> String {
+    ABANDONED.store(true, SeqCst);
+    wake();
+    format!(
+        "the trace writer did not finish within {} ms (a stalled sink?); the trace may be incomplete",
+        limit.as_millis()
+    )
+}
+
+/// The writer thread: write whatever is queued; finish a closing trace
+/// whose sink may block; park until woken (or 100 ms, to notice an
+/// abandoned trace).
+fn run() {
     super::set_no_record(true);
     // A pipe or socket sink whose reader went away must fail the trace, not
     // kill the process: SIGPIPE is blocked on this thread (a write then
-    // fails with EPIPE; the signal stays pending on this thread and goes
-    // with it).
+    // fails with EPIPE; the signal stays pending on this thread).
     // SAFETY: plain signal-mask calls on this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -177,70 +372,60 @@ fn run(mut sink: Sink) -> Result<(), String> {
         libc::sigaddset(&mut set, libc::SIGPIPE);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    // Only the winning start gets here: now the file may be emptied.
-    let mut error: Option<String> = sink.prepare().err();
-    if let Some(e) = &error {
-        QUEUE.lock().error = Some(e.clone());
-    }
     loop {
         let seen = WAKES.load(SeqCst);
-        let (batch, closing) = {
+        let (work, closing) = {
             let mut q = QUEUE.lock();
-            (std::mem::take(&mut q.items), q.closing)
-        };
-        if ABANDONED.load(SeqCst) && error.is_none() {
-            error = Some("abandoned: the writer did not finish in time".into());
-        }
-        let mut framed = Vec::new();
-        for item in &batch {
-            let rec: &[u8] = match item {
-                Item::Raw(b) => b,
-                Item::Record(kind, body) => {
-                    framed.clear();
-                    format::put_record(&mut framed, *kind, body);
-                    &framed
-                }
-            };
-            if error.is_none() {
-                match sink.write_all(rec) {
-                    Ok(()) => {
-                        BYTES.fetch_add(rec.len() as u64, SeqCst);
-                    }
-                    Err(e) => {
-                        QUEUE.lock().error = Some(e.clone());
-                        error = Some(e);
-                    }
-                }
+            let closing = q.closing && !q.finish_inline;
+            let has_items = !q.items.is_empty();
+            let work = if has_items || closing || (!q.prepared && q.active) {
+                take_work(&mut q)
             } else {
-                DISCARDED.fetch_add(1, SeqCst);
+                None
+            };
+            (work, closing)
+        };
+        match work {
+            Some((mut sink, items, mut prepared, mut error)) => {
+                let was_empty = items.is_empty();
+                write_items(&mut sink, items, &mut prepared, &mut error);
+                let abandoned = ABANDONED.load(SeqCst);
+                if (closing && was_empty) || abandoned {
+                    // The trace's end (or an abandoned trace): close it.
+                    if error.is_none() && !abandoned {
+                        if let Err(e) = sink.flush() {
+                            error = Some(e);
+                        }
+                    }
+                    drop(sink);
+                    let mut q = QUEUE.lock();
+                    if error.is_some() && q.error.is_none() {
+                        q.error = error;
+                    }
+                    q.items.clear();
+                    q.active = false;
+                    q.closing = false;
+                    WRITING.store(false, SeqCst);
+                    drop(q);
+                    DONE.fetch_add(1, SeqCst);
+                    crate::base::parked::unpark_all(key(&DONE));
+                    crate::base::parked::unpark_all(key(&WRITING));
+                } else {
+                    put_back(sink, prepared, error);
+                }
+                continue;
+            }
+            None => {
+                // SAFETY: the validate callback only reads an atomic.
+                unsafe {
+                    crate::base::parked::park(
+                        key(&WAKES),
+                        || WAKES.load(SeqCst) == seen,
+                        Some(Instant::now() + Duration::from_millis(100)),
+                    );
+                }
             }
         }
-        if (closing && batch.is_empty()) || ABANDONED.load(SeqCst) {
-            break;
-        }
-        if batch.is_empty() {
-            // SAFETY: the validate callback only reads an atomic.
-            unsafe {
-                crate::base::parked::park(
-                    &WAKES as *const AtomicU64 as usize,
-                    || WAKES.load(SeqCst) == seen,
-                    Some(Instant::now() + Duration::from_millis(100)),
-                );
-            }
-        }
-    }
-    if error.is_none() {
-        if let Err(e) = sink.flush() {
-            error = Some(e);
-        }
-    }
-    drop(sink);
-    QUEUE.lock().active = false;
-    DONE.fetch_add(1, SeqCst);
-    crate::base::parked::unpark_all(&DONE as *const AtomicU64 as usize);
-    match error {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -249,16 +434,19 @@ pub fn failed() -> Option<String> {
     QUEUE.lock().error.clone()
 }
 
-/// In a forked child: no writer thread exists; the parent's queue is
-/// dropped unread.
+/// In a forked child: no writer thread exists; the parent's queue and
+/// sink are dropped unread (a file the parent opened stays open in it:
+/// kept, never closed, as the parent's descriptor).
 pub fn after_fork_child() {
     // SAFETY: only the forking thread exists.
     unsafe { QUEUE.reset_after_fork() };
     let mut q = QUEUE.lock();
     crate::base::fork::keep_forever(std::mem::take(&mut q.items));
-    if let Some(j) = q.thread.take() {
-        crate::base::fork::keep_forever(j);
+    if let Some(s) = q.sink.take() {
+        crate::base::fork::keep_forever(s);
     }
     q.active = false;
     q.closing = false;
+    q.thread_started = false;
+    WRITING.store(false, SeqCst);
 }

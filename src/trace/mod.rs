@@ -95,6 +95,8 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     refuse_when_tracing()?;
+    // The writer thread is started once, here, never inside a stop.
+    writer::ensure_thread().map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
     let writer::Opened { sink, created } = sink
         .open()
         .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
@@ -141,7 +143,7 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
                 h.event(EventKind::StallStatus, &[A::U(*kind), A::U(*key)]);
             }
         });
-        writer::push_batch(header);
+        writer::push_batch_quiet(header);
         // Every attached thread's status, in its gate (no inner lock held
         // here below `tracebuf`: a gate's holder may wait for `sched`).
         let ids: Vec<u64> = obs.threads.iter().map(|t| t.rec.id).collect();
@@ -153,6 +155,11 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
     });
     // The world's restart records the STW end.
     let restarted = crate::world::start_the_world();
+    if r.is_ok() {
+        // Now, outside the stop: the writer empties the file and writes
+        // the header.
+        writer::started();
+    }
     (r, restarted)
 }
 
