@@ -228,45 +228,63 @@ fn file_len(path: &CStr) -> u64 {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum V {
     Empty,
+    Floor,
     Clock,
     Call,
     MacroOff,
     LogOff,
     LogNullOff,
     LogOn,
+    MacroOn,
     LogNullOn,
     LogLongOn,
     RegionOn,
     LogDistinctOn,
+    BlockingOff,
+    BlockingOn,
+    LockOff,
+    LockOn,
 }
 
 impl V {
-    const ALL: [V; 11] = [
+    const ALL: [V; 17] = [
         V::Empty,
+        V::Floor,
         V::Clock,
         V::Call,
         V::MacroOff,
         V::LogOff,
         V::LogNullOff,
         V::LogOn,
+        V::MacroOn,
         V::LogNullOn,
         V::LogLongOn,
         V::RegionOn,
         V::LogDistinctOn,
+        V::BlockingOff,
+        V::BlockingOn,
+        V::LockOff,
+        V::LockOn,
     ];
     fn label(self) -> &'static str {
         match self {
             V::Empty => "(0)  empty loop",
+            V::Floor => "(F)  floor: rdtsc + 16-byte TLS record",
             V::Clock => "(1)  clock_gettime(CLOCK_MONOTONIC)",
             V::Call => "(2)  rtc_version(): one empty call",
             V::MacroOff => "(3)  RTC_LOG(cat, msg), off: load + branch",
             V::LogOff => "(4)  rtc_log(cat, msg), off: the call",
             V::LogNullOff => "(4n) rtc_log(NULL, NULL), off",
             V::LogOn => "(5)  rtc_log(cat, msg), ON",
+            V::MacroOn => "(5m) RTC_LOG(cat, msg), ON: the macro",
             V::LogNullOn => "(5n) rtc_log(NULL, NULL), ON",
             V::LogLongOn => "(5l) rtc_log(cat, 256-byte msg), ON",
             V::RegionOn => "(6)  region begin+end pair, ON",
             V::LogDistinctOn => "(7)  rtc_log(cat, distinct msg), ON",
+            V::BlockingOff => "(8)  enter+exit blocking, off",
+            V::BlockingOn => "(8t) enter+exit blocking, ON",
+            V::LockOff => "(9)  mutex lock+unlock, off",
+            V::LockOn => "(9t) mutex lock+unlock, ON",
         }
     }
     /// The short name used by RTCORE_BENCH_TRACE_VARIANTS.
@@ -277,13 +295,30 @@ impl V {
     fn traced(self) -> bool {
         matches!(
             self,
-            V::LogOn | V::LogNullOn | V::LogLongOn | V::RegionOn | V::LogDistinctOn
+            V::LogOn
+                | V::MacroOn
+                | V::LogNullOn
+                | V::LogLongOn
+                | V::RegionOn
+                | V::LogDistinctOn
+                | V::BlockingOn
+                | V::LockOn
+        )
+    }
+    /// Does the loop run on an attached thread (spawned for the sample)?
+    fn attached(self) -> bool {
+        matches!(
+            self,
+            V::BlockingOff | V::BlockingOn | V::LockOff | V::LockOn
         )
     }
     /// Events one iteration records when traced.
     fn events_per_iter(self) -> u64 {
         match self {
-            V::RegionOn => 2,
+            // enter blocking + exit blocking (fast).
+            V::RegionOn | V::BlockingOn => 2,
+            // An uncontended lock records nothing.
+            V::LockOn => 0,
             _ => 1,
         }
     }
@@ -292,6 +327,83 @@ impl V {
 const CATEGORY: &CStr = c"bench";
 const MESSAGE: &CStr = c"request done";
 const REGION: &CStr = c"bench region";
+
+thread_local! {
+    /// The floor's ring: 256 records of 16 bytes.
+    static FLOOR_RING: std::cell::RefCell<([u64; 512], usize)> =
+        const { std::cell::RefCell::new(([0; 512], 0)) };
+}
+
+/// The floor: a bare `rdtsc` and a 16-byte record (the time and a value)
+/// into a thread-local buffer, through a non-inlined call.
+#[inline(never)]
+fn floor_event(v: u64) {
+    // SAFETY: `rdtsc` has no preconditions on x86-64.
+    let t = unsafe { core::arch::x86_64::_rdtsc() };
+    FLOOR_RING.with(|r| {
+        let mut r = r.borrow_mut();
+        let i = r.1;
+        r.0[i] = t;
+        r.0[i + 1] = v;
+        r.1 = (i + 2) % 512;
+    });
+}
+
+#[inline(never)]
+fn loop_floor(iters: u64) -> Duration {
+    let t = Instant::now();
+    for i in 0..iters {
+        floor_event(black_box(i));
+    }
+    t.elapsed()
+}
+
+#[inline(never)]
+fn loop_blocking(iters: u64) -> Duration {
+    let (enter, exit) = (api().enter_blocking, api().exit_blocking);
+    let reason = c"bench: a blocking region".as_ptr();
+    let t = Instant::now();
+    for i in 0..iters {
+        black_box(i);
+        // SAFETY: plain calls; the thread is attached.
+        let s = unsafe { enter(reason) };
+        if s != 0 {
+            rtc_fail("rtc_enter_blocking", s);
+        }
+        // SAFETY: as above.
+        let s = unsafe { exit() };
+        if s != 0 {
+            rtc_fail("rtc_exit_blocking", s);
+        }
+    }
+    t.elapsed()
+}
+
+#[inline(never)]
+fn loop_lock(iters: u64) -> Duration {
+    let (init, lock, unlock) = (api().mutex_init, api().mutex_lock, api().mutex_unlock);
+    // SAFETY: all-zero is a valid bit pattern for the mirror; init sets it.
+    let mut m: RtcMutex = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid mutex and name; no rank.
+    check("rtc_mutex_init", unsafe {
+        init(&mut m, c"bench lock".as_ptr(), std::ptr::null())
+    });
+    let t = Instant::now();
+    for i in 0..iters {
+        black_box(i);
+        // SAFETY: an initialised mutex, uncontended.
+        let s = unsafe { lock(&mut m) };
+        if s != 0 {
+            rtc_fail("rtc_mutex_lock", s);
+        }
+        // SAFETY: as above; held by this thread.
+        let s = unsafe { unlock(&mut m) };
+        if s != 0 {
+            rtc_fail("rtc_mutex_unlock", s);
+        }
+    }
+    t.elapsed()
+}
 
 #[inline(never)]
 fn loop_empty(iters: u64) -> Duration {
@@ -410,9 +522,15 @@ struct EventParams {
 impl EventParams {
     fn iters(&self, v: V) -> u64 {
         match v {
-            V::Empty | V::Clock | V::Call | V::MacroOff | V::LogOff | V::LogNullOff => {
-                self.off_iters
-            }
+            V::Empty
+            | V::Floor
+            | V::Clock
+            | V::Call
+            | V::MacroOff
+            | V::LogOff
+            | V::LogNullOff
+            | V::BlockingOff
+            | V::LockOff => self.off_iters,
             V::LogDistinctOn => self.distinct.len() as u64,
             _ => self.on_iters,
         }
@@ -439,16 +557,35 @@ struct EventSample {
 fn run_loop(v: V, n: u64, p: &EventParams) -> Duration {
     let (cat, msg) = (CATEGORY.as_ptr(), MESSAGE.as_ptr());
     let null = std::ptr::null();
+    if v.attached() {
+        // On an attached thread of its own, which attaches inside the
+        // trace for the traced variants.
+        return std::thread::scope(|sc| {
+            sc.spawn(|| {
+                attach("bench attached loop");
+                let d = match v {
+                    V::BlockingOff | V::BlockingOn => loop_blocking(n),
+                    _ => loop_lock(n),
+                };
+                detach();
+                d
+            })
+            .join()
+            .expect("the attached loop panicked")
+        });
+    }
     match v {
         V::Empty => loop_empty(n),
+        V::Floor => loop_floor(n),
         V::Clock => loop_clock(n),
         V::Call => loop_call(n),
-        V::MacroOff => loop_macro(n, cat, msg),
+        V::MacroOff | V::MacroOn => loop_macro(n, cat, msg),
         V::LogOff | V::LogOn => loop_log(n, cat, msg),
         V::LogNullOff | V::LogNullOn => loop_log(n, null, null),
         V::LogLongOn => loop_log(n, cat, p.long_msg.as_ptr()),
         V::RegionOn => loop_region(n),
         V::LogDistinctOn => loop_log_distinct(&p.distinct[..n as usize]),
+        V::BlockingOff | V::BlockingOn | V::LockOff | V::LockOn => unreachable!("attached"),
     }
 }
 
@@ -490,8 +627,8 @@ fn event_sample(v: V, n: u64, p: &EventParams, dir: &TempDir) -> EventSample {
     progress();
     EventSample {
         ns: d.as_nanos() as f64 / n as f64,
-        bytes_per_event: bytes as f64 / events as f64,
-        other_cpu_ns: other as f64 / events as f64,
+        bytes_per_event: bytes as f64 / events.max(1) as f64,
+        other_cpu_ns: other as f64 / events.max(1) as f64,
         file_events,
         file_bytes: bytes,
         stop_us: stop.as_secs_f64() * 1e6,
@@ -574,6 +711,7 @@ fn events_part(dir: &TempDir) {
     let median = |v: V| vs.iter().position(|&x| x == v).map(|i| stats[i].median);
     let empty = median(V::Empty).unwrap_or(f64::NAN);
     let clock = median(V::Clock).unwrap_or(f64::NAN);
+    let floor = median(V::Floor).unwrap_or(f64::NAN);
     println!();
     println!(
         "Part 1: ns per iteration (per begin+end pair for (6)), {samples} samples per variant, round \
@@ -586,23 +724,27 @@ fn events_part(dir: &TempDir) {
         "{}",
         common::stats_header(
             42,
-            &format!("{:>10} {:>9} {:>9}", "above (0)", "/ (0)", "/ (1)")
+            &format!(
+                "{:>10} {:>9} {:>9} {:>9}",
+                "above (0)", "/ (0)", "/ (1)", "/ (F)"
+            )
         )
     );
     for (i, v) in vs.iter().enumerate() {
         let st = &stats[i];
         println!(
-            "{} {:>10.2} {:>8.2}x {:>8.2}x",
+            "{} {:>10.2} {:>8.2}x {:>8.2}x {:>8.2}x",
             common::stats_row(42, v.label(), st, 1.0),
             st.median - empty,
             st.median / empty,
-            st.median / clock
+            st.median / clock,
+            st.median / floor
         );
     }
     println!(
         "(above (0): minus the empty loop's median, the cost of the body alone; / (0): ratio to the \
-         empty loop, the peer of the 'off' rows; / (1): ratio to a clock read in the same loop, the \
-         peer of the 'ON' rows)"
+         empty loop, the peer of the 'off' rows; / (1): ratio to a clock read in the same loop; / \
+         (F): ratio to the floor, the peer of the 'ON' rows)"
     );
     if vs.iter().any(|v| v.traced()) {
         println!();
@@ -654,6 +796,63 @@ fn events_part(dir: &TempDir) {
              plus string definitions, the header batch and the stop-the-world span of the start)"
         );
     }
+    println!();
+    println!("Goals (issue 15), per event, as ratios to the floor (F) = {floor:.2} ns:");
+    let goal = |what: &str, value: Option<f64>, peer: f64, peer_name: &str, limit: f64| {
+        if let Some(v) = value {
+            let r = v / peer;
+            println!(
+                "  {what:<58} {v:>7.2} ns = {r:>5.2}x {peer_name} (goal <= {limit}x): {}",
+                if r <= limit { "met" } else { "MISSED" }
+            );
+        }
+    };
+    goal(
+        "RTC_LOG(cat, msg) ON, strings seen before (5m)",
+        median(V::MacroOn),
+        floor,
+        "floor",
+        1.5,
+    );
+    goal(
+        "region begin or end ON, per event ((6) / 2)",
+        median(V::RegionOn).map(|x| x / 2.0),
+        floor,
+        "floor",
+        1.5,
+    );
+    goal(
+        "rtc_log called while not tracing (4)",
+        median(V::LogOff),
+        median(V::Call).unwrap_or(f64::NAN),
+        "an empty call (2)",
+        2.0,
+    );
+    goal(
+        "an event whose string is new (7)",
+        median(V::LogDistinctOn),
+        floor,
+        "floor",
+        10.0,
+    );
+    goal(
+        "blocking enter or exit, recording cost per event (((8t) - (8)) / 2)",
+        median(V::BlockingOn)
+            .zip(median(V::BlockingOff))
+            .map(|(on, off)| (on - off) / 2.0),
+        floor,
+        "floor",
+        2.0,
+    );
+    goal(
+        "uncontended mutex lock+unlock, traced minus untraced ((9t) - (9))",
+        median(V::LockOn)
+            .zip(median(V::LockOff))
+            .map(|(on, off)| (on - off).max(0.0)),
+        floor,
+        "floor",
+        2.0,
+    );
     if let (Some(on), Some(region), Some(macro_off), Some(call_off)) = (
         median(V::LogOn),
         median(V::RegionOn),

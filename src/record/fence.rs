@@ -40,12 +40,11 @@ pub enum Mode {
 const UNSET: u32 = 0;
 const MEMBARRIER: u32 = 1;
 const FENCES: u32 = 2;
+/// Deliberately broken, for `tests/gate_stress.rs` only: both sides
+/// compiler fences. Never in production.
+const BROKEN: u32 = 3;
 
 static MODE: AtomicU32 = AtomicU32::new(UNSET);
-
-/// Deliberately broken fences, for `tests/gate_stress.rs` only: both sides
-/// compiler fences. Set before any gate is used; never in production.
-static BROKEN: AtomicU32 = AtomicU32::new(0);
 
 #[cfg(all(target_os = "linux", not(loom)))]
 fn register_membarrier() -> bool {
@@ -85,7 +84,7 @@ pub fn init(force_fences: bool) -> Mode {
 
 fn current() -> Mode {
     match MODE.load(Ordering::Acquire) {
-        MEMBARRIER => Mode::Membarrier,
+        MEMBARRIER | BROKEN => Mode::Membarrier,
         _ => Mode::Fences,
     }
 }
@@ -94,7 +93,7 @@ fn current() -> Mode {
 #[inline]
 pub fn mode() -> Mode {
     match MODE.load(Ordering::Relaxed) {
-        MEMBARRIER => Mode::Membarrier,
+        MEMBARRIER | BROKEN => Mode::Membarrier,
         FENCES => Mode::Fences,
         _ => init(false),
     }
@@ -109,11 +108,22 @@ pub fn light() {
     }
     #[cfg(not(loom))]
     {
-        if mode() == Mode::Membarrier || BROKEN.load(Ordering::Relaxed) != 0 {
+        let m = MODE.load(Ordering::Relaxed);
+        if m == MEMBARRIER || m == BROKEN {
             std::sync::atomic::compiler_fence(Ordering::SeqCst);
         } else {
-            std::sync::atomic::fence(Ordering::SeqCst);
+            light_slow();
         }
+    }
+}
+
+#[cfg(not(loom))]
+#[cold]
+fn light_slow() {
+    if mode() == Mode::Membarrier {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 }
 
@@ -131,7 +141,7 @@ pub fn heavy() {
     }
     #[cfg(not(loom))]
     {
-        if BROKEN.load(Ordering::Relaxed) != 0 {
+        if MODE.load(Ordering::Relaxed) == BROKEN {
             std::sync::atomic::compiler_fence(Ordering::SeqCst);
             return;
         }
@@ -178,5 +188,5 @@ pub fn after_fork_child() {
 /// the store-buffering outcome the fences exclude can happen.
 #[doc(hidden)]
 pub fn break_for_test() {
-    BROKEN.store(1, Ordering::SeqCst);
+    MODE.store(BROKEN, Ordering::SeqCst);
 }

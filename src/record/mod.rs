@@ -83,8 +83,9 @@ struct Slot {
     /// Batches of this generation already handed to the writer.
     batches: u64,
     strings: Strings,
-    /// The thread's state is known to this generation: its status was
-    /// written (by the tracer at start), or it attached during it.
+    /// The thread's state is settled for this generation: its status was
+    /// written (by the tracer at start, or by the thread), it attached
+    /// during it, or it recorded while not attached (no status to write).
     status_written: bool,
 }
 
@@ -335,6 +336,11 @@ fn first_in_generation(t: &ThreadTrace, slot: &mut Slot, g: u64) {
     fresh_slot(slot, g);
     if !slot.status_written {
         with_my_status(&mut |st| write_status_event(t, slot, g, st));
+        // Settled for the generation: written, or the thread is not
+        // attached and has no status (an attach later records `attach`).
+        // Asking again on every event of an unattached thread would cost
+        // a call into the world each time.
+        slot.status_written = true;
     }
 }
 

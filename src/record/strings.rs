@@ -40,11 +40,15 @@ pub struct NotUtf8;
 
 #[derive(Clone, Copy, Default)]
 struct CacheEntry {
+    /// The text's address (0: empty; callers never pass NULL here).
     ptr: usize,
     /// Where its bytes start in the arena (in words) and how many.
     word: u32,
     len: u32,
     id: u64,
+    /// Its first 16 bytes (with the NUL and zero padding): a text of up
+    /// to 15 bytes is checked without touching the arena.
+    head: [u64; 2],
 }
 
 #[derive(Clone, Copy)]
@@ -196,12 +200,18 @@ impl Strings {
     #[inline]
     pub unsafe fn intern_cstr(&mut self, p: *const c_char) -> Result<Interned, NotUtf8> {
         let pu = p.cast::<u8>();
-        let e = self.cache[cache_slot(p as usize)];
-        if e.ptr == p as usize && e.id != 0 {
-            let w = e.word as usize;
-            let words = (e.len as usize + 8) / 8;
-            // SAFETY: forwarded; the entry's bytes are in the arena.
-            if unsafe { cstr_equals(pu, &self.arena[w..w + words], e.len as usize + 1) } {
+        let e = &self.cache[cache_slot(p as usize)];
+        if e.ptr == p as usize {
+            let n = e.len as usize + 1;
+            let same = if n <= 16 {
+                // SAFETY: forwarded; `head` holds the first 16 bytes.
+                unsafe { cstr_equals(pu, &e.head, n) }
+            } else {
+                let w = e.word as usize;
+                // SAFETY: forwarded; the entry's bytes are in the arena.
+                unsafe { cstr_equals(pu, &self.arena[w..w + n.div_ceil(8)], n) }
+            };
+            if same {
                 return Ok(Interned {
                     id: e.id,
                     new: None,
@@ -277,11 +287,15 @@ impl Strings {
     }
 
     fn remember(&mut self, p: usize, id: u64, word: u32, len: usize) {
+        let w = word as usize;
+        let at = |i: usize| self.arena.get(w + i).copied().unwrap_or(0);
+        let head = if len < 8 { [at(0), 0] } else { [at(0), at(1)] };
         self.cache[cache_slot(p)] = CacheEntry {
             ptr: p,
             word,
             len: len as u32,
             id,
+            head,
         };
     }
 
