@@ -10,8 +10,30 @@
 
 /// The file's first 8 bytes.
 pub const FILE_MAGIC: [u8; 8] = *b"RTCTRACE";
-/// The format version in the file header.
-pub const VERSION: u16 = 1;
+/// The format version in the file header (what writers write).
+pub const VERSION: u16 = 2;
+/// The oldest version readers accept. Version 1 differs only in an
+/// event's first byte: the kind alone, the timestamp delta always a
+/// varint after it.
+pub const OLDEST_VERSION: u16 = 1;
+
+/// An event's first byte (version 2): the kind in the low 6 bits; the high
+/// 2 bits hold the timestamp delta when it is 0, 1 or 2 ticks, or
+/// `TS_FOLLOWS`, and then the delta follows as a varint. Events in tight
+/// loops are a tick or two apart: their delta costs no byte.
+pub const KIND_MASK: u8 = 0x3f;
+pub const TS_FOLLOWS: u8 = 3;
+
+/// The first byte of an event of `kind` whose timestamp delta is `delta`,
+/// and whether the delta follows as a varint.
+#[inline(always)]
+pub fn event_head(kind: EventKind, delta: u64) -> (u8, bool) {
+    if delta < TS_FOLLOWS as u64 {
+        ((kind as u8) | ((delta as u8) << 6), false)
+    } else {
+        ((kind as u8) | (TS_FOLLOWS << 6), true)
+    }
+}
 /// Bytes in the file header.
 pub const FILE_HEADER_LEN: usize = 24;
 /// Each record starts with these 4 bytes ("RTB1").
@@ -321,9 +343,12 @@ impl BatchBuilder {
     /// batch decodable whatever happens).
     pub fn event(&mut self, kind: EventKind, ts: u64, vals: &[Val<'_>]) {
         debug_assert_eq!(vals.len(), kind.args().len(), "{}", kind.name());
-        self.body.push(kind as u8);
         let ts = ts.max(self.last_ts);
-        put_uvarint(&mut self.body, ts - self.last_ts);
+        let (head, follows) = event_head(kind, ts - self.last_ts);
+        self.body.push(head);
+        if follows {
+            put_uvarint(&mut self.body, ts - self.last_ts);
+        }
         self.last_ts = ts;
         for v in vals {
             match *v {
@@ -444,6 +469,8 @@ mod tests {
             assert!(bytes == 0 || *k == EventKind::String);
         }
         assert_eq!(EventKind::from_u8(0), None);
+        // Kinds fit the low 6 bits of an event's first byte.
+        assert!((EventKind::ALL.len() as u8) <= KIND_MASK);
         assert_eq!(EventKind::from_u8(EventKind::ALL.len() as u8 + 1), None);
         assert!(Str != U && S != U);
     }

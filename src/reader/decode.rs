@@ -78,6 +78,8 @@ pub struct Decoder<'a> {
     ts: u64,
     /// Nanoseconds per tick, 32.32 fixed point.
     scale: u64,
+    /// Version 2: an event's first byte is `format::event_head`'s.
+    packed_heads: bool,
     thread: u64,
     generation: u64,
     strings: HashMap<u64, String, IdHash>,
@@ -105,11 +107,18 @@ impl<'a> Decoder<'a> {
             shift: 0,
             ts: 0,
             scale,
+            packed_heads: false,
             thread,
             generation,
             strings: HashMap::default(),
             defined: Vec::new(),
         }
+    }
+
+    /// Read events as version 2 writes them (`format::event_head`).
+    pub fn with_packed_heads(mut self, packed: bool) -> Self {
+        self.packed_heads = packed;
+        self
     }
 
     #[inline]
@@ -164,7 +173,12 @@ impl<'a> Decoder<'a> {
         }
         let d = &self.data[..self.end];
         let ev_at = self.pos + self.shift;
-        let code = d[self.pos];
+        let head = d[self.pos];
+        let (code, inline_delta) = if self.packed_heads {
+            (head & format::KIND_MASK, head >> 6)
+        } else {
+            (head, format::TS_FOLLOWS)
+        };
         let shape = SHAPES[code as usize];
         let Some(kind) = shape.kind else {
             return err(ev_at, format!("unknown event kind {code}"));
@@ -176,9 +190,14 @@ impl<'a> Decoder<'a> {
                 format!("truncated or overlong varint in {}", kind.name()),
             )
         };
-        let delta_at = pos;
-        let Some(delta) = format::get_uvarint(d, &mut pos) else {
-            return truncated(delta_at, self.shift);
+        let delta = if inline_delta < format::TS_FOLLOWS {
+            u64::from(inline_delta)
+        } else {
+            let delta_at = pos;
+            let Some(delta) = format::get_uvarint(d, &mut pos) else {
+                return truncated(delta_at, self.shift);
+            };
+            delta
         };
         let Some(ts) = self.ts.checked_add(delta) else {
             return err(ev_at, "timestamp overflows 64 bits");

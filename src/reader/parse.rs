@@ -24,8 +24,8 @@ use std::fmt;
 use std::io::Read;
 
 use crate::format::{
-    self, EventKind, FILE_HEADER_LEN, FILE_MAGIC, MAX_RECORD_BODY, RECORD_FRAME_LEN, RECORD_MAGIC,
-    RecordKind, VERSION,
+    self, EventKind, FILE_HEADER_LEN, FILE_MAGIC, MAX_RECORD_BODY, OLDEST_VERSION,
+    RECORD_FRAME_LEN, RECORD_MAGIC, RecordKind, VERSION,
 };
 
 /// A reason to reject a trace, with where it was found.
@@ -315,7 +315,7 @@ pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
     let mut records = Records::open(input)?;
     let mut t = Trace {
         trace_id: records.trace_id,
-        version: VERSION,
+        version: records.version,
         ..Default::default()
     };
     while let Some(layout) = records.next_generation()? {
@@ -354,6 +354,9 @@ pub struct Layout {
     /// Nanoseconds per tick of the generation's clock, in 32.32 fixed
     /// point (0: not known yet, read as 1 ns per tick).
     pub ns_per_tick: u64,
+    /// An event's first byte carries a small timestamp delta (version 2;
+    /// `format::event_head`).
+    pub packed_heads: bool,
 }
 
 /// 1 ns per tick in 32.32 fixed point.
@@ -370,6 +373,7 @@ impl Layout {
             self.ns_per_tick
         };
         super::decode::Decoder::new(data, batches, thread, self.number, scale)
+            .with_packed_heads(self.packed_heads)
     }
 
     /// The scale the header batch's `clock info` gives (ticks per second;
@@ -382,7 +386,8 @@ impl Layout {
             0,
             self.number,
             ONE_NS_PER_TICK,
-        );
+        )
+        .with_packed_heads(self.packed_heads);
         let mut e = Event::empty();
         while let Ok(true) = d.next_into(&mut e) {
             if e.kind == EventKind::ClockInfo {
@@ -446,6 +451,8 @@ impl Layout {
 pub struct Records<R> {
     input: R,
     pub trace_id: u64,
+    /// The file's format version.
+    pub version: u16,
     /// Bytes of the input consumed.
     pub offset: usize,
     buf: Vec<u8>,
@@ -485,16 +492,19 @@ impl<R: Read> Records<R> {
             return err(0, "not an rtcore trace: bad magic (expected \"RTCTRACE\")");
         }
         let version = u16::from_le_bytes([h[8], h[9]]);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return err(
                 8,
-                format!("unsupported trace format version {version} (this reader knows {VERSION})"),
+                format!(
+                    "unsupported trace format version {version} (this reader knows {OLDEST_VERSION} to {VERSION})"
+                ),
             );
         }
         let mut id = [0u8; 8];
         id.copy_from_slice(&h[16..24]);
         Ok(Records {
             input,
+            version,
             trace_id: u64::from_le_bytes(id),
             offset: FILE_HEADER_LEN,
             buf: Vec::new(),
@@ -699,6 +709,7 @@ impl<R: Read> Records<R> {
             None => {
                 *layout = Some(Layout {
                     number: generation,
+                    packed_heads: self.version >= 2,
                     ..Default::default()
                 })
             }
@@ -807,6 +818,87 @@ mod tests {
         // The process's keys are neither of these.
         let d = IdHash::default();
         assert_ne!(d.hash_one(evil[0]), a.hash_one(evil[0]));
+    }
+
+    /// A trace as format version 1 wrote it (an event's first byte is its
+    /// kind alone; the delta always follows), with a clock of 2 ns per
+    /// tick.
+    fn version_1_sample() -> Vec<u8> {
+        fn event(b: &mut Vec<u8>, kind: EventKind, delta: u64, args: &[u64]) {
+            b.push(kind as u8);
+            crate::format::put_uvarint(b, delta);
+            for a in args {
+                crate::format::put_uvarint(b, *a);
+            }
+        }
+        fn batch(thread: u64, base: u64) -> Vec<u8> {
+            let mut b = ID.to_le_bytes().to_vec();
+            for v in [1, thread, 0, base] {
+                crate::format::put_uvarint(&mut b, v);
+            }
+            b
+        }
+        let mut out = file_header(ID).to_vec();
+        out[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let mut h = batch(0, 10);
+        event(&mut h, EventKind::ClockInfo, 0, &[500_000_000, 7]);
+        put_record(&mut out, RecordKind::Batch, &h);
+        let mut b = batch(5, 100);
+        event(&mut b, EventKind::Attach, 1, &[0, 0]);
+        event(&mut b, EventKind::Counter, 2, &[0, 9]);
+        put_record(&mut out, RecordKind::Batch, &b);
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(ID, 1, &[(0, 1), (5, 1)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+        out
+    }
+
+    #[test]
+    fn a_version_1_trace_reads_and_ticks_become_nanoseconds() {
+        let t = parse(&version_1_sample()).unwrap();
+        assert_eq!(t.version, 1);
+        let s = &t.generations[0].streams[&5];
+        assert_eq!(s.events[0].kind, EventKind::Attach);
+        // Ticks 101 and 103 at 2 ns per tick.
+        assert_eq!((s.events[0].ts, s.events[1].ts), (202, 206));
+        assert_eq!(crate::format::unzigzag(s.events[1].args[1]), -5);
+        // The same events written by today's writer (version 2) read the
+        // same.
+        let mut out = file_header(ID).to_vec();
+        let mut h = BatchBuilder::new(ID, 1, 0, 0, 10);
+        h.event(EventKind::ClockInfo, 10, &[Val::U(500_000_000), Val::U(7)]);
+        put_record(&mut out, RecordKind::Batch, &h.body);
+        let mut b = BatchBuilder::new(ID, 1, 5, 0, 100);
+        b.event(EventKind::Attach, 101, &[Val::U(0), Val::U(0)]);
+        b.event(EventKind::Counter, 103, &[Val::U(0), Val::S(-5)]);
+        put_record(&mut out, RecordKind::Batch, &b.body);
+        put_record(
+            &mut out,
+            RecordKind::GenerationEnd,
+            &generation_end_body(ID, 1, &[(0, 1), (5, 1)]),
+        );
+        put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+        let t2 = parse(&out).unwrap();
+        assert_eq!(t2.version, crate::format::VERSION);
+        let s2 = &t2.generations[0].streams[&5];
+        assert_eq!(
+            s2.events.iter().map(|e| (e.kind, e.ts)).collect::<Vec<_>>(),
+            s.events.iter().map(|e| (e.kind, e.ts)).collect::<Vec<_>>()
+        );
+        // Version 2 spends no byte on a delta of 0 to 2 ticks.
+        assert!(
+            out.len() < version_1_sample().len(),
+            "{} vs {}",
+            out.len(),
+            version_1_sample().len()
+        );
+        // Versions outside 1..=2 are refused.
+        let mut bad = out.clone();
+        bad[8..10].copy_from_slice(&3u16.to_le_bytes());
+        assert!(parse(&bad).unwrap_err().message.contains("version 3"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ord
 use std::sync::{Arc, LazyLock};
 
 use crate::base::inner::{InnerMutex, InnerRank};
-use crate::format::{BatchBuilder, EventKind, MAX_ARGS, Val, zigzag};
+use crate::format::{BatchBuilder, EventKind, MAX_ARGS, Val, event_head, zigzag};
 use strings::Strings;
 pub use strings::{MAX_STRING, NotUtf8};
 
@@ -572,8 +572,9 @@ unsafe fn put_varint(mut p: *mut u8, mut v: u64) -> *mut u8 {
     }
 }
 
-/// Append one event (no `Bytes` argument) to the batch: kind, timestamp
-/// delta, arguments as varints. A timestamp before the previous one (a TSC
+/// Append one event (no `Bytes` argument) to the batch: its first byte
+/// (kind and a small timestamp delta, `format::event_head`), the delta if
+/// it did not fit, the arguments as varints. A timestamp before the previous one (a TSC
 /// read on another CPU) is recorded as a zero delta.
 #[inline(always)]
 fn encode(buf: &mut Vec<u8>, last_ts: &mut u64, kind: EventKind, ts: u64, vals: &[u64]) {
@@ -583,9 +584,13 @@ fn encode(buf: &mut Vec<u8>, last_ts: &mut u64, kind: EventKind, ts: u64, vals: 
     // exactly the bytes written.
     unsafe {
         let start = buf.as_mut_ptr().add(buf.len());
-        *start = kind as u8;
         let ts = ts.max(*last_ts);
-        let mut p = put_varint(start.add(1), ts - *last_ts);
+        let (head, follows) = event_head(kind, ts - *last_ts);
+        *start = head;
+        let mut p = start.add(1);
+        if follows {
+            p = put_varint(p, ts - *last_ts);
+        }
         *last_ts = ts;
         for &v in vals {
             p = put_varint(p, v);
