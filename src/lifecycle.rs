@@ -257,6 +257,7 @@ pub fn shutdown() -> Result<()> {
             e.message
         ));
     }
+    crate::record::writer::shutdown();
     crate::sysmon::hooks::shutdown();
     crate::sysmon::stop_and_join();
     let _t = TRANSITION.lock();

@@ -312,7 +312,13 @@ pub extern "C" fn rtc_task_end(id: u64) -> rtc_status {
                 format!("rtc_task_end: task {id} has already ended"),
             ));
         }
-        emit_user("rtc_task_end", EventKind::TaskEnd, &[A::U(id)])
+        let r = emit_user("rtc_task_end", EventKind::TaskEnd, &[A::U(id)]);
+        if r.is_err() {
+            // Not recorded (RTC_ERR_BUSY): the task is still open, the
+            // call may be made again.
+            OPEN_TASKS.lock().insert(id);
+        }
+        r
     })
 }
 

@@ -1,7 +1,7 @@
 //! The trace clock: what an event's timestamp counts. `rdtsc` where the CPU
 //! says its time-stamp counter is invariant (constant rate, running in
 //! every power state) and rtcore has calibrated it against
-//! CLOCK_MONOTONIC; CLOCK_MONOTONIC otherwise, or when
+//! CLOCK_MONOTONIC_RAW (NTP does not slew it); CLOCK_MONOTONIC otherwise, or when
 //! `RTCORE_DEBUG=trace_clock=monotonic` asks for it. Either is shifted
 //! right so that one tick is 16-32 ns (Go's tracer uses 64 ns): timestamp
 //! deltas then fit one byte between close events. The trace's clock
@@ -73,14 +73,26 @@ fn invariant_tsc() -> bool {
     false
 }
 
-/// A TSC reading and the CLOCK_MONOTONIC time at it (the middle of two
+/// CLOCK_MONOTONIC_RAW in ns: the hardware's time, without NTP's slewing,
+/// what a TSC is calibrated against.
+fn raw_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; the clock exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A TSC reading and the CLOCK_MONOTONIC_RAW time at it (the middle of two
 /// clock reads less than 2 µs apart when possible).
 fn pair() -> (u64, u64) {
     let mut best = (0, 0, u64::MAX);
     for _ in 0..5 {
-        let a = monotonic_ns();
+        let a = raw_ns();
         let t = rdtsc();
-        let b = monotonic_ns();
+        let b = raw_ns();
         let w = b.saturating_sub(a);
         if w < best.2 {
             best = (t, a + w / 2, w);
@@ -189,7 +201,7 @@ mod tests {
         calibration_start();
         std::thread::sleep(std::time::Duration::from_millis(15));
         let hz = tsc_hz().expect("calibrated after 15 ms");
-        // Ticks over 20 ms of CLOCK_MONOTONIC agree with the rate to 0.1%.
+        // Ticks over 20 ms of CLOCK_MONOTONIC_RAW agree with the rate to 0.1%.
         let (t0, n0) = pair();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let (t1, n1) = pair();

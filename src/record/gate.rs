@@ -95,15 +95,6 @@ impl Gate {
         self.claimed.store(1, Relaxed);
     }
 
-    /// Wait until the thread is out of its section (after `heavy()`).
-    fn wait_out(&self) {
-        while self.inside.load(Acquire) != 0 {
-            spin_hint();
-            #[cfg(not(loom))]
-            std::thread::yield_now();
-        }
-    }
-
     fn release(&self) {
         self.claimed.store(0, Release);
     }
@@ -148,24 +139,45 @@ pub fn joining<R>(
     Some(r)
 }
 
-/// The tracer's pass over `n` threads' gates (after publishing the
-/// generation): claim every gate, one heavy fence, then for each in turn
-/// wait for its thread to leave its section, run `f(i)`, release it.
-pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate> + Clone, mut f: impl FnMut(usize)) {
-    let mut n = 0;
-    for g in gates.clone() {
-        g.claim();
-        n += 1;
-    }
-    if n == 0 {
+/// The tracer's pass over threads' gates (after publishing the
+/// generation): claim every gate, one heavy fence, then run `f(i)` on
+/// each gate whose thread is out of its section and release it, sweeping
+/// again over those still inside until none is left.
+///
+/// Never waiting on one gate while others stay claimed matters: a thread
+/// inside its section may wait for an inner lock (`sched`) held by a thread
+/// that is itself spinning on a claimed gate; releasing every free gate
+/// first lets that one go on, release the lock, and the first one leave.
+/// (The calling thread's own gate must not be among `gates`: a signal
+/// handler interrupting the pass would spin on a claim only the
+/// interrupted thread can release. The tracer holds its own gate, as an
+/// emitter, for the whole pass instead: `record::own_gate_held`.)
+pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, mut f: impl FnMut(usize)) {
+    let gates: Vec<&Gate> = gates.collect();
+    if gates.is_empty() {
         // No gate, nothing to order (the fence can cost microseconds).
         return;
     }
+    let mut pending: Vec<usize> = (0..gates.len()).collect();
+    for g in &gates {
+        g.claim();
+    }
     fence::heavy();
-    for (i, g) in gates.enumerate() {
-        g.wait_out();
-        f(i);
-        g.release();
+    loop {
+        pending.retain(|&i| {
+            if gates[i].inside.load(Acquire) != 0 {
+                return true;
+            }
+            f(i);
+            gates[i].release();
+            false
+        });
+        if pending.is_empty() {
+            return;
+        }
+        spin_hint();
+        #[cfg(not(loom))]
+        std::thread::yield_now();
     }
 }
 
@@ -250,5 +262,96 @@ pub mod broken {
         let r = f(g);
         gate.exit();
         Some(r)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    /// Thread X is inside its section waiting for a lock that thread Y
+    /// holds while Y spins on its own claimed gate: a pass that waited
+    /// for X before releasing Y would never end (the broken variant:
+    /// `waits_in_order`). The sweeping pass must finish.
+    fn pass_finishes(waits_in_order: bool) -> bool {
+        let (x, y) = (Arc::new(Gate::new()), Arc::new(Gate::new()));
+        let m = Arc::new(Mutex::new(()));
+        let x_inside = Arc::new(AtomicBool::new(false));
+        let y_done = Arc::new(AtomicBool::new(false));
+        // Y: holds the lock X will wait for, and enters its gate once it
+        // is claimed.
+        let ty = {
+            let (y, m, y_done) = (y.clone(), m.clone(), y_done.clone());
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let t = std::thread::spawn(move || {
+                let g = m.lock().unwrap();
+                ready_tx.send(()).unwrap();
+                // Until the pass claims Y (or has already handled it).
+                while y.claimed.load(SeqCst) == 0 && !y_done.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                assert!(y.enter());
+                y.exit();
+                drop(g);
+            });
+            ready_rx.recv().unwrap();
+            t
+        };
+        // X: inside its section, waiting for the lock.
+        let tx = {
+            let (x, m, x_inside) = (x.clone(), m.clone(), x_inside.clone());
+            std::thread::spawn(move || {
+                assert!(x.enter());
+                x_inside.store(true, SeqCst);
+                drop(m.lock().unwrap());
+                x.exit();
+            })
+        };
+        while !x_inside.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        let (x2, y2) = (x.clone(), y.clone());
+        std::thread::spawn(move || {
+            let y_handled = || y_done.store(true, SeqCst);
+            if waits_in_order {
+                for g in [&*x2, &*y2] {
+                    g.claim();
+                }
+                fence::heavy();
+                for g in [&*x2, &*y2] {
+                    while g.inside.load(Acquire) != 0 {
+                        std::thread::yield_now();
+                    }
+                    g.release();
+                }
+            } else {
+                tracer_pass([&*x2, &*y2].into_iter(), |i| {
+                    if i == 1 {
+                        y_handled();
+                    }
+                });
+            }
+            let _ = done_tx.send(());
+        });
+        let finished = done_rx.recv_timeout(Duration::from_secs(3)).is_ok();
+        if finished {
+            tx.join().unwrap();
+            ty.join().unwrap();
+        }
+        finished
+    }
+
+    #[test]
+    fn a_pass_releases_free_gates_before_waiting_for_busy_ones() {
+        assert!(pass_finishes(false), "the sweeping pass did not finish");
+        // The broken variant hangs (its threads are left behind).
+        assert!(
+            !pass_finishes(true),
+            "the in-order pass was expected to hang"
+        );
     }
 }

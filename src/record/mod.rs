@@ -94,9 +94,10 @@ pub struct ThreadTrace {
     /// rtcore thread id (batch headers name it).
     pub id: u64,
     gate: gate::Gate,
-    /// The writer thread, or a thread inside a sink callback: its events
-    /// are dropped (and counted), and start and stop refuse. Written and
-    /// read by the thread itself only.
+    /// The writer thread: its events are dropped (and counted, sink
+    /// callbacks run on it), and start and stop refuse. Set once by the
+    /// writer thread itself before it records anything, never cleared: a
+    /// tracer's pass leaves its gate alone (its slots are never written).
     no_record: AtomicBool,
     slots: [UnsafeCell<Slot>; 2],
     /// Regions this thread opened in the current trace and has not closed
@@ -152,12 +153,43 @@ thread_local! {
     static OWNER: RefCell<Owner> = const { RefCell::new(Owner(None)) };
 }
 
-/// Mark the calling thread as one whose events are dropped (the writer,
-/// sink callbacks).
-pub fn set_no_record(v: bool) {
+/// Mark the calling thread as the writer: its events are dropped (sink
+/// callbacks run on it). Called first thing by the writer thread.
+pub fn mark_writer_thread() {
     if let Some(t) = my_trace() {
-        t.no_record.store(v, Relaxed);
+        t.no_record.store(true, Relaxed);
     }
+}
+
+/// The calling thread's recording state if it has one (never creates it:
+/// the tracer calls this before taking the registry's lock).
+fn my_trace_existing() -> Option<&'static ThreadTrace> {
+    let p = MINE.with(Cell::get);
+    // SAFETY: see `my_trace`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The tracer's own gate during a pass over the others' (`gate::tracer_pass`
+/// excludes it): held as an emitter for the whole pass, so a signal
+/// handler interrupting the tracer records nothing (`RTC_ERR_BUSY`)
+/// instead of waiting on a claim only the interrupted thread could
+/// release; its own slot is then the tracer's to touch. Returns the
+/// tracer's state (if any) and whether it entered its gate (not when the
+/// tracer is already inside it).
+fn hold_own_gate() -> (Option<&'static ThreadTrace>, bool) {
+    let me = my_trace_existing();
+    let entered = me.is_some_and(|t| t.gate.enter());
+    (me, entered)
+}
+
+fn release_own_gate(me: Option<&ThreadTrace>, entered: bool) {
+    if let (Some(t), true) = (me, entered) {
+        t.gate.exit();
+    }
+}
+
+fn is_me(t: &Arc<ThreadTrace>, me: Option<&ThreadTrace>) -> bool {
+    me.is_some_and(|m| std::ptr::eq(Arc::as_ptr(t), m))
 }
 
 /// Is the calling thread the writer or inside a sink callback?
@@ -750,6 +782,7 @@ pub fn write_statuses(
     ids: &[u64],
     mut status: impl FnMut(usize, &mut dyn FnMut(&Status<'_>)),
 ) {
+    let (me, entered) = hold_own_gate();
     let threads: Vec<(usize, Arc<ThreadTrace>)> = {
         let reg = REGISTRY.lock();
         let by_id: HashMap<u64, &Arc<ThreadTrace>> = reg.iter().map(|t| (t.id, t)).collect();
@@ -758,15 +791,24 @@ pub fn write_statuses(
             .filter_map(|(i, id)| by_id.get(id).map(|t| (i, Arc::clone(t))))
             .collect()
     };
-    gate::tracer_pass(threads.iter().map(|(_, t)| &t.gate), |k| {
-        let (i, t) = &threads[k];
-        // SAFETY: we hold the gate.
+    let mut write = |i: usize, t: &ThreadTrace| {
+        // SAFETY: the caller holds the thread's gate (or is the thread).
         let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
         fresh_slot(slot, g);
         if !slot.status_written {
-            status(*i, &mut |st| write_status_event(t, slot, g, st));
+            status(i, &mut |st| write_status_event(t, slot, g, st));
         }
+    };
+    if let Some((i, t)) = threads.iter().find(|(_, t)| is_me(t, me)) {
+        write(*i, t);
+    }
+    let others: Vec<&(usize, Arc<ThreadTrace>)> =
+        threads.iter().filter(|(_, t)| !is_me(t, me)).collect();
+    gate::tracer_pass(others.iter().map(|(_, t)| &t.gate), |k| {
+        let (i, t) = others[k];
+        write(*i, t);
     });
+    release_own_gate(me, entered);
 }
 
 /// The generation being recorded (0: none), and its number in the file.
@@ -802,14 +844,8 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     }
     let mut counts = Vec::new();
     let mut leftovers = Vec::new();
-    let mut reg = REGISTRY.lock();
-    // The writer never records (its slots are never touched): no gate of
-    // its to wait for.
-    let threads: Vec<&Arc<ThreadTrace>> =
-        reg.iter().filter(|t| !t.no_record.load(Relaxed)).collect();
-    gate::tracer_pass(threads.iter().map(|t| &t.gate), |i| {
-        let t = &threads[i];
-        // SAFETY: we hold the gate.
+    let mut take_last = |t: &ThreadTrace| {
+        // SAFETY: the caller holds the thread's gate (or is the thread).
         let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
         if slot.generation == g {
             flush(slot, false);
@@ -821,10 +857,24 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
             slot.batches = 0;
             slot.status_written = false;
         }
-    });
-    drop(threads);
+    };
+    let (me, entered) = hold_own_gate();
+    let mut reg = REGISTRY.lock();
+    if let Some(t) = reg.iter().find(|t| is_me(t, me)) {
+        take_last(t);
+    }
+    // The writer never records (its slots are never touched): no gate of
+    // its to wait for.
+    let others: Vec<&Arc<ThreadTrace>> = reg
+        .iter()
+        .filter(|t| !t.no_record.load(Relaxed) && !is_me(t, me))
+        .collect();
+    gate::tracer_pass(others.iter().map(|t| &t.gate), |i| take_last(others[i]));
+    drop(others);
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);
+    drop(reg);
+    release_own_gate(me, entered);
     counts.sort();
     Some((counts, Leftovers(leftovers)))
 }
@@ -904,4 +954,52 @@ pub fn after_fork_child() {
         }
     });
     writer::after_fork_child();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signal handler interrupting the tracer during its pass over the
+    /// gates records on the tracer's own thread: it must be refused
+    /// (`Busy`), not spin on a claim of the tracer's own gate (which only
+    /// the interrupted tracer could release). The status callback runs
+    /// inside the pass, where such a handler would.
+    #[test]
+    fn recording_from_inside_the_tracers_own_pass_is_refused() {
+        let (ok_tx, ok_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                ok_rx.recv_timeout(std::time::Duration::from_secs(20))
+            {
+                eprintln!("the tracer's pass hung");
+                std::process::abort();
+            }
+        });
+        let (g, _) = prepare_start(0xabc);
+        publish(g);
+        register_thread();
+        let me = my_trace().expect("this thread records").id;
+        let (id_tx, id_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            register_thread();
+            id_tx.send(my_trace().expect("records").id).unwrap();
+            let _ = done_rx.recv();
+        });
+        let other_id = id_rx.recv().unwrap();
+        let mut results = Vec::new();
+        write_statuses(g, &[me, other_id], |_, _| {
+            results.push(emit_user(
+                EventKind::Log,
+                &[A::Str("signal"), A::Str("in a handler")],
+            ));
+        });
+        let stopped = publish_stop();
+        done_tx.send(()).unwrap();
+        other.join().unwrap();
+        let _ = ok_tx.send(());
+        assert_eq!(results, vec![Err(EmitError::Busy), Err(EmitError::Busy)]);
+        assert!(stopped.is_some());
+    }
 }

@@ -280,7 +280,9 @@ impl Strings {
             s
         };
         let (r, word) = self.intern_bytes(text.as_bytes());
-        if text.len() == s.len() {
+        // Not a text with a NUL inside: a C string at the same address
+        // would be compared as if it ended there.
+        if text.len() == s.len() && !s.as_bytes().contains(&0) {
             self.remember(p, r.id, word, s.len());
         }
         r
@@ -436,6 +438,13 @@ mod tests {
             assert_eq!(r.id, want, "{:?}", std::str::from_utf8(text));
         }
         assert_eq!(s.len(), 4);
+        // A Rust text with a NUL inside is never cached: a C string at
+        // the same address must not match its first part.
+        let inner = "ab\0cd";
+        let r = s.intern_str(inner);
+        let c = unsafe { s.intern_cstr(inner.as_ptr().cast()) }.unwrap();
+        assert_ne!(r.id, c.id);
+        assert_eq!(c.id, s.find(hash(b"ab"), b"ab").unwrap().id);
         // Rust strings share the table.
         assert_eq!(
             s.intern_str("request").id,

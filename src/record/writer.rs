@@ -59,6 +59,9 @@ struct Queue {
     finish_inline: bool,
     /// The writer thread exists.
     thread_started: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// `shutdown` asks the idle writer thread to return.
+    quit: bool,
     /// The sink error, once one happened (the trace then discards).
     error: Option<String>,
 }
@@ -74,6 +77,8 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
             prepared: true,
             finish_inline: false,
             thread_started: false,
+            thread: None,
+            quit: false,
             error: None,
         },
     )
@@ -101,12 +106,18 @@ fn key<T>(a: &T) -> usize {
 }
 
 /// After a start: wake the writer to empty the file and write the header,
-/// unless the end will be written inline anyway (a file or /dev/null: the
-/// writer's next round, or the stop, writes them; a wake-up costs the
-/// starting thread a system call).
+/// unless there is nothing to empty and the end will be written inline
+/// (/dev/null, a descriptor on a regular file: the writer's next round, or
+/// the stop, writes the header; a wake-up costs the starting thread a
+/// system call).
 pub fn started() {
-    let inline = QUEUE.lock().finish_inline;
-    if !inline {
+    let q = QUEUE.lock();
+    // A regular file is emptied promptly (by the writer, outside any
+    // stop): until then it holds the previous trace, which a crash would
+    // leave looking whole.
+    let wanted = !q.finish_inline || !q.prepared;
+    drop(q);
+    if wanted {
         wake();
     }
 }
@@ -129,12 +140,34 @@ pub fn ensure_thread() -> Result<(), String> {
     if q.thread_started {
         return Ok(());
     }
-    std::thread::Builder::new()
+    let j = std::thread::Builder::new()
         .name("rtcore-trace-writer".into())
         .spawn(run)
         .map_err(|e| format!("cannot start the trace writer thread: {e}"))?;
+    q.thread = Some(j);
     q.thread_started = true;
     Ok(())
+}
+
+/// At `rtc_shutdown`, after the trace stopped: the writer thread returns
+/// and is joined. (A writer still stuck in the write of an abandoned trace
+/// is left alone: it returns when that write does.)
+pub fn shutdown() {
+    let j = {
+        let mut q = QUEUE.lock();
+        if !q.thread_started || q.active {
+            return;
+        }
+        q.quit = true;
+        q.thread.take()
+    };
+    wake();
+    if let Some(j) = j {
+        let _ = j.join();
+    }
+    let mut q = QUEUE.lock();
+    q.thread_started = false;
+    q.quit = false;
 }
 
 /// Does writing to `sink` always complete (a regular file, `/dev/null`)?
@@ -361,7 +394,7 @@ fn give_up(limit: Duration) -> String {
 /// whose sink may block; park until woken (or 100 ms, to notice an
 /// abandoned trace).
 fn run() {
-    super::set_no_record(true);
+    super::mark_writer_thread();
     // A pipe or socket sink whose reader went away must fail the trace, not
     // kill the process: SIGPIPE is blocked on this thread (a write then
     // fails with EPIPE; the signal stays pending on this thread).
@@ -374,8 +407,11 @@ fn run() {
     }
     loop {
         let seen = WAKES.load(SeqCst);
-        let (work, closing) = {
+        let (work, closing, active) = {
             let mut q = QUEUE.lock();
+            if q.quit && !q.active {
+                return;
+            }
             let closing = q.closing && !q.finish_inline;
             let has_items = !q.items.is_empty();
             let work = if has_items || closing || (!q.prepared && q.active) {
@@ -383,7 +419,7 @@ fn run() {
             } else {
                 None
             };
-            (work, closing)
+            (work, closing, q.active)
         };
         match work {
             Some((mut sink, items, mut prepared, mut error)) => {
@@ -416,13 +452,13 @@ fn run() {
                 continue;
             }
             None => {
+                // During a trace, every 100 ms (an abandoned trace is
+                // noticed, the header written); between traces, only when
+                // woken.
+                let deadline = active.then(|| Instant::now() + Duration::from_millis(100));
                 // SAFETY: the validate callback only reads an atomic.
                 unsafe {
-                    crate::base::parked::park(
-                        key(&WAKES),
-                        || WAKES.load(SeqCst) == seen,
-                        Some(Instant::now() + Duration::from_millis(100)),
-                    );
+                    crate::base::parked::park(key(&WAKES), || WAKES.load(SeqCst) == seen, deadline);
                 }
             }
         }
@@ -448,5 +484,9 @@ pub fn after_fork_child() {
     q.active = false;
     q.closing = false;
     q.thread_started = false;
+    q.quit = false;
+    if let Some(j) = q.thread.take() {
+        crate::base::fork::keep_forever(j);
+    }
     WRITING.store(false, SeqCst);
 }
