@@ -776,6 +776,21 @@ fn events_part(dir: &TempDir) {
         let check = med(|x| x.check_ms);
         let bytes = med(|x| x.file_bytes as f64);
         let stop = med(|x| x.stop_us);
+        if v.events_per_iter() == 0 {
+            // Nothing recorded per iteration: no per-event figures.
+            println!(
+                "{:<42} {:>10} {:>12.0} {:>20} {:>14} {:>10.0} {:>10.1} {:>11}",
+                v.label(),
+                r[0].file_events,
+                bytes.median,
+                "-",
+                "-",
+                stop.median,
+                check.median,
+                "-"
+            );
+            continue;
+        }
         println!(
             "{:<42} {:>10} {:>12.0} {:>6.2} [{:>5.2},{:>5.2}] {:>14.1} {:>10.0} {:>10.1} {:>11.0}",
             v.label(),

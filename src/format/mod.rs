@@ -324,7 +324,27 @@ impl BatchBuilder {
         batch_seq: u64,
         base_ts: u64,
     ) -> Self {
-        let mut body = Vec::with_capacity(capacity);
+        Self::reuse(
+            Vec::with_capacity(capacity),
+            trace_id,
+            generation,
+            thread,
+            batch_seq,
+            base_ts,
+        )
+    }
+
+    /// As `with_capacity`, into a buffer the caller has (emptied first: a
+    /// recorder recycles the buffers the writer has written).
+    pub fn reuse(
+        mut body: Vec<u8>,
+        trace_id: u64,
+        generation: u64,
+        thread: u64,
+        batch_seq: u64,
+        base_ts: u64,
+    ) -> Self {
+        body.clear();
         body.extend_from_slice(&trace_id.to_le_bytes());
         put_uvarint(&mut body, generation);
         put_uvarint(&mut body, thread);

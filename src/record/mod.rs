@@ -719,8 +719,10 @@ fn define_new(slot: &mut Slot, ts: u64, id: u64, word: u32, len: u32) {
 /// (so recording an event does not allocate).
 #[cold]
 fn new_batch(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64) {
-    let b = BatchBuilder::with_capacity(
-        BATCH_BYTES + BATCH_SLACK,
+    let body =
+        writer::take_spare().unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + BATCH_SLACK));
+    let b = BatchBuilder::reuse(
+        body,
         TRACE_ID.load(Relaxed),
         file_generation(g),
         t.id,

@@ -51,6 +51,16 @@ struct CacheEntry {
     head: [u64; 2],
 }
 
+impl CacheEntry {
+    const EMPTY: CacheEntry = CacheEntry {
+        ptr: 0,
+        word: 0,
+        len: 0,
+        id: 0,
+        head: [0; 2],
+    };
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     hash: u64,
@@ -69,7 +79,10 @@ pub struct Interned {
 }
 
 pub struct Strings {
-    cache: [CacheEntry; CACHE],
+    /// Allocated at the first text remembered: an empty table (a thread's
+    /// slot at a generation's start, what a stop takes away) is a few
+    /// words, cheap to make and to move.
+    cache: Option<Box<[CacheEntry; CACHE]>>,
     /// 0: empty; else the hash's top 32 bits and the entry's index + 1.
     index: Vec<u64>,
     entries: Vec<Entry>,
@@ -80,7 +93,7 @@ pub struct Strings {
 impl Default for Strings {
     fn default() -> Self {
         Strings {
-            cache: [CacheEntry::default(); CACHE],
+            cache: None,
             index: Vec::new(),
             entries: Vec::new(),
             arena: Vec::new(),
@@ -200,7 +213,10 @@ impl Strings {
     #[inline]
     pub unsafe fn intern_cstr(&mut self, p: *const c_char) -> Result<Interned, NotUtf8> {
         let pu = p.cast::<u8>();
-        let e = &self.cache[cache_slot(p as usize)];
+        let e = match &self.cache {
+            Some(c) => &c[cache_slot(p as usize)],
+            None => &CacheEntry::EMPTY,
+        };
         if e.ptr == p as usize {
             let n = e.len as usize + 1;
             let same = if n <= 16 {
@@ -258,7 +274,10 @@ impl Strings {
             return Interned { id: 0, new: None };
         }
         let p = s.as_ptr() as usize;
-        let e = self.cache[cache_slot(p)];
+        let e = self
+            .cache
+            .as_ref()
+            .map_or(CacheEntry::EMPTY, |c| c[cache_slot(p)]);
         if e.ptr == p
             && e.id != 0
             && e.len as usize == s.len()
@@ -292,7 +311,10 @@ impl Strings {
         let w = word as usize;
         let at = |i: usize| self.arena.get(w + i).copied().unwrap_or(0);
         let head = if len < 8 { [at(0), 0] } else { [at(0), at(1)] };
-        self.cache[cache_slot(p)] = CacheEntry {
+        let cache = self
+            .cache
+            .get_or_insert_with(|| Box::new([CacheEntry::EMPTY; CACHE]));
+        cache[cache_slot(p)] = CacheEntry {
             ptr: p,
             word,
             len: len as u32,
@@ -394,7 +416,9 @@ impl Strings {
 
     /// Forget every text (ids go on from where they are).
     fn forget(&mut self) {
-        self.cache = [CacheEntry::default(); CACHE];
+        if let Some(c) = &mut self.cache {
+            c.fill(CacheEntry::EMPTY);
+        }
         self.index.iter_mut().for_each(|e| *e = 0);
         self.entries.clear();
         self.arena.clear();
