@@ -1311,7 +1311,7 @@ fn startstop_part(dir: &TempDir) {
 }
 
 // ---------------------------------------------------------------------------
-// Part 3: start/stop in the shape of ../shared/peers/go-trace, beside Go.
+// Part 3: start/stop beside Go's tracer (benches/peers/go), same load.
 
 /// A Go `time.Duration` as printed ("185.261µs", "1.34ms", "950ns",
 /// "1.2s"), in µs.
@@ -1351,7 +1351,7 @@ fn parse_go_peer(out: &str) -> Option<[f64; 4]> {
 fn build_go_peer(dir: &TempDir) -> Option<PathBuf> {
     let src = std::env::var("RTCORE_BENCH_GO_PEER")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/go-trace"));
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/go"));
     let bin = dir.0.join("go-trace-peer");
     let out = std::process::Command::new("go")
         .args(["build", "-o"])
@@ -1432,8 +1432,12 @@ fn goshape_part(dir: &TempDir) {
     let cycles = env_u64("RTCORE_BENCH_GOSHAPE_CYCLES", 1000).max(1) as usize;
     let rounds = env_u64("RTCORE_BENCH_GOSHAPE_ROUNDS", 3).max(1) as usize;
     let go = build_go_peer(dir);
+    assert!(
+        go.is_some() || env_u64("RTCORE_BENCH_REQUIRE_GO", 0) == 0,
+        "RTCORE_BENCH_REQUIRE_GO=1 and the Go peer could not be built"
+    );
     println!(
-        "Part 3: start/stop as ../shared/peers/go-trace measures Go's: 16 busy + 8 blocked \
+        "Part 3: start/stop as benches/peers/go measures Go's: 16 busy + 8 blocked \
          threads (rtcore: attached, {{counter; rtc_safepoint}} loops and rtc_enter_blocking + \
          read of an empty pipe; Go: goroutines with a mutex loop and pipe reads), maxprocs = \
          GOMAXPROCS = {} CPUs, {cycles} cycles of start, 200 µs sleep, stop, into a discarding \
@@ -1446,11 +1450,16 @@ fn goshape_part(dir: &TempDir) {
         let g = go.as_ref().and_then(|bin| {
             phase(format!("start/stop vs Go, round {}: Go", r + 1));
             let out = std::process::Command::new(bin)
+                .arg(format!("-cycles={cycles}"))
                 .env("GOMAXPROCS", nproc().to_string())
                 .output()
                 .ok()?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             let g = parse_go_peer(&text);
+            assert!(
+                g.is_some() || env_u64("RTCORE_BENCH_REQUIRE_GO", 0) == 0,
+                "Go peer output not understood: {text}"
+            );
             if g.is_none() {
                 println!("Go peer output not understood: {text}");
             }

@@ -1,0 +1,3 @@
+module rtcore-peer-go
+
+go 1.19
