@@ -134,19 +134,14 @@ impl MutexRef {
     #[inline]
     #[cold]
     fn trace_contended(&self) {
-        let name = self.name_ptr();
-        let name = if name.is_null() {
-            std::borrow::Cow::Borrowed("")
-        } else {
-            // SAFETY: a mutex's name is a NUL-terminated string that lives
-            // as long as the mutex (rtc_mutex_init's contract).
-            unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy()
-        };
+        // The name is read (and checked) only when the trace records it
+        // for the first time on this thread in the generation; a name
+        // that is not UTF-8 is recorded with replacement characters.
         crate::record::emit(
             crate::format::EventKind::LockContended,
             &[
                 crate::record::A::U(self.addr() as u64),
-                crate::record::A::Str(&name),
+                crate::record::A::CStrLossy(self.name_ptr()),
                 crate::record::A::U(self.word().current_owner()),
             ],
         );

@@ -115,6 +115,21 @@ pub fn calibration_start() {
     }
 }
 
+/// Before a trace start (outside its stopped world): if the TSC is
+/// usable but its calibration is younger than 10 ms, sleep for the rest,
+/// so the trace gets the TSC rather than CLOCK_MONOTONIC for its whole
+/// life. Only a trace started within 10 ms of rtcore's own start waits.
+pub fn ensure_calibrated() {
+    if FORCE_MONOTONIC.load(Relaxed) || !invariant_tsc() {
+        return;
+    }
+    calibration_start();
+    let since = raw_ns().saturating_sub(CAL_NS.load(Relaxed));
+    if since < CALIBRATION_NS {
+        std::thread::sleep(std::time::Duration::from_nanos(CALIBRATION_NS - since + 100_000));
+    }
+}
+
 /// The TSC's rate in Hz, if it is usable and calibrated.
 fn tsc_hz() -> Option<u64> {
     if FORCE_MONOTONIC.load(Relaxed) || !invariant_tsc() {

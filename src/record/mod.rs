@@ -243,6 +243,9 @@ pub enum A<'a> {
     /// A C string from the caller (NULL: none), checked (UTF-8) only when
     /// it is recorded.
     CStr(*const c_char),
+    /// A C string rtcore records whatever it holds (NULL: none): a lock's
+    /// name; invalid UTF-8 is recorded with replacement characters.
+    CStrLossy(*const c_char),
 }
 
 /// Why a user's event was not recorded.
@@ -662,6 +665,17 @@ fn write_event(
                 let r = unsafe { slot.strings.intern_cstr(p) }?;
                 define(slot, ts, r)
             }
+            A::CStrLossy(p) if p.is_null() => 0,
+            // SAFETY: as above (the mutex's name contract).
+            A::CStrLossy(p) => match unsafe { slot.strings.intern_cstr(p) } {
+                Ok(r) => define(slot, ts, r),
+                Err(NotUtf8) => {
+                    // SAFETY: as above.
+                    let text = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+                    let r = slot.strings.intern_str(&text);
+                    define(slot, ts, r)
+                }
+            },
         };
     }
     match kind {
@@ -908,7 +922,7 @@ impl HeaderBuilder {
                 A::U(v) => Val::U(*v),
                 A::S(v) => Val::S(*v),
                 A::Str(s) => Val::U(self.intern(ts, s)),
-                A::CStr(_) => Val::U(0),
+                A::CStr(_) | A::CStrLossy(_) => Val::U(0),
             });
         }
         self.b.event(kind, ts, &vals);

@@ -95,6 +95,9 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     refuse_when_tracing()?;
+    // The trace clock's calibration, if rtcore started less than 10 ms
+    // ago, completes here, never inside the stop.
+    record::clock::ensure_calibrated();
     // The writer thread is started once, here, never inside a stop.
     writer::ensure_thread().map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
     let writer::Opened { sink, created } = sink
