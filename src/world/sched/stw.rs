@@ -74,6 +74,8 @@ impl World {
     /// Claim every P: IDLE and SYSCALL at once, RUNNING ones as their
     /// threads reach safepoints.
     fn claim_all(&self, me: u64, rec: Option<&ThreadRec>) {
+        /// How long the stopper yields before parking, each round.
+        const STOPPER_SPIN: Duration = Duration::from_micros(20);
         let started = Instant::now();
         let mut reported = false;
         let my_p = rec.and_then(Self::p_index);
@@ -119,6 +121,17 @@ impl World {
                 }
             }
             let _ = me;
+            // Yield for a few microseconds first: a running thread passes
+            // its next safepoint within microseconds (and may need this
+            // CPU to get there), while parking costs a futex round trip,
+            // tens of microseconds under a hypervisor.
+            let spin_until = Instant::now() + STOPPER_SPIN;
+            while self.epoch.load(SeqCst) == epoch && Instant::now() < spin_until {
+                std::thread::yield_now();
+            }
+            if self.epoch.load(SeqCst) != epoch {
+                continue;
+            }
             // Sleep until a thread parks, enters a blocking region or waits
             // (or until the diagnostic is due).
             let threshold = Duration::from_nanos(self.tts_threshold_ns.load(SeqCst));
