@@ -24,24 +24,6 @@ use std::time::Instant;
 
 const ITERS: u64 = 2_000_000;
 
-thread_local! {
-    static RING: std::cell::RefCell<([u64; 512], usize)> =
-        const { std::cell::RefCell::new(([0; 512], 0)) };
-}
-
-#[inline(never)]
-fn floor_event(v: u64) {
-    // SAFETY: `rdtsc` has no preconditions on x86-64.
-    let t = unsafe { core::arch::x86_64::_rdtsc() };
-    RING.with(|r| {
-        let mut r = r.borrow_mut();
-        let i = r.1;
-        r.0[i] = t;
-        r.0[i + 1] = v;
-        r.1 = (i + 2) % 512;
-    });
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum V {
     Floor,
@@ -73,7 +55,7 @@ fn run(v: V) -> f64 {
     for i in 0..ITERS {
         let i = black_box(i);
         match v {
-            V::Floor => floor_event(i),
+            V::Floor => common::floor_event(i),
             // Each with the arguments its path passes (src/lock/mutex.rs,
             // src/world/sched/*.rs).
             V::LockContended => record::emit(

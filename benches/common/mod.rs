@@ -324,3 +324,25 @@ pub fn stats_row(width: usize, label: &str, st: &Stats, scale: f64) -> String {
         st.spread() * 100.0
     )
 }
+
+thread_local! {
+    /// The floor's ring: 256 records of 16 bytes.
+    static FLOOR_RING: std::cell::RefCell<([u64; 512], usize)> =
+        const { std::cell::RefCell::new(([0; 512], 0)) };
+}
+
+/// The floor the tracer's costs are compared with: a bare `rdtsc` and a
+/// 16-byte record (the time and a value) into a thread-local buffer,
+/// through a non-inlined call.
+#[inline(never)]
+pub fn floor_event(v: u64) {
+    // SAFETY: `rdtsc` has no preconditions on x86-64.
+    let t = unsafe { core::arch::x86_64::_rdtsc() };
+    FLOOR_RING.with(|r| {
+        let mut r = r.borrow_mut();
+        let i = r.1;
+        r.0[i] = t;
+        r.0[i + 1] = v;
+        r.1 = (i + 2) % 512;
+    });
+}

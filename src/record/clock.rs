@@ -126,7 +126,9 @@ pub fn ensure_calibrated() {
     calibration_start();
     let since = raw_ns().saturating_sub(CAL_NS.load(Relaxed));
     if since < CALIBRATION_NS {
-        std::thread::sleep(std::time::Duration::from_nanos(CALIBRATION_NS - since + 100_000));
+        std::thread::sleep(std::time::Duration::from_nanos(
+            CALIBRATION_NS - since + 100_000,
+        ));
     }
 }
 
