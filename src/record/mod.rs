@@ -11,7 +11,10 @@
 //! - Generations are numbered globally (never reused, across traces). A
 //!   thread writes generation `g` into `slots[g % 2]`; the tracer collects
 //!   `slots[g % 2]` of every thread only after publishing the next value of
-//!   `CURRENT` and locking that thread's gate, so no emitter is writing it.
+//!   `CURRENT` and holding that thread's gate (one pass over all the gates,
+//!   `gate::tracer_pass`), so no emitter is writing it.
+//! - One thread-local read per event: `MINE`, a plain pointer to the
+//!   thread's `ThreadTrace` (no `Arc` or `RefCell` touched per event).
 //! - A thread's gate (`gate.rs`, where the protocol's invariants are
 //!   written and loom-modelled) is held by an emitter while it reads
 //!   `CURRENT`, changes what it is recording and writes the event, and by
@@ -22,8 +25,12 @@
 //!   by the tracer after publishing, or by the thread itself if it records
 //!   first), or with `attach`.
 //! - An emitter never blocks on anything but a gate held by the tracer for
-//!   a slot hand-off, and never allocates beyond its own batch buffer and
-//!   string table.
+//!   a slot hand-off, and never allocates beyond its own batch buffer
+//!   (recycled from the writer when one is spare) and string table
+//!   (bounded: `strings.rs`).
+//! - Text is the caller's until recorded: a C string is read and checked
+//!   (UTF-8) only when its event is recorded, and the trace holds exactly
+//!   the text passed (`strings.rs` checks a cached text's bytes).
 
 pub mod clock;
 pub mod fault;
