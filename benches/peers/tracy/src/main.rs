@@ -27,12 +27,10 @@
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the floor variant reads the TSC: this benchmark is for x86_64");
 
-use std::cell::UnsafeCell;
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CStr, c_void};
 use std::hint::black_box;
 use std::io::Write;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tracy_client_sys as tracy;
 
@@ -51,152 +49,21 @@ fn die(msg: &str) -> ! {
 }
 
 // ---------------------------------------------------------------------------
-// rtcore's C ABI, loaded at run time (the declarations of include/rtcore.h).
+// rtcore's C ABI, loaded at run time: the root's bench plumbing
+// (benches/common), shared with rtcore's own benchmarks.
 
-type VoidFn = unsafe extern "C" fn() -> i32;
-type NameFn = unsafe extern "C" fn(*const c_char) -> i32;
-type LogFn = unsafe extern "C" fn(*const c_char, *const c_char) -> i32;
-type TraceStartFn = unsafe extern "C" fn(*const RtcTraceConfig) -> i32;
-type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
-type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
-type VersionFn = unsafe extern "C" fn() -> *const c_char;
-type TraceWriteFn = unsafe extern "C" fn(*const u8, usize, *mut c_void) -> i32;
-
-/// `struct rtc_trace_config`.
-#[repr(C)]
-struct RtcTraceConfig {
-    size: u32,
-    sink_kind: u32,
-    path: *const c_char,
-    fd: i32,
-    reserved: u32,
-    write: Option<TraceWriteFn>,
-    user_data: *mut c_void,
-}
+#[path = "../../../common/mod.rs"]
+mod common;
+use common::rtc::{RtcTraceConfig, api, check, env_u64, rtc_fail};
+use common::{Stats, floor_event};
 
 /// `RTC_TRACE_SINK_FD`.
 const RTC_TRACE_SINK_FD: u32 = 2;
 
-struct Rtc {
-    path: String,
-    trace_start: TraceStartFn,
-    trace_stop: VoidFn,
-    trace_enabled: VoidFn,
-    log: LogFn,
-    region_begin: NameFn,
-    region_end: VoidFn,
-    status_str: StatusStrFn,
-    last_error: LastErrorFn,
-    version: VersionFn,
-    /// The exported `uint32_t rtc_trace_on`.
-    trace_on: &'static AtomicU32,
-}
-
-static RTC: OnceLock<Rtc> = OnceLock::new();
-
-fn rtc() -> &'static Rtc {
-    RTC.get().expect("rtcore not loaded")
-}
-
-fn dlerror_text() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "(no dlerror message)".into()
-    } else {
-        // SAFETY: non-NULL, NUL-terminated.
-        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-    }
-}
-
-fn lib_path() -> String {
-    let p = std::env::var("RTCORE_LIB").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../target/release/librtcore.so").into()
-    });
-    std::fs::canonicalize(&p)
-        .map(|c| c.display().to_string())
-        .unwrap_or_else(|e| {
-            die(&format!(
-                "{p}: {e}\nbuild the library first (cargo build --release at the repository root) \
-                 or set RTCORE_LIB"
-            ))
-        })
-}
-
-fn load_rtcore() -> &'static Rtc {
-    let path = lib_path();
-    let cpath = CString::new(path.clone()).expect("path has a NUL");
-    // SAFETY: valid NUL-terminated path.
-    let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    if h.is_null() {
-        die(&format!("dlopen({path}) failed: {}", dlerror_text()));
-    }
-    let sym = |name: &str| -> *mut c_void {
-        let c = CString::new(name).unwrap();
-        // SAFETY: valid handle, NUL-terminated name.
-        let p = unsafe { libc::dlsym(h, c.as_ptr()) };
-        if p.is_null() {
-            die(&format!("dlsym({name}) failed in {path}: {}", dlerror_text()));
-        }
-        p
-    };
-    let flag = sym("rtc_trace_on");
-    if (flag as usize) % std::mem::align_of::<AtomicU32>() != 0 {
-        die("rtc_trace_on is not aligned for a 32-bit atomic");
-    }
-    // SAFETY: each symbol is the function of that name in include/rtcore.h,
-    // with the signature of the type it is transmuted to; rtc_trace_on is a
-    // uint32_t the library changes only atomically, alive as long as the
-    // library (never closed).
-    let r = unsafe {
-        Rtc {
-            path: path.clone(),
-            trace_start: std::mem::transmute::<*mut c_void, TraceStartFn>(sym("rtc_trace_start")),
-            trace_stop: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_trace_stop")),
-            trace_enabled: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_trace_enabled")),
-            log: std::mem::transmute::<*mut c_void, LogFn>(sym("rtc_log")),
-            region_begin: std::mem::transmute::<*mut c_void, NameFn>(sym("rtc_region_begin")),
-            region_end: std::mem::transmute::<*mut c_void, VoidFn>(sym("rtc_region_end")),
-            status_str: std::mem::transmute::<*mut c_void, StatusStrFn>(sym("rtc_status_str")),
-            last_error: std::mem::transmute::<*mut c_void, LastErrorFn>(sym(
-                "rtc_last_error_message",
-            )),
-            version: std::mem::transmute::<*mut c_void, VersionFn>(sym("rtc_version")),
-            trace_on: &*(flag as *const AtomicU32),
-        }
-    };
-    if RTC.set(r).is_err() {
-        die("rtcore loaded twice");
-    }
-    rtc()
-}
-
-/// A failed rtcore call: the status's name and rtc_last_error_message.
-#[cold]
-#[inline(never)]
-fn rtc_fail(what: &str, status: i32) -> ! {
-    let r = rtc();
-    // SAFETY: rtc_status_str returns a static NUL-terminated string.
-    let name = unsafe { CStr::from_ptr((r.status_str)(status)) }.to_string_lossy();
-    let mut buf = vec![0 as c_char; 1024];
-    // SAFETY: buf is writable for its length.
-    unsafe { (r.last_error)(buf.as_mut_ptr(), buf.len()) };
-    // SAFETY: NUL-terminated (len > 0).
-    let msg = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-    die(&format!("{what} returned {status} ({name}): {msg}"))
-}
-
-#[inline(always)]
-fn check(what: &str, status: i32) {
-    if status != 0 {
-        rtc_fail(what, status);
-    }
-}
-
 /// Start a trace into `fd` (open on /dev/null): the writer runs, the
 /// bytes are discarded by the kernel.
 fn trace_start(fd: i32) {
-    let r = rtc();
+    let r = api();
     let cfg = RtcTraceConfig {
         size: std::mem::size_of::<RtcTraceConfig>() as u32,
         sink_kind: RTC_TRACE_SINK_FD,
@@ -218,7 +85,7 @@ fn trace_start(fd: i32) {
 }
 
 fn trace_stop() {
-    let r = rtc();
+    let r = api();
     // SAFETY: plain call.
     check("rtc_trace_stop", unsafe { (r.trace_stop)() });
     // SAFETY: plain call.
@@ -228,57 +95,6 @@ fn trace_stop() {
             "tracing still on after rtc_trace_stop (rtc_trace_enabled {on})"
         ));
     }
-}
-
-// ---------------------------------------------------------------------------
-// The floor: rdtsc and a 16-byte record (tsc, sequence number) into a
-// thread-local ring of 256 records (4 KiB) that wraps, through a call that is
-// never inlined.
-
-const RING_RECS: usize = 256;
-
-#[repr(C, align(64))]
-struct Ring {
-    recs: [[u64; 2]; RING_RECS],
-    pos: usize,
-    seq: u64,
-}
-
-thread_local! {
-    // Const-initialised and without Drop: a plain TLS access, no lazy init.
-    static RING: UnsafeCell<Ring> = const {
-        UnsafeCell::new(Ring { recs: [[0; 2]; RING_RECS], pos: 0, seq: 0 })
-    };
-}
-
-#[inline(never)]
-fn floor_event() {
-    RING.with(|r| {
-        // SAFETY: this thread's own ring; no other reference to it exists
-        // while this runs.
-        let r = unsafe { &mut *r.get() };
-        #[allow(unused_unsafe)]
-        // SAFETY: rdtsc has no preconditions on x86_64.
-        let tsc = unsafe { core::arch::x86_64::_rdtsc() };
-        let i = r.pos & (RING_RECS - 1);
-        r.recs[i] = [tsc, r.seq];
-        r.seq = r.seq.wrapping_add(1);
-        r.pos = i + 1;
-    })
-}
-
-/// Records written by this thread's floor calls, and a checksum of the ring
-/// (read so the stores stay observable).
-fn floor_summary() -> (u64, u64) {
-    RING.with(|r| {
-        // SAFETY: as in floor_event.
-        let r = unsafe { &*r.get() };
-        let sum = r
-            .recs
-            .iter()
-            .fold(0u64, |a, x| a.wrapping_add(x[0] ^ x[1]));
-        (r.seq, sum)
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -381,8 +197,7 @@ fn loop_empty(n: u64) {
 #[inline(never)]
 fn loop_floor(n: u64) {
     for i in 0..n {
-        black_box(i);
-        floor_event();
+        floor_event(black_box(i));
     }
 }
 
@@ -405,7 +220,7 @@ fn loop_clock(n: u64) {
 /// status; here the statuses are OR-ed and checked after the loop.)
 #[inline(never)]
 fn loop_rtc_macro(n: u64) {
-    let r = rtc();
+    let r = api();
     let (flag, log) = (r.trace_on, r.log);
     let (cat, msg) = (CATEGORY.as_ptr(), MESSAGE.as_ptr());
     let mut bad = 0;
@@ -421,7 +236,7 @@ fn loop_rtc_macro(n: u64) {
 
 #[inline(never)]
 fn loop_rtc_log(n: u64) {
-    let log = rtc().log;
+    let log = api().log;
     let (cat, msg) = (CATEGORY.as_ptr(), MESSAGE.as_ptr());
     for i in 0..n {
         black_box(i);
@@ -435,7 +250,7 @@ fn loop_rtc_log(n: u64) {
 
 #[inline(never)]
 fn loop_rtc_region(n: u64) {
-    let r = rtc();
+    let r = api();
     let (begin, end) = (r.region_begin, r.region_end);
     let name = REGION.as_ptr();
     for i in 0..n {
@@ -588,10 +403,13 @@ impl Drop for Probes {
 }
 
 fn sample(v: V, n: u64, probes: &mut Probes) -> Sample {
-    let r = rtc();
+    let r = api();
     let on = r.trace_on.load(Relaxed) != 0;
     if on != v.traced() {
-        die(&format!("{}: rtc_trace_on is {on} before the sample", v.label()));
+        die(&format!(
+            "{}: rtc_trace_on is {on} before the sample",
+            v.label()
+        ));
     }
     let (m0, f0) = (rss(), minflt());
     let t = Instant::now();
@@ -606,38 +424,6 @@ fn sample(v: V, n: u64, probes: &mut Probes) -> Sample {
     }
 }
 
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(xs: &[f64]) -> Stats {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let k = v.len();
-    let median = if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        (v[k / 2 - 1] + v[k / 2]) / 2.0
-    };
-    Stats {
-        median,
-        min: v[0],
-        max: v[k - 1],
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| die(&format!("{name}={v}: not a number"))),
-        Err(_) => default,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Machine.
 
@@ -649,7 +435,10 @@ fn machine() -> Vec<String> {
         .and_then(|l| l.split_once(':'))
         .map(|(_, m)| m.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_string())
@@ -697,7 +486,23 @@ fn main() {
     };
 
     let rss_start = rss();
-    let r = load_rtcore();
+    common::install_panic_exit();
+    if std::env::var_os("RTCORE_LIB").is_none() {
+        // The library built at the repository's root (the shared loader's
+        // default is relative to the package it is compiled into).
+        // SAFETY: single-threaded so far: nothing reads the environment
+        // concurrently.
+        unsafe {
+            std::env::set_var(
+                "RTCORE_LIB",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../../target/release/librtcore.so"
+                ),
+            )
+        };
+    }
+    let r = common::rtc::load();
     // SAFETY: static NUL-terminated string.
     let version = unsafe { CStr::from_ptr((r.version)()) }.to_string_lossy();
     // SAFETY: plain call.
@@ -707,7 +512,7 @@ fn main() {
     for l in machine() {
         println!("{l}");
     }
-    println!("rtcore: {} (rtcore {version})", r.path);
+    println!("rtcore: {} (rtcore {version})", r.path.display());
     println!(
         "Tracy: tracy-client-sys 0.30.1 (Tracy client 0.14.1), features enable + only-localhost \
          (no ondemand, broadcast, sampling, system/context-switch tracing, crash handler, \
@@ -836,16 +641,16 @@ fn main() {
     let rss_end = rss();
     // SAFETY: plain call.
     let connected_end = unsafe { tracy::___tracy_connected() };
-    let (floor_recs, floor_sum) = floor_summary();
     let probe_bytes: usize = probes.0.iter().map(|x| x.1).sum();
     drop(probes);
 
     let idx = |v: V| vs.iter().position(|&x| x == v).unwrap();
-    let col = |v: V, f: fn(&Sample) -> f64| stats(&res[idx(v)].iter().map(f).collect::<Vec<_>>());
+    let col =
+        |v: V, f: fn(&Sample) -> f64| Stats::of(&res[idx(v)].iter().map(f).collect::<Vec<_>>());
     let med = |v: V| col(v, |x| x.ns).median;
     // Tracy less its page faults, per sample, then the median.
     let adj = |v: V| {
-        stats(
+        Stats::of(
             &res[idx(v)]
                 .iter()
                 .map(|x| x.ns - x.flt_k / 1000.0 * x.fault_ns)
@@ -912,7 +717,10 @@ fn main() {
     row("FLOOR (rdtsc + 16 B record)", floor);
     row("clock_gettime(CLOCK_MONOTONIC)", clock);
     row("rtcore RTC_LOG ON", med(V::RtcMacroOn));
-    row("rtcore region, per event (pair / 2)", med(V::RtcRegionOn) / 2.0);
+    row(
+        "rtcore region, per event (pair / 2)",
+        med(V::RtcRegionOn) / 2.0,
+    );
     row("rtcore region, per pair", med(V::RtcRegionOn));
     row("Tracy zone, per event (pair / 2)", med(V::TracyZone) / 2.0);
     row("Tracy zone, per pair", med(V::TracyZone));
@@ -931,13 +739,43 @@ fn main() {
     let log_on = med(V::RtcMacroOn);
     let pair = med(V::RtcRegionOn);
     println!("rtcore vs Tracy (below 1: rtcore cheaper):");
-    cmp("RTC_LOG ON", log_on, "Tracy message literal", med(V::TracyMsgLit));
-    cmp("RTC_LOG ON", log_on, "Tracy message copied", med(V::TracyMsgCopy));
-    cmp("RTC_LOG ON", log_on, "Tracy zone per event", med(V::TracyZone) / 2.0);
+    cmp(
+        "RTC_LOG ON",
+        log_on,
+        "Tracy message literal",
+        med(V::TracyMsgLit),
+    );
+    cmp(
+        "RTC_LOG ON",
+        log_on,
+        "Tracy message copied",
+        med(V::TracyMsgCopy),
+    );
+    cmp(
+        "RTC_LOG ON",
+        log_on,
+        "Tracy zone per event",
+        med(V::TracyZone) / 2.0,
+    );
     cmp("region pair", pair, "Tracy zone pair", med(V::TracyZone));
-    cmp("RTC_LOG ON", log_on, "Tracy message literal, less faults", adj(V::TracyMsgLit));
-    cmp("RTC_LOG ON", log_on, "Tracy message copied, less faults", adj(V::TracyMsgCopy));
-    cmp("region pair", pair, "Tracy zone pair, less faults", adj(V::TracyZone));
+    cmp(
+        "RTC_LOG ON",
+        log_on,
+        "Tracy message literal, less faults",
+        adj(V::TracyMsgLit),
+    );
+    cmp(
+        "RTC_LOG ON",
+        log_on,
+        "Tracy message copied, less faults",
+        adj(V::TracyMsgCopy),
+    );
+    cmp(
+        "region pair",
+        pair,
+        "Tracy zone pair, less faults",
+        adj(V::TracyZone),
+    );
     println!();
     let tracy_events: u64 = vs
         .iter()
@@ -957,9 +795,7 @@ fn main() {
         growth / tracy_events as f64,
         if connected_end != 0 { "yes" } else { "no" }
     );
-    println!(
-        "floor records written: {floor_recs} (ring checksum {floor_sum:#x}); timed part {elapsed:.1} s"
-    );
+    println!("timed part {elapsed:.1} s");
     println!(
         "SUMMARY tracy floor={floor:.2} clock={clock:.2} empty={:.2} rtc_log_on={log_on:.2} \
          region_pair={pair:.2} region_event={:.2} rtc_log_off_call={:.2} rtc_macro_off={:.2} \
