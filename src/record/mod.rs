@@ -333,17 +333,20 @@ fn dropped() {
     }
 }
 
+/// The calling thread's recording state, if its events are recorded: not
+/// the writer (sink callbacks run on it), and not too late in the thread's
+/// exit.
+#[inline(always)]
+fn recorder() -> Option<&'static ThreadTrace> {
+    my_trace().filter(|t| !t.no_record.load(Relaxed))
+}
+
 #[inline(never)]
 fn emit_slow(kind: EventKind, args: &[A<'_>]) -> Result<(), EmitError> {
-    let Some(t) = my_trace() else {
-        // Too late in the thread's exit to record.
+    let Some(t) = recorder() else {
         dropped();
         return Ok(());
     };
-    if t.no_record.load(Relaxed) {
-        dropped();
-        return Ok(());
-    }
     let r = gate::emitter(&t.gate, &CURRENT, |g| {
         if g == 0 {
             return Ok(());
@@ -417,13 +420,9 @@ impl Emitter<'_> {
 /// not wait for anything but inner locks (start and stop hold the world
 /// stopped while they wait for the gate).
 pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
-    let t = match my_trace() {
-        Some(t) if !t.no_record.load(Relaxed) => t,
-        _ => {
-            // The writer, a sink callback, or too late in the thread's exit.
-            dropped();
-            return f(&mut Emitter { t: None, g: 0 });
-        }
+    let Some(t) = recorder() else {
+        dropped();
+        return f(&mut Emitter { t: None, g: 0 });
     };
     let mut f = Some(f);
     let r = gate::emitter(&t.gate, &CURRENT, |g| {
@@ -457,12 +456,9 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
 /// `attach` begins its stream. (Reading the generation before joining
 /// would leave a window where neither happens.)
 pub fn attach(join: impl FnOnce(), name: &str, thread_seq: u64) {
-    let t = match my_trace() {
-        Some(t) if !t.no_record.load(Relaxed) => t,
-        _ => {
-            join();
-            return;
-        }
+    let Some(t) = recorder() else {
+        join();
+        return;
     };
     let mut join = Some(join);
     let r = gate::joining(
@@ -538,10 +534,7 @@ pub fn emit_checked(c: Checked, kind: EventKind, args: &[A<'_>]) {
     if c.generation == 0 || c.generation < FIRST_GENERATION.load(SeqCst) {
         return;
     }
-    let Some(t) = my_trace() else { return };
-    if t.no_record.load(Relaxed) {
-        return;
-    }
+    let Some(t) = recorder() else { return };
     // The generation was read at the check (under sysmonlock): the gate
     // only keeps the buffer to one writer.
     if !t.gate.enter() {
