@@ -1,16 +1,19 @@
 //! `rtc_mutex`: a ranked, error-checking mutex that C embeds by value.
 //!
-//! Lock word (`state`): `owner_id << 1 | PARKED`. `owner_id` is the holder's
-//! rtcore thread id (never 0, never reused), 0 when unlocked. `PARKED` means
-//! threads may be parked on the word's address.
+//! Lock word (`state`): `owner_id << 2 | RESERVED | PARKED` (the protocol:
+//! `word.rs`). `owner_id` is the holder's rtcore thread id (never 0, never
+//! reused), 0 when unlocked. `PARKED` means threads may be parked on the
+//! word's address; `RESERVED`, that a long waiter has claimed the next turn.
 //!
 //! Invariants:
 //! - Uncontended lock is one compare-and-swap (0 → me); uncontended unlock is
 //!   one compare-and-swap (me → 0), which also proves ownership.
 //! - Unlock never hands ownership to a parked waiter: it clears the owner and
-//!   wakes one waiter, which must win a compare-and-swap like anyone else
-//!   (barging). The world relies on this: a woken waiter takes its P before it
-//!   takes the lock, so ownership never sits with a thread that cannot run.
+//!   wakes one waiter, which must win a compare-and-swap (barging, until a
+//!   waiter has waited 0.5 ms: then it reserves the next turn and newcomers
+//!   queue behind it). The world relies on this: a woken waiter takes its P
+//!   before it takes the lock, so ownership never sits with a thread that
+//!   cannot run.
 //! - `PARKED` is only cleared by an unlocker inside the parking lot's bucket
 //!   lock, when the queue for this address is empty, so no waiter sleeps on a
 //!   word whose unlocker will not wake it.
@@ -614,7 +617,7 @@ impl MutexRef {
 
     pub fn destroy(&self) -> Result<()> {
         let s = self.state().load(Ordering::Acquire);
-        if owner(s) != 0 {
+        if owner(s) != 0 || s & super::word::RESERVED != 0 {
             let me = with_held(|h| h.me);
             let who = if owner(s) == me {
                 "this thread".to_string()
