@@ -686,9 +686,480 @@ static void m_counter(void) {
     tracing_end();
 }
 
+/* ---- Keyed locking, read/write locks and the report modes (issue 16) ---- */
+
+/* Held by threads that exited holding them: one read-locked, one
+ * write-locked (see main). */
+static rtc_rwlock rw_read_elsewhere = RTC_RWLOCK_INIT_RANKED("rw_reader", "mu_r");
+static rtc_rwlock rw_write_elsewhere = RTC_RWLOCK_INIT_RANKED("rw_writer", "mu_r");
+
+static void *hold_rw_elsewhere(void *arg) {
+    (void)arg;
+    rtc_rwlock_rdlock(&rw_read_elsewhere);
+    rtc_rwlock_wrlock(&rw_write_elsewhere);
+    return NULL; /* exits holding both */
+}
+
+static void m_mutex_lock_keyed(void) {
+    CHECK_STATUS(rtc_mutex_lock_keyed(NULL, 1), RTC_ERR_NULL);
+    expect_message("rtc_mutex_lock_keyed: argument 'mutex' is NULL");
+    rtc_mutex bad = RTC_MUTEX_INIT_RANKED("kbad", "undeclared_keyed_rank");
+    CHECK_STATUS(rtc_mutex_lock_keyed(&bad, 1), RTC_ERR_UNKNOWN_RANK);
+    expect_message("mutex 'kbad' (rank undeclared_keyed_rank): rank 'undeclared_keyed_rank' is not declared");
+    CHECK_STATUS(rtc_mutex_unlock(&bad), RTC_ERR_NOT_OWNER); /* not locked */
+    rtc_mutex m = RTC_MUTEX_INIT_RANKED("keyed", "mu_r");
+    CHECK_STATUS(rtc_mutex_lock_keyed(&m, 5), RTC_OK);
+    /* Held already: refused at once, whatever the key. */
+    CHECK_STATUS(rtc_mutex_lock_keyed(&m, 6), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("lock of mutex 'keyed' (rank mu_r)");
+    expect_message("which already holds it");
+    CHECK_STATUS(rtc_mutex_lock(&m), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_NOT_OWNER);
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_keyed(&m, 1), RTC_ERR_DESTROYED);
+    expect_message("mutex 'keyed' (rank mu_r) was destroyed");
+    /* Moved after first use. */
+    rtc_mutex *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    CHECK_STATUS(rtc_mutex_lock_keyed(a, 1), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(a), RTC_OK);
+    memcpy(b, a, sizeof *a);
+    CHECK_STATUS(rtc_mutex_lock_keyed(b, 1), RTC_ERR_MOVED);
+    expect_message("was moved");
+    free(a); free(b);
+}
+
+static void m_mutex_lock_keyed_at(void) {
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(NULL, 1, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_mutex_lock_keyed_at: argument 'mutex' is NULL");
+    rtc_mutex m = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&m, 1, NULL, 0), RTC_OK); /* a NULL site is allowed */
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&m, 1, "keyed_here.c", 4), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&m, 2, "keyed_here.c", 5), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("lock of mutex '(unnamed)' (unranked) at keyed_here.c:5");
+    expect_message("(locked at keyed_here.c:4)");
+    CHECK_STATUS(rtc_mutex_unlock(&m), RTC_OK);
+    rtc_mutex bad = RTC_MUTEX_INIT_RANKED("kbad_at", "undeclared_keyed_rank");
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&bad, 1, "keyed_here.c", 9), RTC_ERR_UNKNOWN_RANK);
+    expect_message("mutex 'kbad_at' (rank undeclared_keyed_rank)");
+    CHECK_STATUS(rtc_mutex_destroy(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&m, 1, "keyed_here.c", 7), RTC_ERR_DESTROYED);
+    expect_message("was destroyed");
+}
+
+static void m_rwlock_init(void) {
+    rtc_rwlock l;
+    CHECK_STATUS(rtc_rwlock_init(NULL, "x", NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_init: argument 'rwlock' is NULL");
+    memset(&l, 0xAB, sizeof l); /* garbage before init is fine */
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", "no_such_rank"), RTC_ERR_UNKNOWN_RANK);
+    expect_message("init of rwlock 'rwx': rank 'no_such_rank' is not declared");
+    CHECK(((unsigned char *)&l)[0] == 0xAB && l.flags == 0xABABABABu); /* left untouched */
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", "MU_PSEUDO"), RTC_ERR_UNKNOWN_RANK);
+    expect_message("pseudo-rank");
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", "hooklock"), RTC_ERR_UNKNOWN_RANK);
+    expect_message("one of rtcore's own ranks");
+    /* Used without init, filled with 0xff: refused, its pointers unread. */
+    memset(&l, 0xff, sizeof l);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("is not an initialised rtc_rwlock");
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&l), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_rwlock_trywrlock(&l), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", "mu_r"), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", "mu_r"), RTC_ERR_LOCKED);
+    expect_message("init of rwlock 'rwx' (rank mu_r) which this thread holds");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", NULL), RTC_ERR_LOCKED);
+    expect_message("which this thread holds");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_init(&l, "rwx", NULL), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    char misaligned[sizeof(rtc_rwlock) + 8];
+    CHECK_STATUS(rtc_rwlock_init((rtc_rwlock *)(void *)(misaligned + 1), "x", NULL), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not aligned");
+}
+
+static void m_rwlock_rdlock(void) {
+    CHECK_STATUS(rtc_rwlock_rdlock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_rdlock: argument 'rwlock' is NULL");
+    rtc_rwlock bad = RTC_RWLOCK_INIT_RANKED("rwbad", "undeclared_rw_rank");
+    CHECK_STATUS(rtc_rwlock_rdlock(&bad), RTC_ERR_UNKNOWN_RANK);
+    expect_message("rwlock 'rwbad' (rank undeclared_rw_rank): rank 'undeclared_rw_rank' is not declared");
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&bad), RTC_ERR_UNKNOWN_RANK); /* still not locked */
+    CHECK_STATUS(rtc_rwlock_unlock(&bad), RTC_ERR_NOT_OWNER);
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("rd", "mu_r");
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    /* A recursive read: refused at once (a writer arriving between the two
+     * reads would leave it waiting forever). */
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("read lock of rwlock 'rd' (rank mu_r)");
+    expect_message("which already holds it for reading");
+    expect_message("a recursive read waits forever");
+    /* Write while reading. */
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("write lock of rwlock 'rd' (rank mu_r)");
+    expect_message("which already holds it for reading");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    /* Read while writing. */
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("which already holds it for writing");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_NOT_OWNER);
+    /* Another thread's read hold does not stop a reader. */
+    CHECK_STATUS(rtc_rwlock_rdlock(&rw_read_elsewhere), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_read_elsewhere), RTC_OK);
+    /* Destroyed, then moved after first use. */
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_ERR_DESTROYED);
+    expect_message("rwlock 'rd' (rank mu_r) was destroyed (rtc_rwlock_init it again to reuse it)");
+    rtc_rwlock *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    CHECK_STATUS(rtc_rwlock_rdlock(a), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(a), RTC_OK);
+    memcpy(b, a, sizeof *a);
+    CHECK_STATUS(rtc_rwlock_rdlock(b), RTC_ERR_MOVED);
+    expect_message("was moved");
+    CHECK_STATUS(rtc_rwlock_destroy(b), RTC_ERR_MOVED);
+    free(a); free(b);
+    /* Declaring the rank later makes it usable. */
+    CHECK_STATUS(rtc_ranks_load("NONE < undeclared_rw_rank;", "late_rw.ranks"), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&bad), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&bad), RTC_OK);
+}
+
+static void m_rwlock_rdlock_at(void) {
+    CHECK_STATUS(rtc_rwlock_rdlock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_rdlock_at: argument 'rwlock' is NULL");
+    rtc_rwlock l = RTC_RWLOCK_INIT;
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&l, NULL, 0), RTC_OK); /* a NULL site is allowed */
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&l, "rd_here.c", 2), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&l, "rd_here.c", 3), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("read lock of rwlock '(unnamed)' (unranked) at rd_here.c:3");
+    expect_message("(locked at rd_here.c:2)");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&l, "rd_here.c", 9), RTC_ERR_DESTROYED);
+    expect_message("was destroyed");
+}
+
+static void m_rwlock_rdlock_keyed_at(void) {
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(NULL, 1, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_rdlock_keyed_at: argument 'rwlock' is NULL");
+    rtc_rwlock bad = RTC_RWLOCK_INIT_RANKED("rkbad", "undeclared_rwk_rank");
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&bad, 1, "f.c", 2), RTC_ERR_UNKNOWN_RANK);
+    expect_message("rwlock 'rkbad' (rank undeclared_rwk_rank): rank 'undeclared_rwk_rank' is not declared");
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("rdk", "mu_r");
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&l, 7, "rdk_here.c", 1), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&l, 8, "rdk_here.c", 2), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("read lock of rwlock 'rdk' (rank mu_r) at rdk_here.c:2");
+    expect_message("which already holds it for reading (locked at rdk_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&l, 9, "rdk_here.c", 3), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&l, 1, "rdk_here.c", 4), RTC_ERR_DESTROYED);
+    expect_message("rwlock 'rdk' (rank mu_r) was destroyed");
+}
+
+static void m_rwlock_wrlock(void) {
+    CHECK_STATUS(rtc_rwlock_wrlock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_wrlock: argument 'rwlock' is NULL");
+    rtc_rwlock bad = RTC_RWLOCK_INIT_RANKED("wbad", "undeclared_rww_rank");
+    CHECK_STATUS(rtc_rwlock_wrlock(&bad), RTC_ERR_UNKNOWN_RANK);
+    expect_message("rwlock 'wbad' (rank undeclared_rww_rank): rank 'undeclared_rww_rank' is not declared");
+    CHECK_STATUS(rtc_rwlock_trywrlock(&bad), RTC_ERR_UNKNOWN_RANK);
+    CHECK_STATUS(rtc_rwlock_unlock(&bad), RTC_ERR_NOT_OWNER);
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("wr", "mu_r");
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("write lock of rwlock 'wr' (rank mu_r)");
+    expect_message("which already holds it for writing");
+    expect_message("it would wait forever");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_ERR_WOULD_DEADLOCK); /* write while reading */
+    expect_message("which already holds it for reading");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_ERR_DESTROYED);
+    expect_message("rwlock 'wr' (rank mu_r) was destroyed");
+    /* Re-initialising after destroy makes it usable again. */
+    CHECK_STATUS(rtc_rwlock_init(&l, "wr2", "mu_r"), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    rtc_rwlock *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    CHECK_STATUS(rtc_rwlock_wrlock(a), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(a), RTC_OK);
+    memcpy(b, a, sizeof *a);
+    CHECK_STATUS(rtc_rwlock_wrlock(b), RTC_ERR_MOVED);
+    expect_message("was moved");
+    free(a); free(b);
+}
+
+static void m_rwlock_wrlock_at(void) {
+    CHECK_STATUS(rtc_rwlock_wrlock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_wrlock_at: argument 'rwlock' is NULL");
+    rtc_rwlock l;
+    memset(&l, 0, sizeof l); /* all zeroes: an unranked lock */
+    CHECK_STATUS(rtc_rwlock_wrlock_at(&l, "wr_here.c", 1), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock_at(&l, "wr_here.c", 2), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("write lock of rwlock '(unnamed)' (unranked) at wr_here.c:2");
+    expect_message("which already holds it for writing (locked at wr_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&l, "wr_here.c", 3), RTC_ERR_WOULD_DEADLOCK); /* read while writing */
+    expect_message("read lock of rwlock '(unnamed)' (unranked) at wr_here.c:3");
+    expect_message("which already holds it for writing (locked at wr_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock_at(&l, "wr_here.c", 4), RTC_ERR_DESTROYED);
+}
+
+static void m_rwlock_wrlock_keyed_at(void) {
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(NULL, 1, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_wrlock_keyed_at: argument 'rwlock' is NULL");
+    rtc_rwlock bad = RTC_RWLOCK_INIT_RANKED("wkbad", "undeclared_rwk_rank2");
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&bad, 1, "f.c", 2), RTC_ERR_UNKNOWN_RANK);
+    expect_message("rwlock 'wkbad' (rank undeclared_rwk_rank2)");
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("wrk", "mu_r");
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&l, 3, "wrk_here.c", 1), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&l, 4, "wrk_here.c", 2), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("write lock of rwlock 'wrk' (rank mu_r) at wrk_here.c:2");
+    expect_message("(locked at wrk_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&l, 5, "wrk_here.c", 3), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("which already holds it for writing");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&l, 1, "wrk_here.c", 4), RTC_ERR_DESTROYED);
+}
+
+static void m_rwlock_tryrdlock(void) {
+    CHECK_STATUS(rtc_rwlock_tryrdlock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_tryrdlock: argument 'rwlock' is NULL");
+    rtc_last_error_clear();
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&rw_write_elsewhere), RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK); /* BUSY stores no error */
+    /* Shared with the other reader. */
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&rw_read_elsewhere), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&rw_read_elsewhere), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("try-read-lock of rwlock 'rw_reader' (rank mu_r)");
+    expect_message("which already holds it for reading");
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_read_elsewhere), RTC_OK);
+    rtc_rwlock l = RTC_RWLOCK_INIT;
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&l), RTC_ERR_WOULD_DEADLOCK); /* not BUSY: it is ours */
+    expect_message("which already holds it for writing");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&l), RTC_ERR_DESTROYED);
+}
+
+static void m_rwlock_tryrdlock_at(void) {
+    CHECK_STATUS(rtc_rwlock_tryrdlock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_tryrdlock_at: argument 'rwlock' is NULL");
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("trd", "mu_r");
+    CHECK_STATUS(rtc_rwlock_tryrdlock_at(&l, "trd_here.c", 1), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_tryrdlock_at(&l, "trd_here.c", 2), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("try-read-lock of rwlock 'trd' (rank mu_r) at trd_here.c:2");
+    expect_message("(locked at trd_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    rtc_last_error_clear();
+    CHECK_STATUS(rtc_rwlock_tryrdlock_at(&rw_write_elsewhere, "trd_here.c", 3), RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK);
+}
+
+static void m_rwlock_trywrlock(void) {
+    CHECK_STATUS(rtc_rwlock_trywrlock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_trywrlock: argument 'rwlock' is NULL");
+    rtc_last_error_clear();
+    CHECK_STATUS(rtc_rwlock_trywrlock(&rw_write_elsewhere), RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_rwlock_trywrlock(&rw_read_elsewhere), RTC_ERR_BUSY); /* a reader is in */
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK); /* BUSY stores no error */
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("twr", "mu_r");
+    CHECK_STATUS(rtc_rwlock_trywrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_trywrlock(&l), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("try-write-lock of rwlock 'twr' (rank mu_r)");
+    expect_message("which already holds it for writing");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_trywrlock(&l), RTC_ERR_WOULD_DEADLOCK); /* not BUSY: it is ours */
+    expect_message("which already holds it for reading");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+}
+
+static void m_rwlock_trywrlock_at(void) {
+    CHECK_STATUS(rtc_rwlock_trywrlock_at(NULL, "f.c", 1), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_trywrlock_at: argument 'rwlock' is NULL");
+    rtc_rwlock l = RTC_RWLOCK_INIT;
+    CHECK_STATUS(rtc_rwlock_trywrlock_at(&l, "twr_here.c", 1), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_trywrlock_at(&l, "twr_here.c", 2), RTC_ERR_WOULD_DEADLOCK);
+    expect_message("try-write-lock of rwlock '(unnamed)' (unranked) at twr_here.c:2");
+    expect_message("(locked at twr_here.c:1)");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_trywrlock_at(&l, "twr_here.c", 3), RTC_ERR_DESTROYED);
+}
+
+static void m_rwlock_unlock(void) {
+    CHECK_STATUS(rtc_rwlock_unlock(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_unlock: argument 'rwlock' is NULL");
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_write_elsewhere), RTC_ERR_NOT_OWNER);
+    expect_message("unlock of rwlock 'rw_writer' (rank mu_r) which this thread does not hold (it is write-locked by thread");
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_read_elsewhere), RTC_ERR_NOT_OWNER);
+    expect_message("unlock of rwlock 'rw_reader' (rank mu_r) which this thread does not hold (it is read-locked by 1 other thread(s))");
+    /* The refused unlock took nothing away from the real reader. */
+    CHECK_STATUS(rtc_rwlock_trywrlock(&rw_read_elsewhere), RTC_ERR_BUSY);
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("unl", "mu_r");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_NOT_OWNER);
+    expect_message("unlock of rwlock 'unl' (rank mu_r) which this thread does not hold (it is not locked)");
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_NOT_OWNER); /* released once only */
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_NOT_OWNER);
+    expect_message("it is not locked");
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_ERR_DESTROYED);
+    expect_message("unlock of rwlock 'unl' (rank mu_r) which was destroyed");
+}
+
+static void m_rwlock_destroy(void) {
+    CHECK_STATUS(rtc_rwlock_destroy(NULL), RTC_ERR_NULL);
+    expect_message("rtc_rwlock_destroy: argument 'rwlock' is NULL");
+    rtc_rwlock zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_STATUS(rtc_rwlock_destroy(&zero), RTC_OK); /* zeroed: allowed */
+    CHECK_STATUS(rtc_rwlock_destroy(&rw_write_elsewhere), RTC_ERR_LOCKED);
+    expect_message("destroy of rwlock 'rw_writer' (rank mu_r) which is write-locked by thread");
+    CHECK_STATUS(rtc_rwlock_destroy(&rw_read_elsewhere), RTC_ERR_LOCKED);
+    expect_message("destroy of rwlock 'rw_reader' (rank mu_r) which is read-locked by 1 thread(s)");
+    rtc_rwlock l = RTC_RWLOCK_INIT_RANKED("dst", "mu_r");
+    CHECK_STATUS(rtc_rwlock_wrlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_ERR_LOCKED);
+    expect_message("destroy of rwlock 'dst' (rank mu_r) which is write-locked by thread");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK); /* nothing changed */
+    CHECK_STATUS(rtc_rwlock_rdlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_ERR_LOCKED);
+    expect_message("read-locked by 1 thread(s)");
+    CHECK_STATUS(rtc_rwlock_unlock(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&l), RTC_ERR_DESTROYED);
+    expect_message("was destroyed");
+}
+
+struct cb_seen { int calls; uint64_t thread; };
+static void count_report(const rtc_lockrank_report *r, void *user) {
+    struct cb_seen *s = user;
+    s->calls++;
+    s->thread = r->thread_id;
+}
+
+static void m_lockrank_set_callback(void) {
+    int32_t mode = -1;
+    /* The callback mode needs a callback. */
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_CALLBACK), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("rtc_lockrank_set_mode: lock-rank mode callback needs a callback");
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK);
+    CHECK(mode == RTC_LOCKRANK_REPORT); /* unchanged */
+    CHECK_STATUS(rtc_lockrank_set_mode(6), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("lock-rank mode 6 is not an rtc_lockrank_mode");
+    /* Clearing with none set: fine, and selects report. */
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+    struct cb_seen seen = {0, 0};
+    CHECK_STATUS(rtc_lockrank_set_callback(count_report, &seen), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK);
+    CHECK(mode == RTC_LOCKRANK_CALLBACK);
+    /* With one set, the mode may be left and selected again. */
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_REPORT), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_CALLBACK), RTC_OK);
+    /* A violation (a leaf under a leaf) reaches it, on this thread. */
+    rtc_mutex l1 = RTC_MUTEX_INIT, l2 = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock(&l1), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&l2), RTC_OK);
+    rtc_mutex_unlock(&l2); rtc_mutex_unlock(&l1);
+    uint64_t me = 0;
+    rtc_thread_id(&me);
+    CHECK(seen.calls == 1 && seen.thread == me);
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK);
+    CHECK(mode == RTC_LOCKRANK_REPORT);
+    /* Cleared: the callback mode is refused again. */
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_CALLBACK), RTC_ERR_INVALID_ARGUMENT);
+}
+
+/* A queued report kept past rtc_shutdown (freed by m_shutdown). */
+static rtc_lockrank_report *kept_report;
+
+/* Queue one violation (a leaf under a leaf) in queue mode. */
+static void queue_one_violation(void) {
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE), RTC_OK);
+    rtc_mutex l1 = RTC_MUTEX_INIT, l2 = RTC_MUTEX_INIT;
+    CHECK_STATUS(rtc_mutex_lock(&l1), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&l2), RTC_OK);
+    rtc_mutex_unlock(&l2); rtc_mutex_unlock(&l1);
+    CHECK_STATUS(rtc_lockrank_set_mode(RTC_LOCKRANK_REPORT), RTC_OK);
+}
+
+static void m_lockrank_next_report(void) {
+    CHECK_STATUS(rtc_lockrank_next_report(NULL), RTC_ERR_NULL);
+    expect_message("rtc_lockrank_next_report: argument 'out' is NULL");
+    _Alignas(8) unsigned char buf[2 * sizeof(void *)];
+    memset(buf, 0x5a, sizeof buf);
+    CHECK_STATUS(rtc_lockrank_next_report((rtc_lockrank_report **)(void *)(buf + 1)), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("not aligned");
+    CHECK(buf[1] == 0x5a); /* nothing written */
+    rtc_lockrank_report *r = (rtc_lockrank_report *)&r; /* not NULL */
+    CHECK_STATUS(rtc_lockrank_next_report(&r), RTC_OK);
+    CHECK(r == NULL); /* none pending */
+    /* Reports stay queued after the mode changes. */
+    queue_one_violation();
+    CHECK_STATUS(rtc_lockrank_next_report(&r), RTC_OK);
+    CHECK(r != NULL);
+    if (r) {
+        CHECK(r->reason == RTC_LOCKRANK_REASON_ORDER);
+        CHECK(r->held_count == 1);
+        CHECK_CONTAINS(r->text, "unranked locks are leaves");
+    }
+    rtc_lockrank_report_free(r);
+    CHECK_STATUS(rtc_lockrank_next_report(&r), RTC_OK);
+    CHECK(r == NULL);
+}
+
+static void m_lockrank_report_free(void) {
+    rtc_last_error_clear();
+    rtc_lockrank_report_free(NULL); /* a no-op */
+    CHECK_STATUS(rtc_last_error_status(), RTC_OK);
+    /* One report is kept to be freed after rtc_shutdown. */
+    queue_one_violation();
+    CHECK_STATUS(rtc_lockrank_next_report(&kept_report), RTC_OK);
+    CHECK(kept_report != NULL);
+}
+
+static void m_lockrank_reports_dropped(void) {
+    CHECK_STATUS(rtc_lockrank_reports_dropped(NULL), RTC_ERR_NULL);
+    expect_message("rtc_lockrank_reports_dropped: argument 'out_count' is NULL");
+    uint64_t n = 77;
+    CHECK_STATUS(rtc_lockrank_reports_dropped(&n), RTC_OK);
+    CHECK(n == 0); /* the queue never filled */
+}
+
 /* After shutdown every call answers with a status. */
 static void m_shutdown(void) {
+    /* Read/write locks held across shutdown can still be released. */
+    static rtc_rwlock across_r = RTC_RWLOCK_INIT_RANKED("across_r", "mu_r");
+    static rtc_rwlock across_w = RTC_RWLOCK_INIT;
+    CHECK_STATUS(rtc_rwlock_rdlock(&across_r), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&across_w), RTC_OK);
     CHECK_STATUS(rtc_shutdown(), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&across_r), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&across_w), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&across_w), RTC_ERR_NOT_OWNER);
+    CHECK_STATUS(rtc_rwlock_destroy(&across_r), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&across_w), RTC_OK);
     CHECK_STATUS(rtc_shutdown(), RTC_ERR_SHUT_DOWN);
     rtc_mutex m = RTC_MUTEX_INIT;
     rtc_cond c = RTC_COND_INIT;
@@ -701,6 +1172,23 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_mutex_unlock(&m), RTC_ERR_NOT_OWNER); /* releasing still works */
     CHECK_STATUS(rtc_mutex_init(&m, "x", NULL), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_mutex_destroy(&m), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock_keyed(&m, 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_mutex_lock_keyed_at(&m, 1, "f", 1), RTC_ERR_SHUT_DOWN);
+    rtc_rwlock rw = RTC_RWLOCK_INIT;
+    CHECK_STATUS(rtc_rwlock_rdlock(&rw), RTC_ERR_SHUT_DOWN);
+    expect_message("shut down");
+    CHECK_STATUS(rtc_rwlock_rdlock_at(&rw, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_rdlock_keyed_at(&rw, 1, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_wrlock(&rw), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_wrlock_at(&rw, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_wrlock_keyed_at(&rw, 1, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_tryrdlock(&rw), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_tryrdlock_at(&rw, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_trywrlock(&rw), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_trywrlock_at(&rw, "f", 1), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_unlock(&rw), RTC_ERR_NOT_OWNER); /* releasing still works */
+    CHECK_STATUS(rtc_rwlock_init(&rw, "x", NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_rwlock_destroy(&rw), RTC_OK);
     CHECK_STATUS(rtc_cond_init(&c), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_wait(&c, &m), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_cond_wait_at(&c, &m, "f", 1), RTC_ERR_SHUT_DOWN);
@@ -716,6 +1204,16 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_lockrank_violations(&n), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_lockrank_last_report(NULL, 0, &need), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_set_callback(count_report, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_ERR_SHUT_DOWN);
+    rtc_lockrank_report *rep = (rtc_lockrank_report *)&rep;
+    CHECK_STATUS(rtc_lockrank_next_report(&rep), RTC_ERR_SHUT_DOWN);
+    CHECK(rep == (rtc_lockrank_report *)&rep); /* not written */
+    CHECK_STATUS(rtc_lockrank_reports_dropped(&n), RTC_ERR_SHUT_DOWN);
+    rtc_lockrank_report_free(NULL);
+    CHECK(kept_report != NULL);
+    rtc_lockrank_report_free(kept_report); /* works after shutdown */
+    kept_report = NULL;
     CHECK_STATUS(rtc_init(NULL), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_thread_attach("late", NULL), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_thread_detach(), RTC_ERR_SHUT_DOWN);
@@ -828,6 +1326,25 @@ static const struct misuse table[] = {
     MISUSE("rtc_task_begin", m_task_begin),
     MISUSE("rtc_task_end", m_task_end),
     MISUSE("rtc_counter", m_counter),
+    MISUSE("rtc_mutex_lock_keyed", m_mutex_lock_keyed),
+    MISUSE("rtc_mutex_lock_keyed_at", m_mutex_lock_keyed_at),
+    MISUSE("rtc_rwlock_init", m_rwlock_init),
+    MISUSE("rtc_rwlock_rdlock", m_rwlock_rdlock),
+    MISUSE("rtc_rwlock_rdlock_at", m_rwlock_rdlock_at),
+    MISUSE("rtc_rwlock_rdlock_keyed_at", m_rwlock_rdlock_keyed_at),
+    MISUSE("rtc_rwlock_wrlock", m_rwlock_wrlock),
+    MISUSE("rtc_rwlock_wrlock_at", m_rwlock_wrlock_at),
+    MISUSE("rtc_rwlock_wrlock_keyed_at", m_rwlock_wrlock_keyed_at),
+    MISUSE("rtc_rwlock_tryrdlock", m_rwlock_tryrdlock),
+    MISUSE("rtc_rwlock_tryrdlock_at", m_rwlock_tryrdlock_at),
+    MISUSE("rtc_rwlock_trywrlock", m_rwlock_trywrlock),
+    MISUSE("rtc_rwlock_trywrlock_at", m_rwlock_trywrlock_at),
+    MISUSE("rtc_rwlock_unlock", m_rwlock_unlock),
+    MISUSE("rtc_rwlock_destroy", m_rwlock_destroy),
+    MISUSE("rtc_lockrank_set_callback", m_lockrank_set_callback),
+    MISUSE("rtc_lockrank_next_report", m_lockrank_next_report),
+    MISUSE("rtc_lockrank_report_free", m_lockrank_report_free),
+    MISUSE("rtc_lockrank_reports_dropped", m_lockrank_reports_dropped),
     MISUSE("rtc_shutdown", m_shutdown), /* last */
 };
 
@@ -835,6 +1352,8 @@ int main(void) {
     CHECK_STATUS(rtc_ranks_load("NONE < mu_r;\nmu_r < MU_PSEUDO;\n", "misuse.ranks"), RTC_OK);
     pthread_t t;
     pthread_create(&t, NULL, hold_elsewhere, NULL);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, hold_rw_elsewhere, NULL);
     pthread_join(t, NULL);
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int before = rtc_t_failed;

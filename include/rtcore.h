@@ -156,12 +156,128 @@ enum rtc_lockrank_mode
    * Print the report and abort the process.
    */
   RTC_LOCKRANK_ABORT = 3,
+  /**
+   * Pass every violation to the callback set with
+   * `rtc_lockrank_set_callback` (which selects this mode), on the
+   * violating thread, before it blocks; nothing is printed. Selecting it
+   * with no callback set is refused.
+   */
+  RTC_LOCKRANK_CALLBACK = 4,
+  /**
+   * Queue every violation (at most 256 pending; later ones are dropped
+   * and counted) for `rtc_lockrank_next_report`; nothing is printed.
+   */
+  RTC_LOCKRANK_QUEUE = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum rtc_lockrank_mode rtc_lockrank_mode;
 #else
 typedef int32_t rtc_lockrank_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * `rtc_lockrank_lock.kind`: what kind of lock it is.
+ */
+enum rtc_lock_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * An `rtc_mutex`.
+   */
+  RTC_LOCK_KIND_MUTEX = 1,
+  /**
+   * An `rtc_rwlock`.
+   */
+  RTC_LOCK_KIND_RWLOCK = 2,
+  /**
+   * One of rtcore's own locks (`hooklock`).
+   */
+  RTC_LOCK_KIND_RTCORE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_lock_kind rtc_lock_kind;
+#else
+typedef uint32_t rtc_lock_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * `rtc_lockrank_lock.mode`: how it is held (or wanted).
+ */
+enum rtc_lock_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A mutex, or an rwlock held for writing.
+   */
+  RTC_LOCK_EXCLUSIVE = 1,
+  /**
+   * An rwlock held for reading.
+   */
+  RTC_LOCK_SHARED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_lock_mode rtc_lock_mode;
+#else
+typedef uint32_t rtc_lock_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * `rtc_lockrank_lock.flags` bits.
+ */
+enum rtc_lockrank_held_flag
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Taken by a try-lock.
+   */
+  RTC_LOCKRANK_HELD_TRIED = 1,
+  /**
+   * A held lock the wanted one may not follow.
+   */
+  RTC_LOCKRANK_HELD_CONFLICTS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_lockrank_held_flag rtc_lockrank_held_flag;
+#else
+typedef uint32_t rtc_lockrank_held_flag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * `rtc_lockrank_report.reason`.
+ */
+enum rtc_lockrank_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A held rank may not be held when the wanted one is acquired.
+   */
+  RTC_LOCKRANK_REASON_ORDER = 1,
+  /**
+   * Locks of a nestable rank taken out of increasing key order.
+   */
+  RTC_LOCKRANK_REASON_KEY_ORDER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rtc_lockrank_reason rtc_lockrank_reason;
+#else
+typedef uint32_t rtc_lockrank_reason;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -379,6 +495,136 @@ typedef struct rtc_config {
    */
   uint32_t reserved;
 } rtc_config;
+
+/**
+ * One lock in a report (`rtc_lockrank_lock`). Strings are owned by the
+ * report that holds it.
+ */
+typedef struct rtc_lockrank_lock {
+  /**
+   * The lock's address.
+   */
+  size_t addr;
+  /**
+   * Its name ("(unnamed)" if it has none).
+   */
+  const char *name;
+  /**
+   * Its rank's name, or "unranked".
+   */
+  const char *rank;
+  /**
+   * `RTC_LOCK_KIND_MUTEX` (1), `RTC_LOCK_KIND_RWLOCK` (2) or
+   * `RTC_LOCK_KIND_RTCORE` (3: one of rtcore's own, such as `hooklock`).
+   */
+  uint32_t kind;
+  /**
+   * `RTC_LOCK_EXCLUSIVE` (1: a mutex, or a write lock) or
+   * `RTC_LOCK_SHARED` (2: a read lock).
+   */
+  uint32_t mode;
+  /**
+   * The nesting key: the lock's address unless the caller gave one.
+   */
+  uint64_t key;
+  /**
+   * The call site's file ("" when none was given) and line.
+   */
+  const char *file;
+  uint32_t line;
+  /**
+   * `RTC_LOCKRANK_HELD_TRIED` (1): taken by a try-lock;
+   * `RTC_LOCKRANK_HELD_CONFLICTS` (2): a held lock the wanted one may
+   * not follow.
+   */
+  uint32_t flags;
+} rtc_lockrank_lock;
+
+/**
+ * A lock-order violation report (`rtc_lockrank_report`). Everything it
+ * points to belongs to it.
+ */
+typedef struct rtc_lockrank_report {
+  /**
+   * Numbers the reports passed to a callback or queued, from 1, in the
+   * order they were queued (a report dropped from a full queue leaves a
+   * gap).
+   */
+  uint64_t sequence;
+  /**
+   * The violating thread's rtcore id and name ("" when it has none).
+   */
+  uint64_t thread_id;
+  const char *thread_name;
+  /**
+   * `RTC_LOCKRANK_REASON_ORDER` (1) or `RTC_LOCKRANK_REASON_KEY_ORDER`
+   * (2: a nestable rank's locks out of increasing key order).
+   */
+  uint32_t reason;
+  /**
+   * The lock the thread wants (`flags` is 0).
+   */
+  struct rtc_lockrank_lock wanted;
+  /**
+   * Every lock the thread holds, oldest first (`held_count` of them).
+   */
+  const struct rtc_lockrank_lock *held;
+  size_t held_count;
+  /**
+   * The report as text, as the report mode prints it.
+   */
+  const char *text;
+} rtc_lockrank_report;
+
+/**
+ * A lock-order violation callback (`rtc_lockrank_set_callback`).
+ */
+typedef void (*rtc_lockrank_callback)(const struct rtc_lockrank_report *report, void *user);
+
+/**
+ * A ranked read/write lock, embeddable by value in C structs.
+ *
+ * Initialise statically with `RTC_RWLOCK_INIT` (unranked) or
+ * `RTC_RWLOCK_INIT_RANKED(name, rank)`, or at run time with
+ * `rtc_rwlock_init`. An all-zero `rtc_rwlock` is a valid unranked lock.
+ * Never copy or move it after its first use. Fields are private to rtcore
+ * except as set by the initialisers.
+ */
+typedef struct rtc_rwlock {
+  /**
+   * Private: the lock word.
+   */
+  uint64_t state;
+  /**
+   * Name shown in reports and traces (NUL-terminated, or NULL). A static
+   * initialiser's string must outlive the lock; `rtc_rwlock_init` copies.
+   */
+  const char *name;
+  /**
+   * Rank name, resolved on first lock (NULL: an unranked leaf).
+   */
+  const char *rank_name;
+  /**
+   * Private: resolved rank id.
+   */
+  uint32_t rank;
+  /**
+   * Private: flags.
+   */
+  uint32_t flags;
+  /**
+   * Private: address at first use.
+   */
+  size_t home;
+  /**
+   * Private: number of acquisitions (read and write).
+   */
+  uint64_t acquisitions;
+  /**
+   * Reserved: zero.
+   */
+  uint64_t reserved[2];
+} rtc_rwlock;
 
 /**
  * sysmon's counters, as `rtc_sysmon_get_stats` reports them.
@@ -684,6 +930,29 @@ rtc_status rtc_mutex_lock(struct rtc_mutex *mutex);
 rtc_status rtc_mutex_lock_at(struct rtc_mutex *mutex, const char *file, uint32_t line);
 
 /**
+ * Lock `mutex` with a nesting key, with no call site recorded. See
+ * `rtc_mutex_lock_keyed_at`.
+ */
+rtc_status rtc_mutex_lock_keyed(struct rtc_mutex *mutex, uint64_t key);
+
+/**
+ * Lock `mutex` as `rtc_mutex_lock_at` does, ordering it among locks of its
+ * rank by `key` instead of its address. A thread may hold several locks of
+ * a rank declared `nestable:` only if it takes them in strictly increasing
+ * key order (a row's id, say); taking one whose key is not above every
+ * held key of that rank is a violation, handled as the lock-rank mode
+ * says. Plain lock calls use the lock's address as its key, so mix keyed
+ * and plain locking of one rank only if the keys are addresses too.
+ * `RTC_MUTEX_LOCK_KEYED(m, key)` passes the call site.
+ *
+ * Returns as `rtc_mutex_lock_at`.
+ */
+rtc_status rtc_mutex_lock_keyed_at(struct rtc_mutex *mutex,
+                                   uint64_t key,
+                                   const char *file,
+                                   uint32_t line);
+
+/**
  * Try to lock `mutex` without blocking. See `rtc_mutex_trylock_at`.
  */
 rtc_status rtc_mutex_trylock(struct rtc_mutex *mutex);
@@ -789,7 +1058,8 @@ rtc_status rtc_lockrank_get_mode(int32_t *out_mode);
 rtc_status rtc_lockrank_violations(uint64_t *out_count);
 
 /**
- * Copy the most recently printed violation report into `buf` (at most `len`
+ * Copy the most recent violation report (printed, passed to the callback
+ * or queued; in report mode only the first of each pair is made) into `buf` (at most `len`
  * bytes, NUL-terminated, truncated if needed) and write the size needed,
  * including the NUL, to `*out_needed` (which may be NULL). With no report
  * yet, copies the empty string. `buf` may be NULL when `len` is 0.
@@ -799,6 +1069,172 @@ rtc_status rtc_lockrank_violations(uint64_t *out_count);
  * `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_lockrank_last_report(char *buf, size_t len, size_t *out_needed);
+
+/**
+ * Pass every order violation to `callback` from now on (this selects
+ * `RTC_LOCKRANK_CALLBACK`); `callback` NULL clears it and selects
+ * `RTC_LOCKRANK_REPORT`.
+ *
+ * The callback runs on the violating thread, before the acquisition that
+ * violated blocks (the lock is then still taken, as in report mode), with
+ * every lock the thread holds still held and none of rtcore's inner locks.
+ * It may take locks itself; a violation it makes is printed (report
+ * mode), not passed to it again. `report` and everything it points to are
+ * valid only during the call: copy what you keep, and never pass it to
+ * `rtc_lockrank_report_free`. `user` is passed through. The callback must
+ * not unwind (no C++ exception or `longjmp` out of it).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_lockrank_set_callback(rtc_lockrank_callback callback, void *user);
+
+/**
+ * Take the oldest report queued in `RTC_LOCKRANK_QUEUE` mode: `*out` is
+ * set to it (free it with `rtc_lockrank_report_free`), or to NULL when
+ * none is pending. Reports stay queued after the mode changes. Any
+ * thread may poll.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_lockrank_next_report(struct rtc_lockrank_report **out);
+
+/**
+ * Free a report returned by `rtc_lockrank_next_report`. NULL is a no-op.
+ * Never pass the report a callback received. Works after `rtc_shutdown`.
+ */
+void rtc_lockrank_report_free(struct rtc_lockrank_report *report);
+
+/**
+ * Write the number of reports dropped because the queue already held 256
+ * to `*out_count`.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_lockrank_reports_dropped(uint64_t *out_count);
+
+/**
+ * Initialise `rwlock` at run time with a name (copied; may be NULL) and a
+ * rank name (resolved now; NULL makes an unranked leaf). The memory may
+ * hold anything before the call. Must not race other use of the lock.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` (the lock is
+ * left untouched); `RTC_ERR_LOCKED` if this thread holds it.
+ */
+rtc_status rtc_rwlock_init(struct rtc_rwlock *rwlock, const char *name, const char *rank_name);
+
+/**
+ * Lock `rwlock` for reading, with no call site recorded. See
+ * `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_rdlock(struct rtc_rwlock *rwlock);
+
+/**
+ * Lock `rwlock` for reading (shared with other readers), recording the
+ * call site for reports (`RTC_RWLOCK_RDLOCK(l)` passes it). The lock's
+ * rank is checked before blocking against every lock this thread holds,
+ * as for a mutex; it is held in read mode in the record.
+ *
+ * The policy prefers writers: a reader waits while a writer holds the
+ * lock or is waiting for it. So a thread may not read-lock a lock it
+ * already holds (in any mode): a writer arriving between the two reads
+ * would make it wait forever. That is refused at once.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_WOULD_DEADLOCK` if this
+ * thread already holds it (read or write); `RTC_ERR_UNKNOWN_RANK`;
+ * `RTC_ERR_DESTROYED`; `RTC_ERR_MOVED`; `RTC_ERR_POISONED`;
+ * `RTC_ERR_WRONG_STATE` if the thread already holds 64 locks;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_rwlock_rdlock_at(struct rtc_rwlock *rwlock, const char *file, uint32_t line);
+
+/**
+ * Lock `rwlock` for writing (exclusive), with no call site recorded. See
+ * `rtc_rwlock_wrlock_at`.
+ */
+rtc_status rtc_rwlock_wrlock(struct rtc_rwlock *rwlock);
+
+/**
+ * Lock `rwlock` for writing (exclusive), recording the call site
+ * (`RTC_RWLOCK_WRLOCK(l)` passes it). Order-checked before blocking like a
+ * mutex. A waiting writer stops new readers, so it waits only for the
+ * readers already in.
+ *
+ * Returns as `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_wrlock_at(struct rtc_rwlock *rwlock, const char *file, uint32_t line);
+
+/**
+ * Read-lock `rwlock` as `rtc_rwlock_rdlock_at` does, ordered among locks
+ * of its rank by `key` (see `rtc_mutex_lock_keyed_at`).
+ *
+ * Returns as `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_rdlock_keyed_at(struct rtc_rwlock *rwlock,
+                                      uint64_t key,
+                                      const char *file,
+                                      uint32_t line);
+
+/**
+ * Write-lock `rwlock` as `rtc_rwlock_wrlock_at` does, ordered among locks
+ * of its rank by `key` (see `rtc_mutex_lock_keyed_at`).
+ *
+ * Returns as `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_wrlock_keyed_at(struct rtc_rwlock *rwlock,
+                                      uint64_t key,
+                                      const char *file,
+                                      uint32_t line);
+
+/**
+ * Try to read-lock `rwlock` without blocking. See `rtc_rwlock_tryrdlock_at`.
+ */
+rtc_status rtc_rwlock_tryrdlock(struct rtc_rwlock *rwlock);
+
+/**
+ * Try to read-lock `rwlock` without blocking, recording the call site.
+ * Recorded in the held set, never order-checked (it cannot block).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_BUSY` if a writer holds it or waits for it
+ * (no last-error message is stored for this expected outcome);
+ * `RTC_ERR_WOULD_DEADLOCK` if this thread holds it; otherwise as
+ * `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_tryrdlock_at(struct rtc_rwlock *rwlock, const char *file, uint32_t line);
+
+/**
+ * Try to write-lock `rwlock` without blocking. See
+ * `rtc_rwlock_trywrlock_at`.
+ */
+rtc_status rtc_rwlock_trywrlock(struct rtc_rwlock *rwlock);
+
+/**
+ * Try to write-lock `rwlock` without blocking, recording the call site.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_BUSY` if any thread holds it (no last-error
+ * message); `RTC_ERR_WOULD_DEADLOCK` if this thread holds it; otherwise
+ * as `rtc_rwlock_rdlock_at`.
+ */
+rtc_status rtc_rwlock_trywrlock_at(struct rtc_rwlock *rwlock, const char *file, uint32_t line);
+
+/**
+ * Release this thread's hold on `rwlock`, read or write. Locks may be
+ * released in any order.
+ *
+ * Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+ * `RTC_ERR_NOT_OWNER` if this thread holds it in neither mode;
+ * `RTC_ERR_DESTROYED`.
+ */
+rtc_status rtc_rwlock_unlock(struct rtc_rwlock *rwlock);
+
+/**
+ * Destroy `rwlock`. Later use returns `RTC_ERR_DESTROYED` until it is
+ * initialised again. Destroying an all-zero lock is allowed.
+ *
+ * Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+ * `RTC_ERR_LOCKED` if any thread holds it or waits for it (nothing
+ * changes); `RTC_ERR_MOVED`.
+ */
+rtc_status rtc_rwlock_destroy(struct rtc_rwlock *rwlock);
 
 /**
  * Fill `*out` (whose `size` the caller sets to `sizeof(rtc_sysmon_stats)`)
@@ -1181,6 +1617,11 @@ rtc_status rtc_set_preempt_handler(rtc_preempt_fn handler, void *user_data);
 /** A named mutex of rank `rank` (a string), resolved on first lock. Both
  *  strings must outlive the mutex (string literals do). */
 #define RTC_MUTEX_INIT_RANKED(name, rank) { 0, (name), (rank), 0, 0, 0, 0, { 0, 0 } }
+/** An unranked read/write lock (same as all zeroes). */
+#define RTC_RWLOCK_INIT { 0, 0, 0, 0, 0, 0, 0, { 0, 0 } }
+/** A named read/write lock of rank `rank` (a string), resolved on first
+ *  lock. Both strings must outlive the lock (string literals do). */
+#define RTC_RWLOCK_INIT_RANKED(name, rank) { 0, (name), (rank), 0, 0, 0, 0, { 0, 0 } }
 /** A condition variable (same as all zeroes). */
 #define RTC_COND_INIT { 0, 0, 0, 0, { 0, 0 } }
 /** An rtc_config with every field at its default. */
@@ -1190,6 +1631,16 @@ rtc_status rtc_set_preempt_handler(rtc_preempt_fn handler, void *user_data);
 #define RTC_MUTEX_LOCK(m) rtc_mutex_lock_at((m), __FILE__, (uint32_t)__LINE__)
 /** Try-lock, recording this call site. */
 #define RTC_MUTEX_TRYLOCK(m) rtc_mutex_trylock_at((m), __FILE__, (uint32_t)__LINE__)
+/** Lock with a nesting key, recording this call site. */
+#define RTC_MUTEX_LOCK_KEYED(m, key) rtc_mutex_lock_keyed_at((m), (key), __FILE__, (uint32_t)__LINE__)
+/** Read-lock, recording this call site. */
+#define RTC_RWLOCK_RDLOCK(l) rtc_rwlock_rdlock_at((l), __FILE__, (uint32_t)__LINE__)
+/** Write-lock, recording this call site. */
+#define RTC_RWLOCK_WRLOCK(l) rtc_rwlock_wrlock_at((l), __FILE__, (uint32_t)__LINE__)
+/** Try to read-lock, recording this call site. */
+#define RTC_RWLOCK_TRYRDLOCK(l) rtc_rwlock_tryrdlock_at((l), __FILE__, (uint32_t)__LINE__)
+/** Try to write-lock, recording this call site. */
+#define RTC_RWLOCK_TRYWRLOCK(l) rtc_rwlock_trywrlock_at((l), __FILE__, (uint32_t)__LINE__)
 /** Wait on a condition, recording this call site. */
 #define RTC_COND_WAIT(c, m) rtc_cond_wait_at((c), (m), __FILE__, (uint32_t)__LINE__)
 

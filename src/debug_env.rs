@@ -42,7 +42,7 @@ pub fn parse(value: &str) -> DebugSettings {
             "lockrank" => match Mode::parse(val) {
                 Some(m) => out.lockrank = Some(m),
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: lockrank={val:?} is not one of off, report, abort; ignored"
+                    "{VARIABLE}: lockrank={val:?} is not one of off, report, abort, queue; ignored"
                 )),
             },
             "trace_clock" => match val {

@@ -193,7 +193,7 @@ impl Acc {
             for e in &s.events {
                 let a = &e.args;
                 match e.kind {
-                    K::LockContended => {
+                    K::LockContended | K::RwLockContended => {
                         let l = locks.entry(a[0]).or_insert_with(|| LockStats {
                             address: a[0],
                             ..Default::default()
@@ -201,7 +201,13 @@ impl Acc {
                         if l.name.is_empty() {
                             l.name = s.string(a[1]).to_string();
                         }
-                        waiting = Some((a[0], a[2]));
+                        // An rwlock's owner is its writer (0: readers).
+                        let owner = if e.kind == K::LockContended {
+                            a[2]
+                        } else {
+                            a[3]
+                        };
+                        waiting = Some((a[0], owner));
                     }
                     K::LockAcquired => {
                         // A wait whose contention came before the trace has

@@ -53,19 +53,22 @@ pub mod park {
     }
 
     /// Unpark one thread parked on `key`; `callback(more_waiters)` runs under
-    /// the bucket lock before the thread is woken.
+    /// the bucket lock before the thread is woken. Returns whether a thread
+    /// was woken.
     ///
     /// # Safety
     /// `callback` must not panic or call into the parking lot.
     #[inline]
-    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
+    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) -> bool {
         // SAFETY: forwarded contract.
         unsafe {
             let token = crate::base::parked::waker_token();
             parking_lot_core::unpark_one(key, |r| {
                 callback(r.have_more_threads);
                 token
-            });
+            })
+            .unparked_threads
+                > 0
         }
     }
 }
@@ -135,7 +138,7 @@ pub mod park {
 
     /// # Safety
     /// As the production version.
-    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) {
+    pub unsafe fn unpark_one(key: usize, callback: impl FnOnce(bool)) -> bool {
         let mut b = BUCKET.lock().unwrap();
         let pos = b.queue.iter().position(|(k, _)| *k == key);
         let ticket = pos.map(|i| b.queue.remove(i).unwrap().1);
@@ -145,5 +148,6 @@ pub mod park {
             b.woken.push(t);
             CV.notify_all();
         }
+        ticket.is_some()
     }
 }

@@ -55,6 +55,7 @@ c_programs!(
     test_lifecycle,
     test_many_threads,
     test_misuse,
+    test_rwlock,
     test_scenarios,
     test_stress,
     test_sysmon,

@@ -59,6 +59,8 @@ python_modules!(
     test_lockrank,
     test_mutex,
     test_raw,
+    test_reports,
+    test_rwlock,
     test_sysmon,
     test_trace,
     test_world,

@@ -229,6 +229,14 @@ fn valid() -> Vec<Stream> {
             ev(LockContended, &[u(0x3000), t("small lock"), u(SLEEPER)]),
         ),
         (NEWBIE, ev(LockAcquired, &[u(0x3000), u(20), u(SLEEPER)])),
+        (
+            NEWBIE,
+            ev(
+                RwLockContended,
+                &[u(0x3800), t("table lock"), u(2), u(SLEEPER), u(0)],
+            ),
+        ),
+        (NEWBIE, ev(LockAcquired, &[u(0x3800), u(35), u(SLEEPER)])),
         (NEWBIE, ev(RankViolation, &[t("rank C"), t("")])),
         (NEWBIE, ev(EnterBlocking, &[u(4), u(5), t("final")])),
         (SYSMON, ev(PreemptRequest, &[u(SLEEPER), u(1), u(10)])),

@@ -31,6 +31,23 @@ pub struct RtcMutex {
 const _: () = assert!(std::mem::size_of::<RtcMutex>() == 64);
 const _: () = assert!(std::mem::align_of::<RtcMutex>() == 8);
 
+/// Mirror of `struct rtc_rwlock` in include/rtcore.h (64 bytes, 8-aligned;
+/// all zero is a valid unranked rwlock).
+#[repr(C)]
+pub struct RtcRwLock {
+    pub state: u64,
+    pub name: *const c_char,
+    pub rank_name: *const c_char,
+    pub rank: u32,
+    pub flags: u32,
+    pub home: usize,
+    pub acquisitions: u64,
+    pub reserved: [u64; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<RtcRwLock>() == 64);
+const _: () = assert!(std::mem::align_of::<RtcRwLock>() == 8);
+
 /// Mirror of `struct rtc_census` in include/rtcore.h.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -88,6 +105,8 @@ pub struct RtcTraceConfig {
 pub type HookCb = unsafe extern "C" fn(*mut c_void);
 pub type MutexInitFn = unsafe extern "C" fn(*mut RtcMutex, *const c_char, *const c_char) -> i32;
 pub type MutexFn = unsafe extern "C" fn(*mut RtcMutex) -> i32;
+pub type RwLockInitFn = unsafe extern "C" fn(*mut RtcRwLock, *const c_char, *const c_char) -> i32;
+pub type RwLockFn = unsafe extern "C" fn(*mut RtcRwLock) -> i32;
 pub type RanksLoadFn = unsafe extern "C" fn(*const c_char, *const c_char) -> i32;
 pub type SetModeFn = unsafe extern "C" fn(i32) -> i32;
 pub type GetModeFn = unsafe extern "C" fn(*mut i32) -> i32;
@@ -107,6 +126,16 @@ pub type CheckFileFn = unsafe extern "C" fn(*const c_char, *mut c_char, usize) -
 pub type VersionFn = unsafe extern "C" fn() -> *const c_char;
 pub type StatusStrFn = unsafe extern "C" fn(i32) -> *const c_char;
 pub type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
+
+/// The `rtc_rwlock` functions (a later addition to the ABI: absent from an
+/// older library, so looked up without failing).
+pub struct RwLockApi {
+    pub init: RwLockInitFn,
+    pub rdlock: RwLockFn,
+    pub wrlock: RwLockFn,
+    pub unlock: RwLockFn,
+    pub destroy: RwLockFn,
+}
 
 /// Every rtcore function the benchmarks call, looked up once with `dlsym`.
 pub struct Api {
@@ -144,6 +173,55 @@ pub struct Api {
     pub last_error: LastErrorFn,
     /// The exported `uint32_t rtc_trace_on`.
     pub trace_on: &'static AtomicU32,
+    /// `rtc_rwlock_*`, or None when the library has no `rtc_rwlock_init`.
+    pub rwlock: Option<RwLockApi>,
+}
+
+/// Look `name` up in the library at `path` (already loaded by `load`),
+/// without failing: NULL when it is not there.
+fn optional_sym(path: &std::path::Path, name: &str) -> *mut c_void {
+    let Ok(cpath) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: valid NUL-terminated path; RTLD_NOLOAD only returns a handle
+    // to the library `load` already opened (one more reference, never
+    // closed, as the library never is).
+    let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+    if h.is_null() {
+        return std::ptr::null_mut();
+    }
+    let c = CString::new(name).unwrap();
+    // SAFETY: valid handle and NUL-terminated name.
+    unsafe { libc::dlsym(h, c.as_ptr()) }
+}
+
+/// The `rtc_rwlock_*` functions, all or none (None when the library
+/// predates them).
+fn load_rwlock(path: &std::path::Path) -> Option<RwLockApi> {
+    let init = optional_sym(path, "rtc_rwlock_init");
+    if init.is_null() {
+        return None;
+    }
+    let need = |name: &str| {
+        let p = optional_sym(path, name);
+        assert!(
+            !p.is_null(),
+            "{name} not found in {} though rtc_rwlock_init is",
+            path.display()
+        );
+        p
+    };
+    // SAFETY: each symbol is the function of that name in include/rtcore.h,
+    // with the signature spelled out by the type it is transmuted to.
+    unsafe {
+        Some(RwLockApi {
+            init: std::mem::transmute::<*mut c_void, RwLockInitFn>(init),
+            rdlock: std::mem::transmute::<*mut c_void, RwLockFn>(need("rtc_rwlock_rdlock")),
+            wrlock: std::mem::transmute::<*mut c_void, RwLockFn>(need("rtc_rwlock_wrlock")),
+            unlock: std::mem::transmute::<*mut c_void, RwLockFn>(need("rtc_rwlock_unlock")),
+            destroy: std::mem::transmute::<*mut c_void, RwLockFn>(need("rtc_rwlock_destroy")),
+        })
+    }
 }
 
 static API: OnceLock<Api> = OnceLock::new();
@@ -214,6 +292,7 @@ pub fn load() -> &'static Api {
                 "rtc_last_error_message",
             )),
             trace_on: &*(flag as *const AtomicU32),
+            rwlock: load_rwlock(&path),
         }
     };
     if API.set(loaded).is_err() {

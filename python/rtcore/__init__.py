@@ -1,4 +1,5 @@
-"""Python bindings for rtcore (lock ranks, ranked mutexes, condition variables).
+"""Python bindings for rtcore (lock ranks, ranked mutexes and read/write
+locks, condition variables).
 
 This module wraps the C ABI of ``librtcore.so`` (``include/rtcore.h``) with
 :mod:`ctypes`. Every ``rtc_*`` function of the header is declared with its
@@ -11,8 +12,14 @@ path of ``librtcore.so``), or else next to this file (``librtcore.so.0`` or
 ``librtcore.so``).
 
 rtcore's calls are made through :class:`ctypes.CDLL`, which releases the GIL
-for the duration of each call: a Python thread blocked in :meth:`Mutex.lock`
-or :meth:`Cond.wait` lets the other Python threads run.
+for the duration of each call: a Python thread blocked in :meth:`Mutex.lock`,
+:meth:`RWLock.read_lock`, :meth:`RWLock.write_lock` or :meth:`Cond.wait`
+lets the other Python threads run.
+
+Lock-order violations are printed (report mode) by default; to handle them
+in Python, pass a callable to :func:`on_violation` (it gets a
+:class:`LockReport` on the violating thread) or select the ``'queue'`` mode
+and poll :func:`next_violation`.
 
 Quick start::
 
@@ -29,6 +36,7 @@ Quick start::
 
 import atexit
 import ctypes
+import dataclasses
 import operator
 import os
 import sys
@@ -37,6 +45,7 @@ import threading
 __all__ = [
     "RtcoreError",
     "Mutex",
+    "RWLock",
     "Cond",
     "load_ranks",
     "load_ranks_file",
@@ -45,6 +54,11 @@ __all__ = [
     "lockrank_mode",
     "violations",
     "last_report",
+    "on_violation",
+    "next_violation",
+    "violations_dropped",
+    "LockReport",
+    "LockInfo",
     "version",
     "version_number",
     "init",
@@ -137,6 +151,8 @@ RTC_LOCKRANK_DEFAULT = 0
 RTC_LOCKRANK_OFF = 1
 RTC_LOCKRANK_REPORT = 2
 RTC_LOCKRANK_ABORT = 3
+RTC_LOCKRANK_CALLBACK = 4
+RTC_LOCKRANK_QUEUE = 5
 
 #: Lock-rank mode value -> its name as used by :func:`lockrank_mode`.
 LOCKRANK_MODE_NAMES = {
@@ -144,8 +160,38 @@ LOCKRANK_MODE_NAMES = {
     RTC_LOCKRANK_OFF: "off",
     RTC_LOCKRANK_REPORT: "report",
     RTC_LOCKRANK_ABORT: "abort",
+    RTC_LOCKRANK_CALLBACK: "callback",
+    RTC_LOCKRANK_QUEUE: "queue",
 }
-_MODE_VALUES = {name: value for value, name in LOCKRANK_MODE_NAMES.items()}
+# 'callback' is selected only by on_violation(), which also sets the callable.
+_MODE_VALUES = {
+    name: value for value, name in LOCKRANK_MODE_NAMES.items() if value != RTC_LOCKRANK_CALLBACK
+}
+
+# rtc_lockrank_lock.kind, .mode and .flags; rtc_lockrank_report.reason.
+RTC_LOCK_KIND_MUTEX = 1
+RTC_LOCK_KIND_RWLOCK = 2
+RTC_LOCK_KIND_RTCORE = 3
+RTC_LOCK_EXCLUSIVE = 1
+RTC_LOCK_SHARED = 2
+RTC_LOCKRANK_HELD_TRIED = 1
+RTC_LOCKRANK_HELD_CONFLICTS = 2
+RTC_LOCKRANK_REASON_ORDER = 1
+RTC_LOCKRANK_REASON_KEY_ORDER = 2
+
+#: ``rtc_lockrank_lock.kind`` -> :attr:`LockInfo.kind`.
+LOCK_KIND_NAMES = {
+    RTC_LOCK_KIND_MUTEX: "mutex",
+    RTC_LOCK_KIND_RWLOCK: "rwlock",
+    RTC_LOCK_KIND_RTCORE: "rtcore",
+}
+#: ``rtc_lockrank_lock.mode`` -> :attr:`LockInfo.mode`.
+LOCK_MODE_NAMES = {RTC_LOCK_EXCLUSIVE: "exclusive", RTC_LOCK_SHARED: "shared"}
+#: ``rtc_lockrank_report.reason`` -> :attr:`LockReport.reason`.
+LOCKRANK_REASON_NAMES = {
+    RTC_LOCKRANK_REASON_ORDER: "order",
+    RTC_LOCKRANK_REASON_KEY_ORDER: "key order",
+}
 
 # ---------------------------------------------------------------------------
 # Structures (layout identical to include/rtcore.h)
@@ -165,6 +211,57 @@ class RtcMutex(ctypes.Structure):
         ("acquisitions", ctypes.c_uint64),
         ("reserved", ctypes.c_uint64 * 2),
     ]
+
+
+class RtcRwlock(ctypes.Structure):
+    """``struct rtc_rwlock``: a ranked read/write lock, embedded by value
+    (64 bytes, the layout of ``rtc_mutex``)."""
+
+    _fields_ = [
+        ("state", ctypes.c_uint64),
+        ("name", ctypes.c_char_p),
+        ("rank_name", ctypes.c_char_p),
+        ("rank", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("home", ctypes.c_size_t),
+        ("acquisitions", ctypes.c_uint64),
+        ("reserved", ctypes.c_uint64 * 2),
+    ]
+
+
+class RtcLockrankLock(ctypes.Structure):
+    """``struct rtc_lockrank_lock``: one lock in a violation report."""
+
+    _fields_ = [
+        ("addr", ctypes.c_size_t),
+        ("name", ctypes.c_char_p),
+        ("rank", ctypes.c_char_p),
+        ("kind", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+        ("key", ctypes.c_uint64),
+        ("file", ctypes.c_char_p),
+        ("line", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+    ]
+
+
+class RtcLockrankReport(ctypes.Structure):
+    """``struct rtc_lockrank_report``: a lock-order violation report."""
+
+    _fields_ = [
+        ("sequence", ctypes.c_uint64),
+        ("thread_id", ctypes.c_uint64),
+        ("thread_name", ctypes.c_char_p),
+        ("reason", ctypes.c_uint32),
+        ("wanted", RtcLockrankLock),
+        ("held", ctypes.POINTER(RtcLockrankLock)),
+        ("held_count", ctypes.c_size_t),
+        ("text", ctypes.c_char_p),
+    ]
+
+
+#: ``rtc_lockrank_callback``: ``void (*)(const rtc_lockrank_report *, void *)``.
+LOCKRANK_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.POINTER(RtcLockrankReport), ctypes.c_void_p)
 
 
 class RtcCond(ctypes.Structure):
@@ -259,6 +356,7 @@ PREEMPT_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_void_p)
 
 
 assert ctypes.sizeof(RtcMutex) == 64, ctypes.sizeof(RtcMutex)
+assert ctypes.sizeof(RtcRwlock) == 64, ctypes.sizeof(RtcRwlock)
 assert ctypes.sizeof(RtcCond) == 32, ctypes.sizeof(RtcCond)
 assert ctypes.sizeof(RtcConfig) == 24, ctypes.sizeof(RtcConfig)
 
@@ -318,6 +416,8 @@ def _status_errcheck(expected=()):
 
 _status = ctypes.c_int32  # rtc_status (int32_t in C before C23)
 _mutex_p = ctypes.POINTER(RtcMutex)
+_rwlock_p = ctypes.POINTER(RtcRwlock)
+_report_p = ctypes.POINTER(RtcLockrankReport)
 _cond_p = ctypes.POINTER(RtcCond)
 _config_p = ctypes.POINTER(RtcConfig)
 _buf_p = ctypes.POINTER(ctypes.c_char)  # writable char buffer
@@ -355,6 +455,12 @@ _SIGNATURES = {
         [_mutex_p, ctypes.c_char_p, ctypes.c_uint32],
         (RTC_ERR_BUSY,),
     ),
+    "rtc_mutex_lock_keyed": (_status, [_mutex_p, ctypes.c_uint64], ()),
+    "rtc_mutex_lock_keyed_at": (
+        _status,
+        [_mutex_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32],
+        (),
+    ),
     "rtc_mutex_unlock": (_status, [_mutex_p], ()),
     "rtc_mutex_destroy": (_status, [_mutex_p], ()),
     "rtc_mutex_debug_panic": (_status, [_mutex_p], ()),
@@ -369,6 +475,39 @@ _SIGNATURES = {
         [_buf_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
         (),
     ),
+    "rtc_lockrank_set_callback": (_status, [LOCKRANK_CALLBACK, ctypes.c_void_p], ()),
+    "rtc_lockrank_next_report": (_status, [ctypes.POINTER(_report_p)], ()),
+    "rtc_lockrank_report_free": (None, [_report_p], None),
+    "rtc_lockrank_reports_dropped": (_status, [ctypes.POINTER(ctypes.c_uint64)], ()),
+    "rtc_rwlock_init": (_status, [_rwlock_p, ctypes.c_char_p, ctypes.c_char_p], ()),
+    "rtc_rwlock_rdlock": (_status, [_rwlock_p], ()),
+    "rtc_rwlock_rdlock_at": (_status, [_rwlock_p, ctypes.c_char_p, ctypes.c_uint32], ()),
+    "rtc_rwlock_wrlock": (_status, [_rwlock_p], ()),
+    "rtc_rwlock_wrlock_at": (_status, [_rwlock_p, ctypes.c_char_p, ctypes.c_uint32], ()),
+    "rtc_rwlock_rdlock_keyed_at": (
+        _status,
+        [_rwlock_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32],
+        (),
+    ),
+    "rtc_rwlock_wrlock_keyed_at": (
+        _status,
+        [_rwlock_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32],
+        (),
+    ),
+    "rtc_rwlock_tryrdlock": (_status, [_rwlock_p], (RTC_ERR_BUSY,)),
+    "rtc_rwlock_tryrdlock_at": (
+        _status,
+        [_rwlock_p, ctypes.c_char_p, ctypes.c_uint32],
+        (RTC_ERR_BUSY,),
+    ),
+    "rtc_rwlock_trywrlock": (_status, [_rwlock_p], (RTC_ERR_BUSY,)),
+    "rtc_rwlock_trywrlock_at": (
+        _status,
+        [_rwlock_p, ctypes.c_char_p, ctypes.c_uint32],
+        (RTC_ERR_BUSY,),
+    ),
+    "rtc_rwlock_unlock": (_status, [_rwlock_p], ()),
+    "rtc_rwlock_destroy": (_status, [_rwlock_p], ()),
     "rtc_thread_attach": (_status, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)], ()),
     "rtc_thread_detach": (_status, [], ()),
     "rtc_thread_id": (_status, [ctypes.POINTER(ctypes.c_uint64)], ()),
@@ -500,8 +639,9 @@ class Mutex:
     it does not hold raises ``RTC_ERR_NOT_OWNER``. Each acquisition records
     the Python call site, shown in lock-order reports.
 
-    ``with m:`` locks and unlocks like :class:`threading.Lock`. Keep the
-    object alive while it is locked.
+    ``with m:`` locks and unlocks like :class:`threading.Lock`;
+    ``with m.keyed(key):`` does the same with a nesting key (see
+    :meth:`lock`). Keep the object alive while it is locked.
     """
 
     __slots__ = ("_struct", "name", "rank", "__weakref__")
@@ -516,18 +656,38 @@ class Mutex:
             ctypes.byref(self._struct), _cstr(name, "name"), _cstr(rank, "rank")
         )
 
-    def _lock_from(self, frame):
+    def _lock_from(self, frame, key=None):
         file, line = _site(frame)
-        _lib.rtc_mutex_lock_at(ctypes.byref(self._struct), file, line)
+        if key is None:
+            _lib.rtc_mutex_lock_at(ctypes.byref(self._struct), file, line)
+        else:
+            _lib.rtc_mutex_lock_keyed_at(
+                ctypes.byref(self._struct), _int_arg(key, "key", _U64), file, line
+            )
 
-    def lock(self):
+    def lock(self, key=None):
         """Lock, blocking (with the GIL released) until the mutex is free.
 
         The lock is order-checked against every rtcore lock this thread holds
         first. Raises :class:`RtcoreError` on misuse, for example
         ``RTC_ERR_WOULD_DEADLOCK`` if this thread already holds it.
+
+        ``key`` (an int, 0 to 2**64-1) orders this mutex among the locks of
+        its rank when the rank is declared ``nestable:``: a thread may hold
+        several locks of such a rank only if it takes them in strictly
+        increasing key order (a row's id, say); taking one whose key is not
+        above every key of that rank it holds is a violation, handled as
+        the lock-rank mode says (reason ``'key order'``). Without a key the
+        lock's address is its key, so mix keyed and plain locking of one rank
+        only if the keys are addresses too.
         """
-        self._lock_from(sys._getframe(1))
+        self._lock_from(sys._getframe(1), key)
+
+    def keyed(self, key):
+        """A context manager locking with nesting ``key`` (see :meth:`lock`)
+        for the ``with`` block: ``with m.keyed(row_id): ...``. The call site
+        recorded is the ``with`` statement."""
+        return _Held(self, key, _MUTEX_LOCK)
 
     def try_lock(self):
         """Lock if free without blocking; return True if locked, False if
@@ -558,6 +718,155 @@ class Mutex:
     def __repr__(self):
         return (
             f"<rtcore.Mutex name={self.name!r} rank={self.rank!r} "
+            f"at 0x{ctypes.addressof(self._struct):x}>"
+        )
+
+
+_MUTEX_LOCK = 0
+_RW_READ = 1
+_RW_WRITE = 2
+
+
+class _Held:
+    """The context manager of :meth:`Mutex.keyed`, :meth:`RWLock.read` and
+    :meth:`RWLock.write`: locks on ``__enter__`` (recording the ``with``
+    statement as the call site), unlocks on ``__exit__``."""
+
+    __slots__ = ("_lock", "_key", "_how")
+
+    def __init__(self, lock, key, how):
+        if key is not None:
+            key = _int_arg(key, "key", _U64)
+        self._lock = lock
+        self._key = key
+        self._how = how
+
+    def __enter__(self):
+        # The caller's frame is the one executing the `with` statement.
+        frame = sys._getframe(1)
+        if self._how == _MUTEX_LOCK:
+            self._lock._lock_from(frame, self._key)
+        else:
+            self._lock._lock_from(frame, self._how == _RW_WRITE, self._key)
+        return self._lock
+
+    def __exit__(self, exc_type, exc, tb):
+        self._lock.unlock()
+        return False
+
+    def __repr__(self):
+        how = ("lock", "read", "write")[self._how]
+        key = "" if self._key is None else f" key={self._key}"
+        return f"<rtcore {how} guard of {self._lock!r}{key}>"
+
+
+class RWLock:
+    """A ranked rtcore read/write lock (``rtc_rwlock``).
+
+    Any number of threads may hold it for reading at once; a writer holds it
+    alone. The policy prefers writers: a waiting writer stops new readers
+    (it waits only for the readers already in), with eventual fairness.
+    ``name`` and ``rank`` are as for :class:`Mutex`; a read lock and a write
+    lock are order-checked alike, and reports say how a lock is held
+    ("read-locked", "write-locked").
+
+    Use the context managers::
+
+        with lock.read():      # shared
+            ...
+        with lock.write():     # exclusive
+            ...
+
+    or the methods :meth:`read_lock`, :meth:`write_lock`,
+    :meth:`try_read_lock`, :meth:`try_write_lock` and :meth:`unlock`. Each
+    acquisition records the Python call site, shown in lock-order reports.
+
+    Misuse is an error, as for :class:`Mutex`: a thread may not lock an
+    rwlock it already holds in any mode (``RTC_ERR_WOULD_DEADLOCK``; even a
+    second read lock, since a writer arriving between the two would make it
+    wait forever), and unlocking one it does not hold raises
+    ``RTC_ERR_NOT_OWNER``. Keep the object alive while it is locked.
+    """
+
+    __slots__ = ("_struct", "name", "rank", "__weakref__")
+
+    def __init__(self, name=None, rank=None):
+        # Allocated once by ctypes and never moved, as rtcore requires.
+        self._struct = RtcRwlock()
+        self.name = name
+        self.rank = rank
+        _lib.rtc_rwlock_init(
+            ctypes.byref(self._struct), _cstr(name, "name"), _cstr(rank, "rank")
+        )
+
+    def _lock_from(self, frame, write, key=None):
+        file, line = _site(frame)
+        p = ctypes.byref(self._struct)
+        if key is None:
+            (_lib.rtc_rwlock_wrlock_at if write else _lib.rtc_rwlock_rdlock_at)(p, file, line)
+        else:
+            key = _int_arg(key, "key", _U64)
+            if write:
+                _lib.rtc_rwlock_wrlock_keyed_at(p, key, file, line)
+            else:
+                _lib.rtc_rwlock_rdlock_keyed_at(p, key, file, line)
+
+    def read_lock(self, key=None):
+        """Lock for reading (shared), blocking with the GIL released while a
+        writer holds the lock or waits for it.
+
+        Order-checked first against every rtcore lock this thread holds.
+        ``key`` orders the lock among locks of a ``nestable:`` rank (see
+        :meth:`Mutex.lock`). Raises ``RTC_ERR_WOULD_DEADLOCK`` if this thread
+        already holds it (read or write), and :class:`RtcoreError` for other
+        misuse (``RTC_ERR_DESTROYED``, ...).
+        """
+        self._lock_from(sys._getframe(1), False, key)
+
+    def write_lock(self, key=None):
+        """Lock for writing (exclusive), blocking with the GIL released until
+        no other thread holds it. As :meth:`read_lock` otherwise."""
+        self._lock_from(sys._getframe(1), True, key)
+
+    def try_read_lock(self):
+        """Read-lock if no writer holds the lock or waits for it, without
+        blocking: True if locked, False if not. Raises
+        ``RTC_ERR_WOULD_DEADLOCK`` if this thread holds it. Recorded as held
+        but not order-checked (it cannot block)."""
+        file, line = _site(sys._getframe(1))
+        return _lib.rtc_rwlock_tryrdlock_at(ctypes.byref(self._struct), file, line) == RTC_OK
+
+    def try_write_lock(self):
+        """Write-lock if no thread holds the lock, without blocking: True if
+        locked, False if not. As :meth:`try_read_lock` otherwise."""
+        file, line = _site(sys._getframe(1))
+        return _lib.rtc_rwlock_trywrlock_at(ctypes.byref(self._struct), file, line) == RTC_OK
+
+    def unlock(self):
+        """Release this thread's hold, read or write; raises
+        ``RTC_ERR_NOT_OWNER`` if this thread holds it in neither mode."""
+        _lib.rtc_rwlock_unlock(ctypes.byref(self._struct))
+
+    def destroy(self):
+        """Destroy; later use raises ``RTC_ERR_DESTROYED``. Raises
+        ``RTC_ERR_LOCKED`` (and changes nothing) if any thread holds it or
+        waits for it."""
+        _lib.rtc_rwlock_destroy(ctypes.byref(self._struct))
+
+    def read(self, key=None):
+        """A context manager holding the lock for reading for the ``with``
+        block: ``with lock.read(): ...`` (``key`` as for :meth:`read_lock`).
+        The call site recorded is the ``with`` statement."""
+        return _Held(self, key, _RW_READ)
+
+    def write(self, key=None):
+        """A context manager holding the lock for writing for the ``with``
+        block: ``with lock.write(): ...`` (``key`` as for :meth:`write_lock`)."""
+        return _Held(self, key, _RW_WRITE)
+
+    def __repr__(self):
+        return (
+            f"<rtcore.RWLock name={self.name!r} rank={self.rank!r} "
             f"at 0x{ctypes.addressof(self._struct):x}>"
         )
 
@@ -668,9 +977,14 @@ def _mode_value(mode):
         try:
             return _MODE_VALUES[mode]
         except KeyError:
+            if mode == "callback":
+                raise ValueError(
+                    "lock-rank mode 'callback' is selected with rtcore.on_violation(fn), "
+                    "which also sets the callable"
+                ) from None
             raise ValueError(
                 f"unknown lock-rank mode {mode!r}: expected one of 'off', 'report', "
-                "'abort' (or 'default')"
+                "'abort', 'queue' (or 'default'); 'callback' is set by on_violation()"
             ) from None
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise TypeError(f"lock-rank mode must be a str or an int, not {type(mode).__name__}")
@@ -680,14 +994,19 @@ def _mode_value(mode):
 def set_lockrank_mode(mode):
     """Set what the checker does on a lock-order violation: ``'off'``,
     ``'report'`` (print once per rank pair, count every time, go on),
-    ``'abort'`` (print and abort the process), ``'default'`` (report), or
-    one of the ``RTC_LOCKRANK_*`` ints. An unknown int raises
-    ``RTC_ERR_INVALID_ARGUMENT``; an unknown name raises ValueError."""
+    ``'abort'`` (print and abort the process), ``'queue'`` (queue every
+    violation for :func:`next_violation`, print nothing), ``'default'``
+    (report), or one of the ``RTC_LOCKRANK_*`` ints. The callback mode is
+    selected by :func:`on_violation` (the name ``'callback'`` raises
+    ValueError here; the int ``RTC_LOCKRANK_CALLBACK`` re-selects a callback
+    still set, and raises :class:`RtcoreError` if none is). An unknown int
+    raises ``RTC_ERR_INVALID_ARGUMENT``; an unknown name raises ValueError."""
     _lib.rtc_lockrank_set_mode(_mode_value(mode))
 
 
 def lockrank_mode():
-    """The current lock-rank mode: ``'off'``, ``'report'`` or ``'abort'``."""
+    """The current lock-rank mode: ``'off'``, ``'report'``, ``'abort'``,
+    ``'callback'`` or ``'queue'``."""
     out = ctypes.c_int32()
     _lib.rtc_lockrank_get_mode(ctypes.byref(out))
     return LOCKRANK_MODE_NAMES.get(out.value, str(out.value))
@@ -702,7 +1021,9 @@ def violations():
 
 
 def last_report():
-    """The most recently printed violation report ('' if none yet)."""
+    """The text of the most recent violation report ('' if none yet):
+    printed (in report mode only the first of each rank pair is made),
+    passed to the :func:`on_violation` callable, or queued."""
     needed = ctypes.c_size_t()
     _lib.rtc_lockrank_last_report(None, 0, ctypes.byref(needed))
     while True:
@@ -711,6 +1032,180 @@ def last_report():
         _lib.rtc_lockrank_last_report(buf, len(buf), ctypes.byref(needed))
         if needed.value <= len(buf):
             return buf.value.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------
+# Violation reports as objects: the callback and queue modes
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LockInfo:
+    """One lock in a :class:`LockReport` (``rtc_lockrank_lock``).
+
+    Attributes:
+        address: the lock's address (an int).
+        name: its name (``"(unnamed)"`` if it has none).
+        rank: its rank's name, or ``"unranked"``.
+        kind: ``'mutex'``, ``'rwlock'`` or ``'rtcore'`` (one of rtcore's own
+            locks, such as ``hooklock``).
+        mode: ``'exclusive'`` (a mutex, or a write lock) or ``'shared'`` (a
+            read lock).
+        key: the nesting key (the lock's address unless the caller gave one).
+        file: the call site's file (``""`` when none was recorded); for a
+            lock taken from Python, the ``co_filename`` of the caller.
+        line: the call site's line.
+        tried: taken by a try-lock (always False for the wanted lock).
+        conflicts: a held lock the wanted one may not follow (always False
+            for the wanted lock).
+    """
+
+    address: int
+    name: str
+    rank: str
+    kind: str
+    mode: str
+    key: int
+    file: str
+    line: int
+    tried: bool = False
+    conflicts: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class LockReport:
+    """A lock-order violation (``rtc_lockrank_report``), as passed to an
+    :func:`on_violation` callable or returned by :func:`next_violation`.
+
+    Attributes:
+        sequence: numbers every report made in the process, from 1.
+        thread_id: the violating thread's rtcore id (see :func:`thread_id`).
+        thread_name: its rtcore name (``""`` when it has none).
+        reason: ``'order'`` (a held rank may not be held when the wanted one
+            is acquired) or ``'key order'`` (locks of a nestable rank taken
+            out of increasing key order).
+        wanted: the :class:`LockInfo` of the lock being acquired.
+        held: every lock the thread holds, oldest first (a list of
+            :class:`LockInfo`); those the wanted lock may not follow have
+            ``conflicts`` set.
+        text: the report as text, as the report mode prints it.
+    """
+
+    sequence: int
+    thread_id: int
+    thread_name: str
+    reason: str
+    wanted: LockInfo
+    held: list
+    text: str
+
+    @property
+    def conflicting(self):
+        """The held locks the wanted one may not follow."""
+        return [h for h in self.held if h.conflicts]
+
+
+def _text(p):
+    return "" if p is None else p.decode("utf-8", "replace")
+
+
+def _lock_info(c):
+    return LockInfo(
+        address=int(c.addr),
+        name=_text(c.name),
+        rank=_text(c.rank),
+        kind=LOCK_KIND_NAMES.get(c.kind, str(c.kind)),
+        mode=LOCK_MODE_NAMES.get(c.mode, str(c.mode)),
+        key=int(c.key),
+        # The inverse of _site's os.fsencode: the caller's co_filename.
+        file="" if c.file is None else os.fsdecode(c.file),
+        line=int(c.line),
+        tried=bool(c.flags & RTC_LOCKRANK_HELD_TRIED),
+        conflicts=bool(c.flags & RTC_LOCKRANK_HELD_CONFLICTS),
+    )
+
+
+def _report(c):
+    """A LockReport copied out of a C ``rtc_lockrank_report``."""
+    held = [_lock_info(c.held[i]) for i in range(c.held_count)] if c.held else []
+    return LockReport(
+        sequence=int(c.sequence),
+        thread_id=int(c.thread_id),
+        thread_name=_text(c.thread_name),
+        reason=LOCKRANK_REASON_NAMES.get(c.reason, str(c.reason)),
+        wanted=_lock_info(c.wanted),
+        held=held,
+        text=_text(c.text),
+    )
+
+
+# The callable set by on_violation() (None: none set).
+_violation_fn = None
+# Every trampoline ever passed to rtc_lockrank_set_callback. rtcore may still
+# call a replaced one (a violating thread that read it just before the
+# change), and nothing tells Python when that call has returned: each is kept
+# for the life of the process (one small object per on_violation call).
+_violation_keep = []
+
+
+def on_violation(fn):
+    """Call ``fn(report)`` for every lock-order violation from now on, with
+    a :class:`LockReport`; ``None`` removes it and returns to the report
+    mode. Returns the callable set before (or None).
+
+    This selects the ``'callback'`` lock-rank mode: nothing is printed, and
+    every violation (not only the first of a rank pair) is passed to ``fn``
+    on the violating thread, before the acquisition that violated blocks,
+    with every lock the thread holds still held (the lock is then still
+    taken, as in report mode). ``fn`` may take rtcore locks itself; a
+    violation it makes is printed (report mode), not passed to it again.
+
+    An exception raised by ``fn`` cannot propagate through rtcore: ctypes
+    prints it (through :func:`sys.unraisablehook`, "Exception ignored on
+    calling ctypes callback function") and the acquisition goes on. The
+    callable is kept alive (in this module) for the rest of the process.
+    """
+    global _violation_fn
+    prev = _violation_fn
+    if fn is None:
+        _lib.rtc_lockrank_set_callback(LOCKRANK_CALLBACK(), None)
+        _violation_fn = None
+        return prev
+    if not callable(fn):
+        raise TypeError("fn must be callable or None")
+
+    def trampoline(report_p, _user, _fn=fn):
+        # The report is valid only during this call: copy it out first.
+        _fn(_report(report_p.contents))
+
+    c_fn = LOCKRANK_CALLBACK(trampoline)
+    # Kept before the call: from the moment it is set, any thread may call it.
+    _violation_keep.append(c_fn)
+    _lib.rtc_lockrank_set_callback(c_fn, None)
+    _violation_fn = fn
+    return prev
+
+
+def next_violation():
+    """The oldest violation queued in the ``'queue'`` lock-rank mode (see
+    :func:`set_lockrank_mode`), as a :class:`LockReport`, or None when none
+    is pending. Reports stay queued after the mode changes; any thread may
+    poll. At most 256 are kept pending (see :func:`violations_dropped`)."""
+    out = _report_p()
+    _lib.rtc_lockrank_next_report(ctypes.byref(out))
+    if not out:
+        return None
+    try:
+        return _report(out.contents)
+    finally:
+        _lib.rtc_lockrank_report_free(out)
+
+
+def violations_dropped():
+    """How many queued reports were dropped because 256 were pending."""
+    out = ctypes.c_uint64()
+    _lib.rtc_lockrank_reports_dropped(ctypes.byref(out))
+    return out.value
 
 
 # ---------------------------------------------------------------------------
@@ -1048,8 +1543,16 @@ def _remove_hooks_at_exit():
     """At interpreter exit, before finalization: no Python callback may run
     after this (a C thread calling into a finalized interpreter crashes it).
     A trampoline is dropped only once C can no longer call it. A trace in
-    progress is stopped here too (its sink may be a Python callable)."""
-    global _preempt_handler
+    progress is stopped here too (its sink may be a Python callable), and a
+    violation callable set by on_violation() is removed (report mode)."""
+    global _preempt_handler, _violation_fn
+    if _violation_fn is not None:
+        # A violation during finalization must not call into Python.
+        try:
+            _lib.rtc_lockrank_set_callback(LOCKRANK_CALLBACK(), None)
+        except RtcoreError:
+            pass
+        _violation_fn = None
     if _lib.rtc_trace_enabled():
         try:
             _lib.rtc_trace_stop()

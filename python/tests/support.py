@@ -167,6 +167,12 @@ C_TYPES = {
     "const struct rtc_trace_config *": ctypes.POINTER(rtcore.RtcTraceConfig),
     "const uint8_t *": ctypes.POINTER(ctypes.c_uint8),
     "int64_t": ctypes.c_int64,
+    "struct rtc_rwlock *": ctypes.POINTER(rtcore.RtcRwlock),
+    "rtc_lockrank_callback": rtcore.LOCKRANK_CALLBACK,
+    "struct rtc_lockrank_report *": ctypes.POINTER(rtcore.RtcLockrankReport),
+    "struct rtc_lockrank_report * *": ctypes.POINTER(ctypes.POINTER(rtcore.RtcLockrankReport)),
+    "struct rtc_lockrank_lock": rtcore.RtcLockrankLock,
+    "const struct rtc_lockrank_lock *": ctypes.POINTER(rtcore.RtcLockrankLock),
 }
 
 

@@ -91,6 +91,16 @@ class LayoutTests(unittest.TestCase):
     def test_rtc_config(self):
         self.check("rtc_config", rtcore.RtcConfig, 24)
 
+    def test_rtc_rwlock(self):
+        self.check("rtc_rwlock", rtcore.RtcRwlock, 64)
+        self.assertEqual(ctypes.alignment(rtcore.RtcRwlock), 8)
+
+    def test_rtc_lockrank_lock(self):
+        self.check("rtc_lockrank_lock", rtcore.RtcLockrankLock, 56)
+
+    def test_rtc_lockrank_report(self):
+        self.check("rtc_lockrank_report", rtcore.RtcLockrankReport, 112)
+
 
 class StatusTests(unittest.TestCase):
     def test_status_constants_match_header(self):
@@ -108,6 +118,23 @@ class StatusTests(unittest.TestCase):
             {n: getattr(rtcore, n) for n in dir(rtcore) if n.startswith("RTC_LOCKRANK_")},
         )
         self.assertEqual(header["RTC_LOCKRANK_ABORT"], 3)
+        self.assertEqual(header["RTC_LOCKRANK_QUEUE"], 5)
+        modes = {v for n, v in header.items() if n in (
+            "RTC_LOCKRANK_DEFAULT", "RTC_LOCKRANK_OFF", "RTC_LOCKRANK_REPORT",
+            "RTC_LOCKRANK_ABORT", "RTC_LOCKRANK_CALLBACK", "RTC_LOCKRANK_QUEUE")}
+        self.assertEqual(modes, set(rtcore.LOCKRANK_MODE_NAMES))
+
+    def test_report_enum_constants_match_header(self):
+        header = support.header_enum("RTC_LOCK_(?:KIND_|EXCLUSIVE|SHARED)")
+        module = {
+            n: getattr(rtcore, n)
+            for n in dir(rtcore)
+            if n.startswith("RTC_LOCK_KIND_") or n in ("RTC_LOCK_EXCLUSIVE", "RTC_LOCK_SHARED")
+        }
+        self.assertEqual(module, header)
+        self.assertEqual(len(header), 5)
+        self.assertEqual(set(rtcore.LOCK_KIND_NAMES), {v for n, v in header.items() if "KIND" in n})
+        self.assertEqual(set(rtcore.LOCK_MODE_NAMES), {header["RTC_LOCK_EXCLUSIVE"], header["RTC_LOCK_SHARED"]})
 
     def test_status_str_known_values(self):
         texts = [rtcore.status_str(s) for s in range(len(rtcore.STATUS_NAMES))]

@@ -16,6 +16,8 @@ pub enum Target {
     Mutex(usize),
     /// An `rtc_cond` at this address.
     Cond(usize),
+    /// An `rtc_rwlock` at this address (alive as a mutex target is).
+    RwLock(usize),
     /// A running hook (the thread is removing it).
     Hook(u64),
 }

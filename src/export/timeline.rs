@@ -417,6 +417,16 @@ impl Track<'_> {
                     start: e.ts,
                     key: (LOCK, a[0]),
                 }),
+                K::RwLockContended => stack.push(Open {
+                    name: format!(
+                        "wait to {} rwlock {}",
+                        if a[2] == 2 { "read" } else { "write" },
+                        lock_name(s.string(a[1]), a[0])
+                    ),
+                    cat: "lock",
+                    start: e.ts,
+                    key: (LOCK, a[0]),
+                }),
                 K::LockAcquired => {
                     let began = close_to(out, tid, &mut stack, (LOCK, a[0]), e.ts)?;
                     let releaser = a[2];

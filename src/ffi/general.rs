@@ -39,18 +39,75 @@ pub enum rtc_lockrank_mode {
     RTC_LOCKRANK_REPORT = 2,
     /// Print the report and abort the process.
     RTC_LOCKRANK_ABORT = 3,
+    /// Pass every violation to the callback set with
+    /// `rtc_lockrank_set_callback` (which selects this mode), on the
+    /// violating thread, before it blocks; nothing is printed. Selecting it
+    /// with no callback set is refused.
+    RTC_LOCKRANK_CALLBACK = 4,
+    /// Queue every violation (at most 256 pending; later ones are dropped
+    /// and counted) for `rtc_lockrank_next_report`; nothing is printed.
+    RTC_LOCKRANK_QUEUE = 5,
+}
+
+/// `rtc_lockrank_lock.kind`: what kind of lock it is.
+#[repr(u32)]
+#[allow(non_camel_case_types, clippy::enum_variant_names)]
+pub enum rtc_lock_kind {
+    /// An `rtc_mutex`.
+    RTC_LOCK_KIND_MUTEX = 1,
+    /// An `rtc_rwlock`.
+    RTC_LOCK_KIND_RWLOCK = 2,
+    /// One of rtcore's own locks (`hooklock`).
+    RTC_LOCK_KIND_RTCORE = 3,
+}
+
+/// `rtc_lockrank_lock.mode`: how it is held (or wanted).
+#[repr(u32)]
+#[allow(non_camel_case_types)]
+pub enum rtc_lock_mode {
+    /// A mutex, or an rwlock held for writing.
+    RTC_LOCK_EXCLUSIVE = 1,
+    /// An rwlock held for reading.
+    RTC_LOCK_SHARED = 2,
+}
+
+/// `rtc_lockrank_lock.flags` bits.
+#[repr(u32)]
+#[allow(non_camel_case_types)]
+pub enum rtc_lockrank_held_flag {
+    /// Taken by a try-lock.
+    RTC_LOCKRANK_HELD_TRIED = 1,
+    /// A held lock the wanted one may not follow.
+    RTC_LOCKRANK_HELD_CONFLICTS = 2,
+}
+
+/// `rtc_lockrank_report.reason`.
+#[repr(u32)]
+#[allow(non_camel_case_types)]
+pub enum rtc_lockrank_reason {
+    /// A held rank may not be held when the wanted one is acquired.
+    RTC_LOCKRANK_REASON_ORDER = 1,
+    /// Locks of a nestable rank taken out of increasing key order.
+    RTC_LOCKRANK_REASON_KEY_ORDER = 2,
 }
 
 pub(crate) fn mode_from_i32(v: i32, func: &str) -> crate::status::Result<Option<Mode>> {
     match v {
         // The default: the caller decides (the environment, then report).
         0 => Ok(None),
-        _ => Mode::from_c(v).map(Some).ok_or_else(|| {
-            Error::new(
+        _ => match Mode::from_c(v) {
+            Some(Mode::Callback) if !crate::lock::report::has_callback() => Err(Error::new(
                 RTC_ERR_INVALID_ARGUMENT,
-                format!("{func}: lock-rank mode {v} is not an rtc_lockrank_mode (0..=3)"),
-            )
-        }),
+                format!(
+                    "{func}: lock-rank mode callback needs a callback: set one with rtc_lockrank_set_callback (which also selects the mode)"
+                ),
+            )),
+            Some(m) => Ok(Some(m)),
+            None => Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!("{func}: lock-rank mode {v} is not an rtc_lockrank_mode (0..=5)"),
+            )),
+        },
     }
 }
 
@@ -213,6 +270,31 @@ mod tests {
         assert_eq!(RTC_LOCKRANK_OFF as i32, LockRankMode::Off as i32);
         assert_eq!(RTC_LOCKRANK_REPORT as i32, LockRankMode::Report as i32);
         assert_eq!(RTC_LOCKRANK_ABORT as i32, LockRankMode::Abort as i32);
+        assert_eq!(RTC_LOCKRANK_CALLBACK as i32, LockRankMode::Callback as i32);
+        assert_eq!(RTC_LOCKRANK_QUEUE as i32, LockRankMode::Queue as i32);
+        use super::{rtc_lock_kind, rtc_lockrank_reason};
+        use crate::lock::order::LockKind;
+        use crate::lock::report::Reason;
+        assert_eq!(
+            rtc_lock_kind::RTC_LOCK_KIND_MUTEX as u32,
+            LockKind::Mutex as u32
+        );
+        assert_eq!(
+            rtc_lock_kind::RTC_LOCK_KIND_RWLOCK as u32,
+            LockKind::RwLock as u32
+        );
+        assert_eq!(
+            rtc_lock_kind::RTC_LOCK_KIND_RTCORE as u32,
+            LockKind::Rtcore as u32
+        );
+        assert_eq!(
+            rtc_lockrank_reason::RTC_LOCKRANK_REASON_ORDER as u32,
+            Reason::Order as u32
+        );
+        assert_eq!(
+            rtc_lockrank_reason::RTC_LOCKRANK_REASON_KEY_ORDER as u32,
+            Reason::KeyOrder as u32
+        );
         assert_eq!(
             LockRankMode::from_c(RTC_LOCKRANK_DEFAULT as i32),
             Some(LockRankMode::Report)

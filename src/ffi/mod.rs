@@ -16,6 +16,7 @@ pub mod cond;
 pub mod general;
 pub mod mutex;
 pub mod ranks;
+pub mod rwlock;
 pub mod sysmon;
 pub mod trace;
 pub mod world;

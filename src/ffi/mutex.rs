@@ -81,26 +81,72 @@ pub extern "C" fn rtc_mutex_lock_at(
         if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
             // SAFETY: non-NULL and aligned; the caller promises a mutex.
             // `lock_fast` cannot panic, so it may run outside the boundary.
-            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, file, line) {
+            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, mutex as u64, file, line) {
                 return rtc_status::RTC_OK;
             }
         }
     }
-    lock_at_slow(mutex, file, line)
-}
-
-#[cold]
-#[inline(never)]
-fn lock_at_slow(mutex: *mut rtc_mutex, file: *const c_char, line: u32) -> rtc_status {
     let func = if file.is_null() {
         "rtc_mutex_lock"
     } else {
         "rtc_mutex_lock_at"
     };
+    lock_slow(mutex, None, file, line, func)
+}
+
+#[cold]
+#[inline(never)]
+fn lock_slow(
+    mutex: *mut rtc_mutex,
+    key: Option<u64>,
+    file: *const c_char,
+    line: u32,
+    func: &str,
+) -> rtc_status {
     with_mutex(mutex, func, |m| {
         let mode = lifecycle::enter()?;
-        m.lock(mode, file, line)
+        m.lock(mode, key, file, line)
     })
+}
+
+/// Lock `mutex` with a nesting key, with no call site recorded. See
+/// `rtc_mutex_lock_keyed_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_lock_keyed(mutex: *mut rtc_mutex, key: u64) -> rtc_status {
+    rtc_mutex_lock_keyed_at(mutex, key, std::ptr::null(), 0)
+}
+
+/// Lock `mutex` as `rtc_mutex_lock_at` does, ordering it among locks of its
+/// rank by `key` instead of its address. A thread may hold several locks of
+/// a rank declared `nestable:` only if it takes them in strictly increasing
+/// key order (a row's id, say); taking one whose key is not above every
+/// held key of that rank is a violation, handled as the lock-rank mode
+/// says. Plain lock calls use the lock's address as its key, so mix keyed
+/// and plain locking of one rank only if the keys are addresses too.
+/// `RTC_MUTEX_LOCK_KEYED(m, key)` passes the call site.
+///
+/// Returns as `rtc_mutex_lock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_mutex_lock_keyed_at(
+    mutex: *mut rtc_mutex,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    if let Some(mode) = lifecycle::running_mode() {
+        if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
+            // SAFETY: as in rtc_mutex_lock_at.
+            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, key, file, line) {
+                return rtc_status::RTC_OK;
+            }
+        }
+    }
+    let func = if file.is_null() {
+        "rtc_mutex_lock_keyed"
+    } else {
+        "rtc_mutex_lock_keyed_at"
+    };
+    lock_slow(mutex, Some(key), file, line, func)
 }
 
 /// Try to lock `mutex` without blocking. See `rtc_mutex_trylock_at`.

@@ -110,7 +110,8 @@ pub extern "C" fn rtc_lockrank_violations(out_count: *mut u64) -> rtc_status {
     })
 }
 
-/// Copy the most recently printed violation report into `buf` (at most `len`
+/// Copy the most recent violation report (printed, passed to the callback
+/// or queued; in report mode only the first of each pair is made) into `buf` (at most `len`
 /// bytes, NUL-terminated, truncated if needed) and write the size needed,
 /// including the NUL, to `*out_needed` (which may be NULL). With no report
 /// yet, copies the empty string. `buf` may be NULL when `len` is 0.
@@ -144,6 +145,88 @@ pub extern "C" fn rtc_lockrank_last_report(
         if let Some(out_needed) = out_needed {
             out_needed.set(needed);
         }
+        Ok(())
+    })
+}
+
+/// Pass every order violation to `callback` from now on (this selects
+/// `RTC_LOCKRANK_CALLBACK`); `callback` NULL clears it and selects
+/// `RTC_LOCKRANK_REPORT`.
+///
+/// The callback runs on the violating thread, before the acquisition that
+/// violated blocks (the lock is then still taken, as in report mode), with
+/// every lock the thread holds still held and none of rtcore's inner locks.
+/// It may take locks itself; a violation it makes is printed (report
+/// mode), not passed to it again. `report` and everything it points to are
+/// valid only during the call: copy what you keep, and never pass it to
+/// `rtc_lockrank_report_free`. `user` is passed through. The callback must
+/// not unwind (no C++ exception or `longjmp` out of it).
+///
+/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_set_callback(
+    callback: crate::lock::report::rtc_lockrank_callback,
+    user: *mut std::ffi::c_void,
+) -> rtc_status {
+    boundary("rtc_lockrank_set_callback", || {
+        lifecycle::enter()?;
+        match callback {
+            Some(f) => {
+                crate::lock::report::set_callback(Some((f, user as usize)));
+                lifecycle::set_mode(Mode::Callback)
+            }
+            None => {
+                lifecycle::set_mode(Mode::Report)?;
+                crate::lock::report::set_callback(None);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Take the oldest report queued in `RTC_LOCKRANK_QUEUE` mode: `*out` is
+/// set to it (free it with `rtc_lockrank_report_free`), or to NULL when
+/// none is pending. Reports stay queued after the mode changes. Any
+/// thread may poll.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_next_report(
+    out: *mut *mut crate::lock::report::rtc_lockrank_report,
+) -> rtc_status {
+    boundary("rtc_lockrank_next_report", || {
+        lifecycle::enter()?;
+        let out = super::out(out, "out", "rtc_lockrank_next_report")?;
+        out.set(crate::lock::report::next().unwrap_or(std::ptr::null_mut()));
+        Ok(())
+    })
+}
+
+/// Free a report returned by `rtc_lockrank_next_report`. NULL is a no-op.
+/// Never pass the report a callback received. Works after `rtc_shutdown`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_report_free(report: *mut crate::lock::report::rtc_lockrank_report) {
+    if report.is_null() {
+        return;
+    }
+    let _ = boundary("rtc_lockrank_report_free", || {
+        // SAFETY: by contract, returned by rtc_lockrank_next_report and not
+        // freed before.
+        unsafe { crate::lock::report::free(report) };
+        Ok(())
+    });
+}
+
+/// Write the number of reports dropped because the queue already held 256
+/// to `*out_count`.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_lockrank_reports_dropped(out_count: *mut u64) -> rtc_status {
+    boundary("rtc_lockrank_reports_dropped", || {
+        lifecycle::enter()?;
+        let out_count = super::out(out_count, "out_count", "rtc_lockrank_reports_dropped")?;
+        out_count.set(crate::lock::report::dropped());
         Ok(())
     })
 }

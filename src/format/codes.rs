@@ -67,6 +67,8 @@ pub enum BlockReason {
     Hook = 3,
     /// Anything else (a wait inside rtcore with no object).
     Other = 4,
+    /// An `rtc_rwlock` (read or write).
+    RwLock = 5,
 }
 
 impl BlockReason {
@@ -76,6 +78,7 @@ impl BlockReason {
             2 => Some(BlockReason::Cond),
             3 => Some(BlockReason::Hook),
             4 => Some(BlockReason::Other),
+            5 => Some(BlockReason::RwLock),
             _ => None,
         }
     }
@@ -86,6 +89,7 @@ impl BlockReason {
             BlockReason::Cond => format!("condition {object:#x}"),
             BlockReason::Hook => format!("hook {object}"),
             BlockReason::Other => String::new(),
+            BlockReason::RwLock => format!("rwlock {object:#x}"),
         }
     }
 }
@@ -128,6 +132,10 @@ pub enum LockRankMode {
     Off = 1,
     Report = 2,
     Abort = 3,
+    /// Call the callback set with `rtc_lockrank_set_callback`.
+    Callback = 4,
+    /// Queue each report for `rtc_lockrank_next_report`.
+    Queue = 5,
 }
 
 impl LockRankMode {
@@ -136,6 +144,7 @@ impl LockRankMode {
             "off" => Some(LockRankMode::Off),
             "report" => Some(LockRankMode::Report),
             "abort" => Some(LockRankMode::Abort),
+            "queue" => Some(LockRankMode::Queue),
             _ => None,
         }
     }
@@ -147,6 +156,8 @@ impl LockRankMode {
         match b {
             1 => LockRankMode::Off,
             3 => LockRankMode::Abort,
+            4 => LockRankMode::Callback,
+            5 => LockRankMode::Queue,
             _ => LockRankMode::Report,
         }
     }
@@ -157,6 +168,8 @@ impl LockRankMode {
             0 | 2 => Some(LockRankMode::Report),
             1 => Some(LockRankMode::Off),
             3 => Some(LockRankMode::Abort),
+            4 => Some(LockRankMode::Callback),
+            5 => Some(LockRankMode::Queue),
             _ => None,
         }
     }
@@ -165,6 +178,8 @@ impl LockRankMode {
             LockRankMode::Off => "off",
             LockRankMode::Report => "report",
             LockRankMode::Abort => "abort",
+            LockRankMode::Callback => "callback",
+            LockRankMode::Queue => "queue",
         }
     }
 }
@@ -202,12 +217,20 @@ mod tests {
         for k in [StallKind::Thread, StallKind::Lock, StallKind::Hook] {
             assert_eq!(StallKind::from_code(k as u64), Some(k));
         }
-        for m in [LockRankMode::Off, LockRankMode::Report, LockRankMode::Abort] {
+        for m in [
+            LockRankMode::Off,
+            LockRankMode::Report,
+            LockRankMode::Abort,
+            LockRankMode::Callback,
+            LockRankMode::Queue,
+        ] {
             assert_eq!(LockRankMode::from_bits(m.bits()), m);
             assert_eq!(LockRankMode::from_c(m as i32), Some(m));
-            assert_eq!(LockRankMode::parse(m.name()), Some(m));
+            // The callback mode needs a callback: not selectable by name.
+            let by_name = (m != LockRankMode::Callback).then_some(m);
+            assert_eq!(LockRankMode::parse(m.name()), by_name);
         }
         assert_eq!(LockRankMode::from_c(0), Some(LockRankMode::Report));
-        assert_eq!(LockRankMode::from_c(4), None);
+        assert_eq!(LockRankMode::from_c(6), None);
     }
 }

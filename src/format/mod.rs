@@ -11,10 +11,10 @@
 /// The file's first 8 bytes.
 pub const FILE_MAGIC: [u8; 8] = *b"RTCTRACE";
 /// The format version in the file header (what writers write).
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The oldest version readers accept. Version 1 differs only in an
 /// event's first byte: the kind alone, the timestamp delta always a
-/// varint after it.
+/// varint after it. Version 3 adds the `rwlock contended` event.
 pub const OLDEST_VERSION: u16 = 1;
 
 /// An event's first byte (version 2): the kind in the low 6 bits; the high
@@ -202,6 +202,10 @@ event_kinds! {
     /// A stall episode open when the generation began (header batch):
     /// kind, key.
     StallStatus = 33, "stall status", [U, U];
+    /// An rwlock was contended (version 3): lock address, lock name, mode
+    /// wanted (1 write, 2 read), the writer holding it (0: none), the
+    /// number of readers holding it. Followed by `lock acquired`.
+    RwLockContended = 34, "rwlock contended", [U, Str, U, U, U];
 }
 
 // ---- varints and CRC -------------------------------------------------------

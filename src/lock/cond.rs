@@ -10,7 +10,7 @@
 //!   that either the signaller sees the waiter or the waiter sees the new seq.
 //! - A wait releases its mutex in the held record and retakes it through the
 //!   ordinary lock path (order check included) before returning, also on
-//!   timeout.
+//!   timeout, with the key it was taken with.
 
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -114,10 +114,10 @@ impl CondRef {
         self.waiters().fetch_add(1, Ordering::SeqCst);
         let seq0 = self.seq().load(Ordering::SeqCst);
         // The held entry's original site is kept for the relock.
-        let (efile, eline) = with_held(|h| {
+        let (efile, eline, ekey) = with_held(|h| {
             h.find(m.addr())
-                .map(|e| (e.file, e.line))
-                .unwrap_or((file, line))
+                .map(|e| (e.file, e.line, Some(e.key)))
+                .unwrap_or((file, line, None))
         });
         if let Err(e) = m.unlock() {
             self.waiters().fetch_sub(1, Ordering::SeqCst);
@@ -133,7 +133,7 @@ impl CondRef {
         crate::base::wait::end();
         crate::base::wait::set_target(crate::base::wait::Target::Nothing);
         self.waiters().fetch_sub(1, Ordering::SeqCst);
-        m.lock(mode, efile, eline)?;
+        m.lock(mode, ekey, efile, eline)?;
         if r == parking_lot_core::ParkResult::TimedOut {
             return Err(Error::new(RTC_ERR_TIMED_OUT, String::new()));
         }

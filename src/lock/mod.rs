@@ -1,5 +1,7 @@
-//! Locks: the held-lock record and order checker, `rtc_mutex` and
-//! `rtc_cond`. A waiting thread tells the world through `base::wait`.
+//! Locks: the held-lock record and order checker (`order`), what a
+//! violation produces (`report`), `rtc_mutex` (`word`, `mutex`),
+//! `rtc_rwlock` (`rwword`, `rwlock`) and `rtc_cond`. A waiting thread
+//! tells the world through `base::wait`.
 //!
 //! Depends on `base`, `ranks` (the closure bitsets), `record` (contended
 //! waits are traced) and `format`; nothing here knows about the world,
@@ -11,4 +13,9 @@ pub mod cond;
 pub mod mutex;
 #[cfg(not(loom))]
 pub mod order;
+#[cfg(not(loom))]
+pub mod report;
+#[cfg(not(loom))]
+pub mod rwlock;
+pub mod rwword;
 pub mod word;

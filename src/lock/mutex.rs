@@ -27,7 +27,8 @@
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::order::{self, HeldLock, MAX_HELD, Mode, Wanted, cstr_or, with_held};
+use super::order::{self, HeldLock, LockKind, MAX_HELD, Mode, Wanted, cstr_or, with_held};
+use super::report;
 use super::word::{LockWord, Try, owner};
 use crate::ranks::{self, LEAF, MAX_RANKS};
 use crate::status::{
@@ -74,6 +75,7 @@ const KNOWN_FLAGS: u32 = RESOLVED | DESTROYED | POISONED;
 /// A mutex's name and rank, copied (see `MutexRef::snapshot`).
 #[derive(Clone, Debug)]
 pub struct MutexSnapshot {
+    pub kind: LockKind,
     pub name: String,
     pub rank: Option<u32>,
     pub rank_name: Option<String>,
@@ -87,13 +89,18 @@ impl MutexSnapshot {
             (Some(r), _) => format!("rank {}", ranks::global().name(r)),
             (None, Some(n)) => format!("rank {n}"),
         };
-        format!("mutex '{}' ({})", self.name, rank)
+        format!("{} '{}' ({})", self.kind.name(), self.name, rank)
     }
 }
 
 /// Atomic views of a mutex's fields.
+///
+/// An `rtc_rwlock` shares the layout of everything but the lock word, so
+/// `RwLockRef` uses a `MutexRef` of kind `RwLock` for its name, rank, flags,
+/// home and counter (and never its word).
 pub struct MutexRef {
     p: *mut rtc_mutex,
+    kind: LockKind,
 }
 
 impl MutexRef {
@@ -102,7 +109,30 @@ impl MutexRef {
     /// for the lifetime of the `MutexRef`.
     #[inline]
     pub unsafe fn new(p: *mut rtc_mutex) -> MutexRef {
-        MutexRef { p }
+        MutexRef {
+            p,
+            kind: LockKind::Mutex,
+        }
+    }
+
+    /// The shared fields of an `rtc_rwlock` (see the type's comment).
+    ///
+    /// # Safety
+    /// As `new`, for an `rtc_rwlock`.
+    #[inline]
+    pub(crate) unsafe fn rwlock_fields(p: *mut super::rwlock::rtc_rwlock) -> MutexRef {
+        MutexRef {
+            p: p.cast(),
+            kind: LockKind::RwLock,
+        }
+    }
+
+    /// "rtc_mutex" or "rtc_rwlock".
+    fn type_name(&self) -> &'static str {
+        match self.kind {
+            LockKind::RwLock => "rtc_rwlock",
+            _ => "rtc_mutex",
+        }
     }
     #[inline]
     pub fn addr(&self) -> usize {
@@ -166,6 +196,7 @@ impl MutexRef {
     pub fn snapshot(&self) -> MutexSnapshot {
         if self.is_garbage() {
             return MutexSnapshot {
+                kind: self.kind,
                 name: self.describe(),
                 rank: None,
                 rank_name: None,
@@ -173,6 +204,7 @@ impl MutexRef {
         }
         let resolved = self.flags().load(Ordering::Acquire) & RESOLVED != 0;
         MutexSnapshot {
+            kind: self.kind,
             name: cstr_or(self.name_ptr(), "(unnamed)").into_owned(),
             rank: resolved.then(|| self.rank_cell().load(Ordering::Relaxed)),
             rank_name: (!self.rank_name_ptr().is_null())
@@ -206,7 +238,8 @@ impl MutexRef {
             format!("rank {}", cstr_or(self.rank_name_ptr(), "?"))
         };
         format!(
-            "mutex '{}' ({})",
+            "{} '{}' ({})",
+            self.kind.name(),
             cstr_or(self.name_ptr(), "(unnamed)"),
             rank
         )
@@ -218,7 +251,7 @@ impl MutexRef {
 
     /// Resolve the rank and validate flags. Returns the rank id.
     #[inline]
-    fn ready(&self) -> Result<u32> {
+    pub(crate) fn ready(&self) -> Result<u32> {
         let f = self.flags().load(Ordering::Acquire);
         let r = self.rank_cell().load(Ordering::Relaxed);
         if f == RESOLVED
@@ -237,8 +270,9 @@ impl MutexRef {
             return Err(Error::new(
                 crate::status::RTC_ERR_INVALID_ARGUMENT,
                 format!(
-                    "{} is not an initialised rtc_mutex (overwritten memory?)",
-                    self.describe()
+                    "{} is not an initialised {} (overwritten memory?)",
+                    self.describe(),
+                    self.type_name()
                 ),
             ));
         }
@@ -255,8 +289,9 @@ impl MutexRef {
             return Err(Error::new(
                 RTC_ERR_DESTROYED,
                 format!(
-                    "{} was destroyed (rtc_mutex_init it again to reuse it)",
-                    self.describe()
+                    "{} was destroyed ({}_init it again to reuse it)",
+                    self.describe(),
+                    self.type_name()
                 ),
             ));
         }
@@ -266,10 +301,11 @@ impl MutexRef {
                 return Err(Error::new(
                     RTC_ERR_MOVED,
                     format!(
-                        "{} was moved from {:#x} to {:#x} after first use; a mutex must stay where it was first used",
+                        "{} was moved from {:#x} to {:#x} after first use; a {} must stay where it was first used",
                         self.describe(),
                         home,
-                        self.addr()
+                        self.addr(),
+                        self.kind.name()
                     ),
                 ));
             }
@@ -311,15 +347,17 @@ impl MutexRef {
     /// The CAS comes first so the lock word's cache line is fetched once, for
     /// writing; the fields read afterwards sit on the same line.
     #[inline(always)]
-    pub fn lock_fast(&self, mode: Mode, file: *const c_char, line: u32) -> bool {
-        with_held(|held| {
+    pub fn lock_fast(&self, mode: Mode, key: u64, file: *const c_char, line: u32) -> bool {
+        // 0: not taken; 1: taken; 3: taken, and a report waits for this
+        // thread's callback.
+        let r = with_held(|held| {
             if held.is_full() {
-                return false;
+                return 0;
             }
             let me = held.me;
             let word = self.word();
             if !word.acquire_uncontended(me) {
-                return false;
+                return 0;
             }
             // flags first (Acquire): `rank` and `home` are published before
             // RESOLVED (Release), so they must be read after it.
@@ -332,7 +370,7 @@ impl MutexRef {
                 // Not ours to take on this path: give it back (waking a
                 // waiter that may have parked meanwhile).
                 let _ = word.release(me);
-                return false;
+                return 0;
             }
             self.count_acquisition();
             // With checking off nothing reads the record's ranks, so the fast
@@ -340,26 +378,47 @@ impl MutexRef {
             // removes an entry if there is one, so switching modes with locks
             // held leaves no stale entry; locks taken while off are simply not
             // checked against after checking is switched back on.
-            if mode != Mode::Off {
-                let wanted = Wanted {
-                    kind: "mutex",
-                    name: self.name_ptr(),
-                    rank,
-                    file,
-                    line,
-                };
-                order::check(held, mode, &wanted);
-                held.push(HeldLock {
-                    addr: self.addr(),
-                    name: wanted.name,
-                    rank,
-                    file,
-                    line,
-                    tried: false,
-                });
+            if mode == Mode::Off {
+                return 1;
             }
-            true
-        })
+            let wanted = self.wanted(rank, key, file, line);
+            let pending = order::check(held, mode, &wanted);
+            held.push(self.entry(&wanted, false));
+            1 | (u32::from(pending) << 1)
+        });
+        if r & 2 != 0 {
+            report::deliver();
+        }
+        r != 0
+    }
+
+    #[inline(always)]
+    fn wanted(&self, rank: u32, key: u64, file: *const c_char, line: u32) -> Wanted {
+        Wanted {
+            addr: self.addr(),
+            kind: LockKind::Mutex,
+            shared: false,
+            name: self.name_ptr(),
+            rank,
+            file,
+            line,
+            key,
+        }
+    }
+
+    #[inline(always)]
+    fn entry(&self, w: &Wanted, tried: bool) -> HeldLock {
+        HeldLock {
+            addr: self.addr(),
+            name: w.name,
+            file: w.file,
+            key: w.key,
+            rank: w.rank,
+            line: w.line,
+            kind: LockKind::Mutex,
+            shared: false,
+            tried,
+        }
     }
 
     /// The uncontended unlock: one compare-and-swap, which also proves
@@ -378,7 +437,7 @@ impl MutexRef {
     /// Only the holder writes the counter, so a plain load and store (no
     /// read-modify-write) is exact; sysmon only samples it.
     #[inline(always)]
-    fn count_acquisition(&self) {
+    pub(crate) fn count_acquisition(&self) {
         let a = self.acquisitions();
         a.store(a.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
@@ -393,8 +452,10 @@ impl MutexRef {
         )
     }
 
-    /// Lock, checking misuse and order first; blocks if contended.
-    pub fn lock(&self, mode: Mode, file: *const c_char, line: u32) -> Result<()> {
+    /// Lock, checking misuse and order first; blocks if contended. `key`
+    /// orders locks of a nestable rank (`None`: the address).
+    pub fn lock(&self, mode: Mode, key: Option<u64>, file: *const c_char, line: u32) -> Result<()> {
+        let key = key.unwrap_or(self.addr() as u64);
         let rank = self.ready()?;
         // Checks (and the uncontended acquisition) in one look at the record;
         // the wait, if any, outside it: waiting tells the world, which reads
@@ -406,17 +467,11 @@ impl MutexRef {
             }
             let me = held.me;
             let word = self.word();
-            let wanted = || Wanted {
-                kind: "mutex",
-                name: self.name_ptr(),
-                rank,
-                file,
-                line,
-            };
+            let wanted = self.wanted(rank, key, file, line);
             if word.acquire_uncontended(me) {
                 // Nothing blocked: the order check may come after.
-                order::check(held, mode, &wanted());
-                return Ok(None);
+                let pending = order::check(held, mode, &wanted);
+                return Ok((None, pending));
             }
             // A lock this thread holds is refused before the order check: it
             // is a certain self-deadlock, not an ordering question, and must
@@ -437,10 +492,13 @@ impl MutexRef {
                 ));
             }
             // Checked before blocking.
-            order::check(held, mode, &wanted());
-            Ok(Some(me))
+            let pending = order::check(held, mode, &wanted);
+            Ok((Some(me), pending))
         })?;
-        if let Some(me) = must_wait {
+        if must_wait.1 {
+            report::deliver();
+        }
+        if let Some(me) = must_wait.0 {
             // Trace: recorded by the waiting thread itself. Attached and
             // RUNNING, it is protected by the stop (the contended event
             // comes before it gives up its P, the acquired one after it
@@ -474,16 +532,8 @@ impl MutexRef {
             }
         }
         self.count_acquisition();
-        with_held(|held| {
-            held.push(HeldLock {
-                addr: self.addr(),
-                name: self.name_ptr(),
-                rank,
-                file,
-                line,
-                tried: false,
-            })
-        });
+        let entry = self.entry(&self.wanted(rank, key, file, line), false);
+        with_held(|held| held.push(entry));
         Ok(())
     }
 
@@ -508,14 +558,7 @@ impl MutexRef {
                 Try::Busy(_) => return Err(Error::new(RTC_ERR_BUSY, String::new())),
             }
             self.count_acquisition();
-            held.push(HeldLock {
-                addr: self.addr(),
-                name: self.name_ptr(),
-                rank,
-                file,
-                line,
-                tried: true,
-            });
+            held.push(self.entry(&self.wanted(rank, self.addr() as u64, file, line), true));
             Ok(())
         })
     }
@@ -527,34 +570,12 @@ impl MutexRef {
                 // Not ours (any more: re-initialised under us, say): forget
                 // any entry for it so later checks do not see a ghost.
                 held.remove(self.addr());
-                let f = self.flags().load(Ordering::Acquire);
-                if f & !KNOWN_FLAGS != 0 {
-                    return Err(Error::new(
-                        crate::status::RTC_ERR_INVALID_ARGUMENT,
-                        format!(
-                            "unlock of {}: it is not an initialised rtc_mutex (overwritten memory?)",
-                            self.describe()
-                        ),
-                    ));
-                }
-                if f & DESTROYED != 0 {
-                    return Err(Error::new(
-                        RTC_ERR_DESTROYED,
-                        format!("unlock of {} which was destroyed", self.describe()),
-                    ));
-                }
                 let who = if actual == 0 {
                     "it is not locked".to_string()
                 } else {
                     format!("it is held by thread {actual}")
                 };
-                return Err(Error::new(
-                    RTC_ERR_NOT_OWNER,
-                    format!(
-                        "unlock of {} which this thread does not hold ({who})",
-                        self.describe()
-                    ),
-                ));
+                return Err(self.not_held_error(who));
             }
             held.remove(self.addr());
             Ok(())
@@ -592,7 +613,8 @@ impl MutexRef {
             Error::new(
                 e.status,
                 format!(
-                    "init of mutex '{}': {}",
+                    "init of {} '{}': {}",
+                    self.kind.name(),
                     cstr_or(name, "(unnamed)"),
                     e.message
                 ),
@@ -617,16 +639,28 @@ impl MutexRef {
 
     pub fn destroy(&self) -> Result<()> {
         let s = self.state().load(Ordering::Acquire);
-        if owner(s) != 0 || s & super::word::RESERVED != 0 {
+        let busy = if owner(s) != 0 {
             let me = with_held(|h| h.me);
-            let who = if owner(s) == me {
-                "this thread".to_string()
+            Some(if owner(s) == me {
+                "locked by this thread".to_string()
             } else {
-                format!("thread {}", owner(s))
-            };
+                format!("locked by thread {}", owner(s))
+            })
+        } else if s & super::word::RESERVED != 0 {
+            Some("about to be taken by a waiting thread".to_string())
+        } else {
+            None
+        };
+        self.destroy_unless(busy)
+    }
+
+    /// Mark destroyed unless `busy` says why not (the lock word's reading,
+    /// which differs between a mutex and an rwlock), or it moved.
+    pub(crate) fn destroy_unless(&self, busy: Option<String>) -> Result<()> {
+        if let Some(why) = busy {
             return Err(Error::new(
                 RTC_ERR_LOCKED,
-                format!("destroy of {} which is locked by {who}", self.describe()),
+                format!("destroy of {} which is {why}", self.describe()),
             ));
         }
         let f = self.flags().load(Ordering::Acquire);
@@ -641,6 +675,35 @@ impl MutexRef {
         }
         self.flags().fetch_or(DESTROYED, Ordering::Release);
         Ok(())
+    }
+
+    /// The unlock refusal for a lock this thread does not hold: the memory
+    /// is not a lock, it was destroyed, or it is simply not held.
+    pub(crate) fn not_held_error(&self, who: String) -> Error {
+        let f = self.flags().load(Ordering::Acquire);
+        if f & !KNOWN_FLAGS != 0 {
+            return Error::new(
+                crate::status::RTC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "unlock of {}: it is not an initialised {} (overwritten memory?)",
+                    self.describe(),
+                    self.type_name()
+                ),
+            );
+        }
+        if f & DESTROYED != 0 {
+            return Error::new(
+                RTC_ERR_DESTROYED,
+                format!("unlock of {} which was destroyed", self.describe()),
+            );
+        }
+        Error::new(
+            RTC_ERR_NOT_OWNER,
+            format!(
+                "unlock of {} which this thread does not hold ({who})",
+                self.describe()
+            ),
+        )
     }
 }
 

@@ -9,24 +9,46 @@
 //!   and is never shared, so it needs no lock.
 //! - The order check costs O(WORDS) regardless of how many locks are held:
 //!   `held.ranks & !allowed[wanted]` must be empty.
-//! - Reports are printed once per (held rank, wanted rank) pair and counted
-//!   every time. Report bookkeeping is behind `REPORTS`, an inner lock taken
-//!   only on a violation and never while waiting.
+//! - Locks of one nestable rank are held in strictly increasing key order:
+//!   acquiring one whose key is not above every held key of its rank is a
+//!   violation (checked only when the rank is already held: one bit test on
+//!   the common path).
+//! - What happens on a violation is `report.rs`'s business; `check` returns
+//!   true when a report waits to be delivered to a callback on this thread,
+//!   which the caller does with `report::deliver` once it no longer borrows
+//!   the record and before it blocks.
 
 use std::cell::UnsafeCell;
-use std::collections::HashMap;
 use std::ffi::CStr;
-use std::fmt::Write as _;
 use std::os::raw::c_char;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::base::inner::{InnerMutex, InnerRank};
+use crate::ranks::{self, MAX_RANKS, RankSet, WORDS};
 
-use crate::ranks::{self, LEAF, MAX_RANKS, RankSet, WORDS};
+pub use super::report::{Reason, last_report, pair_count, violation_count};
 
 /// What the checker does on a violation (the trace format's and the C
 /// ABI's codes: `format::LockRankMode`).
 pub use crate::format::LockRankMode as Mode;
+
+/// What kind of lock an entry is (the C ABI's `RTC_LOCK_KIND_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LockKind {
+    Mutex = 1,
+    RwLock = 2,
+    /// One of rtcore's own (`hooklock`).
+    Rtcore = 3,
+}
+
+impl LockKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockKind::Mutex => "mutex",
+            LockKind::RwLock => "rwlock",
+            LockKind::Rtcore => "lock",
+        }
+    }
+}
 
 /// One lock this thread holds.
 #[derive(Clone, Copy, Debug)]
@@ -36,10 +58,15 @@ pub struct HeldLock {
     /// NUL-terminated name, or NULL. Valid while the lock is held: a held
     /// lock cannot be destroyed or re-initialised.
     pub name: *const c_char,
-    pub rank: u32,
     /// Call site (NUL-terminated file, or NULL) of the acquisition.
     pub file: *const c_char,
+    /// Nesting key (the address unless the caller gave one).
+    pub key: u64,
+    pub rank: u32,
     pub line: u32,
+    pub kind: LockKind,
+    /// Held in shared (read) mode.
+    pub shared: bool,
     /// Acquired by a try-lock (recorded, never order-checked).
     pub tried: bool,
 }
@@ -51,9 +78,12 @@ pub const MAX_HELD: usize = 64;
 const EMPTY: HeldLock = HeldLock {
     addr: 0,
     name: std::ptr::null(),
-    rank: 0,
     file: std::ptr::null(),
+    key: 0,
+    rank: 0,
     line: 0,
+    kind: LockKind::Mutex,
+    shared: false,
     tried: false,
 };
 
@@ -113,18 +143,27 @@ pub fn describe_held(e: &HeldLock) -> String {
         format!("rank {}", crate::ranks::global().name(e.rank))
     };
     format!(
-        "'{}' ({rank}) locked at {}{}",
+        "'{}' ({rank}) {} at {}{}",
         cstr_or(e.name, "(unnamed)"),
+        held_verb(e),
         site(e.file, e.line),
         if e.tried { " by a try-lock" } else { "" }
     )
 }
 
+/// "locked", "read-locked" or "write-locked".
+pub fn held_verb(e: &HeldLock) -> &'static str {
+    match (e.kind, e.shared) {
+        (LockKind::RwLock, true) => "read-locked",
+        (LockKind::RwLock, false) => "write-locked",
+        _ => "locked",
+    }
+}
+
 /// In a forked child: reset the report lock (its holder may not exist).
 pub fn after_fork_child() {
+    super::report::after_fork_child();
     // SAFETY: called from the child's atfork handler (only this thread).
-    unsafe { REPORTS.reset_after_fork() };
-    // SAFETY: as above.
     unsafe { super::mutex::NAMES.reset_after_fork() };
 }
 
@@ -145,19 +184,25 @@ pub fn hooklock_check(what: &std::ffi::CStr) {
     if mode == Mode::Off {
         return;
     }
-    with_held(|h| {
+    let pending = with_held(|h| {
         check(
             h,
             mode,
             &Wanted {
-                kind: "lock",
+                addr: 0,
+                kind: LockKind::Rtcore,
+                shared: false,
                 name: what.as_ptr(),
                 rank: HOOKLOCK_RANK,
                 file: std::ptr::null(),
                 line: 0,
+                key: 0,
             },
         )
-    })
+    });
+    if pending {
+        super::report::deliver();
+    }
 }
 
 pub fn hooklock_enter(addr: usize) {
@@ -166,9 +211,12 @@ pub fn hooklock_enter(addr: usize) {
             h.push(HeldLock {
                 addr,
                 name: c"hooklock".as_ptr(),
-                rank: HOOKLOCK_RANK,
                 file: std::ptr::null(),
+                key: addr as u64,
+                rank: HOOKLOCK_RANK,
                 line: 0,
+                kind: LockKind::Rtcore,
+                shared: false,
                 tried: false,
             });
         }
@@ -252,13 +300,17 @@ impl Held {
     }
 }
 
-/// What a thread wants to acquire, for reports.
-pub struct Wanted<'a> {
-    pub kind: &'a str,
+/// What a thread wants to acquire, for the check and reports.
+pub struct Wanted {
+    pub addr: usize,
+    pub kind: LockKind,
+    pub shared: bool,
     pub name: *const c_char,
     pub rank: u32,
     pub file: *const c_char,
     pub line: u32,
+    /// Nesting key (the address unless the caller gave one).
+    pub key: u64,
 }
 
 /// `p` is NULL or a NUL-terminated string valid for the call (the header's
@@ -281,153 +333,42 @@ pub(crate) fn site(file: *const c_char, line: u32) -> String {
     }
 }
 
-/// Report bookkeeping (inner lock; violations only).
-struct Reports {
-    /// (held rank, wanted rank) -> occurrences.
-    pairs: HashMap<(u32, u32), u64>,
-    last: Option<String>,
-}
-
-static REPORTS: InnerMutex<Option<Reports>> = InnerMutex::new(InnerRank::LockReports, None);
-static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
-
-/// Total order violations seen (every occurrence, in every mode but off).
-pub fn violation_count() -> u64 {
-    VIOLATIONS.load(Ordering::Relaxed)
-}
-
-/// The most recent report text, if any.
-pub fn last_report() -> Option<String> {
-    REPORTS.lock().as_ref().and_then(|r| r.last.clone())
-}
-
-/// Occurrences of one (held, wanted) pair.
-pub fn pair_count(held: u32, wanted: u32) -> u64 {
-    REPORTS
-        .lock()
-        .as_ref()
-        .and_then(|r| r.pairs.get(&(held, wanted)).copied())
-        .unwrap_or(0)
-}
-
 /// Check `wanted` against everything `held` holds; on a violation, report it
-/// as `mode` says. Returns normally unless the mode is abort.
+/// as `mode` says. Returns true when a report waits for this thread's
+/// callback (`report::deliver`); never returns if the mode is abort.
 #[inline(always)]
-pub fn check(held: &Held, mode: Mode, wanted: &Wanted<'_>) {
+#[must_use = "a pending report must be delivered (report::deliver)"]
+pub fn check(held: &Held, mode: Mode, wanted: &Wanted) -> bool {
     if mode == Mode::Off {
-        return;
+        return false;
     }
     let bad = held.conflicts(wanted.rank);
-    if !bad.is_empty() {
-        // This may run on a lock's fast path, outside the C boundary: a
-        // panic while reporting must not unwind from here.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            violation(held, mode, wanted, bad)
-        }));
+    // A held rank that the closure allows again is a nestable one: its keys
+    // must increase.
+    if bad.is_empty() && !held.ranks.contains(wanted.rank) {
+        return false;
     }
+    check_slow(held, mode, wanted, bad)
 }
 
 #[cold]
 #[inline(never)]
-fn violation(held: &Held, mode: Mode, wanted: &Wanted<'_>, bad: RankSet) {
-    VIOLATIONS.fetch_add(1, Ordering::Relaxed);
-    let table = ranks::global();
-    let conflicting: Vec<&HeldLock> = held
+fn check_slow(held: &Held, mode: Mode, wanted: &Wanted, bad: RankSet) -> bool {
+    let reason = if !bad.is_empty() {
+        Reason::Order
+    } else if held
         .entries()
         .iter()
-        .filter(|e| bad.contains(e.rank))
-        .collect();
-    // Count every pair; print if any pair is new.
-    let mut first = false;
+        .any(|e| e.rank == wanted.rank && e.key >= wanted.key)
     {
-        let mut g = REPORTS.lock();
-        let r = g.get_or_insert_with(|| Reports {
-            pairs: HashMap::new(),
-            last: None,
-        });
-        let mut seen = RankSet::default();
-        for e in &conflicting {
-            if seen.contains(e.rank) {
-                continue;
-            }
-            seen.insert(e.rank);
-            let c = r.pairs.entry((e.rank, wanted.rank)).or_insert(0);
-            *c += 1;
-            if *c == 1 {
-                first = true;
-            }
-        }
-    }
-    if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
-        if let Some(e) = conflicting.first() {
-            // Trace: the violating thread's own event (stop or gate).
-            let held_name = table.name(e.rank);
-            let wanted_name = table.name(wanted.rank);
-            crate::record::emit(
-                crate::format::EventKind::RankViolation,
-                &[
-                    crate::record::A::Str(&held_name),
-                    crate::record::A::Str(&wanted_name),
-                ],
-            );
-        }
-    }
-    if !first && mode != Mode::Abort {
-        return;
-    }
-    let text = format_report(table, mode, wanted, &conflicting);
-    crate::diag::eprint(&text);
-    {
-        let mut g = REPORTS.lock();
-        if let Some(r) = g.as_mut() {
-            r.last = Some(text);
-        }
-    }
-    if mode == Mode::Abort {
-        crate::diag::eprintln("rtcore: aborting (lock-rank mode abort)");
-        std::process::abort();
-    }
-}
-
-fn rank_label(table: &ranks::RankTable, rank: u32) -> String {
-    if rank == LEAF {
-        "unranked".into()
+        Reason::KeyOrder
     } else {
-        format!("rank {}", table.name(rank))
-    }
-}
-
-fn format_report(
-    table: &ranks::RankTable,
-    mode: Mode,
-    wanted: &Wanted<'_>,
-    conflicting: &[&HeldLock],
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "rtcore: lock order violation (lock-rank mode {})",
-        mode.name()
-    );
-    let _ = writeln!(
-        s,
-        "  {} wants {} '{}' ({}) at {}",
-        crate::ident::describe_current(),
-        wanted.kind,
-        cstr_or(wanted.name, "(unnamed)"),
-        rank_label(table, wanted.rank),
-        site(wanted.file, wanted.line)
-    );
-    for e in conflicting {
-        let _ = writeln!(
-            s,
-            "  while holding mutex '{}' ({}) {} at {}",
-            cstr_or(e.name, "(unnamed)"),
-            rank_label(table, e.rank),
-            if e.tried { "try-locked" } else { "locked" },
-            site(e.file, e.line)
-        );
-        let _ = writeln!(s, "    forbidden by {}", table.explain(e.rank, wanted.rank));
-    }
-    s
+        return false;
+    };
+    // This may run on a lock's fast path, outside the C boundary: a panic
+    // while reporting must not unwind from here.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::report::violation(held, mode, wanted, reason, bad)
+    }))
+    .unwrap_or(false)
 }

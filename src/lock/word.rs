@@ -64,9 +64,10 @@ const SPIN_ROUNDS: u32 = 1;
 #[cfg(loom)]
 const YIELD_ROUNDS: u32 = 0;
 
-/// One step of the spin; false when spinning is over.
+/// One step of the spin before parking (the rwlock's too); false when
+/// spinning is over.
 #[inline]
-fn spin(round: &mut u32) -> bool {
+pub(super) fn spin(round: &mut u32) -> bool {
     if *round < SPIN_ROUNDS {
         #[cfg(not(loom))]
         for _ in 0..(2u32 << *round) {

@@ -895,10 +895,10 @@ mod tests {
             out.len(),
             version_1_sample().len()
         );
-        // Versions outside 1..=2 are refused.
+        // Versions outside 1..=3 are refused.
         let mut bad = out.clone();
-        bad[8..10].copy_from_slice(&3u16.to_le_bytes());
-        assert!(parse(&bad).unwrap_err().message.contains("version 3"));
+        bad[8..10].copy_from_slice(&4u16.to_le_bytes());
+        assert!(parse(&bad).unwrap_err().message.contains("version 4"));
     }
 
     #[test]
@@ -937,7 +937,10 @@ mod tests {
                 m[i] ^= 1 << bit;
                 // The header's flags and reserved bytes, and each record
                 // frame's 3 reserved bytes, are not checked.
-                let ignorable = (10..16).contains(&i) || reserved.contains(&i);
+                // Version 3 with its low bit flipped is version 2, which
+                // differs only by lacking an event kind the sample has not.
+                let older = i == 8 && bit == 0 && crate::format::VERSION == 3;
+                let ignorable = (10..16).contains(&i) || reserved.contains(&i) || older;
                 if !ignorable {
                     assert!(parse(&m).is_err(), "flip of bit {bit} at {i:#x} accepted");
                 }

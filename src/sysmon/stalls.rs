@@ -83,6 +83,14 @@ fn copy_target(t: Target) -> TargetCopy {
             // its detail lock), so the mutex is alive.
             TargetCopy::Mutex(unsafe { MutexRef::new(addr as *mut rtc_mutex) }.snapshot())
         }
+        Target::RwLock(addr) => {
+            // SAFETY: as for a mutex; the name and rank fields are laid out
+            // alike (`MutexRef::rwlock_fields`).
+            TargetCopy::Mutex(
+                unsafe { MutexRef::rwlock_fields(addr as *mut crate::lock::rwlock::rtc_rwlock) }
+                    .snapshot(),
+            )
+        }
         Target::Cond(addr) => TargetCopy::Cond(addr),
         Target::Hook(id) => TargetCopy::Hook(id),
     }

@@ -557,6 +557,7 @@ impl World {
                 let (reason, object) = match crate::base::wait::target() {
                     crate::base::wait::Target::Mutex(a) => (BlockReason::Mutex, a as u64),
                     crate::base::wait::Target::Cond(a) => (BlockReason::Cond, a as u64),
+                    crate::base::wait::Target::RwLock(a) => (BlockReason::RwLock, a as u64),
                     crate::base::wait::Target::Hook(id) => (BlockReason::Hook, id),
                     crate::base::wait::Target::Nothing => (BlockReason::Other, 0),
                 };

@@ -108,7 +108,7 @@ pub(super) fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summar
         K::RegionBegin | K::RegionEnd | K::TaskBegin | K::TaskEnd => {
             step_ranges(id, me, e, st, sum)
         }
-        K::LockContended | K::LockAcquired => step_locks(id, me, e, st, sum),
+        K::LockContended | K::RwLockContended | K::LockAcquired => step_locks(id, me, e, st, sum),
     }
 }
 
@@ -599,7 +599,7 @@ fn step_locks(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summary) ->
     use EventKind as K;
     let a = &e.args;
     match e.kind {
-        K::LockContended => {
+        K::LockContended | K::RwLockContended => {
             let r = &mut st.ranges.slots[me];
             match r.lock_wait {
                 None => {

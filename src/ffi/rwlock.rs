@@ -1,0 +1,221 @@
+//! `rtc_rwlock` exports.
+
+use std::os::raw::c_char;
+
+use super::{boundary_poisoning, checked_ptr};
+use crate::lifecycle;
+use crate::lock::rwlock::{RwLockRef, rtc_rwlock};
+use crate::status::{Result, rtc_status};
+
+/// Run an rwlock method at the boundary; a panic poisons the lock.
+#[inline]
+fn with_rwlock(
+    l: *mut rtc_rwlock,
+    func: &str,
+    f: impl FnOnce(&RwLockRef) -> Result<()>,
+) -> rtc_status {
+    let view = |func: &str| -> Result<RwLockRef> {
+        checked_ptr(l, "rwlock", func)?;
+        // SAFETY: non-NULL, aligned; the caller promises an rwlock.
+        Ok(unsafe { RwLockRef::new(l) })
+    };
+    boundary_poisoning(
+        func,
+        || f(&view(func)?),
+        || {
+            if let Ok(r) = view(func) {
+                r.mark_poisoned();
+            }
+        },
+    )
+}
+
+fn name(base: &'static str, at: &'static str, file: *const c_char) -> &'static str {
+    if file.is_null() { base } else { at }
+}
+
+/// Initialise `rwlock` at run time with a name (copied; may be NULL) and a
+/// rank name (resolved now; NULL makes an unranked leaf). The memory may
+/// hold anything before the call. Must not race other use of the lock.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_UNKNOWN_RANK` (the lock is
+/// left untouched); `RTC_ERR_LOCKED` if this thread holds it.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_init(
+    rwlock: *mut rtc_rwlock,
+    name: *const c_char,
+    rank_name: *const c_char,
+) -> rtc_status {
+    with_rwlock(rwlock, "rtc_rwlock_init", |l| {
+        lifecycle::enter()?;
+        l.init(name, rank_name)
+    })
+}
+
+/// Lock `rwlock` for reading, with no call site recorded. See
+/// `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_rdlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    rtc_rwlock_rdlock_at(rwlock, std::ptr::null(), 0)
+}
+
+/// Lock `rwlock` for reading (shared with other readers), recording the
+/// call site for reports (`RTC_RWLOCK_RDLOCK(l)` passes it). The lock's
+/// rank is checked before blocking against every lock this thread holds,
+/// as for a mutex; it is held in read mode in the record.
+///
+/// The policy prefers writers: a reader waits while a writer holds the
+/// lock or is waiting for it. So a thread may not read-lock a lock it
+/// already holds (in any mode): a writer arriving between the two reads
+/// would make it wait forever. That is refused at once.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_WOULD_DEADLOCK` if this
+/// thread already holds it (read or write); `RTC_ERR_UNKNOWN_RANK`;
+/// `RTC_ERR_DESTROYED`; `RTC_ERR_MOVED`; `RTC_ERR_POISONED`;
+/// `RTC_ERR_WRONG_STATE` if the thread already holds 64 locks;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_rdlock_at(
+    rwlock: *mut rtc_rwlock,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    let func = name("rtc_rwlock_rdlock", "rtc_rwlock_rdlock_at", file);
+    with_rwlock(rwlock, func, |l| {
+        let mode = lifecycle::enter()?;
+        l.lock(true, mode, None, file, line)
+    })
+}
+
+/// Lock `rwlock` for writing (exclusive), with no call site recorded. See
+/// `rtc_rwlock_wrlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_wrlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    rtc_rwlock_wrlock_at(rwlock, std::ptr::null(), 0)
+}
+
+/// Lock `rwlock` for writing (exclusive), recording the call site
+/// (`RTC_RWLOCK_WRLOCK(l)` passes it). Order-checked before blocking like a
+/// mutex. A waiting writer stops new readers, so it waits only for the
+/// readers already in.
+///
+/// Returns as `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_wrlock_at(
+    rwlock: *mut rtc_rwlock,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    let func = name("rtc_rwlock_wrlock", "rtc_rwlock_wrlock_at", file);
+    with_rwlock(rwlock, func, |l| {
+        let mode = lifecycle::enter()?;
+        l.lock(false, mode, None, file, line)
+    })
+}
+
+/// Read-lock `rwlock` as `rtc_rwlock_rdlock_at` does, ordered among locks
+/// of its rank by `key` (see `rtc_mutex_lock_keyed_at`).
+///
+/// Returns as `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_rdlock_keyed_at(
+    rwlock: *mut rtc_rwlock,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    with_rwlock(rwlock, "rtc_rwlock_rdlock_keyed_at", |l| {
+        let mode = lifecycle::enter()?;
+        l.lock(true, mode, Some(key), file, line)
+    })
+}
+
+/// Write-lock `rwlock` as `rtc_rwlock_wrlock_at` does, ordered among locks
+/// of its rank by `key` (see `rtc_mutex_lock_keyed_at`).
+///
+/// Returns as `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_wrlock_keyed_at(
+    rwlock: *mut rtc_rwlock,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    with_rwlock(rwlock, "rtc_rwlock_wrlock_keyed_at", |l| {
+        let mode = lifecycle::enter()?;
+        l.lock(false, mode, Some(key), file, line)
+    })
+}
+
+/// Try to read-lock `rwlock` without blocking. See `rtc_rwlock_tryrdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_tryrdlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    rtc_rwlock_tryrdlock_at(rwlock, std::ptr::null(), 0)
+}
+
+/// Try to read-lock `rwlock` without blocking, recording the call site.
+/// Recorded in the held set, never order-checked (it cannot block).
+///
+/// Returns `RTC_OK`; `RTC_ERR_BUSY` if a writer holds it or waits for it
+/// (no last-error message is stored for this expected outcome);
+/// `RTC_ERR_WOULD_DEADLOCK` if this thread holds it; otherwise as
+/// `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_tryrdlock_at(
+    rwlock: *mut rtc_rwlock,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    let func = name("rtc_rwlock_tryrdlock", "rtc_rwlock_tryrdlock_at", file);
+    with_rwlock(rwlock, func, |l| {
+        lifecycle::enter()?;
+        l.try_lock(true, file, line)
+    })
+}
+
+/// Try to write-lock `rwlock` without blocking. See
+/// `rtc_rwlock_trywrlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_trywrlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    rtc_rwlock_trywrlock_at(rwlock, std::ptr::null(), 0)
+}
+
+/// Try to write-lock `rwlock` without blocking, recording the call site.
+///
+/// Returns `RTC_OK`; `RTC_ERR_BUSY` if any thread holds it (no last-error
+/// message); `RTC_ERR_WOULD_DEADLOCK` if this thread holds it; otherwise
+/// as `rtc_rwlock_rdlock_at`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_trywrlock_at(
+    rwlock: *mut rtc_rwlock,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    let func = name("rtc_rwlock_trywrlock", "rtc_rwlock_trywrlock_at", file);
+    with_rwlock(rwlock, func, |l| {
+        lifecycle::enter()?;
+        l.try_lock(false, file, line)
+    })
+}
+
+/// Release this thread's hold on `rwlock`, read or write. Locks may be
+/// released in any order.
+///
+/// Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+/// `RTC_ERR_NOT_OWNER` if this thread holds it in neither mode;
+/// `RTC_ERR_DESTROYED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_unlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    with_rwlock(rwlock, "rtc_rwlock_unlock", |l| l.unlock())
+}
+
+/// Destroy `rwlock`. Later use returns `RTC_ERR_DESTROYED` until it is
+/// initialised again. Destroying an all-zero lock is allowed.
+///
+/// Keeps working after `rtc_shutdown`. Returns `RTC_OK`; `RTC_ERR_NULL`;
+/// `RTC_ERR_LOCKED` if any thread holds it or waits for it (nothing
+/// changes); `RTC_ERR_MOVED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_rwlock_destroy(rwlock: *mut rtc_rwlock) -> rtc_status {
+    with_rwlock(rwlock, "rtc_rwlock_destroy", |l| l.destroy())
+}

@@ -1,0 +1,495 @@
+//! Lock-order reports: what a violation produces in each lock-rank mode.
+//!
+//! - report: printed once per (held rank, wanted rank) pair, counted always;
+//! - abort: printed, then the process aborts;
+//! - callback: every violation is passed to the callback set with
+//!   `rtc_lockrank_set_callback`, on the violating thread;
+//! - queue: every violation is queued (at most `QUEUE_BOUND` pending) for
+//!   `rtc_lockrank_next_report`.
+//!
+//! Invariants:
+//! - Report bookkeeping (`REPORTS`, `QUEUE`, `CALLBACK`) sits behind inner
+//!   locks taken only on a violation or by the polling and setting calls,
+//!   never while waiting and never while a callback runs.
+//! - A callback runs on the violating thread with no inner lock held and
+//!   without the held record borrowed (the check stores the report in
+//!   `PENDING`; the lock call delivers it before it blocks), so it may take
+//!   locks itself. A violation made inside a callback is printed (report
+//!   mode), never passed to the callback again: no recursion.
+//! - A report carries the whole held stack, copied: the queue outlives the
+//!   locks it names.
+//! - The queue never grows past `QUEUE_BOUND`: a report arriving at a full
+//!   queue is dropped and counted (`dropped`), the oldest kept.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{CString, c_void};
+use std::fmt::Write as _;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::order::{Held, HeldLock, LockKind, Mode, Wanted, cstr_or, held_verb, site};
+use crate::base::inner::{InnerMutex, InnerRank};
+use crate::ranks::{self, LEAF, RankSet};
+
+/// Why an acquisition was reported (`RTC_LOCKRANK_REASON_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A held rank may not be held when the wanted one is acquired.
+    Order = 1,
+    /// A nestable rank's locks taken out of increasing key order.
+    KeyOrder = 2,
+}
+
+/// Most reports the queue keeps before dropping new ones.
+pub const QUEUE_BOUND: usize = 256;
+
+/// One lock in a report (`rtc_lockrank_lock`). Strings are owned by the
+/// report that holds it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rtc_lockrank_lock {
+    /// The lock's address.
+    pub addr: usize,
+    /// Its name ("(unnamed)" if it has none).
+    pub name: *const c_char,
+    /// Its rank's name, or "unranked".
+    pub rank: *const c_char,
+    /// `RTC_LOCK_KIND_MUTEX` (1), `RTC_LOCK_KIND_RWLOCK` (2) or
+    /// `RTC_LOCK_KIND_RTCORE` (3: one of rtcore's own, such as `hooklock`).
+    pub kind: u32,
+    /// `RTC_LOCK_EXCLUSIVE` (1: a mutex, or a write lock) or
+    /// `RTC_LOCK_SHARED` (2: a read lock).
+    pub mode: u32,
+    /// The nesting key: the lock's address unless the caller gave one.
+    pub key: u64,
+    /// The call site's file ("" when none was given) and line.
+    pub file: *const c_char,
+    pub line: u32,
+    /// `RTC_LOCKRANK_HELD_TRIED` (1): taken by a try-lock;
+    /// `RTC_LOCKRANK_HELD_CONFLICTS` (2): a held lock the wanted one may
+    /// not follow.
+    pub flags: u32,
+}
+
+/// A lock-order violation report (`rtc_lockrank_report`). Everything it
+/// points to belongs to it.
+#[repr(C)]
+pub struct rtc_lockrank_report {
+    /// Numbers the reports passed to a callback or queued, from 1, in the
+    /// order they were queued (a report dropped from a full queue leaves a
+    /// gap).
+    pub sequence: u64,
+    /// The violating thread's rtcore id and name ("" when it has none).
+    pub thread_id: u64,
+    pub thread_name: *const c_char,
+    /// `RTC_LOCKRANK_REASON_ORDER` (1) or `RTC_LOCKRANK_REASON_KEY_ORDER`
+    /// (2: a nestable rank's locks out of increasing key order).
+    pub reason: u32,
+    /// The lock the thread wants (`flags` is 0).
+    pub wanted: rtc_lockrank_lock,
+    /// Every lock the thread holds, oldest first (`held_count` of them).
+    pub held: *const rtc_lockrank_lock,
+    pub held_count: usize,
+    /// The report as text, as the report mode prints it.
+    pub text: *const c_char,
+}
+
+/// A report and the memory it points into. `report` comes first, so the
+/// pointer handed to C is the pointer to the whole (`rtc_lockrank_report_free`).
+#[repr(C)]
+pub struct OwnedReport {
+    report: rtc_lockrank_report,
+    _strings: Vec<CString>,
+    _locks: Vec<rtc_lockrank_lock>,
+}
+
+// SAFETY: every pointer in an OwnedReport points into buffers it owns
+// (its strings and lock array), which move with it and are only read.
+unsafe impl Send for OwnedReport {}
+
+/// A lock-order violation callback (`rtc_lockrank_set_callback`).
+#[allow(non_camel_case_types)]
+pub type rtc_lockrank_callback =
+    Option<unsafe extern "C" fn(report: *const rtc_lockrank_report, user: *mut c_void)>;
+/// The callback, set.
+pub type Callback = unsafe extern "C" fn(report: *const rtc_lockrank_report, user: *mut c_void);
+
+/// Report bookkeeping (violations only).
+struct Reports {
+    /// (held rank, wanted rank) -> occurrences.
+    pairs: HashMap<(u32, u32), u64>,
+    last: Option<String>,
+}
+
+static REPORTS: InnerMutex<Option<Reports>> = InnerMutex::new(InnerRank::LockReports, None);
+static QUEUE: InnerMutex<VecDeque<Box<OwnedReport>>> =
+    InnerMutex::new(InnerRank::LockReports, VecDeque::new());
+static CALLBACK: InnerMutex<Option<(Callback, usize)>> =
+    InnerMutex::new(InnerRank::LockReports, None);
+static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// A report waiting for this thread's callback (see the invariants).
+    static PENDING: RefCell<Option<Box<OwnedReport>>> = const { RefCell::new(None) };
+    /// This thread is inside the callback.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Total order violations seen (every occurrence, in every mode but off).
+pub fn violation_count() -> u64 {
+    VIOLATIONS.load(Ordering::Relaxed)
+}
+
+/// The most recent report text, if any.
+pub fn last_report() -> Option<String> {
+    REPORTS.lock().as_ref().and_then(|r| r.last.clone())
+}
+
+/// Occurrences of one (held, wanted) pair.
+pub fn pair_count(held: u32, wanted: u32) -> u64 {
+    REPORTS
+        .lock()
+        .as_ref()
+        .and_then(|r| r.pairs.get(&(held, wanted)).copied())
+        .unwrap_or(0)
+}
+
+/// Reports dropped because the queue was full.
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Set (or with None, clear) the callback.
+pub fn set_callback(cb: Option<(Callback, usize)>) {
+    *CALLBACK.lock() = cb;
+}
+
+pub fn has_callback() -> bool {
+    CALLBACK.lock().is_some()
+}
+
+/// The oldest queued report, if any; the caller owns it (`free`).
+pub fn next() -> Option<*mut rtc_lockrank_report> {
+    let r = QUEUE.lock().pop_front()?;
+    Some(Box::into_raw(r).cast())
+}
+
+/// Free a report returned by `next`.
+///
+/// # Safety
+/// `p` came from `next` and was not freed before.
+pub unsafe fn free(p: *mut rtc_lockrank_report) {
+    // SAFETY: `p` is the first field of a boxed OwnedReport (`next`).
+    drop(unsafe { Box::from_raw(p.cast::<OwnedReport>()) });
+}
+
+/// In a forked child: reset the report locks (their holder may not exist).
+pub fn after_fork_child() {
+    // SAFETY: called from the child's atfork handler (only this thread).
+    unsafe {
+        REPORTS.reset_after_fork();
+        QUEUE.reset_after_fork();
+        CALLBACK.reset_after_fork();
+    }
+}
+
+/// A violation found by `order::check`. Returns true when a report waits
+/// in `PENDING` for `deliver`.
+#[cold]
+#[inline(never)]
+pub(super) fn violation(
+    held: &Held,
+    mode: Mode,
+    wanted: &Wanted,
+    reason: Reason,
+    bad: RankSet,
+) -> bool {
+    VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+    let table = ranks::global();
+    // A held lock conflicts by rank, or (same nestable rank) by key; both
+    // may happen at once, and the reason names the rank one first.
+    let _ = reason;
+    let conflicts =
+        |e: &HeldLock| bad.contains(e.rank) || (e.rank == wanted.rank && e.key >= wanted.key);
+    let conflicting: Vec<&HeldLock> = held.entries().iter().filter(|e| conflicts(e)).collect();
+    // Count every pair; a report is printed if any pair is new.
+    let mut first = false;
+    {
+        let mut g = REPORTS.lock();
+        let r = g.get_or_insert_with(|| Reports {
+            pairs: HashMap::new(),
+            last: None,
+        });
+        let mut seen = RankSet::default();
+        for e in &conflicting {
+            if seen.contains(e.rank) {
+                continue;
+            }
+            seen.insert(e.rank);
+            let c = r.pairs.entry((e.rank, wanted.rank)).or_insert(0);
+            *c += 1;
+            if *c == 1 {
+                first = true;
+            }
+        }
+    }
+    if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
+        if let Some(e) = conflicting.first() {
+            // Trace: the violating thread's own event (stop or gate).
+            let held_name = table.name(e.rank);
+            let wanted_name = table.name(wanted.rank);
+            crate::record::emit(
+                crate::format::EventKind::RankViolation,
+                &[
+                    crate::record::A::Str(&held_name),
+                    crate::record::A::Str(&wanted_name),
+                ],
+            );
+        }
+    }
+    let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
+    let mode = match mode {
+        Mode::Callback if in_callback => Mode::Report,
+        m => m,
+    };
+    if mode == Mode::Report && !first {
+        return false;
+    }
+    let text = format_report(table, mode, wanted, reason, held, bad);
+    if let Some(r) = REPORTS.lock().as_mut() {
+        r.last = Some(text.clone());
+    }
+    match mode {
+        Mode::Off => false,
+        Mode::Report => {
+            crate::diag::eprint(&text);
+            false
+        }
+        Mode::Abort => {
+            crate::diag::eprint(&text);
+            crate::diag::eprintln("rtcore: aborting (lock-rank mode abort)");
+            std::process::abort();
+        }
+        Mode::Queue => {
+            let mut r = build(table, wanted, reason, held, &conflicts, text);
+            let mut q = QUEUE.lock();
+            // Numbered in queue order (a dropped report leaves a gap).
+            r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+            if q.len() >= QUEUE_BOUND {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            } else {
+                q.push_back(r);
+            }
+            false
+        }
+        Mode::Callback => {
+            let mut r = build(table, wanted, reason, held, &conflicts, text);
+            r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+            PENDING.try_with(|p| *p.borrow_mut() = Some(r)).is_ok()
+        }
+    }
+}
+
+/// Pass this thread's pending report to the callback (see the invariants).
+/// Called by the lock that found the violation, with the held record not
+/// borrowed and before it blocks.
+#[cold]
+#[inline(never)]
+pub fn deliver() {
+    let Some(r) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
+        return;
+    };
+    let cb = *CALLBACK.lock();
+    let Some((f, user)) = cb else {
+        // The callback was cleared meanwhile: print instead.
+        // SAFETY: `text` points into the report's own strings.
+        let text = unsafe { std::ffi::CStr::from_ptr(r.report.text) };
+        crate::diag::eprint(&text.to_string_lossy());
+        return;
+    };
+    let _ = IN_CALLBACK.try_with(|c| c.set(true));
+    // SAFETY: the report stays alive for the call; the callback's contract
+    // (the header) says it may not keep the pointer.
+    unsafe { f(&r.report, user as *mut c_void) };
+    let _ = IN_CALLBACK.try_with(|c| c.set(false));
+}
+
+fn rank_label(table: &ranks::RankTable, rank: u32) -> String {
+    if rank == LEAF {
+        "unranked".into()
+    } else {
+        format!("rank {}", table.name(rank))
+    }
+}
+
+fn rank_name(table: &ranks::RankTable, rank: u32) -> String {
+    if rank == LEAF {
+        "unranked".into()
+    } else {
+        table.name(rank).to_string()
+    }
+}
+
+/// "mutex 'db' (rank db)" or, for a nestable rank, "(rank row, key 7)".
+fn describe_lock(
+    table: &ranks::RankTable,
+    kind: LockKind,
+    name: *const c_char,
+    rank: u32,
+    key: Option<u64>,
+) -> String {
+    let key = key.map(|k| format!(", key {k:#x}")).unwrap_or_default();
+    format!(
+        "{} '{}' ({}{key})",
+        kind.name(),
+        cstr_or(name, "(unnamed)"),
+        rank_label(table, rank)
+    )
+}
+
+fn format_report(
+    table: &ranks::RankTable,
+    mode: Mode,
+    wanted: &Wanted,
+    reason: Reason,
+    held: &Held,
+    bad: RankSet,
+) -> String {
+    let keyed = reason == Reason::KeyOrder;
+    let by_key =
+        |e: &HeldLock| !bad.contains(e.rank) && e.rank == wanted.rank && e.key >= wanted.key;
+    let conflicts = |e: &HeldLock| bad.contains(e.rank) || by_key(e);
+    let nested = held.entries().iter().any(by_key);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "rtcore: lock {}order violation (lock-rank mode {})",
+        if keyed { "key " } else { "" },
+        mode.name()
+    );
+    let _ = writeln!(
+        s,
+        "  {} wants {}{} at {}",
+        crate::ident::describe_current(),
+        describe_lock(
+            table,
+            wanted.kind,
+            wanted.name,
+            wanted.rank,
+            (keyed || nested).then_some(wanted.key)
+        ),
+        if wanted.shared { " for reading" } else { "" },
+        site(wanted.file, wanted.line)
+    );
+    for e in held.entries().iter().filter(|e| conflicts(e)) {
+        let _ = writeln!(
+            s,
+            "  while holding {} {} at {}",
+            describe_lock(table, e.kind, e.name, e.rank, by_key(e).then_some(e.key)),
+            if e.tried { "try-locked" } else { held_verb(e) },
+            site(e.file, e.line)
+        );
+        if by_key(e) {
+            let _ = writeln!(
+                s,
+                "    rank {} is nestable: its locks must be taken in increasing key order",
+                table.name(e.rank)
+            );
+        } else {
+            let _ = writeln!(s, "    forbidden by {}", table.explain(e.rank, wanted.rank));
+        }
+    }
+    for e in held.entries().iter().filter(|e| !conflicts(e)) {
+        let _ = writeln!(
+            s,
+            "  also holding {} {} at {}",
+            describe_lock(table, e.kind, e.name, e.rank, None),
+            if e.tried { "try-locked" } else { held_verb(e) },
+            site(e.file, e.line)
+        );
+    }
+    s
+}
+
+/// Copy a report into memory that owns all it points to.
+fn build(
+    table: &ranks::RankTable,
+    wanted: &Wanted,
+    reason: Reason,
+    held: &Held,
+    conflicts: &dyn Fn(&HeldLock) -> bool,
+    text: String,
+) -> Box<OwnedReport> {
+    let mut strings: Vec<CString> = Vec::new();
+    // A CString's buffer does not move when the CString moves into the Vec.
+    let mut keep = |t: String| -> *const c_char {
+        let c = CString::new(t.replace('\0', "?")).unwrap_or_default();
+        let p = c.as_ptr();
+        strings.push(c);
+        p
+    };
+    let mut lock = |kind: LockKind,
+                    name: *const c_char,
+                    rank: u32,
+                    shared: bool,
+                    key: u64,
+                    file: *const c_char,
+                    line: u32,
+                    flags: u32| rtc_lockrank_lock {
+        addr: 0,
+        name: keep(cstr_or(name, "(unnamed)").into_owned()),
+        rank: keep(rank_name(table, rank)),
+        kind: kind as u32,
+        mode: if shared { 2 } else { 1 },
+        key,
+        file: keep(cstr_or(file, "").into_owned()),
+        line,
+        flags,
+    };
+    let w = rtc_lockrank_lock {
+        addr: wanted.addr,
+        ..lock(
+            wanted.kind,
+            wanted.name,
+            wanted.rank,
+            wanted.shared,
+            wanted.key,
+            wanted.file,
+            wanted.line,
+            0,
+        )
+    };
+    let locks: Vec<rtc_lockrank_lock> = held
+        .entries()
+        .iter()
+        .map(|e| {
+            let flags = u32::from(e.tried) | if conflicts(e) { 2 } else { 0 };
+            rtc_lockrank_lock {
+                addr: e.addr,
+                ..lock(
+                    e.kind, e.name, e.rank, e.shared, e.key, e.file, e.line, flags,
+                )
+            }
+        })
+        .collect();
+    let thread_name = keep(crate::ident::name());
+    let text = keep(text);
+    let report = rtc_lockrank_report {
+        sequence: 0,
+        thread_id: crate::ident::current_id(),
+        thread_name,
+        reason: reason as u32,
+        wanted: w,
+        held: locks.as_ptr(),
+        held_count: locks.len(),
+        text,
+    };
+    Box::new(OwnedReport {
+        report,
+        _strings: strings,
+        _locks: locks,
+    })
+}

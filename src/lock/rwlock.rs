@@ -1,0 +1,354 @@
+//! `rtc_rwlock`: a ranked, error-checking read/write lock that C embeds by
+//! value. The word's protocol and policy (writer-preferring) are in
+//! `rwword.rs`; the name, rank, flags, home and counter fields are laid out
+//! as an `rtc_mutex`'s and handled by the same code (`MutexRef` of kind
+//! rwlock).
+//!
+//! Invariants:
+//! - Every hold, read or write, is in the holder's held record, whatever
+//!   the lock-rank mode: a read hold is known only there (the word counts
+//!   readers, it does not name them), and unlock decides from it whether
+//!   the caller reads, writes or holds nothing.
+//! - A thread holds one lock at most once: a second acquisition of a lock
+//!   it holds in any mode is refused with `RTC_ERR_WOULD_DEADLOCK` (a
+//!   recursive read would wait forever behind a writer parked between the
+//!   two, since parked writers stop new readers).
+//! - The order check (both modes) happens before any blocking, as for the
+//!   mutex; a read lock is recorded in shared mode, with its key.
+
+use std::os::raw::c_char;
+
+use super::mutex::MutexRef;
+use super::order::{self, HeldLock, LockKind, MAX_HELD, Mode, Wanted, with_held};
+use super::report;
+use super::rwword::{RwWord, TryRw, readers, writer};
+use crate::status::{Error, RTC_ERR_BUSY, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A ranked read/write lock, embeddable by value in C structs.
+///
+/// Initialise statically with `RTC_RWLOCK_INIT` (unranked) or
+/// `RTC_RWLOCK_INIT_RANKED(name, rank)`, or at run time with
+/// `rtc_rwlock_init`. An all-zero `rtc_rwlock` is a valid unranked lock.
+/// Never copy or move it after its first use. Fields are private to rtcore
+/// except as set by the initialisers.
+#[repr(C)]
+pub struct rtc_rwlock {
+    /// Private: the lock word.
+    pub state: u64,
+    /// Name shown in reports and traces (NUL-terminated, or NULL). A static
+    /// initialiser's string must outlive the lock; `rtc_rwlock_init` copies.
+    pub name: *const c_char,
+    /// Rank name, resolved on first lock (NULL: an unranked leaf).
+    pub rank_name: *const c_char,
+    /// Private: resolved rank id.
+    pub rank: u32,
+    /// Private: flags.
+    pub flags: u32,
+    /// Private: address at first use.
+    pub home: usize,
+    /// Private: number of acquisitions (read and write).
+    pub acquisitions: u64,
+    /// Reserved: zero.
+    pub reserved: [u64; 2],
+}
+
+// The shared code reads an rwlock's fields through an rtc_mutex view.
+const _: () = {
+    use super::mutex::rtc_mutex;
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<rtc_rwlock>() == size_of::<rtc_mutex>());
+    assert!(align_of::<rtc_rwlock>() == align_of::<rtc_mutex>());
+    assert!(offset_of!(rtc_rwlock, name) == offset_of!(rtc_mutex, name));
+    assert!(offset_of!(rtc_rwlock, rank_name) == offset_of!(rtc_mutex, rank_name));
+    assert!(offset_of!(rtc_rwlock, rank) == offset_of!(rtc_mutex, rank));
+    assert!(offset_of!(rtc_rwlock, flags) == offset_of!(rtc_mutex, flags));
+    assert!(offset_of!(rtc_rwlock, home) == offset_of!(rtc_mutex, home));
+    assert!(offset_of!(rtc_rwlock, acquisitions) == offset_of!(rtc_mutex, acquisitions));
+};
+
+/// Views of an rwlock's word and fields.
+pub struct RwLockRef {
+    p: *mut rtc_rwlock,
+    fields: MutexRef,
+}
+
+impl RwLockRef {
+    /// # Safety
+    /// `p` is non-NULL, aligned, and points to an `rtc_rwlock` that stays
+    /// valid for the lifetime of the `RwLockRef`.
+    #[inline]
+    pub unsafe fn new(p: *mut rtc_rwlock) -> RwLockRef {
+        RwLockRef {
+            p,
+            // SAFETY: forwarded.
+            fields: unsafe { MutexRef::rwlock_fields(p) },
+        }
+    }
+
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self.p as usize
+    }
+
+    #[inline(always)]
+    fn word(&self) -> RwWord<'_> {
+        // SAFETY: `p` valid and 8-aligned (new); all concurrent accesses to
+        // the word are atomic.
+        let state = unsafe { AtomicU64::from_ptr(&raw mut (*self.p).state) };
+        RwWord {
+            state,
+            key: self.addr(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.fields.describe()
+    }
+
+    pub fn mark_poisoned(&self) {
+        self.fields.mark_poisoned()
+    }
+
+    pub fn init(&self, name: *const c_char, rank_name: *const c_char) -> Result<()> {
+        self.fields.init(name, rank_name)
+    }
+
+    fn wanted(&self, rank: u32, shared: bool, key: u64, file: *const c_char, line: u32) -> Wanted {
+        Wanted {
+            addr: self.addr(),
+            kind: LockKind::RwLock,
+            shared,
+            name: self.fields.name_ptr(),
+            rank,
+            file,
+            line,
+            key,
+        }
+    }
+
+    fn entry(w: &Wanted, tried: bool) -> HeldLock {
+        HeldLock {
+            addr: w.addr,
+            name: w.name,
+            file: w.file,
+            key: w.key,
+            rank: w.rank,
+            line: w.line,
+            kind: LockKind::RwLock,
+            shared: w.shared,
+            tried,
+        }
+    }
+
+    /// The refusal for a lock this thread already holds, in any mode.
+    fn already_held(&self, e: &HeldLock, what: &str, file: *const c_char, line: u32) -> Error {
+        let how = if e.shared {
+            "for reading"
+        } else {
+            "for writing"
+        };
+        Error::new(
+            RTC_ERR_WOULD_DEADLOCK,
+            format!(
+                "{what} of {} at {} by {}, which already holds it {how} (locked at {}): {}",
+                self.describe(),
+                order::site(file, line),
+                crate::ident::describe_current(),
+                order::site(e.file, e.line),
+                if e.shared && what.starts_with("read") {
+                    "a recursive read waits forever behind a writer that arrives between the two"
+                } else {
+                    "it would wait forever"
+                }
+            ),
+        )
+    }
+
+    fn full_error(&self, what: &str) -> Error {
+        Error::new(
+            RTC_ERR_WRONG_STATE,
+            format!(
+                "{what} of {} refused: this thread already holds {MAX_HELD} locks, the most rtcore tracks",
+                self.describe()
+            ),
+        )
+    }
+
+    /// Read- or write-lock, checking misuse and order first; blocks if
+    /// contended. `key` orders locks of a nestable rank (None: the address).
+    pub fn lock(
+        &self,
+        shared: bool,
+        mode: Mode,
+        key: Option<u64>,
+        file: *const c_char,
+        line: u32,
+    ) -> Result<()> {
+        let rank = self.fields.ready()?;
+        let key = key.unwrap_or(self.addr() as u64);
+        let what = if shared { "read lock" } else { "write lock" };
+        let wanted = self.wanted(rank, shared, key, file, line);
+        let (must_wait, pending) = with_held(|held| {
+            if held.is_full() {
+                return Err(self.full_error(what));
+            }
+            if let Some(e) = held.find(self.addr()) {
+                return Err(self.already_held(e, what, file, line));
+            }
+            let me = held.me;
+            let word = self.word();
+            let got = if shared {
+                word.read_uncontended()
+            } else {
+                word.write_uncontended(me)
+            };
+            // Checked before blocking (after, when nothing blocked).
+            let pending = order::check(held, mode, &wanted);
+            if got {
+                held.push(Self::entry(&wanted, false));
+            }
+            Ok(((!got).then_some(me), pending))
+        })?;
+        if pending {
+            report::deliver();
+        }
+        if let Some(me) = must_wait {
+            self.wait(shared, me);
+            with_held(|held| held.push(Self::entry(&wanted, false)));
+        }
+        self.fields.count_acquisition();
+        Ok(())
+    }
+
+    /// The contended wait, traced like the mutex's: the waiting thread
+    /// records a contended event (with the mode and the writer, if one
+    /// holds it) and, once it holds the lock, an acquired one.
+    #[cold]
+    fn wait(&self, shared: bool, me: u64) {
+        let traced = crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0;
+        let started = if traced {
+            let s = self.word().load();
+            crate::record::emit(
+                crate::format::EventKind::RwLockContended,
+                &[
+                    crate::record::A::U(self.addr() as u64),
+                    crate::record::A::CStrLossy(self.fields.name_ptr()),
+                    crate::record::A::U(if shared { 2 } else { 1 }),
+                    crate::record::A::U(writer(s).unwrap_or(0)),
+                    crate::record::A::U(readers(s)),
+                ],
+            );
+            crate::record::monotonic_ns()
+        } else {
+            0
+        };
+        crate::base::wait::set_target(crate::base::wait::Target::RwLock(self.addr()));
+        let (begin, end) = (crate::base::wait::begin, crate::base::wait::end);
+        let waker = if shared {
+            self.word().read_contended(begin, end)
+        } else {
+            self.word().write_contended(me, begin, end)
+        };
+        crate::base::wait::set_target(crate::base::wait::Target::Nothing);
+        if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
+            let waited = if traced {
+                crate::record::monotonic_ns().saturating_sub(started)
+            } else {
+                0
+            };
+            crate::record::emit(
+                crate::format::EventKind::LockAcquired,
+                &[
+                    crate::record::A::U(self.addr() as u64),
+                    crate::record::A::U(waited),
+                    crate::record::A::U(waker),
+                ],
+            );
+        }
+    }
+
+    /// Try to read- or write-lock without blocking: recorded, never
+    /// order-checked.
+    pub fn try_lock(&self, shared: bool, file: *const c_char, line: u32) -> Result<()> {
+        let rank = self.fields.ready()?;
+        let what = if shared {
+            "try-read-lock"
+        } else {
+            "try-write-lock"
+        };
+        with_held(|held| {
+            if held.is_full() {
+                return Err(self.full_error(what));
+            }
+            if let Some(e) = held.find(self.addr()) {
+                return Err(self.already_held(e, what, file, line));
+            }
+            let word = self.word();
+            let r = if shared {
+                word.try_read()
+            } else {
+                word.try_write(held.me)
+            };
+            match r {
+                TryRw::Acquired => {}
+                TryRw::WriteLockedBy(_) | TryRw::Busy => {
+                    return Err(Error::new(RTC_ERR_BUSY, String::new()));
+                }
+            }
+            let w = self.wanted(rank, shared, self.addr() as u64, file, line);
+            held.push(Self::entry(&w, true));
+            Ok(())
+        })?;
+        self.fields.count_acquisition();
+        Ok(())
+    }
+
+    /// Release this thread's hold, read or write.
+    pub fn unlock(&self) -> Result<()> {
+        with_held(|held| {
+            let me = held.me;
+            let word = self.word();
+            let s = word.load();
+            if writer(s) == Some(me) {
+                word.write_release(me).map_err(|_| {
+                    self.fields
+                        .not_held_error("it changed under the call".into())
+                })?;
+                held.remove(self.addr());
+                return Ok(());
+            }
+            match held.find(self.addr()) {
+                Some(e) if e.shared && readers(s) > 0 => {
+                    held.remove(self.addr());
+                    word.read_release();
+                    Ok(())
+                }
+                _ => {
+                    // Not ours (any more: re-initialised under us, say):
+                    // forget any entry for it so later checks see no ghost.
+                    held.remove(self.addr());
+                    let who = match writer(s) {
+                        Some(w) => format!("it is write-locked by thread {w}"),
+                        None if readers(s) > 0 => {
+                            format!("it is read-locked by {} other thread(s)", readers(s))
+                        }
+                        None => "it is not locked".to_string(),
+                    };
+                    Err(self.fields.not_held_error(who))
+                }
+            }
+        })
+    }
+
+    pub fn destroy(&self) -> Result<()> {
+        let s = self.word().load();
+        let busy = match writer(s) {
+            Some(w) => Some(format!("write-locked by thread {w}")),
+            None if readers(s) > 0 => Some(format!("read-locked by {} thread(s)", readers(s))),
+            None if super::rwword::flags(s) != 0 => Some("waited for by parked threads".into()),
+            None => None,
+        };
+        self.fields.destroy_unless(busy)
+    }
+}

@@ -1,0 +1,351 @@
+//! The lock-word protocol of `rtc_rwlock`, apart from ranks, the held
+//! record and C memory, so that loom can model it through `sync`.
+//!
+//! Word: `high << 4 | WRITER | W_PARKED | R_PARKED`, where `high` is the
+//! writer's thread id when WRITER is set, else the number of readers.
+//! Readers park on `key`, writers on `key + 1` (keys are lock addresses, at
+//! least 8-aligned, so `key + 1` is no other lock's key).
+//!
+//! Policy: writer-preferring. A reader enters only while no writer holds
+//! the lock and none is parked waiting for it; so a waiting writer waits
+//! only for the readers already in. A write unlock wakes one parked writer
+//! if there is one, else every parked reader. Under a continuous stream of
+//! writers, readers may wait until it ends (the price of the preference).
+//! Nobody is handed the lock: a woken thread takes it by compare-and-swap
+//! once it runs again (after the world's `after_park`).
+//!
+//! Invariants (checked by the loom models in tests/loom_rwlock.rs):
+//! - **exclusion**: WRITER is set only by a compare-and-swap from a word
+//!   with no writer and no reader; a reader enters only by a
+//!   compare-and-swap from a word without WRITER. So a writer is alone.
+//! - **no lost wake-up (readers)**: a reader parks only while (under the
+//!   bucket lock) WRITER or W_PARKED and R_PARKED are set; R_PARKED is
+//!   cleared only just before every parked reader is woken: by a write
+//!   unlock with no writer parked, or by a release that found W_PARKED
+//!   stale (no writer parked after all). A reader stopped by W_PARKED is
+//!   woken by the write unlock that follows the parked writer's turn. A
+//!   reader that set R_PARKED and then entered without parking leaves it
+//!   set: that costs one needless wake-up, never a lost one.
+//! - **no lost wake-up (writers)**: a writer parks only while (under its
+//!   bucket lock) the lock is held and W_PARKED is set. W_PARKED is cleared
+//!   only under that bucket lock when no writer remains parked. Every
+//!   release that leaves the lock free (a write unlock, the last reader's
+//!   unlock) and saw W_PARKED wakes one writer.
+//! - **owner-only release**: a write release succeeds only for the writer;
+//!   read releases are vouched for by the caller (the held record).
+
+use super::word::spin;
+use crate::sync::{AtomicU64, Ordering, park};
+
+pub const R_PARKED: u64 = 1;
+pub const W_PARKED: u64 = 2;
+pub const WRITER: u64 = 4;
+const SHIFT: u32 = 4;
+pub const ONE_READER: u64 = 1 << SHIFT;
+const FLAGS: u64 = R_PARKED | W_PARKED | WRITER;
+
+/// The writer's id, if write-locked.
+#[inline(always)]
+pub fn writer(s: u64) -> Option<u64> {
+    (s & WRITER != 0).then_some(s >> SHIFT)
+}
+
+/// The number of readers in (0 when write-locked).
+#[inline(always)]
+pub fn readers(s: u64) -> u64 {
+    if s & WRITER != 0 { 0 } else { s >> SHIFT }
+}
+
+/// A view of one rwlock word and its parking keys.
+pub struct RwWord<'a> {
+    pub state: &'a AtomicU64,
+    pub key: usize,
+}
+
+/// Outcome of a try-acquire.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TryRw {
+    Acquired,
+    /// Write-locked by this thread id.
+    WriteLockedBy(u64),
+    /// Read-locked (or a writer waits, for a reader).
+    Busy,
+}
+
+impl RwWord<'_> {
+    /// A reader may enter this word.
+    #[inline(always)]
+    fn reader_may_enter(s: u64) -> bool {
+        s & (WRITER | W_PARKED) == 0
+    }
+
+    /// The uncontended read acquire: one compare-and-swap.
+    #[inline(always)]
+    pub fn read_uncontended(&self) -> bool {
+        let s = self.state.load(Ordering::Relaxed);
+        Self::reader_may_enter(s)
+            && self
+                .state
+                .compare_exchange(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// The uncontended write acquire: one compare-and-swap from 0.
+    #[inline(always)]
+    pub fn write_uncontended(&self, me: u64) -> bool {
+        self.state
+            .compare_exchange(
+                0,
+                (me << SHIFT) | WRITER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    pub fn try_read(&self) -> TryRw {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if let Some(w) = writer(s) {
+                return TryRw::WriteLockedBy(w);
+            }
+            if !Self::reader_may_enter(s) {
+                return TryRw::Busy;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                s + ONE_READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return TryRw::Acquired,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    pub fn try_write(&self, me: u64) -> TryRw {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if let Some(w) = writer(s) {
+                return TryRw::WriteLockedBy(w);
+            }
+            if readers(s) != 0 {
+                return TryRw::Busy;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                (me << SHIFT) | WRITER | (s & (R_PARKED | W_PARKED)),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return TryRw::Acquired,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    pub fn load(&self) -> u64 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// Block until read-locked. Returns the id of the thread whose unlock
+    /// last woke the caller (0: never woken by one).
+    #[cold]
+    pub fn read_contended(&self, before_park: fn(), after_park: fn()) -> u64 {
+        let mut waker = 0;
+        let mut round = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if Self::reader_may_enter(s) {
+                if self
+                    .state
+                    .compare_exchange_weak(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return waker;
+                }
+                continue;
+            }
+            if s & R_PARKED == 0 {
+                if spin(&mut round) {
+                    continue;
+                }
+                if self
+                    .state
+                    .compare_exchange_weak(s, s | R_PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            before_park();
+            let state = self.state;
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                park::park(self.key, || {
+                    let s = state.load(Ordering::Relaxed);
+                    !Self::reader_may_enter(s) && s & R_PARKED != 0
+                });
+            }
+            waker = match park::last_waker() {
+                0 => waker,
+                w => w,
+            };
+            after_park();
+            round = 0;
+        }
+    }
+
+    /// Block until write-locked. Returns as `read_contended`.
+    #[cold]
+    pub fn write_contended(&self, me: u64, before_park: fn(), after_park: fn()) -> u64 {
+        let mut waker = 0;
+        let mut round = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & WRITER == 0 && readers(s) == 0 {
+                if self
+                    .state
+                    .compare_exchange_weak(
+                        s,
+                        (me << SHIFT) | WRITER | (s & (R_PARKED | W_PARKED)),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return waker;
+                }
+                continue;
+            }
+            if s & W_PARKED == 0 {
+                if spin(&mut round) {
+                    continue;
+                }
+                if self
+                    .state
+                    .compare_exchange_weak(s, s | W_PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            before_park();
+            let state = self.state;
+            // SAFETY: the validate callback only reads an atomic.
+            unsafe {
+                park::park(self.key + 1, || {
+                    let s = state.load(Ordering::Relaxed);
+                    (s & WRITER != 0 || readers(s) != 0) && s & W_PARKED != 0
+                });
+            }
+            waker = match park::last_waker() {
+                0 => waker,
+                w => w,
+            };
+            after_park();
+            round = 0;
+        }
+    }
+
+    /// Release one read hold (the caller holds one: the held record says
+    /// so). Wakes a writer if this was the last reader and one is parked.
+    #[inline(always)]
+    pub fn read_release(&self) {
+        let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
+        debug_assert!(old & WRITER == 0 && readers(old) > 0);
+        if readers(old) == 1 && old & W_PARKED != 0 {
+            self.wake_writer_or_readers();
+        }
+    }
+
+    /// Release the write lock; `Err(word)` if `me` is not the writer.
+    pub fn write_release(&self, me: u64) -> Result<(), u64> {
+        let mine = (me << SHIFT) | WRITER;
+        if self
+            .state
+            .compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.write_release_slow(me)
+    }
+
+    #[cold]
+    fn write_release_slow(&self, me: u64) -> Result<(), u64> {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if writer(s) != Some(me) {
+                return Err(s);
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                s & (R_PARKED | W_PARKED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & W_PARKED != 0 {
+            self.wake_writer_or_readers();
+        } else if s & R_PARKED != 0 {
+            self.wake_readers();
+        }
+        Ok(())
+    }
+
+    /// Wake one parked writer. W_PARKED may be stale (its writer took the
+    /// lock without parking after all); then nobody is woken, the flag is
+    /// cleared, and readers parked behind it are woken instead.
+    #[cold]
+    fn wake_writer_or_readers(&self) {
+        let state = self.state;
+        // SAFETY: the callback only updates an atomic.
+        let woke = unsafe {
+            park::unpark_one(self.key + 1, |more| {
+                if !more {
+                    state.fetch_and(!W_PARKED, Ordering::Relaxed);
+                }
+            })
+        };
+        if !woke && self.state.load(Ordering::Relaxed) & R_PARKED != 0 {
+            self.wake_readers();
+        }
+    }
+
+    #[cold]
+    fn wake_readers(&self) {
+        // Cleared before the wake: a reader validating after this sees it
+        // clear and does not park; one parked before is woken below.
+        self.state.fetch_and(!R_PARKED, Ordering::Relaxed);
+        // SAFETY: no callback.
+        unsafe { park::unpark_all(self.key) };
+    }
+}
+
+/// Read the word's flags (for tests and reports).
+pub fn flags(s: u64) -> u64 {
+    s & FLAGS
+}
+
+/// Deliberately broken variants, each violating one invariant above, so the
+/// loom models can show they catch it. Never used outside the models.
+#[cfg(loom)]
+pub mod broken {
+    use super::*;
+
+    /// Breaks **exclusion**: a reader that ignores WRITER.
+    pub fn read_ignoring_writer(w: &RwWord<'_>) {
+        w.state.fetch_add(ONE_READER, Ordering::Acquire);
+    }
+
+    /// Breaks **no lost wake-up (writers)**: the last reader leaves without
+    /// waking the parked writer.
+    pub fn read_release_forgetting_writer(w: &RwWord<'_>) {
+        w.state.fetch_sub(ONE_READER, Ordering::Release);
+    }
+}
