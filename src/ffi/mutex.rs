@@ -4,7 +4,7 @@ use std::os::raw::c_char;
 
 use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
-use crate::lock::mutex::{MutexRef, rtc_mutex};
+use crate::lock::mutex::{Fast, MutexRef, rtc_mutex};
 use crate::status::{Result, rtc_status};
 
 /// Check the pointer and build a view of it.
@@ -81,8 +81,17 @@ pub extern "C" fn rtc_mutex_lock_at(
         if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
             // SAFETY: non-NULL and aligned; the caller promises a mutex.
             // `lock_fast` cannot panic, so it may run outside the boundary.
-            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, mutex as u64, file, line) {
-                return rtc_status::RTC_OK;
+            let m = unsafe { MutexRef::new(mutex) };
+            let r = match m.lock_fast(mode, mutex as u64, file, line) {
+                Fast::No => m.lock_fast_spinning(mode, mutex as u64, file, line),
+                r => r,
+            };
+            match r {
+                Fast::Taken => return rtc_status::RTC_OK,
+                Fast::TakenUnchecked(rank) => {
+                    return record_checked(&m, mode, rank, mutex as u64, file, line);
+                }
+                Fast::No => {}
             }
         }
     }
@@ -92,6 +101,24 @@ pub extern "C" fn rtc_mutex_lock_at(
         "rtc_mutex_lock_at"
     };
     lock_slow(mutex, None, file, line, func)
+}
+
+/// Finish a fast acquisition the order check has something to say about.
+/// The report may run a user callback: inside the boundary.
+#[cold]
+#[inline(never)]
+fn record_checked(
+    m: &MutexRef,
+    mode: crate::lock::order::Mode,
+    rank: u32,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+) -> rtc_status {
+    super::boundary("rtc_mutex_lock_at", || {
+        m.record_checked(mode, rank, key, file, line);
+        Ok(())
+    })
 }
 
 #[cold]
@@ -136,8 +163,17 @@ pub extern "C" fn rtc_mutex_lock_keyed_at(
     if let Some(mode) = lifecycle::running_mode() {
         if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
             // SAFETY: as in rtc_mutex_lock_at.
-            if unsafe { MutexRef::new(mutex) }.lock_fast(mode, key, file, line) {
-                return rtc_status::RTC_OK;
+            let m = unsafe { MutexRef::new(mutex) };
+            let r = match m.lock_fast(mode, key, file, line) {
+                Fast::No => m.lock_fast_spinning(mode, key, file, line),
+                r => r,
+            };
+            match r {
+                Fast::Taken => return rtc_status::RTC_OK,
+                Fast::TakenUnchecked(rank) => {
+                    return record_checked(&m, mode, rank, key, file, line);
+                }
+                Fast::No => {}
             }
         }
     }

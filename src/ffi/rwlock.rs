@@ -4,6 +4,7 @@ use std::os::raw::c_char;
 
 use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
+use crate::lock::mutex::Fast;
 use crate::lock::rwlock::{RwLockRef, rtc_rwlock};
 use crate::status::{Result, rtc_status};
 
@@ -32,6 +33,69 @@ fn with_rwlock(
 
 fn name(base: &'static str, at: &'static str, file: *const c_char) -> &'static str {
     if file.is_null() { base } else { at }
+}
+
+/// Every blocking lock export: the uncontended path outside the boundary
+/// (it cannot panic), else the full path inside it.
+#[inline(always)]
+fn lock_at(
+    l: *mut rtc_rwlock,
+    shared: bool,
+    key: Option<u64>,
+    file: *const c_char,
+    line: u32,
+    func: &'static str,
+) -> rtc_status {
+    if let Some(mode) = lifecycle::running_mode() {
+        if !l.is_null() && (l as usize) % align_of::<rtc_rwlock>() == 0 {
+            // SAFETY: non-NULL and aligned; the caller promises an rwlock.
+            let r = unsafe { RwLockRef::new(l) };
+            let k = key.unwrap_or(l as u64);
+            match r.lock_fast(shared, mode, k, file, line) {
+                Fast::Taken => return rtc_status::RTC_OK,
+                Fast::TakenUnchecked(rank) => {
+                    return record_checked(&r, shared, mode, rank, k, file, line, func);
+                }
+                Fast::No => {}
+            }
+        }
+    }
+    lock_slow(l, shared, key, file, line, func)
+}
+
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn record_checked(
+    r: &RwLockRef,
+    shared: bool,
+    mode: crate::lock::order::Mode,
+    rank: u32,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+    func: &str,
+) -> rtc_status {
+    super::boundary(func, || {
+        r.record_checked(shared, mode, rank, key, file, line);
+        Ok(())
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn lock_slow(
+    l: *mut rtc_rwlock,
+    shared: bool,
+    key: Option<u64>,
+    file: *const c_char,
+    line: u32,
+    func: &str,
+) -> rtc_status {
+    with_rwlock(l, func, |r| {
+        let mode = lifecycle::enter()?;
+        r.lock(shared, mode, key, file, line)
+    })
 }
 
 /// Initialise `rwlock` at run time with a name (copied; may be NULL) and a
@@ -81,10 +145,7 @@ pub extern "C" fn rtc_rwlock_rdlock_at(
     line: u32,
 ) -> rtc_status {
     let func = name("rtc_rwlock_rdlock", "rtc_rwlock_rdlock_at", file);
-    with_rwlock(rwlock, func, |l| {
-        let mode = lifecycle::enter()?;
-        l.lock(true, mode, None, file, line)
-    })
+    lock_at(rwlock, true, None, file, line, func)
 }
 
 /// Lock `rwlock` for writing (exclusive), with no call site recorded. See
@@ -107,10 +168,7 @@ pub extern "C" fn rtc_rwlock_wrlock_at(
     line: u32,
 ) -> rtc_status {
     let func = name("rtc_rwlock_wrlock", "rtc_rwlock_wrlock_at", file);
-    with_rwlock(rwlock, func, |l| {
-        let mode = lifecycle::enter()?;
-        l.lock(false, mode, None, file, line)
-    })
+    lock_at(rwlock, false, None, file, line, func)
 }
 
 /// Read-lock `rwlock` as `rtc_rwlock_rdlock_at` does, ordered among locks
@@ -124,10 +182,14 @@ pub extern "C" fn rtc_rwlock_rdlock_keyed_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    with_rwlock(rwlock, "rtc_rwlock_rdlock_keyed_at", |l| {
-        let mode = lifecycle::enter()?;
-        l.lock(true, mode, Some(key), file, line)
-    })
+    lock_at(
+        rwlock,
+        true,
+        Some(key),
+        file,
+        line,
+        "rtc_rwlock_rdlock_keyed_at",
+    )
 }
 
 /// Write-lock `rwlock` as `rtc_rwlock_wrlock_at` does, ordered among locks
@@ -141,10 +203,14 @@ pub extern "C" fn rtc_rwlock_wrlock_keyed_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    with_rwlock(rwlock, "rtc_rwlock_wrlock_keyed_at", |l| {
-        let mode = lifecycle::enter()?;
-        l.lock(false, mode, Some(key), file, line)
-    })
+    lock_at(
+        rwlock,
+        false,
+        Some(key),
+        file,
+        line,
+        "rtc_rwlock_wrlock_keyed_at",
+    )
 }
 
 /// Try to read-lock `rwlock` without blocking. See `rtc_rwlock_tryrdlock_at`.
@@ -206,6 +272,22 @@ pub extern "C" fn rtc_rwlock_trywrlock_at(
 /// `RTC_ERR_DESTROYED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_rwlock_unlock(rwlock: *mut rtc_rwlock) -> rtc_status {
+    if lifecycle::running_mode().is_some()
+        && !rwlock.is_null()
+        && (rwlock as usize) % align_of::<rtc_rwlock>() == 0
+    {
+        // SAFETY: as in `lock_at`; `unlock_fast` cannot panic.
+        if unsafe { RwLockRef::new(rwlock) }.unlock_fast() {
+            return rtc_status::RTC_OK;
+        }
+    }
+    unlock_slow(rwlock)
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_slow(rwlock: *mut rtc_rwlock) -> rtc_status {
+    // No lifecycle check: releasing keeps working after rtc_shutdown.
     with_rwlock(rwlock, "rtc_rwlock_unlock", |l| l.unlock())
 }
 

@@ -72,6 +72,17 @@ pub const POISONED: u32 = 4;
 /// (name, rank name) must not be read.
 const KNOWN_FLAGS: u32 = RESOLVED | DESTROYED | POISONED;
 
+/// What the fast path did (`MutexRef::lock_fast`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fast {
+    /// Nothing changed: take the full path.
+    No,
+    /// Locked and recorded.
+    Taken,
+    /// Locked, not yet checked or recorded: finish with `record_checked`.
+    TakenUnchecked(u32),
+}
+
 /// A mutex's name and rank, copied (see `MutexRef::snapshot`).
 #[derive(Clone, Debug)]
 pub struct MutexSnapshot {
@@ -249,6 +260,20 @@ impl MutexRef {
         self.flags().fetch_or(POISONED, Ordering::Release);
     }
 
+    /// The rank, if the lock is resolved, in place and sane: what a fast
+    /// path may rely on (anything else takes the full path, `ready`).
+    #[inline(always)]
+    pub(crate) fn fast_ready(&self) -> Option<u32> {
+        // flags first (Acquire): `rank` and `home` are published before
+        // RESOLVED (Release), so they must be read after it.
+        let f = self.flags().load(Ordering::Acquire);
+        let r = self.rank_cell().load(Ordering::Relaxed);
+        (f == RESOLVED
+            && self.home().load(Ordering::Relaxed) == self.addr()
+            && (r as usize) < MAX_RANKS)
+            .then_some(r)
+    }
+
     /// Resolve the rank and validate flags. Returns the rank id.
     #[inline]
     pub(crate) fn ready(&self) -> Result<u32> {
@@ -347,17 +372,17 @@ impl MutexRef {
     /// The CAS comes first so the lock word's cache line is fetched once, for
     /// writing; the fields read afterwards sit on the same line.
     #[inline(always)]
-    pub fn lock_fast(&self, mode: Mode, key: u64, file: *const c_char, line: u32) -> bool {
-        // 0: not taken; 1: taken; 3: taken, and a report waits for this
-        // thread's callback.
-        let r = with_held(|held| {
+    pub fn lock_fast(&self, mode: Mode, key: u64, file: *const c_char, line: u32) -> Fast {
+        // SAFETY: nothing below takes the record again.
+        let held = unsafe { order::held_mut() };
+        {
             if held.is_full() {
-                return 0;
+                return Fast::No;
             }
             let me = held.me;
             let word = self.word();
             if !word.acquire_uncontended(me) {
-                return 0;
+                return Fast::No;
             }
             // flags first (Acquire): `rank` and `home` are published before
             // RESOLVED (Release), so they must be read after it.
@@ -370,7 +395,7 @@ impl MutexRef {
                 // Not ours to take on this path: give it back (waking a
                 // waiter that may have parked meanwhile).
                 let _ = word.release(me);
-                return 0;
+                return Fast::No;
             }
             self.count_acquisition();
             // With checking off nothing reads the record's ranks, so the fast
@@ -379,17 +404,72 @@ impl MutexRef {
             // held leaves no stale entry; locks taken while off are simply not
             // checked against after checking is switched back on.
             if mode == Mode::Off {
-                return 1;
+                return Fast::Taken;
             }
-            let wanted = self.wanted(rank, key, file, line);
+            if held.needs_check(rank) {
+                // Held, but the check has something to say: the caller
+                // finishes on `record_checked`, out of line, so this path
+                // saves no registers for it.
+                return Fast::TakenUnchecked(rank);
+            }
+            held.push(HeldLock {
+                addr: self.addr(),
+                name: self.name_ptr(),
+                file,
+                key,
+                rank,
+                line,
+                kind: LockKind::Mutex,
+                shared: false,
+                tried: false,
+            });
+            Fast::Taken
+        }
+    }
+
+    /// The fast path under contention: while another thread holds the lock
+    /// and nobody waits for it, spin (reading, not writing, the word) and
+    /// retry the fast path when it looks free. Bounded; the full path
+    /// takes over (order check, then park) when the spin is over or
+    /// anything is unusual. Spinning is not blocking: the order check of
+    /// an acquisition it wins comes after, as on the uncontended path.
+    #[cold]
+    #[inline(never)]
+    pub fn lock_fast_spinning(&self, mode: Mode, key: u64, file: *const c_char, line: u32) -> Fast {
+        let me = with_held(|h| h.me);
+        let mut round = 0;
+        loop {
+            let s = self.state().load(Ordering::Relaxed);
+            if s & super::word::FLAGS != 0 || owner(s) == me {
+                return Fast::No;
+            }
+            if owner(s) == 0 {
+                match self.lock_fast(mode, key, file, line) {
+                    Fast::No => {}
+                    r => return r,
+                }
+            }
+            if !super::word::spin(&mut round) {
+                return Fast::No;
+            }
+        }
+    }
+
+    /// The end of a fast acquisition whose order check has something to
+    /// say (a violation, or a nestable rank's keys to compare): check,
+    /// record, and deliver a pending report.
+    #[cold]
+    #[inline(never)]
+    pub fn record_checked(&self, mode: Mode, rank: u32, key: u64, file: *const c_char, line: u32) {
+        let wanted = self.wanted(rank, key, file, line);
+        let pending = with_held(|held| {
             let pending = order::check(held, mode, &wanted);
             held.push(self.entry(&wanted, false));
-            1 | (u32::from(pending) << 1)
+            pending
         });
-        if r & 2 != 0 {
+        if pending {
             report::deliver();
         }
-        r != 0
     }
 
     #[inline(always)]
@@ -425,13 +505,13 @@ impl MutexRef {
     /// ownership. False (nothing changed) sends the caller to `unlock`.
     #[inline(always)]
     pub fn unlock_fast(&self) -> bool {
-        with_held(|held| {
-            if !self.word().release_uncontended(held.me) {
-                return false;
-            }
-            held.remove(self.addr());
-            true
-        })
+        // SAFETY: nothing below takes the record again.
+        let held = unsafe { order::held_mut() };
+        if !self.word().release_uncontended(held.me) {
+            return false;
+        }
+        held.remove(self.addr());
+        true
     }
 
     /// Only the holder writes the counter, so a plain load and store (no

@@ -135,6 +135,25 @@ pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
     f(h)
 }
 
+/// This thread's record, for the lock fast paths, which must compile to
+/// straight-line code (a closure passed to `with_held` is not always
+/// inlined into them).
+///
+/// # Safety
+/// As `with_held`'s closure: the reference must not outlive the caller's
+/// use, and nothing may take the record again while it is held.
+#[inline(always)]
+pub unsafe fn held_mut<'a>() -> &'a mut Held {
+    let p: *mut Held = HELD.with(|h| h.get());
+    // SAFETY: this thread's own record, valid for the thread's life; the
+    // caller promises no other reference exists.
+    let h = unsafe { &mut *p };
+    if h.me == 0 {
+        assign_id(h);
+    }
+    h
+}
+
 /// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
 pub fn describe_held(e: &HeldLock) -> String {
     let rank = if e.rank == crate::ranks::LEAF {
@@ -283,6 +302,13 @@ impl Held {
 
     pub fn find(&self, addr: usize) -> Option<&HeldLock> {
         self.entries().iter().rev().find(|e| e.addr == addr)
+    }
+
+    /// Does acquiring a lock of `rank` need the full check: a held rank
+    /// conflicts, or the rank itself is held (a nestable one: keys)?
+    #[inline(always)]
+    pub fn needs_check(&self, rank: u32) -> bool {
+        !self.conflicts(rank).is_empty() || self.ranks.contains(rank)
     }
 
     /// Ranks held that may not be held when acquiring `wanted`.

@@ -18,7 +18,7 @@
 
 use std::os::raw::c_char;
 
-use super::mutex::MutexRef;
+use super::mutex::{Fast, MutexRef};
 use super::order::{self, HeldLock, LockKind, MAX_HELD, Mode, Wanted, with_held};
 use super::report;
 use super::rwword::{RwWord, TryRw, readers, writer};
@@ -173,6 +173,103 @@ impl RwLockRef {
                 self.describe()
             ),
         )
+    }
+
+    /// The uncontended path, lock-free and panic-free (it runs outside the
+    /// C boundary): the record, the fields, one compare-and-swap, the
+    /// entry. Returns `Fast::No`, having changed nothing, whenever
+    /// anything is unusual (this thread holds the lock, contended, not
+    /// resolved, record full); the caller then takes the full path.
+    #[inline(always)]
+    pub fn lock_fast(
+        &self,
+        shared: bool,
+        mode: Mode,
+        key: u64,
+        file: *const c_char,
+        line: u32,
+    ) -> Fast {
+        // SAFETY: nothing below takes the record again.
+        let held = unsafe { order::held_mut() };
+        if held.is_full() || held.find(self.addr()).is_some() {
+            return Fast::No;
+        }
+        let Some(rank) = self.fields.fast_ready() else {
+            return Fast::No;
+        };
+        let word = self.word();
+        let got = if shared {
+            word.read_uncontended()
+        } else {
+            word.write_uncontended(held.me)
+        };
+        if !got {
+            return Fast::No;
+        }
+        self.fields.count_acquisition();
+        if mode != Mode::Off && held.needs_check(rank) {
+            return Fast::TakenUnchecked(rank);
+        }
+        held.push(HeldLock {
+            addr: self.addr(),
+            name: self.fields.name_ptr(),
+            file,
+            key,
+            rank,
+            line,
+            kind: LockKind::RwLock,
+            shared,
+            tried: false,
+        });
+        Fast::Taken
+    }
+
+    /// The end of a fast acquisition the order check has something to say
+    /// about: check, record, deliver a pending report.
+    #[cold]
+    #[inline(never)]
+    pub fn record_checked(
+        &self,
+        shared: bool,
+        mode: Mode,
+        rank: u32,
+        key: u64,
+        file: *const c_char,
+        line: u32,
+    ) {
+        let wanted = self.wanted(rank, shared, key, file, line);
+        let pending = with_held(|held| {
+            let pending = order::check(held, mode, &wanted);
+            held.push(Self::entry(&wanted, false));
+            pending
+        });
+        if pending {
+            report::deliver();
+        }
+    }
+
+    /// The uncontended unlock of this thread's hold, read or write; false
+    /// (nothing changed) sends the caller to `unlock`.
+    #[inline(always)]
+    pub fn unlock_fast(&self) -> bool {
+        // SAFETY: nothing below takes the record again.
+        let held = unsafe { order::held_mut() };
+        let word = self.word();
+        let s = word.load();
+        match writer(s) {
+            Some(w) if w == held.me => {
+                if !word.write_release_uncontended(w) {
+                    return false;
+                }
+            }
+            Some(_) => return false,
+            None => match held.find(self.addr()) {
+                Some(e) if e.shared && readers(s) > 0 => word.read_release(),
+                _ => return false,
+            },
+        }
+        held.remove(self.addr());
+        true
     }
 
     /// Read- or write-lock, checking misuse and order first; blocks if

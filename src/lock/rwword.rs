@@ -260,14 +260,19 @@ impl RwWord<'_> {
         }
     }
 
-    /// Release the write lock; `Err(word)` if `me` is not the writer.
-    pub fn write_release(&self, me: u64) -> Result<(), u64> {
+    /// The uncontended write release: one compare-and-swap, which also
+    /// proves ownership; false: nothing changed.
+    #[inline(always)]
+    pub fn write_release_uncontended(&self, me: u64) -> bool {
         let mine = (me << SHIFT) | WRITER;
-        if self
-            .state
+        self.state
             .compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed)
             .is_ok()
-        {
+    }
+
+    /// Release the write lock; `Err(word)` if `me` is not the writer.
+    pub fn write_release(&self, me: u64) -> Result<(), u64> {
+        if self.write_release_uncontended(me) {
             return Ok(());
         }
         self.write_release_slow(me)

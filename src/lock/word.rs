@@ -32,7 +32,7 @@ use crate::sync::{AtomicU64, Ordering, park, spin_hint};
 
 pub const PARKED: u64 = 1;
 pub const RESERVED: u64 = 2;
-const FLAGS: u64 = PARKED | RESERVED;
+pub(super) const FLAGS: u64 = PARKED | RESERVED;
 
 #[inline(always)]
 pub fn owner(s: u64) -> u64 {
@@ -60,14 +60,14 @@ const SPIN_ROUNDS: u32 = 3;
 const YIELD_ROUNDS: u32 = 7;
 // Under loom each spin is a scheduling point: one round, no yields.
 #[cfg(loom)]
-const SPIN_ROUNDS: u32 = 1;
+const SPIN_ROUNDS: u32 = 3;
 #[cfg(loom)]
-const YIELD_ROUNDS: u32 = 0;
+const YIELD_ROUNDS: u32 = 7;
 
 /// One step of the spin before parking (the rwlock's too); false when
 /// spinning is over.
 #[inline]
-pub(super) fn spin(round: &mut u32) -> bool {
+pub(crate) fn spin(round: &mut u32) -> bool {
     if *round < SPIN_ROUNDS {
         #[cfg(not(loom))]
         for _ in 0..(2u32 << *round) {
