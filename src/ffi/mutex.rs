@@ -83,13 +83,13 @@ pub extern "C" fn rtc_mutex_lock_at(
             // `lock_fast` cannot panic, so it may run outside the boundary.
             let m = unsafe { MutexRef::new(mutex) };
             let r = match m.lock_fast(mode, mutex as u64, file, line) {
-                Fast::No => m.lock_fast_spinning(mode, mutex as u64, file, line),
+                Fast::No => spin_then_fast(mutex, mode, mutex as u64, file, line),
                 r => r,
             };
             match r {
                 Fast::Taken => return rtc_status::RTC_OK,
                 Fast::TakenUnchecked(rank) => {
-                    return record_checked(&m, mode, rank, mutex as u64, file, line);
+                    return record_checked(mutex, mode, rank, mutex as u64, file, line);
                 }
                 Fast::No => {}
             }
@@ -103,12 +103,27 @@ pub extern "C" fn rtc_mutex_lock_at(
     lock_slow(mutex, None, file, line, func)
 }
 
+/// The contended fast path (`MutexRef::lock_fast_spinning`), given the
+/// pointer by value so the hot path keeps no view of the mutex in memory.
+#[cold]
+#[inline(never)]
+fn spin_then_fast(
+    mutex: *mut rtc_mutex,
+    mode: crate::lock::order::Mode,
+    key: u64,
+    file: *const c_char,
+    line: u32,
+) -> Fast {
+    // SAFETY: checked by the caller's fast path (non-NULL, aligned).
+    unsafe { MutexRef::new(mutex) }.lock_fast_spinning(mode, key, file, line)
+}
+
 /// Finish a fast acquisition the order check has something to say about.
 /// The report may run a user callback: inside the boundary.
 #[cold]
 #[inline(never)]
 fn record_checked(
-    m: &MutexRef,
+    mutex: *mut rtc_mutex,
     mode: crate::lock::order::Mode,
     rank: u32,
     key: u64,
@@ -116,7 +131,8 @@ fn record_checked(
     line: u32,
 ) -> rtc_status {
     super::boundary("rtc_mutex_lock_at", || {
-        m.record_checked(mode, rank, key, file, line);
+        // SAFETY: checked by the caller's fast path (non-NULL, aligned).
+        unsafe { MutexRef::new(mutex) }.record_checked(mode, rank, key, file, line);
         Ok(())
     })
 }
@@ -165,13 +181,13 @@ pub extern "C" fn rtc_mutex_lock_keyed_at(
             // SAFETY: as in rtc_mutex_lock_at.
             let m = unsafe { MutexRef::new(mutex) };
             let r = match m.lock_fast(mode, key, file, line) {
-                Fast::No => m.lock_fast_spinning(mode, key, file, line),
+                Fast::No => spin_then_fast(mutex, mode, key, file, line),
                 r => r,
             };
             match r {
                 Fast::Taken => return rtc_status::RTC_OK,
                 Fast::TakenUnchecked(rank) => {
-                    return record_checked(&m, mode, rank, key, file, line);
+                    return record_checked(mutex, mode, rank, key, file, line);
                 }
                 Fast::No => {}
             }
