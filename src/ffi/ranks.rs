@@ -157,7 +157,11 @@ pub extern "C" fn rtc_lockrank_last_report(
 /// violated blocks (the lock is then still taken, as in report mode), with
 /// every lock the thread holds still held and none of rtcore's inner locks.
 /// It may take locks itself; a violation it makes is printed (report
-/// mode), not passed to it again. `report` and everything it points to are
+/// mode), not passed to it again. When this function returns, no call of
+/// a callback set before it is still running or about to start (other
+/// than the caller's own, when called from inside one), so `user` may then
+/// be freed; do not call it while holding a lock a running callback may
+/// wait for. `report` and everything it points to are
 /// valid only during the call: copy what you keep, and never pass it to
 /// `rtc_lockrank_report_free`. `user` is passed through. The callback must
 /// not unwind (no C++ exception or `longjmp` out of it).

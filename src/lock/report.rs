@@ -18,6 +18,12 @@
 //!   mode), never passed to the callback again: no recursion.
 //! - A report carries the whole held stack, copied: the queue outlives the
 //!   locks it names.
+//! - Once `set_callback` returns, no call of a callback set before it is
+//!   running or about to start, other than the caller's own (if it is
+//!   inside one): `IN_FLIGHT` counts calls from the moment a caller reads
+//!   the callback (under `CALLBACK`'s lock) to their return, and the setter
+//!   waits for it to drain. So a C caller may free `user`, and Python may
+//!   finalize, after clearing the callback.
 //! - The queue never grows past `QUEUE_BOUND`: a report arriving at a full
 //!   queue is dropped and counted (`dropped`), the oldest kept.
 
@@ -128,6 +134,8 @@ static QUEUE: InnerMutex<VecDeque<Box<OwnedReport>>> =
 static CALLBACK: InnerMutex<Option<(Callback, usize)>> =
     InnerMutex::new(InnerRank::LockReports, None);
 static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+/// Callback calls started and not yet returned (see the invariants).
+static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -162,9 +170,23 @@ pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Set (or with None, clear) the callback.
+/// Set (or with None, clear) the callback, then wait until no call of an
+/// earlier callback is in flight (but this thread's own, when called from
+/// a callback).
 pub fn set_callback(cb: Option<(Callback, usize)>) {
     *CALLBACK.lock() = cb;
+    let own = u64::from(IN_CALLBACK.try_with(Cell::get).unwrap_or(false));
+    let mut waited = 0u32;
+    while IN_FLIGHT.load(Ordering::Acquire) > own {
+        // Callbacks are short and rare; a sleep keeps this simple. (The
+        // count includes calls of the new callback started meanwhile.)
+        std::thread::sleep(std::time::Duration::from_micros(if waited < 100 {
+            10
+        } else {
+            1000
+        }));
+        waited = waited.saturating_add(1);
+    }
 }
 
 pub fn has_callback() -> bool {
@@ -302,7 +324,13 @@ pub fn deliver() {
     let Some(r) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
         return;
     };
-    let cb = *CALLBACK.lock();
+    let cb = {
+        let g = CALLBACK.lock();
+        if g.is_some() {
+            IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        }
+        *g
+    };
     let Some((f, user)) = cb else {
         // The callback was cleared meanwhile: print instead.
         // SAFETY: `text` points into the report's own strings.
@@ -315,6 +343,7 @@ pub fn deliver() {
     // (the header) says it may not keep the pointer.
     unsafe { f(&r.report, user as *mut c_void) };
     let _ = IN_CALLBACK.try_with(|c| c.set(false));
+    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
 }
 
 fn rank_label(table: &ranks::RankTable, rank: u32) -> String {
