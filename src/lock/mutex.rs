@@ -412,17 +412,16 @@ impl MutexRef {
                 // saves no registers for it.
                 return Fast::TakenUnchecked(rank);
             }
-            held.push(HeldLock {
-                addr: self.addr(),
-                name: self.name_ptr(),
+            held.push(HeldLock::new(
+                self.addr(),
                 file,
                 key,
-                rank,
                 line,
-                kind: LockKind::Mutex,
-                shared: false,
-                tried: false,
-            });
+                rank,
+                LockKind::Mutex,
+                false,
+                false,
+            ));
             Fast::Taken
         }
     }
@@ -488,17 +487,16 @@ impl MutexRef {
 
     #[inline(always)]
     fn entry(&self, w: &Wanted, tried: bool) -> HeldLock {
-        HeldLock {
-            addr: self.addr(),
-            name: w.name,
-            file: w.file,
-            key: w.key,
-            rank: w.rank,
-            line: w.line,
-            kind: LockKind::Mutex,
-            shared: false,
+        HeldLock::new(
+            self.addr(),
+            w.file,
+            w.key,
+            w.line,
+            w.rank,
+            LockKind::Mutex,
+            false,
             tried,
-        }
+        )
     }
 
     /// The uncontended unlock: one compare-and-swap, which also proves

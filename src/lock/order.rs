@@ -3,8 +3,8 @@
 //! Invariants:
 //! - `Held::entries[..len]` are the locks held, oldest first; slots past
 //!   `len` are stale and never read (always go through `entries()`).
-//! - `Held::ranks` has bit r set iff `counts[r] > 0`, iff some held entry
-//!   has rank r (kept in step on every push and remove).
+//! - `Held::ranks` has bit r set iff some held entry has rank r (set on
+//!   push; on remove, cleared when no other entry has the rank).
 //! - The record is only touched by its own thread; it lives in a thread-local
 //!   and is never shared, so it needs no lock.
 //! - The order check costs O(WORDS) regardless of how many locks are held:
@@ -50,25 +50,74 @@ impl LockKind {
     }
 }
 
-/// One lock this thread holds.
+/// One lock this thread holds: four words, since every acquisition writes
+/// one (its name is read from the lock, which is alive while held).
 #[derive(Clone, Copy, Debug)]
 pub struct HeldLock {
     /// Address of the lock object (identity).
     pub addr: usize,
-    /// NUL-terminated name, or NULL. Valid while the lock is held: a held
-    /// lock cannot be destroyed or re-initialised.
-    pub name: *const c_char,
     /// Call site (NUL-terminated file, or NULL) of the acquisition.
     pub file: *const c_char,
     /// Nesting key (the address unless the caller gave one).
     pub key: u64,
-    pub rank: u32,
     pub line: u32,
+    rank: u16,
     pub kind: LockKind,
+    /// SHARED | TRIED.
+    flags: u8,
+}
+
+const SHARED: u8 = 1;
+const TRIED: u8 = 2;
+const _: () = assert!(std::mem::size_of::<HeldLock>() == 32 && MAX_RANKS <= 1 << 16);
+
+impl HeldLock {
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn new(
+        addr: usize,
+        file: *const c_char,
+        key: u64,
+        line: u32,
+        rank: u32,
+        kind: LockKind,
+        shared: bool,
+        tried: bool,
+    ) -> HeldLock {
+        HeldLock {
+            addr,
+            file,
+            key,
+            line,
+            rank: rank as u16,
+            kind,
+            flags: (if shared { SHARED } else { 0 }) | (if tried { TRIED } else { 0 }),
+        }
+    }
+    #[inline(always)]
+    pub fn rank(&self) -> u32 {
+        u32::from(self.rank)
+    }
     /// Held in shared (read) mode.
-    pub shared: bool,
+    pub fn shared(&self) -> bool {
+        self.flags & SHARED != 0
+    }
     /// Acquired by a try-lock (recorded, never order-checked).
-    pub tried: bool,
+    pub fn tried(&self) -> bool {
+        self.flags & TRIED != 0
+    }
+    /// The lock's name (NUL-terminated, or NULL). Read from the lock
+    /// itself: it is alive while held (a held lock cannot be destroyed or
+    /// re-initialised), and a mutex and an rwlock keep the name at the same
+    /// place.
+    pub fn name(&self) -> *const c_char {
+        match self.kind {
+            LockKind::Rtcore => c"hooklock".as_ptr(),
+            // SAFETY: see above; `name` is written only by initialisation,
+            // which may not race use.
+            _ => unsafe { (*(self.addr as *const super::mutex::rtc_mutex)).name },
+        }
+    }
 }
 
 /// Most locks one thread may hold at once (Linux's lockdep allows 48).
@@ -77,14 +126,12 @@ pub const MAX_HELD: usize = 64;
 
 const EMPTY: HeldLock = HeldLock {
     addr: 0,
-    name: std::ptr::null(),
     file: std::ptr::null(),
     key: 0,
-    rank: 0,
     line: 0,
+    rank: 0,
     kind: LockKind::Mutex,
-    shared: false,
-    tried: false,
+    flags: 0,
 };
 
 /// A thread's held record plus its id (one thread-local access for both).
@@ -96,9 +143,8 @@ pub struct Held {
     pub me: u64,
     len: usize,
     entries: [HeldLock; MAX_HELD],
-    /// Bit r set iff `counts[r] > 0`.
+    /// Bit r set iff some entry has rank r.
     pub ranks: RankSet,
-    counts: [u16; MAX_RANKS],
 }
 
 thread_local! {
@@ -108,7 +154,6 @@ thread_local! {
             len: 0,
             entries: [EMPTY; MAX_HELD],
             ranks: RankSet([0; WORDS]),
-            counts: [0; MAX_RANKS],
         })
     };
 }
@@ -156,23 +201,23 @@ pub unsafe fn held_mut<'a>() -> &'a mut Held {
 
 /// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
 pub fn describe_held(e: &HeldLock) -> String {
-    let rank = if e.rank == crate::ranks::LEAF {
+    let rank = if e.rank() == crate::ranks::LEAF {
         "unranked".to_string()
     } else {
-        format!("rank {}", crate::ranks::global().name(e.rank))
+        format!("rank {}", crate::ranks::global().name(e.rank()))
     };
     format!(
         "'{}' ({rank}) {} at {}{}",
-        cstr_or(e.name, "(unnamed)"),
+        cstr_or(e.name(), "(unnamed)"),
         held_verb(e),
         site(e.file, e.line),
-        if e.tried { " by a try-lock" } else { "" }
+        if e.tried() { " by a try-lock" } else { "" }
     )
 }
 
 /// "locked", "read-locked" or "write-locked".
 pub fn held_verb(e: &HeldLock) -> &'static str {
-    match (e.kind, e.shared) {
+    match (e.kind, e.shared()) {
         (LockKind::RwLock, true) => "read-locked",
         (LockKind::RwLock, false) => "write-locked",
         _ => "locked",
@@ -227,17 +272,16 @@ pub fn hooklock_check(what: &std::ffi::CStr) {
 pub fn hooklock_enter(addr: usize) {
     with_held(|h| {
         if !h.is_full() {
-            h.push(HeldLock {
+            h.push(HeldLock::new(
                 addr,
-                name: c"hooklock".as_ptr(),
-                file: std::ptr::null(),
-                key: addr as u64,
-                rank: HOOKLOCK_RANK,
-                line: 0,
-                kind: LockKind::Rtcore,
-                shared: false,
-                tried: false,
-            });
+                std::ptr::null(),
+                addr as u64,
+                0,
+                HOOKLOCK_RANK,
+                LockKind::Rtcore,
+                false,
+                false,
+            ));
         }
     })
 }
@@ -264,11 +308,7 @@ impl Held {
     /// Record an acquisition. The caller checked `!is_full()`.
     #[inline(always)]
     pub fn push(&mut self, e: HeldLock) {
-        let r = e.rank as usize;
-        if self.counts[r] == 0 {
-            self.ranks.insert(e.rank);
-        }
-        self.counts[r] += 1;
+        self.ranks.insert(e.rank());
         self.entries[self.len] = e;
         self.len += 1;
     }
@@ -288,10 +328,8 @@ impl Held {
             self.entries.copy_within(i + 1..self.len, i);
         }
         self.len -= 1;
-        let r = e.rank as usize;
-        self.counts[r] -= 1;
-        if self.counts[r] == 0 {
-            self.ranks.remove(e.rank);
+        if !self.entries[..self.len].iter().any(|x| x.rank == e.rank) {
+            self.ranks.remove(e.rank());
         }
         Some(e)
     }
@@ -385,7 +423,7 @@ fn check_slow(held: &Held, mode: Mode, wanted: &Wanted, bad: RankSet) -> bool {
     } else if held
         .entries()
         .iter()
-        .any(|e| e.rank == wanted.rank && e.key >= wanted.key)
+        .any(|e| e.rank() == wanted.rank && e.key >= wanted.key)
     {
         Reason::KeyOrder
     } else {

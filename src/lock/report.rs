@@ -235,7 +235,7 @@ pub(super) fn violation(
     // may happen at once, and the reason names the rank one first.
     let _ = reason;
     let conflicts =
-        |e: &HeldLock| bad.contains(e.rank) || (e.rank == wanted.rank && e.key >= wanted.key);
+        |e: &HeldLock| bad.contains(e.rank()) || (e.rank() == wanted.rank && e.key >= wanted.key);
     let conflicting: Vec<&HeldLock> = held.entries().iter().filter(|e| conflicts(e)).collect();
     // Count every pair; a report is printed if any pair is new.
     let mut first = false;
@@ -247,11 +247,11 @@ pub(super) fn violation(
         });
         let mut seen = RankSet::default();
         for e in &conflicting {
-            if seen.contains(e.rank) {
+            if seen.contains(e.rank()) {
                 continue;
             }
-            seen.insert(e.rank);
-            let c = r.pairs.entry((e.rank, wanted.rank)).or_insert(0);
+            seen.insert(e.rank());
+            let c = r.pairs.entry((e.rank(), wanted.rank)).or_insert(0);
             *c += 1;
             if *c == 1 {
                 first = true;
@@ -261,7 +261,7 @@ pub(super) fn violation(
     if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
         if let Some(e) = conflicting.first() {
             // Trace: the violating thread's own event (stop or gate).
-            let held_name = table.name(e.rank);
+            let held_name = table.name(e.rank());
             let wanted_name = table.name(wanted.rank);
             crate::record::emit(
                 crate::format::EventKind::RankViolation,
@@ -389,8 +389,8 @@ fn format_report(
 ) -> String {
     let keyed = reason == Reason::KeyOrder;
     let by_key =
-        |e: &HeldLock| !bad.contains(e.rank) && e.rank == wanted.rank && e.key >= wanted.key;
-    let conflicts = |e: &HeldLock| bad.contains(e.rank) || by_key(e);
+        |e: &HeldLock| !bad.contains(e.rank()) && e.rank() == wanted.rank && e.key >= wanted.key;
+    let conflicts = |e: &HeldLock| bad.contains(e.rank()) || by_key(e);
     let nested = held.entries().iter().any(by_key);
     let mut s = String::new();
     let _ = writeln!(
@@ -417,26 +417,44 @@ fn format_report(
         let _ = writeln!(
             s,
             "  while holding {} {} at {}",
-            describe_lock(table, e.kind, e.name, e.rank, by_key(e).then_some(e.key)),
-            if e.tried { "try-locked" } else { held_verb(e) },
+            describe_lock(
+                table,
+                e.kind,
+                e.name(),
+                e.rank(),
+                by_key(e).then_some(e.key)
+            ),
+            if e.tried() {
+                "try-locked"
+            } else {
+                held_verb(e)
+            },
             site(e.file, e.line)
         );
         if by_key(e) {
             let _ = writeln!(
                 s,
                 "    rank {} is nestable: its locks must be taken in increasing key order",
-                table.name(e.rank)
+                table.name(e.rank())
             );
         } else {
-            let _ = writeln!(s, "    forbidden by {}", table.explain(e.rank, wanted.rank));
+            let _ = writeln!(
+                s,
+                "    forbidden by {}",
+                table.explain(e.rank(), wanted.rank)
+            );
         }
     }
     for e in held.entries().iter().filter(|e| !conflicts(e)) {
         let _ = writeln!(
             s,
             "  also holding {} {} at {}",
-            describe_lock(table, e.kind, e.name, e.rank, None),
-            if e.tried { "try-locked" } else { held_verb(e) },
+            describe_lock(table, e.kind, e.name(), e.rank(), None),
+            if e.tried() {
+                "try-locked"
+            } else {
+                held_verb(e)
+            },
             site(e.file, e.line)
         );
     }
@@ -495,11 +513,18 @@ fn build(
         .entries()
         .iter()
         .map(|e| {
-            let flags = u32::from(e.tried) | if conflicts(e) { 2 } else { 0 };
+            let flags = u32::from(e.tried()) | if conflicts(e) { 2 } else { 0 };
             rtc_lockrank_lock {
                 addr: e.addr,
                 ..lock(
-                    e.kind, e.name, e.rank, e.shared, e.key, e.file, e.line, flags,
+                    e.kind,
+                    e.name(),
+                    e.rank(),
+                    e.shared(),
+                    e.key,
+                    e.file,
+                    e.line,
+                    flags,
                 )
             }
         })

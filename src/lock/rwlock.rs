@@ -128,22 +128,21 @@ impl RwLockRef {
     }
 
     fn entry(w: &Wanted, tried: bool) -> HeldLock {
-        HeldLock {
-            addr: w.addr,
-            name: w.name,
-            file: w.file,
-            key: w.key,
-            rank: w.rank,
-            line: w.line,
-            kind: LockKind::RwLock,
-            shared: w.shared,
+        HeldLock::new(
+            w.addr,
+            w.file,
+            w.key,
+            w.line,
+            w.rank,
+            LockKind::RwLock,
+            w.shared,
             tried,
-        }
+        )
     }
 
     /// The refusal for a lock this thread already holds, in any mode.
     fn already_held(&self, e: &HeldLock, what: &str, file: *const c_char, line: u32) -> Error {
-        let how = if e.shared {
+        let how = if e.shared() {
             "for reading"
         } else {
             "for writing"
@@ -156,7 +155,7 @@ impl RwLockRef {
                 order::site(file, line),
                 crate::ident::describe_current(),
                 order::site(e.file, e.line),
-                if e.shared && what.starts_with("read") {
+                if e.shared() && what.starts_with("read") {
                     "a recursive read waits forever behind a writer that arrives between the two"
                 } else {
                     "it would wait forever"
@@ -210,17 +209,16 @@ impl RwLockRef {
         if mode != Mode::Off && held.needs_check(rank) {
             return Fast::TakenUnchecked(rank);
         }
-        held.push(HeldLock {
-            addr: self.addr(),
-            name: self.fields.name_ptr(),
+        held.push(HeldLock::new(
+            self.addr(),
             file,
             key,
-            rank,
             line,
-            kind: LockKind::RwLock,
+            rank,
+            LockKind::RwLock,
             shared,
-            tried: false,
-        });
+            false,
+        ));
         Fast::Taken
     }
 
@@ -264,7 +262,7 @@ impl RwLockRef {
             }
             Some(_) => return false,
             None => match held.find(self.addr()) {
-                Some(e) if e.shared && readers(s) > 0 => word.read_release(),
+                Some(e) if e.shared() && readers(s) > 0 => word.read_release(),
                 _ => return false,
             },
         }
@@ -416,7 +414,7 @@ impl RwLockRef {
                 return Ok(());
             }
             match held.find(self.addr()) {
-                Some(e) if e.shared && readers(s) > 0 => {
+                Some(e) if e.shared() && readers(s) > 0 => {
                     held.remove(self.addr());
                     word.read_release();
                     Ok(())
