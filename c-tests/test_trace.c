@@ -418,6 +418,54 @@ static void test_runtime_events_are_recorded(void) {
     CHECK_CONTAINS(stats, woken);
 }
 
+/* The same through an rwlock: a reader waits for main's write lock; the
+ * trace holds an rwlock contended event (mode read, main as the writer)
+ * and an acquisition woken by main's unlock. */
+static rtc_rwlock rw_contended = RTC_RWLOCK_INIT_RANKED("traced table", NULL);
+static atomic_int reader_waiting;
+static void *rw_reader(void *arg) {
+    (void)arg;
+    CHECK_STATUS(rtc_thread_attach("reader", NULL), RTC_OK);
+    atomic_store(&reader_waiting, 1);
+    CHECK_STATUS(RTC_RWLOCK_RDLOCK(&rw_contended), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_contended), RTC_OK);
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    return NULL;
+}
+
+static void test_rwlock_waits_are_recorded(void) {
+    char path[300], report[2048];
+    snprintf(path, sizeof path, "%s/rwlock.trace", dir);
+    rtc_trace_config cfg = rtc_t_path_config(path);
+    CHECK_STATUS(rtc_trace_start(&cfg), RTC_OK);
+    CHECK_STATUS(RTC_RWLOCK_WRLOCK(&rw_contended), RTC_OK);
+    atomic_store(&reader_waiting, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, rw_reader, NULL);
+    CHECK_STATUS(rtc_enter_blocking("wait for the reader"), RTC_OK);
+    while (!atomic_load(&reader_waiting)) usleep(100);
+    usleep(20000); /* the reader parks on the rwlock */
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&rw_contended), RTC_OK);
+    CHECK_STATUS(rtc_enter_blocking("join the reader"), RTC_OK);
+    pthread_join(t, NULL);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    CHECK_STATUS(rtc_trace_stop(), RTC_OK);
+    CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
+    CHECK_CONTAINS(report, "rwlock contended ");
+    CHECK_CONTAINS(report, "lock acquired ");
+    uint64_t me = 0;
+    CHECK_STATUS(rtc_thread_id(&me), RTC_OK);
+    static char stats[1 << 16];
+    size_t need = 0;
+    CHECK_STATUS(rtc_trace_stats_json(path, stats, sizeof stats, &need), RTC_OK);
+    CHECK(need <= sizeof stats);
+    char woken[64];
+    snprintf(woken, sizeof woken, "\"woken_by\":{\"%llu\":1}", (unsigned long long)me);
+    CHECK_CONTAINS(stats, woken);
+    CHECK_CONTAINS(stats, "traced table");
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/rtcore-trace-test-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -429,6 +477,7 @@ int main(void) {
     test_start_while_holding_a_user_lock_is_reported();
     test_broken_pipe_and_huge_strings();
     test_runtime_events_are_recorded();
+    test_rwlock_waits_are_recorded();
     CHECK_STATUS(rtc_thread_detach(), RTC_OK);
     test_concurrent_starts();
     test_start_stop_while_threads_attach_and_detach();

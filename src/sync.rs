@@ -43,13 +43,17 @@ pub mod park {
         crate::base::parked::last_waker()
     }
 
-    /// Unpark every thread parked on `key`.
+    /// Unpark every thread parked on `key`, each told the caller woke it
+    /// (`last_waker`).
     ///
     /// # Safety
     /// None beyond the parking lot's; kept `unsafe` to match `unpark_one`.
     #[inline]
     pub unsafe fn unpark_all(key: usize) {
-        crate::base::parked::unpark_all(key);
+        // SAFETY: no callback.
+        unsafe {
+            parking_lot_core::unpark_all(key, crate::base::parked::waker_token());
+        }
     }
 
     /// Unpark one thread parked on `key`; `callback(more_waiters)` runs under
