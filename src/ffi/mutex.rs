@@ -77,45 +77,84 @@ pub extern "C" fn rtc_mutex_lock_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
+    lock_at(mutex, None, file, line, false)
+}
+
+/// Every lock export: the uncontended path inline, with no call in it, so
+/// it saves no registers (stores before the locked instruction, which x86
+/// makes wait); everything else in `lock_cold`, reached by a tail call
+/// with every argument in a register.
+#[inline(always)]
+fn lock_at(
+    mutex: *mut rtc_mutex,
+    key: Option<u64>,
+    file: *const c_char,
+    line: u32,
+    keyed_export: bool,
+) -> rtc_status {
+    let mut fast = Fast::No;
     if let Some(mode) = lifecycle::running_mode() {
         if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
             // SAFETY: non-NULL and aligned; the caller promises a mutex.
             // `lock_fast` cannot panic, so it may run outside the boundary.
-            let m = unsafe { MutexRef::new(mutex) };
-            let r = match m.lock_fast(mode, mutex as u64, file, line) {
-                Fast::No => spin_then_fast(mutex, mode, mutex as u64, file, line),
-                r => r,
-            };
-            match r {
-                Fast::Taken => return rtc_status::RTC_OK,
-                Fast::TakenUnchecked(rank) => {
-                    return record_checked(mutex, mode, rank, mutex as u64, file, line);
-                }
-                Fast::No => {}
+            fast = unsafe { MutexRef::new(mutex) }.lock_fast(
+                mode,
+                key.unwrap_or(mutex as u64),
+                file,
+                line,
+            );
+            if fast == Fast::Taken {
+                return rtc_status::RTC_OK;
             }
         }
     }
-    let func = if file.is_null() {
-        "rtc_mutex_lock"
-    } else {
-        "rtc_mutex_lock_at"
-    };
-    lock_slow(mutex, None, file, line, func)
+    let how = u32::from(keyed_export) | (u32::from(key.is_some()) << 1);
+    lock_cold(mutex, fast.bits(), key.unwrap_or(0), file, line, how)
 }
 
-/// The contended fast path (`MutexRef::lock_fast_spinning`), given the
-/// pointer by value so the hot path keeps no view of the mutex in memory.
+/// The rest of a lock call (`how`: bit 0, a keyed export; bit 1, `key`
+/// given): finish a fast acquisition the order check has something to say
+/// about, give back one the fast path may not keep, or spin and retry the
+/// fast path when the mutex is held; else the full path.
 #[cold]
 #[inline(never)]
-fn spin_then_fast(
+fn lock_cold(
     mutex: *mut rtc_mutex,
-    mode: crate::lock::order::Mode,
+    fast: u64,
     key: u64,
     file: *const c_char,
     line: u32,
-) -> Fast {
-    // SAFETY: checked by the caller's fast path (non-NULL, aligned).
-    unsafe { MutexRef::new(mutex) }.lock_fast_spinning(mode, key, file, line)
+    how: u32,
+) -> rtc_status {
+    let func = match (how & 1 != 0, file.is_null()) {
+        (false, true) => "rtc_mutex_lock",
+        (false, false) => "rtc_mutex_lock_at",
+        (true, true) => "rtc_mutex_lock_keyed",
+        (true, false) => "rtc_mutex_lock_keyed_at",
+    };
+    let key = (how & 2 != 0).then_some(key);
+    let k = key.unwrap_or(mutex as u64);
+    let usable = !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0;
+    let mut fast = Fast::from_bits(fast);
+    if fast == Fast::GiveBack && usable {
+        // SAFETY: usable (checked above); the caller promises a mutex.
+        unsafe { MutexRef::new(mutex) }.give_back();
+        fast = Fast::No;
+    }
+    if let (Fast::No, Some(mode), true) = (fast, lifecycle::running_mode(), usable) {
+        // SAFETY: as above.
+        fast = unsafe { MutexRef::new(mutex) }.lock_fast_spinning(mode, k, file, line);
+    }
+    match (fast, lifecycle::running_mode()) {
+        (Fast::Taken, _) => rtc_status::RTC_OK,
+        (Fast::TakenUnchecked(rank), Some(mode)) => {
+            record_checked(mutex, mode, rank, k, file, line)
+        }
+        // Taken, then shut down before the check: kept, unchecked.
+        (Fast::TakenUnchecked(_), None) => rtc_status::RTC_OK,
+        // Given back above (or the pointer was never usable).
+        (Fast::GiveBack | Fast::No, _) => lock_slow(mutex, key, file, line, func),
+    }
 }
 
 /// Finish a fast acquisition the order check has something to say about.
@@ -176,29 +215,7 @@ pub extern "C" fn rtc_mutex_lock_keyed_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    if let Some(mode) = lifecycle::running_mode() {
-        if !mutex.is_null() && (mutex as usize) % align_of::<rtc_mutex>() == 0 {
-            // SAFETY: as in rtc_mutex_lock_at.
-            let m = unsafe { MutexRef::new(mutex) };
-            let r = match m.lock_fast(mode, key, file, line) {
-                Fast::No => spin_then_fast(mutex, mode, key, file, line),
-                r => r,
-            };
-            match r {
-                Fast::Taken => return rtc_status::RTC_OK,
-                Fast::TakenUnchecked(rank) => {
-                    return record_checked(mutex, mode, rank, key, file, line);
-                }
-                Fast::No => {}
-            }
-        }
-    }
-    let func = if file.is_null() {
-        "rtc_mutex_lock_keyed"
-    } else {
-        "rtc_mutex_lock_keyed_at"
-    };
-    lock_slow(mutex, Some(key), file, line, func)
+    lock_at(mutex, Some(key), file, line, true)
 }
 
 /// Try to lock `mutex` without blocking. See `rtc_mutex_trylock_at`.

@@ -56,7 +56,8 @@ fn lock_at(
                 Fast::TakenUnchecked(rank) => {
                     return record_checked(&r, shared, mode, rank, k, file, line, func);
                 }
-                Fast::No => {}
+                // (An rwlock's fast path takes nothing it must give back.)
+                Fast::No | Fast::GiveBack => {}
             }
         }
     }

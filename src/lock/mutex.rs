@@ -81,6 +81,30 @@ pub enum Fast {
     Taken,
     /// Locked, not yet checked or recorded: finish with `record_checked`.
     TakenUnchecked(u32),
+    /// Locked, but not ready for the fast path (not resolved, moved,
+    /// destroyed): `give_back`, then take the full path.
+    GiveBack,
+}
+
+impl Fast {
+    /// As one word (for a call that passes everything in registers).
+    #[inline(always)]
+    pub fn bits(self) -> u64 {
+        match self {
+            Fast::No => 0,
+            Fast::Taken => 1,
+            Fast::GiveBack => 2,
+            Fast::TakenUnchecked(rank) => 3 | (u64::from(rank) << 8),
+        }
+    }
+    pub fn from_bits(b: u64) -> Fast {
+        match b & 0xff {
+            1 => Fast::Taken,
+            2 => Fast::GiveBack,
+            3 => Fast::TakenUnchecked((b >> 8) as u32),
+            _ => Fast::No,
+        }
+    }
 }
 
 /// A mutex's name and rank, copied (see `MutexRef::snapshot`).
@@ -376,7 +400,7 @@ impl MutexRef {
         // SAFETY: nothing below takes the record again.
         let held = unsafe { order::held_mut() };
         {
-            if held.is_full() {
+            if held.me == 0 || held.is_full() {
                 return Fast::No;
             }
             let me = held.me;
@@ -392,10 +416,9 @@ impl MutexRef {
                 || self.home().load(Ordering::Relaxed) != self.addr()
                 || rank as usize >= MAX_RANKS
             {
-                // Not ours to take on this path: give it back (waking a
-                // waiter that may have parked meanwhile).
-                let _ = word.release(me);
-                return Fast::No;
+                // Not ours to take on this path: the caller gives it back
+                // (`give_back`), out of line.
+                return Fast::GiveBack;
             }
             self.count_acquisition();
             // With checking off nothing reads the record's ranks, so the fast
@@ -426,6 +449,14 @@ impl MutexRef {
         }
     }
 
+    /// Undo a `Fast::GiveBack` acquisition (waking a waiter that may have
+    /// parked meanwhile).
+    #[cold]
+    pub fn give_back(&self) {
+        let me = with_held(|h| h.me);
+        let _ = self.word().release(me);
+    }
+
     /// The fast path under contention: while another thread holds the lock
     /// and nobody waits for it, spin (reading, not writing, the word) and
     /// retry the fast path when it looks free. Bounded; the full path
@@ -445,6 +476,10 @@ impl MutexRef {
             if owner(s) == 0 {
                 match self.lock_fast(mode, key, file, line) {
                     Fast::No => {}
+                    Fast::GiveBack => {
+                        self.give_back();
+                        return Fast::No;
+                    }
                     r => return r,
                 }
             }
@@ -505,7 +540,7 @@ impl MutexRef {
     pub fn unlock_fast(&self) -> bool {
         // SAFETY: nothing below takes the record again.
         let held = unsafe { order::held_mut() };
-        if !self.word().release_uncontended(held.me) {
+        if held.me == 0 || !self.word().release_uncontended(held.me) {
             return false;
         }
         held.remove(self.addr());

@@ -18,7 +18,6 @@
 //!   which the caller does with `report::deliver` once it no longer borrows
 //!   the record and before it blocks.
 
-use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::os::raw::c_char;
 
@@ -62,7 +61,8 @@ pub struct HeldLock {
     pub key: u64,
     pub line: u32,
     rank: u16,
-    pub kind: LockKind,
+    /// A `LockKind` (a byte, so that all-zero memory is a valid record).
+    kind: u8,
     /// SHARED | TRIED.
     flags: u8,
 }
@@ -90,8 +90,15 @@ impl HeldLock {
             key,
             line,
             rank: rank as u16,
-            kind,
+            kind: kind as u8,
             flags: (if shared { SHARED } else { 0 }) | (if tried { TRIED } else { 0 }),
+        }
+    }
+    pub fn kind(&self) -> LockKind {
+        match self.kind {
+            2 => LockKind::RwLock,
+            3 => LockKind::Rtcore,
+            _ => LockKind::Mutex,
         }
     }
     #[inline(always)]
@@ -111,7 +118,7 @@ impl HeldLock {
     /// re-initialised), and a mutex and an rwlock keep the name at the same
     /// place.
     pub fn name(&self) -> *const c_char {
-        match self.kind {
+        match self.kind() {
             LockKind::Rtcore => c"hooklock".as_ptr(),
             // SAFETY: see above; `name` is written only by initialisation,
             // which may not race use.
@@ -124,13 +131,14 @@ impl HeldLock {
 /// Acquiring one more is refused with `RTC_ERR_WRONG_STATE`.
 pub const MAX_HELD: usize = 64;
 
+#[cfg_attr(all(target_arch = "x86_64", target_os = "linux"), allow(dead_code))]
 const EMPTY: HeldLock = HeldLock {
     addr: 0,
     file: std::ptr::null(),
     key: 0,
     line: 0,
     rank: 0,
-    kind: LockKind::Mutex,
+    kind: 0,
     flags: 0,
 };
 
@@ -147,30 +155,85 @@ pub struct Held {
     pub ranks: RankSet,
 }
 
-thread_local! {
-    static HELD: UnsafeCell<Held> = const {
-        UnsafeCell::new(Held {
-            me: 0,
-            len: 0,
-            entries: [EMPTY; MAX_HELD],
-            ranks: RankSet([0; WORDS]),
-        })
-    };
+/// Where this thread's record lives. On x86-64 Linux: a thread-local
+/// block of its own (all zeroes: an empty record), reached through a TLS
+/// descriptor (the "gnu2" dialect), whose call preserves every register
+/// but one. A `thread_local!` is reached through `__tls_get_addr`, an
+/// ordinary call, for which every lock call saved and restored six
+/// registers: stores before the locked instruction, which x86 makes wait
+/// (docs/benchmarks.md). Like the `thread_local!`, it has no destructor and
+/// lasts the thread's life; the dynamic linker places it in static TLS
+/// when it can and falls back to a dynamic block (never a dlopen failure,
+/// unlike an initial-exec variable).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod place {
+    use super::Held;
+
+    const _: () = assert!(std::mem::align_of::<Held>() <= 64);
+
+    std::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl rtcore_held_record",
+        ".hidden rtcore_held_record",
+        ".type rtcore_held_record,@object",
+        ".size rtcore_held_record,{size}",
+        "rtcore_held_record:",
+        ".zero {size}",
+        ".popsection",
+        size = const std::mem::size_of::<Held>(),
+    );
+
+    #[inline(always)]
+    pub fn record() -> *mut Held {
+        let p: usize;
+        // SAFETY: the TLS descriptor sequence returns the calling thread's
+        // address of `rtcore_held_record`; it clobbers rax and the flags.
+        unsafe {
+            std::arch::asm!(
+                "leaq rtcore_held_record@TLSDESC(%rip), %rax",
+                "call *rtcore_held_record@TLSCALL(%rax)",
+                "addq %fs:0, %rax",
+                out("rax") p,
+                options(att_syntax, pure, nomem),
+            );
+        }
+        p as *mut Held
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod place {
+    use super::*;
+
+    use std::cell::UnsafeCell;
+
+    thread_local! {
+        static HELD: UnsafeCell<Held> = const {
+            UnsafeCell::new(Held {
+                me: 0,
+                len: 0,
+                entries: [EMPTY; MAX_HELD],
+                ranks: RankSet([0; WORDS]),
+            })
+        };
+    }
+
+    #[inline(always)]
+    pub fn record() -> *mut Held {
+        HELD.with(|h| h.get())
+    }
 }
 
 /// Run `f` with this thread's record. `f` must not re-enter `with_held`
 /// (nothing it calls does: reports and parking do not touch the record).
 #[inline(always)]
 pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
-    // Only the address is taken inside `with`, so the access stays a small,
-    // inlinable TLS lookup and `f` is compiled into the caller.
-    //
-    // (An initial-exec TLS slot would save the two `__tls_get_addr` calls of
-    // a lock+unlock, about 2 ns, but it marks the whole library STATIC_TLS,
-    // and a dlopen (Python's ctypes) then fails with "cannot allocate memory
-    // in static TLS block" once glibc's small surplus is used up. Measured
-    // and rejected; see docs/benchmarks.md.)
-    let p: *mut Held = HELD.with(|h| h.get());
+    // (An initial-exec TLS slot was measured and rejected: it marks the
+    // whole library STATIC_TLS, and a dlopen (Python's ctypes) then fails
+    // with "cannot allocate memory in static TLS block" once glibc's small
+    // surplus is used up; see docs/benchmarks.md and `place`.)
+    let p: *mut Held = place::record();
     // SAFETY: this thread's own record, valid for the thread's life (it has
     // no destructor); `f` never re-enters, so this is the only reference.
     let h = unsafe { &mut *p };
@@ -181,22 +244,18 @@ pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
 }
 
 /// This thread's record, for the lock fast paths, which must compile to
-/// straight-line code (a closure passed to `with_held` is not always
-/// inlined into them).
+/// straight-line code with no call (a closure passed to `with_held` is not
+/// always inlined into them). Its `me` is 0 until the thread's first full
+/// path assigns the id: a fast path seeing 0 must give up.
 ///
 /// # Safety
 /// As `with_held`'s closure: the reference must not outlive the caller's
 /// use, and nothing may take the record again while it is held.
 #[inline(always)]
 pub unsafe fn held_mut<'a>() -> &'a mut Held {
-    let p: *mut Held = HELD.with(|h| h.get());
     // SAFETY: this thread's own record, valid for the thread's life; the
     // caller promises no other reference exists.
-    let h = unsafe { &mut *p };
-    if h.me == 0 {
-        assign_id(h);
-    }
-    h
+    unsafe { &mut *place::record() }
 }
 
 /// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
@@ -217,7 +276,7 @@ pub fn describe_held(e: &HeldLock) -> String {
 
 /// "locked", "read-locked" or "write-locked".
 pub fn held_verb(e: &HeldLock) -> &'static str {
-    match (e.kind, e.shared()) {
+    match (e.kind(), e.shared()) {
         (LockKind::RwLock, true) => "read-locked",
         (LockKind::RwLock, false) => "write-locked",
         _ => "locked",

@@ -419,7 +419,7 @@ fn format_report(
             "  while holding {} {} at {}",
             describe_lock(
                 table,
-                e.kind,
+                e.kind(),
                 e.name(),
                 e.rank(),
                 by_key(e).then_some(e.key)
@@ -449,7 +449,7 @@ fn format_report(
         let _ = writeln!(
             s,
             "  also holding {} {} at {}",
-            describe_lock(table, e.kind, e.name(), e.rank(), None),
+            describe_lock(table, e.kind(), e.name(), e.rank(), None),
             if e.tried() {
                 "try-locked"
             } else {
@@ -517,7 +517,7 @@ fn build(
             rtc_lockrank_lock {
                 addr: e.addr,
                 ..lock(
-                    e.kind,
+                    e.kind(),
                     e.name(),
                     e.rank(),
                     e.shared(),

@@ -190,7 +190,7 @@ impl RwLockRef {
     ) -> Fast {
         // SAFETY: nothing below takes the record again.
         let held = unsafe { order::held_mut() };
-        if held.is_full() || held.find(self.addr()).is_some() {
+        if held.me == 0 || held.is_full() || held.find(self.addr()).is_some() {
             return Fast::No;
         }
         let Some(rank) = self.fields.fast_ready() else {
@@ -252,6 +252,9 @@ impl RwLockRef {
     pub fn unlock_fast(&self) -> bool {
         // SAFETY: nothing below takes the record again.
         let held = unsafe { order::held_mut() };
+        if held.me == 0 {
+            return false;
+        }
         let word = self.word();
         let s = word.load();
         match writer(s) {
