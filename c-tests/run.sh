@@ -27,7 +27,9 @@ mkdir -p "$out"
 [ -e "$libdir/librtcore.so.0" ] || ln -s librtcore.so "$libdir/librtcore.so.0"
 
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$root/include" -I"$here")
-runner=()
+# A hang (a lost wake-up, a wait that never ends) fails the program
+# instead of stalling the suite.
+runner=(timeout 300)
 case "$mode" in
   plain) ;;
   asan) cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

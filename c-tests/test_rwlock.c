@@ -17,6 +17,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rtc_test.h"
@@ -1096,6 +1098,73 @@ static void test_concurrent_violations(void) {
     CHECK(LOAD(cc_bad_report) == 0);
 }
 
+/* Changing the callback while callbacks run. Two threads inside the
+ * callback both clear it: neither waits for the other (no hang). And a
+ * callback replaced while violations keep coming returns once the calls
+ * of the old one are over, whatever the new one's calls do. */
+static atomic_int cs_inside, cs_cleared, cs_old_calls, cs_new_calls, cs_stop;
+static void cs_clearing_callback(const rtc_lockrank_report *r, void *user) {
+    (void)r;
+    (void)user;
+    atomic_fetch_add(&cs_inside, 1);
+    /* Wait (bounded) until both violators are inside the callback. */
+    for (int i = 0; i < 2000 && atomic_load(&cs_inside) < 2; i++) usleep(1000);
+    if (rtc_lockrank_set_callback(NULL, NULL) == RTC_OK) atomic_fetch_add(&cs_cleared, 1);
+}
+static void cs_old(const rtc_lockrank_report *r, void *user) {
+    (void)r;
+    (void)user;
+    usleep(1000);
+    atomic_fetch_add(&cs_old_calls, 1);
+}
+static void cs_new(const rtc_lockrank_report *r, void *user) {
+    (void)r;
+    (void)user;
+    usleep(1000);
+    atomic_fetch_add(&cs_new_calls, 1);
+}
+static void *cs_violate_once(void *arg) {
+    (void)arg;
+    rtc_rwlock_rdlock(&cc_b);
+    rtc_mutex_lock(&cc_a);
+    rtc_mutex_unlock(&cc_a);
+    rtc_rwlock_unlock(&cc_b);
+    return NULL;
+}
+static void *cs_violate_until_stopped(void *arg) {
+    (void)arg;
+    while (!atomic_load(&cs_stop)) cs_violate_once(NULL);
+    return NULL;
+}
+static void test_changing_the_callback(void) {
+    /* (cc_a < cc_b were loaded by test_concurrent_violations.) */
+    CHECK_STATUS(rtc_lockrank_set_callback(cs_clearing_callback, NULL), RTC_OK);
+    pthread_t v[4];
+    for (int i = 0; i < 2; i++) pthread_create(&v[i], NULL, cs_violate_once, NULL);
+    for (int i = 0; i < 2; i++) pthread_join(v[i], NULL);
+    CHECK(atomic_load(&cs_cleared) == 2);
+    CHECK(get_mode() == RTC_LOCKRANK_REPORT);
+
+    CHECK_STATUS(rtc_lockrank_set_callback(cs_old, NULL), RTC_OK);
+    for (int i = 0; i < 4; i++) pthread_create(&v[i], NULL, cs_violate_until_stopped, NULL);
+    while (atomic_load(&cs_old_calls) < 8) usleep(1000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_STATUS(rtc_lockrank_set_callback(cs_new, NULL), RTC_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int old_at_return = atomic_load(&cs_old_calls);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    fprintf(stderr, "replacing the callback under steady violations took %.1f ms\n", ms);
+    CHECK(ms < 2000);
+    usleep(20000);
+    /* No call of the old callback ran after the replacement returned. */
+    CHECK(atomic_load(&cs_old_calls) == old_at_return);
+    CHECK(atomic_load(&cs_new_calls) > 0);
+    atomic_store(&cs_stop, 1);
+    for (int i = 0; i < 4; i++) pthread_join(v[i], NULL);
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+}
+
 /* ---- modes off and abort; the held-lock limit ------------------------- */
 
 /* With checking off, misuse is still refused: a read/write lock's holds
@@ -1259,6 +1328,7 @@ int main(void) {
         {"callback_mode", test_callback_mode},
         {"queue_mode", test_queue_mode},
         {"concurrent_violations", test_concurrent_violations},
+        {"changing_the_callback", test_changing_the_callback},
         {"mode_off", test_mode_off},
         {"abort_mode", test_abort_mode},
         {"held_limit", test_held_limit},

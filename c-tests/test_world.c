@@ -309,6 +309,57 @@ static void test_waiting(void) {
 
 #define PHASE(call) (fprintf(stderr, "test_world: %s\n", #call), call)
 
+/* A thread holding the world stopped changes the lock-rank callback while
+ * a call of it runs on a thread stopped at a safepoint: it gets
+ * RTC_ERR_WOULD_DEADLOCK at once instead of waiting for a call that
+ * cannot end before the world starts; the change itself is made. */
+static atomic_int sc_inside, sc_release;
+static void sc_callback(const rtc_lockrank_report *r, void *user) {
+    (void)r;
+    (void)user;
+    atomic_store(&sc_inside, 1);
+    while (!atomic_load(&sc_release)) {
+        rtc_safepoint();
+        usleep(100);
+    }
+}
+static rtc_mutex sc_a = RTC_MUTEX_INIT_RANKED("sc_A", "sc_a");
+static rtc_mutex sc_b = RTC_MUTEX_INIT_RANKED("sc_B", "sc_b");
+static void *sc_violator(void *arg) {
+    (void)arg;
+    CHECK_STATUS(rtc_thread_attach("violator", NULL), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&sc_b), RTC_OK);
+    CHECK_STATUS(rtc_mutex_lock(&sc_a), RTC_OK); /* the callback runs here */
+    CHECK_STATUS(rtc_mutex_unlock(&sc_a), RTC_OK);
+    CHECK_STATUS(rtc_mutex_unlock(&sc_b), RTC_OK);
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+    return NULL;
+}
+static void test_stopper_changes_the_callback(void) {
+    CHECK_STATUS(rtc_ranks_load("NONE < sc_a;\nsc_a < sc_b;\n", "sc.ranks"), RTC_OK);
+    CHECK_STATUS(rtc_thread_attach("stopper", NULL), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_set_callback(sc_callback, NULL), RTC_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, sc_violator, NULL);
+    CHECK_STATUS(rtc_enter_blocking("wait for the callback"), RTC_OK);
+    while (!atomic_load(&sc_inside)) usleep(100);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    CHECK_STATUS(rtc_stop_the_world("change the callback"), RTC_OK);
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_ERR_WOULD_DEADLOCK);
+    CHECK_CONTAINS(rtc_t_last_error(), "holds the world stopped");
+    int32_t mode = 0;
+    CHECK_STATUS(rtc_lockrank_get_mode(&mode), RTC_OK);
+    CHECK(mode == RTC_LOCKRANK_REPORT);
+    CHECK_STATUS(rtc_start_the_world(), RTC_OK);
+    atomic_store(&sc_release, 1);
+    CHECK_STATUS(rtc_enter_blocking("join the violator"), RTC_OK);
+    pthread_join(t, NULL);
+    CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
+    /* Nothing in flight now: it returns at once. */
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+    CHECK_STATUS(rtc_thread_detach(), RTC_OK);
+}
+
 int main(void) {
     PHASE(test_unattached());
     PHASE(test_waiting());
@@ -316,5 +367,6 @@ int main(void) {
     PHASE(test_maxprocs());
     PHASE(test_exit_attached());
     PHASE(test_stops_freeze_workers(2 * rtc_t_scale()));
+    PHASE(test_stopper_changes_the_callback());
     return rtc_t_finish();
 }

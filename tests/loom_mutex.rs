@@ -43,6 +43,17 @@ mod models {
         }
     }
 
+    /// Thread 2 takes the lock by try-lock (retrying), which may take a
+    /// word reserved by thread 1.
+    fn try_acquire_spinning(w: &LockWord<'_>, me: u64) {
+        if me == 1 {
+            return prod_acquire(w, me);
+        }
+        while w.try_acquire(me) != rtcore::lock::word::Try::Acquired {
+            loom::thread::yield_now();
+        }
+    }
+
     fn prod_release(w: &LockWord<'_>, me: u64) {
         w.release(me)
             .expect("invariant 'owner-only release': the owner could not release");
@@ -117,9 +128,31 @@ mod models {
             if ok { passed += 1 } else { failed += 1 }
         };
 
-        // The production protocol keeps every invariant in every execution.
+        // The production protocol keeps every invariant in every execution,
+        // with patient waiters (the plain park path) and impatient ones (the
+        // reservation), and a try-lock that may take a reserved word.
+        use rtcore::lock::word::{IMPATIENT, PLAIN_PARKS};
+        use std::sync::atomic::Ordering::Relaxed;
+        IMPATIENT.store(false, Relaxed);
         let r = std::panic::catch_unwind(|| model(prod_acquire, prod_release));
-        run("lock word keeps its invariants", r.is_ok());
+        run(
+            "lock word keeps its invariants (patient waiters)",
+            r.is_ok(),
+        );
+        let plain = PLAIN_PARKS.load(Relaxed);
+        println!("  executions parked on the plain path {plain} times");
+        run("the patient model reaches the plain park path", plain > 0);
+        IMPATIENT.store(true, Relaxed);
+        let r = std::panic::catch_unwind(|| model(prod_acquire, prod_release));
+        run(
+            "lock word keeps its invariants (impatient waiters)",
+            r.is_ok(),
+        );
+        let r = std::panic::catch_unwind(|| model(try_acquire_spinning, prod_release));
+        run(
+            "lock word keeps its invariants (one side try-locks)",
+            r.is_ok(),
+        );
         // Under loom a waiter woken and beaten once reserves the lock, so the
         // fairness path (reserve, newcomers park behind, the unlock wakes the
         // reserver) is among the executions checked above.

@@ -41,6 +41,8 @@ pub fn target() -> Target {
 pub struct WaitHandlers {
     pub begin: fn(),
     pub end: fn(),
+    /// Does the calling thread hold the world stopped?
+    pub holds_world: fn() -> bool,
 }
 
 static HANDLERS: AtomicPtr<WaitHandlers> = AtomicPtr::new(std::ptr::null_mut());
@@ -70,4 +72,12 @@ pub fn end() {
         // SAFETY: as above.
         (unsafe { &*h }.end)();
     }
+}
+
+/// Does the calling thread hold the world stopped? (A wait for another
+/// thread's progress would then never end.) False before the world is up.
+pub fn holds_world() -> bool {
+    let h = HANDLERS.load(Ordering::Acquire);
+    // SAFETY: as above.
+    !h.is_null() && (unsafe { &*h }.holds_world)()
 }

@@ -157,16 +157,21 @@ pub extern "C" fn rtc_lockrank_last_report(
 /// violated blocks (the lock is then still taken, as in report mode), with
 /// every lock the thread holds still held and none of rtcore's inner locks.
 /// It may take locks itself; a violation it makes is printed (report
-/// mode), not passed to it again. When this function returns, no call of
-/// a callback set before it is still running or about to start (other
-/// than the caller's own, when called from inside one), so `user` may then
-/// be freed; do not call it while holding a lock a running callback may
-/// wait for. `report` and everything it points to are
+/// mode), not passed to it again. When this function returns `RTC_OK`, no
+/// call of a callback set before it is still running or about to start,
+/// so `user` may then be freed (it waits for such calls, giving its P
+/// back; calls of the new callback do not hold it up). Do not call it
+/// while holding a lock a running callback may wait for. Called from
+/// inside a callback it changes the callback without waiting. Called by
+/// a thread holding the world stopped while a call is still running, it
+/// changes the callback and returns `RTC_ERR_WOULD_DEADLOCK` instead of
+/// waiting (the running call may be stopped). `report` and everything it points to are
 /// valid only during the call: copy what you keep, and never pass it to
 /// `rtc_lockrank_report_free`. `user` is passed through. The callback must
 /// not unwind (no C++ exception or `longjmp` out of it).
 ///
-/// Returns `RTC_OK`; `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_WOULD_DEADLOCK` (see above);
+/// `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_lockrank_set_callback(
     callback: crate::lock::report::rtc_lockrank_callback,
@@ -176,13 +181,13 @@ pub extern "C" fn rtc_lockrank_set_callback(
         lifecycle::enter()?;
         match callback {
             Some(f) => {
-                crate::lock::report::set_callback(Some((f, user as usize)));
-                lifecycle::set_mode(Mode::Callback)
+                let waited = crate::lock::report::set_callback(Some((f, user as usize)));
+                lifecycle::set_mode(Mode::Callback)?;
+                waited
             }
             None => {
                 lifecycle::set_mode(Mode::Report)?;
-                crate::lock::report::set_callback(None);
-                Ok(())
+                crate::lock::report::set_callback(None)
             }
         }
     })

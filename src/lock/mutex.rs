@@ -582,8 +582,12 @@ impl MutexRef {
             let word = self.word();
             let wanted = self.wanted(rank, key, file, line);
             if word.acquire_uncontended(me) {
-                // Nothing blocked: the order check may come after.
+                // Nothing blocked: the order check may come after, and the
+                // lock is recorded before a callback hears of it (as on the
+                // fast path).
+                self.count_acquisition();
                 let pending = order::check(held, mode, &wanted);
+                held.push(self.entry(&wanted, false));
                 return Ok((None, pending));
             }
             // A lock this thread holds is refused before the order check: it
@@ -611,7 +615,10 @@ impl MutexRef {
         if must_wait.1 {
             report::deliver();
         }
-        if let Some(me) = must_wait.0 {
+        let Some(me) = must_wait.0 else {
+            return Ok(());
+        };
+        {
             // Trace: recorded by the waiting thread itself. Attached and
             // RUNNING, it is protected by the stop (the contended event
             // comes before it gives up its P, the acquired one after it
@@ -646,8 +653,16 @@ impl MutexRef {
         }
         self.count_acquisition();
         let entry = self.entry(&self.wanted(rank, key, file, line), false);
-        with_held(|held| held.push(entry));
-        Ok(())
+        with_held(|held| {
+            if held.is_full() {
+                // A callback returned holding locks and filled the record
+                // meanwhile: give this one back rather than hold it unseen.
+                let _ = self.word().release(held.me);
+                return Err(self.full_error("lock"));
+            }
+            held.push(entry);
+            Ok(())
+        })
     }
 
     /// Try to lock without blocking: recorded, never order-checked.

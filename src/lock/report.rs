@@ -18,12 +18,16 @@
 //!   mode), never passed to the callback again: no recursion.
 //! - A report carries the whole held stack, copied: the queue outlives the
 //!   locks it names.
-//! - Once `set_callback` returns, no call of a callback set before it is
-//!   running or about to start, other than the caller's own (if it is
-//!   inside one): `IN_FLIGHT` counts calls from the moment a caller reads
-//!   the callback (under `CALLBACK`'s lock) to their return, and the setter
-//!   waits for it to drain. So a C caller may free `user`, and Python may
-//!   finalize, after clearing the callback.
+//! - Once `set_callback` returns `Ok` from outside a callback, no call of
+//!   a callback set before it is running or about to start: each setting
+//!   is a generation, calls in flight are counted per generation from the
+//!   moment a caller reads the callback (under `CALLBACK`'s lock) to their
+//!   return, and the setter waits (its P given back) for the earlier
+//!   generations to drain; calls of the new one do not hold it up. So a C
+//!   caller may free `user`, and Python may finalize, after clearing it.
+//!   From inside a callback it does not wait (two callbacks clearing it
+//!   would wait for each other); a thread holding the world stopped gets
+//!   `RTC_ERR_WOULD_DEADLOCK` instead of a wait that may never end.
 //! - The queue never grows past `QUEUE_BOUND`: a report arriving at a full
 //!   queue is dropped and counted (`dropped`), the oldest kept.
 
@@ -131,11 +135,23 @@ struct Reports {
 static REPORTS: InnerMutex<Option<Reports>> = InnerMutex::new(InnerRank::LockReports, None);
 static QUEUE: InnerMutex<VecDeque<Box<OwnedReport>>> =
     InnerMutex::new(InnerRank::LockReports, VecDeque::new());
-static CALLBACK: InnerMutex<Option<(Callback, usize)>> =
-    InnerMutex::new(InnerRank::LockReports, None);
+/// The callback, its generation, and calls in flight per generation.
+struct Slot {
+    cb: Option<(Callback, usize)>,
+    generation: u64,
+    /// (generation, calls in flight), only generations with calls.
+    in_flight: Vec<(u64, u64)>,
+}
+
+static CALLBACK: InnerMutex<Slot> = InnerMutex::new(
+    InnerRank::LockReports,
+    Slot {
+        cb: None,
+        generation: 0,
+        in_flight: Vec::new(),
+    },
+);
 static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
-/// Callback calls started and not yet returned (see the invariants).
-static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -171,26 +187,48 @@ pub fn dropped() -> u64 {
 }
 
 /// Set (or with None, clear) the callback, then wait until no call of an
-/// earlier callback is in flight (but this thread's own, when called from
-/// a callback).
-pub fn set_callback(cb: Option<(Callback, usize)>) {
-    *CALLBACK.lock() = cb;
-    let own = u64::from(IN_CALLBACK.try_with(Cell::get).unwrap_or(false));
-    let mut waited = 0u32;
-    while IN_FLIGHT.load(Ordering::Acquire) > own {
-        // Callbacks are short and rare; a sleep keeps this simple. (The
-        // count includes calls of the new callback started meanwhile.)
-        std::thread::sleep(std::time::Duration::from_micros(if waited < 100 {
-            10
+/// earlier one is in flight (see the invariants for when it does not).
+pub fn set_callback(cb: Option<(Callback, usize)>) -> crate::status::Result<()> {
+    let generation = {
+        let mut g = CALLBACK.lock();
+        g.cb = cb;
+        g.generation += 1;
+        g.generation
+    };
+    if IN_CALLBACK.try_with(Cell::get).unwrap_or(false) {
+        return Ok(());
+    }
+    let mut rounds = 0u32;
+    loop {
+        let busy = CALLBACK
+            .lock()
+            .in_flight
+            .iter()
+            .any(|&(gen_, n)| gen_ < generation && n > 0);
+        if !busy {
+            return Ok(());
+        }
+        if crate::base::wait::holds_world() {
+            return Err(crate::status::Error::new(
+                crate::status::RTC_ERR_WOULD_DEADLOCK,
+                "the lock-rank callback was changed, but a call of the earlier one is still running and this thread holds the world stopped: that call may be stopped until the world starts; not waited for",
+            ));
+        }
+        // Callbacks are short and rare: a sleep keeps this simple. The P
+        // is given back meanwhile, as in any wait.
+        crate::base::wait::begin();
+        std::thread::sleep(std::time::Duration::from_micros(if rounds < 100 {
+            20
         } else {
             1000
         }));
-        waited = waited.saturating_add(1);
+        crate::base::wait::end();
+        rounds = rounds.saturating_add(1);
     }
 }
 
 pub fn has_callback() -> bool {
-    CALLBACK.lock().is_some()
+    CALLBACK.lock().cb.is_some()
 }
 
 /// The oldest queued report, if any; the caller owns it (`free`).
@@ -216,6 +254,8 @@ pub fn after_fork_child() {
         QUEUE.reset_after_fork();
         CALLBACK.reset_after_fork();
     }
+    // Calls in flight were the parent's threads', which the child has not.
+    CALLBACK.lock().in_flight.clear();
 }
 
 /// A violation found by `order::check`. Returns true when a report waits
@@ -324,12 +364,16 @@ pub fn deliver() {
     let Some(r) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
         return;
     };
-    let cb = {
-        let g = CALLBACK.lock();
-        if g.is_some() {
-            IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+    let (cb, generation) = {
+        let mut g = CALLBACK.lock();
+        let generation = g.generation;
+        if g.cb.is_some() {
+            match g.in_flight.iter_mut().find(|e| e.0 == generation) {
+                Some(e) => e.1 += 1,
+                None => g.in_flight.push((generation, 1)),
+            }
         }
-        *g
+        (g.cb, generation)
     };
     let Some((f, user)) = cb else {
         // The callback was cleared meanwhile: print instead.
@@ -343,7 +387,13 @@ pub fn deliver() {
     // (the header) says it may not keep the pointer.
     unsafe { f(&r.report, user as *mut c_void) };
     let _ = IN_CALLBACK.try_with(|c| c.set(false));
-    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    let mut g = CALLBACK.lock();
+    if let Some(i) = g.in_flight.iter().position(|e| e.0 == generation) {
+        g.in_flight[i].1 -= 1;
+        if g.in_flight[i].1 == 0 {
+            g.in_flight.swap_remove(i);
+        }
+    }
 }
 
 fn rank_label(table: &ranks::RankTable, rank: u32) -> String {

@@ -21,8 +21,8 @@
 //! - **eventual fairness**: a waiter that has waited longer than
 //!   `FAIR_AFTER` and was beaten again sets RESERVED (one reserver at a
 //!   time: set by compare-and-swap only when clear). While RESERVED is set
-//!   nobody else may take the lock, not even a try-lock: newcomers park
-//!   behind it. An unlock that sees RESERVED clears the owner and wakes the
+//!   no blocking acquirer takes the lock: newcomers park behind it. (A
+//!   try-lock may take it, keeping RESERVED; the reserver parks again.) An unlock that sees RESERVED clears the owner and wakes the
 //!   reserver (on `key + 1`), which takes the lock once it can run, clearing
 //!   RESERVED. The reserver parks only while the lock is owned, checked
 //!   under its bucket lock, so that wake cannot be lost.
@@ -60,9 +60,9 @@ const SPIN_ROUNDS: u32 = 3;
 const YIELD_ROUNDS: u32 = 7;
 // Under loom each spin is a scheduling point: one round, no yields.
 #[cfg(loom)]
-const SPIN_ROUNDS: u32 = 3;
+const SPIN_ROUNDS: u32 = 1;
 #[cfg(loom)]
-const YIELD_ROUNDS: u32 = 7;
+const YIELD_ROUNDS: u32 = 0;
 
 /// One step of the spin before parking (the rwlock's too); false when
 /// spinning is over.
@@ -85,9 +85,10 @@ pub(crate) fn spin(round: &mut u32) -> bool {
     true
 }
 
-/// How long a waiter has waited, for fairness. Under loom (no time) every
-/// waiter that finds the lock owned is impatient and reserves it when it
-/// can, so the models check the reservation protocol in every schedule.
+/// How long a waiter has waited, for fairness. Under loom (no time) the
+/// model chooses (`IMPATIENT`): every waiter that finds the lock owned
+/// reserves it when it can, or none does, so the models check the
+/// reservation protocol and the plain park path each in every schedule.
 struct Patience {
     #[cfg(not(loom))]
     since: Option<std::time::Instant>,
@@ -119,7 +120,7 @@ impl Patience {
             self.wakes > 0 && self.since.is_some_and(|t| t.elapsed() >= FAIR_AFTER)
         }
         #[cfg(loom)]
-        true
+        IMPATIENT.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -127,6 +128,12 @@ impl Patience {
 /// executions reach the fairness path (a plain std atomic: not modelled).
 #[cfg(loom)]
 pub static RESERVATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Parks on the plain path (key), likewise.
+#[cfg(loom)]
+pub static PLAIN_PARKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The model's choice of patience (see `Patience`).
+#[cfg(loom)]
+pub static IMPATIENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// A view of one lock word and its parking key.
 pub struct LockWord<'a> {
@@ -139,7 +146,7 @@ pub struct LockWord<'a> {
 pub enum Try {
     Acquired,
     HeldByMe,
-    /// Held by this thread id (0: free but reserved for a long waiter).
+    /// Held by this thread id.
     Busy(u64),
 }
 
@@ -152,19 +159,23 @@ impl LockWord<'_> {
             .is_ok()
     }
 
-    /// Acquire without blocking (keeps PARKED for queued waiters). A lock
-    /// reserved for a long waiter is busy.
+    /// Acquire without blocking (keeps PARKED for queued waiters). A free
+    /// lock reserved for a long waiter is taken too, keeping RESERVED: the
+    /// reserver, seeing it owned, parks again, and this owner's unlock wakes
+    /// it. (So a thread holding the world stopped, whose reserver cannot
+    /// run until the world starts, can still try-lock: DESIGN's rule for
+    /// the stopper.)
     pub fn try_acquire(&self, me: u64) -> Try {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             match owner(s) {
                 o if o == me => return Try::HeldByMe,
-                0 if s & RESERVED == 0 => {}
+                0 => {}
                 o => return Try::Busy(o),
             }
             match self.state.compare_exchange_weak(
                 s,
-                owned_by(me) | (s & PARKED),
+                owned_by(me) | (s & FLAGS),
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -238,6 +249,8 @@ impl LockWord<'_> {
                 continue;
             }
             patience.parking();
+            #[cfg(loom)]
+            PLAIN_PARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             before_park();
             let state = self.state;
             // SAFETY: the validate callback only reads an atomic.

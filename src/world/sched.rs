@@ -649,6 +649,7 @@ fn kick() {
 static HANDLERS: crate::base::wait::WaitHandlers = crate::base::wait::WaitHandlers {
     begin: || world().wait_begin(),
     end: || world().wait_end(),
+    holds_world: || world().holds_world(crate::ident::current_id()),
 };
 
 /// Register the world's wait handlers with the lock module (at start).
