@@ -5,7 +5,7 @@ use std::os::raw::c_char;
 use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
 use crate::lock::mutex::Fast;
-use crate::lock::rwlock::{RwLockRef, rtc_rwlock};
+use crate::lock::rwlock::{RwLockRef, UnlockFast, rtc_rwlock};
 use crate::status::{Result, rtc_status};
 
 /// Run an rwlock method at the boundary; a panic poisons the lock.
@@ -35,8 +35,10 @@ fn name(base: &'static str, at: &'static str, file: *const c_char) -> &'static s
     if file.is_null() { base } else { at }
 }
 
-/// Every blocking lock export: the uncontended path outside the boundary
-/// (it cannot panic), else the full path inside it.
+/// Every blocking lock export: the uncontended path inline, with no call
+/// in it (it runs outside the boundary: it cannot panic); everything else
+/// in `lock_cold`, reached with every argument in a register (as the
+/// mutex's).
 #[inline(always)]
 fn lock_at(
     l: *mut rtc_rwlock,
@@ -44,43 +46,68 @@ fn lock_at(
     key: Option<u64>,
     file: *const c_char,
     line: u32,
-    func: &'static str,
+    export: u32,
 ) -> rtc_status {
+    let mut fast = Fast::No;
     if let Some(mode) = lifecycle::running_mode() {
         if !l.is_null() && (l as usize) % align_of::<rtc_rwlock>() == 0 {
             // SAFETY: non-NULL and aligned; the caller promises an rwlock.
-            let r = unsafe { RwLockRef::new(l) };
-            let k = key.unwrap_or(l as u64);
-            match r.lock_fast(shared, mode, k, file, line) {
-                Fast::Taken => return rtc_status::RTC_OK,
-                Fast::TakenUnchecked(rank) => {
-                    return record_checked(&r, shared, mode, rank, k, file, line, func);
-                }
-                // (An rwlock's fast path takes nothing it must give back.)
-                Fast::No | Fast::GiveBack => {}
+            fast = unsafe { RwLockRef::new(l) }.lock_fast(
+                shared,
+                mode,
+                key.unwrap_or(l as u64),
+                file,
+                line,
+            );
+            if fast == Fast::Taken {
+                return rtc_status::RTC_OK;
             }
         }
     }
-    lock_slow(l, shared, key, file, line, func)
+    let how = export | (u32::from(shared) << 4) | (u32::from(key.is_some()) << 5);
+    lock_cold(l, fast.bits(), key.unwrap_or(0), file, line, how)
 }
 
+/// The exports, by number (`how`'s low bits).
+const EXPORTS: [&str; 6] = [
+    "rtc_rwlock_rdlock",
+    "rtc_rwlock_rdlock_at",
+    "rtc_rwlock_wrlock",
+    "rtc_rwlock_wrlock_at",
+    "rtc_rwlock_rdlock_keyed_at",
+    "rtc_rwlock_wrlock_keyed_at",
+];
+
+/// The rest of a lock call (`how`: the export's number in bits 0-3, read
+/// in bit 4, a key given in bit 5).
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn record_checked(
-    r: &RwLockRef,
-    shared: bool,
-    mode: crate::lock::order::Mode,
-    rank: u32,
+fn lock_cold(
+    l: *mut rtc_rwlock,
+    fast: u64,
     key: u64,
     file: *const c_char,
     line: u32,
-    func: &str,
+    how: u32,
 ) -> rtc_status {
-    super::boundary(func, || {
-        r.record_checked(shared, mode, rank, key, file, line);
-        Ok(())
-    })
+    let func = EXPORTS[(how & 0xf) as usize % EXPORTS.len()];
+    let shared = how & 0x10 != 0;
+    let key = (how & 0x20 != 0).then_some(key);
+    match (Fast::from_bits(fast), lifecycle::running_mode()) {
+        (Fast::Taken, _) => rtc_status::RTC_OK,
+        (Fast::TakenUnchecked(rank), Some(mode)) => {
+            // SAFETY: the fast path checked the pointer.
+            let r = unsafe { RwLockRef::new(l) };
+            super::boundary(func, || {
+                r.record_checked(shared, mode, rank, key.unwrap_or(l as u64), file, line);
+                Ok(())
+            })
+        }
+        // Taken, then shut down before the check: kept, unchecked.
+        (Fast::TakenUnchecked(_), None) => rtc_status::RTC_OK,
+        // (An rwlock's fast path takes nothing it must give back.)
+        (Fast::No | Fast::GiveBack, _) => lock_slow(l, shared, key, file, line, func),
+    }
 }
 
 #[cold]
@@ -145,8 +172,7 @@ pub extern "C" fn rtc_rwlock_rdlock_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    let func = name("rtc_rwlock_rdlock", "rtc_rwlock_rdlock_at", file);
-    lock_at(rwlock, true, None, file, line, func)
+    lock_at(rwlock, true, None, file, line, u32::from(!file.is_null()))
 }
 
 /// Lock `rwlock` for writing (exclusive), with no call site recorded. See
@@ -168,8 +194,14 @@ pub extern "C" fn rtc_rwlock_wrlock_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    let func = name("rtc_rwlock_wrlock", "rtc_rwlock_wrlock_at", file);
-    lock_at(rwlock, false, None, file, line, func)
+    lock_at(
+        rwlock,
+        false,
+        None,
+        file,
+        line,
+        2 + u32::from(!file.is_null()),
+    )
 }
 
 /// Read-lock `rwlock` as `rtc_rwlock_rdlock_at` does, ordered among locks
@@ -183,14 +215,7 @@ pub extern "C" fn rtc_rwlock_rdlock_keyed_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    lock_at(
-        rwlock,
-        true,
-        Some(key),
-        file,
-        line,
-        "rtc_rwlock_rdlock_keyed_at",
-    )
+    lock_at(rwlock, true, Some(key), file, line, 4)
 }
 
 /// Write-lock `rwlock` as `rtc_rwlock_wrlock_at` does, ordered among locks
@@ -204,14 +229,7 @@ pub extern "C" fn rtc_rwlock_wrlock_keyed_at(
     file: *const c_char,
     line: u32,
 ) -> rtc_status {
-    lock_at(
-        rwlock,
-        false,
-        Some(key),
-        file,
-        line,
-        "rtc_rwlock_wrlock_keyed_at",
-    )
+    lock_at(rwlock, false, Some(key), file, line, 5)
 }
 
 /// Try to read-lock `rwlock` without blocking. See `rtc_rwlock_tryrdlock_at`.
@@ -278,11 +296,21 @@ pub extern "C" fn rtc_rwlock_unlock(rwlock: *mut rtc_rwlock) -> rtc_status {
         && (rwlock as usize) % align_of::<rtc_rwlock>() == 0
     {
         // SAFETY: as in `lock_at`; `unlock_fast` cannot panic.
-        if unsafe { RwLockRef::new(rwlock) }.unlock_fast() {
-            return rtc_status::RTC_OK;
+        match unsafe { RwLockRef::new(rwlock) }.unlock_fast() {
+            UnlockFast::Done => return rtc_status::RTC_OK,
+            UnlockFast::DoneWakeWriter => return wake_writer(rwlock),
+            UnlockFast::No => {}
         }
     }
     unlock_slow(rwlock)
+}
+
+#[cold]
+#[inline(never)]
+fn wake_writer(rwlock: *mut rtc_rwlock) -> rtc_status {
+    // SAFETY: checked by the fast path.
+    unsafe { RwLockRef::new(rwlock) }.wake_writer();
+    rtc_status::RTC_OK
 }
 
 #[cold]

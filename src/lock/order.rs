@@ -383,8 +383,10 @@ impl Held {
                 .rposition(|e| e.addr == addr)?
         };
         let e = self.entries[i];
-        if i + 1 < self.len {
-            self.entries.copy_within(i + 1..self.len, i);
+        // A plain loop, not `copy_within`: that is a call to memmove, and
+        // a call anywhere in the unlock path makes it save registers.
+        for j in i..self.len - 1 {
+            self.entries[j] = self.entries[j + 1];
         }
         self.len -= 1;
         if !self.entries[..self.len].iter().any(|x| x.rank == e.rank) {
@@ -405,7 +407,14 @@ impl Held {
     /// conflicts, or the rank itself is held (a nestable one: keys)?
     #[inline(always)]
     pub fn needs_check(&self, rank: u32) -> bool {
-        !self.conflicts(rank).is_empty() || self.ranks.contains(rank)
+        // One word at a time into one accumulator (few registers live: the
+        // fast path then saves none).
+        let row = &ranks::table::GLOBAL_ALLOWED[rank as usize];
+        let mut bad = 0u64;
+        for (h, a) in self.ranks.0.iter().zip(row.iter()) {
+            bad |= h & !a.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        bad != 0 || self.ranks.contains(rank)
     }
 
     /// Ranks held that may not be held when acquiring `wanted`.

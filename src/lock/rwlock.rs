@@ -67,6 +67,16 @@ const _: () = {
     assert!(offset_of!(rtc_rwlock, acquisitions) == offset_of!(rtc_mutex, acquisitions));
 };
 
+/// What the fast unlock did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnlockFast {
+    /// Nothing: take the full path.
+    No,
+    Done,
+    /// Released; the caller wakes the parked writer (`wake_writer`).
+    DoneWakeWriter,
+}
+
 /// Views of an rwlock's word and fields.
 pub struct RwLockRef {
     p: *mut rtc_rwlock,
@@ -249,28 +259,40 @@ impl RwLockRef {
     /// The uncontended unlock of this thread's hold, read or write; false
     /// (nothing changed) sends the caller to `unlock`.
     #[inline(always)]
-    pub fn unlock_fast(&self) -> bool {
+    pub fn unlock_fast(&self) -> UnlockFast {
         // SAFETY: nothing below takes the record again.
         let held = unsafe { order::held_mut() };
         if held.me == 0 {
-            return false;
+            return UnlockFast::No;
         }
         let word = self.word();
         let s = word.load();
-        match writer(s) {
+        let wake = match writer(s) {
             Some(w) if w == held.me => {
                 if !word.write_release_uncontended(w) {
-                    return false;
+                    return UnlockFast::No;
                 }
+                false
             }
-            Some(_) => return false,
+            Some(_) => return UnlockFast::No,
             None => match held.find(self.addr()) {
-                Some(e) if e.shared() && readers(s) > 0 => word.read_release(),
-                _ => return false,
+                Some(e) if e.shared() && readers(s) > 0 => word.read_release_no_wake(),
+                _ => return UnlockFast::No,
             },
-        }
+        };
         held.remove(self.addr());
-        true
+        if wake {
+            UnlockFast::DoneWakeWriter
+        } else {
+            UnlockFast::Done
+        }
+    }
+
+    /// After `UnlockFast::DoneWakeWriter`: the last reader left while a
+    /// writer was parked.
+    #[cold]
+    pub fn wake_writer(&self) {
+        self.word().wake_writer_or_readers();
     }
 
     /// Read- or write-lock, checking misuse and order first; blocks if

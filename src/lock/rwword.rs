@@ -253,11 +253,18 @@ impl RwWord<'_> {
     /// so). Wakes a writer if this was the last reader and one is parked.
     #[inline(always)]
     pub fn read_release(&self) {
-        let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
-        debug_assert!(old & WRITER == 0 && readers(old) > 0);
-        if readers(old) == 1 && old & W_PARKED != 0 {
+        if self.read_release_no_wake() {
             self.wake_writer_or_readers();
         }
+    }
+
+    /// `read_release` without the wake: true when the caller must call
+    /// `wake_writer_or_readers` (the last reader left, a writer parked).
+    #[inline(always)]
+    pub fn read_release_no_wake(&self) -> bool {
+        let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
+        debug_assert!(old & WRITER == 0 && readers(old) > 0);
+        readers(old) == 1 && old & W_PARKED != 0
     }
 
     /// The uncontended write release: one compare-and-swap, which also
@@ -307,7 +314,7 @@ impl RwWord<'_> {
     /// lock without parking after all); then nobody is woken, the flag is
     /// cleared, and readers parked behind it are woken instead.
     #[cold]
-    fn wake_writer_or_readers(&self) {
+    pub fn wake_writer_or_readers(&self) {
         let state = self.state;
         // SAFETY: the callback only updates an atomic.
         let woke = unsafe {
