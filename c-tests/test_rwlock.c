@@ -1136,6 +1136,16 @@ static void *cs_violate_until_stopped(void *arg) {
     while (!atomic_load(&cs_stop)) cs_violate_once(NULL);
     return NULL;
 }
+static void *cs_toggle_set(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20; i++) rtc_lockrank_set_callback(cs_new, NULL);
+    return NULL;
+}
+static void *cs_toggle_clear(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20; i++) rtc_lockrank_set_callback(NULL, NULL);
+    return NULL;
+}
 static void test_changing_the_callback(void) {
     /* (cc_a < cc_b were loaded by test_concurrent_violations.) */
     CHECK_STATUS(rtc_lockrank_set_callback(cs_clearing_callback, NULL), RTC_OK);
@@ -1163,6 +1173,25 @@ static void test_changing_the_callback(void) {
     atomic_store(&cs_stop, 1);
     for (int i = 0; i < 4; i++) pthread_join(v[i], NULL);
     CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+
+    /* Setting and clearing race: the mode and the callback change
+     * together, so whoever finishes last leaves a consistent pair (checked
+     * through a violation: in callback mode it must reach a callback). */
+    int inconsistent = 0;
+    for (int round = 0; round < 200; round++) {
+        pthread_t a, b;
+        pthread_create(&a, NULL, cs_toggle_set, NULL);
+        pthread_create(&b, NULL, cs_toggle_clear, NULL);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        if (get_mode() == RTC_LOCKRANK_CALLBACK) {
+            int before = atomic_load(&cs_new_calls);
+            cs_violate_once(NULL);
+            if (atomic_load(&cs_new_calls) != before + 1) inconsistent++;
+        }
+        CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+    }
+    CHECK(inconsistent == 0);
 }
 
 /* ---- modes off and abort; the held-lock limit ------------------------- */

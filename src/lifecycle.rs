@@ -272,12 +272,21 @@ pub fn state() -> u32 {
 
 /// Change the lock-rank mode at run time.
 pub fn set_mode(mode: Mode) -> Result<()> {
+    set_mode_with(mode, || Ok(()))
+}
+
+/// Change the lock-rank mode, running `with` first in the same transition
+/// (nothing else changes the mode between the two): the mode is stored
+/// only if `with` succeeds. `with` may take inner locks ranked after the
+/// lifecycle's (the lock reports').
+pub fn set_mode_with(mode: Mode, with: impl FnOnce() -> Result<()>) -> Result<()> {
     enter()?;
     let _t = TRANSITION.lock();
     let g = GATE.load(Ordering::Acquire);
     if g & STATE_MASK != RUNNING {
         return Err(shut_down_error());
     }
+    with()?;
     GATE.store(
         (g & STATE_MASK) | (mode.bits() << MODE_SHIFT),
         Ordering::Release,

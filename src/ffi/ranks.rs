@@ -79,7 +79,17 @@ pub extern "C" fn rtc_rank_lookup(name: *const c_char, out_id: *mut u32) -> rtc_
 pub extern "C" fn rtc_lockrank_set_mode(mode: i32) -> rtc_status {
     boundary("rtc_lockrank_set_mode", || {
         let m = mode_from_i32(mode, "rtc_lockrank_set_mode")?.unwrap_or(Mode::Report);
-        lifecycle::set_mode(m)
+        // Callback mode needs a callback, checked in the same transition
+        // as the change (a concurrent clear cannot slip between).
+        lifecycle::set_mode_with(m, || {
+            if m == Mode::Callback && !crate::lock::report::has_callback() {
+                return Err(crate::status::Error::new(
+                    RTC_ERR_INVALID_ARGUMENT,
+                    "rtc_lockrank_set_mode: lock-rank mode callback needs a callback: set one with rtc_lockrank_set_callback (which also selects the mode)",
+                ));
+            }
+            Ok(())
+        })
     })
 }
 
@@ -179,17 +189,21 @@ pub extern "C" fn rtc_lockrank_set_callback(
 ) -> rtc_status {
     boundary("rtc_lockrank_set_callback", || {
         lifecycle::enter()?;
-        match callback {
-            Some(f) => {
-                let waited = crate::lock::report::set_callback(Some((f, user as usize)));
-                lifecycle::set_mode(Mode::Callback)?;
-                waited
-            }
-            None => {
-                lifecycle::set_mode(Mode::Report)?;
-                crate::lock::report::set_callback(None)
-            }
-        }
+        use crate::lock::report::{swap_callback, wait_for_earlier_calls};
+        // The callback and the mode change together (one transition), so
+        // concurrent setters never leave the callback mode with no callback.
+        let cb = callback.map(|f| (f, user as usize));
+        let mode = if cb.is_some() {
+            Mode::Callback
+        } else {
+            Mode::Report
+        };
+        let mut generation = 0;
+        lifecycle::set_mode_with(mode, || {
+            generation = swap_callback(cb);
+            Ok(())
+        })?;
+        wait_for_earlier_calls(generation)
     })
 }
 

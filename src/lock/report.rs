@@ -186,15 +186,18 @@ pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Set (or with None, clear) the callback, then wait until no call of an
-/// earlier one is in flight (see the invariants for when it does not).
-pub fn set_callback(cb: Option<(Callback, usize)>) -> crate::status::Result<()> {
-    let generation = {
-        let mut g = CALLBACK.lock();
-        g.cb = cb;
-        g.generation += 1;
-        g.generation
-    };
+/// Set (or with None, clear) the callback; returns its generation, for
+/// `wait_for_earlier_calls`.
+pub fn swap_callback(cb: Option<(Callback, usize)>) -> u64 {
+    let mut g = CALLBACK.lock();
+    g.cb = cb;
+    g.generation += 1;
+    g.generation
+}
+
+/// Wait until no call of a callback set before `generation` is in flight
+/// (see the invariants for when it does not).
+pub fn wait_for_earlier_calls(generation: u64) -> crate::status::Result<()> {
     if IN_CALLBACK.try_with(Cell::get).unwrap_or(false) {
         return Ok(());
     }
