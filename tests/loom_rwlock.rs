@@ -19,7 +19,12 @@ fn main() {
 }
 
 #[cfg(loom)]
+#[path = "loom_support/mod.rs"]
+mod loom_support;
+
+#[cfg(loom)]
 mod models {
+    use super::loom_support;
     use loom::sync::Arc;
     use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
     use loom::thread;
@@ -155,23 +160,7 @@ mod models {
             ),
         ];
         for (variant, expect, invariant) in cases {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--broken", variant])
-                .output()
-                .expect("run the model child");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let hit = expect.iter().find(|e| text.contains(*e));
-            let caught = !out.status.success() && hit.is_some();
-            if let Some(h) = hit {
-                println!("  broken {variant}: the model reported \"{h}\"");
-            }
-            if !caught {
-                eprintln!("broken variant '{variant}' not caught; output:\n{text}");
-            }
+            let caught = loom_support::broken_caught(variant, expect);
             run(
                 &format!("broken {variant} caught as a violation of '{invariant}'"),
                 caught,

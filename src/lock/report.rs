@@ -276,7 +276,6 @@ pub(super) fn violation(
     let table = ranks::global();
     // A held lock conflicts by rank, or (same nestable rank) by key; both
     // may happen at once, and the reason names the rank one first.
-    let _ = reason;
     let conflicts =
         |e: &HeldLock| bad.contains(e.rank()) || (e.rank() == wanted.rank && e.key >= wanted.key);
     let conflicting: Vec<&HeldLock> = held.entries().iter().filter(|e| conflicts(e)).collect();
