@@ -678,6 +678,13 @@ typedef struct rtc_sysmon_stats {
    * Hooks registered now.
    */
   uint64_t hooks;
+  /**
+   * Deadlocks reported (cycles of threads parked on rtcore locks; each
+   * reported once). Added in 0.3: a caller built against an older
+   * header passes the older, smaller `size` and gets the fields before
+   * this one.
+   */
+  uint64_t deadlocks;
 } rtc_sysmon_stats;
 
 /**
@@ -1274,8 +1281,8 @@ rtc_status rtc_sysmon_set_threshold(uint32_t which, uint64_t ns, uint64_t *old_n
 rtc_status rtc_sysmon_get_threshold(uint32_t which, uint64_t *out_ns);
 
 /**
- * Copy sysmon's most recent report (a stall, its resolution, or a hook
- * overrun; every report also goes to stderr) into `buf` (`len` bytes,
+ * Copy sysmon's most recent report (a stall, its resolution, a hook
+ * overrun, or a deadlock; every report also goes to stderr) into `buf` (`len` bytes,
  * NUL-terminated, truncated to fit). Returns the size needed including the
  * NUL (1 if nothing was reported yet); `buf` may be NULL to ask the size.
  */

@@ -107,6 +107,7 @@ fn register_fork_handlers() {
         unsafe { crate::ranks::global().reset_after_fork() }
     });
     on_child(crate::lock::order::after_fork_child);
+    on_child(crate::lock::waiters::after_fork_child);
     on_child(|| crate::world::world().after_fork_child());
     on_child(crate::sysmon::monitor::after_fork_child);
     on_child(crate::sysmon::hooks::after_fork_child);

@@ -47,6 +47,7 @@ macro_rules! c_programs {
 }
 
 c_programs!(
+    test_deadlock,
     test_dlclose,
     test_fork,
     test_hooks,

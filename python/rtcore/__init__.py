@@ -323,6 +323,7 @@ class RtcSysmonStats(ctypes.Structure):
         ("hook_runs", ctypes.c_uint64),
         ("hook_overruns", ctypes.c_uint64),
         ("hooks", ctypes.c_uint64),
+        ("deadlocks", ctypes.c_uint64),
     ]
 
 

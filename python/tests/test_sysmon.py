@@ -118,6 +118,38 @@ class SysmonTest(unittest.TestCase):
             """
         )
 
+    def test_a_deadlock_is_named_once(self):
+        p = self.run_ok(
+            """
+            import threading, time, rtcore
+            rtcore.set_lockrank_mode("off")
+            a, b = rtcore.Mutex("ledger"), rtcore.Mutex("journal")
+            both = threading.Barrier(2)
+            def cross(first, second, name):
+                threading.current_thread().name = name
+                rtcore.attach(name)
+                with first:
+                    both.wait()
+                    second.lock()  # never returns
+            for args in ((a, b, "payer"), (b, a, "payee")):
+                threading.Thread(target=cross, args=args, daemon=True).start()
+            t0 = time.monotonic()
+            while rtcore.sysmon_stats()["deadlocks"] == 0:
+                assert time.monotonic() - t0 < 10, "no deadlock report"
+                time.sleep(0.01)
+            time.sleep(1.0)
+            assert rtcore.sysmon_stats()["deadlocks"] == 1
+            import os
+            os._exit(0)  # the deadlocked threads never return
+            """
+        )
+        # Every sysmon report goes to stderr (the last one may be a lock
+        # stall report about the same two threads).
+        lines = [l for l in p.stderr.splitlines() if "deadlock:" in l]
+        self.assertEqual(len(lines), 1, describe(p))
+        for part in ("'payer'", "'payee'", "mutex 'ledger'", "mutex 'journal'", " at <string>:11"):
+            self.assertIn(part, lines[0])
+
     def test_exit_with_hooks_registered_is_clean(self):
         p = self.run_ok(
             """

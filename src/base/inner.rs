@@ -30,14 +30,17 @@ pub enum InnerRank {
     ThreadReason = 9,
     /// The hook registry (never held while a hook runs).
     HookReg = 10,
+    /// The registry of lock waiters and each waiter's published wait
+    /// (`lock::waiters`; never two at once).
+    Waiters = 11,
     /// The tracer's registry of per-thread buffers (the global-buffer lock).
-    TraceBuf = 11,
+    TraceBuf = 12,
     /// The trace writer's queue.
-    TraceQueue = 12,
+    TraceQueue = 13,
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 10] = [
+    pub const ALL: [InnerRank; 11] = [
         InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
@@ -48,6 +51,7 @@ impl InnerRank {
         InnerRank::HookReg,
         InnerRank::TraceBuf,
         InnerRank::TraceQueue,
+        InnerRank::Waiters,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +65,7 @@ impl InnerRank {
             InnerRank::HookReg => "hookreg",
             InnerRank::TraceBuf => "tracebuf",
             InnerRank::TraceQueue => "tracequeue",
+            InnerRank::Waiters => "waiters",
         }
     }
     pub fn bit(self) -> u64 {

@@ -36,7 +36,15 @@ pub struct rtc_sysmon_stats {
     pub hook_overruns: u64,
     /// Hooks registered now.
     pub hooks: u64,
+    /// Deadlocks reported (cycles of threads parked on rtcore locks; each
+    /// reported once). Added in 0.3: a caller built against an older
+    /// header passes the older, smaller `size` and gets the fields before
+    /// this one.
+    pub deadlocks: u64,
 }
+
+/// `sizeof(rtc_sysmon_stats)` before `deadlocks` was added.
+const SYSMON_STATS_V1: usize = std::mem::offset_of!(rtc_sysmon_stats, deadlocks);
 
 /// Fill `*out` (whose `size` the caller sets to `sizeof(rtc_sysmon_stats)`)
 /// with sysmon's counters. sysmon starts with the first attached thread.
@@ -50,7 +58,7 @@ pub extern "C" fn rtc_sysmon_get_stats(out: *mut rtc_sysmon_stats) -> rtc_status
         super::checked_ptr(out, "out", "rtc_sysmon_get_stats")?;
         // SAFETY: non-NULL; `size` is read alone first.
         let size = unsafe { (*out).size } as usize;
-        if size != size_of::<rtc_sysmon_stats>() {
+        if size != size_of::<rtc_sysmon_stats>() && size != SYSMON_STATS_V1 {
             return Err(Error::new(
                 RTC_ERR_INVALID_ARGUMENT,
                 format!(
@@ -75,9 +83,17 @@ pub extern "C" fn rtc_sysmon_get_stats(out: *mut rtc_sysmon_stats) -> rtc_status
             hook_runs: crate::sysmon::hooks::hooks().stats.runs.load(SeqCst),
             hook_overruns: s.hook_overruns.load(SeqCst),
             hooks: crate::sysmon::hooks::hooks().count() as u64,
+            deadlocks: s.deadlocks.load(SeqCst),
         };
-        // SAFETY: non-NULL, the caller's struct of the right size.
-        unsafe { out.write(r) };
+        // SAFETY: non-NULL, the caller's struct of `size` bytes (one of
+        // the two sizes it has had; the older is a prefix of the newer).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&r as *const rtc_sysmon_stats).cast::<u8>(),
+                out.cast::<u8>(),
+                size,
+            )
+        };
         Ok(())
     })
 }
@@ -153,8 +169,8 @@ pub extern "C" fn rtc_sysmon_get_threshold(which: u32, out_ns: *mut u64) -> rtc_
     })
 }
 
-/// Copy sysmon's most recent report (a stall, its resolution, or a hook
-/// overrun; every report also goes to stderr) into `buf` (`len` bytes,
+/// Copy sysmon's most recent report (a stall, its resolution, a hook
+/// overrun, or a deadlock; every report also goes to stderr) into `buf` (`len` bytes,
 /// NUL-terminated, truncated to fit). Returns the size needed including the
 /// NUL (1 if nothing was reported yet); `buf` may be NULL to ask the size.
 #[unsafe(no_mangle)]

@@ -1,7 +1,8 @@
 //! Locks: the held-lock record and order checker (`order`), what a
 //! violation produces (`report`), `rtc_mutex` (`word`, `mutex`),
 //! `rtc_rwlock` (`rwword`, `rwlock`) and `rtc_cond`. A waiting thread
-//! tells the world through `base::wait`.
+//! tells the world through `base::wait`, and publishes what it waits for
+//! and holds for sysmon's deadlock search (`waiters`).
 //!
 //! Depends on `base`, `ranks` (the closure bitsets), `record` (contended
 //! waits are traced) and `format`; nothing here knows about the world,
@@ -18,4 +19,6 @@ pub mod report;
 #[cfg(not(loom))]
 pub mod rwlock;
 pub mod rwword;
+#[cfg(not(loom))]
+pub mod waiters;
 pub mod word;

@@ -379,7 +379,7 @@ impl MutexRef {
     }
 
     #[inline(always)]
-    fn word(&self) -> LockWord<'_> {
+    pub(super) fn word(&self) -> LockWord<'_> {
         LockWord {
             state: self.state(),
             key: self.addr(),
@@ -631,9 +631,19 @@ impl MutexRef {
                 0
             };
             crate::base::wait::set_target(crate::base::wait::Target::Mutex(self.addr()));
-            let waker =
-                self.word()
-                    .acquire_contended(me, crate::base::wait::begin, crate::base::wait::end);
+            super::waiters::set_want(Some(super::waiters::Want {
+                addr: self.addr(),
+                kind: LockKind::Mutex,
+                shared: false,
+                file,
+                line,
+            }));
+            let waker = self.word().acquire_contended(
+                me,
+                super::waiters::before_park,
+                super::waiters::after_park,
+            );
+            super::waiters::set_want(None);
             crate::base::wait::set_target(crate::base::wait::Target::Nothing);
             if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
                 let waited = if traced {

@@ -102,7 +102,7 @@ impl RwLockRef {
     }
 
     #[inline(always)]
-    fn word(&self) -> RwWord<'_> {
+    pub(super) fn word(&self) -> RwWord<'_> {
         // SAFETY: `p` valid and 8-aligned (new); all concurrent accesses to
         // the word are atomic.
         let state = unsafe { AtomicU64::from_ptr(&raw mut (*self.p).state) };
@@ -334,7 +334,7 @@ impl RwLockRef {
             report::deliver();
         }
         if let Some(me) = must_wait {
-            self.wait(shared, me);
+            self.wait(shared, me, file, line);
             with_held(|held| held.push(Self::entry(&wanted, false)));
         }
         self.fields.count_acquisition();
@@ -345,7 +345,7 @@ impl RwLockRef {
     /// records a contended event (with the mode and the writer, if one
     /// holds it) and, once it holds the lock, an acquired one.
     #[cold]
-    fn wait(&self, shared: bool, me: u64) {
+    fn wait(&self, shared: bool, me: u64, file: *const c_char, line: u32) {
         let traced = crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0;
         let started = if traced {
             let s = self.word().load();
@@ -364,12 +364,20 @@ impl RwLockRef {
             0
         };
         crate::base::wait::set_target(crate::base::wait::Target::RwLock(self.addr()));
-        let (begin, end) = (crate::base::wait::begin, crate::base::wait::end);
+        super::waiters::set_want(Some(super::waiters::Want {
+            addr: self.addr(),
+            kind: LockKind::RwLock,
+            shared,
+            file,
+            line,
+        }));
+        let (begin, end) = (super::waiters::before_park, super::waiters::after_park);
         let waker = if shared {
             self.word().read_contended(begin, end)
         } else {
             self.word().write_contended(me, begin, end)
         };
+        super::waiters::set_want(None);
         crate::base::wait::set_target(crate::base::wait::Target::Nothing);
         if crate::record::rtc_trace_on.load(Ordering::Relaxed) != 0 {
             let waited = if traced {

@@ -106,8 +106,8 @@ NONE < hooklock;
 hooklock < sysmon;
 sysmon < RTCORE_INNER;
 RTCORE_INNER < lifecycle;
-lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg;
-sched, ranktable, lockreports, names, threadreason, hookreg < tracebuf;
+lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg, waiters;
+sched, ranktable, lockreports, names, threadreason, hookreg, waiters < tracebuf;
 tracebuf < tracequeue;
 ";
 

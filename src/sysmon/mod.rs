@@ -1,9 +1,12 @@
 //! sysmon: the monitor thread outside the world (DESIGN.md, "sysmon and
 //! hooks"). `policy` holds its schedule and deadline rules as pure
 //! functions; `monitor` is the thread (retakes, preemption requests,
-//! schedtrace); `stalls` its stall and overrun reports; `hooks` the hook
+//! schedtrace); `stalls` its stall and overrun reports; `deadlock` its
+//! search for cycles of threads parked on rtcore locks; `hooks` the hook
 //! thread; `settings` the thresholds. Their clock is `base::clock`.
 
+#[cfg(not(loom))]
+pub mod deadlock;
 pub mod hook_protocol;
 #[cfg(not(loom))]
 pub mod hooks;
@@ -40,6 +43,16 @@ pub fn ensure_started() {
 #[cfg(not(loom))]
 pub fn install() {
     crate::world::register_activity_hooks(&HOOKS);
+    crate::lock::waiters::on_first_waiter(first_waiter);
+}
+
+/// A first thread parks on an rtcore lock: sysmon searches for deadlocks
+/// while threads are parked, attached or not, so it starts now if nothing
+/// started it, and leaves a deep sleep.
+#[cfg(not(loom))]
+fn first_waiter() {
+    monitor::ensure_started();
+    kick();
 }
 
 /// At process exit (the atexit handler): stop the hook thread and sysmon,

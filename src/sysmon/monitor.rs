@@ -33,6 +33,7 @@ struct State {
     /// seen (a thread that moves to another P is seen afresh there).
     seen_run: Vec<Option<(u64, Seen)>>,
     stalls: Stalls,
+    deadlocks: super::deadlock::Detector,
     /// When the next schedtrace line is due (0: not scheduled).
     next_schedtrace: u64,
     /// The world as this tick sees it (its memory reused tick to tick).
@@ -50,6 +51,7 @@ pub struct Stats {
     pub stall_reports: AtomicU64,
     pub stalls_resolved: AtomicU64,
     pub hook_overruns: AtomicU64,
+    pub deadlocks: AtomicU64,
 }
 
 pub struct Monitor {
@@ -334,6 +336,7 @@ fn run() {
             seen_p: Vec::new(),
             seen_run: Vec::new(),
             stalls: Stalls::default(),
+            deadlocks: super::deadlock::Detector::default(),
             next_schedtrace: 0,
             obs: crate::world::Observation::default(),
         });
@@ -430,6 +433,20 @@ fn run() {
         // Printed after the tick: a slow stderr must never hold sysmonlock.
         let mut to_print = out.reports;
         let mut deadline = out.next_deadline;
+        // Deadlocks: searched while threads are parked on rtcore locks.
+        let found = st.deadlocks.tick(now);
+        if !found.reports.is_empty() {
+            m.stats
+                .deadlocks
+                .fetch_add(found.reports.len() as u64, SeqCst);
+            if let Some(last) = found.reports.last() {
+                *m.last_report.lock() = last.clone();
+            }
+            to_print.extend(found.reports);
+        }
+        if let Some(d) = found.next_deadline {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
         // schedtrace.
         let period = settings::get(Setting::Schedtrace);
         if period == 0 {
