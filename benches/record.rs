@@ -95,7 +95,7 @@ fn main() {
         sink_kind: 2, // RTC_TRACE_SINK_FD
         path: std::ptr::null(),
         fd,
-        reserved: 0,
+        generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
     };

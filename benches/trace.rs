@@ -96,7 +96,7 @@ fn trace_start(path: &CStr) {
         sink_kind: RTC_TRACE_SINK_PATH,
         path: path.as_ptr(),
         fd: -1,
-        reserved: 0,
+        generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
     };
@@ -1368,7 +1368,7 @@ fn rtcore_go_shape(cycles: usize, busy: usize, blocked: usize) -> (Vec<f64>, Vec
         sink_kind: 2, // RTC_TRACE_SINK_FD
         path: std::ptr::null(),
         fd,
-        reserved: 0,
+        generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
     };

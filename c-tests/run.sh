@@ -46,6 +46,8 @@ esac
 total_pass=0; total_fail=0; broken=0
 # Plugins (plugin_*.c): shared objects the tests load with dlopen.
 export RTC_TEST_LIBDIR="$libdir" RTC_TEST_OUT="$out"
+# The command, for programs that check its answers (test_cut).
+[ -n "${RTCORE_BIN:-}" ] || { [ -x "$libdir/rtcore" ] && export RTCORE_BIN="$libdir/rtcore"; }
 for src in "$here"/plugin_*.c; do
   name=$(basename "$src" .c)
   # Built under a temporary name and renamed: programs run in parallel

@@ -100,8 +100,11 @@ static void test_path_sink_with_user_events(void) {
     fclose(f);
     CHECK(n > 24 && memcmp(buf, "RTCTRACE", 8) == 0);
     CHECK_STATUS(rtc_trace_check(buf, n, report, sizeof report), RTC_OK);
-    CHECK_STATUS(rtc_trace_check(buf, n - 1, report, sizeof report), RTC_ERR_BAD_TRACE);
-    CHECK_CONTAINS(report, "cut short");
+    /* Cut short (its end marker torn): the complete generations stand. */
+    CHECK_STATUS(rtc_trace_check(buf, n - 1, report, sizeof report), RTC_ERR_TRACE_CUT);
+    CHECK_CONTAINS(report, "cut short after generation");
+    /* Cut inside its only generation: nothing is known good. */
+    CHECK_STATUS(rtc_trace_check(buf, 60, report, sizeof report), RTC_ERR_BAD_TRACE);
     buf[n / 2] ^= 0x40;
     CHECK_STATUS(rtc_trace_check(buf, n, report, sizeof report), RTC_ERR_BAD_TRACE);
     CHECK_STATUS(rtc_trace_check(NULL, 0, report, sizeof report), RTC_ERR_BAD_TRACE);

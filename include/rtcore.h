@@ -122,6 +122,12 @@ enum rtc_status
    * A trace failed validation (the report says where and why).
    */
   RTC_ERR_BAD_TRACE = 20,
+  /**
+   * A trace was cut short (a program killed while tracing): every
+   * complete generation is consistent, what came after the last one is
+   * lost (the report says where).
+   */
+  RTC_ERR_TRACE_CUT = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -718,9 +724,15 @@ typedef struct rtc_trace_config {
    */
   int32_t fd;
   /**
-   * Reserved: zero.
+   * Milliseconds between generations (0: the default, 1000). The trace
+   * rolls to a new self-contained generation this often and hands each
+   * finished one to the sink, so a program killed while tracing leaves
+   * a trace whose complete generations can be checked and read (at most
+   * the last one is lost). Rolling stops no thread: one that changes
+   * state meanwhile waits for microseconds. (This field was `reserved`,
+   * always zero, before version 0.3.)
    */
-  uint32_t reserved;
+  uint32_t generation_ms;
   /**
    * `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
    */
@@ -1432,7 +1444,10 @@ rtc_status rtc_counter(const char *name, int64_t value);
  * totals, the most contended locks with their waits, owners and the threads
  * whose unlocks woke sleeping waiters (`woken_by`), sysmon's
  * actions, events by kind, ranges crossing the trace's edges, bytes per
- * event. The file is read one generation at a time (memory bounded by
+ * event. A trace cut short (a program killed while tracing) gives the
+ * statistics of its complete generations, with a `"cut"` object saying
+ * after which generation and byte it ends. The file is read one
+ * generation at a time (memory bounded by
  * one generation's events). The text is copied into `buf` (at most `len`
  * bytes, NUL-terminated, truncated if needed) and the size needed, including the
  * NUL, is written to `*out_needed` (which may be NULL): call again with a
@@ -1441,8 +1456,9 @@ rtc_status rtc_counter(const char *name, int64_t value);
  * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
  * `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
  * above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
- * `RTC_ERR_BAD_TRACE` for an inconsistent, corrupt or truncated trace (the
- * reader's message is in `rtc_last_error_message`).
+ * `RTC_ERR_BAD_TRACE` for an inconsistent or corrupt trace, or one cut
+ * before its first generation ended (the reader's message is in
+ * `rtc_last_error_message`).
  */
 rtc_status rtc_trace_stats_json(const char *path, char *buf, size_t len, size_t *out_needed);
 
@@ -1453,9 +1469,12 @@ rtc_status rtc_trace_stats_json(const char *path, char *buf, size_t len, size_t 
  * and its byte offset), is copied into `report` (`report_len` bytes,
  * NUL-terminated, truncated to fit; `report` may be NULL).
  *
- * Returns `RTC_OK` for a consistent trace; `RTC_ERR_BAD_TRACE` for an
- * inconsistent, corrupt or truncated one; `RTC_ERR_NULL` for NULL `data`
- * with a non-zero `len`.
+ * Returns `RTC_OK` for a complete, consistent trace; `RTC_ERR_TRACE_CUT`
+ * for one cut short (its end missing: a program killed while tracing)
+ * whose complete generations are all consistent (the report says after
+ * which generation and byte); `RTC_ERR_BAD_TRACE` for an inconsistent or
+ * corrupt one, or one cut before its first generation ended;
+ * `RTC_ERR_NULL` for NULL `data` with a non-zero `len`.
  */
 rtc_status rtc_trace_check(const uint8_t *data, size_t len, char *report, size_t report_len);
 

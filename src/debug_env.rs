@@ -19,6 +19,9 @@ pub struct DebugSettings {
     /// Full fences on both sides of every gate instead of `membarrier`
     /// (`gate_fences=1`; see record::fence).
     pub gate_fences: bool,
+    /// Fault injection for rollovers (`rollover_no_quiesce=1`; see
+    /// record::fault).
+    pub rollover_no_quiesce: bool,
     /// The trace clock is CLOCK_MONOTONIC even where the TSC is usable
     /// (`trace_clock=monotonic`; `trace_clock=tsc` is the default).
     pub trace_clock_monotonic: bool,
@@ -52,7 +55,8 @@ pub fn parse(value: &str) -> DebugSettings {
                     "{VARIABLE}: trace_clock={val:?} is not tsc or monotonic; ignored"
                 )),
             },
-            "trace_skip_sysmonlock" | "sysmon_park_after_check" | "gate_fences" => {
+            "trace_skip_sysmonlock" | "sysmon_park_after_check" | "gate_fences"
+            | "rollover_no_quiesce" => {
                 let on = match val {
                     "1" | "" => true,
                     "0" => false,
@@ -66,6 +70,7 @@ pub fn parse(value: &str) -> DebugSettings {
                 match name {
                     "trace_skip_sysmonlock" => out.trace_skip_sysmonlock = on,
                     "gate_fences" => out.gate_fences = on,
+                    "rollover_no_quiesce" => out.rollover_no_quiesce = on,
                     _ => out.sysmon_park_after_check = on,
                 }
             }
@@ -84,7 +89,7 @@ pub fn parse(value: &str) -> DebugSettings {
                     )),
                 },
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, procs_cap, gate_fences, trace_clock)"
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, rollover_no_quiesce, procs_cap, gate_fences, trace_clock)"
                 )),
             },
         }

@@ -73,6 +73,8 @@ fn start(opts: &Options) -> Result<()> {
     crate::diag::install_panic_hook();
     crate::world::install();
     crate::sysmon::install();
+    // sysmon's tick rolls the trace's generations.
+    crate::sysmon::monitor::register_tick_hook(crate::trace::tick);
     register_fork_handlers();
     register_at_exit();
     for (setting, ns) in &env.sysmon {
@@ -83,6 +85,9 @@ fn start(opts: &Options) -> Result<()> {
     }
     if env.trace_skip_sysmonlock || env.sysmon_park_after_check {
         crate::record::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
+    }
+    if env.rollover_no_quiesce {
+        crate::record::fault::set_no_quiesce(true);
     }
     // The environment is the operator's override, as GODEBUG is.
     let mode = env.lockrank.or(opts.lockrank).unwrap_or(Mode::Report);

@@ -84,6 +84,9 @@ pub struct Stats {
     pub crossed_start: u64,
     pub open_at_end: u64,
     pub stops_of_the_world: u64,
+    /// The trace was cut short: these statistics cover its complete
+    /// generations only.
+    pub cut: Option<crate::reader::Cut>,
 }
 
 /// Validate and summarise a trace in memory.
@@ -108,6 +111,7 @@ pub fn stats_reader(input: impl std::io::Read) -> Result<Stats, ReadError> {
     st.events = summary.events;
     st.by_kind = summary.by_kind;
     st.crossed_start = summary.crossed_start;
+    st.cut = summary.cut.clone();
     st.open_at_end = summary.open_at_end;
     Ok(st)
 }
@@ -293,6 +297,14 @@ impl Stats {
             self.bytes,
             self.bytes_per_event()
         );
+        if let Some(c) = &self.cut {
+            let _ = writeln!(
+                o,
+                "this trace was {}; these statistics cover its {} complete generation(s)",
+                c.describe(),
+                self.generations
+            );
+        }
         let _ = writeln!(
             o,
             "ranges crossing the start: {}; open at the end: {}; stops of the world: {}",
@@ -419,6 +431,13 @@ impl Stats {
             self.open_at_end,
             self.stops_of_the_world
         );
+        if let Some(c) = &self.cut {
+            let _ = write!(
+                o,
+                "\"cut\":{{\"after_generation\":{},\"at_byte\":{},\"lost_bytes\":{}}},",
+                c.after_generation, c.at_byte, c.lost_bytes
+            );
+        }
         o.push_str("\"threads\":[");
         for (i, t) in self.threads.iter().enumerate() {
             if i > 0 {

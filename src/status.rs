@@ -58,13 +58,17 @@ pub enum rtc_status {
     RTC_ERR_WRONG_STATE = 19,
     /// A trace failed validation (the report says where and why).
     RTC_ERR_BAD_TRACE = 20,
+    /// A trace was cut short (a program killed while tracing): every
+    /// complete generation is consistent, what came after the last one is
+    /// lost (the report says where).
+    RTC_ERR_TRACE_CUT = 21,
 }
 
 pub use rtc_status::*;
 
 impl rtc_status {
     /// Every status, in numeric order (used by `rtc_status_str` and tests).
-    pub const ALL: [rtc_status; 21] = [
+    pub const ALL: [rtc_status; 22] = [
         RTC_OK,
         RTC_ERR_NULL,
         RTC_ERR_INVALID_ARGUMENT,
@@ -86,6 +90,7 @@ impl rtc_status {
         RTC_ERR_MOVED,
         RTC_ERR_WRONG_STATE,
         RTC_ERR_BAD_TRACE,
+        RTC_ERR_TRACE_CUT,
     ];
 
     pub fn from_i32(v: i32) -> Option<rtc_status> {
@@ -118,6 +123,9 @@ impl rtc_status {
             RTC_ERR_MOVED => "object moved after first use\0",
             RTC_ERR_WRONG_STATE => "wrong state for this call\0",
             RTC_ERR_BAD_TRACE => "the trace is inconsistent or corrupt\0",
+            RTC_ERR_TRACE_CUT => {
+                "the trace was cut short; its complete generations are consistent\0"
+            }
         }
     }
 }

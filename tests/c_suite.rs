@@ -22,6 +22,7 @@ fn run_program(name: &str) {
         .arg("plain")
         .arg(lib)
         .arg(name)
+        .env("RTCORE_BIN", env!("CARGO_BIN_EXE_rtcore"))
         .output()
         .expect("run c-tests/run.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -47,6 +48,7 @@ macro_rules! c_programs {
 }
 
 c_programs!(
+    test_cut,
     test_deadlock,
     test_dlclose,
     test_fork,

@@ -244,15 +244,40 @@ fn check_and_export_accept_a_good_trace_and_refuse_broken_ones() {
     assert!(err.contains("not a consistent trace"), "{err}");
     assert!(!json_bad.exists(), "a refused export left a file");
 
-    // Cut short: the end marker is missing.
+    // Cut short: the end marker is missing. Its complete generation is
+    // checked (exit 3), and stats and export use it and say so (exit 3).
     let bytes = std::fs::read(&good).unwrap();
     let cut = dir.join("cut.rtctrace");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
     let (code, out, _) = rtcore(&["check", &p(&cut)]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(": cut short after generation 1 at byte "),
+        "{out}"
+    );
+    assert!(
+        out.contains("complete generation(s) are consistent"),
+        "{out}"
+    );
+    let (code, json, err) = rtcore(&["export", &p(&cut), "--format", "json", "-o", "-"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("exporting its 1 complete generation(s)"),
+        "{err}"
+    );
+    assert!(json.starts_with('{'), "{json}");
+    let (code, out, err) = rtcore(&["stats", &p(&cut), "--json"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("\"cut\":{\"after_generation\":1"), "{out}");
+    assert!(
+        err.contains("the statistics cover its 1 complete generation(s)"),
+        "{err}"
+    );
+    // Cut inside its only generation: inconsistent (exit 1).
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, out, _) = rtcore(&["check", &p(&cut)]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(": inconsistent: "), "{out}");
-    let (code, _, err) = rtcore(&["export", &p(&cut), "--format", "json", "-o", "-"]);
-    assert_eq!(code, 1, "{err}");
     let (code, _, err) = rtcore(&["stats", &p(&cut), "--json"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a consistent trace"), "{err}");

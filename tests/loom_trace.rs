@@ -6,6 +6,12 @@
 //! variant must be caught, with the invariant's name, in a child process
 //! (as in loom_mutex.rs).
 //!
+//! A third model races a rollover (a new generation without stopping the
+//! world: publish it not ready, one pass over the gates, read the world
+//! for its header, make it ready) against a state-changing section that
+//! waits for a generation to be ready (`gate::emitter_ready`); its broken
+//! variant does not wait.
+//!
 //! Invariant 'status and events agree': in the new generation, the
 //! thread's stream either begins with a status that already shows the
 //! change and holds no event for it, or begins with a status from before
@@ -178,6 +184,48 @@ mod models {
         });
     }
 
+    /// A rollover (publish generation 2 not ready, one pass over the gate,
+    /// read the world for the header, make 2 ready) races a thread's
+    /// state-changing section (A -> B and its event). Invariant: the new
+    /// generation's header plus its events give the final state: its
+    /// stream holds the change's event exactly when the header shows the
+    /// state before it.
+    fn rollover_model(quiesce: bool) {
+        const A: u32 = 1;
+        const B: u32 = 2;
+        loom::model(move || {
+            let m = new_model(A, true);
+            let ready = Arc::new(AtomicU64::new(GEN));
+            m.current.store(GEN, SeqCst);
+            let (m2, r2) = (m.clone(), ready.clone());
+            let t = thread::spawn(move || {
+                let m = &*m2;
+                let section = move |g: u64| {
+                    m.state.store(B, SeqCst);
+                    if g == GEN + 1 {
+                        m.stream.lock().unwrap().push(Ev::Unblock);
+                    }
+                };
+                if quiesce {
+                    gate::emitter_ready(&m.gate, &m.current, &r2, section).expect("entered");
+                } else {
+                    gate::emitter(&m.gate, &m.current, section).expect("entered");
+                }
+            });
+            gate::publish(&m.current, GEN + 1);
+            gate::tracer(&m.gate, || {});
+            let header = m.state.load(SeqCst);
+            gate::make_ready(&ready, GEN + 1);
+            t.join().unwrap();
+            let s = m.stream.lock().unwrap().clone();
+            let changed_in_new = s == [Ev::Unblock];
+            let ok = (changed_in_new && header == A) || (s.is_empty() && header == B);
+            if !ok {
+                violated(&format!("the rollover's header shows state {header}"), &s);
+            }
+        });
+    }
+
     fn run(name: &str, ok: bool) {
         println!("{name}: {}", if ok { "ok" } else { "FAILED" });
         if !ok {
@@ -194,6 +242,7 @@ mod models {
                     wake_model(emitter_without_fence, tracer_without_fence)
                 }
                 Some("joining-after-reading") => attach_model(joining_broken),
+                Some("rollover-without-quiescence") => rollover_model(false),
                 other => panic!("unknown broken variant {other:?}"),
             }
             return;
@@ -202,11 +251,14 @@ mod models {
         run("a wake-up races a trace start", true);
         attach_model(joining_ok);
         run("an attach races a trace start", true);
+        rollover_model(true);
+        run("a state change races a rollover", true);
         let mut failed = 0;
         for variant in [
             "emitter-without-gate",
             "gate-without-fence",
             "joining-after-reading",
+            "rollover-without-quiescence",
         ] {
             let out = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--broken", variant])
@@ -228,7 +280,7 @@ mod models {
                 if caught { "ok" } else { "FAILED" }
             );
         }
-        println!("{} passed, {failed} failed", 5 - failed);
+        println!("{} passed, {failed} failed", 7 - failed);
         if failed > 0 {
             std::process::exit(1);
         }

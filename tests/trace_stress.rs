@@ -8,8 +8,15 @@
 //!   `--release`, 10,000).
 //! - `... -- matrix --runs N` runs the matrix N times.
 //!
+//! - `... -- rollover --cycles N` runs the stress with generations rolling
+//!   every millisecond inside each trace (the rollover acceptance run).
+//!
 //! The stress asserts no inconsistent trace, that every worker attached
 //! throughout appears in every trace, and per-kind totals over the run.
+//! The rollover run asserts the same with many generations per trace,
+//! some beginning inside a hook run or a stop-the-world; its broken
+//! variant (`rollover_no_quiesce`: state changes do not wait for the
+//! rollover's header) must produce inconsistent traces.
 //! The matrix: with `sysmonlock` (with or without sysmon parking between
 //! its check and its action) no inconsistency; without it and with the
 //! park, an inconsistency whose message names a sysmon action.
@@ -27,6 +34,8 @@ struct Run {
     kinds: BTreeMap<String, u64>,
     cross_thread_unblocks: u64,
     missing: u64,
+    cycles: u64,
+    generations: u64,
     output: String,
 }
 
@@ -46,7 +55,11 @@ fn stress(args: &[&str], rtcore_debug: &str) -> Run {
     };
     let number = |prefix: &str| -> u64 {
         field(prefix)
-            .and_then(|v| v.split_whitespace().next().map(str::to_string))
+            .and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .map(|w| w.trim_end_matches(';').to_string())
+            })
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{output}"))
     };
@@ -73,8 +86,26 @@ fn stress(args: &[&str], rtcore_debug: &str) -> Run {
     {
         let _ = std::fs::remove_file(kept);
     }
+    let generations = field("inconsistent: ")
+        .and_then(|l| {
+            l.split("generations in the valid traces: ")
+                .nth(1)
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    // "rtcore stress: N cycles in S s; ..." (the summary, not the banner).
+    let cycles = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("rtcore stress: "))
+        .find_map(|l| {
+            l.split_once(" cycles in ")
+                .and_then(|(n, _)| n.parse().ok())
+        })
+        .unwrap_or(0);
     Run {
         success: out.status.success(),
+        cycles,
+        generations,
         inconsistent: number("inconsistent: "),
         first: field("first inconsistency: ").unwrap_or_default(),
         kinds,
@@ -84,7 +115,7 @@ fn stress(args: &[&str], rtcore_debug: &str) -> Run {
     }
 }
 
-fn run_stress(args: &[&str]) {
+fn run_stress(args: &[&str]) -> Run {
     let r = stress(args, "");
     println!("{}", r.output);
     assert_eq!(r.inconsistent, 0, "inconsistent traces: {}", r.first);
@@ -121,6 +152,53 @@ fn run_stress(args: &[&str]) {
         );
     }
     assert!(r.cross_thread_unblocks > 0, "no cross-thread unblock");
+    r
+}
+
+/// The stress with generations rolling every millisecond inside traces of
+/// 10 ms: rollovers mix with starts, stops, hook runs and stops of the
+/// world. Then its broken variant must be caught.
+fn rollover(args: &[&str], broken_seconds: &str) {
+    let mut all = vec!["--trace-ms", "10", "--generation-ms", "1"];
+    all.extend_from_slice(args);
+    let r = run_stress(&all);
+    assert!(
+        r.cycles > 0 && r.generations >= 3 * r.cycles,
+        "generations did not roll: {} generations in {} traces",
+        r.generations,
+        r.cycles
+    );
+    for kind in ["hook status", "STW status", "stall status"] {
+        assert!(
+            r.kinds.get(kind).copied().unwrap_or(0) > 0,
+            "no generation began with a '{kind}' in the whole run:\n{}",
+            r.output
+        );
+    }
+    println!(
+        "rollover: {} traces, {} generations, 0 inconsistent",
+        r.cycles, r.generations
+    );
+    let b = stress(
+        &[
+            "--trace-ms",
+            "10",
+            "--generation-ms",
+            "1",
+            "--duration",
+            broken_seconds,
+        ],
+        "rollover_no_quiesce=1",
+    );
+    println!(
+        "rollover without quiescence: {} inconsistent of {} ({})",
+        b.inconsistent, b.cycles, b.first
+    );
+    assert!(
+        b.inconsistent > 0,
+        "the broken rollover (no quiescence) was not caught:\n{}",
+        b.output
+    );
 }
 
 /// Words that name a sysmon action or its missing event in the
@@ -185,6 +263,10 @@ fn main() {
             let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
             run_stress(&rest);
         }
+        Some("rollover") => {
+            let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            rollover(&rest, "5");
+        }
         Some("matrix") => matrix(
             value("--runs").and_then(|v| v.parse().ok()).unwrap_or(1),
             &value("--seconds").unwrap_or_else(|| "5".into()),
@@ -193,6 +275,8 @@ fn main() {
         _ => {
             let seconds = std::env::var("RTC_STRESS_SECONDS").unwrap_or_else(|_| "60".into());
             run_stress(&["--duration", &seconds]);
+            let rolling = std::env::var("RTC_ROLLOVER_SECONDS").unwrap_or_else(|_| "20".into());
+            rollover(&["--duration", &rolling], "5");
             matrix(1, "5");
             println!("test result: ok. trace_stress passed");
         }

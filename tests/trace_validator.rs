@@ -104,6 +104,8 @@ fn status(
 
 const SYSMON: u64 = 1;
 const HOOKS: u64 = 2;
+/// Unattached; its stream begins inside a hook run and a stop.
+const ROLLED: u64 = 3;
 const MAIN: u64 = 10;
 const WORKER: u64 = 11;
 const SLEEPER: u64 = 12;
@@ -129,6 +131,10 @@ fn valid() -> Vec<Stream> {
         ev(ProcStatus, &[u(2), u(3), u(0), u(7)]),
         ev(ProcStatus, &[u(3), u(2), u(BLOCKED), u(4)]),
         ev(StallStatus, &[u(1), u(MAIN)]),
+        // Thread 3's stream begins inside hook 9's run and inside a stop of
+        // the world (the generation rolled over meanwhile).
+        ev(HookStatus, &[u(ROLLED), u(9)]),
+        ev(StwStatus, &[u(ROLLED)]),
     ];
     // Threads 1 (sysmon) and 2 (the hook thread) are never attached: their
     // events are about others. Thread 13 attaches during the generation
@@ -140,6 +146,9 @@ fn valid() -> Vec<Stream> {
         (SLEEPER, status(SLEEPER, "sleeper", 4, 0, 7, 0, 0, 0)),
         (BLOCKED, status(BLOCKED, "blocked", 3, 4, 0, 0, 0, 0)),
         (SYSMON, ev(StallResolved, &[u(1), u(MAIN)])),
+        (ROLLED, ev(HookEnd, &[u(9)])),
+        (ROLLED, ev(StwEnd, &[])),
+        (ROLLED, ev(Log, &[t("rolled"), t("over")])),
         (MAIN, ev(RegionBegin, &[t("main region")])),
         (MAIN, ev(TaskBegin, &[u(1), t("load")])),
         (
@@ -260,7 +269,9 @@ fn valid() -> Vec<Stream> {
             .collect(),
         events: header,
     }];
-    for thread in [SYSMON, HOOKS, MAIN, WORKER, SLEEPER, NEWBIE, BLOCKED] {
+    for thread in [
+        SYSMON, HOOKS, ROLLED, MAIN, WORKER, SLEEPER, NEWBIE, BLOCKED,
+    ] {
         let mut st = Stream {
             thread,
             events: vec![],
@@ -781,6 +792,11 @@ fn rules() -> Vec<Rule> {
             edit(0, |e| put(e, 3, ev(ProcStatus, &[u(1), u(9), u(0), u(2)])))
         }),
         hit("stall listed twice", &["listed twice"]),
+        hit("a thread running two hooks", &["runs two hooks"]),
+        hit(
+            "a thread stopping the world twice",
+            &["stops the world twice"],
+        ),
         // Only thread streams' events can be misplaced into the header by
         // hand.
         targeted(

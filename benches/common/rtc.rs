@@ -97,7 +97,7 @@ pub struct RtcTraceConfig {
     pub sink_kind: u32,
     pub path: *const c_char,
     pub fd: i32,
-    pub reserved: u32,
+    pub generation_ms: u32,
     pub write: Option<TraceWriteFn>,
     pub user_data: *mut c_void,
 }

@@ -139,6 +139,7 @@ RTC_ERR_TIMED_OUT = 17
 RTC_ERR_MOVED = 18
 RTC_ERR_WRONG_STATE = 19
 RTC_ERR_BAD_TRACE = 20
+RTC_ERR_TRACE_CUT = 21
 
 #: Status value -> its name in the header ("RTC_ERR_NOT_OWNER", ...).
 STATUS_NAMES = {
@@ -339,7 +340,7 @@ class RtcTraceConfig(ctypes.Structure):
         ("sink_kind", ctypes.c_uint32),
         ("path", ctypes.c_char_p),
         ("fd", ctypes.c_int32),
-        ("reserved", ctypes.c_uint32),
+        ("generation_ms", ctypes.c_uint32),
         ("write", TRACE_WRITE_FN),
         ("user_data", ctypes.c_void_p),
     ]
@@ -544,9 +545,13 @@ _SIGNATURES = {
     "rtc_trace_check": (
         _status,
         [ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, _buf_p, ctypes.c_size_t],
-        (RTC_ERR_BAD_TRACE,),
+        (RTC_ERR_BAD_TRACE, RTC_ERR_TRACE_CUT),
     ),
-    "rtc_trace_check_file": (_status, [ctypes.c_char_p, _buf_p, ctypes.c_size_t], (RTC_ERR_BAD_TRACE,)),
+    "rtc_trace_check_file": (
+        _status,
+        [ctypes.c_char_p, _buf_p, ctypes.c_size_t],
+        (RTC_ERR_BAD_TRACE, RTC_ERR_TRACE_CUT),
+    ),
     "rtc_trace_stats_json": (_status, [ctypes.c_char_p, _buf_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ()),
     "rtc_log": (_status, [ctypes.c_char_p, ctypes.c_char_p], ()),
     "rtc_region_begin": (_status, [ctypes.c_char_p], ()),
@@ -1631,17 +1636,21 @@ _preempt_keep = []
 _trace_callback = None  # the trampoline of a callback sink, kept while tracing
 
 
-def trace_start(path=None, fd=None, write=None):
+def trace_start(path=None, fd=None, write=None, generation_ms=0):
     """Start recording a trace into exactly one sink: a file ``path``
     (created or emptied), an open file descriptor ``fd`` (never closed by
     rtcore), or a callable ``write(data: bytes)`` called on rtcore's writer
-    thread (it holds the GIL then; raise to fail the trace)."""
+    thread (it holds the GIL then; raise to fail the trace).
+    ``generation_ms``: how often the trace rolls to a new generation (0:
+    the default, 1000 ms); a program killed while tracing loses at most the
+    generation in progress."""
     global _trace_callback
     given = [x is not None for x in (path, fd, write)]
     if sum(given) != 1:
         raise ValueError("give exactly one of path, fd, write")
     c = RtcTraceConfig()
     c.size = ctypes.sizeof(RtcTraceConfig)
+    c.generation_ms = _int_arg(generation_ms, "generation_ms", _U32)
     tramp = None
     if path is not None:
         c.sink_kind = RTC_TRACE_SINK_PATH
@@ -1680,8 +1689,13 @@ def trace_enabled():
     return bool(_lib.rtc_trace_enabled())
 
 
+#: A check's verdict by status (:func:`trace_verdict`).
+TRACE_VERDICTS = {RTC_OK: "consistent", RTC_ERR_TRACE_CUT: "cut", RTC_ERR_BAD_TRACE: "inconsistent"}
+
+
 def trace_check(data):
-    """Check a trace held in ``bytes``: returns (ok, report)."""
+    """Check a trace held in ``bytes``: returns (ok, report); ok only for a
+    complete, consistent trace (see :func:`trace_verdict` for cut ones)."""
     buf = ctypes.create_string_buffer(1024)
     arr = (ctypes.c_uint8 * len(data)).from_buffer_copy(data) if data else None
     status = _lib.rtc_trace_check(arr, len(data), ctypes.cast(buf, _buf_p), len(buf))
@@ -1689,10 +1703,20 @@ def trace_check(data):
 
 
 def trace_check_file(path):
-    """Check a trace file: returns (ok, report)."""
-    buf = ctypes.create_string_buffer(1024)
+    """Check a trace file: returns (ok, report), as :func:`trace_check`."""
+    verdict, report = trace_verdict(path)
+    return verdict == "consistent", report
+
+
+def trace_verdict(path):
+    """Check a trace file: returns (verdict, report) with verdict
+    ``"consistent"`` (complete), ``"cut"`` (cut short, e.g. by a killed
+    program: every complete generation is consistent, the report says
+    after which one and what was lost) or ``"inconsistent"``. Raises
+    :class:`RtcoreError` (``RTC_ERR_IO``) if the file cannot be read."""
+    buf = ctypes.create_string_buffer(2048)
     status = _lib.rtc_trace_check_file(_cstr(os.fspath(path), "path"), ctypes.cast(buf, _buf_p), len(buf))
-    return status == RTC_OK, buf.value.decode("utf-8", "replace")
+    return TRACE_VERDICTS[status], buf.value.decode("utf-8", "replace")
 
 
 def trace_stats(path):

@@ -146,7 +146,7 @@ class StatusTests(unittest.TestCase):
         self.assertEqual(len(set(texts)), len(texts), "descriptions are not distinct")
 
     def test_status_str_unknown_values(self):
-        for s in (-1, 21, 1000, 2**31 - 1, -(2**31), 2**40):
+        for s in (-1, 22, 1000, 2**31 - 1, -(2**31), 2**40):
             with self.subTest(status=s):
                 self.assertEqual(rtcore.status_str(s), "unknown status")
 

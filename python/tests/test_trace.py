@@ -63,6 +63,47 @@ class TraceTest(unittest.TestCase):
             """
         )
 
+    def test_a_killed_program_leaves_a_cut_trace_whose_generations_check(self):
+        self.run_ok(
+            """
+            import os, signal, shutil, subprocess, sys, tempfile, rtcore
+            d = tempfile.mkdtemp()
+            path = os.path.join(d, "killed.trace")
+            child = (
+                "import os, signal, sys, time, rtcore\\n"
+                "rtcore.attach('doomed')\\n"
+                "rtcore.trace_start(path=sys.argv[1], generation_ms=100)\\n"
+                "t0 = time.monotonic()\\n"
+                "while time.monotonic() - t0 < 0.8:\\n"
+                "    rtcore.log('work', 'tick')\\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\\n"
+            )
+            p = subprocess.run([sys.executable, "-c", child, path])
+            assert p.returncode == -signal.SIGKILL, p.returncode
+            verdict, report = rtcore.trace_verdict(path)
+            assert verdict == "cut", (verdict, report)
+            n = int(report.split("after generation ")[1].split()[0])
+            assert n >= 4, report
+            ok, _ = rtcore.trace_check_file(path)
+            assert not ok
+            # A corrupt file is "inconsistent", not "cut".
+            with open(path, "r+b") as f:
+                f.seek(os.path.getsize(path) // 2)
+                b = f.read(1)
+                f.seek(-1, 1)
+                f.write(bytes([b[0] ^ 0xFF]))
+            assert rtcore.trace_verdict(path)[0] == "inconsistent"
+            try:
+                rtcore.trace_start(path=path, generation_ms=-1)
+            except OverflowError:
+                pass
+            else:
+                raise AssertionError("a negative generation_ms was accepted")
+            shutil.rmtree(d)
+            print("cut after", n)
+            """
+        )
+
     def test_runtime_events_from_python_threads(self):
         # A Python thread blocks on a Mutex the main thread holds and passes
         # through a blocking region; the trace records it and is valid.
@@ -104,13 +145,21 @@ class TraceTest(unittest.TestCase):
             assert [r for r in st["blocking"] if r["reason"] == "sleep"], st["blocking"]
             assert [l for l in st["locks"] if l["name"] == "py-contended" and l["contentions"] >= 1], st["locks"]
             assert st["by_kind"]["lock contended"] >= 1 and st["bytes_per_event"] > 0, st
-            open(path, "wb").write(b"".join(chunks)[:-5])
+            whole = b"".join(chunks)
+            # Cut short after its only generation: statistics of that one,
+            # and the JSON says the trace was cut.
+            open(path, "wb").write(whole[:-5])
+            cut = rtcore.trace_stats(path)
+            assert cut["cut"]["after_generation"] == 1, cut.get("cut")
+            assert cut["events"] == st["events"], (cut["events"], st["events"])
+            # Cut inside it: nothing is known good.
+            open(path, "wb").write(whole[: len(whole) // 2])
             try:
                 rtcore.trace_stats(path)
             except rtcore.RtcoreError as e:
                 assert e.status_name == "RTC_ERR_BAD_TRACE", e
             else:
-                raise AssertionError("a cut trace gave statistics")
+                raise AssertionError("a trace cut in its only generation gave statistics")
             rtcore.detach()
             """
         )

@@ -136,7 +136,14 @@ fn fatal(msg: &str) -> ! {
 /// safepoint, a blocking region).
 #[inline]
 pub fn assert_none_held(place: &str) {
-    let h = held();
+    assert_none_held_but(&[], place);
+}
+
+/// As `assert_none_held`, allowing the ranks in `but`.
+#[inline]
+pub fn assert_none_held_but(but: &[InnerRank], place: &str) {
+    let allowed = but.iter().fold(0u64, |m, r| m | r.bit());
+    let h = held() & !allowed;
     if h != 0 {
         let names: Vec<&str> = InnerRank::ALL
             .iter()

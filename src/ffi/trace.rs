@@ -47,8 +47,14 @@ pub struct rtc_trace_config {
     pub path: *const c_char,
     /// `RTC_TRACE_SINK_FD`: the descriptor.
     pub fd: i32,
-    /// Reserved: zero.
-    pub reserved: u32,
+    /// Milliseconds between generations (0: the default, 1000). The trace
+    /// rolls to a new self-contained generation this often and hands each
+    /// finished one to the sink, so a program killed while tracing leaves
+    /// a trace whose complete generations can be checked and read (at most
+    /// the last one is lost). Rolling stops no thread: one that changes
+    /// state meanwhile waits for microseconds. (This field was `reserved`,
+    /// always zero, before version 0.3.)
+    pub generation_ms: u32,
     /// `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
     pub write: rtc_trace_write_fn,
     pub user_data: *mut c_void,
@@ -140,7 +146,9 @@ pub extern "C" fn rtc_trace_start(config: *const rtc_trace_config) -> rtc_status
     boundary("rtc_trace_start", || {
         lifecycle::enter()?;
         let sink = sink_from(config)?;
-        crate::trace::start(sink)
+        // SAFETY: `sink_from` checked the pointer and the size.
+        let generation_ms = unsafe { (*config).generation_ms };
+        crate::trace::start(sink, generation_ms)
     })
 }
 
@@ -348,6 +356,15 @@ fn report_check(
     report_len: usize,
 ) -> crate::status::Result<()> {
     match checked {
+        Ok(s) if s.cut.is_some() => {
+            let cut = s.cut.as_ref().map(|c| c.describe()).unwrap_or_default();
+            let text = format!(
+                "{cut}; the {} complete generation(s) are consistent: {} events, {} thread(s)",
+                s.generations, s.events, s.threads
+            );
+            super::copy_out(&text, report, report_len);
+            Err(Error::new(crate::status::RTC_ERR_TRACE_CUT, text))
+        }
         Ok(s) => {
             let kinds: Vec<String> = s
                 .by_kind
@@ -384,7 +401,10 @@ fn report_check(
 /// totals, the most contended locks with their waits, owners and the threads
 /// whose unlocks woke sleeping waiters (`woken_by`), sysmon's
 /// actions, events by kind, ranges crossing the trace's edges, bytes per
-/// event. The file is read one generation at a time (memory bounded by
+/// event. A trace cut short (a program killed while tracing) gives the
+/// statistics of its complete generations, with a `"cut"` object saying
+/// after which generation and byte it ends. The file is read one
+/// generation at a time (memory bounded by
 /// one generation's events). The text is copied into `buf` (at most `len`
 /// bytes, NUL-terminated, truncated if needed) and the size needed, including the
 /// NUL, is written to `*out_needed` (which may be NULL): call again with a
@@ -393,8 +413,9 @@ fn report_check(
 /// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
 /// `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
 /// above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
-/// `RTC_ERR_BAD_TRACE` for an inconsistent, corrupt or truncated trace (the
-/// reader's message is in `rtc_last_error_message`).
+/// `RTC_ERR_BAD_TRACE` for an inconsistent or corrupt trace, or one cut
+/// before its first generation ended (the reader's message is in
+/// `rtc_last_error_message`).
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_trace_stats_json(
     path: *const c_char,
@@ -445,9 +466,12 @@ pub extern "C" fn rtc_trace_stats_json(
 /// and its byte offset), is copied into `report` (`report_len` bytes,
 /// NUL-terminated, truncated to fit; `report` may be NULL).
 ///
-/// Returns `RTC_OK` for a consistent trace; `RTC_ERR_BAD_TRACE` for an
-/// inconsistent, corrupt or truncated one; `RTC_ERR_NULL` for NULL `data`
-/// with a non-zero `len`.
+/// Returns `RTC_OK` for a complete, consistent trace; `RTC_ERR_TRACE_CUT`
+/// for one cut short (its end missing: a program killed while tracing)
+/// whose complete generations are all consistent (the report says after
+/// which generation and byte); `RTC_ERR_BAD_TRACE` for an inconsistent or
+/// corrupt one, or one cut before its first generation ended;
+/// `RTC_ERR_NULL` for NULL `data` with a non-zero `len`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_trace_check(
     data: *const u8,

@@ -11,10 +11,12 @@
 /// The file's first 8 bytes.
 pub const FILE_MAGIC: [u8; 8] = *b"RTCTRACE";
 /// The format version in the file header (what writers write).
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The oldest version readers accept. Version 1 differs only in an
 /// event's first byte: the kind alone, the timestamp delta always a
-/// varint after it. Version 3 adds the `rwlock contended` event.
+/// varint after it. Version 3 adds the `rwlock contended` event; version
+/// 4 the `hook status` and `STW status` header events (generations that
+/// roll while a hook runs or the world is stopped).
 pub const OLDEST_VERSION: u16 = 1;
 
 /// An event's first byte (version 2): the kind in the low 6 bits; the high
@@ -34,6 +36,9 @@ pub fn event_head(kind: EventKind, delta: u64) -> (u8, bool) {
         ((kind as u8) | (TS_FOLLOWS << 6), true)
     }
 }
+/// The recorder's default time between generations, in ms (a trace cut
+/// short loses at most the generation in progress).
+pub const DEFAULT_GENERATION_MS: u32 = 1000;
 /// Bytes in the file header.
 pub const FILE_HEADER_LEN: usize = 24;
 /// Each record starts with these 4 bytes ("RTB1").
@@ -206,6 +211,12 @@ event_kinds! {
     /// wanted (1 write, 2 read), the writer holding it (0: none), the
     /// number of readers holding it. Followed by `lock acquired`.
     RwLockContended = 34, "rwlock contended", [U, Str, U, U, U];
+    /// A hook run open when the generation began (header batch, version
+    /// 4): the thread running it, the hook id.
+    HookStatus = 35, "hook status", [U, U];
+    /// A stop-the-world open when the generation began (header batch,
+    /// version 4): the stopping thread.
+    StwStatus = 36, "STW status", [U];
 }
 
 // ---- varints and CRC -------------------------------------------------------

@@ -9,7 +9,7 @@ pub mod states;
 pub mod validate;
 
 pub use parse::{Event, Generation, ReadError, Stream, Trace, parse};
-pub use validate::{Summary, validate};
+pub use validate::{Cut, Summary, validate};
 
 /// Check a trace in memory (see `check_reader`).
 pub fn check(bytes: &[u8]) -> Result<Summary, ReadError> {
@@ -88,6 +88,10 @@ pub fn visit_generations(
     walk(input, Some(&mut visit))
 }
 
+/// Check every generation as it is read. A trace cut short (the input
+/// ends before the end marker, inside or after a generation) whose
+/// complete generations are all consistent is a summary with `cut` set;
+/// cut before its first generation ended, it is an error.
 fn walk(
     input: impl std::io::Read,
     mut visit: Option<&mut dyn FnMut(&Generation)>,
@@ -95,7 +99,21 @@ fn walk(
     let mut records = parse::Records::open(input)?;
     let mut sum = Summary::default();
     let mut threads = std::collections::HashSet::new();
-    while let Some(l) = records.next_generation()? {
+    loop {
+        let l = match records.next_generation() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) if records.cut_short && sum.generations > 0 => {
+                sum.cut = Some(Cut {
+                    after_generation: sum.generations as u64,
+                    at_byte: records.complete_until as u64,
+                    lost_bytes: (records.offset - records.complete_until) as u64,
+                    why: e.message,
+                });
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         validate::check_generation(&l, records.buffered(), &mut sum)?;
         if let Some(v) = visit.as_mut() {
             v(&l.materialise(records.buffered())?);
@@ -236,8 +254,58 @@ mod tests {
         let s = check_file(&f).unwrap().unwrap();
         assert_eq!(s.bytes, bytes.len() as u64);
         std::fs::write(&f, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(check_file(&f).unwrap().is_err());
+        let cut = check_file(&f).unwrap().unwrap().cut.expect("cut short");
+        assert_eq!(cut.after_generation, 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_cut_trace_is_its_complete_generations_and_says_what_was_lost() {
+        let whole = trace(3, 50);
+        let full = check(&whole).unwrap();
+        assert_eq!(full.cut, None);
+        // Where each generation ends: cut the trace just after each end,
+        // and a few bytes into the next generation.
+        let ends: Vec<usize> = (1..=3)
+            .map(|g| {
+                let mut n = 0;
+                // The smallest prefix that holds generation g whole.
+                for k in 0..=whole.len() {
+                    if let Ok(s) = check(&whole[..k]) {
+                        if s.generations as u64 == g {
+                            n = k;
+                            break;
+                        }
+                    }
+                }
+                n
+            })
+            .collect();
+        assert!(ends[0] > 0 && ends[0] < ends[1] && ends[1] < ends[2]);
+        for (i, &end) in ends.iter().enumerate() {
+            let g = i as u64 + 1;
+            for extra in [0, 1, 17, 40] {
+                let k = end + extra;
+                if k >= whole.len() {
+                    continue;
+                }
+                let s = check(&whole[..k]).unwrap_or_else(|e| panic!("cut at {k}: {e}"));
+                let c = s.cut.clone().expect("cut");
+                assert_eq!(s.generations as u64, g, "cut at {k}");
+                assert_eq!(c.after_generation, g);
+                assert_eq!(c.at_byte, end as u64);
+                assert_eq!(c.lost_bytes, extra as u64);
+                assert!(c.describe().contains(&format!("after generation {g}")));
+                // The events of the complete generations, exactly.
+                assert_eq!(s.events, g * (1 + 1 + 50));
+            }
+        }
+        // Cut inside the first generation: nothing is known good.
+        assert!(check(&whole[..ends[0] - 1]).is_err());
+        // Corruption is not a cut: a flipped byte in the last generation.
+        let mut bad = whole[..ends[2] + 20].to_vec();
+        bad[ends[1] + 30] ^= 0xff;
+        assert!(check(&bad).is_err());
     }
 
     #[test]

@@ -459,6 +459,12 @@ pub struct Records<R> {
     /// The last generation handed out (0: none yet).
     last: u64,
     ended: bool,
+    /// The input ended inside the trace (before its end marker): the
+    /// last error was a cut, not corruption.
+    pub cut_short: bool,
+    /// Bytes of the input up to the end of the last generation handed out
+    /// (the end of its generation-end record; the file header before any).
+    pub complete_until: usize,
 }
 
 /// Read until `out` is full or the input ends; how many bytes were read.
@@ -510,6 +516,8 @@ impl<R: Read> Records<R> {
             buf: Vec::new(),
             last: 0,
             ended: false,
+            cut_short: false,
+            complete_until: FILE_HEADER_LEN,
         })
     }
 
@@ -532,9 +540,11 @@ impl<R: Read> Records<R> {
             let n = read_full(&mut self.input, &mut frame, at)?;
             self.offset += n;
             if n == 0 {
+                self.cut_short = true;
                 return err(at, "missing end-of-trace marker: the trace was cut short");
             }
             if n < RECORD_FRAME_LEN {
+                self.cut_short = true;
                 return err(
                     at,
                     format!("truncated record frame: {RECORD_FRAME_LEN} bytes needed, {n} left"),
@@ -571,6 +581,7 @@ impl<R: Read> Records<R> {
                 })?;
             self.offset += got;
             if got < len {
+                self.cut_short = true;
                 return err(
                     body_at,
                     format!(
@@ -633,6 +644,7 @@ impl<R: Read> Records<R> {
                     l.bytes = self.buf.len();
                     l.ns_per_tick = l.clock_scale(&self.buf);
                     self.last = l.number;
+                    self.complete_until = self.offset;
                     return Ok(Some(l));
                 }
                 RecordKind::TraceEnd => {
@@ -895,10 +907,16 @@ mod tests {
             out.len(),
             version_1_sample().len()
         );
-        // Versions outside 1..=3 are refused.
+        // Versions outside 1..=VERSION are refused.
         let mut bad = out.clone();
-        bad[8..10].copy_from_slice(&4u16.to_le_bytes());
-        assert!(parse(&bad).unwrap_err().message.contains("version 4"));
+        let next = crate::format::VERSION + 1;
+        bad[8..10].copy_from_slice(&next.to_le_bytes());
+        assert!(
+            parse(&bad)
+                .unwrap_err()
+                .message
+                .contains(&format!("version {next}"))
+        );
     }
 
     #[test]

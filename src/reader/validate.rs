@@ -45,6 +45,38 @@ pub struct Summary {
     pub max_generation_bytes: usize,
     /// Bytes read (the file's size).
     pub bytes: u64,
+    /// The trace was cut short (its end marker missing, its last record
+    /// incomplete: a program killed while tracing): everything before is
+    /// the complete generations, all consistent; what follows is lost.
+    pub cut: Option<Cut>,
+}
+
+/// Where a trace was cut short.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// The last complete generation (its number in the file).
+    pub after_generation: u64,
+    /// Where the complete part ends (just after that generation's end).
+    pub at_byte: u64,
+    /// Bytes after it: the start of a generation that never ended.
+    pub lost_bytes: u64,
+    /// The reader's message about the end of the input.
+    pub why: String,
+}
+
+impl Cut {
+    /// "cut short after generation 7 at byte 1234 (56 bytes after it
+    /// lost): ..."
+    pub fn describe(&self) -> String {
+        format!(
+            "cut short after generation {} at byte {} ({} byte(s) of an unfinished generation after it are lost: at most the last generation, {} ms by default, of recording): {}",
+            self.after_generation,
+            self.at_byte,
+            self.lost_bytes,
+            crate::format::DEFAULT_GENERATION_MS,
+            self.why
+        )
+    }
 }
 
 /// "12.345678 ms" for a trace timestamp.

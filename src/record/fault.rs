@@ -1,6 +1,8 @@
 //! Fault injection for the tracer's protocol (`RTCORE_DEBUG`, docs/debug.md),
 //! to show that `sysmonlock` is what keeps sysmon's events consistent with
-//! start and stop. Two knobs, each announced loudly on stderr when set:
+//! start and stop, and that a rollover needs its quiescence. Three knobs,
+//! each announced loudly on stderr when set (the third,
+//! `rollover_no_quiesce`, is described at `set_no_quiesce`):
 //!
 //! - `trace_skip_sysmonlock=1`: start and stop do not take `sysmonlock`
 //!   (sysmon still takes it for its own data).
@@ -26,6 +28,24 @@ use std::time::{Duration, Instant};
 use super::Checked;
 
 static SKIP_SYSMONLOCK: AtomicBool = AtomicBool::new(false);
+static NO_QUIESCE: AtomicBool = AtomicBool::new(false);
+
+/// `rollover_no_quiesce=1`: state-changing sections do not wait for a
+/// rollover's header (`record::gated` behaves as `emit` does), so a
+/// rollover reads the world while it changes: the broken variant the
+/// rollover stress must catch.
+pub fn set_no_quiesce(on: bool) {
+    if on {
+        crate::diag::eprintln(
+            "rtcore: WARNING: fault injection rollover_no_quiesce: state changes do not wait for a rollover's header; traces may be inconsistent (fault injection for tests)",
+        );
+    }
+    NO_QUIESCE.store(on, SeqCst);
+}
+
+pub fn no_quiesce() -> bool {
+    NO_QUIESCE.load(std::sync::atomic::Ordering::Relaxed)
+}
 static PARK_AFTER_CHECK: AtomicBool = AtomicBool::new(false);
 /// Starts and stops waiting for `sysmonlock` right now.
 static TRACER_WAITING: AtomicU32 = AtomicU32::new(0);

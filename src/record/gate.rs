@@ -30,6 +30,12 @@
 //!   does so inside its gate *before* reading the generation. Reading first
 //!   leaves a window in which the tracer neither lists the thread nor does
 //!   the thread see the new generation (the model's broken variant).
+//! - **quiescent rollover**: a section that reads a generation published
+//!   but not yet ready leaves the gate and waits (`emitter_ready`), so
+//!   once a rollover's pass has waited out the sections that read the old
+//!   generation, nothing changes until the tracer makes the new one ready;
+//!   a waiting section holds no inner lock (a section under way may wait
+//!   for one).
 //! - **one tracer at a time**: `claimed` has one writer: callers of the
 //!   tracer side are serialised (start and stop hold `hooklock` and
 //!   `sysmonlock`).
@@ -121,6 +127,51 @@ pub fn emitter<R>(gate: &Gate, current: &AtomicU64, f: impl FnOnce(u64) -> R) ->
     Some(r)
 }
 
+/// A section that waits for its generation to be ready: as `emitter`, but
+/// a section that finds the generation published and not yet `ready` (a
+/// rollover's tracer has not finished its statuses and header) leaves the
+/// gate and waits, then tries again. So between a rollover's publish and
+/// its `ready`, no such section is under way once the tracer's pass has
+/// waited out those that began before the publish: the tracer reads the
+/// world at rest for the new generation's statuses and header
+/// (**quiescent rollover**). The caller must hold no lock a section may
+/// wait for (an inner lock): it would wait for the tracer, which waits
+/// for that section. None as for `emitter`.
+#[inline]
+pub fn emitter_ready<R>(
+    gate: &Gate,
+    current: &AtomicU64,
+    ready: &AtomicU64,
+    f: impl FnOnce(u64) -> R,
+) -> Option<R> {
+    loop {
+        if !gate.enter() {
+            return None;
+        }
+        let g = current.load(Acquire);
+        // Acquire: the header the tracer wrote before making `g` ready.
+        if g == 0 || ready.load(Acquire) >= g {
+            let r = f(g);
+            gate.exit();
+            return Some(r);
+        }
+        gate.exit();
+        // Waiting for the rollover while holding an inner lock would close
+        // a cycle (the rollover waits for sections under way, which may
+        // wait for inner locks). `lifecycle` is never taken in a section.
+        #[cfg(all(debug_assertions, not(loom)))]
+        crate::base::inner::assert_none_held_but(
+            &[crate::base::inner::InnerRank::Lifecycle],
+            "a trace section waiting for a rollover",
+        );
+        while current.load(Acquire) == g && ready.load(Acquire) < g {
+            spin_hint();
+            #[cfg(not(loom))]
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// A section that first makes the thread visible to the tracer (`join`),
 /// then reads the generation: attach. None as for `emitter`.
 pub fn joining<R>(
@@ -193,6 +244,12 @@ pub fn tracer<R>(gate: &Gate, f: impl FnOnce() -> R) -> R {
 /// section of the start or stop.
 pub fn publish(current: &AtomicU64, g: u64) -> u64 {
     current.swap(g, SeqCst)
+}
+
+/// Make generation `g` ready (its header written): state-changing sections
+/// waiting in `emitter_ready` go on.
+pub fn make_ready(ready: &AtomicU64, g: u64) {
+    ready.store(g, Release);
 }
 
 /// Deliberately broken variants, each violating one invariant above, so the

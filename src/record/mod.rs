@@ -58,6 +58,11 @@ pub static rtc_trace_on: AtomicU32 = AtomicU32::new(0);
 
 /// The generation being recorded (0: none).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The last generation whose header is written: state-changing sections
+/// (`gated`) wait while `CURRENT` is ahead of it (a rollover in progress:
+/// `gate::emitter_ready`). Start and stop make a generation ready as they
+/// publish it (the world is stopped then).
+static READY: AtomicU64 = AtomicU64::new(0);
 /// The last generation number handed out.
 static LAST_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The trace being recorded (its id, for batch headers).
@@ -94,6 +99,8 @@ struct Slot {
     /// written (by the tracer at start, or by the thread), it attached
     /// during it, or it recorded while not attached (no status to write).
     status_written: bool,
+    /// The thread's open ranges when its stream of this generation began.
+    open_at_start: OpenRanges,
 }
 
 /// A thread's recording state, shared with the tracer through the registry.
@@ -113,6 +120,20 @@ pub struct ThreadTrace {
     /// ends are counted by the reader as crossing the trace's start.
     /// Changed only by the gate's holder.
     regions: UnsafeCell<(u64, u64)>,
+    /// The hook run and stop-the-world this thread has begun and not
+    /// ended, as its recorded events say (changed only by the gate's
+    /// holder): a rollover's header says which are open when each
+    /// thread's stream of the new generation begins. Keyed by the trace's
+    /// id, as `regions` is: a trace's stop records its own `STW begin`,
+    /// whose end falls after it.
+    open: UnsafeCell<(u64, OpenRanges)>,
+}
+
+/// Ranges a thread's stream may have open across a generation's start.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct OpenRanges {
+    pub hook: Option<u64>,
+    pub stw: bool,
 }
 
 // SAFETY: `slots` and `regions` are only touched by the holder of `gate`
@@ -132,6 +153,7 @@ impl ThreadTrace {
                 UnsafeCell::new(Slot::default()),
             ],
             regions: UnsafeCell::new((0, 0)),
+            open: UnsafeCell::new((0, OpenRanges::default())),
         }
     }
 }
@@ -347,12 +369,20 @@ fn emit_slow(kind: EventKind, args: &[A<'_>]) -> Result<(), EmitError> {
         dropped();
         return Ok(());
     };
-    let r = gate::emitter(&t.gate, &CURRENT, |g| {
+    // Waits while a rollover is under way (`gate::emitter_ready`): the
+    // thread's status in a new generation is written at the rollover's
+    // rest, never before it.
+    let section = |g: u64| {
         if g == 0 {
             return Ok(());
         }
         record_in(t, g, kind, args)
-    });
+    };
+    let r = if fault::no_quiesce() {
+        gate::emitter(&t.gate, &CURRENT, section)
+    } else {
+        gate::emitter_ready(&t.gate, &CURRENT, &READY, section)
+    };
     match r {
         Some(r) => r.map_err(|NotUtf8| EmitError::NotUtf8),
         None => {
@@ -378,7 +408,7 @@ fn record_in(t: &ThreadTrace, g: u64, kind: EventKind, args: &[A<'_>]) -> Result
 
 #[cold]
 fn first_in_generation(t: &ThreadTrace, slot: &mut Slot, g: u64) {
-    fresh_slot(slot, g);
+    fresh_slot(t, slot, g);
     if !slot.status_written {
         with_my_status(&mut |st| write_status_event(t, slot, g, st));
         // Settled for the generation: written, or the thread is not
@@ -425,7 +455,7 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
         return f(&mut Emitter { t: None, g: 0 });
     };
     let mut f = Some(f);
-    let r = gate::emitter(&t.gate, &CURRENT, |g| {
+    let section = |g: u64| {
         if g != 0 {
             // SAFETY: we hold the gate.
             let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
@@ -435,7 +465,12 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
         }
         let f = f.take().expect("called once");
         f(&mut Emitter { t: Some(t), g })
-    });
+    };
+    let r = if fault::no_quiesce() {
+        gate::emitter(&t.gate, &CURRENT, section)
+    } else {
+        gate::emitter_ready(&t.gate, &CURRENT, &READY, section)
+    };
     match r {
         Some(r) => r,
         None => {
@@ -446,6 +481,20 @@ pub fn gated<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
             f(&mut Emitter { t: None, g: 0 })
         }
     }
+}
+
+/// `gated` while a trace is recorded; with tracing off, `f` runs at once
+/// with an emitter that records nothing. Only for transitions of a thread
+/// a trace start or stop must wait for (RUNNING on a P, or about to win
+/// its P back by a compare-and-swap a stop would make fail): the flag
+/// changes only inside a stopped world, so it cannot change under such a
+/// transition, and a rollover happens only while it is set.
+#[inline]
+pub fn gated_if_tracing<R>(f: impl FnOnce(&mut Emitter<'_>) -> R) -> R {
+    if rtc_trace_on.load(Relaxed) == 0 {
+        return f(&mut Emitter { t: None, g: 0 });
+    }
+    gated(f)
 }
 
 /// Record the calling thread's attach: `join` makes it visible to the
@@ -469,7 +518,7 @@ pub fn attach(join: impl FnOnce(), name: &str, thread_seq: u64) {
             if g != 0 {
                 // SAFETY: we hold the gate.
                 let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
-                fresh_slot(slot, g);
+                fresh_slot(t, slot, g);
                 let _ = write_event(
                     t,
                     slot,
@@ -542,9 +591,14 @@ pub fn emit_checked(c: Checked, kind: EventKind, args: &[A<'_>]) {
     }
     // SAFETY: we hold the gate.
     let slot = unsafe { &mut *t.slots[(c.generation & 1) as usize].get() };
-    fresh_slot(slot, c.generation);
+    fresh_slot(t, slot, c.generation);
     let _ = write_event(t, slot, c.generation, kind, args);
     t.gate.exit();
+}
+
+/// Generation `g`'s number in the file (1 for the trace's first).
+pub fn file_generation_of(g: u64) -> u64 {
+    file_generation(g)
 }
 
 fn file_generation(g: u64) -> u64 {
@@ -553,10 +607,23 @@ fn file_generation(g: u64) -> u64 {
 
 /// Make `slot` generation `g`'s (a slot left from generation `g - 2` is
 /// emptied; its string table's few allocations are freed here).
-fn fresh_slot(slot: &mut Slot, g: u64) {
+/// The thread's open ranges in the current trace. The caller holds the
+/// thread's gate.
+fn open_ranges(t: &ThreadTrace) -> OpenRanges {
+    // SAFETY: the caller holds the gate.
+    let (trace, o) = unsafe { *t.open.get() };
+    if trace == TRACE_ID.load(Relaxed) {
+        o
+    } else {
+        OpenRanges::default()
+    }
+}
+
+fn fresh_slot(t: &ThreadTrace, slot: &mut Slot, g: u64) {
     if slot.generation != g {
         *slot = Slot {
             generation: g,
+            open_at_start: open_ranges(t),
             ..Default::default()
         };
     }
@@ -684,6 +751,17 @@ fn write_event(
         // same generation is recorded again).
         EventKind::Attach => slot.status_written = true,
         EventKind::Detach => slot.status_written = false,
+        EventKind::HookBegin | EventKind::HookEnd | EventKind::StwBegin | EventKind::StwEnd => {
+            let mut o = open_ranges(t);
+            match kind {
+                EventKind::HookBegin => o.hook = Some(vals[0]),
+                EventKind::HookEnd => o.hook = None,
+                EventKind::StwBegin => o.stw = true,
+                _ => o.stw = false,
+            }
+            // SAFETY: the caller holds the gate.
+            unsafe { *t.open.get() = (TRACE_ID.load(Relaxed), o) };
+        }
         EventKind::RegionBegin | EventKind::RegionEnd => {
             // SAFETY: the caller holds the gate.
             let r = unsafe { &mut *t.regions.get() };
@@ -753,10 +831,11 @@ fn flush(slot: &mut Slot, wake: bool) {
     if slot.buf.capacity() != 0 {
         slot.batches += 1;
         let body = std::mem::take(&mut slot.buf);
+        let g = file_generation(slot.generation);
         if wake {
-            writer::push_batch(body);
+            writer::push_batch(g, body);
         } else {
-            writer::push_batch_quiet(body);
+            writer::push_batch_quiet(g, body);
         }
     }
 }
@@ -779,9 +858,124 @@ pub fn prepare_start(trace_id: u64) -> (u64, clock::TraceClock) {
 
 /// Publish generation `g`: emitters record into it from now on.
 pub fn publish(g: u64) {
+    gate::make_ready(&READY, g);
     gate::publish(&CURRENT, g);
     rtc_trace_on.store(1, SeqCst);
     generation_changed();
+}
+
+// ---- rollover: the next generation without stopping the world ------------
+
+/// A rollover, step 1 (under `sysmonlock`, so sysmon's actions cannot
+/// interleave, and serialised with start and stop by it): publish the next
+/// generation, not ready. Returns (old, new), or None when not tracing.
+/// From here, state-changing sections wait (`gated`); event-only sections
+/// record into the new generation at once (they change nothing the
+/// header describes).
+pub fn begin_rollover() -> Option<(u64, u64)> {
+    let old = CURRENT.load(SeqCst);
+    if old == 0 {
+        return None;
+    }
+    let new = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
+    gate::publish(&CURRENT, new);
+    generation_changed();
+    Some((old, new))
+}
+
+/// A rollover, step 2: one pass over every recording thread's gate,
+/// handing its last batch of `old` to the writer and noting its batch
+/// count. When the pass ends, every section that read `old` has ended, and
+/// none can begin until `finish_rollover` but an attach (which records its
+/// own `attach`): the world is at rest. Returns the batch counts for
+/// `old`'s end and its string tables (to drop outside `sysmonlock`).
+pub fn rollover_collect(old: u64) -> (Vec<(u64, u64)>, Leftovers) {
+    let mut counts = Vec::new();
+    let mut leftovers = Vec::new();
+    each_thread_gated(|t| close_slot(t, old, true, &mut counts, &mut leftovers));
+    counts.sort();
+    (counts, Leftovers(leftovers))
+}
+
+/// A rollover, step 3, at rest: a second pass over the gates writing each
+/// thread's status for `new` (`status(id, f)` tells `f` the thread's
+/// status if it is attached), unless it attached in `new`. Statuses are
+/// read at rest, like the header, so a change one thread makes to
+/// another's state (a stopper's claim of a P in a blocking region) cannot
+/// fall between a status and the header. Returns the threads whose
+/// streams of `new` begin inside a hook run or a stop of the world.
+pub fn rollover_statuses(
+    new: u64,
+    mut status: impl FnMut(u64, &mut dyn FnMut(&Status<'_>)),
+) -> Vec<(u64, OpenRanges)> {
+    let mut open = Vec::new();
+    each_thread_gated(|t| {
+        // SAFETY: the caller holds the thread's gate (or is the thread).
+        let next = unsafe { &mut *t.slots[(new & 1) as usize].get() };
+        fresh_slot(t, next, new);
+        if next.open_at_start != OpenRanges::default() {
+            open.push((t.id, next.open_at_start));
+        }
+        if !next.status_written {
+            status(t.id, &mut |st| write_status_event(t, next, new, st));
+            next.status_written = true;
+        }
+    });
+    open.sort_by_key(|(id, _)| *id);
+    open
+}
+
+/// Close thread `t`'s slot of generation `g` (the caller holds its gate, or
+/// is the thread): hand its last batch to the writer (waking it if
+/// `wake`), note its batch count and keep its string table for the caller
+/// to drop.
+fn close_slot(
+    t: &ThreadTrace,
+    g: u64,
+    wake: bool,
+    counts: &mut Vec<(u64, u64)>,
+    leftovers: &mut Vec<Strings>,
+) {
+    // SAFETY: the caller holds the thread's gate (or is the thread).
+    let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+    if slot.generation == g {
+        flush(slot, wake);
+        if slot.batches > 0 {
+            counts.push((t.id, slot.batches));
+        }
+        leftovers.push(std::mem::take(&mut slot.strings));
+        slot.generation = 0;
+        slot.batches = 0;
+        slot.status_written = false;
+    }
+}
+
+/// Run `f` on every recording thread (the writer excepted) holding its
+/// gate: one pass, one heavy fence (the tracer's own gate held as an
+/// emitter's meanwhile, as at start and stop). Threads that exited leave
+/// the registry here.
+fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
+    let (me, entered) = hold_own_gate();
+    let threads: Vec<Arc<ThreadTrace>> = {
+        let mut reg = REGISTRY.lock();
+        reg.retain(|t| Arc::strong_count(t) > 1);
+        reg.iter()
+            .filter(|t| !t.no_record.load(Relaxed))
+            .cloned()
+            .collect()
+    };
+    if let Some(t) = threads.iter().find(|t| is_me(t, me)) {
+        f(t);
+    }
+    let others: Vec<&Arc<ThreadTrace>> = threads.iter().filter(|t| !is_me(t, me)).collect();
+    gate::tracer_pass(others.iter().map(|t| &t.gate), |i| f(others[i]));
+    release_own_gate(me, entered);
+}
+
+/// A rollover, last step: the new generation's header is queued; waiting
+/// state-changing sections go on.
+pub fn finish_rollover(new: u64) {
+    gate::make_ready(&READY, new);
 }
 
 /// Write the status of each thread in `ids` as the first event of its
@@ -810,7 +1004,7 @@ pub fn write_statuses(
     let mut write = |i: usize, t: &ThreadTrace| {
         // SAFETY: the caller holds the thread's gate (or is the thread).
         let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
-        fresh_slot(slot, g);
+        fresh_slot(t, slot, g);
         if !slot.status_written {
             status(i, &mut |st| write_status_event(t, slot, g, st));
         }
@@ -860,20 +1054,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     }
     let mut counts = Vec::new();
     let mut leftovers = Vec::new();
-    let mut take_last = |t: &ThreadTrace| {
-        // SAFETY: the caller holds the thread's gate (or is the thread).
-        let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
-        if slot.generation == g {
-            flush(slot, false);
-            if slot.batches > 0 {
-                counts.push((t.id, slot.batches));
-            }
-            leftovers.push(std::mem::take(&mut slot.strings));
-            slot.generation = 0;
-            slot.batches = 0;
-            slot.status_written = false;
-        }
-    };
+    let mut take_last = |t: &ThreadTrace| close_slot(t, g, false, &mut counts, &mut leftovers);
     let (me, entered) = hold_own_gate();
     let mut reg = REGISTRY.lock();
     if let Some(t) = reg.iter().find(|t| is_me(t, me)) {

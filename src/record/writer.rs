@@ -20,6 +20,9 @@
 //!   writes; whoever writes takes it out (`writing`) and puts it back.
 //!   Records reach the sink in queue order; the file header is the first,
 //!   the trace-end record the last.
+//! - **generations do not interleave**: a batch of a generation after the
+//!   one still open (recorded during a rollover, before the open one's end
+//!   was queued) is held back and queued right after that end.
 //! - A failing sink switches the trace to discard: later records are
 //!   dropped (counted) and the error is kept for `finish` to return.
 //! - A file descriptor given by the user is never closed; a file opened
@@ -64,6 +67,10 @@ struct Queue {
     quit: bool,
     /// The sink error, once one happened (the trace then discards).
     error: Option<String>,
+    /// The file generation whose records are being queued (its end not yet
+    /// queued); batches of the next one wait in `held`.
+    open_generation: u64,
+    held: Vec<Item>,
     /// Batch buffers already written, emptied, for recorders to reuse
     /// (`take_spare`): a new batch then needs no allocation and touches
     /// memory already mapped (a first touch is a page fault, ~1.3 µs per
@@ -90,6 +97,8 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
             thread: None,
             quit: false,
             error: None,
+            open_generation: 1,
+            held: Vec::new(),
             spare: Vec::new(),
         },
     )
@@ -239,6 +248,8 @@ pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
         return Err("the trace writer thread was not started".into());
     }
     q.items.clear();
+    q.held.clear();
+    q.open_generation = 1;
     q.items
         .push_back(Item::Raw(format::file_header(trace_id).to_vec()));
     q.prepared = !matches!(sink, Sink::File { regular: true, .. });
@@ -255,33 +266,52 @@ pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
 /// Queue a record (the writer frames it), without waking the writer (the
 /// tracer, inside a stop).
 pub fn push_record(kind: RecordKind, body: &[u8]) {
-    push_owned(kind, body.to_vec(), false);
+    push_owned(kind, body.to_vec(), None, false);
 }
 
-fn push_owned(kind: RecordKind, body: Vec<u8>, wake_writer: bool) {
+/// Queue the end of file generation `generation`: the next generation's
+/// batches, held back until now, follow it.
+pub fn push_generation_end(generation: u64, body: &[u8]) {
+    let mut q = QUEUE.lock();
+    if !q.active || q.closing {
+        DISCARDED.fetch_add(1, SeqCst);
+        return;
+    }
+    q.items
+        .push_back(Item::Record(RecordKind::GenerationEnd, body.to_vec()));
+    q.open_generation = generation + 1;
+    let held = std::mem::take(&mut q.held);
+    q.items.extend(held);
+}
+
+fn push_owned(kind: RecordKind, body: Vec<u8>, generation: Option<u64>, wake_writer: bool) {
     {
         let mut q = QUEUE.lock();
         if !q.active || q.closing {
             DISCARDED.fetch_add(1, SeqCst);
             return;
         }
-        q.items.push_back(Item::Record(kind, body));
+        let item = Item::Record(kind, body);
+        match generation {
+            Some(g) if g > q.open_generation => q.held.push(item),
+            _ => q.items.push_back(item),
+        }
     }
     if wake_writer {
         wake();
     }
 }
 
-/// Queue a full batch body from an emitter (no copy, no CRC on the
-/// producer's thread) and wake the writer.
-pub fn push_batch(body: Vec<u8>) {
-    push_owned(RecordKind::Batch, body, true);
+/// Queue a full batch body of file generation `generation` from an
+/// emitter (no copy, no CRC on the producer's thread) and wake the writer.
+pub fn push_batch(generation: u64, body: Vec<u8>) {
+    push_owned(RecordKind::Batch, body, Some(generation), true);
 }
 
 /// Queue a batch body without waking the writer (the tracer, inside a
-/// stop: `finish` or the writer's next round writes it).
-pub fn push_batch_quiet(body: Vec<u8>) {
-    push_owned(RecordKind::Batch, body, false);
+/// stop or a rollover: `finish` or the writer's next round writes it).
+pub fn push_batch_quiet(generation: u64, body: Vec<u8>) {
+    push_owned(RecordKind::Batch, body, Some(generation), false);
 }
 
 /// Write `items` to `sink` (emptying it first if not yet done); a failure

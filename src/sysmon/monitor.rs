@@ -344,6 +344,9 @@ fn run() {
         // derived from it this tick, so however long the lock took, no
         // decision uses a stale time.
         let now = now_ns(m);
+        // First in the tick, before any of sysmon's checks: a rollover
+        // publishes a new generation, and every check below must read it.
+        let hook_deadline = tick_hook(now);
         seen_adds = super::hooks::hooks().adds();
         if std::mem::take(&mut reset_delay) {
             st.delay = Delay::default();
@@ -444,7 +447,7 @@ fn run() {
             }
             to_print.extend(found.reports);
         }
-        if let Some(d) = found.next_deadline {
+        for d in [found.next_deadline, hook_deadline].into_iter().flatten() {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
         // schedtrace.
@@ -472,6 +475,28 @@ fn run() {
             }
         }
     }
+}
+
+/// Work a layer above sysmon does in its tick, under `sysmonlock` (the
+/// tracer's rollovers): given sysmon's `now`, it returns when it next wants
+/// a tick. Registered once at start.
+pub type TickHook = fn(now: u64) -> Option<u64>;
+
+static TICK_HOOK: std::sync::atomic::AtomicPtr<()> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub fn register_tick_hook(f: TickHook) {
+    TICK_HOOK.store(f as *mut (), SeqCst);
+}
+
+fn tick_hook(now: u64) -> Option<u64> {
+    let p = TICK_HOOK.load(SeqCst);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: only `TickHook`s are stored.
+    let f = unsafe { std::mem::transmute::<*mut (), TickHook>(p) };
+    f(now)
 }
 
 /// Whether sysmon prints its reports on stderr (they are still counted,

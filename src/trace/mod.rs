@@ -25,6 +25,33 @@ use crate::format::{EventKind, RecordKind};
 use crate::record::{self, A, writer};
 use crate::status::{Error, RTC_ERR_IO, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
 
+/// The default time between generations.
+pub const GENERATION_MS: u32 = crate::format::DEFAULT_GENERATION_MS;
+/// The time between generations of the trace being recorded, in ns.
+static GENERATION_NS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(GENERATION_MS as u64 * 1_000_000);
+/// When the next rollover is due on sysmon's clock (0: not scheduled yet).
+static NEXT_ROLL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// sysmon's tick hook (under `sysmonlock`): roll the trace over when its
+/// generation is due. Returns when it is next due.
+pub fn tick(now: u64) -> Option<u64> {
+    use std::sync::atomic::Ordering::SeqCst;
+    if !enabled() {
+        NEXT_ROLL.store(0, SeqCst);
+        return None;
+    }
+    let period = GENERATION_NS.load(SeqCst).max(1_000_000);
+    let next = NEXT_ROLL.load(SeqCst);
+    if next == 0 {
+        NEXT_ROLL.store(now.saturating_add(period), SeqCst);
+    } else if now >= next {
+        rollover_locked();
+        NEXT_ROLL.store(now.saturating_add(period), SeqCst);
+    }
+    Some(NEXT_ROLL.load(SeqCst))
+}
+
 /// How long `stop` waits for the writer to drain.
 pub const WRITER_WAIT: Duration = Duration::from_secs(10);
 
@@ -53,6 +80,15 @@ fn refuse_from_rtcore_threads(what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The trace's clock information (ticks per second, realtime ns at its
+/// origin), written into every generation's header. Set by the start
+/// before it publishes; read by rollovers, which the start excludes
+/// (`sysmonlock`).
+static CLOCK_INFO: [std::sync::atomic::AtomicU64; 2] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
 
 fn random_trace_id() -> u64 {
     let mut b = [0u8; 8];
@@ -91,7 +127,7 @@ fn refuse_when_tracing() -> Result<()> {
 /// which every start and stop takes, so "not tracing" cannot change
 /// between the check and the open. A start refused for any reason leaves
 /// no file behind that it created.
-pub fn start(sink: writer::Sink) -> Result<()> {
+pub fn start(sink: writer::Sink, generation_ms: u32) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     refuse_when_tracing()?;
@@ -103,7 +139,22 @@ pub fn start(sink: writer::Sink) -> Result<()> {
     let writer::Opened { sink, created } = sink
         .open()
         .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
+    let ms = if generation_ms == 0 {
+        GENERATION_MS
+    } else {
+        generation_ms
+    };
+    GENERATION_NS.store(
+        u64::from(ms) * 1_000_000,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    NEXT_ROLL.store(0, std::sync::atomic::Ordering::SeqCst);
     let (published, restarted) = start_opened(sink);
+    if published.is_ok() {
+        // sysmon rolls the generations: it runs while a trace does.
+        crate::sysmon::ensure_started();
+        crate::sysmon::kick();
+    }
     if published.is_err() {
         // Nothing was recorded into it: the file goes again.
         if let Some(path) = created {
@@ -128,6 +179,8 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
         let (g, clock) = record::prepare_start(trace_id);
         let realtime_origin = realtime_ns();
+        CLOCK_INFO[0].store(clock.ticks_per_second, std::sync::atomic::Ordering::SeqCst);
+        CLOCK_INFO[1].store(realtime_origin, std::sync::atomic::Ordering::SeqCst);
         // Publish first, then look: a thread that attaches, wakes or
         // leaves a blocking region from here on either finds the new
         // generation in its gate (and records its own status and the
@@ -141,12 +194,12 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
                 EventKind::ClockInfo,
                 &[A::U(clock.ticks_per_second), A::U(realtime_origin)],
             );
-            write_proc_statuses(h, &obs);
+            write_proc_statuses(h);
             for (kind, key) in &stalls {
                 h.event(EventKind::StallStatus, &[A::U(*kind), A::U(*key)]);
             }
         });
-        writer::push_batch_quiet(header);
+        writer::push_batch_quiet(1, header);
         // Every attached thread's status, in its gate (no inner lock held
         // here below `tracebuf`: a gate's holder may wait for `sched`).
         let ids: Vec<u64> = obs.threads.iter().map(|t| t.rec.id).collect();
@@ -186,21 +239,17 @@ fn realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Every P's status, read with the world stopped and sysmon between ticks
-/// (nothing changes a P then), into the header batch.
-fn write_proc_statuses(h: &mut record::HeaderBuilder, obs: &crate::world::Observation) {
-    h.event(EventKind::ProcsChange, &[A::U(obs.procs.len() as u64)]);
-    let world = crate::world::world();
-    for p in &obs.procs {
-        let owner = crate::world::handshake::powner(p.word);
+/// Every P's status (`World::trace_procs`), for a generation's header:
+/// read with the world stopped and sysmon between ticks (a start), or with
+/// sysmon between ticks and every state-changing section held off (a
+/// rollover). Nothing changes a P meanwhile.
+fn write_proc_statuses(h: &mut record::HeaderBuilder) {
+    let (n, procs) = crate::world::world().trace_procs();
+    h.event(EventKind::ProcsChange, &[A::U(n as u64)]);
+    for (index, state, owner, seq) in procs {
         h.event(
             EventKind::ProcStatus,
-            &[
-                A::U(p.index as u64),
-                A::U(crate::world::handshake::pstate(p.word)),
-                A::U(owner),
-                A::U(world.pseq(p.index)),
-            ],
+            &[A::U(index as u64), A::U(state), A::U(owner), A::U(seq)],
         );
     }
 }
@@ -241,13 +290,88 @@ pub fn stop() -> Result<()> {
     restarted
 }
 
+/// Advance the trace to its next generation without stopping the world
+/// (DESIGN.md, "Advancing a generation never stops the world"): no
+/// `hooklock`, no stop, no wait for a safepoint. The caller holds
+/// `sysmonlock` (sysmon's tick does this), which also keeps starts and
+/// stops out. Returns false when not tracing.
+///
+/// 1. Publish the next generation, not ready: every section that reads it
+///    (but an attach) waits from here (`gate::emitter_ready`).
+/// 2. One pass over every recording thread's gate: take its last batch of
+///    the old generation. When it ends, no section is under way and none
+///    can begin: the world is at rest.
+/// 3. At rest, a second pass writes each attached thread's status for the
+///    new generation, and the new header is written: the clock, every P,
+///    the open stall episodes, and the hook runs and stops of the world
+///    that threads' streams begin inside.
+/// 4. Queue the old generation's end, then the new header; make the new
+///    generation ready.
+///
+/// Threads are held only if they change state during steps 1 to 4, and
+/// only for as long as the pass and the header take.
+pub fn rollover_locked() -> bool {
+    let Some((old, new)) = record::begin_rollover() else {
+        return false;
+    };
+    let world = crate::world::world();
+    let (counts, leftovers) = record::rollover_collect(old);
+    // At rest until `finish_rollover`: threads listed now are all the
+    // attached ones (one attaching later records its own `attach`).
+    let obs = world.observe();
+    let by_id: std::collections::HashMap<u64, usize> = obs
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.rec.id, i))
+        .collect();
+    let open = record::rollover_statuses(new, |id, f| {
+        if let Some(&i) = by_id.get(&id) {
+            world.trace_status(&obs.threads[i].rec, f);
+        }
+    });
+    // At rest until `finish_rollover`.
+    let stalls = crate::sysmon::monitor::open_stalls();
+    let header = record::header_batch(new, |h| {
+        h.event(
+            EventKind::ClockInfo,
+            &[
+                A::U(CLOCK_INFO[0].load(std::sync::atomic::Ordering::SeqCst)),
+                A::U(CLOCK_INFO[1].load(std::sync::atomic::Ordering::SeqCst)),
+            ],
+        );
+        write_proc_statuses(h);
+        for (kind, key) in &stalls {
+            h.event(EventKind::StallStatus, &[A::U(*kind), A::U(*key)]);
+        }
+        for (thread, open) in &open {
+            if let Some(hook) = open.hook {
+                h.event(EventKind::HookStatus, &[A::U(*thread), A::U(hook)]);
+            }
+            if open.stw {
+                h.event(EventKind::StwStatus, &[A::U(*thread)]);
+            }
+        }
+    });
+    let (old_file, new_file) = (
+        record::file_generation_of(old),
+        record::file_generation_of(new),
+    );
+    end_generation(old_file, counts);
+    writer::push_batch_quiet(new_file, header);
+    record::finish_rollover(new);
+    drop(leftovers);
+    writer::wake();
+    true
+}
+
 /// Queue the generation-end record: every thread's batch count, and the
 /// header batch (thread 0).
 fn end_generation(file_gen: u64, mut counts: Vec<(u64, u64)>) {
     counts.push((0, 1));
     counts.sort();
     let body = crate::format::generation_end_body(record::trace_id(), file_gen, &counts);
-    writer::push_record(RecordKind::GenerationEnd, &body);
+    writer::push_generation_end(file_gen, &body);
 }
 
 /// Is a trace being recorded?

@@ -128,6 +128,11 @@ pub struct ThreadRec {
     p: AtomicU32,
     /// Set (under `sched`) when the thread is given a P; it parks while 0.
     granted: AtomicU32,
+    /// Cleared when the thread is given a P, set when it records its
+    /// `P start` (in its gate). In between the world has it RUNNING but
+    /// the trace has it RUNNABLE and its P IDLE (`trace_status`,
+    /// `trace_procs`): a rollover may come in between.
+    p_started: AtomicBool,
     /// Safepoints passed (the time-to-safepoint diagnostic watches it).
     pub safepoints: AtomicU64,
     /// Preemption requests made by sysmon (numbered 1, 2, ...) and the last
@@ -364,15 +369,15 @@ fn not_attached(what: &str) -> Error {
 
 impl World {
     /// `rec`'s state as the trace sees it: RUNNING on its P, RUNNABLE,
-    /// BLOCKING with its P if the P is still SYSCALL(it), WAITING. (A
-    /// thread granted a P that has not yet recorded its `P start` reads as
-    /// RUNNING; no status is written then: grants happen only while the
-    /// world runs, after the start wrote every attached thread's status,
-    /// and the stop waits for the grantee to record its `P start`.) Reads
-    /// atomics only (callers hold the thread's gate, never `sched`).
+    /// BLOCKING with its P if the P is still SYSCALL(it), WAITING. A thread
+    /// granted a P that has not yet recorded its `P start` is RUNNABLE (and
+    /// its P IDLE: `trace_procs`), as its events say: a rollover may fall
+    /// between the grant and the `P start`. Reads atomics only (callers
+    /// hold the thread's gate, never `sched`).
     pub fn trace_status(&self, rec: &ThreadRec, f: &mut dyn FnMut(&record::Status<'_>)) {
         let p = Self::p_index(rec);
         let (state, p_plus_1) = match rec.state() {
+            TState::Running if !rec.p_started.load(SeqCst) => (ThreadState::Runnable, 0),
             TState::Running => (ThreadState::Running, p.map_or(0, |i| i as u64 + 1)),
             TState::Runnable => (ThreadState::Runnable, 0),
             TState::Blocking => (
@@ -397,6 +402,34 @@ impl World {
     /// P `i`'s trace sequence number (for its status).
     pub fn pseq(&self, i: usize) -> u64 {
         self.pseq[i].load(SeqCst)
+    }
+
+    /// Every P as the trace sees it, for a header: (count, and per P its
+    /// index, state code, owner and sequence number). A P granted to a
+    /// thread that has not recorded its `P start` yet is IDLE, at the
+    /// sequence before the grant's; a STOPPED one is reported as such (the
+    /// reader takes it as IDLE). For a rollover's header, read with every
+    /// state-changing section held off (`record::gated`): nothing changes
+    /// meanwhile.
+    pub fn trace_procs(&self) -> (usize, Vec<(usize, u64, u64, u64)>) {
+        let s = self.sched.lock();
+        let mut out = Vec::with_capacity(s.nprocs);
+        for i in 0..s.nprocs {
+            let w = self.ps[i].load(SeqCst);
+            let (mut state, mut owner, mut seq) = (pstate(w), powner(w), self.pseq(i));
+            if state == P_RUNNING {
+                let started = s
+                    .threads
+                    .iter()
+                    .find(|t| t.id == owner)
+                    .is_none_or(|t| t.p_started.load(SeqCst));
+                if !started {
+                    (state, owner, seq) = (P_IDLE, 0, seq.saturating_sub(1));
+                }
+            }
+            out.push((i, state, owner, seq));
+        }
+        (s.nprocs, out)
     }
 
     pub fn holds_world(&self, id: u64) -> bool {
@@ -438,6 +471,7 @@ impl World {
     fn grant_deferred(&self, t: &ThreadRec, i: usize) {
         // The grantee records its `P start` with this number when it wakes
         // (it is RUNNING in the world from here, so a stop waits for it).
+        t.p_started.store(false, SeqCst);
         t.grant_seq.store(self.bump_pseq(i), SeqCst);
         self.ps[i].store(pword(P_RUNNING, t.id), SeqCst);
         t.p.store(i as u32 + 1, SeqCst);
@@ -446,8 +480,9 @@ impl World {
         t.granted.store(1, SeqCst);
     }
 
-    /// An IDLE P, or a new one if maxprocs allows. `sched` held.
-    fn free_p(&self, s: &mut Sched) -> Option<usize> {
+    /// An IDLE P, or a new one if maxprocs allows. `sched` held, inside
+    /// the caller's gate: the P set and its event change together.
+    fn free_p(&self, s: &mut Sched, e: &mut record::Emitter<'_>) -> Option<usize> {
         let limit = self.limit(s);
         for i in 0..s.nprocs.min(limit) {
             if self.ps[i].load(SeqCst) == pword(P_IDLE, 0) {
@@ -458,9 +493,10 @@ impl World {
             let i = s.nprocs;
             s.nprocs += 1;
             self.ps[i].store(pword(P_IDLE, 0), SeqCst);
-            // Trace: protected by `sched` with no stop pending (a stop, and
-            // so a start or stop of the trace, must take `sched` to begin).
-            record::emit(EventKind::ProcsChange, &[A::U(s.nprocs as u64)]);
+            // Trace: in the caller's gate (a rollover reads the P set at
+            // rest), under `sched` with no stop pending (a stop, and so a
+            // start or stop of the trace, must take `sched` to begin).
+            e.event(EventKind::ProcsChange, &[A::U(s.nprocs as u64)]);
             return Some(i);
         }
         None
@@ -499,26 +535,33 @@ impl World {
     }
 
     /// Record that `t` (the calling thread) now runs on the P it was
-    /// granted. Trace: protected by the stop (t is RUNNING on the P: a stop
-    /// waits for it to reach a safepoint, which comes after this).
+    /// granted. Trace: in its gate, with `p_started` (a rollover reads it),
+    /// while it is RUNNING on the P (a stop waits for it to reach a
+    /// safepoint, which comes after this).
     fn started_p(&self, t: &ThreadRec) {
         if let Some(i) = Self::p_index(t) {
-            record::emit(
-                EventKind::ProcStart,
-                &[A::U(i as u64), A::U(t.grant_seq.load(SeqCst))],
-            );
+            record::gated_if_tracing(|e| {
+                t.p_started.store(true, SeqCst);
+                e.event(
+                    EventKind::ProcStart,
+                    &[A::U(i as u64), A::U(t.grant_seq.load(SeqCst))],
+                );
+            });
         }
     }
 
     fn acquire_p_quiet(&self, t: &ThreadRec) {
-        {
+        // Trace: in the gate (always: the thread is not RUNNING, so a start
+        // does not wait for it), for `free_p`'s new P and its event. The
+        // grant itself changes nothing the trace shows until `started_p`.
+        let granted = record::gated(|e| {
             let mut s = self.sched.lock();
             t.set_state(TState::Runnable);
             t.granted.store(0, SeqCst);
             if !self.stop_pending.load(SeqCst) && s.runq.is_empty() {
-                if let Some(i) = self.free_p(&mut s) {
+                if let Some(i) = self.free_p(&mut s, e) {
                     self.grant(t, i);
-                    return;
+                    return true;
                 }
             }
             let arc = s.threads.iter().find(|x| x.id == t.id).cloned();
@@ -526,8 +569,11 @@ impl World {
                 s.runq.push_back(a);
                 self.runq_len.store(s.runq.len() as u32, SeqCst);
             }
+            false
+        });
+        if !granted {
+            self.wait_for_grant(t);
         }
-        self.wait_for_grant(t);
     }
 
     fn wait_for_grant(&self, t: &ThreadRec) {
@@ -541,10 +587,15 @@ impl World {
     }
 
     /// Release t's P (t becomes `new_state`), handing it on if someone waits.
+    /// Trace: the event, the state and the P's hand-over in one section of
+    /// t's gate, `sched` taken inside it (t is RUNNING: a start or stop
+    /// waits for it).
     fn release_p(&self, t: &ThreadRec, new_state: TState) {
+        record::gated_if_tracing(|e| self.release_p_in_gate(t, new_state, e));
+    }
+
+    fn release_p_in_gate(&self, t: &ThreadRec, new_state: TState, e: &mut record::Emitter<'_>) {
         let mut s = self.sched.lock();
-        // Trace: recorded before the P goes, while t is RUNNING on it (a
-        // stop waits for this P, so the generation cannot change first).
         if let Some(i) = Self::p_index(t) {
             let seq = self.bump_pseq(i);
             if new_state == TState::Dead {
@@ -552,7 +603,7 @@ impl World {
                 // (made under `sched` while the thread was RUNNING).
                 let tseq = t.tseq.load(SeqCst);
                 let _ = LAST_TSEQ.try_with(|c| c.set(tseq));
-                record::emit(EventKind::Detach, &[A::U(i as u64), A::U(seq), A::U(tseq)]);
+                e.event(EventKind::Detach, &[A::U(i as u64), A::U(seq), A::U(tseq)]);
             } else {
                 let (reason, object) = match crate::base::wait::target() {
                     crate::base::wait::Target::Mutex(a) => (BlockReason::Mutex, a as u64),
@@ -562,7 +613,7 @@ impl World {
                     crate::base::wait::Target::Nothing => (BlockReason::Other, 0),
                 };
                 let reason = reason as u64;
-                record::emit(
+                e.event(
                     EventKind::Block,
                     &[A::U(reason), A::U(object), A::U(i as u64), A::U(seq)],
                 );

@@ -289,7 +289,7 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
         sink_kind: rtc_trace_sink_kind::RTC_TRACE_SINK_PATH as u32,
         path: cpath.as_ptr(),
         fd: -1,
-        reserved: 0,
+        generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
     };

@@ -69,8 +69,11 @@ enum Command {
     /// Example: rtcore demo
     Demo,
     /// Check a trace: exit status 0 and a one-line summary if it is
-    /// consistent, 1 and the validator's message (naming the event, thread,
-    /// byte offset and time) if not.
+    /// complete and consistent; 3 if it was cut short (a program killed
+    /// while tracing) and every complete generation is consistent (the
+    /// line says after which generation and byte, and what was lost); 1
+    /// and the validator's message (naming the event, thread, byte offset
+    /// and time) if it is inconsistent; 2 if the file cannot be read.
     ///
     /// Example: rtcore check rtcore-demo/trace-1.rtctrace
     Check {
@@ -80,7 +83,9 @@ enum Command {
     /// Statistics of a trace: per thread the time in each state, blocking
     /// reasons with totals, the most contended locks (waits, owners),
     /// sysmon's actions, events by kind, ranges crossing the trace's edges,
-    /// bytes per event. A plain-text table, or JSON with --json.
+    /// bytes per event. A plain-text table, or JSON with --json. A trace
+    /// cut short: statistics of its complete generations, said on stderr,
+    /// exit status 3.
     ///
     /// Example: rtcore stats rtcore-demo/trace-1.rtctrace
     Stats {
@@ -94,7 +99,9 @@ enum Command {
     /// Perfetto's own protobuf format, both of which ui.perfetto.dev opens
     /// ("Open trace file"): threads as tracks,
     /// their states and regions as slices, lock waits with an arrow from
-    /// the releasing thread, counters, sysmon's actions as instants.
+    /// the releasing thread, counters, sysmon's actions as instants. A
+    /// trace cut short: its complete generations, said on stderr, exit
+    /// status 3.
     ///
     /// Example: rtcore export rtcore-demo/trace-1.rtctrace --format perfetto -o trace-1.perfetto-trace
     Export {
@@ -133,6 +140,11 @@ enum Command {
         /// Milliseconds each trace records.
         #[arg(long, default_value_t = 1.0)]
         trace_ms: f64,
+        /// Milliseconds between generations within each trace (0: the
+        /// library's default, 1000): with a period shorter than
+        /// --trace-ms, rollovers mix with the starts and stops.
+        #[arg(long, default_value_t = 0)]
+        generation_ms: u32,
         /// Fault injection (for testing the tracer's own tests): start and
         /// stop skip sysmonlock and sysmon parks between its check and its
         /// action; stops at the first inconsistency.
@@ -179,6 +191,7 @@ fn run() -> ExitCode {
             duration,
             maxprocs,
             trace_ms,
+            generation_ms,
             inject,
             keep_last,
         } => {
@@ -197,6 +210,7 @@ fn run() -> ExitCode {
                 maxprocs,
                 inject,
                 trace_for: std::time::Duration::from_secs_f64(trace_ms / 1e3),
+                generation_ms,
                 progress: true,
                 keep_last,
             })
@@ -233,13 +247,23 @@ fn stats(file: &str, json: bool) -> ExitCode {
         }
     };
     match stats {
-        Ok(s) if json => {
-            say!("{}", s.to_json());
-            ExitCode::SUCCESS
-        }
         Ok(s) => {
-            say_raw!("{file}\n{}", s.to_text());
-            ExitCode::SUCCESS
+            if json {
+                say!("{}", s.to_json());
+            } else {
+                say_raw!("{file}\n{}", s.to_text());
+            }
+            match &s.cut {
+                Some(c) => {
+                    eprintln!(
+                        "rtcore stats: {file} was {}; the statistics cover its {} complete generation(s)",
+                        c.describe(),
+                        s.generations
+                    );
+                    ExitCode::from(3)
+                }
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("rtcore stats: {file} is not a consistent trace: {e}");
@@ -260,6 +284,16 @@ fn check(file: &str) -> ExitCode {
         }
     };
     match checked {
+        Ok(s) if s.cut.is_some() => {
+            let c = s.cut.as_ref().map(|c| c.describe()).unwrap_or_default();
+            say!(
+                "{file}: {c}; the {} complete generation(s) are consistent: {} events, {} thread(s)",
+                s.generations,
+                s.events,
+                s.threads
+            );
+            ExitCode::from(3)
+        }
         Ok(s) => {
             say!(
                 "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
@@ -289,6 +323,7 @@ fn check(file: &str) -> ExitCode {
 fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
     use rtcore::export::timeline::TimelineBuilder;
     let mut builder = TimelineBuilder::default();
+    let mut cut = false;
     let checked = rtcore::reader::with_file(std::path::Path::new(file), |f| {
         rtcore::reader::visit_generations(f, |g| builder.add_generation(g))
     });
@@ -301,9 +336,26 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
             eprintln!("rtcore export: {file} is not a consistent trace: {e}");
             return ExitCode::FAILURE;
         }
-        Ok(Ok(_)) => {}
+        Ok(Ok(s)) => {
+            if let Some(c) = &s.cut {
+                eprintln!(
+                    "rtcore export: {file} was {}; exporting its {} complete generation(s)",
+                    c.describe(),
+                    s.generations
+                );
+                cut = true;
+            }
+        }
     }
     let timeline = builder.finish();
+    // 3: the trace was cut short and its complete part was exported.
+    let done = |cut: bool| {
+        if cut {
+            ExitCode::from(3)
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
     let write = |w: &mut dyn std::io::Write| match format {
         ExportFormat::Json => rtcore::export::json::write_timeline(&timeline, &mut &mut *w),
         ExportFormat::Perfetto => rtcore::export::perfetto::write_timeline(&timeline, &mut &mut *w),
@@ -321,7 +373,7 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
         if let Err(e) = r {
             output::stdout_failed(&e);
         }
-        return ExitCode::SUCCESS;
+        return done(cut);
     }
     match output::write_to_path(std::path::Path::new(output), write) {
         Ok(s) => {
@@ -333,7 +385,7 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
                 s.counters,
                 s.flows
             );
-            ExitCode::SUCCESS
+            done(cut)
         }
         Err(e) => {
             eprintln!("rtcore export: cannot write {output}: {e}");

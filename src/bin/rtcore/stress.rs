@@ -44,6 +44,8 @@ pub struct Options {
     pub inject: bool,
     /// How long each trace records.
     pub trace_for: Duration,
+    /// Milliseconds between generations (0: the library's default).
+    pub generation_ms: u32,
     /// Print a progress line every few seconds.
     pub progress: bool,
     /// Write the last consistent trace here at the end.
@@ -61,6 +63,9 @@ pub struct Outcome {
     pub cross_thread_unblocks: u64,
     pub bytes: u64,
     pub events: u64,
+    /// Generations in the valid traces (more than one per trace when they
+    /// roll over during it).
+    pub generations: u64,
     /// Traces in which a worker attached throughout had no events.
     pub missing_workers: u64,
     pub elapsed: Duration,
@@ -92,14 +97,14 @@ unsafe extern "C" fn sink(data: *const u8, len: usize, _user: *mut c_void) -> i3
     }
 }
 
-fn start_trace() {
+fn start_trace(generation_ms: u32) {
     SINK.lock().expect("sink").clear();
     let cfg = rtc_trace_config {
         size: std::mem::size_of::<rtc_trace_config>() as u32,
         sink_kind: rtc_trace_sink_kind::RTC_TRACE_SINK_CALLBACK as u32,
         path: std::ptr::null(),
         fd: -1,
-        reserved: 0,
+        generation_ms,
         write: Some(sink),
         user_data: std::ptr::null_mut(),
     };
@@ -412,7 +417,7 @@ pub fn run(o: &Options) -> Outcome {
         if done || (o.inject && out.inconsistent > 0) {
             break;
         }
-        start_trace();
+        start_trace(o.generation_ms);
         std::thread::sleep(o.trace_for);
         ok(rtc_trace_stop(), "rtc_trace_stop");
         let bytes = std::mem::take(&mut *SINK.lock().expect("sink"));
@@ -429,6 +434,7 @@ pub fn run(o: &Options) -> Outcome {
         match checked {
             Ok((sum, streams)) => {
                 out.events += sum.events;
+                out.generations += sum.generations as u64;
                 for (k, v) in sum.by_kind {
                     *out.totals.entry(k).or_default() += v;
                 }
@@ -510,7 +516,11 @@ pub fn print_summary(out: &Outcome) {
         out.elapsed.as_secs_f64(),
         traces
     );
-    say!("inconsistent: {}", out.inconsistent);
+    say!(
+        "inconsistent: {}; generations in the valid traces: {}",
+        out.inconsistent,
+        out.generations
+    );
     if let Some((cycle, msg, kept)) = &out.first {
         say!("first inconsistency: cycle {cycle}: {msg}");
         say!("  its trace: {kept}");

@@ -38,6 +38,20 @@ pub(super) fn header(number: u64, h: &[Event], st: &mut Gen) -> Result<(), ReadE
                 };
                 st.procs[p as usize] = Proc { state: ps, seq };
             }
+            EventKind::HookStatus => {
+                let r = st.ranges.entry(e.args[0]);
+                if r.hook.is_some() {
+                    return fail(e, format!("thread {} runs two hooks", e.args[0]));
+                }
+                r.hook = Some(e.args[1]);
+            }
+            EventKind::StwStatus => {
+                let r = st.ranges.entry(e.args[0]);
+                if r.stw_open {
+                    return fail(e, format!("thread {} stops the world twice", e.args[0]));
+                }
+                r.stw_open = true;
+            }
             EventKind::StallStatus => {
                 if !st.stalls.insert((e.args[0], e.args[1])) {
                     return fail(e, format!("stall {} {} listed twice", e.args[0], e.args[1]));

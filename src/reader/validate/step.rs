@@ -94,6 +94,8 @@ pub(super) fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summar
         | K::ClockInfo
         | K::ProcStatus
         | K::StallStatus
+        | K::HookStatus
+        | K::StwStatus
         | K::ProcsChange => step_meta(id, e, st),
         K::Attach | K::Detach => step_thread(id, me, e, st),
         K::ProcStart | K::ProcStop | K::Block | K::ProcSteal => step_procs(id, me, e, st),
@@ -119,7 +121,7 @@ fn step_meta(id: u64, e: &Event, st: &mut Gen) -> Verdict {
     match e.kind {
         K::String | K::Log | K::Counter | K::RankViolation => Apply,
         K::ThreadStatus => Bad(why!(st, "{}'s status is not its first event", who(st, id))),
-        K::ClockInfo | K::ProcStatus | K::StallStatus => {
+        K::ClockInfo | K::ProcStatus | K::StallStatus | K::HookStatus | K::StwStatus => {
             Bad(why!(st, "{} records a header event", who(st, id)))
         }
         K::ProcsChange => {

@@ -24,16 +24,21 @@ impl World {
         let Some(i) = Self::p_index(rec) else {
             return Err(Error::new(RTC_ERR_WRONG_STATE, "rtc_enter_blocking: no P"));
         };
-        // Only this thread changes a RUNNING(self) word. Trace: recorded
-        // while still RUNNING (before the P can be claimed).
-        let seq = self.bump_pseq_owned(i);
-        record::emit(
-            EventKind::EnterBlocking,
-            &[A::U(i as u64), A::U(seq), A::Str(reason.unwrap_or(""))],
-        );
-        rec.set_state(TState::Blocking);
+        // Only this thread changes a RUNNING(self) word. Trace: the P's
+        // sequence, the event, the state and the P word change in one
+        // section of this thread's gate (a rollover reads them all at rest;
+        // a start or stop waits for this RUNNING thread).
+        let wake_stopper = record::gated_if_tracing(|e| {
+            let seq = self.bump_pseq_owned(i);
+            e.event(
+                EventKind::EnterBlocking,
+                &[A::U(i as u64), A::U(seq), A::Str(reason.unwrap_or(""))],
+            );
+            rec.set_state(TState::Blocking);
+            handshake::enter_syscall(&self.ps[i], rec.id, &self.stop_pending)
+        });
         kick();
-        if handshake::enter_syscall(&self.ps[i], rec.id, &self.stop_pending) {
+        if wake_stopper {
             // The stopper may have seen RUNNING: let it claim the P now.
             let s = self.sched.lock();
             self.wake_stopper(&s);
@@ -63,16 +68,22 @@ impl World {
         rec.unpublish();
         kick();
         if let Some(i) = Self::p_index(rec) {
-            // Fast path: the P is still ours (SYSCALL(self)).
-            if let Exit::Resumed { stop_pending } =
-                handshake::exit_fast(&self.ps[i], rec.id, &self.stop_pending)
-            {
-                // Trace: protected by the stop (RUNNING on the P again; no
-                // stop completed since the region began, or it would have
-                // claimed the P).
-                let seq = self.bump_pseq_owned(i);
-                record::emit(EventKind::ExitBlockingFast, &[A::U(i as u64), A::U(seq)]);
-                rec.set_state(TState::Running);
+            // Fast path: the P is still ours (SYSCALL(self)). Trace: the
+            // compare-and-swap that wins it back, the event and the state
+            // in one section of the gate (a stop's claim would make the
+            // swap fail, so a start or stop cannot come in between).
+            let resumed = record::gated_if_tracing(|e| {
+                match handshake::exit_fast(&self.ps[i], rec.id, &self.stop_pending) {
+                    Exit::Resumed { stop_pending } => {
+                        let seq = self.bump_pseq_owned(i);
+                        e.event(EventKind::ExitBlockingFast, &[A::U(i as u64), A::U(seq)]);
+                        rec.set_state(TState::Running);
+                        Some(stop_pending)
+                    }
+                    _ => None,
+                }
+            });
+            if let Some(stop_pending) = resumed {
                 if stop_pending {
                     // A stop began while we were out: it waits for us here.
                     self.safepoint_slow(rec);

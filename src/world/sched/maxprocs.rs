@@ -12,23 +12,28 @@ impl World {
                 ),
             ));
         }
-        let mut s = self.sched.lock();
-        let old = s.maxprocs;
-        s.maxprocs = n;
-        // More Ps allowed: serve waiters now (unless a stop is in force; the
-        // restart does it). Fewer: owners of retired Ps give them up at
-        // their next safepoint.
-        if !self.stop_pending.load(SeqCst) {
-            while !s.runq.is_empty() {
-                match self.free_p(&mut s) {
-                    Some(j) => self.hand_off(&mut s, j),
-                    None => break,
+        // Trace: in the gate (always: the caller need not be attached or
+        // RUNNING), for `free_p`'s new Ps and their events.
+        let old = record::gated(|e| {
+            let mut s = self.sched.lock();
+            let old = s.maxprocs;
+            s.maxprocs = n;
+            // More Ps allowed: serve waiters now (unless a stop is in force;
+            // the restart does it). Fewer: owners of retired Ps give them up
+            // at their next safepoint.
+            if !self.stop_pending.load(SeqCst) {
+                while !s.runq.is_empty() {
+                    match self.free_p(&mut s, e) {
+                        Some(j) => self.hand_off(&mut s, j),
+                        None => break,
+                    }
                 }
             }
-        }
-        // Owners of Ps past the new limit give them up at their next
-        // safepoint.
-        self.update_retiring(&s);
+            // Owners of Ps past the new limit give them up at their next
+            // safepoint.
+            self.update_retiring(&s);
+            old
+        });
         Ok(old)
     }
 

@@ -83,7 +83,10 @@ impl World {
         loop {
             let mut waiting_for = Vec::new();
             let epoch = self.epoch.load(SeqCst);
-            {
+            // Trace: each round's steals and their events in one section of
+            // the stopper's gate (always: the stopper need not be attached),
+            // `sched` taken inside it.
+            let done = record::gated(|e| {
                 let s = self.sched.lock();
                 for i in 0..s.nprocs {
                     if Some(i) == my_p {
@@ -92,10 +95,8 @@ impl World {
                     match handshake::claim(&self.ps[i]) {
                         Claim::Running(owner) => waiting_for.push(owner),
                         Claim::Stolen(victim) => {
-                            // Trace: the stopper's, protected by the stop
-                            // it holds (and `sched`).
                             let seq = self.bump_pseq(i);
-                            record::emit(
+                            e.event(
                                 EventKind::ProcSteal,
                                 &[A::U(i as u64), A::U(seq), A::U(victim)],
                             );
@@ -104,7 +105,7 @@ impl World {
                     }
                 }
                 if waiting_for.is_empty() {
-                    return;
+                    return true;
                 }
                 if !reported
                     && started.elapsed().as_nanos() as u64 >= self.tts_threshold_ns.load(SeqCst)
@@ -119,6 +120,10 @@ impl World {
                         .map(|t| (t.id, t.safepoints.load(SeqCst)))
                         .collect();
                 }
+                false
+            });
+            if done {
+                return;
             }
             let _ = me;
             // Yield for a few microseconds first: a running thread passes
@@ -151,40 +156,9 @@ impl World {
         }
     }
 
-    fn report_tts(&self, s: &Sched, ids: &[u64], started: Instant, _snap: &[(u64, u64)]) {
-        let mut msg = format!(
-            "rtcore: stop-the-world ({}) is waiting {} ms for threads to reach a safepoint:\n",
-            s.stop_reason,
-            started.elapsed().as_millis()
-        );
-        for t in s.threads.iter().filter(|t| ids.contains(&t.id)) {
-            msg.push_str(&format!(
-                "  {} is {} and has passed no safepoint for at least {} ms\n",
-                t.describe(),
-                t.state().name(),
-                started.elapsed().as_millis()
-            ));
-        }
-        crate::diag::eprint(&msg);
-    }
-
-    pub fn start(&self, me: u64) -> Result<()> {
-        let r = self.start_inner(me);
-        if r.is_ok() {
-            // Dropped outside `sched`: it finds the world no longer held.
-            let held = UNATTACHED_STOP.try_with(|c| c.borrow_mut().take());
-            drop(held);
-        }
-        r
-    }
-
-    fn start_inner(&self, me: u64) -> Result<()> {
-        // Trace: the stopper's, protected by the stop it still holds;
-        // recorded before anyone else may run again (and outside `sched`).
-        // The flag first, so a start without tracing takes `sched` once.
-        if crate::record::rtc_trace_on.load(Relaxed) != 0 && self.sched.lock().stopper == Some(me) {
-            crate::record::emit(crate::format::EventKind::StwEnd, &[]);
-        }
+    /// The restart under `sched`, inside the stopper's gate: the threads to
+    /// wake.
+    fn restart_in_gate(&self, me: u64, e: &mut record::Emitter<'_>) -> Result<Vec<usize>> {
         let mut s = self.sched.lock();
         match s.stopper {
             None => {
@@ -252,13 +226,54 @@ impl World {
         }
         // Waiters beyond the free Ps: make new ones if allowed.
         while !s.runq.is_empty() {
-            match self.free_p(&mut s) {
+            match self.free_p(&mut s, e) {
                 Some(j) => self.hand_off(&mut s, j),
                 None => break,
             }
         }
         self.runq_len.store(s.runq.len() as u32, SeqCst);
-        drop(s);
+        Ok(wake)
+    }
+
+    fn report_tts(&self, s: &Sched, ids: &[u64], started: Instant, _snap: &[(u64, u64)]) {
+        let mut msg = format!(
+            "rtcore: stop-the-world ({}) is waiting {} ms for threads to reach a safepoint:\n",
+            s.stop_reason,
+            started.elapsed().as_millis()
+        );
+        for t in s.threads.iter().filter(|t| ids.contains(&t.id)) {
+            msg.push_str(&format!(
+                "  {} is {} and has passed no safepoint for at least {} ms\n",
+                t.describe(),
+                t.state().name(),
+                started.elapsed().as_millis()
+            ));
+        }
+        crate::diag::eprint(&msg);
+    }
+
+    pub fn start(&self, me: u64) -> Result<()> {
+        let r = self.start_inner(me);
+        if r.is_ok() {
+            // Dropped outside `sched`: it finds the world no longer held.
+            let held = UNATTACHED_STOP.try_with(|c| c.borrow_mut().take());
+            drop(held);
+        }
+        r
+    }
+
+    fn start_inner(&self, me: u64) -> Result<()> {
+        // Trace: the stopper's, protected by the stop it still holds;
+        // recorded before anyone else may run again (and outside `sched`).
+        // The flag first, so a start without tracing takes `sched` once.
+        if crate::record::rtc_trace_on.load(Relaxed) != 0 && self.sched.lock().stopper == Some(me) {
+            crate::record::emit(crate::format::EventKind::StwEnd, &[]);
+        }
+        // Trace: the restart's new Ps (`free_p`) and their events in one
+        // section of the stopper's gate (always: it need not be attached).
+        // Grants change nothing the trace shows until each grantee records
+        // its `P start`.
+        let wake = record::gated(|e| self.restart_in_gate(me, e))?;
         for k in wake {
             unpark_key(k);
         }

@@ -38,6 +38,7 @@ impl World {
             state: AtomicU32::new(TState::Runnable as u32),
             p: AtomicU32::new(0),
             granted: AtomicU32::new(0),
+            p_started: AtomicBool::new(false),
             safepoints: AtomicU64::new(0),
             preempt_requested: AtomicU64::new(0),
             preempt_acked: AtomicU64::new(0),
