@@ -84,6 +84,9 @@ static void check_cut(const char *path, long at_least) {
     CHECK_CONTAINS(report, "cut short after generation");
     CHECK_CONTAINS(report, "complete generation(s) are consistent");
     long g = generations_in(report);
+    /* Under valgrind everything is ~50x slower: one whole generation is
+     * all a slow run can promise. */
+    if (getenv("RTC_TEST_SLOW")) at_least = 1;
     CHECK(g >= at_least);
     if (g < at_least) fprintf(stderr, "report: %s\n", report);
     printf("  %s: %s\n", strrchr(path, '/') + 1, report);
@@ -142,8 +145,9 @@ int main(void) {
     char report[2048];
     CHECK_STATUS(rtc_trace_check_file(path, report, sizeof report), RTC_OK);
     const char *gens = strstr(report, "events, ");
-    CHECK(gens && strtol(gens + strlen("events, "), NULL, 10) >= 4);
-    if (!gens || strtol(gens + strlen("events, "), NULL, 10) < 4) fprintf(stderr, "report: %s\n", report);
+    long want = getenv("RTC_TEST_SLOW") ? 2 : 4;
+    CHECK(gens && strtol(gens + strlen("events, "), NULL, 10) >= want);
+    if (!gens || strtol(gens + strlen("events, "), NULL, 10) < want) fprintf(stderr, "report: %s\n", report);
     rtc_thread_detach();
 
     char cmd[600];
