@@ -591,6 +591,48 @@ static void m_trace_stop(void) {
     CHECK_STATUS(rtc_trace_stop(), RTC_OK); /* not tracing */
 }
 
+static void m_flight_recorder_start(void) {
+    rtc_flight_recorder_config c;
+    memset(&c, 0, sizeof c);
+    c.size = 5;
+    CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("config->size is 5");
+    c.size = sizeof c;
+    c.triggers = 0x100;
+    CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    c.triggers = 0;
+    c.reserved = 1;
+    CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    c.reserved = 0;
+    c.dump_dir = "";
+    CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_INVALID_ARGUMENT);
+    c.dump_dir = "/dev/null/not-a-directory";
+    CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_IO);
+    CHECK(rtc_trace_enabled() == 0);
+    /* NULL: the defaults (no dumps); started, then stopped. */
+    CHECK_STATUS(rtc_flight_recorder_start(NULL), RTC_OK);
+    CHECK_STATUS(rtc_flight_recorder_start(NULL), RTC_ERR_WRONG_STATE);
+    CHECK_STATUS(rtc_flight_recorder_stop(), RTC_OK);
+    CHECK(rtc_trace_enabled() == 0);
+}
+
+static void m_flight_recorder_write(void) {
+    CHECK_STATUS(rtc_flight_recorder_write(NULL), RTC_ERR_NULL);
+    rtc_trace_config c;
+    memset(&c, 0, sizeof c);
+    c.size = sizeof c;
+    c.sink_kind = RTC_TRACE_SINK_FD;
+    c.fd = -1;
+    CHECK_STATUS(rtc_flight_recorder_write(&c), RTC_ERR_INVALID_ARGUMENT);
+    c.fd = 1;
+    CHECK_STATUS(rtc_flight_recorder_write(&c), RTC_ERR_WRONG_STATE); /* not recording */
+    expect_message("not recording");
+}
+
+static void m_flight_recorder_stop(void) {
+    CHECK_STATUS(rtc_flight_recorder_stop(), RTC_OK); /* not recording */
+}
+
 static void m_trace_enabled(void) {
     CHECK(rtc_trace_enabled() == 0);
     CHECK(!RTC_TRACE_ON());
@@ -1240,6 +1282,9 @@ static void m_shutdown(void) {
     rtc_trace_config tc; memset(&tc, 0, sizeof tc); tc.size = sizeof tc;
     CHECK_STATUS(rtc_trace_start(&tc), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_trace_stop(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_flight_recorder_start(NULL), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_flight_recorder_write(&tc), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_flight_recorder_stop(), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1316,6 +1361,9 @@ static const struct misuse table[] = {
     MISUSE("rtc_set_preempt_handler", m_set_preempt_handler),
     MISUSE("rtc_trace_start", m_trace_start),
     MISUSE("rtc_trace_stop", m_trace_stop),
+    MISUSE("rtc_flight_recorder_start", m_flight_recorder_start),
+    MISUSE("rtc_flight_recorder_write", m_flight_recorder_write),
+    MISUSE("rtc_flight_recorder_stop", m_flight_recorder_stop),
     MISUSE("rtc_trace_enabled", m_trace_enabled),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),

@@ -395,7 +395,18 @@ static void test_runtime_events_are_recorded(void) {
     /* Waiting in a blocking region lets sysmon hand main's P over. */
     CHECK_STATUS(rtc_enter_blocking("wait for the contender"), RTC_OK);
     while (!atomic_load(&worker_waiting)) usleep(100);
-    usleep(20000); /* the worker parks on the mutex */
+    /* The worker parks on the mutex: WAITING (its P given up) first, then
+     * asleep; give it time to fall asleep on a loaded machine. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        rtc_census c;
+        memset(&c, 0, sizeof c);
+        c.size = sizeof c;
+        if (rtc_world_census(&c) != RTC_OK || c.threads_waiting >= 1 || rtc_t_ms_since(&t0) > 5000) break;
+        usleep(1000);
+    }
+    usleep(20000);
     CHECK_STATUS(rtc_exit_blocking(), RTC_OK);
     CHECK_STATUS(rtc_mutex_unlock(&contended), RTC_OK);
     CHECK_STATUS(rtc_enter_blocking("join the contender"), RTC_OK);

@@ -473,6 +473,96 @@ typedef struct rtc_mutex {
 } rtc_mutex;
 
 /**
+ * How the flight recorder runs. Zero-initialise it, set `size`, then
+ * what differs from the defaults.
+ */
+typedef struct rtc_flight_recorder_config {
+  /**
+   * `sizeof(rtc_flight_recorder_config)`.
+   */
+  uint32_t size;
+  /**
+   * Memory for the recent past, in MiB (0: 16). Whole generations are
+   * kept, the oldest dropped past it (the newest complete one is always
+   * kept).
+   */
+  uint32_t max_mb;
+  /**
+   * The history a snapshot should reach back, in ms, when memory
+   * allows (0: no preference). Generations roll every quarter of it
+   * (from 10 ms to 1 s; 1 s when 0).
+   */
+  uint32_t min_age_ms;
+  /**
+   * `rtc_flight_trigger` bits (0: all of them). Used only with a
+   * `dump_dir`.
+   */
+  uint32_t triggers;
+  /**
+   * Where automatic dumps go (NULL: no automatic dumps). Made if
+   * missing. Dumps are named `rtcore-PID-YYYYMMDDTHHMMSS-CAUSE.rtctrace`
+   * (UTC) and created exclusively: never overwriting a file.
+   */
+  const char *dump_dir;
+  /**
+   * At most one dump per cause this often, in ms (0: 10000).
+   */
+  uint32_t rate_limit_ms;
+  /**
+   * The directory's budget: past this many of rtcore's own dumps (0:
+   * 20) or this many MiB of them (0: 256), the oldest of them go.
+   * Other files are never touched.
+   */
+  uint32_t dir_max_dumps;
+  uint32_t dir_max_mb;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
+} rtc_flight_recorder_config;
+
+/**
+ * Receives trace bytes (`RTC_TRACE_SINK_CALLBACK`), on rtcore's writer
+ * thread; returns 0 on success, anything else fails the trace.
+ */
+typedef int32_t (*rtc_trace_write_fn)(const uint8_t *data, size_t len, void *user_data);
+
+/**
+ * Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
+ * (fields may be added at the end).
+ */
+typedef struct rtc_trace_config {
+  uint32_t size;
+  /**
+   * An `rtc_trace_sink_kind`.
+   */
+  uint32_t sink_kind;
+  /**
+   * `RTC_TRACE_SINK_PATH`: the file's path.
+   */
+  const char *path;
+  /**
+   * `RTC_TRACE_SINK_FD`: the descriptor.
+   */
+  int32_t fd;
+  /**
+   * Milliseconds between generations (0: the default, 1000). The trace
+   * rolls to a new self-contained generation this often and hands each
+   * finished one to the sink, so a program killed while tracing leaves
+   * a trace whose complete generations can be checked and read (at most
+   * the last one is lost). Rolling stops no thread: one that changes
+   * state meanwhile waits for microseconds. (This field was `reserved`,
+   * always zero, before version 0.3.)
+   */
+  uint32_t generation_ms;
+  /**
+   * `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
+   */
+  rtc_trace_write_fn write;
+  void *user_data;
+} rtc_trace_config;
+
+/**
  * Options for `rtc_init`. Initialise with `RTC_CONFIG_INIT` so `size` is
  * right and every other field takes its default; fields may be added at the
  * end in later versions (rtcore reads only the first `size` bytes).
@@ -700,47 +790,6 @@ typedef struct rtc_sysmon_stats {
 typedef void (*rtc_hook_fn)(void *user_data);
 
 /**
- * Receives trace bytes (`RTC_TRACE_SINK_CALLBACK`), on rtcore's writer
- * thread; returns 0 on success, anything else fails the trace.
- */
-typedef int32_t (*rtc_trace_write_fn)(const uint8_t *data, size_t len, void *user_data);
-
-/**
- * Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
- * (fields may be added at the end).
- */
-typedef struct rtc_trace_config {
-  uint32_t size;
-  /**
-   * An `rtc_trace_sink_kind`.
-   */
-  uint32_t sink_kind;
-  /**
-   * `RTC_TRACE_SINK_PATH`: the file's path.
-   */
-  const char *path;
-  /**
-   * `RTC_TRACE_SINK_FD`: the descriptor.
-   */
-  int32_t fd;
-  /**
-   * Milliseconds between generations (0: the default, 1000). The trace
-   * rolls to a new self-contained generation this often and hands each
-   * finished one to the sink, so a program killed while tracing leaves
-   * a trace whose complete generations can be checked and read (at most
-   * the last one is lost). Rolling stops no thread: one that changes
-   * state meanwhile waits for microseconds. (This field was `reserved`,
-   * always zero, before version 0.3.)
-   */
-  uint32_t generation_ms;
-  /**
-   * `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
-   */
-  rtc_trace_write_fn write;
-  void *user_data;
-} rtc_trace_config;
-
-/**
  * Threads and Ps by state, as `rtc_world_census` reports them.
  */
 typedef struct rtc_census {
@@ -841,6 +890,52 @@ rtc_status rtc_cond_broadcast(struct rtc_cond *cond);
  * `RTC_ERR_NULL`; `RTC_ERR_LOCKED` if threads are waiting on it.
  */
 rtc_status rtc_cond_destroy(struct rtc_cond *cond);
+
+/**
+ * Start the flight recorder: a trace kept in memory (the recent past,
+ * within `config->max_mb`), written out by `rtc_flight_recorder_write`
+ * or, with a `dump_dir`, by itself when an incident happens (see
+ * `rtc_flight_trigger`). `config` may be NULL for the defaults (16 MiB,
+ * no automatic dumps). `RTCORE_FLIGHT_RECORDER=DIR[,max_mb=N][,min_age_ms=N]`
+ * starts it without any call.
+ *
+ * There is one trace at a time: while the flight recorder records,
+ * `rtc_trace_start` returns `RTC_ERR_WRONG_STATE`, and the other way
+ * round.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for a bad `size`, unknown
+ * trigger bits, a non-zero `reserved` or an empty `dump_dir`;
+ * `RTC_ERR_IO` if `dump_dir` cannot be made or written;
+ * `RTC_ERR_WRONG_STATE` if it (or a trace) is already recording; the
+ * statuses of `rtc_trace_start` otherwise.
+ */
+rtc_status rtc_flight_recorder_start(const struct rtc_flight_recorder_config *config);
+
+/**
+ * Write what the flight recorder holds into `sink` (a path, a file
+ * descriptor or a callback, as for `rtc_trace_start`; called on the
+ * calling thread) while it goes on recording: the trace rolls over first,
+ * so the snapshot reaches the moment of the call. The snapshot is a
+ * complete, valid trace (`rtcore check` exits 0 on it) whose first
+ * generation is the oldest kept. A path is created, or emptied if it is a
+ * regular file. Snapshots are taken one at a time.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_WRONG_STATE` if the flight recorder is not
+ * recording or nothing is recorded yet; the argument statuses of
+ * `rtc_trace_start`; `RTC_ERR_IO` if the sink fails; and
+ * `RTC_ERR_WOULD_DEADLOCK` from a hook, the trace writer, a sink callback
+ * or the thread holding the world stopped.
+ */
+rtc_status rtc_flight_recorder_write(const struct rtc_trace_config *sink);
+
+/**
+ * Stop the flight recorder and free its memory (its automatic dumps and
+ * fatal-signal handlers go with it). Succeeds, doing nothing, when it is
+ * not recording (a trace started by `rtc_trace_start` is left alone).
+ *
+ * Returns `RTC_OK`; the statuses of `rtc_trace_stop`.
+ */
+rtc_status rtc_flight_recorder_stop(void);
 
 /**
  * A static, NUL-terminated description of a status. Unknown values give

@@ -22,6 +22,8 @@ pub mod export;
 #[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
+pub mod flight;
+#[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]
 pub mod ident;

@@ -120,10 +120,55 @@ fn register_fork_handlers() {
     crate::base::fork::register();
 }
 
+/// Set when rtcore started as the library was loaded, because
+/// `RTCORE_FLIGHT_RECORDER` asked for the flight recorder: the program
+/// did not use rtcore yet, so one `rtc_init` may still come, and its
+/// options are applied then.
+static STARTED_AT_LOAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run as the library is loaded (before `main` for a program linked to
+/// it; inside `dlopen` for one that loads it). Does nothing unless
+/// `RTCORE_FLIGHT_RECORDER` is set: then rtcore starts and the flight
+/// recorder records, with no call from the program.
+extern "C" fn at_load() {
+    if std::env::var_os("RTCORE_FLIGHT_RECORDER").is_none() {
+        return;
+    }
+    if enter().is_ok() {
+        STARTED_AT_LOAD.store(true, Ordering::SeqCst);
+        crate::flight::start_from_env();
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static AT_LOAD: extern "C" fn() = at_load;
+
+/// `rtc_init`'s options on an rtcore started at load (`at_load`): each can
+/// still be applied.
+fn apply_late(opts: &Options) -> Result<()> {
+    if let Some(path) = &opts.ranks_file {
+        crate::ranks::load_file(crate::ranks::global(), path)?;
+    }
+    if let Some(n) = opts.maxprocs {
+        crate::world::world().set_maxprocs(n)?;
+    }
+    let env = debug_env::from_env();
+    if let (Some(m), None) = (opts.lockrank, env.lockrank) {
+        set_mode(m)?;
+    }
+    Ok(())
+}
+
 /// `rtc_init`: once, before first use.
 pub fn init(opts: &Options) -> Result<()> {
     let mut inited = TRANSITION.lock();
     match GATE.load(Ordering::Acquire) & STATE_MASK {
+        RUNNING if !*inited && STARTED_AT_LOAD.load(Ordering::SeqCst) => {
+            *inited = true;
+            drop(inited);
+            apply_late(opts)
+        }
         UNINIT => {
             start(opts)?;
             *inited = true;

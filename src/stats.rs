@@ -33,6 +33,17 @@ pub struct ReasonStats {
     pub total_ns: u64,
 }
 
+/// A lock wait still open when the trace ends (a deadlock dump shows the
+/// threads waiting on each other's lock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenWait {
+    pub thread: u64,
+    pub lock: u64,
+    pub lock_name: String,
+    /// Who held it when the thread began to wait (0: none known).
+    pub owner: u64,
+}
+
 /// One contended lock.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockStats {
@@ -87,6 +98,8 @@ pub struct Stats {
     /// The trace was cut short: these statistics cover its complete
     /// generations only.
     pub cut: Option<crate::reader::Cut>,
+    /// Lock waits begun and not ended by the end of the trace.
+    pub waiting_at_end: Vec<OpenWait>,
 }
 
 /// Validate and summarise a trace in memory.
@@ -122,6 +135,9 @@ struct Acc {
     threads: BTreeMap<u64, ThreadStats>,
     reasons: HashMap<String, ReasonStats>,
     locks: HashMap<u64, LockStats>,
+    /// Each thread's lock wait begun and not yet ended (across
+    /// generations).
+    pending: BTreeMap<u64, OpenWait>,
     first: u64,
     last: u64,
 }
@@ -133,6 +149,7 @@ impl Default for Acc {
             threads: BTreeMap::new(),
             reasons: HashMap::new(),
             locks: HashMap::new(),
+            pending: BTreeMap::new(),
             first: u64::MAX,
             last: 0,
         }
@@ -146,6 +163,7 @@ impl Acc {
             threads,
             reasons,
             locks,
+            pending,
             first,
             last,
         } = self;
@@ -212,11 +230,21 @@ impl Acc {
                             a[3]
                         };
                         waiting = Some((a[0], owner));
+                        pending.insert(
+                            *id,
+                            OpenWait {
+                                thread: *id,
+                                lock: a[0],
+                                lock_name: l.name.clone(),
+                                owner,
+                            },
+                        );
                     }
                     K::LockAcquired => {
                         // A wait whose contention came before the trace has
                         // no owner recorded: counted, without one.
                         let owner = waiting.take().filter(|(l, _)| *l == a[0]).map(|w| w.1);
+                        pending.remove(id);
                         let l = locks.entry(a[0]).or_insert_with(|| LockStats {
                             address: a[0],
                             ..Default::default()
@@ -258,9 +286,11 @@ impl Acc {
             threads,
             reasons,
             locks,
+            pending,
             first,
             last,
         } = self;
+        out.waiting_at_end = pending.into_values().collect();
         out.duration_ns = last.saturating_sub(first.min(last));
         out.threads = threads.into_values().collect();
         out.blocking = reasons.into_values().collect();
@@ -395,6 +425,30 @@ impl Stats {
                 }
             );
         }
+        if !self.waiting_at_end.is_empty() {
+            let _ = writeln!(o, "\nstill waiting for a lock when the trace ends");
+            let name_of = |id: u64| {
+                self.threads
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map(|t| format!("thread {id} '{}'", t.name))
+                    .unwrap_or_else(|| format!("thread {id}"))
+            };
+            for w in &self.waiting_at_end {
+                let _ = writeln!(
+                    o,
+                    "  {} waits for '{}' ({:#x}), held by {}",
+                    name_of(w.thread),
+                    w.lock_name,
+                    w.lock,
+                    if w.owner == 0 {
+                        "nobody known".to_string()
+                    } else {
+                        name_of(w.owner)
+                    }
+                );
+            }
+        }
         let s = &self.sysmon;
         let _ = writeln!(o, "\nsysmon");
         let _ = writeln!(
@@ -496,6 +550,20 @@ impl Stats {
                 l.wait_max_ns,
                 owners.join(","),
                 woken.join(",")
+            );
+        }
+        o.push_str("],\"waiting_at_end\":[");
+        for (i, w) in self.waiting_at_end.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let _ = write!(
+                o,
+                "{{\"thread\":{},\"lock\":{},\"name\":{},\"owner\":{}}}",
+                w.thread,
+                w.lock,
+                crate::export::json::esc(&w.lock_name),
+                w.owner
             );
         }
         let s = &self.sysmon;

@@ -51,6 +51,7 @@ c_programs!(
     test_cut,
     test_deadlock,
     test_dlclose,
+    test_flight,
     test_fork,
     test_hooks,
     test_hostile_lifecycle,

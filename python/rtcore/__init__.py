@@ -332,6 +332,26 @@ class RtcSysmonStats(ctypes.Structure):
 TRACE_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, ctypes.c_void_p)
 
 
+class RtcFlightRecorderConfig(ctypes.Structure):
+    """``struct rtc_flight_recorder_config``."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("max_mb", ctypes.c_uint32),
+        ("min_age_ms", ctypes.c_uint32),
+        ("triggers", ctypes.c_uint32),
+        ("dump_dir", ctypes.c_char_p),
+        ("rate_limit_ms", ctypes.c_uint32),
+        ("dir_max_dumps", ctypes.c_uint32),
+        ("dir_max_mb", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+#: ``rtc_flight_trigger`` bits, by name.
+FLIGHT_TRIGGERS = {"stall": 1, "deadlock": 2, "lock_order": 4, "fatal_signal": 8}
+
+
 class RtcTraceConfig(ctypes.Structure):
     """``struct rtc_trace_config``: where a trace goes."""
 
@@ -541,6 +561,9 @@ _SIGNATURES = {
     "rtc_set_preempt_handler": (_status, [PREEMPT_FN, ctypes.c_void_p], ()),
     "rtc_trace_start": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
     "rtc_trace_stop": (_status, [], ()),
+    "rtc_flight_recorder_start": (_status, [ctypes.POINTER(RtcFlightRecorderConfig)], ()),
+    "rtc_flight_recorder_write": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
+    "rtc_flight_recorder_stop": (_status, [], ()),
     "rtc_trace_enabled": (ctypes.c_int32, [], None),
     "rtc_trace_check": (
         _status,
@@ -1683,6 +1706,53 @@ def trace_start(path=None, fd=None, write=None, generation_ms=0):
 def trace_stop():
     """Stop the trace (waits for the writer); fine when not tracing."""
     _lib.rtc_trace_stop()
+
+
+class flight_recorder:
+    """``with rtcore.flight_recorder(dump_dir=...):`` keeps the recent past
+    of a trace in memory (``max_mb``, default 16) while the block runs,
+    and, with a ``dump_dir``, dumps it there by itself on a stall, a
+    deadlock, a lock-order violation or a fatal signal (``triggers``: a
+    list of names from :data:`FLIGHT_TRIGGERS`; default all). Write a
+    snapshot meanwhile with :func:`flight_recorder_write`. One trace at a
+    time: :func:`trace_start` raises ``RTC_ERR_WRONG_STATE`` inside."""
+
+    def __init__(self, dump_dir=None, max_mb=0, min_age_ms=0, triggers=None,
+                 rate_limit_ms=0, dir_max_dumps=0, dir_max_mb=0):
+        c = RtcFlightRecorderConfig()
+        c.size = ctypes.sizeof(RtcFlightRecorderConfig)
+        c.max_mb = _int_arg(max_mb, "max_mb", _U32)
+        c.min_age_ms = _int_arg(min_age_ms, "min_age_ms", _U32)
+        bits = 0
+        for t in triggers or ():
+            if t not in FLIGHT_TRIGGERS:
+                raise ValueError(f"unknown trigger {t!r} (known: {', '.join(FLIGHT_TRIGGERS)})")
+            bits |= FLIGHT_TRIGGERS[t]
+        c.triggers = bits
+        self._dir = None if dump_dir is None else _cstr(os.fspath(dump_dir), "dump_dir")
+        c.dump_dir = self._dir
+        c.rate_limit_ms = _int_arg(rate_limit_ms, "rate_limit_ms", _U32)
+        c.dir_max_dumps = _int_arg(dir_max_dumps, "dir_max_dumps", _U32)
+        c.dir_max_mb = _int_arg(dir_max_mb, "dir_max_mb", _U32)
+        self._config = c
+
+    def __enter__(self):
+        _lib.rtc_flight_recorder_start(ctypes.byref(self._config))
+        return self
+
+    def __exit__(self, *exc):
+        _lib.rtc_flight_recorder_stop()
+        return False
+
+
+def flight_recorder_write(path):
+    """Write what the running flight recorder holds to ``path`` (created or
+    emptied) as a complete trace, while it goes on recording."""
+    c = RtcTraceConfig()
+    c.size = ctypes.sizeof(RtcTraceConfig)
+    c.sink_kind = RTC_TRACE_SINK_PATH
+    c.path = _cstr(os.fspath(path), "path")
+    _lib.rtc_flight_recorder_write(ctypes.byref(c))
 
 
 def trace_enabled():

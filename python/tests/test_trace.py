@@ -63,6 +63,62 @@ class TraceTest(unittest.TestCase):
             """
         )
 
+    def test_the_flight_recorder_dumps_and_snapshots(self):
+        self.run_ok(
+            """
+            import os, shutil, tempfile, threading, time, rtcore
+            d = tempfile.mkdtemp()
+            dumps = os.path.join(d, "dumps")
+            rtcore.attach("py-main")
+            rtcore.set_lockrank_mode("report")
+            with rtcore.flight_recorder(dump_dir=dumps, max_mb=4, min_age_ms=400,
+                                        triggers=["lock_order"]):
+                assert rtcore.trace_enabled()
+                try:
+                    rtcore.trace_start(path=os.path.join(d, "t.trace"))
+                except rtcore.RtcoreError as e:
+                    assert e.status_name == "RTC_ERR_WRONG_STATE", e
+                else:
+                    raise AssertionError("a trace started beside the flight recorder")
+                for i in range(3000):
+                    rtcore.log("py", "event")
+                snap = os.path.join(d, "snap.trace")
+                rtcore.flight_recorder_write(snap)
+                verdict, report = rtcore.trace_verdict(snap)
+                assert verdict == "consistent", report
+                # A lock-order violation dumps by itself.
+                a, b = rtcore.Mutex("inner"), rtcore.Mutex("outer")
+                with a:
+                    with b:
+                        pass
+                t0 = time.monotonic()
+                while not (os.path.isdir(dumps) and [f for f in os.listdir(dumps) if "-lockorder" in f]):
+                    assert time.monotonic() - t0 < 10, "no lock-order dump"
+                    time.sleep(0.02)
+                name = [f for f in os.listdir(dumps) if "-lockorder" in f][0]
+                assert name.startswith("rtcore-%d-" % os.getpid()), name
+                t0 = time.monotonic()
+                while rtcore.trace_verdict(os.path.join(dumps, name))[0] != "consistent":
+                    assert time.monotonic() - t0 < 10, "the dump never became a whole trace"
+                    time.sleep(0.02)
+            assert not rtcore.trace_enabled()
+            try:
+                rtcore.flight_recorder_write(os.path.join(d, "late.trace"))
+            except rtcore.RtcoreError as e:
+                assert e.status_name == "RTC_ERR_WRONG_STATE", e
+            else:
+                raise AssertionError("a snapshot with no flight recorder")
+            try:
+                rtcore.flight_recorder(triggers=["everything"])
+            except ValueError:
+                pass
+            else:
+                raise AssertionError("an unknown trigger was accepted")
+            shutil.rmtree(d)
+            print("flight ok")
+            """
+        )
+
     def test_a_killed_program_leaves_a_cut_trace_whose_generations_check(self):
         self.run_ok(
             """

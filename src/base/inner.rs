@@ -37,10 +37,12 @@ pub enum InnerRank {
     TraceBuf = 12,
     /// The trace writer's queue.
     TraceQueue = 13,
+    /// The flight recorder's ring of generations (`record::ring`).
+    FlightRing = 14,
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 11] = [
+    pub const ALL: [InnerRank; 12] = [
         InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
@@ -52,6 +54,7 @@ impl InnerRank {
         InnerRank::TraceBuf,
         InnerRank::TraceQueue,
         InnerRank::Waiters,
+        InnerRank::FlightRing,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -66,6 +69,7 @@ impl InnerRank {
             InnerRank::TraceBuf => "tracebuf",
             InnerRank::TraceQueue => "tracequeue",
             InnerRank::Waiters => "waiters",
+            InnerRank::FlightRing => "flightring",
         }
     }
     pub fn bit(self) -> u64 {
@@ -242,6 +246,14 @@ impl<T> InnerMutex<T> {
             g: self.m.lock(),
             rank: self.rank,
         }
+    }
+
+    /// Lock it if it is free, never waiting (a fatal-signal handler's
+    /// best effort: waiting there could never end).
+    pub fn try_lock(&self) -> Option<InnerGuard<'_, T>> {
+        let g = self.m.get().try_lock()?;
+        set_held(held() | self.rank.bit());
+        Some(InnerGuard { g, rank: self.rank })
     }
 
     /// Is it locked now (a snapshot; for the fork handler).

@@ -2,7 +2,8 @@
 //! it (docs/architecture.md). rtcore's inner locks and their rank check
 //! (`inner`, over `rank_set`), the parking lot helpers (`parked`), the hook
 //! through which a waiting thread tells the world (`wait`), the one clock
-//! (`clock`), the fork registry (`fork`), and the process-wide state the
+//! (`clock`), the fork registry (`fork`), where incidents a flight
+//! recorder dumps on are raised (`incident`), and the process-wide state the
 //! lock fast path reads (`state`: running or not, the lock-rank mode).
 //!
 //! Modules above register callbacks here (the world's wait handlers, each
@@ -10,6 +11,7 @@
 
 pub mod clock;
 pub mod fork;
+pub mod incident;
 pub mod inner;
 pub mod parked;
 pub mod rank_set;

@@ -13,6 +13,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod cond;
+pub mod flight;
 pub mod general;
 pub mod mutex;
 pub mod ranks;

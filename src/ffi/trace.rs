@@ -60,15 +60,20 @@ pub struct rtc_trace_config {
     pub user_data: *mut c_void,
 }
 
-fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::Sink> {
-    super::checked_ptr(config, "config", "rtc_trace_start")?;
+/// The sink a `rtc_trace_config` names, checked (`func` names the caller
+/// in messages).
+pub(super) fn sink_from(
+    config: *const rtc_trace_config,
+    func: &str,
+) -> crate::status::Result<writer::Sink> {
+    super::checked_ptr(config, "config", func)?;
     // SAFETY: non-NULL; `size` read first.
     let size = unsafe { (*config).size } as usize;
     if size != size_of::<rtc_trace_config>() {
         return Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
             format!(
-                "rtc_trace_start: config->size is {size}, expected sizeof(rtc_trace_config) = {}",
+                "{func}: config->size is {size}, expected sizeof(rtc_trace_config) = {}",
                 size_of::<rtc_trace_config>()
             ),
         ));
@@ -78,14 +83,16 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
     match c.sink_kind {
         0 => Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
-            "rtc_trace_start: config->sink_kind is RTC_TRACE_SINK_NONE; choose a path, a file descriptor or a callback",
+            format!(
+                "{func}: config->sink_kind is RTC_TRACE_SINK_NONE; choose a path, a file descriptor or a callback"
+            ),
         )),
         1 => {
-            let path = required_str(c.path, "config->path", "rtc_trace_start")?;
+            let path = required_str(c.path, "config->path", func)?;
             if path.is_empty() {
                 return Err(Error::new(
                     RTC_ERR_INVALID_ARGUMENT,
-                    "rtc_trace_start: config->path is empty",
+                    format!("{func}: config->path is empty"),
                 ));
             }
             // Opened by the start once it knows it will win: a refused
@@ -98,19 +105,13 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
             if c.fd < 0 || flags < 0 {
                 return Err(Error::new(
                     RTC_ERR_INVALID_ARGUMENT,
-                    format!(
-                        "rtc_trace_start: config->fd {} is not an open file descriptor",
-                        c.fd
-                    ),
+                    format!("{func}: config->fd {} is not an open file descriptor", c.fd),
                 ));
             }
             if flags & libc::O_ACCMODE == libc::O_RDONLY {
                 return Err(Error::new(
                     RTC_ERR_INVALID_ARGUMENT,
-                    format!(
-                        "rtc_trace_start: config->fd {} is open for reading only",
-                        c.fd
-                    ),
+                    format!("{func}: config->fd {} is open for reading only", c.fd),
                 ));
             }
             Ok(writer::Sink::Fd(c.fd))
@@ -119,12 +120,12 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
             Some(f) => Ok(writer::Sink::Callback(f, c.user_data as usize)),
             None => Err(Error::new(
                 crate::status::RTC_ERR_NULL,
-                "rtc_trace_start: config->write is NULL for RTC_TRACE_SINK_CALLBACK",
+                format!("{func}: config->write is NULL for RTC_TRACE_SINK_CALLBACK"),
             )),
         },
         k => Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
-            format!("rtc_trace_start: config->sink_kind {k} is not an rtc_trace_sink_kind"),
+            format!("{func}: config->sink_kind {k} is not an rtc_trace_sink_kind"),
         )),
     }
 }
@@ -145,7 +146,7 @@ fn sink_from(config: *const rtc_trace_config) -> crate::status::Result<writer::S
 pub extern "C" fn rtc_trace_start(config: *const rtc_trace_config) -> rtc_status {
     boundary("rtc_trace_start", || {
         lifecycle::enter()?;
-        let sink = sink_from(config)?;
+        let sink = sink_from(config, "rtc_trace_start")?;
         // SAFETY: `sink_from` checked the pointer and the size.
         let generation_ms = unsafe { (*config).generation_ms };
         crate::trace::start(sink, generation_ms)

@@ -314,6 +314,10 @@ pub(super) fn violation(
             );
         }
     }
+    // A flight recorder dumps on it (queued: written by its own thread).
+    if let Some(note) = crate::base::incident::raise(crate::base::incident::Cause::LockOrder) {
+        crate::diag::eprintln(&format!("rtcore: lock-order violation: {note}"));
+    }
     let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
     let mode = match mode {
         Mode::Callback if in_callback => Mode::Report,

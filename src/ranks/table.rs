@@ -109,6 +109,7 @@ RTCORE_INNER < lifecycle;
 lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg, waiters;
 sched, ranktable, lockreports, names, threadreason, hookreg, waiters < tracebuf;
 tracebuf < tracequeue;
+tracequeue < flightring;
 ";
 
 /// Nodes whose successors are the inner ranks: every user rank joins here.

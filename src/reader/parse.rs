@@ -709,7 +709,10 @@ impl<R: Read> Records<R> {
                     format!("batch of generation {generation} after that generation ended"),
                 );
             }
-            None if generation != self.last + 1 => {
+            // The file's first generation may be any (a flight-recorder
+            // snapshot begins with the oldest generation it kept); after
+            // it, none may be skipped.
+            None if generation == 0 || (self.last != 0 && generation != self.last + 1) => {
                 return err(
                     at,
                     format!(

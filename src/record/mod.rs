@@ -36,6 +36,7 @@ pub mod clock;
 pub mod fault;
 pub mod fence;
 pub mod gate;
+pub mod ring;
 pub mod sink;
 mod strings;
 pub mod writer;
@@ -825,11 +826,16 @@ fn new_batch(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64) {
     slot.last_ts = ts;
 }
 
+/// Bytes of batches handed to the writer since the generation began (a
+/// rollover or start resets it): sysmon rolls over early past a size.
+pub static GENERATION_BYTES: AtomicU64 = AtomicU64::new(0);
+
 /// Hand the slot's current batch to the writer (waking it, unless the
 /// tracer does this inside a stop).
 fn flush(slot: &mut Slot, wake: bool) {
     if slot.buf.capacity() != 0 {
         slot.batches += 1;
+        GENERATION_BYTES.fetch_add(slot.buf.len() as u64, Relaxed);
         let body = std::mem::take(&mut slot.buf);
         let g = file_generation(slot.generation);
         if wake {
@@ -858,6 +864,7 @@ pub fn prepare_start(trace_id: u64) -> (u64, clock::TraceClock) {
 
 /// Publish generation `g`: emitters record into it from now on.
 pub fn publish(g: u64) {
+    GENERATION_BYTES.store(0, Relaxed);
     gate::make_ready(&READY, g);
     gate::publish(&CURRENT, g);
     rtc_trace_on.store(1, SeqCst);
@@ -879,6 +886,7 @@ pub fn begin_rollover() -> Option<(u64, u64)> {
     }
     let new = LAST_GENERATION.fetch_add(1, SeqCst) + 1;
     gate::publish(&CURRENT, new);
+    GENERATION_BYTES.store(0, Relaxed);
     generation_changed();
     Some((old, new))
 }

@@ -28,6 +28,8 @@ pub enum Sink {
     Fd(i32),
     /// A callback with its user data.
     Callback(WriteFn, usize),
+    /// The flight recorder's memory (`ring`).
+    Ring(std::sync::Arc<super::ring::Ring>),
 }
 
 /// What `Sink::open` made: the sink, and the path it created (None when
@@ -119,6 +121,10 @@ impl Sink {
     pub(super) fn write_all(&mut self, data: &[u8]) -> Result<(), String> {
         use std::os::fd::AsRawFd;
         match self {
+            Sink::Ring(r) => {
+                r.append(data);
+                Ok(())
+            }
             Sink::Path(p) => Err(format!("the trace file '{p}' was never opened")),
             Sink::File { file, .. } => {
                 write_fd(file.as_raw_fd(), data).map_err(|e| format!("writing the trace file: {e}"))

@@ -223,8 +223,11 @@ pub fn open_stalls() -> Vec<(u64, u64)> {
 
 /// Make the published set of open episodes `now_open`, recording each
 /// opening and resolution into the generation checked before the tick.
-/// sysmonlock held.
-fn publish_stalls(c: &crate::record::Checked, now_open: std::collections::BTreeSet<(u64, u64)>) {
+/// sysmonlock held. Returns how many opened.
+fn publish_stalls(
+    c: &crate::record::Checked,
+    now_open: std::collections::BTreeSet<(u64, u64)>,
+) -> usize {
     use crate::format::EventKind;
     use crate::record::A;
     type Keys = Vec<(u64, u64)>;
@@ -236,16 +239,17 @@ fn publish_stalls(c: &crate::record::Checked, now_open: std::collections::BTreeS
         )
     };
     if opened.is_empty() && resolved.is_empty() {
-        return;
+        return 0;
     }
     crate::record::fault::after_check(c);
     *OPEN_STALLS.lock() = now_open;
     for (kind, key) in resolved {
         crate::record::emit_checked(*c, EventKind::StallResolved, &[A::U(kind), A::U(key)]);
     }
-    for (kind, key) in opened {
+    for &(kind, key) in &opened {
         crate::record::emit_checked(*c, EventKind::StallOpen, &[A::U(kind), A::U(key)]);
     }
+    opened.len()
 }
 
 /// In a forked child: there is no sysmon thread. Forget it (and what it
@@ -425,8 +429,13 @@ fn run() {
         }
         // Stalls and hook overruns.
         let c = crate::record::check();
-        let out = st.stalls.tick(&obs, now);
-        publish_stalls(&c, st.stalls.open_set());
+        let mut out = st.stalls.tick(&obs, now);
+        if publish_stalls(&c, st.stalls.open_set()) > 0 {
+            // An episode opened: a flight recorder dumps on it.
+            if let Some(note) = crate::base::incident::raise(crate::base::incident::Cause::Stall) {
+                out.reports.push(format!("rtcore: sysmon: {note}"));
+            }
+        }
         m.stats.stall_reports.fetch_add(out.stall_reports, SeqCst);
         m.stats.stalls_resolved.fetch_add(out.resolved, SeqCst);
         m.stats.hook_overruns.fetch_add(out.hook_overruns, SeqCst);
@@ -437,7 +446,14 @@ fn run() {
         let mut to_print = out.reports;
         let mut deadline = out.next_deadline;
         // Deadlocks: searched while threads are parked on rtcore locks.
-        let found = st.deadlocks.tick(now);
+        let mut found = st.deadlocks.tick(now);
+        for r in &mut found.reports {
+            // A flight recorder dumps on it (queued; written elsewhere).
+            if let Some(note) = crate::base::incident::raise(crate::base::incident::Cause::Deadlock)
+            {
+                r.push_str(&format!("; {note}"));
+            }
+        }
         if !found.reports.is_empty() {
             m.stats
                 .deadlocks

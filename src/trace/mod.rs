@@ -30,6 +30,12 @@ pub const GENERATION_MS: u32 = crate::format::DEFAULT_GENERATION_MS;
 /// The time between generations of the trace being recorded, in ns.
 static GENERATION_NS: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(GENERATION_MS as u64 * 1_000_000);
+/// A generation rolls over early once this many bytes of its batches
+/// reached the writer (0: no size limit).
+static GENERATION_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The default size limit of a generation.
+pub const GENERATION_BYTES: u64 = 64 << 20;
+
 /// When the next rollover is due on sysmon's clock (0: not scheduled yet).
 static NEXT_ROLL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -43,9 +49,11 @@ pub fn tick(now: u64) -> Option<u64> {
     }
     let period = GENERATION_NS.load(SeqCst).max(1_000_000);
     let next = NEXT_ROLL.load(SeqCst);
-    if next == 0 {
+    let limit = GENERATION_LIMIT.load(SeqCst);
+    let too_big = limit != 0 && record::GENERATION_BYTES.load(SeqCst) >= limit;
+    if next == 0 && !too_big {
         NEXT_ROLL.store(now.saturating_add(period), SeqCst);
-    } else if now >= next {
+    } else if now >= next || too_big {
         rollover_locked();
         NEXT_ROLL.store(now.saturating_add(period), SeqCst);
     }
@@ -101,6 +109,28 @@ fn random_trace_id() -> u64 {
     id
 }
 
+/// Who started the trace being recorded: 0 none, 1 `rtc_trace_start`, 2
+/// the flight recorder. There is one trace at a time; each refuses to
+/// start over, or stop, the other's (the flight recorder's memory is
+/// written out with `rtc_flight_recorder_write` instead).
+static OWNER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Who starts or stops a trace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Owner {
+    User = 1,
+    FlightRecorder = 2,
+}
+
+/// The owner of the trace being recorded, if any.
+pub fn owner() -> Option<Owner> {
+    match OWNER.load(std::sync::atomic::Ordering::SeqCst) {
+        1 => Some(Owner::User),
+        2 => Some(Owner::FlightRecorder),
+        _ => None,
+    }
+}
+
 fn refuse_when_tracing() -> Result<()> {
     if crate::base::state::closing() {
         return Err(crate::base::state::shut_down_error());
@@ -108,7 +138,11 @@ fn refuse_when_tracing() -> Result<()> {
     if record::current().0 != 0 {
         return Err(Error::new(
             RTC_ERR_WRONG_STATE,
-            "rtc_trace_start: tracing is already enabled",
+            if owner() == Some(Owner::FlightRecorder) {
+                "rtc_trace_start: the flight recorder is recording (one trace at a time: write its memory out with rtc_flight_recorder_write, or stop it first)"
+            } else {
+                "rtc_trace_start: tracing is already enabled"
+            },
         ));
     }
     if writer::busy() {
@@ -128,6 +162,17 @@ fn refuse_when_tracing() -> Result<()> {
 /// between the check and the open. A start refused for any reason leaves
 /// no file behind that it created.
 pub fn start(sink: writer::Sink, generation_ms: u32) -> Result<()> {
+    start_for(Owner::User, sink, generation_ms, GENERATION_BYTES)
+}
+
+/// Start a trace for `owner` (`start`), its generations rolling every
+/// `generation_ms` or past `generation_bytes` (0: no size limit).
+pub fn start_for(
+    who: Owner,
+    sink: writer::Sink,
+    generation_ms: u32,
+    generation_bytes: u64,
+) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
     refuse_when_tracing()?;
@@ -149,7 +194,8 @@ pub fn start(sink: writer::Sink, generation_ms: u32) -> Result<()> {
         std::sync::atomic::Ordering::SeqCst,
     );
     NEXT_ROLL.store(0, std::sync::atomic::Ordering::SeqCst);
-    let (published, restarted) = start_opened(sink);
+    GENERATION_LIMIT.store(generation_bytes, std::sync::atomic::Ordering::SeqCst);
+    let (published, restarted) = start_opened(sink, who);
     if published.is_ok() {
         // sysmon rolls the generations: it runs while a trace does.
         crate::sysmon::ensure_started();
@@ -167,7 +213,7 @@ pub fn start(sink: writer::Sink, generation_ms: u32) -> Result<()> {
 /// The start's protocol with the sink open: whether the trace was
 /// published, and whether the world restarted (a trace may be running
 /// even when the restart failed).
-fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
+fn start_opened(sink: writer::Sink, who: Owner) -> (Result<()>, Result<()>) {
     if let Err(e) = crate::world::stop_the_world("trace start") {
         return (Err(e), Ok(()));
     }
@@ -181,6 +227,7 @@ fn start_opened(sink: writer::Sink) -> (Result<()>, Result<()>) {
         let realtime_origin = realtime_ns();
         CLOCK_INFO[0].store(clock.ticks_per_second, std::sync::atomic::Ordering::SeqCst);
         CLOCK_INFO[1].store(realtime_origin, std::sync::atomic::Ordering::SeqCst);
+        OWNER.store(who as u8, std::sync::atomic::Ordering::SeqCst);
         // Publish first, then look: a thread that attaches, wakes or
         // leaves a blocking region from here on either finds the new
         // generation in its gate (and records its own status and the
@@ -254,9 +301,30 @@ fn write_proc_statuses(h: &mut record::HeaderBuilder) {
     }
 }
 
-/// `rtc_trace_stop`: succeeds when not tracing.
+/// `rtc_trace_stop`: succeeds when not tracing; refuses to stop the flight
+/// recorder's trace.
 pub fn stop() -> Result<()> {
+    stop_for(Owner::User)
+}
+
+/// Stop the trace if `who` started it (`stop`).
+pub fn stop_for(who: Owner) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_stop")?;
+    if let Some(o) = owner() {
+        if o != who {
+            return Err(Error::new(
+                RTC_ERR_WRONG_STATE,
+                match o {
+                    Owner::FlightRecorder => {
+                        "rtc_trace_stop: the trace being recorded is the flight recorder's (stop it with rtc_flight_recorder_stop)"
+                    }
+                    Owner::User => {
+                        "rtc_flight_recorder_stop: the trace being recorded was started by rtc_trace_start, not the flight recorder"
+                    }
+                },
+            ));
+        }
+    }
     let (ended, restarted) = {
         let _hooklock = crate::sysmon::hooks::lock_hooklock();
         crate::world::stop_the_world("trace stop")?;
@@ -265,6 +333,7 @@ pub fn stop() -> Result<()> {
             // the trace and is legal as an open range.)
             let (_, file_gen) = record::current();
             let (counts, leftovers) = record::publish_stop()?;
+            OWNER.store(0, std::sync::atomic::Ordering::SeqCst);
             end_generation(file_gen, counts);
             Some((file_gen, leftovers))
         });
@@ -365,6 +434,17 @@ pub fn rollover_locked() -> bool {
     true
 }
 
+/// Roll the trace over now, from any thread but sysmon (which rolls in its
+/// tick, holding `sysmonlock`): for a flight-recorder snapshot. Returns
+/// the number in the file of the generation it ended (0: not tracing).
+pub fn rollover_now() -> Result<u64> {
+    refuse_from_rtcore_threads("a flight-recorder snapshot")?;
+    Ok(with_sysmonlock(|| {
+        let (_, file_gen) = record::current();
+        if rollover_locked() { file_gen } else { 0 }
+    }))
+}
+
 /// Queue the generation-end record: every thread's batch count, and the
 /// header batch (thread 0).
 fn end_generation(file_gen: u64, mut counts: Vec<(u64, u64)>) {
@@ -400,6 +480,7 @@ pub fn stop_at_exit() {
     let Some((counts, _leftovers)) = record::publish_stop() else {
         return;
     };
+    OWNER.store(0, std::sync::atomic::Ordering::SeqCst);
     end_generation(file_gen, counts);
     let id = record::trace_id();
     let _ = writer::finish(

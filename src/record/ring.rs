@@ -1,0 +1,195 @@
+//! The flight recorder's sink: the trace's records kept in memory, whole
+//! generations at a time, the oldest dropped past a byte bound. A snapshot
+//! is the file header, the generations kept, and an end marker: a valid
+//! trace whose first generation is the oldest kept.
+//!
+//! Invariants:
+//! - The writer thread appends (one record per call, in queue order); a
+//!   snapshot copies out the complete generations (shared buffers, cloned
+//!   under the ring's lock, written outside it).
+//! - Kept generations are consecutive and complete (each ends with its
+//!   generation-end record); the generation being written is never part
+//!   of a snapshot.
+//! - Memory: the complete generations kept stay within `max_bytes`, but
+//!   the newest complete one is always kept (a snapshot has something to
+//!   show), and the one being written grows until its end.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::base::inner::{InnerMutex, InnerRank};
+use crate::format::{FILE_HEADER_LEN, RECORD_FRAME_LEN, RecordKind};
+
+/// One complete generation: its number in the file and its records.
+#[derive(Clone)]
+pub struct KeptGeneration {
+    pub number: u64,
+    pub bytes: Arc<Vec<u8>>,
+    /// When it was complete (ns on rtcore's clock).
+    pub done_at: u64,
+}
+
+struct Inner {
+    /// The file header (its trace id and version).
+    header: Vec<u8>,
+    /// The generation being written (records so far).
+    open: Vec<u8>,
+    done: VecDeque<KeptGeneration>,
+    /// Bytes of `done`.
+    done_bytes: usize,
+    /// Generations dropped for the bound.
+    dropped: u64,
+    /// The last complete generation's number (0: none yet).
+    last_done: u64,
+}
+
+pub struct Ring {
+    inner: InnerMutex<Inner>,
+    max_bytes: usize,
+}
+
+/// What a snapshot holds.
+pub struct Snapshot {
+    pub header: Vec<u8>,
+    pub generations: Vec<KeptGeneration>,
+}
+
+impl Ring {
+    pub fn new(max_bytes: usize) -> Arc<Ring> {
+        Arc::new(Ring {
+            inner: InnerMutex::new(
+                InnerRank::FlightRing,
+                Inner {
+                    header: Vec::new(),
+                    open: Vec::new(),
+                    done: VecDeque::new(),
+                    done_bytes: 0,
+                    dropped: 0,
+                    last_done: 0,
+                },
+            ),
+            max_bytes,
+        })
+    }
+
+    /// One write of the writer: the file header, or one framed record.
+    pub fn append(&self, data: &[u8]) {
+        let mut g = self.inner.lock();
+        if g.header.is_empty() && data.len() == FILE_HEADER_LEN && data.starts_with(b"RTCTRACE") {
+            g.header = data.to_vec();
+            return;
+        }
+        let kind = if data.len() >= RECORD_FRAME_LEN {
+            RecordKind::from_u8(data[4])
+        } else {
+            None
+        };
+        match kind {
+            // A ring never ends: a snapshot writes its own end.
+            Some(RecordKind::TraceEnd) => {}
+            Some(RecordKind::GenerationEnd) => {
+                g.open.extend_from_slice(data);
+                let number = generation_of(data).unwrap_or(g.last_done + 1);
+                let bytes = Arc::new(std::mem::take(&mut g.open));
+                g.done_bytes += bytes.len();
+                g.last_done = number;
+                g.done.push_back(KeptGeneration {
+                    number,
+                    bytes,
+                    done_at: crate::base::clock::now_ns(),
+                });
+                while g.done_bytes > self.max_bytes && g.done.len() > 1 {
+                    if let Some(old) = g.done.pop_front() {
+                        g.done_bytes -= old.bytes.len();
+                        g.dropped += 1;
+                    }
+                }
+            }
+            _ => g.open.extend_from_slice(data),
+        }
+    }
+
+    /// The last complete generation's number (0: none yet).
+    pub fn last_done(&self) -> u64 {
+        self.inner.lock().last_done
+    }
+
+    /// The complete generations kept now, and the header.
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.inner.lock();
+        Snapshot {
+            header: g.header.clone(),
+            generations: g.done.iter().cloned().collect(),
+        }
+    }
+
+    /// For a fatal-signal handler: without waiting (the lock is only
+    /// tried) or allocating, hand `out` the file header and each complete
+    /// generation, oldest first. Returns the last generation's number, or
+    /// None when the lock was held or nothing is complete.
+    pub fn write_without_waiting(&self, mut out: impl FnMut(&[u8])) -> Option<u64> {
+        let g = self.inner.try_lock()?;
+        let last = g.done.back()?.number;
+        out(&g.header);
+        for k in &g.done {
+            out(&k.bytes);
+        }
+        Some(last)
+    }
+
+    /// (bytes kept in complete generations, bytes of the open one,
+    /// generations kept, generations dropped for the bound).
+    pub fn usage(&self) -> (usize, usize, usize, u64) {
+        let g = self.inner.lock();
+        (g.done_bytes, g.open.len(), g.done.len(), g.dropped)
+    }
+}
+
+/// The generation a framed record names (after its trace id).
+fn generation_of(record: &[u8]) -> Option<u64> {
+    let body = record.get(RECORD_FRAME_LEN + 8..)?;
+    let mut pos = 0;
+    crate::format::get_uvarint(body, &mut pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{file_header, generation_end_body, put_record};
+
+    #[test]
+    fn keeps_whole_generations_within_the_bound_and_always_the_newest() {
+        let ring = Ring::new(300);
+        ring.append(&file_header(7));
+        for g in 1..=5u64 {
+            let mut rec = Vec::new();
+            put_record(&mut rec, RecordKind::Batch, &[0u8; 100]);
+            ring.append(&rec);
+            let mut end = Vec::new();
+            put_record(
+                &mut end,
+                RecordKind::GenerationEnd,
+                &generation_end_body(7, g, &[]),
+            );
+            ring.append(&end);
+        }
+        let s = ring.snapshot();
+        assert_eq!(s.header, file_header(7).to_vec());
+        let kept: Vec<u64> = s.generations.iter().map(|k| k.number).collect();
+        // Each generation is ~150 bytes: two fit in 300.
+        assert_eq!(kept, vec![4, 5]);
+        let (bytes, open, n, dropped) = ring.usage();
+        assert!(bytes <= 300 && open == 0 && n == 2 && dropped == 3);
+        // A bound smaller than one generation keeps the newest anyway.
+        let tiny = Ring::new(1);
+        let mut end = Vec::new();
+        put_record(
+            &mut end,
+            RecordKind::GenerationEnd,
+            &generation_end_body(7, 1, &[]),
+        );
+        tiny.append(&end);
+        assert_eq!(tiny.snapshot().generations.len(), 1);
+        assert_eq!(tiny.last_done(), 1);
+    }
+}
