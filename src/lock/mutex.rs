@@ -458,7 +458,8 @@ impl MutexRef {
     }
 
     /// The fast path under contention: while another thread holds the lock
-    /// and nobody waits for it, spin (reading, not writing, the word) and
+    /// and nobody waits for it, yield (reading, not writing, the word after
+    /// each yield: `word::spin_yielding`, which says why no pause loop) and
     /// retry the fast path when it looks free. Bounded; the full path
     /// takes over (order check, then park) when the spin is over or
     /// anything is unusual. Spinning is not blocking: the order check of
@@ -483,7 +484,7 @@ impl MutexRef {
                     r => return r,
                 }
             }
-            if !super::word::spin(&mut round) {
+            if !super::word::spin_yielding(&mut round) {
                 return Fast::No;
             }
         }
