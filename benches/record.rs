@@ -98,6 +98,8 @@ fn main() {
         generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
+        max_mb: 0,
+        reserved: 0,
     };
     assert_eq!(
         rtcore::ffi::trace::rtc_trace_start(&cfg) as i32,

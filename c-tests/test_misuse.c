@@ -591,6 +591,18 @@ static void m_trace_stop(void) {
     CHECK_STATUS(rtc_trace_stop(), RTC_OK); /* not tracing */
 }
 
+static void m_trace_get_stats(void) {
+    CHECK_STATUS(rtc_trace_get_stats(NULL), RTC_ERR_NULL);
+    rtc_trace_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = 7;
+    CHECK_STATUS(rtc_trace_get_stats(&st), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("out->size is 7");
+    st.size = sizeof st;
+    CHECK_STATUS(rtc_trace_get_stats(&st), RTC_OK);
+    CHECK(st.tracing == 0);
+}
+
 static void m_flight_recorder_start(void) {
     rtc_flight_recorder_config c;
     memset(&c, 0, sizeof c);
@@ -1283,6 +1295,8 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_trace_start(&tc), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_trace_stop(), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_start(NULL), RTC_ERR_SHUT_DOWN);
+    rtc_trace_stats tst; memset(&tst, 0, sizeof tst); tst.size = sizeof tst;
+    CHECK_STATUS(rtc_trace_get_stats(&tst), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_write(&tc), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_stop(), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_trace_enabled() == 0);
@@ -1361,6 +1375,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_set_preempt_handler", m_set_preempt_handler),
     MISUSE("rtc_trace_start", m_trace_start),
     MISUSE("rtc_trace_stop", m_trace_stop),
+    MISUSE("rtc_trace_get_stats", m_trace_get_stats),
     MISUSE("rtc_flight_recorder_start", m_flight_recorder_start),
     MISUSE("rtc_flight_recorder_write", m_flight_recorder_write),
     MISUSE("rtc_flight_recorder_stop", m_flight_recorder_stop),

@@ -560,6 +560,19 @@ typedef struct rtc_trace_config {
    */
   rtc_trace_write_fn write;
   void *user_data;
+  /**
+   * The most memory, in MiB, the trace's records may take while they
+   * wait for the sink (0: 64). When a sink falls that far behind,
+   * whole generations are dropped (the threads recording never wait)
+   * and the trace records what each thread lost (see
+   * `rtc_trace_get_stats`). Added in 0.3: a caller built against the
+   * older header passes the older, smaller `size` and gets 64.
+   */
+  uint32_t max_mb;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
 } rtc_trace_config;
 
 /**
@@ -788,6 +801,37 @@ typedef struct rtc_sysmon_stats {
  * `rtc_sysmon_hook_add`.
  */
 typedef void (*rtc_hook_fn)(void *user_data);
+
+/**
+ * The counters of the trace being recorded, or of the last one.
+ */
+typedef struct rtc_trace_stats {
+  /**
+   * `sizeof(rtc_trace_stats)`; set it before the call.
+   */
+  uint32_t size;
+  /**
+   * 1 while a trace is being recorded.
+   */
+  uint32_t tracing;
+  /**
+   * Batches and events handed to the writer so far (a thread's events
+   * count once its batch is full, or at the trace's end), and their
+   * bytes.
+   */
+  uint64_t batches;
+  uint64_t events;
+  uint64_t bytes;
+  /**
+   * What was dropped because the sink fell behind by more than the
+   * trace's `max_mb`: whole generations, their batches, events and
+   * bytes. The trace holds a loss record for each such generation.
+   */
+  uint64_t lost_generations;
+  uint64_t lost_batches;
+  uint64_t lost_events;
+  uint64_t lost_bytes;
+} rtc_trace_stats;
 
 /**
  * Threads and Ps by state, as `rtc_world_census` reports them.
@@ -1464,6 +1508,15 @@ rtc_status rtc_trace_start(const struct rtc_trace_config *config);
  * `RTC_ERR_WOULD_DEADLOCK` as for `rtc_trace_start`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_trace_stop(void);
+
+/**
+ * Fill `*out` (whose `size` the caller sets to `sizeof(rtc_trace_stats)`)
+ * with the counters of the trace being recorded, or of the last one.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a wrong
+ * `size`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_trace_get_stats(struct rtc_trace_stats *out);
 
 /**
  * 1 while a trace is being recorded, else 0. (The `RTC_TRACE_ON()` macro

@@ -117,6 +117,7 @@ fn register_fork_handlers() {
     on_child(crate::sysmon::monitor::after_fork_child);
     on_child(crate::sysmon::hooks::after_fork_child);
     on_child(crate::record::after_fork_child);
+    on_child(crate::flight::after_fork_child);
     crate::base::fork::register();
 }
 
@@ -300,6 +301,8 @@ pub fn shutdown() -> Result<()> {
     crate::sysmon::hooks::close_for_shutdown(&hooklock);
     // Released before the trace stop, which takes it itself.
     drop(hooklock);
+    // The flight recorder (if it records) stops first: the trace is its.
+    crate::flight::shutdown();
     // A trace in progress ends with its end marker. A sink error is not a
     // reason to stay up: it was reported on stderr and the trace is over.
     if let Err(e) = crate::trace::stop() {

@@ -100,6 +100,10 @@ pub struct Stats {
     pub cut: Option<crate::reader::Cut>,
     /// Lock waits begun and not ended by the end of the trace.
     pub waiting_at_end: Vec<OpenWait>,
+    /// Generations dropped while recording, and their events and bytes.
+    pub lost_generations: u64,
+    pub lost_events: u64,
+    pub lost_bytes: u64,
 }
 
 /// Validate and summarise a trace in memory.
@@ -125,6 +129,9 @@ pub fn stats_reader(input: impl std::io::Read) -> Result<Stats, ReadError> {
     st.by_kind = summary.by_kind;
     st.crossed_start = summary.crossed_start;
     st.cut = summary.cut.clone();
+    st.lost_generations = summary.lost_generations;
+    st.lost_events = summary.lost_events;
+    st.lost_bytes = summary.lost_bytes;
     st.open_at_end = summary.open_at_end;
     Ok(st)
 }
@@ -209,9 +216,14 @@ impl Acc {
                     r.total_ns = r.total_ns.saturating_add(d);
                 }
             }
-            // Locks, sysmon, stops: this stream's own events.
+            // Locks, sysmon, stops: this stream's own events. A stream may
+            // begin inside a stop of its own (`STW status` in the header).
             let mut waiting: Option<(u64, u64)> = None;
-            let mut in_stop = false;
+            let mut in_stop = g.streams.get(&0).is_some_and(|h| {
+                h.events
+                    .iter()
+                    .any(|e| e.kind == K::StwStatus && e.args[0] == *id)
+            });
             for e in &s.events {
                 let a = &e.args;
                 match e.kind {
@@ -327,6 +339,13 @@ impl Stats {
             self.bytes,
             self.bytes_per_event()
         );
+        if self.lost_generations > 0 {
+            let _ = writeln!(
+                o,
+                "lost while recording (a sink fell behind): {} generation(s), {} events, {} bytes",
+                self.lost_generations, self.lost_events, self.lost_bytes
+            );
+        }
         if let Some(c) = &self.cut {
             let _ = writeln!(
                 o,
@@ -484,6 +503,11 @@ impl Stats {
             self.crossed_start,
             self.open_at_end,
             self.stops_of_the_world
+        );
+        let _ = write!(
+            o,
+            "\"lost\":{{\"generations\":{},\"events\":{},\"bytes\":{}}},",
+            self.lost_generations, self.lost_events, self.lost_bytes
         );
         if let Some(c) = &self.cut {
             let _ = write!(

@@ -57,6 +57,7 @@ c_programs!(
     test_hostile_lifecycle,
     test_hostile_sinks,
     test_lifecycle,
+    test_loss,
     test_many_threads,
     test_misuse,
     test_rwlock,

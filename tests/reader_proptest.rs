@@ -86,7 +86,18 @@ fn valid_trace() -> Vec<u8> {
         RecordKind::GenerationEnd,
         &generation_end_body(ID, 1, &[(0, 1), (2, 1), (5, 1), (6, 1)]),
     );
-    put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 1));
+    // Generation 2 was dropped while recording: one of its batches reached
+    // the file, then its loss record (the reader skips it, counts it).
+    let mut lost = BatchBuilder::new(ID, 2, 5, 0, 20);
+    lost.event(K::String, 20, &[Val::U(1), Val::Bytes(b"dropped")]);
+    lost.event(K::Log, 21, &[Val::U(1), Val::U(1)]);
+    put_record(&mut out, RecordKind::Batch, &lost.body);
+    put_record(
+        &mut out,
+        RecordKind::Loss,
+        &rtcore::format::loss_body(ID, 2, &[(5, 2, 40, 900), (6, 1, 7, 120)]),
+    );
+    put_record(&mut out, RecordKind::TraceEnd, &trace_end_body(ID, 2));
     out
 }
 
@@ -241,6 +252,10 @@ fn the_sample_trace_is_valid() {
     let t = valid_trace();
     let s = rtcore::reader::check(&t).expect("the sample is valid");
     assert!(s.events > 20);
+    assert_eq!(
+        (s.lost_generations, s.lost_events, s.lost_bytes),
+        (1, 47, 1020)
+    );
     read_all_ways(&t);
 }
 

@@ -332,6 +332,22 @@ class RtcSysmonStats(ctypes.Structure):
 TRACE_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, ctypes.c_void_p)
 
 
+class RtcTraceStats(ctypes.Structure):
+    """``struct rtc_trace_stats``: the trace's counters."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("tracing", ctypes.c_uint32),
+        ("batches", ctypes.c_uint64),
+        ("events", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("lost_generations", ctypes.c_uint64),
+        ("lost_batches", ctypes.c_uint64),
+        ("lost_events", ctypes.c_uint64),
+        ("lost_bytes", ctypes.c_uint64),
+    ]
+
+
 class RtcFlightRecorderConfig(ctypes.Structure):
     """``struct rtc_flight_recorder_config``."""
 
@@ -363,6 +379,8 @@ class RtcTraceConfig(ctypes.Structure):
         ("generation_ms", ctypes.c_uint32),
         ("write", TRACE_WRITE_FN),
         ("user_data", ctypes.c_void_p),
+        ("max_mb", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
@@ -561,6 +579,7 @@ _SIGNATURES = {
     "rtc_set_preempt_handler": (_status, [PREEMPT_FN, ctypes.c_void_p], ()),
     "rtc_trace_start": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
     "rtc_trace_stop": (_status, [], ()),
+    "rtc_trace_get_stats": (_status, [ctypes.POINTER(RtcTraceStats)], ()),
     "rtc_flight_recorder_start": (_status, [ctypes.POINTER(RtcFlightRecorderConfig)], ()),
     "rtc_flight_recorder_write": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
     "rtc_flight_recorder_stop": (_status, [], ()),
@@ -1757,6 +1776,16 @@ def flight_recorder_write(path):
 
 def trace_enabled():
     return bool(_lib.rtc_trace_enabled())
+
+
+def trace_counters():
+    """The counters of the trace being recorded (or of the last one), as a
+    dict: batches, events and bytes handed to the writer, and what was
+    lost when a sink fell behind (generations, batches, events, bytes)."""
+    st = RtcTraceStats()
+    st.size = ctypes.sizeof(RtcTraceStats)
+    _lib.rtc_trace_get_stats(ctypes.byref(st))
+    return {name: getattr(st, name) for name, _ in RtcTraceStats._fields_ if name != "size"}
 
 
 #: A check's verdict by status (:func:`trace_verdict`).

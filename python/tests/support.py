@@ -166,6 +166,7 @@ C_TYPES = {
     "rtc_preempt_fn": rtcore.PREEMPT_FN,
     "const struct rtc_trace_config *": ctypes.POINTER(rtcore.RtcTraceConfig),
     "const struct rtc_flight_recorder_config *": ctypes.POINTER(rtcore.RtcFlightRecorderConfig),
+    "struct rtc_trace_stats *": ctypes.POINTER(rtcore.RtcTraceStats),
     "const uint8_t *": ctypes.POINTER(ctypes.c_uint8),
     "int64_t": ctypes.c_int64,
     "struct rtc_rwlock *": ctypes.POINTER(rtcore.RtcRwlock),

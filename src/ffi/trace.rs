@@ -58,6 +58,36 @@ pub struct rtc_trace_config {
     /// `RTC_TRACE_SINK_CALLBACK`: the function and its argument.
     pub write: rtc_trace_write_fn,
     pub user_data: *mut c_void,
+    /// The most memory, in MiB, the trace's records may take while they
+    /// wait for the sink (0: 64). When a sink falls that far behind,
+    /// whole generations are dropped (the threads recording never wait)
+    /// and the trace records what each thread lost (see
+    /// `rtc_trace_get_stats`). Added in 0.3: a caller built against the
+    /// older header passes the older, smaller `size` and gets 64.
+    pub max_mb: u32,
+    /// Reserved: zero.
+    pub reserved: u32,
+}
+
+/// `sizeof(rtc_trace_config)` before `max_mb` was added.
+const TRACE_CONFIG_V1: usize = std::mem::offset_of!(rtc_trace_config, max_mb);
+
+/// The queue bound and generation period of a `rtc_trace_config` (`size`
+/// already checked).
+///
+/// # Safety
+/// `config` points to a config of its `size`.
+unsafe fn limits_of(config: *const rtc_trace_config) -> (u32, u64) {
+    // SAFETY: the caller's promise; `max_mb` is read only when present.
+    unsafe {
+        let c = &*config;
+        let mb = if c.size as usize >= size_of::<rtc_trace_config>() {
+            c.max_mb
+        } else {
+            0
+        };
+        (c.generation_ms, u64::from(mb) << 20)
+    }
 }
 
 /// The sink a `rtc_trace_config` names, checked (`func` names the caller
@@ -69,7 +99,7 @@ pub(super) fn sink_from(
     super::checked_ptr(config, "config", func)?;
     // SAFETY: non-NULL; `size` read first.
     let size = unsafe { (*config).size } as usize;
-    if size != size_of::<rtc_trace_config>() {
+    if size != size_of::<rtc_trace_config>() && size != TRACE_CONFIG_V1 {
         return Err(Error::new(
             RTC_ERR_INVALID_ARGUMENT,
             format!(
@@ -148,8 +178,8 @@ pub extern "C" fn rtc_trace_start(config: *const rtc_trace_config) -> rtc_status
         lifecycle::enter()?;
         let sink = sink_from(config, "rtc_trace_start")?;
         // SAFETY: `sink_from` checked the pointer and the size.
-        let generation_ms = unsafe { (*config).generation_ms };
-        crate::trace::start(sink, generation_ms)
+        let (generation_ms, max_bytes) = unsafe { limits_of(config) };
+        crate::trace::start(sink, generation_ms, max_bytes)
     })
 }
 
@@ -165,6 +195,67 @@ pub extern "C" fn rtc_trace_stop() -> rtc_status {
     boundary("rtc_trace_stop", || {
         lifecycle::enter()?;
         crate::trace::stop()
+    })
+}
+
+/// The counters of the trace being recorded, or of the last one.
+#[repr(C)]
+pub struct rtc_trace_stats {
+    /// `sizeof(rtc_trace_stats)`; set it before the call.
+    pub size: u32,
+    /// 1 while a trace is being recorded.
+    pub tracing: u32,
+    /// Batches and events handed to the writer so far (a thread's events
+    /// count once its batch is full, or at the trace's end), and their
+    /// bytes.
+    pub batches: u64,
+    pub events: u64,
+    pub bytes: u64,
+    /// What was dropped because the sink fell behind by more than the
+    /// trace's `max_mb`: whole generations, their batches, events and
+    /// bytes. The trace holds a loss record for each such generation.
+    pub lost_generations: u64,
+    pub lost_batches: u64,
+    pub lost_events: u64,
+    pub lost_bytes: u64,
+}
+
+/// Fill `*out` (whose `size` the caller sets to `sizeof(rtc_trace_stats)`)
+/// with the counters of the trace being recorded, or of the last one.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for a wrong
+/// `size`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_trace_get_stats(out: *mut rtc_trace_stats) -> rtc_status {
+    boundary("rtc_trace_get_stats", || {
+        lifecycle::enter()?;
+        super::checked_ptr(out, "out", "rtc_trace_get_stats")?;
+        // SAFETY: non-NULL and aligned; `size` read alone first.
+        let size = unsafe { (*out).size } as usize;
+        if size != size_of::<rtc_trace_stats>() {
+            return Err(Error::new(
+                RTC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "rtc_trace_get_stats: out->size is {size}, expected sizeof(rtc_trace_stats) = {}",
+                    size_of::<rtc_trace_stats>()
+                ),
+            ));
+        }
+        let c = writer::counters();
+        let r = rtc_trace_stats {
+            size: size as u32,
+            tracing: u32::from(crate::trace::enabled()),
+            batches: c.batches,
+            events: c.events,
+            bytes: c.bytes,
+            lost_generations: c.lost_generations,
+            lost_batches: c.lost_batches,
+            lost_events: c.lost_events,
+            lost_bytes: c.lost_bytes,
+        };
+        // SAFETY: the caller's struct of the right size.
+        unsafe { out.write(r) };
+        Ok(())
     })
 }
 
@@ -375,13 +466,16 @@ fn report_check(
                 .collect();
             super::copy_out(
                 &format!(
-                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end; by kind: {}",
+                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end; lost: {} generation(s), {} events, {} bytes; by kind: {}",
                     s.events,
                     s.generations,
                     s.threads,
                     s.bytes,
                     s.crossed_start,
                     s.open_at_end,
+                    s.lost_generations,
+                    s.lost_events,
+                    s.lost_bytes,
                     kinds.join(", ")
                 ),
                 report,

@@ -34,19 +34,25 @@ struct State {
     last: [u64; 4],
     queue: VecDeque<(Cause, PathBuf)>,
     thread: bool,
+    handle: Option<std::thread::JoinHandle<()>>,
+    /// The dumper thread returns (rtcore's shutdown).
+    quit: bool,
 }
 
-static STATE: parking_lot::Mutex<State> = parking_lot::Mutex::new(State {
-    dir: None,
-    triggers: 0,
-    rate_limit_ns: 0,
-    dir_max_dumps: 0,
-    dir_max_bytes: 0,
-    ring: None,
-    last: [0; 4],
-    queue: VecDeque::new(),
-    thread: false,
-});
+static STATE: crate::base::inner::ResettableMutex<State> =
+    crate::base::inner::ResettableMutex::new(State {
+        dir: None,
+        triggers: 0,
+        rate_limit_ns: 0,
+        dir_max_dumps: 0,
+        dir_max_bytes: 0,
+        ring: None,
+        last: [0; 4],
+        queue: VecDeque::new(),
+        thread: false,
+        handle: None,
+        quit: false,
+    });
 static WAKE: parking_lot::Condvar = parking_lot::Condvar::new();
 
 /// Dumps written and dumps that failed (for tests and stats).
@@ -103,11 +109,15 @@ pub fn configure(with: Option<(&Config, Arc<Ring>)>) {
             s.ring = Some(ring);
             s.last = [0; 4];
             if s.dir.is_some() && !s.thread {
+                s.quit = false;
                 match std::thread::Builder::new()
                     .name("rtcore-flight-dumper".into())
                     .spawn(dumper)
                 {
-                    Ok(_) => s.thread = true,
+                    Ok(h) => {
+                        s.thread = true;
+                        s.handle = Some(h);
+                    }
                     Err(e) => crate::diag::eprintln(&format!(
                         "rtcore: flight recorder: cannot start its dump thread ({e}): no automatic dumps"
                     )),
@@ -214,11 +224,48 @@ fn dumper() {
                 if let Some(item) = s.queue.pop_front() {
                     break item;
                 }
+                if s.quit {
+                    return;
+                }
                 WAKE.wait(&mut s);
             }
         };
         write_dump(cause, &path);
     }
+}
+
+/// rtcore's shutdown: the dumper thread writes what is queued, returns and
+/// is joined.
+pub fn shutdown() {
+    let h = {
+        let mut s = STATE.lock();
+        s.quit = true;
+        s.thread = false;
+        WAKE.notify_all();
+        s.handle.take()
+    };
+    if let Some(h) = h {
+        let _ = h.join();
+    }
+}
+
+/// In a forked child: the dumper thread does not exist; nothing is queued
+/// or configured (the parent's recorder does not record here).
+///
+/// # Safety
+/// Only in the child's atfork handler, on the only thread.
+pub unsafe fn after_fork_child() {
+    // SAFETY: the caller's guarantee (its holder does not exist here).
+    unsafe { STATE.reset_after_fork() };
+    let mut s = STATE.lock();
+    s.queue.clear();
+    s.dir = None;
+    s.ring = None;
+    s.thread = false;
+    if let Some(h) = s.handle.take() {
+        crate::base::fork::keep_forever(h);
+    }
+    incident::register(None);
 }
 
 /// Write one dump: a snapshot into a file created exclusively, then the

@@ -94,7 +94,8 @@ struct Active {
     config: Config,
 }
 
-static CONTROL: parking_lot::Mutex<Option<Active>> = parking_lot::Mutex::new(None);
+static CONTROL: crate::base::inner::ResettableMutex<Option<Active>> =
+    crate::base::inner::ResettableMutex::new(None);
 
 /// How long a snapshot waits for the writer to hand it the generation the
 /// snapshot's rollover ended.
@@ -120,6 +121,7 @@ pub fn start(config: Config) -> Result<()> {
         Sink::Ring(ring.clone()),
         config.generation_ms(),
         (config.max_bytes / 8).max(64 << 10),
+        config.max_bytes,
     )
     .map_err(|e| {
         let message = e
@@ -146,6 +148,31 @@ pub fn stop() -> Result<()> {
     crate::trace::stop_for(crate::trace::Owner::FlightRecorder)?;
     *c = None;
     Ok(())
+}
+
+/// rtcore's shutdown: the flight recorder stops (its trace too), and its
+/// dumper thread is joined.
+pub fn shutdown() {
+    if let Err(e) = stop() {
+        crate::diag::eprintln(&format!(
+            "rtcore: rtc_shutdown: stopping the flight recorder: {}",
+            e.message
+        ));
+    }
+    dumps::shutdown();
+}
+
+/// In a forked child: the parent's recorder does not record here (the
+/// child's tracing is off); its memory is forgotten, its handlers removed.
+pub fn after_fork_child() {
+    // SAFETY: in the child's atfork handler; the holder does not exist.
+    unsafe { CONTROL.reset_after_fork() };
+    if let Some(a) = CONTROL.lock().take() {
+        crate::base::fork::keep_forever(a.ring);
+    }
+    // SAFETY: the child's atfork handler, on the only thread.
+    unsafe { dumps::after_fork_child() };
+    signals::uninstall();
 }
 
 /// Is the flight recorder recording? (Its configuration, if so.)
@@ -182,7 +209,9 @@ fn snapshot_into(ring: &Ring, sink: Sink) -> Result<u64> {
                 ),
             ));
         }
-        std::thread::sleep(Duration::from_millis(1));
+        // The writer hands it over within microseconds when it is not
+        // busy: poll finely (a millisecond here was most of a snapshot).
+        std::thread::sleep(Duration::from_micros(20));
     }
     let parts = snapshot_parts(ring)?;
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();

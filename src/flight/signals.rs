@@ -101,8 +101,13 @@ pub fn uninstall() {
             }
         }
     }
-    // The ring stays allocated (a handler on another thread may be in it).
-    RING.store(std::ptr::null_mut(), SeqCst);
+    // The ring stays allocated (a handler on another thread may be in it),
+    // kept where the process can still see it.
+    let p = RING.swap(std::ptr::null_mut(), SeqCst);
+    if !p.is_null() {
+        // SAFETY: made by `Arc::into_raw` in `install`, taken back once.
+        crate::base::fork::keep_forever(unsafe { Arc::from_raw(p as *const Ring) });
+    }
 }
 
 /// A fixed buffer written without allocating.

@@ -58,6 +58,9 @@ pub enum RecordKind {
     GenerationEnd = 2,
     /// The end of the trace.
     TraceEnd = 3,
+    /// The end of a generation that was dropped (a sink fell behind and
+    /// the writer's queue reached its bound): what each thread lost.
+    Loss = 4,
 }
 
 impl RecordKind {
@@ -66,6 +69,7 @@ impl RecordKind {
             1 => Some(RecordKind::Batch),
             2 => Some(RecordKind::GenerationEnd),
             3 => Some(RecordKind::TraceEnd),
+            4 => Some(RecordKind::Loss),
             _ => None,
         }
     }
@@ -417,6 +421,22 @@ pub fn generation_end_body(trace_id: u64, generation: u64, batches: &[(u64, u64)
     for &(thread, n) in batches {
         put_uvarint(&mut b, thread);
         put_uvarint(&mut b, n);
+    }
+    b
+}
+
+/// The body of a loss record: the trace, the generation dropped, and per
+/// thread (sorted) the batches, events and bytes lost.
+pub fn loss_body(trace_id: u64, generation: u64, lost: &[(u64, u64, u64, u64)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&trace_id.to_le_bytes());
+    put_uvarint(&mut b, generation);
+    put_uvarint(&mut b, lost.len() as u64);
+    for &(thread, batches, events, bytes) in lost {
+        put_uvarint(&mut b, thread);
+        put_uvarint(&mut b, batches);
+        put_uvarint(&mut b, events);
+        put_uvarint(&mut b, bytes);
     }
     b
 }

@@ -103,9 +103,9 @@ fn walk(
         let l = match records.next_generation() {
             Ok(Some(l)) => l,
             Ok(None) => break,
-            Err(e) if records.cut_short && sum.generations > 0 => {
+            Err(e) if records.cut_short && records.last_generation() > 0 => {
                 sum.cut = Some(Cut {
-                    after_generation: sum.generations as u64,
+                    after_generation: records.last_generation(),
                     at_byte: records.complete_until as u64,
                     lost_bytes: (records.offset - records.complete_until) as u64,
                     why: e.message,
@@ -114,6 +114,12 @@ fn walk(
             }
             Err(e) => return Err(e),
         };
+        if let Some(lost) = &l.lost {
+            sum.lost_generations += 1;
+            sum.lost_events += lost.iter().map(|x| x.events).sum::<u64>();
+            sum.lost_bytes += lost.iter().map(|x| x.bytes).sum::<u64>();
+            continue;
+        }
         validate::check_generation(&l, records.buffered(), &mut sum)?;
         if let Some(v) = visit.as_mut() {
             v(&l.materialise(records.buffered())?);
@@ -122,7 +128,7 @@ fn walk(
         sum.generations += 1;
         sum.max_generation_bytes = sum.max_generation_bytes.max(l.bytes);
     }
-    if sum.generations == 0 {
+    if sum.generations == 0 && sum.lost_generations == 0 {
         return Err(validate::no_generation());
     }
     sum.events = sum.by_kind.values().sum();
@@ -306,6 +312,54 @@ mod tests {
         let mut bad = whole[..ends[2] + 20].to_vec();
         bad[ends[1] + 30] ^= 0xff;
         assert!(check(&bad).is_err());
+    }
+
+    #[test]
+    fn a_lost_generation_is_skipped_and_counted_and_the_next_one_checks() {
+        // Generation 2 of three lost its end to a loss record (one of its
+        // batches reached the file first, and is not read).
+        let whole = trace(3, 20);
+        let mut out = file_header(9).to_vec();
+        let mut g2_end_seen = false;
+        let mut pos = crate::format::FILE_HEADER_LEN;
+        while pos < whole.len() {
+            let len = u32::from_le_bytes(whole[pos + 8..pos + 12].try_into().unwrap()) as usize;
+            let rec = &whole[pos..pos + crate::format::RECORD_FRAME_LEN + len];
+            let body = &rec[crate::format::RECORD_FRAME_LEN..];
+            let mut at = 8;
+            let g = crate::format::get_uvarint(body, &mut at).unwrap();
+            let kind = RecordKind::from_u8(rec[4]).unwrap();
+            if g == 2 && kind == RecordKind::GenerationEnd {
+                let lost = crate::format::loss_body(9, 2, &[(4, 3, 21, 700)]);
+                put_record(&mut out, RecordKind::Loss, &lost);
+                g2_end_seen = true;
+            } else {
+                out.extend_from_slice(rec);
+            }
+            pos += rec.len();
+        }
+        assert!(g2_end_seen);
+        let s = check(&out).unwrap();
+        assert_eq!((s.generations, s.lost_generations), (2, 1));
+        assert_eq!((s.lost_events, s.lost_bytes), (21, 700));
+        assert_eq!(s.events, 2 * (1 + 1 + 20));
+        assert_eq!(validate(&parse(&out).unwrap()).unwrap(), s);
+        // A loss record keeps the generations' order: one for generation 7
+        // after generation 3 skips three.
+        let end_len = crate::format::RECORD_FRAME_LEN + trace_end_body(9, 3).len();
+        let mut wrong = out[..out.len() - end_len].to_vec();
+        put_record(
+            &mut wrong,
+            RecordKind::Loss,
+            &crate::format::loss_body(9, 7, &[]),
+        );
+        put_record(&mut wrong, RecordKind::TraceEnd, &trace_end_body(9, 7));
+        let e = check(&wrong).unwrap_err();
+        assert!(
+            e.message
+                .contains("generation 7 where generation 4 was expected"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -300,6 +300,8 @@ pub struct Trace {
     pub trace_id: u64,
     pub version: u16,
     pub generations: Vec<Generation>,
+    /// Generations dropped (their numbers and losses).
+    pub lost: Vec<(u64, Vec<Lost>)>,
     pub events: u64,
     pub bytes: usize,
 }
@@ -319,6 +321,10 @@ pub fn parse(input: &[u8]) -> Result<Trace, ReadError> {
         ..Default::default()
     };
     while let Some(layout) = records.next_generation()? {
+        if let Some(lost) = layout.lost {
+            t.lost.push((layout.number, lost));
+            continue;
+        }
         let g = layout.materialise(records.buffered())?;
         t.events += g
             .streams
@@ -357,6 +363,19 @@ pub struct Layout {
     /// An event's first byte carries a small timestamp delta (version 2;
     /// `format::event_head`).
     pub packed_heads: bool,
+    /// The generation was dropped (it ended with a loss record): per
+    /// thread, the batches, events and bytes lost. Its batches, if any
+    /// reached the file, are not read.
+    pub lost: Option<Vec<Lost>>,
+}
+
+/// What one thread lost of a dropped generation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    pub thread: u64,
+    pub batches: u64,
+    pub events: u64,
+    pub bytes: u64,
 }
 
 /// 1 ns per tick in 32.32 fixed point.
@@ -465,6 +484,13 @@ pub struct Records<R> {
     /// Bytes of the input up to the end of the last generation handed out
     /// (the end of its generation-end record; the file header before any).
     pub complete_until: usize,
+}
+
+impl<R> Records<R> {
+    /// The last generation handed out (0: none yet).
+    pub fn last_generation(&self) -> u64 {
+        self.last
+    }
 }
 
 /// Read until `out` is full or the input ends; how many bytes were read.
@@ -643,6 +669,26 @@ impl<R: Read> Records<R> {
                     let mut l = layout.take().expect("just checked");
                     l.bytes = self.buf.len();
                     l.ns_per_tick = l.clock_scale(&self.buf);
+                    self.last = l.number;
+                    self.complete_until = self.offset;
+                    return Ok(Some(l));
+                }
+                RecordKind::Loss => {
+                    self.layout_for(&mut layout, generation, fields_at)?;
+                    let n = b.uvarint("loss record")?;
+                    let mut lost = Vec::new();
+                    for _ in 0..n {
+                        lost.push(Lost {
+                            thread: b.uvarint("loss record")?,
+                            batches: b.uvarint("loss record")?,
+                            events: b.uvarint("loss record")?,
+                            bytes: b.uvarint("loss record")?,
+                        });
+                    }
+                    let mut l = layout.take().expect("just made");
+                    l.threads.clear();
+                    l.lost = Some(lost);
+                    self.buf.clear();
                     self.last = l.number;
                     self.complete_until = self.offset;
                     return Ok(Some(l));

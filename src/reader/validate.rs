@@ -49,6 +49,11 @@ pub struct Summary {
     /// incomplete: a program killed while tracing): everything before is
     /// the complete generations, all consistent; what follows is lost.
     pub cut: Option<Cut>,
+    /// Generations dropped while recording (a sink fell behind), and what
+    /// they held: not checked, not counted in `generations` or `events`.
+    pub lost_generations: u64,
+    pub lost_events: u64,
+    pub lost_bytes: u64,
 }
 
 /// Where a trace was cut short.
@@ -269,8 +274,13 @@ pub fn validate(t: &Trace) -> Result<Summary, ReadError> {
         bytes: t.bytes as u64,
         ..Default::default()
     };
-    if t.generations.is_empty() {
+    if t.generations.is_empty() && t.lost.is_empty() {
         return Err(no_generation());
+    }
+    for (_, lost) in &t.lost {
+        sum.lost_generations += 1;
+        sum.lost_events += lost.iter().map(|l| l.events).sum::<u64>();
+        sum.lost_bytes += lost.iter().map(|l| l.bytes).sum::<u64>();
     }
     let mut all_threads = HashSet::new();
     for g in &t.generations {

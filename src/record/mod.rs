@@ -95,6 +95,9 @@ struct Slot {
     last_ts: u64,
     /// Batches of this generation already handed to the writer.
     batches: u64,
+    /// Events in the batch being filled (the writer counts what a dropped
+    /// batch held).
+    batch_events: u64,
     strings: Strings,
     /// The thread's state is settled for this generation: its status was
     /// written (by the tracer at start, or by the thread), it attached
@@ -779,9 +782,10 @@ fn write_event(
         _ => {}
     }
     encode(&mut slot.buf, &mut slot.last_ts, kind, ts, &vals[..n]);
+    slot.batch_events += 1;
     if slot.buf.len() >= BATCH_BYTES {
         // The next event starts a new batch.
-        flush(slot, true);
+        flush(t.id, slot, true);
     }
     Ok(())
 }
@@ -806,6 +810,7 @@ fn define_new(slot: &mut Slot, ts: u64, id: u64, word: u32, len: u32) {
         &[id, u64::from(len)],
     );
     slot.buf.extend_from_slice(bytes);
+    slot.batch_events += 1;
 }
 
 /// Start the slot's next batch: its header, then room for a whole batch
@@ -832,17 +837,17 @@ pub static GENERATION_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// Hand the slot's current batch to the writer (waking it, unless the
 /// tracer does this inside a stop).
-fn flush(slot: &mut Slot, wake: bool) {
+fn flush(thread: u64, slot: &mut Slot, wake: bool) {
     if slot.buf.capacity() != 0 {
         slot.batches += 1;
         GENERATION_BYTES.fetch_add(slot.buf.len() as u64, Relaxed);
         let body = std::mem::take(&mut slot.buf);
-        let g = file_generation(slot.generation);
-        if wake {
-            writer::push_batch(g, body);
-        } else {
-            writer::push_batch_quiet(g, body);
-        }
+        let meta = writer::BatchMeta {
+            generation: file_generation(slot.generation),
+            thread,
+            events: std::mem::take(&mut slot.batch_events),
+        };
+        writer::push_thread_batch(meta, body, !wake);
     }
 }
 
@@ -947,7 +952,7 @@ fn close_slot(
     // SAFETY: the caller holds the thread's gate (or is the thread).
     let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
     if slot.generation == g {
-        flush(slot, wake);
+        flush(t.id, slot, wake);
         if slot.batches > 0 {
             counts.push((t.id, slot.batches));
         }

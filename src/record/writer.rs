@@ -43,6 +43,48 @@ pub use super::sink::{Opened, Sink, WriteFn};
 enum Item {
     Raw(Vec<u8>),
     Record(RecordKind, Vec<u8>),
+    /// A thread's batch: its file generation, thread and events (for the
+    /// loss accounting), and its body.
+    Batch(BatchMeta, Vec<u8>),
+}
+
+/// What the writer knows of a batch besides its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchMeta {
+    pub generation: u64,
+    pub thread: u64,
+    pub events: u64,
+}
+
+impl Item {
+    /// Bytes counted against the queue's bound.
+    fn weight(&self) -> u64 {
+        match self {
+            Item::Raw(b) | Item::Record(_, b) | Item::Batch(_, b) => b.len() as u64,
+        }
+    }
+}
+
+/// A generation being dropped because the queue reached its bound (a sink
+/// falling behind): what of it was lost, per thread (batches, events,
+/// bytes).
+struct Losing {
+    generation: u64,
+    per_thread: std::collections::BTreeMap<u64, (u64, u64, u64)>,
+}
+
+/// The trace's counters (`rtc_trace_get_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Batches and events handed to the writer, and their bytes.
+    pub batches: u64,
+    pub events: u64,
+    pub bytes: u64,
+    /// What was dropped for the bound: whole generations.
+    pub lost_generations: u64,
+    pub lost_batches: u64,
+    pub lost_events: u64,
+    pub lost_bytes: u64,
 }
 
 struct Queue {
@@ -71,6 +113,15 @@ struct Queue {
     /// queued); batches of the next one wait in `held`.
     open_generation: u64,
     held: Vec<Item>,
+    /// The trace's id (for loss records).
+    trace_id: u64,
+    /// Bytes queued or being written (`items`, `held`, and what the writer
+    /// took out and has not finished): at most `limit`, else a generation
+    /// is dropped whole.
+    outstanding: u64,
+    limit: u64,
+    losing: Option<Losing>,
+    counters: Counters,
     /// Batch buffers already written, emptied, for recorders to reuse
     /// (`take_spare`): a new batch then needs no allocation and touches
     /// memory already mapped (a first touch is a page fault, ~1.3 µs per
@@ -82,6 +133,9 @@ struct Queue {
 /// At most this many spare buffers are kept (with 16.5 KiB batches, about
 /// 1 MiB).
 const SPARE_MAX: usize = 64;
+
+/// The queue's default bound (bytes queued or being written).
+pub const DEFAULT_LIMIT: u64 = 64 << 20;
 
 static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
     InnerMutex::new(
@@ -99,6 +153,19 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
             error: None,
             open_generation: 1,
             held: Vec::new(),
+            trace_id: 0,
+            outstanding: 0,
+            limit: DEFAULT_LIMIT,
+            losing: None,
+            counters: Counters {
+                batches: 0,
+                events: 0,
+                bytes: 0,
+                lost_generations: 0,
+                lost_batches: 0,
+                lost_events: 0,
+                lost_bytes: 0,
+            },
             spare: Vec::new(),
         },
     )
@@ -159,7 +226,11 @@ fn keep_spares(items: VecDeque<Item>) {
     let mut bodies: Vec<Vec<u8>> = items
         .into_iter()
         .filter_map(|i| match i {
-            Item::Record(RecordKind::Batch, b) if b.capacity() >= super::BATCH_BYTES => Some(b),
+            Item::Record(RecordKind::Batch, b) | Item::Batch(_, b)
+                if b.capacity() >= super::BATCH_BYTES =>
+            {
+                Some(b)
+            }
             _ => None,
         })
         .collect();
@@ -240,7 +311,7 @@ fn completes(sink: &Sink) -> bool {
 
 /// Begin a new trace's writing: the file header goes first. Called inside
 /// the start's stopped world: no I/O, no thread created, nobody woken.
-pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
+pub fn begin(sink: Sink, trace_id: u64, limit: u64) -> Result<(), String> {
     let finish_inline = completes(&sink);
     let mut q = QUEUE.lock();
     if q.active {
@@ -252,6 +323,11 @@ pub fn begin(sink: Sink, trace_id: u64) -> Result<(), String> {
     q.items.clear();
     q.held.clear();
     q.open_generation = 1;
+    q.trace_id = trace_id;
+    q.outstanding = 0;
+    q.limit = limit;
+    q.losing = None;
+    q.counters = Counters::default();
     q.items
         .push_back(Item::Raw(format::file_header(trace_id).to_vec()));
     q.prepared = !matches!(sink, Sink::File { regular: true, .. });
@@ -272,15 +348,34 @@ pub fn push_record(kind: RecordKind, body: &[u8]) {
 }
 
 /// Queue the end of file generation `generation`: the next generation's
-/// batches, held back until now, follow it.
+/// batches, held back until now, follow it. A generation being dropped
+/// ends with a loss record instead (`format::loss_body`).
 pub fn push_generation_end(generation: u64, body: &[u8]) {
     let mut q = QUEUE.lock();
     if !q.active || q.closing {
         DISCARDED.fetch_add(1, SeqCst);
         return;
     }
-    q.items
-        .push_back(Item::Record(RecordKind::GenerationEnd, body.to_vec()));
+    let item = match q.losing.take() {
+        Some(l) if l.generation == generation => {
+            let lost: Vec<(u64, u64, u64, u64)> = l
+                .per_thread
+                .iter()
+                .map(|(t, (b, e, n))| (*t, *b, *e, *n))
+                .collect();
+            q.counters.lost_generations += 1;
+            Item::Record(
+                RecordKind::Loss,
+                format::loss_body(q.trace_id, generation, &lost),
+            )
+        }
+        other => {
+            q.losing = other;
+            Item::Record(RecordKind::GenerationEnd, body.to_vec())
+        }
+    };
+    q.outstanding += item.weight();
+    q.items.push_back(item);
     q.open_generation = generation + 1;
     let held = std::mem::take(&mut q.held);
     q.items.extend(held);
@@ -294,6 +389,7 @@ fn push_owned(kind: RecordKind, body: Vec<u8>, generation: Option<u64>, wake_wri
             return;
         }
         let item = Item::Record(kind, body);
+        q.outstanding += item.weight();
         match generation {
             Some(g) if g > q.open_generation => q.held.push(item),
             _ => q.items.push_back(item),
@@ -304,14 +400,91 @@ fn push_owned(kind: RecordKind, body: Vec<u8>, generation: Option<u64>, wake_wri
     }
 }
 
-/// Queue a full batch body of file generation `generation` from an
-/// emitter (no copy, no CRC on the producer's thread) and wake the writer.
-pub fn push_batch(generation: u64, body: Vec<u8>) {
-    push_owned(RecordKind::Batch, body, Some(generation), true);
+/// Queue a thread's full batch (no copy, no CRC on the producer's thread),
+/// waking the writer unless `quiet` (the tracer, inside a stop or a
+/// rollover: `finish` or the writer's next round writes it). Past the
+/// queue's bound the batch's whole generation is dropped: what is queued
+/// of it goes, what comes of it is counted and dropped, and its end
+/// becomes a loss record (so the reader skips it and goes on with the
+/// next, self-contained generation).
+pub fn push_thread_batch(meta: BatchMeta, body: Vec<u8>, quiet: bool) {
+    let mut q = QUEUE.lock();
+    if !q.active || q.closing {
+        DISCARDED.fetch_add(1, SeqCst);
+        return;
+    }
+    let len = body.len() as u64;
+    q.counters.batches += 1;
+    q.counters.events += meta.events;
+    q.counters.bytes += len;
+    let losing_it = q
+        .losing
+        .as_ref()
+        .is_some_and(|l| l.generation == meta.generation);
+    if !losing_it && q.losing.is_none() && q.outstanding + len > q.limit {
+        start_losing(&mut q, meta.generation);
+    }
+    if q.losing
+        .as_ref()
+        .is_some_and(|l| l.generation == meta.generation)
+    {
+        lose(&mut q, &meta, len);
+        drop(q);
+        drop(body);
+        return;
+    }
+    let item = Item::Batch(meta, body);
+    q.outstanding += len;
+    if meta.generation > q.open_generation {
+        q.held.push(item);
+    } else {
+        q.items.push_back(item);
+    }
+    drop(q);
+    if !quiet {
+        wake();
+    }
 }
 
-/// Queue a batch body without waking the writer (the tracer, inside a
-/// stop or a rollover: `finish` or the writer's next round writes it).
+/// Begin dropping `generation`: take its batches out of the queue.
+fn start_losing(q: &mut Queue, generation: u64) {
+    q.losing = Some(Losing {
+        generation,
+        per_thread: std::collections::BTreeMap::new(),
+    });
+    let mut kept = VecDeque::with_capacity(q.items.len());
+    let items = std::mem::take(&mut q.items);
+    for item in items {
+        match item {
+            Item::Batch(m, b) if m.generation == generation => {
+                q.outstanding -= b.len() as u64;
+                lose(q, &m, b.len() as u64);
+            }
+            other => kept.push_back(other),
+        }
+    }
+    q.items = kept;
+}
+
+fn lose(q: &mut Queue, meta: &BatchMeta, len: u64) {
+    q.counters.lost_batches += 1;
+    q.counters.lost_events += meta.events;
+    q.counters.lost_bytes += len;
+    if let Some(l) = q.losing.as_mut() {
+        let e = l.per_thread.entry(meta.thread).or_default();
+        e.0 += 1;
+        e.1 += meta.events;
+        e.2 += len;
+    }
+}
+
+/// The trace's counters so far.
+pub fn counters() -> Counters {
+    QUEUE.lock().counters
+}
+
+/// Queue a full batch body of file generation `generation` (the header
+/// batch), without waking the writer.
 pub fn push_batch_quiet(generation: u64, body: Vec<u8>) {
     push_owned(RecordKind::Batch, body, Some(generation), false);
 }
@@ -359,6 +532,11 @@ fn write_items(
                 format::put_record(&mut framed, *kind, body);
                 &framed
             }
+            Item::Batch(_, body) => {
+                framed.clear();
+                format::put_record(&mut framed, RecordKind::Batch, body);
+                &framed
+            }
         };
         match sink.write_all(rec) {
             Ok(()) => {
@@ -366,6 +544,11 @@ fn write_items(
             }
             Err(e) => *error = Some(e),
         }
+    }
+    let written: u64 = items.iter().map(Item::weight).sum();
+    {
+        let mut q = QUEUE.lock();
+        q.outstanding = q.outstanding.saturating_sub(written);
     }
     keep_spares(items);
 }

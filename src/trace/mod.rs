@@ -161,17 +161,26 @@ fn refuse_when_tracing() -> Result<()> {
 /// which every start and stop takes, so "not tracing" cannot change
 /// between the check and the open. A start refused for any reason leaves
 /// no file behind that it created.
-pub fn start(sink: writer::Sink, generation_ms: u32) -> Result<()> {
-    start_for(Owner::User, sink, generation_ms, GENERATION_BYTES)
+pub fn start(sink: writer::Sink, generation_ms: u32, max_bytes: u64) -> Result<()> {
+    start_for(
+        Owner::User,
+        sink,
+        generation_ms,
+        GENERATION_BYTES,
+        max_bytes,
+    )
 }
 
 /// Start a trace for `owner` (`start`), its generations rolling every
-/// `generation_ms` or past `generation_bytes` (0: no size limit).
+/// `generation_ms` or past `generation_bytes` (0: no size limit), the
+/// writer's queue bounded by `max_bytes` (0: the default, 64 MiB; past it
+/// whole generations are dropped and the loss recorded).
 pub fn start_for(
     who: Owner,
     sink: writer::Sink,
     generation_ms: u32,
     generation_bytes: u64,
+    max_bytes: u64,
 ) -> Result<()> {
     refuse_from_rtcore_threads("rtc_trace_start")?;
     let _hooklock = crate::sysmon::hooks::lock_hooklock();
@@ -195,7 +204,12 @@ pub fn start_for(
     );
     NEXT_ROLL.store(0, std::sync::atomic::Ordering::SeqCst);
     GENERATION_LIMIT.store(generation_bytes, std::sync::atomic::Ordering::SeqCst);
-    let (published, restarted) = start_opened(sink, who);
+    let limit = if max_bytes == 0 {
+        writer::DEFAULT_LIMIT
+    } else {
+        max_bytes
+    };
+    let (published, restarted) = start_opened(sink, who, limit);
     if published.is_ok() {
         // sysmon rolls the generations: it runs while a trace does.
         crate::sysmon::ensure_started();
@@ -213,7 +227,7 @@ pub fn start_for(
 /// The start's protocol with the sink open: whether the trace was
 /// published, and whether the world restarted (a trace may be running
 /// even when the restart failed).
-fn start_opened(sink: writer::Sink, who: Owner) -> (Result<()>, Result<()>) {
+fn start_opened(sink: writer::Sink, who: Owner, limit: u64) -> (Result<()>, Result<()>) {
     if let Err(e) = crate::world::stop_the_world("trace start") {
         return (Err(e), Ok(()));
     }
@@ -221,7 +235,7 @@ fn start_opened(sink: writer::Sink, who: Owner) -> (Result<()>, Result<()>) {
         // Checked again: cheap, and the protocol's own guard.
         refuse_when_tracing()?;
         let trace_id = random_trace_id();
-        writer::begin(sink, trace_id)
+        writer::begin(sink, trace_id, limit)
             .map_err(|e| Error::new(RTC_ERR_IO, format!("rtc_trace_start: {e}")))?;
         let (g, clock) = record::prepare_start(trace_id);
         let realtime_origin = realtime_ns();
@@ -266,15 +280,26 @@ fn start_opened(sink: writer::Sink, who: Owner) -> (Result<()>, Result<()>) {
     (r, restarted)
 }
 
+/// One tracer at a time (`record::gate`'s invariant): start, stop and
+/// rollovers hold it while they publish and pass over the gates. They also
+/// hold `sysmonlock`, which is enough; this lock keeps the invariant when
+/// the fault injection makes start and stop skip `sysmonlock` (two tracers
+/// claiming the same gates could wait for each other forever). Taken after
+/// `sysmonlock`, never held across anything but the pass.
+static TRACER: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Run the tracer's critical section `f` under `sysmonlock` (or, with the
-/// fault injection `trace_skip_sysmonlock`, without it: record::fault).
+/// fault injection `trace_skip_sysmonlock`, without it: record::fault),
+/// as the one tracer.
 fn with_sysmonlock<R>(f: impl FnOnce() -> R) -> R {
     if record::fault::skip_sysmonlock() {
+        let _tracer = TRACER.lock();
         return f();
     }
     record::fault::tracer_wants_sysmonlock();
     crate::sysmon::monitor::with_sysmonlock(|| {
         record::fault::tracer_has_sysmonlock();
+        let _tracer = TRACER.lock();
         f()
     })
 }
@@ -380,6 +405,7 @@ pub fn stop_for(who: Owner) -> Result<()> {
 /// Threads are held only if they change state during steps 1 to 4, and
 /// only for as long as the pass and the header take.
 pub fn rollover_locked() -> bool {
+    let _tracer = TRACER.lock();
     let Some((old, new)) = record::begin_rollover() else {
         return false;
     };
@@ -439,7 +465,8 @@ pub fn rollover_locked() -> bool {
 /// the number in the file of the generation it ended (0: not tracing).
 pub fn rollover_now() -> Result<u64> {
     refuse_from_rtcore_threads("a flight-recorder snapshot")?;
-    Ok(with_sysmonlock(|| {
+    // `sysmonlock` always (the fault injection is about starts and stops).
+    Ok(crate::sysmon::monitor::with_sysmonlock(|| {
         let (_, file_gen) = record::current();
         if rollover_locked() { file_gen } else { 0 }
     }))
@@ -474,6 +501,10 @@ pub fn stop_at_exit() {
     // without its end marker (reported as cut short) rather than mixed up.
     let Some(_hooklock) = crate::sysmon::hooks::try_lock_hooklock(Duration::from_millis(200))
     else {
+        return;
+    };
+    // A rollover in progress (sysmon's) is waited for a little.
+    let Some(_tracer) = TRACER.try_lock_for(Duration::from_millis(200)) else {
         return;
     };
     let (_, file_gen) = record::current();

@@ -292,6 +292,8 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
         generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
+        max_mb: 0,
+        reserved: 0,
     };
     check(rtc_trace_start(&cfg), "rtc_trace_start");
     std::thread::sleep(TRACE_FOR);

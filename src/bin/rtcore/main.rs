@@ -145,6 +145,11 @@ enum Command {
         /// --trace-ms, rollovers mix with the starts and stops.
         #[arg(long, default_value_t = 0)]
         generation_ms: u32,
+        /// Record with the flight recorder: each cycle starts it, takes a
+        /// snapshot halfway and one at the end (each rolls the trace over),
+        /// stops it, and validates both snapshots.
+        #[arg(long)]
+        flight_recorder: bool,
         /// Fault injection (for testing the tracer's own tests): start and
         /// stop skip sysmonlock and sysmon parks between its check and its
         /// action; stops at the first inconsistency.
@@ -192,6 +197,7 @@ fn run() -> ExitCode {
             maxprocs,
             trace_ms,
             generation_ms,
+            flight_recorder,
             inject,
             keep_last,
         } => {
@@ -211,6 +217,7 @@ fn run() -> ExitCode {
                 inject,
                 trace_for: std::time::Duration::from_secs_f64(trace_ms / 1e3),
                 generation_ms,
+                flight_recorder,
                 progress: true,
                 keep_last,
             })
@@ -295,8 +302,16 @@ fn check(file: &str) -> ExitCode {
             ExitCode::from(3)
         }
         Ok(s) => {
+            let lost = if s.lost_generations > 0 {
+                format!(
+                    "; {} generation(s) lost while recording (a sink fell behind: {} events, {} bytes)",
+                    s.lost_generations, s.lost_events, s.lost_bytes
+                )
+            } else {
+                String::new()
+            };
             say!(
-                "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end",
+                "{file}: consistent: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end{lost}",
                 s.events,
                 s.generations,
                 s.threads,

@@ -46,6 +46,10 @@ pub struct Options {
     pub trace_for: Duration,
     /// Milliseconds between generations (0: the library's default).
     pub generation_ms: u32,
+    /// Record with the flight recorder instead of a trace: each cycle
+    /// starts it, takes two snapshots (each rolls the trace over) and
+    /// stops it; every snapshot is validated.
+    pub flight_recorder: bool,
     /// Print a progress line every few seconds.
     pub progress: bool,
     /// Write the last consistent trace here at the end.
@@ -97,6 +101,50 @@ unsafe extern "C" fn sink(data: *const u8, len: usize, _user: *mut c_void) -> i3
     }
 }
 
+/// One flight-recorder cycle: start it, take a snapshot halfway and one
+/// at the end (each rolls the trace over, beside sysmon's own rollovers),
+/// stop it. Returns the snapshots.
+fn flight_cycle(o: &Options) -> Vec<Vec<u8>> {
+    use rtcore::ffi::flight::*;
+    let cfg = rtc_flight_recorder_config {
+        size: std::mem::size_of::<rtc_flight_recorder_config>() as u32,
+        max_mb: 8,
+        min_age_ms: o.generation_ms.saturating_mul(4),
+        triggers: 0,
+        dump_dir: std::ptr::null(),
+        rate_limit_ms: 0,
+        dir_max_dumps: 0,
+        dir_max_mb: 0,
+        reserved: 0,
+    };
+    ok(rtc_flight_recorder_start(&cfg), "rtc_flight_recorder_start");
+    let snapshot = || {
+        SINK.lock().expect("sink").clear();
+        let sink = rtc_trace_config {
+            size: std::mem::size_of::<rtc_trace_config>() as u32,
+            sink_kind: rtc_trace_sink_kind::RTC_TRACE_SINK_CALLBACK as u32,
+            path: std::ptr::null(),
+            fd: -1,
+            generation_ms: 0,
+            write: Some(sink),
+            user_data: std::ptr::null_mut(),
+            max_mb: 0,
+            reserved: 0,
+        };
+        ok(
+            rtc_flight_recorder_write(&sink),
+            "rtc_flight_recorder_write",
+        );
+        std::mem::take(&mut *SINK.lock().expect("sink"))
+    };
+    std::thread::sleep(o.trace_for / 2);
+    let first = snapshot();
+    std::thread::sleep(o.trace_for / 2);
+    let second = snapshot();
+    ok(rtc_flight_recorder_stop(), "rtc_flight_recorder_stop");
+    vec![first, second]
+}
+
 fn start_trace(generation_ms: u32) {
     SINK.lock().expect("sink").clear();
     let cfg = rtc_trace_config {
@@ -107,6 +155,8 @@ fn start_trace(generation_ms: u32) {
         generation_ms,
         write: Some(sink),
         user_data: std::ptr::null_mut(),
+        max_mb: 0,
+        reserved: 0,
     };
     ok(rtc_trace_start(&cfg), "rtc_trace_start");
 }
@@ -417,48 +467,54 @@ pub fn run(o: &Options) -> Outcome {
         if done || (o.inject && out.inconsistent > 0) {
             break;
         }
-        start_trace(o.generation_ms);
-        std::thread::sleep(o.trace_for);
-        ok(rtc_trace_stop(), "rtc_trace_stop");
-        let bytes = std::mem::take(&mut *SINK.lock().expect("sink"));
-        out.cycles += 1;
-        out.bytes += bytes.len() as u64;
-        let checked = rtcore::reader::parse(&bytes).and_then(|t| {
-            let streams: HashSet<u64> = t
-                .generations
-                .iter()
-                .flat_map(|g| g.streams.keys().copied())
-                .collect();
-            rtcore::reader::validate(&t).map(|s| (s, streams))
-        });
-        match checked {
-            Ok((sum, streams)) => {
-                out.events += sum.events;
-                out.generations += sum.generations as u64;
-                for (k, v) in sum.by_kind {
-                    *out.totals.entry(k).or_default() += v;
+        let bytes = if o.flight_recorder {
+            flight_cycle(o)
+        } else {
+            start_trace(o.generation_ms);
+            std::thread::sleep(o.trace_for);
+            ok(rtc_trace_stop(), "rtc_trace_stop");
+            vec![std::mem::take(&mut *SINK.lock().expect("sink"))]
+        };
+        for bytes in bytes {
+            out.cycles += 1;
+            out.bytes += bytes.len() as u64;
+            let checked = rtcore::reader::parse(&bytes).and_then(|t| {
+                let streams: HashSet<u64> = t
+                    .generations
+                    .iter()
+                    .flat_map(|g| g.streams.keys().copied())
+                    .collect();
+                rtcore::reader::validate(&t).map(|s| (s, streams))
+            });
+            match checked {
+                Ok((sum, streams)) => {
+                    out.events += sum.events;
+                    out.generations += sum.generations as u64;
+                    for (k, v) in sum.by_kind {
+                        *out.totals.entry(k).or_default() += v;
+                    }
+                    out.cross_thread_unblocks += sum.cross_thread_unblocks;
+                    if steady.iter().any(|w| !streams.contains(w)) {
+                        out.missing_workers += 1;
+                    }
+                    if o.keep_last.is_some() {
+                        last_valid = bytes;
+                    }
                 }
-                out.cross_thread_unblocks += sum.cross_thread_unblocks;
-                if steady.iter().any(|w| !streams.contains(w)) {
-                    out.missing_workers += 1;
-                }
-                if o.keep_last.is_some() {
-                    last_valid = bytes;
-                }
-            }
-            Err(e) => {
-                out.inconsistent += 1;
-                if out.first.is_none() {
-                    let keep = std::env::temp_dir().join(format!(
-                        "rtcore-stress-{}-cycle-{}.trace",
-                        std::process::id(),
-                        out.cycles
-                    ));
-                    let kept = match std::fs::write(&keep, &bytes) {
-                        Ok(()) => keep.display().to_string(),
-                        Err(err) => format!("(not kept: {err})"),
-                    };
-                    out.first = Some((out.cycles, e.to_string(), kept));
+                Err(e) => {
+                    out.inconsistent += 1;
+                    if out.first.is_none() {
+                        let keep = std::env::temp_dir().join(format!(
+                            "rtcore-stress-{}-cycle-{}.trace",
+                            std::process::id(),
+                            out.cycles
+                        ));
+                        let kept = match std::fs::write(&keep, &bytes) {
+                            Ok(()) => keep.display().to_string(),
+                            Err(err) => format!("(not kept: {err})"),
+                        };
+                        out.first = Some((out.cycles, e.to_string(), kept));
+                    }
                 }
             }
         }
