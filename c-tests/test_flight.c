@@ -296,6 +296,64 @@ static void the_api(void) {
     rtc_thread_detach();
 }
 
+/* ---- 2,000 recording threads under the default bound ----------------- */
+
+static pthread_barrier_t crowd;
+
+static void *crowd_member(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 100; i++) RTC_LOG("crowd", "hello");
+    pthread_barrier_wait(&crowd); /* all 2,000 record */
+    pthread_barrier_wait(&crowd); /* main rolled the trace over */
+    for (int i = 0; i < 100; i++) RTC_LOG("crowd", "again");
+    pthread_barrier_wait(&crowd); /* everyone has a batch being filled */
+    pthread_barrier_wait(&crowd); /* main has measured */
+    return NULL;
+}
+
+static void many_threads_fit_the_bound(void) {
+    enum { N = 2000 };
+    CHECK_STATUS(rtc_flight_recorder_start(NULL), RTC_OK); /* 16 MiB */
+    pthread_barrier_init(&crowd, NULL, N + 1);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    static pthread_t t[N];
+    int made = 0;
+    for (; made < N; made++)
+        if (pthread_create(&t[made], &a, crowd_member, NULL) != 0) break;
+    CHECK(made == N);
+    if (made != N) {
+        fprintf(stderr, "only %d threads\n", made);
+        abort(); /* the barrier would never open */
+    }
+    pthread_barrier_wait(&crowd);
+    /* A snapshot rolls over: every batch being filled is handed over, and
+     * the next ones are sized for 2,000 threads (the first threads began
+     * when few recorded, with full-size batches). */
+    rtc_trace_config null_sink;
+    memset(&null_sink, 0, sizeof null_sink);
+    null_sink.size = sizeof null_sink;
+    null_sink.sink_kind = RTC_TRACE_SINK_PATH;
+    null_sink.path = "/dev/null";
+    CHECK_STATUS(rtc_flight_recorder_write(&null_sink), RTC_OK);
+    pthread_barrier_wait(&crowd);
+    pthread_barrier_wait(&crowd);
+    rtc_trace_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    CHECK_STATUS(rtc_trace_get_stats(&st), RTC_OK);
+    /* Buffer sizes adapt to the bound: a quarter of 16 MiB for 2,000
+     * threads' batches (1 KiB each, two slots), not 2,000 x 16 KiB. */
+    printf("  2000 recording threads: %llu KiB in batches being filled, %llu KiB queued\n",
+           (unsigned long long)(st.buffer_bytes >> 10), (unsigned long long)(st.queued_bytes >> 10));
+    CHECK(st.buffer_bytes <= (4u << 20) + (1u << 20));
+    CHECK(st.buffer_bytes + st.queued_bytes <= (16u << 20));
+    pthread_barrier_wait(&crowd);
+    for (int i = 0; i < made; i++) pthread_join(t[i], NULL);
+    CHECK_STATUS(rtc_flight_recorder_stop(), RTC_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "child-deadlock") == 0) return child_deadlock();
     if (argc > 1 && strcmp(argv[1], "child-abort") == 0) return child_abort();
@@ -313,6 +371,7 @@ int main(int argc, char **argv) {
     abort_dumps();
     empty_dir();
     the_api();
+    many_threads_fit_the_bound();
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

@@ -831,6 +831,14 @@ typedef struct rtc_trace_stats {
   uint64_t lost_batches;
   uint64_t lost_events;
   uint64_t lost_bytes;
+  /**
+   * Memory held now: threads' batches being filled, and records
+   * waiting for the sink (queued or being written). Together they stay
+   * within the trace's `max_mb` (the buffers take at most a quarter:
+   * with many threads batches get smaller).
+   */
+  uint64_t buffer_bytes;
+  uint64_t queued_bytes;
 } rtc_trace_stats;
 
 /**

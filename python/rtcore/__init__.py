@@ -345,6 +345,8 @@ class RtcTraceStats(ctypes.Structure):
         ("lost_batches", ctypes.c_uint64),
         ("lost_events", ctypes.c_uint64),
         ("lost_bytes", ctypes.c_uint64),
+        ("buffer_bytes", ctypes.c_uint64),
+        ("queued_bytes", ctypes.c_uint64),
     ]
 
 

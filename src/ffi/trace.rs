@@ -218,6 +218,12 @@ pub struct rtc_trace_stats {
     pub lost_batches: u64,
     pub lost_events: u64,
     pub lost_bytes: u64,
+    /// Memory held now: threads' batches being filled, and records
+    /// waiting for the sink (queued or being written). Together they stay
+    /// within the trace's `max_mb` (the buffers take at most a quarter:
+    /// with many threads batches get smaller).
+    pub buffer_bytes: u64,
+    pub queued_bytes: u64,
 }
 
 /// Fill `*out` (whose `size` the caller sets to `sizeof(rtc_trace_stats)`)
@@ -252,6 +258,8 @@ pub extern "C" fn rtc_trace_get_stats(out: *mut rtc_trace_stats) -> rtc_status {
             lost_batches: c.lost_batches,
             lost_events: c.lost_events,
             lost_bytes: c.lost_bytes,
+            buffer_bytes: crate::record::BUFFER_BYTES.load(std::sync::atomic::Ordering::Relaxed),
+            queued_bytes: writer::queued_bytes(),
         };
         // SAFETY: the caller's struct of the right size.
         unsafe { out.write(r) };

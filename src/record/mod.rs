@@ -44,7 +44,9 @@ pub mod writer;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, LazyLock};
 
 use crate::base::inner::{InnerMutex, InnerRank};
@@ -76,8 +78,40 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Strings cut to `MAX_STRING`.
 pub static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 
-/// A batch is handed to the writer once it holds this many bytes.
+/// A batch is handed to the writer once it holds this many bytes (at
+/// most: `BATCH_LIMIT`).
 pub const BATCH_BYTES: usize = 16 * 1024;
+/// The smallest batch limit.
+const MIN_BATCH_BYTES: usize = 1024;
+/// The batch size of the trace being recorded: `BATCH_BYTES`, or less when
+/// the trace's memory bound would not hold a batch per slot of every
+/// recording thread (buffer sizes adapt to the bound, not the other way
+/// round). Set at start and as threads register.
+static BATCH_LIMIT: AtomicUsize = AtomicUsize::new(BATCH_BYTES);
+/// The part of a trace's memory bound per-thread buffers may take.
+static BUFFER_BUDGET: AtomicU64 = AtomicU64::new(0);
+/// Bytes held by threads' batches being filled (their capacity).
+pub static BUFFER_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Give per-thread buffers `budget` bytes in all (a quarter of the trace's
+/// bound; 0: no limit but `BATCH_BYTES`).
+pub fn set_buffer_budget(budget: u64) {
+    BUFFER_BUDGET.store(budget, SeqCst);
+    resize_batches(REGISTRY.lock().len());
+}
+
+/// Recompute the batch limit for `threads` recording threads (two slots
+/// each may hold a batch).
+fn resize_batches(threads: usize) {
+    let budget = BUFFER_BUDGET.load(SeqCst);
+    let limit = if budget == 0 {
+        BATCH_BYTES
+    } else {
+        let per = budget / (2 * threads.max(1) as u64);
+        (per as usize).clamp(MIN_BATCH_BYTES, BATCH_BYTES)
+    };
+    BATCH_LIMIT.store(limit, Relaxed);
+}
 /// Room kept beyond `BATCH_BYTES`: any event but a `string` event fits.
 const BATCH_SLACK: usize = 512;
 /// The most bytes one event without a `Bytes` argument takes.
@@ -95,6 +129,10 @@ struct Slot {
     last_ts: u64,
     /// Batches of this generation already handed to the writer.
     batches: u64,
+    /// The size at which the batch being filled is handed over.
+    limit: usize,
+    /// Its buffer's capacity as counted in `BUFFER_BYTES`.
+    counted: usize,
     /// Events in the batch being filled (the writer counts what a dropped
     /// batch held).
     batch_events: u64,
@@ -256,7 +294,12 @@ fn my_trace_slow() -> Option<&'static ThreadTrace> {
                 return None;
             }
             let t = Arc::new(ThreadTrace::new(crate::ident::current_id()));
-            REGISTRY.lock().push(t.clone());
+            let n = {
+                let mut reg = REGISTRY.lock();
+                reg.push(t.clone());
+                reg.len()
+            };
+            resize_batches(n);
             let p = Arc::as_ptr(&t);
             o.0 = Some(t);
             MINE.with(|m| m.set(p));
@@ -783,7 +826,7 @@ fn write_event(
     }
     encode(&mut slot.buf, &mut slot.last_ts, kind, ts, &vals[..n]);
     slot.batch_events += 1;
-    if slot.buf.len() >= BATCH_BYTES {
+    if slot.buf.len() >= slot.limit {
         // The next event starts a new batch.
         flush(t.id, slot, true);
     }
@@ -817,8 +860,17 @@ fn define_new(slot: &mut Slot, ts: u64, id: u64, word: u32, len: u32) {
 /// (so recording an event does not allocate).
 #[cold]
 fn new_batch(t: &ThreadTrace, slot: &mut Slot, g: u64, ts: u64) {
-    let body =
-        writer::take_spare().unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + BATCH_SLACK));
+    let limit = BATCH_LIMIT.load(Relaxed);
+    slot.limit = limit;
+    // A spare is a full-size buffer: taken only when batches are.
+    let spare = if limit == BATCH_BYTES {
+        writer::take_spare()
+    } else {
+        None
+    };
+    let body = spare.unwrap_or_else(|| Vec::with_capacity(limit + BATCH_SLACK));
+    slot.counted = body.capacity();
+    BUFFER_BYTES.fetch_add(slot.counted as u64, Relaxed);
     let b = BatchBuilder::reuse(
         body,
         TRACE_ID.load(Relaxed),
@@ -842,6 +894,7 @@ fn flush(thread: u64, slot: &mut Slot, wake: bool) {
         slot.batches += 1;
         GENERATION_BYTES.fetch_add(slot.buf.len() as u64, Relaxed);
         let body = std::mem::take(&mut slot.buf);
+        BUFFER_BYTES.fetch_sub(std::mem::take(&mut slot.counted) as u64, Relaxed);
         let meta = writer::BatchMeta {
             generation: file_generation(slot.generation),
             thread,

@@ -483,6 +483,11 @@ pub fn counters() -> Counters {
     QUEUE.lock().counters
 }
 
+/// Bytes queued or being written now.
+pub fn queued_bytes() -> u64 {
+    QUEUE.lock().outstanding
+}
+
 /// Queue a full batch body of file generation `generation` (the header
 /// batch), without waking the writer.
 pub fn push_batch_quiet(generation: u64, body: Vec<u8>) {

@@ -209,6 +209,9 @@ pub fn start_for(
     } else {
         max_bytes
     };
+    // A quarter of the bound for the threads' buffers being filled: with
+    // many threads, batches get smaller.
+    record::set_buffer_budget(limit / 4);
     let (published, restarted) = start_opened(sink, who, limit);
     if published.is_ok() {
         // sysmon rolls the generations: it runs while a trace does.
@@ -465,8 +468,11 @@ pub fn rollover_locked() -> bool {
 /// the number in the file of the generation it ended (0: not tracing).
 pub fn rollover_now() -> Result<u64> {
     refuse_from_rtcore_threads("a flight-recorder snapshot")?;
-    // `sysmonlock` always (the fault injection is about starts and stops).
+    // `sysmonlock` always (the fault injection is about starts and stops),
+    // telling a sysmon the injection parked that it waits.
+    record::fault::tracer_wants_sysmonlock();
     Ok(crate::sysmon::monitor::with_sysmonlock(|| {
+        record::fault::tracer_has_sysmonlock();
         let (_, file_gen) = record::current();
         if rollover_locked() { file_gen } else { 0 }
     }))
