@@ -1022,20 +1022,26 @@ fn close_slot(
 /// the registry here.
 fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
     let (me, entered) = hold_own_gate();
-    let threads: Vec<Arc<ThreadTrace>> = {
-        let mut reg = REGISTRY.lock();
-        reg.retain(|t| Arc::strong_count(t) > 1);
-        reg.iter()
-            .filter(|t| !t.no_record.load(Relaxed))
-            .cloned()
-            .collect()
-    };
+    // Threads that exited are visited too (their last batches of the
+    // generation are counted and their last buffer handed over: dropping
+    // them first left batches in the file that the generation's end did
+    // not list); they leave the registry after the pass.
+    let threads: Vec<Arc<ThreadTrace>> = REGISTRY
+        .lock()
+        .iter()
+        .filter(|t| !t.no_record.load(Relaxed))
+        .cloned()
+        .collect();
     if let Some(t) = threads.iter().find(|t| is_me(t, me)) {
         f(t);
     }
     let others: Vec<&Arc<ThreadTrace>> = threads.iter().filter(|t| !is_me(t, me)).collect();
     gate::tracer_pass(others.iter().map(|t| &t.gate), |i| f(others[i]));
     release_own_gate(me, entered);
+    drop(others);
+    drop(threads);
+    // Only the registry holds a thread that exited.
+    REGISTRY.lock().retain(|t| Arc::strong_count(t) > 1);
 }
 
 /// A rollover, last step: the new generation's header is queued; waiting
