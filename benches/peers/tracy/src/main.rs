@@ -69,7 +69,7 @@ fn trace_start(fd: i32) {
         sink_kind: RTC_TRACE_SINK_FD,
         path: std::ptr::null(),
         fd,
-        reserved: 0,
+        generation_ms: 0,
         write: None,
         user_data: std::ptr::null_mut(),
     };
