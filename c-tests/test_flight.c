@@ -1,7 +1,9 @@
 /* The flight recorder: switched on by RTCORE_FLIGHT_RECORDER alone, it
  * dumps itself when two threads deadlock (the dump checks consistent and
  * its statistics show both threads waiting on each other's lock), and on
- * abort(); from the API, snapshots while recording, a regular trace
+ * abort() (with the generation in progress closed at the signal), and
+ * on a crash inside a recording section (that thread skipped and named,
+ * the generation in progress recorded as lost); from the API, snapshots while recording, a regular trace
  * refused meanwhile, dumps on a lock-order violation and a stall with a
  * rate limit, and a directory budget that removes only rtcore's own
  * oldest dumps. Children that deadlock or abort are separate processes
@@ -51,15 +53,60 @@ static int child_deadlock(void) {
     return 0;
 }
 
+static rtc_mutex shared = RTC_MUTEX_INIT_RANKED("shared", NULL);
+
+/* A helper thread that records until the process dies. */
+static void *chatter(void *arg) {
+    (void)arg;
+    rtc_thread_attach("chatter", NULL);
+    for (unsigned i = 0;; i++) {
+        rtc_mutex_lock(&shared);
+        RTC_LOG("work", "chatter");
+        rtc_mutex_unlock(&shared);
+        if (i % 64 == 0) usleep(100);
+        rtc_safepoint();
+    }
+    return NULL;
+}
+
 static int child_abort(void) {
     rtc_thread_attach("doomed", NULL);
+    /* Three more threads contend for a lock meanwhile: the generation in
+     * progress is cut across all four at once. */
+    for (int i = 0; i < 3; i++) {
+        pthread_t c;
+        pthread_create(&c, NULL, chatter, NULL);
+    }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (rtc_t_ms_since(&t0) < 1500) {
         RTC_LOG("work", "before the crash");
         rtc_safepoint();
     }
+    /* Recorded in the generation in progress: the dump closes it where
+     * the signal strikes, so these words are in it. */
+    RTC_LOG("crash", "last words before abort");
     abort();
+}
+
+/* A crash inside a recording section: rtc_log reads its message inside
+ * the thread's gate, and this one is not a valid pointer. The crashing
+ * thread cannot leave its section, so the dump skips and names it, and
+ * the generation in progress is recorded as lost; the complete ones are
+ * written. */
+static int child_segv_in_section(void) {
+    rtc_thread_attach("crasher", NULL);
+    pthread_t c;
+    pthread_create(&c, NULL, chatter, NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (rtc_t_ms_since(&t0) < 1500) {
+        RTC_LOG("work", "before the crash");
+        usleep(1000);
+    }
+    volatile uintptr_t bad = 16;
+    rtc_log("crash", (const char *)bad);
+    return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -114,6 +161,16 @@ static const char *wait_for_dump(const char *part, long ms) {
         usleep(20 * 1000);
     }
     return NULL;
+}
+
+/* Does the file at `path` contain `needle` (binary-safe)? */
+static int file_contains(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static char buf[64 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return memmem(buf, n, needle, strlen(needle)) != NULL;
 }
 
 static int count_files(void) {
@@ -192,8 +249,31 @@ static void abort_dumps(void) {
     CHECK(dump != NULL);
     const char *err = rtc_t_slurp(errfile);
     CHECK_CONTAINS(err, "flight recorder: fatal signal 6: wrote ");
-    CHECK_CONTAINS(err, "left out: the generation in progress");
+    CHECK_CONTAINS(err, "the last one closed where the signal struck: 4 thread(s)");
+    /* The event recorded just before abort() is in the dump. */
+    CHECK(dump && file_contains(dump, "last words before abort"));
     if (dump) printf("  abort dump: %s\n", strrchr(dump, '/') + 1);
+}
+
+static void segv_in_section_dumps(void) {
+    char errfile[600];
+    snprintf(errfile, sizeof errfile, "%s/../flight-segv.err", dir);
+    pid_t pid = spawn("child-segv-in-section", errfile);
+    int st = 0;
+    waitpid(pid, &st, 0);
+#ifdef __SANITIZE_ADDRESS__
+    /* The previous handler is ASan's: it reports the fault and exits. */
+    CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
+#else
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+#endif
+    const char *dump = find_dump("-signal");
+    CHECK(dump != NULL);
+    const char *err = rtc_t_slurp(errfile);
+    CHECK_CONTAINS(err, "flight recorder: fatal signal 11: wrote ");
+    CHECK_CONTAINS(err, "left out: the generation in progress, recorded as lost: threads were inside their sections");
+    CHECK_CONTAINS(err, "skipped 1 thread(s) inside their sections (thread id ");
+    if (dump) printf("  segv dump: %s\n", strrchr(dump, '/') + 1);
 }
 
 static void *sleeper(void *arg) {
@@ -358,6 +438,7 @@ static void many_threads_fit_the_bound(void) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "child-deadlock") == 0) return child_deadlock();
     if (argc > 1 && strcmp(argv[1], "child-abort") == 0) return child_abort();
+    if (argc > 1 && strcmp(argv[1], "child-segv-in-section") == 0) return child_segv_in_section();
     char base[128];
     snprintf(base, sizeof base, "/tmp/rtcore-test-flight-XXXXXX");
     if (!mkdtemp(base)) {
@@ -370,6 +451,8 @@ int main(int argc, char **argv) {
     deadlock_dumps_through_the_environment();
     empty_dir();
     abort_dumps();
+    empty_dir();
+    segv_in_section_dumps();
     empty_dir();
     the_api();
     many_threads_fit_the_bound();

@@ -3,12 +3,14 @@
 //! effort, then the previous handler runs (the signal is raised again with
 //! it restored).
 //!
-//! What the handler does is bounded: it never waits (the ring's lock is
-//! only tried; if another thread holds it, no dump) and never allocates
-//! (names and records are made in stack buffers). It writes the complete
-//! generations the ring holds; the generation in progress is left out (its
-//! events are in threads' buffers, which the handler does not visit), and
-//! the message on stderr says so.
+//! What the handler does is bounded: it never waits longer than
+//! `REACH_NS` (locks are only tried) and never allocates (names and
+//! records are made in static buffers). It writes the complete
+//! generations the ring holds and, when every recording thread can be
+//! reached in time, the generation in progress closed where the signal
+//! struck (`record::fatal`, where the rules are); threads still inside
+//! their sections are skipped and named, and the message on stderr says
+//! what was left out.
 //!
 //! Invariants:
 //! - `RING` and `DIR` are set before the handlers are installed and
@@ -22,7 +24,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::SeqCst};
 
 use crate::format::{RECORD_FRAME_LEN, RECORD_MAGIC, RecordKind};
+use crate::record::fatal::{self, InProgress};
 use crate::record::ring::Ring;
+
+/// How long a dump waits, at most, for threads to leave their sections and
+/// for the writer to hand over the generation in progress.
+const REACH_NS: u64 = 100_000_000;
 
 const SIGNALS: [i32; 5] = [
     libc::SIGSEGV,
@@ -110,6 +117,11 @@ pub fn uninstall() {
     }
 }
 
+struct Text(UnsafeCell<(Buf<4200>, Buf<4600>)>);
+// SAFETY: used by the one dump a process makes (FIRED).
+unsafe impl Sync for Text {}
+static TEXT: Text = Text(UnsafeCell::new((Buf::new(), Buf::new())));
+
 /// A fixed buffer written without allocating.
 struct Buf<const N: usize> {
     b: [u8; N],
@@ -117,7 +129,7 @@ struct Buf<const N: usize> {
 }
 
 impl<const N: usize> Buf<N> {
-    fn new() -> Self {
+    const fn new() -> Self {
         Buf { b: [0; N], n: 0 }
     }
     fn push(&mut self, s: &[u8]) {
@@ -141,6 +153,35 @@ impl<const N: usize> Buf<N> {
     fn bytes(&self) -> &[u8] {
         &self.b[..self.n]
     }
+}
+
+/// The trace's id, from the file header the ring keeps.
+fn ring_trace_id() -> u64 {
+    crate::record::trace_id()
+}
+
+/// A trace end record naming `last`, framed in place.
+fn trace_end_record(trace_id: u64, last: u64) -> Buf<64> {
+    let mut body = [0u8; 18];
+    body[..8].copy_from_slice(&trace_id.to_le_bytes());
+    let mut n = 8;
+    let mut v = last;
+    while v >= 0x80 {
+        body[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    body[n] = v as u8;
+    n += 1;
+    let mut rec = Buf::<64>::new();
+    let mut frame = [0u8; RECORD_FRAME_LEN];
+    frame[..4].copy_from_slice(&RECORD_MAGIC);
+    frame[4] = RecordKind::TraceEnd as u8;
+    frame[8..12].copy_from_slice(&(n as u32).to_le_bytes());
+    frame[12..16].copy_from_slice(&crate::format::crc32(&body[..n]).to_le_bytes());
+    rec.push(&frame);
+    rec.push(&body[..n]);
+    rec
 }
 
 fn write_fd(fd: i32, mut data: &[u8]) -> bool {
@@ -198,9 +239,13 @@ fn dump(sig: i32) {
     // SAFETY: getpid is async-signal-safe.
     let pid = unsafe { libc::getpid() } as u64;
     let mut opened = -1;
-    let mut path = Buf::<4200>::new();
+    // The path and the message live in static space, not on the stack: a
+    // handler may run on a small alternate signal stack (Rust gives its
+    // threads 8 KiB ones). FIRED lets one dump in per process.
+    // SAFETY: only this dump, once per process, touches TEXT.
+    let (path, msg) = unsafe { &mut *TEXT.0.get() };
     for attempt in 1..=9u64 {
-        path = Buf::<4200>::new();
+        path.n = 0;
         path.push(&dirb[..*dlen]);
         path.push(b"/rtcore-");
         path.num(pid, 1);
@@ -231,7 +276,7 @@ fn dump(sig: i32) {
             break;
         }
     }
-    let mut msg = Buf::<4600>::new();
+    msg.n = 0;
     msg.push(b"rtcore: flight recorder: fatal signal ");
     msg.num(sig as u64, 1);
     if opened < 0 {
@@ -242,56 +287,71 @@ fn dump(sig: i32) {
         return;
     }
     let mut ok = true;
-    let mut trace_id = 0u64;
-    let mut first = true;
-    let last = ring.write_without_waiting(|bytes| {
-        if first {
-            first = false;
-            if let Some(id) = bytes.get(16..24).and_then(|b| b.try_into().ok()) {
-                trace_id = u64::from_le_bytes(id);
-            }
-        }
-        ok &= write_fd(opened, bytes);
+    let deadline = crate::base::clock::monotonic_ns() + REACH_NS;
+    let outcome = fatal::dump(ring, deadline, &mut |bytes| {
+        let wrote = write_fd(opened, bytes);
+        ok &= wrote;
+        wrote
     });
     let name = &path.bytes()[..path.n - 1];
-    match last {
+    match outcome.last {
         Some(last) => {
-            // The end marker, framed in place.
-            let mut body = [0u8; 18];
-            body[..8].copy_from_slice(&trace_id.to_le_bytes());
-            let mut n = 8;
-            let mut v = last;
-            while v >= 0x80 {
-                body[n] = (v as u8) | 0x80;
-                v >>= 7;
-                n += 1;
-            }
-            body[n] = v as u8;
-            n += 1;
-            let mut rec = [0u8; RECORD_FRAME_LEN + 18];
-            rec[..4].copy_from_slice(&RECORD_MAGIC);
-            rec[4] = RecordKind::TraceEnd as u8;
-            rec[8..12].copy_from_slice(&(n as u32).to_le_bytes());
-            rec[12..16].copy_from_slice(&crate::format::crc32(&body[..n]).to_le_bytes());
-            rec[16..16 + n].copy_from_slice(&body[..n]);
-            ok &= write_fd(opened, &rec[..16 + n]);
+            let trace_end = trace_end_record(ring_trace_id(), last);
+            ok &= write_fd(opened, trace_end.bytes());
             msg.push(if ok {
                 b": wrote "
             } else {
                 b": could not finish "
             });
             msg.push(name);
-            msg.push(b" (complete generations up to ");
+            msg.push(b" (generations up to ");
             msg.num(last, 1);
-            msg.push(b"; left out: the generation in progress, since the last rollover)\n");
+            match outcome.in_progress {
+                InProgress::Written { threads, .. } => {
+                    msg.push(b", the last one closed where the signal struck: ");
+                    msg.num(threads as u64, 1);
+                    msg.push(b" thread(s)");
+                }
+                InProgress::Lost { why, .. } => {
+                    msg.push(b"; left out: the generation in progress, recorded as lost: ");
+                    msg.push(why.as_bytes());
+                }
+                InProgress::Left { why } => {
+                    msg.push(b"; left out: the generation in progress: ");
+                    msg.push(why.as_bytes());
+                }
+            }
+            msg.push(b")\n");
         }
         None => {
             // SAFETY: a NUL-terminated path; unlink is async-signal-safe.
             unsafe { libc::unlink(path.bytes().as_ptr().cast()) };
             msg.push(b": nothing to dump in ");
             msg.push(name);
-            msg.push(b" (no complete generation yet, or the recorder's memory was in use)\n");
+            msg.push(b" (");
+            msg.push(match outcome.in_progress {
+                InProgress::Left { why } if !why.is_empty() => why.as_bytes(),
+                _ => b"no generation could be reached",
+            });
+            msg.push(b")\n");
         }
+    }
+    if outcome.skipped > 0 {
+        msg.push(b"rtcore: flight recorder: skipped ");
+        msg.num(outcome.skipped as u64, 1);
+        msg.push(b" thread(s) inside their sections (thread id");
+        for id in outcome
+            .skipped_ids
+            .iter()
+            .take(outcome.skipped.min(fatal::NAMED))
+        {
+            msg.push(b" ");
+            msg.num(*id, 1);
+        }
+        if outcome.skipped > fatal::NAMED {
+            msg.push(b" ...");
+        }
+        msg.push(b")\n");
     }
     // SAFETY: close is async-signal-safe.
     unsafe { libc::close(opened) };

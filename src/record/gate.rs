@@ -232,6 +232,60 @@ pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, mut f: impl FnMut(
     }
 }
 
+/// A fatal-signal handler's pass (`record::fatal`): claim the gates
+/// `gate(i)` gives for `i` in `0..n` (None: no gate to claim), one heavy
+/// fence, then wait for each busy one until `expired()`; `reached(i,
+/// true)` for a gate whose thread is outside its section (its claim is
+/// kept: the caller reads the thread's state, then `release_claims`),
+/// `reached(i, false)` for one still busy when time ran out (its claim is
+/// dropped at once: the thread goes on). Allocates nothing and never
+/// waits past `expired`. The caller is the only tracer (`record`'s pass
+/// token); its own thread's gate, if among them, is free or is skipped
+/// like any other.
+pub fn bounded_claim<'g>(
+    n: usize,
+    gate: impl Fn(usize) -> Option<&'g Gate>,
+    expired: impl Fn() -> bool,
+    mut reached: impl FnMut(usize, bool),
+) {
+    for i in 0..n {
+        if let Some(g) = gate(i) {
+            g.claim();
+        }
+    }
+    fence::heavy();
+    for i in 0..n {
+        let Some(g) = gate(i) else { continue };
+        loop {
+            if g.inside.load(Acquire) == 0 {
+                reached(i, true);
+                break;
+            }
+            if expired() {
+                g.release();
+                reached(i, false);
+                break;
+            }
+            spin_hint();
+            #[cfg(not(loom))]
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Release the claims `bounded_claim` kept (`kept(i)`).
+pub fn release_claims<'g>(
+    n: usize,
+    gate: impl Fn(usize) -> Option<&'g Gate>,
+    kept: impl Fn(usize) -> bool,
+) {
+    for i in 0..n {
+        if let Some(g) = gate(i).filter(|_| kept(i)) {
+            g.release();
+        }
+    }
+}
+
 /// The tracer's section on one thread (after publishing the generation).
 pub fn tracer<R>(gate: &Gate, f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);

@@ -33,6 +33,7 @@
 //!   the text passed (`strings.rs` checks a cached text's bytes).
 
 pub mod clock;
+pub mod fatal;
 pub mod fault;
 pub mod fence;
 pub mod gate;
@@ -203,6 +204,40 @@ impl ThreadTrace {
 /// Every thread that has recorded (registry lock: inner rank `tracebuf`).
 static REGISTRY: LazyLock<InnerMutex<Vec<Arc<ThreadTrace>>>> =
     LazyLock::new(|| InnerMutex::new(InnerRank::TraceBuf, Vec::new()));
+
+/// Held for each pass of the tracer over the gates. Passes are already
+/// serialised by the tracer's own locks (`gate`'s "one tracer at a
+/// time"); this token is what a fatal-signal dump (`fatal`), which can
+/// take no lock, only tries, so it never claims a gate a pass is using.
+static PASS: AtomicBool = AtomicBool::new(false);
+
+struct PassToken;
+
+impl PassToken {
+    /// Wait for the token (a fatal-signal dump holds it for a bounded
+    /// time at most).
+    fn take() -> PassToken {
+        while PASS
+            .compare_exchange_weak(false, true, SeqCst, Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        PassToken
+    }
+
+    fn try_take() -> Option<PassToken> {
+        PASS.compare_exchange(false, true, SeqCst, Relaxed)
+            .ok()
+            .map(|_| PassToken)
+    }
+}
+
+impl Drop for PassToken {
+    fn drop(&mut self) {
+        PASS.store(false, SeqCst);
+    }
+}
 
 /// Owns the calling thread's `ThreadTrace` (the registry holds the other
 /// reference); when the thread's locals are destroyed, `MINE` is cleared
@@ -1021,6 +1056,7 @@ fn close_slot(
 /// emitter's meanwhile, as at start and stop). Threads that exited leave
 /// the registry here.
 fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
+    let pass = PassToken::take();
     let (me, entered) = hold_own_gate();
     // Threads that exited are visited too (their last batches of the
     // generation are counted and their last buffer handed over: dropping
@@ -1038,6 +1074,7 @@ fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
     let others: Vec<&Arc<ThreadTrace>> = threads.iter().filter(|t| !is_me(t, me)).collect();
     gate::tracer_pass(others.iter().map(|t| &t.gate), |i| f(others[i]));
     release_own_gate(me, entered);
+    drop(pass);
     drop(others);
     drop(threads);
     // Only the registry holds a thread that exited.
@@ -1064,6 +1101,7 @@ pub fn write_statuses(
     ids: &[u64],
     mut status: impl FnMut(usize, &mut dyn FnMut(&Status<'_>)),
 ) {
+    let _pass = PassToken::take();
     let (me, entered) = hold_own_gate();
     let threads: Vec<(usize, Arc<ThreadTrace>)> = {
         let reg = REGISTRY.lock();
@@ -1127,6 +1165,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     let mut counts = Vec::new();
     let mut leftovers = Vec::new();
     let mut take_last = |t: &ThreadTrace| close_slot(t, g, false, &mut counts, &mut leftovers);
+    let pass = PassToken::take();
     let (me, entered) = hold_own_gate();
     let mut reg = REGISTRY.lock();
     if let Some(t) = reg.iter().find(|t| is_me(t, me)) {
@@ -1144,6 +1183,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     reg.retain(|t| Arc::strong_count(t) > 1);
     drop(reg);
     release_own_gate(me, entered);
+    drop(pass);
     counts.sort();
     Some((counts, Leftovers(leftovers)))
 }

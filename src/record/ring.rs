@@ -9,7 +9,8 @@
 //!   under the ring's lock, written outside it).
 //! - Kept generations are consecutive and complete (each ends with its
 //!   generation-end record); the generation being written is never part
-//!   of a snapshot.
+//!   of a snapshot (a fatal-signal dump may read it through `View`, under
+//!   `record::fatal`'s rules, with the batch counts `append` keeps).
 //! - Memory: the complete generations kept stay within `max_bytes`, but
 //!   the newest complete one is always kept (a snapshot has something to
 //!   show), and the one being written grows until its end.
@@ -34,6 +35,12 @@ struct Inner {
     header: Vec<u8>,
     /// The generation being written (records so far).
     open: Vec<u8>,
+    /// Its number in the file (0: no record of it yet), its batch records
+    /// and whether its header batch (thread 0) is among them: what a
+    /// fatal-signal dump compares with the threads' own counts.
+    open_number: u64,
+    open_batches: u64,
+    open_has_header: bool,
     done: VecDeque<KeptGeneration>,
     /// Bytes of `done`.
     done_bytes: usize,
@@ -62,6 +69,9 @@ impl Ring {
                 Inner {
                     header: Vec::new(),
                     open: Vec::new(),
+                    open_number: 0,
+                    open_batches: 0,
+                    open_has_header: false,
                     done: VecDeque::new(),
                     done_bytes: 0,
                     dropped: 0,
@@ -93,6 +103,9 @@ impl Ring {
                 let bytes = Arc::new(std::mem::take(&mut g.open));
                 g.done_bytes += bytes.len();
                 g.last_done = number;
+                g.open_number = 0;
+                g.open_batches = 0;
+                g.open_has_header = false;
                 g.done.push_back(KeptGeneration {
                     number,
                     bytes,
@@ -103,6 +116,14 @@ impl Ring {
                         g.done_bytes -= old.bytes.len();
                         g.dropped += 1;
                     }
+                }
+            }
+            Some(RecordKind::Batch) => {
+                g.open.extend_from_slice(data);
+                if let Some((number, thread)) = generation_and_thread(data) {
+                    g.open_number = number;
+                    g.open_batches += 1;
+                    g.open_has_header |= thread == 0;
                 }
             }
             _ => g.open.extend_from_slice(data),
@@ -123,18 +144,10 @@ impl Ring {
         }
     }
 
-    /// For a fatal-signal handler: without waiting (the lock is only
-    /// tried) or allocating, hand `out` the file header and each complete
-    /// generation, oldest first. Returns the last generation's number, or
-    /// None when the lock was held or nothing is complete.
-    pub fn write_without_waiting(&self, mut out: impl FnMut(&[u8])) -> Option<u64> {
-        let g = self.inner.try_lock()?;
-        let last = g.done.back()?.number;
-        out(&g.header);
-        for k in &g.done {
-            out(&k.bytes);
-        }
-        Some(last)
+    /// For a fatal-signal handler: the ring as it is, if its lock is free
+    /// (never waiting: waiting there could never end). Nothing is copied.
+    pub fn try_view(&self) -> Option<View<'_>> {
+        self.inner.try_lock().map(|g| View { g })
     }
 
     /// (bytes kept in complete generations, bytes of the open one,
@@ -145,11 +158,53 @@ impl Ring {
     }
 }
 
+/// The ring seen under its lock, without copying (`Ring::try_view`).
+pub struct View<'a> {
+    g: crate::base::inner::InnerGuard<'a, Inner>,
+}
+
+impl View<'_> {
+    /// The file header (empty until the writer began).
+    pub fn header(&self) -> &[u8] {
+        &self.g.header
+    }
+    /// The complete generations kept, oldest first.
+    pub fn done(&self) -> impl Iterator<Item = &KeptGeneration> {
+        self.g.done.iter()
+    }
+    /// The last complete generation's number (0: none).
+    pub fn last_done(&self) -> u64 {
+        self.g.last_done
+    }
+    /// The records of the generation being written, so far.
+    pub fn open(&self) -> &[u8] {
+        &self.g.open
+    }
+    /// (its number in the file (0: no batch yet), its batch records,
+    /// whether its header batch is among them).
+    pub fn open_counts(&self) -> (u64, u64, bool) {
+        (
+            self.g.open_number,
+            self.g.open_batches,
+            self.g.open_has_header,
+        )
+    }
+}
+
 /// The generation a framed record names (after its trace id).
 fn generation_of(record: &[u8]) -> Option<u64> {
     let body = record.get(RECORD_FRAME_LEN + 8..)?;
     let mut pos = 0;
     crate::format::get_uvarint(body, &mut pos)
+}
+
+/// The generation and thread a framed batch record names.
+fn generation_and_thread(record: &[u8]) -> Option<(u64, u64)> {
+    let body = record.get(RECORD_FRAME_LEN + 8..)?;
+    let mut pos = 0;
+    let generation = crate::format::get_uvarint(body, &mut pos)?;
+    let thread = crate::format::get_uvarint(body, &mut pos)?;
+    Some((generation, thread))
 }
 
 #[cfg(test)]
@@ -173,13 +228,33 @@ mod tests {
             );
             ring.append(&end);
         }
+        // The open generation's counts: batches by file generation and
+        // thread, the header batch (thread 0) noticed.
+        let batch = |g: u64, thread: u64| {
+            let mut body = 7u64.to_le_bytes().to_vec();
+            crate::format::put_uvarint(&mut body, g);
+            crate::format::put_uvarint(&mut body, thread);
+            let mut rec = Vec::new();
+            put_record(&mut rec, RecordKind::Batch, &body);
+            rec
+        };
+        ring.append(&batch(6, 3));
+        assert_eq!(ring.try_view().unwrap().open_counts(), (6, 1, false));
+        ring.append(&batch(6, 0));
+        assert_eq!(ring.try_view().unwrap().open_counts(), (6, 2, true));
         let s = ring.snapshot();
         assert_eq!(s.header, file_header(7).to_vec());
         let kept: Vec<u64> = s.generations.iter().map(|k| k.number).collect();
         // Each generation is ~150 bytes: two fit in 300.
         assert_eq!(kept, vec![4, 5]);
         let (bytes, open, n, dropped) = ring.usage();
-        assert!(bytes <= 300 && open == 0 && n == 2 && dropped == 3);
+        assert!(bytes <= 300 && open > 0 && n == 2 && dropped == 3);
+        {
+            let v = ring.try_view().unwrap();
+            assert_eq!(v.last_done(), 5);
+            assert_eq!(v.done().count(), 2);
+            assert!(!v.open().is_empty());
+        }
         // A bound smaller than one generation keeps the newest anyway.
         let tiny = Ring::new(1);
         let mut end = Vec::new();

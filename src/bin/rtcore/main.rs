@@ -304,7 +304,7 @@ fn check(file: &str) -> ExitCode {
         Ok(s) => {
             let lost = if s.lost_generations > 0 {
                 format!(
-                    "; {} generation(s) lost while recording (a sink fell behind: {} events, {} bytes)",
+                    "; {} generation(s) lost while recording (a sink fell behind, or a crash dump could not reach every thread: {} events, {} bytes)",
                     s.lost_generations, s.lost_events, s.lost_bytes
                 )
             } else {
