@@ -132,9 +132,11 @@ struct TraceStats {
     lost_batches: u64,
     lost_events: u64,
     lost_bytes: u64,
+    buffer_bytes: u64,
+    queued_bytes: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<TraceStats>() == 64);
+const _: () = assert!(std::mem::size_of::<TraceStats>() == 80);
 
 type FlightStartFn = unsafe extern "C" fn(*const FlightConfig) -> i32;
 type SinkFn = unsafe extern "C" fn(*const TraceConfig) -> i32;
