@@ -256,6 +256,13 @@ impl<T> InnerMutex<T> {
         Some(InnerGuard { g, rank: self.rank })
     }
 
+    /// As `try_lock`, for a fatal-signal handler: no rank bookkeeping, so
+    /// no thread-local is touched (a thread's first use of one may
+    /// allocate when the library was loaded with `dlopen`).
+    pub fn try_lock_in_signal_handler(&self) -> Option<parking_lot::MutexGuard<'_, T>> {
+        self.m.get().try_lock()
+    }
+
     /// Is it locked now (a snapshot; for the fork handler).
     pub fn get_is_locked(&self) -> bool {
         self.m.is_locked()

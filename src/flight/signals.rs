@@ -155,11 +155,6 @@ impl<const N: usize> Buf<N> {
     }
 }
 
-/// The trace's id, from the file header the ring keeps.
-fn ring_trace_id() -> u64 {
-    crate::record::trace_id()
-}
-
 /// A trace end record naming `last`, framed in place.
 fn trace_end_record(trace_id: u64, last: u64) -> Buf<64> {
     let mut body = [0u8; 18];
@@ -296,7 +291,7 @@ fn dump(sig: i32) {
     let name = &path.bytes()[..path.n - 1];
     match outcome.last {
         Some(last) => {
-            let trace_end = trace_end_record(ring_trace_id(), last);
+            let trace_end = trace_end_record(outcome.trace_id, last);
             ok &= write_fd(opened, trace_end.bytes());
             msg.push(if ok {
                 b": wrote "

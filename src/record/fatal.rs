@@ -9,10 +9,17 @@
 //!   ring's lock; one held means a start, stop, rollover or snapshot is
 //!   under way, and the generation in progress is left out.
 //! - It claims every recording thread's gate at once (`gate::bounded_claim`)
-//!   and waits for each thread to leave its section until a deadline. A
-//!   thread still inside (the crashing thread itself, if the signal struck
-//!   inside its section, or one waiting for a lock the crashing thread
-//!   holds) is skipped and named.
+//!   and waits for every thread to be outside its section, in attempts of
+//!   `ATTEMPT_NS` (between them all claims are released, so a thread held
+//!   up by another spinning on its claimed gate can finish) until a
+//!   deadline. A thread still inside then (the crashing thread itself, if
+//!   the signal struck inside its section, or one waiting for a lock the
+//!   crashing thread holds) is skipped and named.
+//! - Recording threads wait at their gates while the dump is written (its
+//!   length is the I/O's, not bounded by the deadline; the process is
+//!   dying).
+//! - Locks are tried without rank bookkeeping
+//!   (`try_lock_in_signal_handler`): no thread-local is touched.
 //! - While the claims are held no section runs, so what the reached
 //!   threads' slots hold is a consistent cut, as at a rollover's rest.
 //! - Records are framed in static scratch space (`SCRATCH`, one user at a
@@ -35,13 +42,15 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use super::ring::Ring;
-use super::{CURRENT, PassToken, READY, REGISTRY, TRACE_ID, file_generation, gate};
+use super::{CURRENT, PassToken, READY, REGISTRY, file_generation, gate};
 use crate::format::{RECORD_FRAME_LEN, RECORD_MAGIC, RecordKind, crc32};
 
 /// The most recording threads whose generation in progress a dump writes.
 pub const MAX_THREADS: usize = 4096;
 /// Skipped threads named in the outcome (the count is exact).
 pub const NAMED: usize = 16;
+/// One attempt to find every thread outside its section at once.
+const ATTEMPT_NS: u64 = 5_000_000;
 
 /// What happened to the generation in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +74,8 @@ pub struct Outcome {
     /// `NAMED` of their ids.
     pub skipped: usize,
     pub skipped_ids: [u64; NAMED],
+    /// The trace's id (from the ring's file header), for the trace end.
+    pub trace_id: u64,
 }
 
 /// Static room for one record (a generation end of `MAX_THREADS` threads
@@ -75,12 +86,16 @@ struct Scratch {
     rec: UnsafeCell<[u8; SCRATCH_LEN]>,
     /// Which of the registry's threads were reached (their claims kept).
     reached: UnsafeCell<[bool; MAX_THREADS]>,
+    /// Which of them record (the writer thread does not): read once, so
+    /// claims, counts and releases agree.
+    counted: UnsafeCell<[bool; MAX_THREADS]>,
 }
 // SAFETY: used only by the holder of `IN_USE`.
 unsafe impl Sync for Scratch {}
 static SCRATCH: Scratch = Scratch {
     rec: UnsafeCell::new([0; SCRATCH_LEN]),
     reached: UnsafeCell::new([false; MAX_THREADS]),
+    counted: UnsafeCell::new([false; MAX_THREADS]),
 };
 static IN_USE: AtomicBool = AtomicBool::new(false);
 
@@ -142,6 +157,7 @@ pub fn dump(ring: &Ring, deadline: u64, out: &mut dyn FnMut(&[u8]) -> bool) -> O
         in_progress: InProgress::Left { why: "" },
         skipped: 0,
         skipped_ids: [0; NAMED],
+        trace_id: 0,
     };
     if IN_USE.swap(true, SeqCst) {
         outcome.in_progress = InProgress::Left {
@@ -150,8 +166,14 @@ pub fn dump(ring: &Ring, deadline: u64, out: &mut dyn FnMut(&[u8]) -> bool) -> O
         return outcome;
     }
     // SAFETY: IN_USE is ours until the end of this function.
-    let (rec, reached) = unsafe { (&mut *SCRATCH.rec.get(), &mut *SCRATCH.reached.get()) };
-    dump_with(ring, deadline, out, rec, reached, &mut outcome);
+    let (rec, reached, counted) = unsafe {
+        (
+            &mut *SCRATCH.rec.get(),
+            &mut *SCRATCH.reached.get(),
+            &mut *SCRATCH.counted.get(),
+        )
+    };
+    dump_with(ring, deadline, out, rec, reached, counted, &mut outcome);
     IN_USE.store(false, SeqCst);
     outcome
 }
@@ -167,6 +189,14 @@ fn pause() {
     };
     // SAFETY: nanosleep is async-signal-safe; a valid timespec.
     unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// The trace's id as the file header the ring keeps says it.
+fn header_trace_id(view: &super::ring::View<'_>) -> u64 {
+    view.header()
+        .get(16..24)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// The ring's complete generations only (the header first).
@@ -189,6 +219,7 @@ fn dump_with(
     out: &mut dyn FnMut(&[u8]) -> bool,
     rec: &mut [u8; SCRATCH_LEN],
     reached: &mut [bool; MAX_THREADS],
+    counted_now: &mut [bool; MAX_THREADS],
     outcome: &mut Outcome,
 ) {
     let done_only = |outcome: &mut Outcome, out: &mut dyn FnMut(&[u8]) -> bool, why| {
@@ -196,6 +227,7 @@ fn dump_with(
         loop {
             if let Some(view) = ring.try_view() {
                 outcome.last = write_done(&view, out);
+                outcome.trace_id = header_trace_id(&view);
                 return;
             }
             if expired(deadline) {
@@ -214,7 +246,7 @@ fn dump_with(
     let Some(pass) = PassToken::try_take() else {
         return done_only(outcome, out, "the tracer was in a pass over the threads");
     };
-    let Some(reg) = REGISTRY.try_lock() else {
+    let Some(reg) = REGISTRY.try_lock_in_signal_handler() else {
         drop(pass);
         return done_only(outcome, out, "the thread registry was locked");
     };
@@ -226,24 +258,30 @@ fn dump_with(
         return done_only(outcome, out, "more recording threads than a dump can list");
     }
     // The writer thread never records: its gate is not claimed.
-    let counted = |i: usize| !threads[i].no_record.load(SeqCst);
-    for r in reached.iter_mut().take(n) {
-        *r = false;
+    for (c, t) in counted_now.iter_mut().zip(threads.iter()) {
+        *c = !t.no_record.load(SeqCst);
     }
-    gate::bounded_claim(
+    let counted = |i: usize| counted_now[i];
+    let gate_of = |i: usize| counted(i).then(|| &threads[i].gate);
+    // Attempts of a few ms each: between them every claim is released, so
+    // a thread held up by one spinning on its claimed gate can finish.
+    gate::claim_all_at_once(
         n,
-        |i| counted(i).then(|| &threads[i].gate),
-        || expired(deadline),
-        |i, ok| {
-            reached[i] = ok;
-            if !ok {
-                if outcome.skipped < NAMED {
-                    outcome.skipped_ids[outcome.skipped] = threads[i].id;
-                }
-                outcome.skipped += 1;
-            }
-        },
+        gate_of,
+        reached,
+        crate::base::clock::monotonic_ns,
+        ATTEMPT_NS,
+        deadline,
+        pause,
     );
+    for (i, t) in threads.iter().enumerate() {
+        if counted(i) && !reached[i] {
+            if outcome.skipped < NAMED {
+                outcome.skipped_ids[outcome.skipped] = t.id;
+            }
+            outcome.skipped += 1;
+        }
+    }
     let fg = file_generation(g);
     let slot_of = |i: usize| {
         // SAFETY: thread i's gate is claimed by us (reached) and no
@@ -281,7 +319,8 @@ fn dump_with(
         outcome.last = write_done(&view, out);
         let (number, batches, header) = view.open_counts();
         let all_there = number == fg && batches == expected && header;
-        let trace_id = TRACE_ID.load(SeqCst);
+        let trace_id = header_trace_id(&view);
+        outcome.trace_id = trace_id;
         if outcome.last.is_none() && view.header().is_empty() {
             outcome.in_progress = InProgress::Left {
                 why: "the recorder had written nothing yet",
@@ -319,7 +358,7 @@ fn dump_with(
                 generation: fg,
                 threads: listed,
             };
-        } else if view.last_done() + 1 == fg && outcome.last.is_some() {
+        } else if view.last_done() + 1 == fg && !view.header().is_empty() {
             let why = if outcome.skipped > 0 {
                 "threads were inside their sections"
             } else if rolled {
@@ -371,7 +410,7 @@ fn dump_with(
             why: "the recorder's memory stayed locked",
         };
     }
-    gate::release_claims(n, |i| counted(i).then(|| &threads[i].gate), |i| reached[i]);
+    gate::release_claims(n, gate_of, |i| reached[i]);
     drop(reg);
     drop(pass);
 }

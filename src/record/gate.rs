@@ -232,44 +232,90 @@ pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, mut f: impl FnMut(
     }
 }
 
-/// A fatal-signal handler's pass (`record::fatal`): claim the gates
-/// `gate(i)` gives for `i` in `0..n` (None: no gate to claim), one heavy
-/// fence, then wait for each busy one until `expired()`; `reached(i,
-/// true)` for a gate whose thread is outside its section (its claim is
-/// kept: the caller reads the thread's state, then `release_claims`),
-/// `reached(i, false)` for one still busy when time ran out (its claim is
-/// dropped at once: the thread goes on). Allocates nothing and never
-/// waits past `expired`. The caller is the only tracer (`record`'s pass
-/// token); its own thread's gate, if among them, is free or is skipped
-/// like any other.
+/// One attempt of a fatal-signal handler's pass (`record::fatal`): claim
+/// the gates `gate(i)` gives for `i` in `0..n` (None: no gate to claim),
+/// one heavy fence, then sweep over the busy ones (as `tracer_pass` does,
+/// so no thread is waited for in turn) until every thread is outside its
+/// section or `give_up()`. `reached[i]` says which claims are kept (the
+/// caller reads those threads' state, then calls `release_claims`); a gate
+/// still busy at `give_up` has its claim dropped. Returns whether every
+/// gate was reached. Allocates nothing and never waits past `give_up`.
+/// The caller is the only tracer (`record`'s pass token). Unlike
+/// `tracer_pass`, reached gates stay claimed while the others are waited
+/// for (the caller needs one cut across all threads), so a busy thread
+/// waiting for an inner lock held by a thread spinning on its claimed gate
+/// cannot finish within the attempt: the caller releases every claim and
+/// tries again.
 pub fn bounded_claim<'g>(
     n: usize,
     gate: impl Fn(usize) -> Option<&'g Gate>,
-    expired: impl Fn() -> bool,
-    mut reached: impl FnMut(usize, bool),
-) {
-    for i in 0..n {
+    reached: &mut [bool],
+    give_up: impl Fn() -> bool,
+) -> bool {
+    let reached = &mut reached[..n];
+    for (i, r) in reached.iter_mut().enumerate() {
+        *r = false;
         if let Some(g) = gate(i) {
             g.claim();
         }
     }
     fence::heavy();
-    for i in 0..n {
-        let Some(g) = gate(i) else { continue };
-        loop {
+    loop {
+        let mut busy = 0;
+        for (i, r) in reached.iter_mut().enumerate() {
+            if *r {
+                continue;
+            }
+            let Some(g) = gate(i) else { continue };
             if g.inside.load(Acquire) == 0 {
-                reached(i, true);
-                break;
+                *r = true;
+            } else {
+                busy += 1;
             }
-            if expired() {
-                g.release();
-                reached(i, false);
-                break;
-            }
-            spin_hint();
-            #[cfg(not(loom))]
-            std::thread::yield_now();
         }
+        if busy == 0 {
+            return true;
+        }
+        if give_up() {
+            for (i, r) in reached.iter().enumerate() {
+                if let Some(g) = gate(i).filter(|_| !*r) {
+                    g.release();
+                }
+            }
+            return false;
+        }
+        spin_hint();
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+    }
+}
+
+/// A fatal-signal handler's claim of every gate at the same moment:
+/// `bounded_claim` attempts of `attempt_ns` each (on the clock `now`),
+/// every claim released between them (`pause` waits a little), until one
+/// reaches every gate or `deadline` passes; then the gates still busy are
+/// left unclaimed and `reached` says which are held. Returns whether all
+/// were reached.
+#[cfg(not(loom))]
+pub fn claim_all_at_once<'g>(
+    n: usize,
+    gate: impl Fn(usize) -> Option<&'g Gate> + Copy,
+    reached: &mut [bool],
+    now: impl Fn() -> u64,
+    attempt_ns: u64,
+    deadline: u64,
+    pause: impl Fn(),
+) -> bool {
+    loop {
+        let attempt = now().saturating_add(attempt_ns).min(deadline);
+        if bounded_claim(n, gate, reached, || now() >= attempt) {
+            return true;
+        }
+        if now() >= deadline {
+            return false;
+        }
+        release_claims(n, gate, |i| reached[i]);
+        pause();
     }
 }
 
@@ -382,6 +428,100 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::{Arc, Mutex, mpsc};
     use std::time::Duration;
+
+    /// The fatal-signal handler's claim: X is inside its section waiting
+    /// for a lock that Y holds while Y waits to enter its own (claimed)
+    /// gate. One attempt that keeps Y's claim while it waits for X cannot
+    /// reach X (the broken variant: `attempts` 1); releasing every claim
+    /// between attempts lets Y go on, X finish, and a later attempt reach
+    /// both. A thread that never leaves its section is given up at the
+    /// deadline, its gate left unclaimed.
+    fn claim_at_once(retry: bool) -> (bool, [bool; 3], u32) {
+        let gates: Arc<[Gate; 3]> = Arc::new([Gate::new(), Gate::new(), Gate::new()]);
+        let m = Arc::new(Mutex::new(()));
+        let stuck_go = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        // Y (gate 1): holds the lock, then enters its gate (waiting while
+        // it is claimed), then lets the lock go.
+        let ty = {
+            let (gates, m, ready_tx) = (gates.clone(), m.clone(), ready_tx.clone());
+            std::thread::spawn(move || {
+                let g = m.lock().unwrap();
+                ready_tx.send(()).unwrap();
+                while gates[1].claimed.load(SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
+                assert!(gates[1].enter());
+                gates[1].exit();
+                drop(g);
+            })
+        };
+        ready_rx.recv().unwrap();
+        // X (gate 0): inside, waiting for the lock.
+        let tx = {
+            let (gates, m, ready_tx) = (gates.clone(), m.clone(), ready_tx.clone());
+            std::thread::spawn(move || {
+                assert!(gates[0].enter());
+                ready_tx.send(()).unwrap();
+                drop(m.lock().unwrap());
+                gates[0].exit();
+            })
+        };
+        ready_rx.recv().unwrap();
+        // S (gate 2): inside until told to go.
+        let ts = {
+            let (gates, stuck_go) = (gates.clone(), stuck_go.clone());
+            std::thread::spawn(move || {
+                assert!(gates[2].enter());
+                ready_tx.send(()).unwrap();
+                while !stuck_go.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                gates[2].exit();
+            })
+        };
+        ready_rx.recv().unwrap();
+        let t0 = std::time::Instant::now();
+        let now = move || t0.elapsed().as_nanos() as u64;
+        let mut reached = [false; 3];
+        let attempts = std::cell::Cell::new(1u32);
+        let all = claim_all_at_once(
+            3,
+            |i| Some(&gates[i]),
+            &mut reached,
+            now,
+            20_000_000,
+            if retry { 300_000_000 } else { 20_000_000 },
+            || {
+                attempts.set(attempts.get() + 1);
+                std::thread::sleep(Duration::from_millis(1));
+            },
+        );
+        // The stuck thread's gate was given up: not claimed.
+        assert_eq!(gates[2].claimed.load(SeqCst), 0);
+        release_claims(3, |i| Some(&gates[i]), |i| reached[i]);
+        stuck_go.store(true, SeqCst);
+        ts.join().unwrap();
+        tx.join().unwrap();
+        ty.join().unwrap();
+        (all, reached, attempts.get())
+    }
+
+    #[test]
+    fn a_fatal_dump_claims_every_gate_at_once_retrying_and_gives_up_on_a_stuck_one() {
+        let (all, reached, attempts) = claim_at_once(true);
+        assert!(!all, "the stuck thread cannot be reached");
+        assert_eq!(reached, [true, true, false], "after {attempts} attempts");
+        assert!(attempts > 1);
+    }
+
+    #[test]
+    fn a_single_attempt_holding_its_claims_is_caught_missing_a_thread() {
+        let (all, reached, attempts) = claim_at_once(false);
+        assert!(!all);
+        assert_eq!(attempts, 1);
+        assert!(!reached[0], "X waits for Y's lock, Y for its claimed gate");
+    }
 
     /// Thread X is inside its section waiting for a lock that thread Y
     /// holds while Y spins on its own claimed gate: a pass that waited

@@ -1248,6 +1248,9 @@ impl HeaderBuilder {
 /// (DESIGN.md, "Deadlock freedom" 5). The registry may have been locked.
 pub fn after_fork_child() {
     CURRENT.store(0, SeqCst);
+    // A pass of the parent's tracer thread (which does not exist here)
+    // may have held the token.
+    PASS.store(false, SeqCst);
     rtc_trace_on.store(0, SeqCst);
     fence::after_fork_child();
     // SAFETY: only the forking thread exists.

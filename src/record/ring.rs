@@ -97,7 +97,9 @@ impl Ring {
         match kind {
             // A ring never ends: a snapshot writes its own end.
             Some(RecordKind::TraceEnd) => {}
-            Some(RecordKind::GenerationEnd) => {
+            // A loss record ends its generation too (the writer dropped
+            // it): kept, so the ring's generations stay consecutive.
+            Some(RecordKind::GenerationEnd | RecordKind::Loss) => {
                 g.open.extend_from_slice(data);
                 let number = generation_of(data).unwrap_or(g.last_done + 1);
                 let bytes = Arc::new(std::mem::take(&mut g.open));
@@ -147,7 +149,7 @@ impl Ring {
     /// For a fatal-signal handler: the ring as it is, if its lock is free
     /// (never waiting: waiting there could never end). Nothing is copied.
     pub fn try_view(&self) -> Option<View<'_>> {
-        self.inner.try_lock().map(|g| View { g })
+        self.inner.try_lock_in_signal_handler().map(|g| View { g })
     }
 
     /// (bytes kept in complete generations, bytes of the open one,
@@ -160,7 +162,7 @@ impl Ring {
 
 /// The ring seen under its lock, without copying (`Ring::try_view`).
 pub struct View<'a> {
-    g: crate::base::inner::InnerGuard<'a, Inner>,
+    g: parking_lot::MutexGuard<'a, Inner>,
 }
 
 impl View<'_> {
