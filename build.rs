@@ -3,7 +3,9 @@
 //! and marks it never to be unloaded,
 //! and creates the `librtcore.so.0` link next to `librtcore.so`, which
 //! cargo does not make and which programs linked with `-lrtcore` need at
-//! run time.
+//! run time; and compiles the preload library (`preload/rtcore_preload.c`,
+//! C: interposing versioned libc symbols is C's job) into
+//! `librtcore_preload.so` beside it, for `rtcore run`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=preload");
+    println!("cargo:rerun-if-env-changed=CC");
 
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
@@ -52,6 +56,49 @@ fn main() {
         // it. docs/sysmon.md, "Unloading", says what a plugin must do.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
         link_soname(&out_dir);
+        build_preload(&crate_dir, &out_dir);
+    }
+}
+
+/// Compile `librtcore_preload.so` next to the library (with `$CC`, else
+/// `cc`). It does not link against librtcore (it finds it at run time), so
+/// it can be built before it. A machine without a C compiler still builds
+/// the library: only `rtcore run` is then missing its preload library,
+/// and says so.
+fn build_preload(crate_dir: &Path, out_dir: &Path) {
+    let Some(profile_dir) = out_dir.ancestors().nth(3) else {
+        return;
+    };
+    if !profile_dir.join("build").is_dir() {
+        return;
+    }
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let src = crate_dir.join("preload/rtcore_preload.c");
+    let tmp = out_dir.join("librtcore_preload.so");
+    let status = std::process::Command::new(&cc)
+        .args([
+            "-shared", "-fPIC", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
+        ])
+        .args(["-fvisibility=hidden", "-Wl,-soname,librtcore_preload.so"])
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src)
+        .args(["-ldl", "-pthread"])
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            // Replaced whole (a rename), never rewritten in place under a
+            // program that has it mapped.
+            let dest = profile_dir.join("librtcore_preload.so");
+            let staged = profile_dir.join(".librtcore_preload.so.new");
+            if std::fs::copy(&tmp, &staged).is_ok() {
+                let _ = std::fs::rename(&staged, &dest);
+            }
+        }
+        Ok(s) => println!(
+            "cargo:warning=compiling preload/rtcore_preload.c with {cc} failed ({s}): `rtcore run` will not work"
+        ),
+        Err(e) => println!("cargo:warning=no C compiler ({cc}: {e}): `rtcore run` will not work"),
     }
 }
 

@@ -645,6 +645,48 @@ static void m_flight_recorder_stop(void) {
     CHECK_STATUS(rtc_flight_recorder_stop(), RTC_OK); /* not recording */
 }
 
+static void m_preload_lock_init(void) {
+    static int lock;
+    CHECK_STATUS(rtc_preload_lock_init(NULL, NULL), RTC_ERR_NULL);
+    expect_message("lock is NULL");
+    CHECK_STATUS(rtc_preload_lock_init(&lock, NULL), RTC_OK);
+}
+
+static void m_preload_lock_destroyed(void) {
+    static int lock;
+    CHECK_STATUS(rtc_preload_lock_destroyed(NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_destroyed(&lock), RTC_OK); /* never seen: fine */
+}
+
+static void m_preload_lock_wanted(void) {
+    static int lock;
+    CHECK_STATUS(rtc_preload_lock_wanted(NULL, NULL, 0), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 9), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("kind 9 is not a mutex type");
+    CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 1), RTC_OK);
+}
+
+static void m_preload_lock_acquired(void) {
+    static int lock;
+    CHECK_STATUS(rtc_preload_lock_acquired(NULL, NULL, 0, 0), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 6, 0), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("unknown flags 0x6");
+    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 1, 0), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_released(&lock, NULL), RTC_OK);
+}
+
+static void m_preload_lock_released(void) {
+    CHECK_STATUS(rtc_preload_lock_released(NULL, NULL), RTC_ERR_NULL);
+}
+
+static void m_preload_summary(void) {
+    size_t need = rtc_preload_summary(NULL, 0);
+    CHECK(need > 1);
+    char one[1] = {'x'};
+    CHECK(rtc_preload_summary(one, 1) == need);
+    CHECK(one[0] == 0);
+}
+
 static void m_trace_enabled(void) {
     CHECK(rtc_trace_enabled() == 0);
     CHECK(!RTC_TRACE_ON());
@@ -1299,6 +1341,11 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_trace_get_stats(&tst), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_write(&tc), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_stop(), RTC_ERR_SHUT_DOWN);
+    static int plock;
+    CHECK_STATUS(rtc_preload_lock_wanted(&plock, NULL, 0), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_lock_acquired(&plock, NULL, 0, 0), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_lock_released(&plock, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1380,6 +1427,12 @@ static const struct misuse table[] = {
     MISUSE("rtc_flight_recorder_write", m_flight_recorder_write),
     MISUSE("rtc_flight_recorder_stop", m_flight_recorder_stop),
     MISUSE("rtc_trace_enabled", m_trace_enabled),
+    MISUSE("rtc_preload_lock_init", m_preload_lock_init),
+    MISUSE("rtc_preload_lock_destroyed", m_preload_lock_destroyed),
+    MISUSE("rtc_preload_lock_wanted", m_preload_lock_wanted),
+    MISUSE("rtc_preload_lock_acquired", m_preload_lock_acquired),
+    MISUSE("rtc_preload_lock_released", m_preload_lock_released),
+    MISUSE("rtc_preload_summary", m_preload_summary),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
     MISUSE("rtc_trace_stats_json", m_trace_stats_json),

@@ -1161,6 +1161,67 @@ rtc_status rtc_mutex_destroy(struct rtc_mutex *mutex);
 rtc_status rtc_mutex_debug_panic(struct rtc_mutex *mutex);
 
 /**
+ * The lock at `lock` was initialised by the code that returns to `site`
+ * (`pthread_mutex_init`'s caller): its class is that site.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_init(const void *lock, const void *site);
+
+/**
+ * The lock at `lock` was destroyed (its address may be reused by a lock of
+ * another class).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_destroyed(const void *lock);
+
+/**
+ * Before a blocking lock call on `lock` (a mutex of type `kind`: 0 normal,
+ * 1 recursive, 2 error-checking, 3 adaptive) made at `site`: reports, as
+ * the lock-rank mode says, a recursive lock of a non-recursive mutex and
+ * an acquisition whose class order closes a cycle with the order learned
+ * so far, before the call can deadlock. A lock first seen here is classed
+ * by `site`.
+ *
+ * Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`;
+ * `RTC_ERR_INVALID_ARGUMENT` for an unknown `kind`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_wanted(const void *lock, const void *site, uint32_t kind);
+
+/**
+ * After a lock call on `lock` made at `site` succeeded: the calling
+ * thread holds it (`flags`: 1 for a try-lock, which adds no edge to the learned order;
+ * `waited_ns`: how long the call blocked, 0 if it did not, for the
+ * contention summary).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for unknown
+ * flags; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_acquired(const void *lock,
+                                     const void *site,
+                                     uint32_t flags,
+                                     uint64_t waited_ns);
+
+/**
+ * After an unlock call on `lock` made at `site`: the calling thread no
+ * longer holds it (once per lock of a recursive mutex). An unlock of a
+ * mutex the thread does not hold is reported as the lock-rank mode says.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_released(const void *lock, const void *site);
+
+/**
+ * Write the interposition's summary (threads, lock classes, learned order
+ * edges, violations, the five most contended classes) into `buf` (`len`
+ * bytes, NUL-terminated, cut if short; NULL or 0 to ask the size).
+ *
+ * Returns the summary's length plus one (the size `buf` needs).
+ */
+size_t rtc_preload_summary(char *buf, size_t len);
+
+/**
  * Load rank declarations from `text` (the rank language of docs/ranks.md)
  * into the process-wide rank table. `source_name` names the text in error
  * messages and reports (for example a file name); NULL means "<string>".

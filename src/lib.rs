@@ -28,6 +28,8 @@ pub mod format;
 #[cfg(not(loom))]
 pub mod ident;
 #[cfg(not(loom))]
+pub mod interpose;
+#[cfg(not(loom))]
 pub mod lifecycle;
 pub mod lock;
 #[cfg(not(loom))]

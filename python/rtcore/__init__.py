@@ -586,6 +586,17 @@ _SIGNATURES = {
     "rtc_flight_recorder_write": (_status, [ctypes.POINTER(RtcTraceConfig)], ()),
     "rtc_flight_recorder_stop": (_status, [], ()),
     "rtc_trace_enabled": (ctypes.c_int32, [], None),
+    # The preload library's hooks (rtcore run); bound for completeness.
+    "rtc_preload_lock_init": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
+    "rtc_preload_lock_destroyed": (_status, [ctypes.c_void_p], ()),
+    "rtc_preload_lock_wanted": (_status, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32], ()),
+    "rtc_preload_lock_acquired": (
+        _status,
+        [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64],
+        (),
+    ),
+    "rtc_preload_lock_released": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
+    "rtc_preload_summary": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
     "rtc_trace_check": (
         _status,
         [ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, _buf_p, ctypes.c_size_t],

@@ -39,10 +39,13 @@ pub enum InnerRank {
     TraceQueue = 13,
     /// The flight recorder's ring of generations (`record::ring`).
     FlightRing = 14,
+    /// The learned lock order of interposed pthread locks
+    /// (`interpose::graph`): classes, edges and the chain cache.
+    Learned = 15,
 }
 
 impl InnerRank {
-    pub const ALL: [InnerRank; 12] = [
+    pub const ALL: [InnerRank; 13] = [
         InnerRank::Sysmon,
         InnerRank::Lifecycle,
         InnerRank::Sched,
@@ -55,6 +58,7 @@ impl InnerRank {
         InnerRank::TraceQueue,
         InnerRank::Waiters,
         InnerRank::FlightRing,
+        InnerRank::Learned,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -70,6 +74,7 @@ impl InnerRank {
             InnerRank::TraceQueue => "tracequeue",
             InnerRank::Waiters => "waiters",
             InnerRank::FlightRing => "flightring",
+            InnerRank::Learned => "learned",
         }
     }
     pub fn bit(self) -> u64 {

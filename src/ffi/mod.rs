@@ -16,6 +16,7 @@ pub mod cond;
 pub mod flight;
 pub mod general;
 pub mod mutex;
+pub mod preload;
 pub mod ranks;
 pub mod rwlock;
 pub mod sysmon;

@@ -110,6 +110,7 @@ lifecycle < sched, ranktable, lockreports, names, threadreason, hookreg, waiters
 sched, ranktable, lockreports, names, threadreason, hookreg, waiters < tracebuf;
 tracebuf < tracequeue;
 tracequeue < flightring;
+flightring < learned;
 ";
 
 /// Nodes whose successors are the inner ranks: every user rank joins here.

@@ -1,0 +1,299 @@
+//! The learned lock order (what lockdep does in the kernel): lock classes,
+//! the edges "class B was taken while class A was held" seen so far, and
+//! the chain cache that makes a steady-state acquisition a hash look-up.
+//!
+//! Invariants:
+//! - The edges learned form an acyclic graph: an edge that would close a
+//!   cycle is reported (with every edge of the cycle) and not added, so a
+//!   cycle is reported once, and the search for the next one stays a
+//!   search in a DAG.
+//! - Instances of one class held together are learned in address order:
+//!   ascending and descending are two flags per class, reported once when
+//!   both have been seen (an array of locks taken in index order is fine;
+//!   two threads taking two of them in opposite orders is not).
+//! - A chain (the classes held, in order, and the one wanted) is checked
+//!   against the graph once; afterwards it is found in `chains` and
+//!   nothing else is done. Chains that reported are cached too: a report
+//!   is made once per distinct cycle.
+//! - Everything here is behind one inner lock (`learned`), taken only on
+//!   a chain not seen before by the calling thread (threads keep their own
+//!   cache of chains, `interpose::held`).
+
+use std::collections::{HashMap, HashSet};
+
+/// A lock class: where its locks were initialised (or first used).
+pub type Class = u32;
+
+/// Where an edge was first seen: the thread, the sites where the held lock
+/// was taken and where the wanted one was taken.
+#[derive(Clone, Debug)]
+pub struct EdgeSeen {
+    pub thread: String,
+    pub held_site: usize,
+    pub wanted_site: usize,
+}
+
+/// One class's record.
+#[derive(Clone, Debug)]
+pub struct ClassInfo {
+    /// The site (return address) that keys it.
+    pub site: usize,
+    /// Initialised by `pthread_*_init` (false: first seen at a lock call).
+    pub from_init: bool,
+    ascending: Option<EdgeSeen>,
+    descending: Option<EdgeSeen>,
+    same_class_reported: bool,
+}
+
+/// What the graph says about an acquisition.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Nothing new, or only new edges that close no cycle.
+    Fine,
+    /// The edge `held -> wanted` closes a cycle: `path` is the learned
+    /// path from `wanted` back to `held` (each edge with where it was
+    /// seen), which the new edge would close.
+    Cycle {
+        held: Class,
+        wanted: Class,
+        path: Vec<(Class, Class, EdgeSeen)>,
+    },
+    /// Two instances of `class` were taken in both address orders.
+    BothOrders {
+        class: Class,
+        ascending: EdgeSeen,
+        descending: EdgeSeen,
+    },
+}
+
+/// The learned order.
+#[derive(Default)]
+pub struct Graph {
+    classes: Vec<ClassInfo>,
+    by_site: HashMap<usize, Class>,
+    /// Successors of each class.
+    succ: Vec<Vec<Class>>,
+    edges: HashMap<(Class, Class), EdgeSeen>,
+    /// Chains checked (hash of the held classes and the wanted one).
+    chains: HashSet<u64>,
+    /// Edges refused (they would have closed a cycle): not reported again.
+    refused: HashSet<(Class, Class)>,
+    pub violations: u64,
+}
+
+impl Graph {
+    /// The class keyed by `site` (made on first sight).
+    pub fn class_at(&mut self, site: usize, from_init: bool) -> Class {
+        if let Some(&c) = self.by_site.get(&site) {
+            return c;
+        }
+        let c = self.classes.len() as Class;
+        self.classes.push(ClassInfo {
+            site,
+            from_init,
+            ascending: None,
+            descending: None,
+            same_class_reported: false,
+        });
+        self.succ.push(Vec::new());
+        self.by_site.insert(site, c);
+        c
+    }
+
+    pub fn class(&self, c: Class) -> &ClassInfo {
+        &self.classes[c as usize]
+    }
+
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Every edge learned, with where it was first seen.
+    pub fn edges(&self) -> impl Iterator<Item = (&(Class, Class), &EdgeSeen)> {
+        self.edges.iter()
+    }
+
+    /// Has the chain `hash` been checked already?
+    pub fn chain_known(&self, hash: u64) -> bool {
+        self.chains.contains(&hash)
+    }
+
+    /// Check and learn the acquisition of `wanted` (a lock at `wanted_addr`,
+    /// taken at `wanted_site`) while `held` are held (class, lock address,
+    /// site where taken; oldest first), then remember the chain `hash`.
+    /// The verdicts found (at most one per held lock) are returned.
+    pub fn learn(
+        &mut self,
+        hash: u64,
+        held: &[(Class, usize, usize)],
+        wanted: Class,
+        wanted_addr: usize,
+        wanted_site: usize,
+        thread: &str,
+    ) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        for &(h, h_addr, h_site) in held {
+            let seen = EdgeSeen {
+                thread: thread.to_string(),
+                held_site: h_site,
+                wanted_site,
+            };
+            if h == wanted {
+                if h_addr == wanted_addr {
+                    continue;
+                }
+                let info = &mut self.classes[h as usize];
+                let slot = if h_addr < wanted_addr {
+                    &mut info.ascending
+                } else {
+                    &mut info.descending
+                };
+                if slot.is_none() {
+                    *slot = Some(seen);
+                }
+                if !info.same_class_reported {
+                    if let (Some(a), Some(d)) = (&info.ascending, &info.descending) {
+                        info.same_class_reported = true;
+                        self.violations += 1;
+                        verdicts.push(Verdict::BothOrders {
+                            class: h,
+                            ascending: a.clone(),
+                            descending: d.clone(),
+                        });
+                    }
+                }
+                continue;
+            }
+            if self.edges.contains_key(&(h, wanted)) || self.refused.contains(&(h, wanted)) {
+                continue;
+            }
+            match self.path(wanted, h) {
+                Some(path) => {
+                    self.refused.insert((h, wanted));
+                    self.violations += 1;
+                    verdicts.push(Verdict::Cycle {
+                        held: h,
+                        wanted,
+                        path,
+                    });
+                }
+                None => {
+                    self.edges.insert((h, wanted), seen);
+                    self.succ[h as usize].push(wanted);
+                }
+            }
+        }
+        self.chains.insert(hash);
+        verdicts
+    }
+
+    /// A path of learned edges from `from` to `to`, if any (depth-first).
+    fn path(&self, from: Class, to: Class) -> Option<Vec<(Class, Class, EdgeSeen)>> {
+        let mut parent: HashMap<Class, Class> = HashMap::new();
+        let mut stack = vec![from];
+        let mut seen = HashSet::from([from]);
+        while let Some(c) = stack.pop() {
+            if c == to {
+                let mut path = Vec::new();
+                let mut cur = to;
+                while cur != from {
+                    let p = parent[&cur];
+                    path.push((p, cur, self.edges[&(p, cur)].clone()));
+                    cur = p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for &n in &self.succ[c as usize] {
+                if seen.insert(n) {
+                    parent.insert(n, c);
+                    stack.push(n);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The chain hash of `held` classes followed by `wanted` (FNV-1a over the
+/// class ids; the order matters).
+pub fn chain_hash(held: impl Iterator<Item = Class>, wanted: Class) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in held.chain(std::iter::once(wanted)) {
+        for b in (c as u64 + 1).to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learn(g: &mut Graph, held: &[(Class, usize)], wanted: Class, addr: usize) -> Vec<Verdict> {
+        let held: Vec<(Class, usize, usize)> = held.iter().map(|&(c, a)| (c, a, 0)).collect();
+        let hash = chain_hash(held.iter().map(|h| h.0), wanted);
+        g.learn(hash, &held, wanted, addr, 0, "t")
+    }
+
+    #[test]
+    fn an_edge_closing_a_cycle_is_reported_once_with_its_path() {
+        let mut g = Graph::default();
+        let (a, b, c) = (
+            g.class_at(1, true),
+            g.class_at(2, true),
+            g.class_at(3, true),
+        );
+        assert!(learn(&mut g, &[(a, 10)], b, 20).is_empty());
+        assert!(learn(&mut g, &[(b, 20)], c, 30).is_empty());
+        // c -> a closes a -> b -> c -> a.
+        let v = learn(&mut g, &[(c, 30)], a, 10);
+        match &v[..] {
+            [Verdict::Cycle { held, wanted, path }] => {
+                assert_eq!((*held, *wanted), (c, a));
+                let hops: Vec<(Class, Class)> = path.iter().map(|p| (p.0, p.1)).collect();
+                assert_eq!(hops, vec![(a, b), (b, c)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.violations, 1);
+        // Not reported again, not learned.
+        assert!(learn(&mut g, &[(c, 30)], a, 10).is_empty());
+        assert_eq!(g.edge_count(), 2);
+    }
+
+    #[test]
+    fn instances_of_one_class_are_fine_in_one_address_order_and_reported_in_both() {
+        let mut g = Graph::default();
+        let items = g.class_at(7, true);
+        assert!(learn(&mut g, &[(items, 100)], items, 200).is_empty());
+        assert!(learn(&mut g, &[(items, 300)], items, 400).is_empty());
+        let v = learn(&mut g, &[(items, 400)], items, 100);
+        assert!(matches!(&v[..], [Verdict::BothOrders { .. }]), "{v:?}");
+        assert!(learn(&mut g, &[(items, 500)], items, 100).is_empty());
+    }
+
+    #[test]
+    fn chains_differ_by_order_and_are_remembered() {
+        assert_ne!(
+            chain_hash([1, 2].into_iter(), 3),
+            chain_hash([2, 1].into_iter(), 3)
+        );
+        assert_ne!(
+            chain_hash([].into_iter(), 0),
+            chain_hash([0].into_iter(), 0)
+        );
+        let mut g = Graph::default();
+        let (a, b) = (g.class_at(1, false), g.class_at(2, false));
+        let h = chain_hash([a].into_iter(), b);
+        assert!(!g.chain_known(h));
+        learn(&mut g, &[(a, 1)], b, 2);
+        assert!(g.chain_known(h));
+    }
+}
