@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -122,8 +123,9 @@ __attribute__((constructor)) static void preload_start(void) {
     in_hook = 0;
 }
 
-/* The summary, at exit: into the file RTCORE_PRELOAD_SUMMARY names (for
- * `rtcore run`, which prints it), else on stderr. */
+/* The summary, at exit: into DIR/summary-PID when RTCORE_PRELOAD_SUMMARY
+ * names a directory DIR (`rtcore run`, which prints the program's), else
+ * on stderr. Created exclusively: never written over another file. */
 __attribute__((destructor)) static void preload_end(void) {
     if (!__atomic_load_n(&active, __ATOMIC_ACQUIRE)) return;
     in_hook = 1;
@@ -132,8 +134,13 @@ __attribute__((destructor)) static void preload_end(void) {
     char *text = malloc(need);
     if (text) {
         hook.summary(text, need);
-        const char *to = getenv("RTCORE_PRELOAD_SUMMARY");
-        FILE *f = to && *to ? fopen(to, "we") : NULL;
+        const char *dir = getenv("RTCORE_PRELOAD_SUMMARY");
+        FILE *f = NULL;
+        if (dir && *dir) {
+            char path[PATH_MAX];
+            int n = snprintf(path, sizeof path, "%s/summary-%ld", dir, (long)getpid());
+            if (n > 0 && (size_t)n < sizeof path) f = fopen(path, "wxe");
+        }
         fputs(text, f ? f : stderr);
         if (f) fclose(f);
         free(text);

@@ -33,13 +33,26 @@ pub struct EdgeSeen {
     pub wanted_site: usize,
 }
 
+/// What keys a class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClassKey {
+    /// Locks initialised by `pthread_*_init` at this site (return address):
+    /// an array initialised in a loop is one class.
+    InitSite(usize),
+    /// A lock never initialised by a call (`PTHREAD_MUTEX_INITIALIZER`):
+    /// its own class, keyed by its address (as lockdep keys static locks).
+    /// Keying it by the site of its first lock call instead would merge
+    /// every such lock first taken through one helper function into one
+    /// class, hiding cycles among them.
+    Static(usize),
+}
+
 /// One class's record.
 #[derive(Clone, Debug)]
 pub struct ClassInfo {
-    /// The site (return address) that keys it.
+    pub key: ClassKey,
+    /// Where it was initialised, or first locked (a static lock).
     pub site: usize,
-    /// Initialised by `pthread_*_init` (false: first seen at a lock call).
-    pub from_init: bool,
     ascending: Option<EdgeSeen>,
     descending: Option<EdgeSeen>,
     same_class_reported: bool,
@@ -70,7 +83,7 @@ pub enum Verdict {
 #[derive(Default)]
 pub struct Graph {
     classes: Vec<ClassInfo>,
-    by_site: HashMap<usize, Class>,
+    by_key: HashMap<ClassKey, Class>,
     /// Successors of each class.
     succ: Vec<Vec<Class>>,
     edges: HashMap<(Class, Class), EdgeSeen>,
@@ -82,21 +95,21 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// The class keyed by `site` (made on first sight).
-    pub fn class_at(&mut self, site: usize, from_init: bool) -> Class {
-        if let Some(&c) = self.by_site.get(&site) {
+    /// The class keyed by `key` (made on first sight, at `site`).
+    pub fn class_at(&mut self, key: ClassKey, site: usize) -> Class {
+        if let Some(&c) = self.by_key.get(&key) {
             return c;
         }
         let c = self.classes.len() as Class;
         self.classes.push(ClassInfo {
+            key,
             site,
-            from_init,
             ascending: None,
             descending: None,
             same_class_reported: false,
         });
         self.succ.push(Vec::new());
-        self.by_site.insert(site, c);
+        self.by_key.insert(key, c);
         c
     }
 
@@ -219,16 +232,25 @@ impl Graph {
     }
 }
 
-/// The chain hash of `held` classes followed by `wanted` (FNV-1a over the
-/// class ids; the order matters).
-pub fn chain_hash(held: impl Iterator<Item = Class>, wanted: Class) -> u64 {
+/// The chain hash of the `held` locks (class, address) followed by the
+/// `wanted` one (FNV-1a over the class ids; the order matters). A held
+/// lock of the wanted class also adds whether its address is below the
+/// wanted one's: address order is part of what is checked for one class.
+pub fn chain_hash(held: impl Iterator<Item = (Class, usize)>, wanted: Class, addr: usize) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for c in held.chain(std::iter::once(wanted)) {
-        for b in (c as u64 + 1).to_le_bytes() {
+    let mut mix = |v: u64| {
+        for b in v.to_le_bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+    };
+    for (c, a) in held {
+        mix(u64::from(c) + 1);
+        if c == wanted {
+            mix(if a < addr { 1 << 40 } else { 2 << 40 });
+        }
     }
+    mix(u64::from(wanted) + 1);
     h
 }
 
@@ -238,7 +260,7 @@ mod tests {
 
     fn learn(g: &mut Graph, held: &[(Class, usize)], wanted: Class, addr: usize) -> Vec<Verdict> {
         let held: Vec<(Class, usize, usize)> = held.iter().map(|&(c, a)| (c, a, 0)).collect();
-        let hash = chain_hash(held.iter().map(|h| h.0), wanted);
+        let hash = chain_hash(held.iter().map(|h| (h.0, h.1)), wanted, addr);
         g.learn(hash, &held, wanted, addr, 0, "t")
     }
 
@@ -246,9 +268,9 @@ mod tests {
     fn an_edge_closing_a_cycle_is_reported_once_with_its_path() {
         let mut g = Graph::default();
         let (a, b, c) = (
-            g.class_at(1, true),
-            g.class_at(2, true),
-            g.class_at(3, true),
+            g.class_at(ClassKey::InitSite(1), 1),
+            g.class_at(ClassKey::InitSite(2), 2),
+            g.class_at(ClassKey::Static(3), 3),
         );
         assert!(learn(&mut g, &[(a, 10)], b, 20).is_empty());
         assert!(learn(&mut g, &[(b, 20)], c, 30).is_empty());
@@ -271,9 +293,14 @@ mod tests {
     #[test]
     fn instances_of_one_class_are_fine_in_one_address_order_and_reported_in_both() {
         let mut g = Graph::default();
-        let items = g.class_at(7, true);
+        let items = g.class_at(ClassKey::InitSite(7), 7);
         assert!(learn(&mut g, &[(items, 100)], items, 200).is_empty());
         assert!(learn(&mut g, &[(items, 300)], items, 400).is_empty());
+        // The chain cache tells the two orders apart.
+        assert_ne!(
+            chain_hash([(items, 100)].into_iter(), items, 200),
+            chain_hash([(items, 400)].into_iter(), items, 100)
+        );
         let v = learn(&mut g, &[(items, 400)], items, 100);
         assert!(matches!(&v[..], [Verdict::BothOrders { .. }]), "{v:?}");
         assert!(learn(&mut g, &[(items, 500)], items, 100).is_empty());
@@ -281,17 +308,18 @@ mod tests {
 
     #[test]
     fn chains_differ_by_order_and_are_remembered() {
+        let h12 = chain_hash([(1, 8), (2, 16)].into_iter(), 3, 24);
+        assert_ne!(h12, chain_hash([(2, 16), (1, 8)].into_iter(), 3, 24));
         assert_ne!(
-            chain_hash([1, 2].into_iter(), 3),
-            chain_hash([2, 1].into_iter(), 3)
-        );
-        assert_ne!(
-            chain_hash([].into_iter(), 0),
-            chain_hash([0].into_iter(), 0)
+            chain_hash([].into_iter(), 0, 8),
+            chain_hash([(0, 8)].into_iter(), 0, 8)
         );
         let mut g = Graph::default();
-        let (a, b) = (g.class_at(1, false), g.class_at(2, false));
-        let h = chain_hash([a].into_iter(), b);
+        let (a, b) = (
+            g.class_at(ClassKey::Static(1), 1),
+            g.class_at(ClassKey::Static(2), 2),
+        );
+        let h = chain_hash([(a, 1)].into_iter(), b, 2);
         assert!(!g.chain_known(h));
         learn(&mut g, &[(a, 1)], b, 2);
         assert!(g.chain_known(h));

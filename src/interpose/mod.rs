@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::base::inner::{InnerMutex, InnerRank};
 use crate::format::LockRankMode as Mode;
-use graph::{Class, Graph, Verdict};
+use graph::{Class, ClassKey, Graph, Verdict};
 pub use sites::site_name;
 
 /// The type of an interposed mutex, as glibc's `__kind` says (its low bits).
@@ -132,7 +132,7 @@ fn class_of(mine: &mut Mine, addr: usize, site: usize) -> Class {
         match l.locks.get(&addr) {
             Some(&c) => c,
             None => {
-                let c = l.graph.class_at(site, false);
+                let c = l.graph.class_at(ClassKey::Static(addr), site);
                 l.locks.insert(addr, c);
                 c
             }
@@ -145,7 +145,7 @@ fn class_of(mine: &mut Mine, addr: usize, site: usize) -> Class {
 /// `pthread_mutex_init` at `site` made the lock at `addr`.
 pub fn init(addr: usize, site: usize) {
     with_learned(|l| {
-        let c = l.graph.class_at(site, true);
+        let c = l.graph.class_at(ClassKey::InitSite(site), site);
         l.locks.insert(addr, c);
     });
     // Another lock may have lived here: classes cached by threads go.
@@ -182,7 +182,7 @@ pub fn wanted(addr: usize, site: usize, kind: MutexKind, mode: Mode) {
             }
             return;
         }
-        let hash = graph::chain_hash(mine.held.iter().map(|h| h.class), class);
+        let hash = graph::chain_hash(mine.held.iter().map(|h| (h.class, h.addr)), class, addr);
         if mine.chains.contains(&hash) {
             return;
         }
@@ -286,8 +286,8 @@ pub fn summary() -> String {
             for (c, (n, total, longest)) in waits.iter().take(5) {
                 let _ = writeln!(
                     s,
-                    "    mutexes {}: {} wait(s), {:.3} ms total, {:.3} ms longest",
-                    site_name(l.graph.class(**c).site),
+                    "    {}: {} wait(s), {:.3} ms total, {:.3} ms longest",
+                    label(&l.graph, **c),
                     n,
                     *total as f64 / 1e6,
                     *longest as f64 / 1e6
@@ -298,19 +298,25 @@ pub fn summary() -> String {
     })
 }
 
-/// "initialised at SITE" or "first locked at SITE" (a statically
-/// initialised lock).
+/// "[class: initialised at SITE]", or for a statically initialised lock
+/// "[NAME, first locked at SITE]" (its variable's name where the symbol
+/// table has it).
 fn class_label(c: Class) -> String {
-    let (site, from_init) = with_learned(|l| {
-        let i = l.graph.class(c);
-        (i.site, i.from_init)
-    });
-    let how = if from_init {
-        "initialised at"
-    } else {
-        "first locked at"
-    };
-    format!("[{how} {}]", site_name(site))
+    with_learned(|l| label(&l.graph, c))
+}
+
+fn label(g: &Graph, c: Class) -> String {
+    let i = g.class(c);
+    let (key, site) = (i.key, i.site);
+    match key {
+        ClassKey::InitSite(_) => format!("[class: initialised at {}]", site_name(site)),
+        ClassKey::Static(addr) => format!(
+            "[{}, first locked at {}]",
+            sites::object_name(addr)
+                .map_or_else(|| format!("static {addr:#x}"), |n| format!("'{n}'")),
+            site_name(site)
+        ),
+    }
 }
 
 fn describe(v: &Verdict, addr: usize, site: usize, held: &[Held]) -> String {

@@ -21,6 +21,8 @@ mod output;
 #[cfg(not(loom))]
 mod demo;
 #[cfg(not(loom))]
+mod run;
+#[cfg(not(loom))]
 mod stress;
 
 #[cfg(not(loom))]
@@ -51,8 +53,46 @@ enum ExportFormat {
 }
 
 #[cfg(not(loom))]
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RunMode {
+    /// Report each problem on stderr and let the program go on.
+    Report,
+    /// Report the first problem, then abort the program.
+    Abort,
+}
+
+#[cfg(not(loom))]
 #[derive(Subcommand)]
 enum Command {
+    /// Run a program you did not write with lock-order checking of its
+    /// pthread mutexes (no rebuild: librtcore_preload.so is preloaded; see
+    /// docs/preload.md). The order in which lock classes are taken is
+    /// learned as the program runs; an acquisition that closes a cycle is
+    /// reported before it can deadlock, as are a recursive lock of a
+    /// non-recursive mutex and an unlock of a mutex not held. At the end:
+    /// a summary on stderr. The program's exit status is passed through
+    /// (128 + N if signal N killed it); 2 if it could not be run. A
+    /// statically linked or set-user-ID program is refused: it would run
+    /// unchecked.
+    ///
+    /// Example: rtcore run -- /bin/true
+    Run {
+        /// What a problem does: report it, or report it and abort.
+        #[arg(long, value_enum, default_value_t = RunMode::Report)]
+        mode: RunMode,
+        /// Also run the flight recorder, dumping into DIR
+        /// (RTCORE_FLIGHT_RECORDER; docs/tracing.md).
+        #[arg(long, value_name = "DIR")]
+        flight_recorder: Option<std::path::PathBuf>,
+        /// The program and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PROGRAM"
+        )]
+        program: Vec<std::ffi::OsString>,
+    },
     /// Check a rank declaration file and print its ranks in a linear order.
     ///
     /// Example: rtcore ranks docs/examples/kv.ranks
@@ -183,6 +223,19 @@ fn run() -> ExitCode {
     match cli.command {
         Command::Ranks { file, all } => ranks(&file, all),
         Command::Demo => demo::run(),
+        Command::Run {
+            mode,
+            flight_recorder,
+            program,
+        } => run::main(run::Options {
+            mode: match mode {
+                RunMode::Report => "report",
+                RunMode::Abort => "abort",
+            }
+            .to_string(),
+            flight_recorder,
+            program,
+        }),
         Command::Check { file } => check(&file),
         Command::Stats { file, json } => stats(&file, json),
         Command::Export {

@@ -1,0 +1,174 @@
+/* Plain pthread programs, written with no knowledge of rtcore, for
+ * `rtcore run` (tests/run_command.rs): each scenario is argv[1]. They are
+ * run one after the other, so the orders they take are learned even when
+ * no deadlock can happen in the run. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t c = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t d = PTHREAD_MUTEX_INITIALIZER;
+
+static void pair(pthread_mutex_t *x, pthread_mutex_t *y) {
+    pthread_mutex_lock(x);
+    pthread_mutex_lock(y);
+    pthread_mutex_unlock(y);
+    pthread_mutex_unlock(x);
+}
+
+struct two { pthread_mutex_t *x, *y; };
+
+static void *pair_thread(void *arg) {
+    struct two *t = arg;
+    pthread_setname_np(pthread_self(), "pairer");
+    pair(t->x, t->y);
+    return NULL;
+}
+
+static void in_thread(pthread_mutex_t *x, pthread_mutex_t *y) {
+    struct two t = {x, y};
+    pthread_t th;
+    pthread_create(&th, NULL, pair_thread, &t);
+    pthread_join(th, NULL);
+}
+
+/* a then b in one thread, b then a in another. */
+static int abba_threads(void) {
+    in_thread(&a, &b);
+    in_thread(&b, &a);
+    return 0;
+}
+
+/* a then b, later b then a, in the same thread. */
+static int abba_one_thread(void) {
+    pair(&a, &b);
+    pair(&b, &a);
+    return 0;
+}
+
+/* A cycle of three (four) classes, each edge taken by another thread. */
+static int cycle(int n) {
+    pthread_mutex_t *m[4] = {&a, &b, &c, &d};
+    for (int i = 0; i < n; i++) in_thread(m[i], m[(i + 1) % n]);
+    return 0;
+}
+
+/* The same order everywhere, many times, with contention: no report. */
+static void *worker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        pthread_mutex_lock(&a);
+        pthread_mutex_lock(&b);
+        pthread_mutex_unlock(&b);
+        pthread_mutex_unlock(&a);
+        if (pthread_mutex_trylock(&c) == 0) pthread_mutex_unlock(&c);
+    }
+    return NULL;
+}
+
+static int clean(void) {
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker, NULL);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    return 0;
+}
+
+/* A try-lock in the opposite order adds no edge: no report. */
+static int trylock_reverse(void) {
+    pair(&a, &b);
+    pthread_mutex_lock(&b);
+    if (pthread_mutex_trylock(&a) == 0) pthread_mutex_unlock(&a);
+    pthread_mutex_unlock(&b);
+    return 0;
+}
+
+/* Locks of one class (initialised in a loop, like memcached's item locks):
+ * in address order everywhere, fine; `reverse` also takes two of them in
+ * descending order. */
+static int same_class(int reverse) {
+    static pthread_mutex_t items[8];
+    for (int i = 0; i < 8; i++) pthread_mutex_init(&items[i], NULL);
+    for (int i = 0; i + 1 < 8; i++) pair(&items[i], &items[i + 1]);
+    if (reverse) in_thread(&items[5], &items[2]);
+    for (int i = 0; i < 8; i++) pthread_mutex_destroy(&items[i]);
+    return 0;
+}
+
+/* A non-recursive mutex locked twice: reported, then the call would never
+ * return (run with --mode abort). */
+static int recursion(void) {
+    pthread_mutex_lock(&a);
+    pthread_mutex_lock(&a);
+    return 0;
+}
+
+/* A recursive mutex locked twice: fine. */
+static int recursive_ok(void) {
+    pthread_mutex_t r;
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&r, &at);
+    pthread_mutex_lock(&r);
+    pthread_mutex_lock(&r);
+    pthread_mutex_lock(&b);
+    pthread_mutex_unlock(&b);
+    pthread_mutex_unlock(&r);
+    pthread_mutex_unlock(&r);
+    pthread_mutex_destroy(&r);
+    return 0;
+}
+
+/* Unlock of an error-checking mutex this thread does not hold. */
+static int unlock_not_held(void) {
+    pthread_mutex_t e;
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&e, &at);
+    int rc = pthread_mutex_unlock(&e);
+    printf("unlock: %s\n", rc == EPERM ? "EPERM" : "?");
+    return 0;
+}
+
+/* The child of a fork locks and exits; the parent reports its status. */
+static int forked(void) {
+    pthread_mutex_lock(&a);
+    pid_t p = fork();
+    if (p == 0) {
+        pthread_mutex_unlock(&a);
+        pair(&c, &d);
+        exit(7); /* exit handlers run: the child's summary is written */
+    }
+    pthread_mutex_unlock(&a);
+    int st = 0;
+    waitpid(p, &st, 0);
+    printf("child: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *s = argc > 1 ? argv[1] : "";
+    if (!strcmp(s, "abba-threads")) return abba_threads();
+    if (!strcmp(s, "abba-one-thread")) return abba_one_thread();
+    if (!strcmp(s, "cycle3")) return cycle(3);
+    if (!strcmp(s, "cycle4")) return cycle(4);
+    if (!strcmp(s, "clean")) return clean();
+    if (!strcmp(s, "trylock-reverse")) return trylock_reverse();
+    if (!strcmp(s, "same-class")) return same_class(0);
+    if (!strcmp(s, "same-class-reverse")) return same_class(1);
+    if (!strcmp(s, "recursion")) return recursion();
+    if (!strcmp(s, "recursive-ok")) return recursive_ok();
+    if (!strcmp(s, "unlock-not-held")) return unlock_not_held();
+    if (!strcmp(s, "fork")) return forked();
+    if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
+    fprintf(stderr, "unknown scenario '%s'\n", s);
+    return 99;
+}

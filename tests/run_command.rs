@@ -1,0 +1,313 @@
+#![cfg(not(loom))]
+//! `rtcore run` on plain pthread programs nobody wrote for rtcore
+//! (tests/preload/scenarios.c): the learned lock order reports AB-BA in
+//! one thread and across two, three- and four-class cycles (with every
+//! edge's sites), locks of one class in both address orders, recursion on
+//! a non-recursive mutex (before it hangs, with `--mode abort`), an unlock
+//! of a mutex not held; and stays quiet on a clean contended program, a
+//! try-lock in the opposite order, one class in address order, a
+//! recursive mutex and a fork. The exit status is passed through; static
+//! and set-user-ID programs are refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The scenario program, compiled once into this test's own directory.
+fn scenarios() -> &'static Path {
+    static DIR: OnceLock<Dir> = OnceLock::new();
+    let d = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("rtcore-run-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let src = common::manifest_dir().join("tests/preload/scenarios.c");
+        let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-g", "-O0", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+            .arg(d.join("scenarios"))
+            .arg(&src)
+            .status()
+            .expect("run the C compiler");
+        assert!(st.success(), "compiling {} failed", src.display());
+        Dir(d)
+    });
+    // librtcore.so (the preload library loads the one beside it).
+    common::lib_dir();
+    &d.0
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], scenario: &str) -> Run {
+    let exe = scenarios().join("scenarios");
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("run")
+        .args(args)
+        .arg("--")
+        .arg(&exe)
+        .arg(scenario)
+        .env_remove("RTCORE_DEBUG")
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("run rtcore run");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The count the summary gives for `what` ("order violation(s)", ...).
+fn summary_count(stderr: &str, what: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("rtcore run: ") && l.contains("lock class(es)"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let at = line
+        .find(what)
+        .unwrap_or_else(|| panic!("no '{what}' in: {line}"));
+    line[..at]
+        .trim_end()
+        .rsplit([' ', ';'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before '{what}' in: {line}"))
+}
+
+#[test]
+fn ab_ba_across_two_threads_is_reported_with_both_sites() {
+    let r = run(&[], "abba-threads");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("lock order violation (learned order)"),
+        "{}",
+        r.stderr
+    );
+    // The acquisition that closes the cycle, with the lock held and where.
+    assert!(
+        r.stderr.contains("wants mutex")
+            && r.stderr
+                .contains("['a', first locked at pair (scenarios.c:20)] at pair (scenarios.c:21)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("while holding mutex"), "{}", r.stderr);
+    // The order learned before, with its sites.
+    assert!(
+        r.stderr.contains("['a', first locked at pair (scenarios.c:20)] then ['b', first locked at pair (scenarios.c:21)]"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("thread 'pairer'"), "{}", r.stderr);
+    assert_eq!(summary_count(&r.stderr, "order violation(s)"), 1);
+}
+
+#[test]
+fn ab_ba_in_one_thread_is_reported() {
+    let r = run(&[], "abba-one-thread");
+    assert_eq!(
+        summary_count(&r.stderr, "order violation(s)"),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn three_and_four_class_cycles_list_every_edge() {
+    for (scenario, edges) in [("cycle3", 2), ("cycle4", 3)] {
+        let r = run(&[], scenario);
+        assert_eq!(
+            summary_count(&r.stderr, "order violation(s)"),
+            1,
+            "{}",
+            r.stderr
+        );
+        let listed = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("    [") && l.contains(" then "))
+            .count();
+        assert_eq!(listed, edges, "{scenario}:\n{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_clean_contended_program_gets_no_report_and_its_waits_are_summed() {
+    let r = run(&[], "clean");
+    assert_eq!(r.code, 0);
+    assert!(!r.stderr.contains("violation ("), "{}", r.stderr);
+    assert_eq!(summary_count(&r.stderr, "order violation(s)"), 0);
+    assert_eq!(summary_count(&r.stderr, "thread(s)"), 4, "{}", r.stderr);
+    assert_eq!(
+        summary_count(&r.stderr, "learned order edge(s)"),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_try_lock_in_the_opposite_order_adds_no_edge() {
+    let r = run(&[], "trylock-reverse");
+    assert_eq!(
+        summary_count(&r.stderr, "order violation(s)"),
+        0,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(summary_count(&r.stderr, "learned order edge(s)"), 1);
+}
+
+#[test]
+fn one_class_in_address_order_is_fine_and_in_both_orders_is_reported() {
+    let ok = run(&[], "same-class");
+    assert_eq!(
+        summary_count(&ok.stderr, "order violation(s)"),
+        0,
+        "{}",
+        ok.stderr
+    );
+    assert_eq!(
+        summary_count(&ok.stderr, "lock class(es)"),
+        1,
+        "{}",
+        ok.stderr
+    );
+    let bad = run(&[], "same-class-reverse");
+    assert!(
+        bad.stderr.contains("taken in both address orders"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr
+            .contains("[class: initialised at same_class (scenarios.c:"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(summary_count(&bad.stderr, "order violation(s)"), 1);
+}
+
+#[test]
+fn recursion_on_a_normal_mutex_is_reported_before_it_hangs() {
+    let r = run(&["--mode", "abort"], "recursion");
+    assert!(
+        r.stderr.contains("rtcore: recursive locking: thread"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("this call never returns"), "{}", r.stderr);
+    // Aborted by rtcore (SIGABRT): 128 + 6.
+    assert_eq!(r.code, 134, "{}", r.stderr);
+    assert!(r.stderr.contains("was killed by signal 6"), "{}", r.stderr);
+}
+
+#[test]
+fn a_recursive_mutex_may_be_locked_again() {
+    let r = run(&[], "recursive-ok");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        summary_count(&r.stderr, "recursive lock(s)"),
+        0,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(summary_count(&r.stderr, "order violation(s)"), 0);
+}
+
+#[test]
+fn an_unlock_of_a_mutex_not_held_is_reported_and_the_program_goes_on() {
+    let r = run(&[], "unlock-not-held");
+    assert!(
+        r.stderr.contains("rtcore: unlock of a mutex not held"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("unlock_not_held (scenarios.c:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout.trim(), "unlock: EPERM");
+    assert_eq!(summary_count(&r.stderr, "unlock(s) of a mutex not held"), 1);
+}
+
+#[test]
+fn a_forked_child_runs_checked_and_is_counted() {
+    let r = run(&[], "fork");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "child: 7");
+    assert!(
+        r.stderr
+            .contains("1 other process(es) it started were checked too"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_exit_status_is_passed_through() {
+    let exe = scenarios().join("scenarios");
+    for code in ["0", "3", "42"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+            .args(["run", "--"])
+            .arg(&exe)
+            .args(["exit", code])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code.parse().unwrap()));
+    }
+}
+
+#[test]
+fn static_set_user_id_and_missing_programs_are_refused() {
+    let d = scenarios();
+    let rtcore = |prog: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+            .args(["run", "--"])
+            .arg(prog)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A set-user-ID copy.
+    let suid = d.join("suid");
+    std::fs::copy(d.join("scenarios"), &suid).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let (code, err) = rtcore(&suid);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("set-user-ID"), "{err}");
+    // Missing.
+    let (code, err) = rtcore(&d.join("no-such-program"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no-such-program"), "{err}");
+    // Static (where the C library's static archive is installed).
+    let st = d.join("static");
+    let built = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-static", "-pthread", "-o"])
+        .arg(&st)
+        .arg(common::manifest_dir().join("tests/preload/scenarios.c"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cc -static failed (libc6-dev has libc.a)");
+    let (code, err) = rtcore(&st);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("statically linked"), "{err}");
+}
