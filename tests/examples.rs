@@ -109,3 +109,39 @@ fn quickstart_py_runs() {
     assert!(out.contains("forbidden by bank.ranks"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's `rtcore run` recipe: examples/abba.c, compiled as it says,
+/// run under the command; its inversion is reported with both variables'
+/// names and the program still finishes.
+#[test]
+fn abba_c_under_rtcore_run_reports_the_inversion() {
+    let dir = temp_dir("abba");
+    let exe = dir.join("abba");
+    run(
+        Command::new("gcc")
+            .args(["-g", "-pthread"])
+            .arg(common::manifest_dir().join("examples/abba.c"))
+            .arg("-o")
+            .arg(&exe),
+        "gcc examples/abba.c",
+    );
+    common::lib_dir();
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_rtcore"))
+            .args(["run", "--"])
+            .arg(&exe)
+            .env_remove("LD_PRELOAD"),
+        "rtcore run -- abba",
+    );
+    assert!(
+        out.contains("lock order violation (learned order)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("['accounts', first locked at transfer (abba.c:18)] then ['audit_log', first locked at transfer (abba.c:19)]"),
+        "{out}"
+    );
+    assert!(out.contains("abba: finished"), "{out}");
+    assert!(out.contains("1 order violation(s)"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
