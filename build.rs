@@ -80,6 +80,10 @@ fn build_preload(crate_dir: &Path, out_dir: &Path) {
             "-shared", "-fPIC", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
         ])
         .args(["-fvisibility=hidden", "-Wl,-soname,librtcore_preload.so"])
+        .arg(format!(
+            "-Wl,--version-script={}",
+            crate_dir.join("preload/rtcore_preload.map").display()
+        ))
         .arg("-o")
         .arg(&tmp)
         .arg(&src)

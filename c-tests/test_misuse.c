@@ -662,16 +662,18 @@ static void m_preload_lock_wanted(void) {
     static int lock;
     CHECK_STATUS(rtc_preload_lock_wanted(NULL, NULL, 0), RTC_ERR_NULL);
     CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 9), RTC_ERR_INVALID_ARGUMENT);
-    expect_message("kind 9 is not a mutex type");
+    expect_message("kind 9 is not a lock kind");
     CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 1), RTC_OK);
 }
 
 static void m_preload_lock_acquired(void) {
     static int lock;
-    CHECK_STATUS(rtc_preload_lock_acquired(NULL, NULL, 0, 0), RTC_ERR_NULL);
-    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 6, 0), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_preload_lock_acquired(NULL, NULL, 0, 0, 0), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 0, 6, 0), RTC_ERR_INVALID_ARGUMENT);
     expect_message("unknown flags 0x6");
-    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 1, 0), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 7, 0, 0), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("kind 7 is not a lock kind");
+    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 4, 1, 0), RTC_OK);
     CHECK_STATUS(rtc_preload_lock_released(&lock, NULL), RTC_OK);
 }
 
@@ -1343,7 +1345,7 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_flight_recorder_stop(), RTC_ERR_SHUT_DOWN);
     static int plock;
     CHECK_STATUS(rtc_preload_lock_wanted(&plock, NULL, 0), RTC_ERR_SHUT_DOWN);
-    CHECK_STATUS(rtc_preload_lock_acquired(&plock, NULL, 0, 0), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_lock_acquired(&plock, NULL, 0, 0, 0), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_preload_lock_released(&plock, NULL), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
     CHECK(rtc_trace_enabled() == 0);

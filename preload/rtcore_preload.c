@@ -19,6 +19,13 @@
  *   functions.
  * - One process, one rtcore: librtcore is the copy already loaded if there
  *   is one (RTLD_NOLOAD), else the one beside this library.
+ * - Versioned symbols: the condition waits exist in two versions in glibc
+ *   (GLIBC_2.2.5, for binaries linked before 2.3.2, and GLIBC_2.3.2); both
+ *   are defined here (rtcore_preload.map names the versions) and each
+ *   calls its own real version. The mutex and read/write lock functions
+ *   have one version each; defined without a version, they match it.
+ * - A condition wait re-locks its mutex inside glibc, through its internal
+ *   lock: the hooks are told of the release before and the re-take after.
  * glibc's own internal locks never go through these symbols: they are
  * invisible to any interposer. */
 #define _GNU_SOURCE
@@ -39,19 +46,35 @@
 typedef int (*lock_fn)(pthread_mutex_t *);
 typedef int (*timedlock_fn)(pthread_mutex_t *, const struct timespec *);
 typedef int (*init_fn)(pthread_mutex_t *, const pthread_mutexattr_t *);
+typedef int (*rw_fn)(pthread_rwlock_t *);
+typedef int (*rw_timed_fn)(pthread_rwlock_t *, const struct timespec *);
+typedef int (*rw_init_fn)(pthread_rwlock_t *, const pthread_rwlockattr_t *);
+typedef int (*cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
+typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 
 static struct {
     init_fn init;
     lock_fn destroy, lock, trylock, unlock;
     timedlock_fn timedlock;
+    rw_init_fn rw_init;
+    rw_fn rw_destroy, rdlock, tryrdlock, wrlock, trywrlock, rw_unlock;
+    rw_timed_fn timedrdlock, timedwrlock;
+    /* Both versions of the condition functions that take a mutex: the
+     * current one and the one binaries linked before glibc 2.3.2 use. */
+    cond_wait_fn wait_new, wait_old;
+    cond_timedwait_fn timedwait_new, timedwait_old;
 } real;
+
+/* Kinds the hooks take: a mutex's glibc type (0-3), or a read/write lock
+ * taken for reading or writing. */
+enum { KIND_READ = 4, KIND_WRITE = 5 };
 
 /* librtcore's hooks (NULL until found: calls then just pass through). */
 static struct {
     int (*init)(const void *, const void *);
     int (*destroyed)(const void *);
     int (*wanted)(const void *, const void *, uint32_t);
-    int (*acquired)(const void *, const void *, uint32_t, uint64_t);
+    int (*acquired)(const void *, const void *, uint32_t, uint32_t, uint64_t);
     int (*released)(const void *, const void *);
     size_t (*summary)(char *, size_t);
 } hook;
@@ -69,8 +92,26 @@ static void *next(const char *name) {
     return f;
 }
 
+static void *next_version(const char *name, const char *version) {
+    void *f = dlvsym(RTLD_NEXT, name, version);
+    return f ? f : next(name);
+}
+
 static void resolve(void) {
-    if (real.lock) return;
+    if (__atomic_load_n(&real.lock, __ATOMIC_ACQUIRE)) return;
+    real.rw_init = (rw_init_fn)next("pthread_rwlock_init");
+    real.rw_destroy = (rw_fn)next("pthread_rwlock_destroy");
+    real.rdlock = (rw_fn)next("pthread_rwlock_rdlock");
+    real.tryrdlock = (rw_fn)next("pthread_rwlock_tryrdlock");
+    real.timedrdlock = (rw_timed_fn)next("pthread_rwlock_timedrdlock");
+    real.wrlock = (rw_fn)next("pthread_rwlock_wrlock");
+    real.trywrlock = (rw_fn)next("pthread_rwlock_trywrlock");
+    real.timedwrlock = (rw_timed_fn)next("pthread_rwlock_timedwrlock");
+    real.rw_unlock = (rw_fn)next("pthread_rwlock_unlock");
+    real.wait_new = (cond_wait_fn)next_version("pthread_cond_wait", "GLIBC_2.3.2");
+    real.wait_old = (cond_wait_fn)next_version("pthread_cond_wait", "GLIBC_2.2.5");
+    real.timedwait_new = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.3.2");
+    real.timedwait_old = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.2.5");
     real.init = (init_fn)next("pthread_mutex_init");
     real.destroy = (lock_fn)next("pthread_mutex_destroy");
     real.trylock = (lock_fn)next("pthread_mutex_trylock");
@@ -110,7 +151,7 @@ __attribute__((constructor)) static void preload_start(void) {
     hook.init = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_lock_init");
     hook.destroyed = (int (*)(const void *))dlsym(h, "rtc_preload_lock_destroyed");
     hook.wanted = (int (*)(const void *, const void *, uint32_t))dlsym(h, "rtc_preload_lock_wanted");
-    hook.acquired = (int (*)(const void *, const void *, uint32_t, uint64_t))dlsym(h, "rtc_preload_lock_acquired");
+    hook.acquired = (int (*)(const void *, const void *, uint32_t, uint32_t, uint64_t))dlsym(h, "rtc_preload_lock_acquired");
     hook.released = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_lock_released");
     hook.summary = (size_t (*)(char *, size_t))dlsym(h, "rtc_preload_summary");
     if (!hook.init || !hook.destroyed || !hook.wanted || !hook.acquired || !hook.released || !hook.summary) {
@@ -203,7 +244,7 @@ static int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *
     }
     /* EOWNERDEAD: a robust mutex whose owner died is held by this thread. */
     if ((rc == 0 || rc == EOWNERDEAD) && enter()) {
-        hook.acquired(m, site, 0, waited);
+        hook.acquired(m, site, kind_of(m), 0, waited);
         leave();
     }
     return rc;
@@ -228,7 +269,7 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
     resolve();
     int rc = real.trylock(m);
     if ((rc == 0 || rc == EOWNERDEAD) && enter()) {
-        hook.acquired(m, __builtin_return_address(0), 1, 0);
+        hook.acquired(m, __builtin_return_address(0), kind_of(m), 1, 0);
         leave();
     }
     return rc;
@@ -245,3 +286,148 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
     }
     return real.unlock(m);
 }
+
+/* ---- read/write locks -------------------------------------------------- */
+
+EXPORT int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *a) {
+    resolve();
+    int rc = real.rw_init(l, a);
+    if (rc == 0 && enter()) {
+        hook.init(l, __builtin_return_address(0));
+        leave();
+    }
+    return rc;
+}
+
+EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l) {
+    resolve();
+    int rc = real.rw_destroy(l);
+    if (rc == 0 && enter()) {
+        hook.destroyed(l);
+        leave();
+    }
+    return rc;
+}
+
+/* A blocking read or write lock, checked before, timed only when busy. */
+static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, const struct timespec *until) {
+    rw_fn blocking = kind == KIND_READ ? real.rdlock : real.wrlock;
+    rw_fn try = kind == KIND_READ ? real.tryrdlock : real.trywrlock;
+    rw_timed_fn timed = kind == KIND_READ ? real.timedrdlock : real.timedwrlock;
+    if (!enter()) return until ? timed(l, until) : blocking(l);
+    hook.wanted(l, site, kind);
+    leave();
+    uint64_t waited = 0;
+    int rc = try(l);
+    if (rc == EBUSY) {
+        uint64_t t0 = now_ns();
+        rc = until ? timed(l, until) : blocking(l);
+        waited = now_ns() - t0;
+        if (waited == 0) waited = 1;
+    }
+    if (rc == 0 && enter()) {
+        hook.acquired(l, site, kind, 0, waited);
+        leave();
+    }
+    return rc;
+}
+
+EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
+    resolve();
+    return rw_at(l, __builtin_return_address(0), KIND_READ, NULL);
+}
+
+EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
+    resolve();
+    return rw_at(l, __builtin_return_address(0), KIND_WRITE, NULL);
+}
+
+EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *until) {
+    resolve();
+    return rw_at(l, __builtin_return_address(0), KIND_READ, until);
+}
+
+EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *until) {
+    resolve();
+    return rw_at(l, __builtin_return_address(0), KIND_WRITE, until);
+}
+
+static int rw_try(pthread_rwlock_t *l, const void *site, uint32_t kind) {
+    int rc = kind == KIND_READ ? real.tryrdlock(l) : real.trywrlock(l);
+    if (rc == 0 && enter()) {
+        hook.acquired(l, site, kind, 1, 0);
+        leave();
+    }
+    return rc;
+}
+
+EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l) {
+    resolve();
+    return rw_try(l, __builtin_return_address(0), KIND_READ);
+}
+
+EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l) {
+    resolve();
+    return rw_try(l, __builtin_return_address(0), KIND_WRITE);
+}
+
+EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l) {
+    resolve();
+    if (enter()) {
+        hook.released(l, __builtin_return_address(0));
+        leave();
+    }
+    return real.rw_unlock(l);
+}
+
+/* ---- condition variables ----------------------------------------------- */
+/* A wait releases its mutex and takes it again inside glibc (through its
+ * internal lock, not the interposed symbol): the hooks are told both. The
+ * functions are defined in both symbol versions glibc has (binaries linked
+ * before glibc 2.3.2 use the old one, whose condition variables have
+ * another layout); each calls the same version of the real one. */
+
+static void before_wait(pthread_mutex_t *m, const void *site) {
+    if (enter()) {
+        hook.released(m, site);
+        leave();
+    }
+}
+
+static void after_wait(pthread_mutex_t *m, const void *site, int rc) {
+    /* Every outcome but EINVAL-like misuse holds the mutex again (a time
+     * out too; EOWNERDEAD for a robust one). */
+    if ((rc == 0 || rc == ETIMEDOUT || rc == EOWNERDEAD) && enter()) {
+        hook.wanted(m, site, kind_of(m));
+        hook.acquired(m, site, kind_of(m), 2 /* after a wait */, 0);
+        leave();
+    }
+}
+
+#define COND_WAIT(name, fn)                                                       \
+    EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m) {                      \
+        resolve();                                                                \
+        const void *site = __builtin_return_address(0);                           \
+        before_wait(m, site);                                                     \
+        int rc = real.fn(c, m);                                                   \
+        after_wait(m, site, rc);                                                  \
+        return rc;                                                                \
+    }
+#define COND_TIMEDWAIT(name, fn)                                                  \
+    EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *t) { \
+        resolve();                                                                \
+        const void *site = __builtin_return_address(0);                           \
+        before_wait(m, site);                                                     \
+        int rc = real.fn(c, m, t);                                                \
+        after_wait(m, site, rc);                                                  \
+        return rc;                                                                \
+    }
+
+COND_WAIT(rtcore_cond_wait_new, wait_new)
+COND_WAIT(rtcore_cond_wait_old, wait_old)
+COND_TIMEDWAIT(rtcore_cond_timedwait_new, timedwait_new)
+COND_TIMEDWAIT(rtcore_cond_timedwait_old, timedwait_old)
+__asm__(".symver rtcore_cond_wait_new, pthread_cond_wait@@GLIBC_2.3.2");
+__asm__(".symver rtcore_cond_wait_old, pthread_cond_wait@GLIBC_2.2.5");
+__asm__(".symver rtcore_cond_timedwait_new, pthread_cond_timedwait@@GLIBC_2.3.2");
+__asm__(".symver rtcore_cond_timedwait_old, pthread_cond_timedwait@GLIBC_2.2.5");

@@ -4,9 +4,12 @@
 //! one thread and across two, three- and four-class cycles (with every
 //! edge's sites), locks of one class in both address orders, recursion on
 //! a non-recursive mutex (before it hangs, with `--mode abort`), an unlock
-//! of a mutex not held; and stays quiet on a clean contended program, a
-//! try-lock in the opposite order, one class in address order, a
-//! recursive mutex and a fork. The exit status is passed through; static
+//! of a mutex not held, an inversion through a read lock across two
+//! threads, a read lock written by its reader; and stays quiet on a clean
+//! contended program, a try-lock in the opposite order, one class in
+//! address order, a recursive mutex, a fork, readers in both orders and a
+//! producer and consumer on a condition variable (whose old symbol
+//! version, bound explicitly, is interposed too). The exit status is passed through; static
 //! and set-user-ID programs are refused.
 
 mod common;
@@ -232,7 +235,7 @@ fn a_recursive_mutex_may_be_locked_again() {
 fn an_unlock_of_a_mutex_not_held_is_reported_and_the_program_goes_on() {
     let r = run(&[], "unlock-not-held");
     assert!(
-        r.stderr.contains("rtcore: unlock of a mutex not held"),
+        r.stderr.contains("rtcore: unlock of a lock not held"),
         "{}",
         r.stderr
     );
@@ -242,7 +245,7 @@ fn an_unlock_of_a_mutex_not_held_is_reported_and_the_program_goes_on() {
         r.stderr
     );
     assert_eq!(r.stdout.trim(), "unlock: EPERM");
-    assert_eq!(summary_count(&r.stderr, "unlock(s) of a mutex not held"), 1);
+    assert_eq!(summary_count(&r.stderr, "unlock(s) of a lock not held"), 1);
 }
 
 #[test]
@@ -256,6 +259,108 @@ fn a_forked_child_runs_checked_and_is_counted() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn readers_in_both_orders_are_fine() {
+    let r = run(&[], "rw-read-read");
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        summary_count(&r.stderr, "order violation(s)"),
+        0,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "learned order edge(s)"),
+        0,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_inversion_through_a_read_lock_across_two_threads_is_reported() {
+    let r = run(&[], "rw-inversion");
+    assert!(r.stderr.contains("wants rwlock"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("(for reading)\n  while holding mutex"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("['r1', first locked at write_r1_then_a (scenarios.c:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(summary_count(&r.stderr, "order violation(s)"), 1);
+}
+
+#[test]
+fn writing_a_read_lock_the_thread_holds_is_reported_before_it_hangs() {
+    let r = run(&["--mode", "abort"], "rw-read-then-write");
+    assert!(
+        r.stderr.contains("locks rwlock")
+            && r.stderr
+                .contains("(exclusively) while it already holds it (for reading"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 134, "{}", r.stderr);
+}
+
+#[test]
+fn condition_waits_release_and_retake_their_mutex_without_false_reports() {
+    let r = run(&[], "cond");
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout.trim(), "consumed 1000");
+    assert_eq!(
+        summary_count(&r.stderr, "order violation(s)"),
+        0,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(summary_count(&r.stderr, "unlock(s) of a lock not held"), 0);
+    assert!(
+        summary_count(&r.stderr, "condition wait(s)") > 0,
+        "{}",
+        r.stderr
+    );
+}
+
+/// A binary bound to glibc's old condition-variable version (GLIBC_2.2.5):
+/// its waits go through the preload library's old-version definitions.
+#[test]
+fn the_old_condition_variable_symbol_version_is_interposed_too() {
+    let d = scenarios();
+    let exe = d.join("old_cond");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-g", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(common::manifest_dir().join("tests/preload/old_cond.c"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nm = Command::new("nm")
+        .args(["-D", "--with-symbol-versions"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    assert!(syms.contains("pthread_cond_wait@GLIBC_2.2.5"), "{syms}");
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "old condition: woken, then timed out: yes");
+    assert_eq!(summary_count(&stderr, "condition wait(s)"), 2, "{stderr}");
 }
 
 #[test]

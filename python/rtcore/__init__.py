@@ -592,7 +592,7 @@ _SIGNATURES = {
     "rtc_preload_lock_wanted": (_status, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32], ()),
     "rtc_preload_lock_acquired": (
         _status,
-        [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64],
+        [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64],
         (),
     ),
     "rtc_preload_lock_released": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),

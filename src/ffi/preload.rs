@@ -10,13 +10,15 @@
 use std::ffi::{c_char, c_void};
 
 use super::{boundary, copy_out};
-use crate::interpose::{self, MutexKind};
+use crate::interpose::{self, LockKind};
 use crate::lifecycle;
 use crate::status::{Error, Result, rtc_status};
 
 /// `rtc_preload_lock_acquired`'s flag bit 0 (1): the lock was taken by a
 /// try-lock (it adds no edge to the learned order).
 const TRIED: u32 = 1;
+/// Bit 1 (2): a condition wait re-took the mutex (counted in the summary).
+const AFTER_WAIT: u32 = 2;
 
 fn lock_arg(lock: *const c_void, func: &str) -> Result<usize> {
     if lock.is_null() {
@@ -28,11 +30,11 @@ fn lock_arg(lock: *const c_void, func: &str) -> Result<usize> {
     Ok(lock as usize)
 }
 
-fn kind_arg(kind: u32, func: &str) -> Result<MutexKind> {
-    MutexKind::from_bits(kind).ok_or_else(|| {
+fn kind_arg(kind: u32, func: &str) -> Result<LockKind> {
+    LockKind::from_bits(kind).ok_or_else(|| {
         Error::new(
             rtc_status::RTC_ERR_INVALID_ARGUMENT,
-            format!("{func}: kind {kind} is not a mutex type (0 normal, 1 recursive, 2 error-checking, 3 adaptive)"),
+            format!("{func}: kind {kind} is not a lock kind (0 normal, 1 recursive, 2 error-checking, 3 adaptive mutex; 4 read, 5 write lock of a read/write lock)"),
         )
     })
 }
@@ -65,12 +67,15 @@ pub extern "C" fn rtc_preload_lock_destroyed(lock: *const c_void) -> rtc_status 
     })
 }
 
-/// Before a blocking lock call on `lock` (a mutex of type `kind`: 0 normal,
-/// 1 recursive, 2 error-checking, 3 adaptive) made at `site`: reports, as
-/// the lock-rank mode says, a recursive lock of a non-recursive mutex and
-/// an acquisition whose class order closes a cycle with the order learned
-/// so far, before the call can deadlock. A lock first seen here is classed
-/// by `site`.
+/// Before a blocking lock call on `lock` made at `site`; `kind`: a mutex
+/// of glibc's type 0 normal, 1 recursive, 2 error-checking, 3 adaptive, or
+/// a read/write lock taken 4 for reading or 5 for writing. Reports, as the
+/// lock-rank mode says, a lock taken again that would never return (a
+/// non-recursive mutex, a read/write lock written while held) and an
+/// acquisition whose class order closes a cycle with the order learned so
+/// far (a read lock wanted while holding a read lock adds no order),
+/// before the call can deadlock. A lock not initialised by an
+/// interposed call is its own class, first seen here.
 ///
 /// Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`;
 /// `RTC_ERR_INVALID_ARGUMENT` for an unknown `kind`; `RTC_ERR_SHUT_DOWN`.
@@ -90,29 +95,40 @@ pub extern "C" fn rtc_preload_lock_wanted(
 }
 
 /// After a lock call on `lock` made at `site` succeeded: the calling
-/// thread holds it (`flags`: 1 for a try-lock, which adds no edge to the learned order;
-/// `waited_ns`: how long the call blocked, 0 if it did not, for the
-/// contention summary).
+/// thread holds it (`kind` as for `rtc_preload_lock_wanted`; `flags`: 1
+/// for a try-lock, which adds no edge to the learned order, 2 for a mutex
+/// a condition wait took again; `waited_ns`:
+/// how long the call blocked, 0 if it did not, for the contention
+/// summary).
 ///
-/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for unknown
-/// flags; `RTC_ERR_SHUT_DOWN`.
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for an
+/// unknown `kind` or flags; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_preload_lock_acquired(
     lock: *const c_void,
     site: *const c_void,
+    kind: u32,
     flags: u32,
     waited_ns: u64,
 ) -> rtc_status {
     boundary("rtc_preload_lock_acquired", || {
         let addr = lock_arg(lock, "rtc_preload_lock_acquired")?;
-        if flags & !TRIED != 0 {
+        let kind = kind_arg(kind, "rtc_preload_lock_acquired")?;
+        if flags & !(TRIED | AFTER_WAIT) != 0 {
             return Err(Error::new(
                 rtc_status::RTC_ERR_INVALID_ARGUMENT,
                 format!("rtc_preload_lock_acquired: unknown flags {flags:#x}"),
             ));
         }
         lifecycle::enter()?;
-        interpose::acquired(addr, site as usize, flags & TRIED != 0, waited_ns);
+        interpose::acquired(
+            addr,
+            site as usize,
+            kind,
+            flags & TRIED != 0,
+            flags & AFTER_WAIT != 0,
+            waited_ns,
+        );
         Ok(())
     })
 }

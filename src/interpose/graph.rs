@@ -58,6 +58,16 @@ pub struct ClassInfo {
     same_class_reported: bool,
 }
 
+/// A lock in an acquisition: its class, address, the site where it is
+/// (or was) taken, and whether in read mode (a read/write lock's).
+#[derive(Clone, Copy, Debug)]
+pub struct LockRef {
+    pub class: Class,
+    pub addr: usize,
+    pub site: usize,
+    pub shared: bool,
+}
+
 /// What the graph says about an acquisition.
 #[derive(Debug)]
 pub enum Verdict {
@@ -135,21 +145,27 @@ impl Graph {
         self.chains.contains(&hash)
     }
 
-    /// Check and learn the acquisition of `wanted` (a lock at `wanted_addr`,
-    /// taken at `wanted_site`) while `held` are held (class, lock address,
-    /// site where taken; oldest first), then remember the chain `hash`.
-    /// The verdicts found (at most one per held lock) are returned.
+    /// Check and learn the acquisition of `wanted` while `held` are held
+    /// (oldest first), then remember the chain `hash`. The verdicts found
+    /// (at most one per held lock) are returned. A read lock wanted while
+    /// a read lock is held adds no edge (read-read: readers do not wait
+    /// for readers).
     pub fn learn(
         &mut self,
         hash: u64,
-        held: &[(Class, usize, usize)],
-        wanted: Class,
-        wanted_addr: usize,
-        wanted_site: usize,
+        held: &[LockRef],
+        wanted: &LockRef,
         thread: &str,
     ) -> Vec<Verdict> {
+        let (wanted_addr, wanted_site) = (wanted.addr, wanted.site);
+        let wanted_shared = wanted.shared;
+        let wanted = wanted.class;
         let mut verdicts = Vec::new();
-        for &(h, h_addr, h_site) in held {
+        for r in held {
+            let (h, h_addr, h_site) = (r.class, r.addr, r.site);
+            if r.shared && wanted_shared {
+                continue;
+            }
             let seen = EdgeSeen {
                 thread: thread.to_string(),
                 held_site: h_site,
@@ -232,11 +248,13 @@ impl Graph {
     }
 }
 
-/// The chain hash of the `held` locks (class, address) followed by the
-/// `wanted` one (FNV-1a over the class ids; the order matters). A held
-/// lock of the wanted class also adds whether its address is below the
-/// wanted one's: address order is part of what is checked for one class.
-pub fn chain_hash(held: impl Iterator<Item = (Class, usize)>, wanted: Class, addr: usize) -> u64 {
+/// The chain hash of the `held` locks followed by the `wanted` one (FNV-1a
+/// over the class ids and modes; the order matters). A held lock of the
+/// wanted class also adds whether its address is below the wanted one's:
+/// address order is part of what is checked for one class.
+pub fn chain_hash<'a>(held: impl Iterator<Item = &'a LockRef>, wanted: &LockRef) -> u64 {
+    let (addr, shared) = (wanted.addr, wanted.shared);
+    let wanted = wanted.class;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut mix = |v: u64| {
         for b in v.to_le_bytes() {
@@ -244,13 +262,13 @@ pub fn chain_hash(held: impl Iterator<Item = (Class, usize)>, wanted: Class, add
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     };
-    for (c, a) in held {
-        mix(u64::from(c) + 1);
-        if c == wanted {
-            mix(if a < addr { 1 << 40 } else { 2 << 40 });
+    for r in held {
+        mix(u64::from(r.class) + 1 + (u64::from(r.shared) << 33));
+        if r.class == wanted {
+            mix(if r.addr < addr { 1 << 40 } else { 2 << 40 });
         }
     }
-    mix(u64::from(wanted) + 1);
+    mix(u64::from(wanted) + 1 + (u64::from(shared) << 33));
     h
 }
 
@@ -258,10 +276,53 @@ pub fn chain_hash(held: impl Iterator<Item = (Class, usize)>, wanted: Class, add
 mod tests {
     use super::*;
 
+    fn lock(class: Class, addr: usize) -> LockRef {
+        LockRef {
+            class,
+            addr,
+            site: 0,
+            shared: false,
+        }
+    }
+
     fn learn(g: &mut Graph, held: &[(Class, usize)], wanted: Class, addr: usize) -> Vec<Verdict> {
-        let held: Vec<(Class, usize, usize)> = held.iter().map(|&(c, a)| (c, a, 0)).collect();
-        let hash = chain_hash(held.iter().map(|h| (h.0, h.1)), wanted, addr);
-        g.learn(hash, &held, wanted, addr, 0, "t")
+        let held: Vec<LockRef> = held.iter().map(|&(c, a)| lock(c, a)).collect();
+        let w = lock(wanted, addr);
+        let hash = chain_hash(held.iter(), &w);
+        g.learn(hash, &held, &w, "t")
+    }
+
+    #[test]
+    fn read_then_read_adds_no_edge_but_read_then_write_does() {
+        let mut g = Graph::default();
+        let (a, b) = (
+            g.class_at(ClassKey::Static(1), 1),
+            g.class_at(ClassKey::Static(2), 2),
+        );
+        let read = |c, addr| LockRef {
+            shared: true,
+            ..lock(c, addr)
+        };
+        let h = [read(a, 1)];
+        assert!(
+            g.learn(chain_hash(h.iter(), &read(b, 2)), &h, &read(b, 2), "t")
+                .is_empty()
+        );
+        assert_eq!(g.edge_count(), 0);
+        // The mode is part of the chain.
+        assert_ne!(
+            chain_hash(h.iter(), &read(b, 2)),
+            chain_hash(h.iter(), &lock(b, 2))
+        );
+        assert!(
+            g.learn(chain_hash(h.iter(), &lock(b, 2)), &h, &lock(b, 2), "t")
+                .is_empty()
+        );
+        assert_eq!(g.edge_count(), 1);
+        // b (written) then a (read) closes the cycle.
+        let h = [lock(b, 2)];
+        let v = g.learn(chain_hash(h.iter(), &read(a, 1)), &h, &read(a, 1), "t");
+        assert!(matches!(&v[..], [Verdict::Cycle { .. }]), "{v:?}");
     }
 
     #[test]
@@ -298,8 +359,8 @@ mod tests {
         assert!(learn(&mut g, &[(items, 300)], items, 400).is_empty());
         // The chain cache tells the two orders apart.
         assert_ne!(
-            chain_hash([(items, 100)].into_iter(), items, 200),
-            chain_hash([(items, 400)].into_iter(), items, 100)
+            chain_hash([lock(items, 100)].iter(), &lock(items, 200)),
+            chain_hash([lock(items, 400)].iter(), &lock(items, 100))
         );
         let v = learn(&mut g, &[(items, 400)], items, 100);
         assert!(matches!(&v[..], [Verdict::BothOrders { .. }]), "{v:?}");
@@ -308,18 +369,21 @@ mod tests {
 
     #[test]
     fn chains_differ_by_order_and_are_remembered() {
-        let h12 = chain_hash([(1, 8), (2, 16)].into_iter(), 3, 24);
-        assert_ne!(h12, chain_hash([(2, 16), (1, 8)].into_iter(), 3, 24));
+        let h12 = chain_hash([lock(1, 8), lock(2, 16)].iter(), &lock(3, 24));
         assert_ne!(
-            chain_hash([].into_iter(), 0, 8),
-            chain_hash([(0, 8)].into_iter(), 0, 8)
+            h12,
+            chain_hash([lock(2, 16), lock(1, 8)].iter(), &lock(3, 24))
+        );
+        assert_ne!(
+            chain_hash([].iter(), &lock(0, 8)),
+            chain_hash([lock(0, 8)].iter(), &lock(0, 8))
         );
         let mut g = Graph::default();
         let (a, b) = (
             g.class_at(ClassKey::Static(1), 1),
             g.class_at(ClassKey::Static(2), 2),
         );
-        let h = chain_hash([(a, 1)].into_iter(), b, 2);
+        let h = chain_hash([lock(a, 1)].iter(), &lock(b, 2));
         assert!(!g.chain_known(h));
         learn(&mut g, &[(a, 1)], b, 2);
         assert!(g.chain_known(h));

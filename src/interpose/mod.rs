@@ -34,26 +34,56 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::base::inner::{InnerMutex, InnerRank};
 use crate::format::LockRankMode as Mode;
-use graph::{Class, ClassKey, Graph, Verdict};
+use graph::{Class, ClassKey, Graph, LockRef, Verdict};
 pub use sites::site_name;
 
-/// The type of an interposed mutex, as glibc's `__kind` says (its low bits).
+/// What an interposed lock call takes: a mutex of one of glibc's types
+/// (its `__kind`'s low bits, 0-3), or a read/write lock for reading (4) or
+/// writing (5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MutexKind {
+pub enum LockKind {
     Normal,
     Recursive,
     ErrorCheck,
     Adaptive,
+    Read,
+    Write,
 }
 
-impl MutexKind {
-    pub fn from_bits(bits: u32) -> Option<MutexKind> {
+impl LockKind {
+    pub fn from_bits(bits: u32) -> Option<LockKind> {
         match bits {
-            0 => Some(MutexKind::Normal),
-            1 => Some(MutexKind::Recursive),
-            2 => Some(MutexKind::ErrorCheck),
-            3 => Some(MutexKind::Adaptive),
+            0 => Some(LockKind::Normal),
+            1 => Some(LockKind::Recursive),
+            2 => Some(LockKind::ErrorCheck),
+            3 => Some(LockKind::Adaptive),
+            4 => Some(LockKind::Read),
+            5 => Some(LockKind::Write),
             _ => None,
+        }
+    }
+
+    fn shared(self) -> bool {
+        self == LockKind::Read
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            LockKind::Read | LockKind::Write => "rwlock",
+            _ => "mutex",
+        }
+    }
+
+    /// Does taking this lock again, while held as `held_shared` says,
+    /// never return? (A recursive mutex counts; an error-checking one
+    /// returns EDEADLK; reading again while reading is allowed: glibc's
+    /// default read/write locks prefer readers.)
+    fn hangs_when_held(self, held_shared: bool) -> bool {
+        match self {
+            LockKind::Normal | LockKind::Adaptive => true,
+            LockKind::Recursive | LockKind::ErrorCheck => false,
+            LockKind::Read => !held_shared,
+            LockKind::Write => true,
         }
     }
 }
@@ -67,6 +97,7 @@ struct Learned {
     threads: u64,
     recursion_reports: u64,
     unlock_reports: u64,
+    cond_waits: u64,
 }
 
 static LEARNED: InnerMutex<Option<Learned>> = InnerMutex::new(InnerRank::Learned, None);
@@ -82,15 +113,16 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         threads: 0,
         recursion_reports: 0,
         unlock_reports: 0,
+        cond_waits: 0,
     });
     f(l)
 }
 
-/// A lock this thread holds.
+/// A lock this thread holds (`depth`: times, for a recursive mutex or
+/// read locks taken again).
 struct Held {
-    addr: usize,
-    class: Class,
-    site: usize,
+    lock: LockRef,
+    kind: LockKind,
     depth: u32,
 }
 
@@ -160,65 +192,88 @@ pub fn destroyed(addr: usize) {
 
 /// Before a blocking lock call: check recursion and the learned order,
 /// reporting what would deadlock (as `mode` says) before it does.
-pub fn wanted(addr: usize, site: usize, kind: MutexKind, mode: Mode) {
+pub fn wanted(addr: usize, site: usize, kind: LockKind, mode: Mode) {
     if mode == Mode::Off {
         return;
     }
     let mut reports = Vec::new();
     with_mine(|mine| {
         let class = class_of(mine, addr, site);
-        if let Some(h) = mine.held.iter().find(|h| h.addr == addr) {
-            if matches!(kind, MutexKind::Normal | MutexKind::Adaptive) {
+        if let Some(h) = mine.held.iter().find(|h| h.lock.addr == addr) {
+            if kind.hangs_when_held(h.lock.shared) {
                 let text = format!(
-                    "rtcore: recursive locking: thread {} locks mutex {:#x} {} at {} while it already holds it (taken at {}): a non-recursive mutex, so this call never returns",
+                    "rtcore: recursive locking: thread {} locks {} {:#x} {} at {} ({}) while it already holds it ({}, taken at {}): this call never returns",
                     thread_name(),
+                    kind.noun(),
                     addr,
                     class_label(class),
                     site_name(site),
-                    site_name(h.site),
+                    mode_word(kind.shared()),
+                    mode_word(h.lock.shared),
+                    site_name(h.lock.site),
                 );
                 with_learned(|l| l.recursion_reports += 1);
                 reports.push(text);
             }
             return;
         }
-        let hash = graph::chain_hash(mine.held.iter().map(|h| (h.class, h.addr)), class, addr);
+        let wanted = LockRef {
+            class,
+            addr,
+            site,
+            shared: kind.shared(),
+        };
+        let hash = graph::chain_hash(mine.held.iter().map(|h| &h.lock), &wanted);
         if mine.chains.contains(&hash) {
             return;
         }
-        let held: Vec<(Class, usize, usize)> = mine
-            .held
-            .iter()
-            .map(|h| (h.class, h.addr, h.site))
-            .collect();
+        let held: Vec<LockRef> = mine.held.iter().map(|h| h.lock).collect();
         let verdicts = with_learned(|l| {
             if l.graph.chain_known(hash) {
                 return Vec::new();
             }
-            l.graph
-                .learn(hash, &held, class, addr, site, &thread_name())
+            l.graph.learn(hash, &held, &wanted, &thread_name())
         });
         mine.chains.insert(hash);
         for v in verdicts {
-            reports.push(describe(&v, addr, site, &mine.held));
+            reports.push(describe(&v, &wanted, kind, &mine.held));
         }
     });
     deliver(reports, mode);
 }
 
-/// After a successful lock call (`tried`: a try-lock; `waited_ns`: how
+fn mode_word(shared: bool) -> &'static str {
+    if shared { "for reading" } else { "exclusively" }
+}
+
+/// After a successful lock call (`tried`: a try-lock, which adds no edge;
+/// `after_wait`: a condition wait took its mutex again; `waited_ns`: how
 /// long the call blocked, 0 if it did not).
-pub fn acquired(addr: usize, site: usize, tried: bool, waited_ns: u64) {
+pub fn acquired(
+    addr: usize,
+    site: usize,
+    kind: LockKind,
+    tried: bool,
+    after_wait: bool,
+    waited_ns: u64,
+) {
     let _ = tried;
+    if after_wait {
+        with_learned(|l| l.cond_waits += 1);
+    }
     with_mine(|mine| {
         let class = class_of(mine, addr, site);
-        if let Some(h) = mine.held.iter_mut().find(|h| h.addr == addr) {
+        if let Some(h) = mine.held.iter_mut().find(|h| h.lock.addr == addr) {
             h.depth += 1;
         } else {
             mine.held.push(Held {
-                addr,
-                class,
-                site,
+                lock: LockRef {
+                    class,
+                    addr,
+                    site,
+                    shared: kind.shared(),
+                },
+                kind,
                 depth: 1,
             });
         }
@@ -237,7 +292,7 @@ pub fn acquired(addr: usize, site: usize, tried: bool, waited_ns: u64) {
 /// hold.
 pub fn released(addr: usize, site: usize, mode: Mode) {
     let held = with_mine(
-        |mine| match mine.held.iter().rposition(|h| h.addr == addr) {
+        |mine| match mine.held.iter().rposition(|h| h.lock.addr == addr) {
             Some(i) => {
                 mine.held[i].depth -= 1;
                 if mine.held[i].depth == 0 {
@@ -252,7 +307,7 @@ pub fn released(addr: usize, site: usize, mode: Mode) {
         with_learned(|l| l.unlock_reports += 1);
         deliver(
             vec![format!(
-                "rtcore: unlock of a mutex not held: thread {} unlocks mutex {:#x} at {}, which it does not hold",
+                "rtcore: unlock of a lock not held: thread {} unlocks {:#x} at {}, which it does not hold",
                 thread_name(),
                 addr,
                 site_name(site)
@@ -269,10 +324,11 @@ pub fn summary() -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a mutex not held",
+            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s), {} condition wait(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a lock not held",
             l.threads,
             l.graph.class_count(),
             l.graph.edge_count(),
+            l.cond_waits,
             l.graph.violations,
             l.recursion_reports,
             l.unlock_reports
@@ -319,27 +375,27 @@ fn label(g: &Graph, c: Class) -> String {
     }
 }
 
-fn describe(v: &Verdict, addr: usize, site: usize, held: &[Held]) -> String {
+fn describe(v: &Verdict, wanted: &LockRef, kind: LockKind, held: &[Held]) -> String {
     let mut s = String::new();
     match v {
-        Verdict::Cycle {
-            held: h,
-            wanted,
-            path,
-        } => {
-            let holding = held.iter().find(|x| x.class == *h);
+        Verdict::Cycle { held: h, path, .. } => {
+            let holding = held.iter().find(|x| x.lock.class == *h);
             let _ = writeln!(
                 s,
-                "rtcore: lock order violation (learned order)\n  thread {} wants mutex {:#x} {} at {}\n  while holding mutex{}",
+                "rtcore: lock order violation (learned order)\n  thread {} wants {} {:#x} {} at {} ({})\n  while holding{}",
                 thread_name(),
-                addr,
-                class_label(*wanted),
-                site_name(site),
+                kind.noun(),
+                wanted.addr,
+                class_label(wanted.class),
+                site_name(wanted.site),
+                mode_word(wanted.shared),
                 holding.map_or(format!(" {}", class_label(*h)), |x| format!(
-                    " {:#x} {} taken at {}",
-                    x.addr,
+                    " {} {:#x} {} taken at {} ({})",
+                    x.kind.noun(),
+                    x.lock.addr,
                     class_label(*h),
-                    site_name(x.site)
+                    site_name(x.lock.site),
+                    mode_word(x.lock.shared)
                 )),
             );
             let _ = write!(
@@ -365,7 +421,7 @@ fn describe(v: &Verdict, addr: usize, site: usize, held: &[Held]) -> String {
         } => {
             let _ = write!(
                 s,
-                "rtcore: lock order violation (learned order)\n  two mutexes of one class {} taken in both address orders\n    ascending: thread {} at {} while holding one taken at {}\n    descending: thread {} at {} while holding one taken at {}",
+                "rtcore: lock order violation (learned order)\n  two locks of one class {} taken in both address orders\n    ascending: thread {} at {} while holding one taken at {}\n    descending: thread {} at {} while holding one taken at {}",
                 class_label(*class),
                 ascending.thread,
                 site_name(ascending.wanted_site),

@@ -154,6 +154,121 @@ static int forked(void) {
     return 0;
 }
 
+/* ---- read/write locks -------------------------------------------------- */
+
+static pthread_rwlock_t r1 = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t r2 = PTHREAD_RWLOCK_INITIALIZER;
+
+static void *read_r1_r2(void *arg) {
+    (void)arg;
+    pthread_rwlock_rdlock(&r1);
+    pthread_rwlock_rdlock(&r2);
+    pthread_rwlock_unlock(&r2);
+    pthread_rwlock_unlock(&r1);
+    return NULL;
+}
+
+static void *read_r2_r1(void *arg) {
+    (void)arg;
+    pthread_rwlock_rdlock(&r2);
+    pthread_rwlock_rdlock(&r1);
+    pthread_rwlock_unlock(&r1);
+    pthread_rwlock_unlock(&r2);
+    return NULL;
+}
+
+static void run_thread(void *(*f)(void *)) {
+    pthread_t t;
+    pthread_create(&t, NULL, f, NULL);
+    pthread_join(t, NULL);
+}
+
+/* Readers in both orders: readers do not wait for readers, no report. */
+static int rw_read_read(void) {
+    run_thread(read_r1_r2);
+    run_thread(read_r2_r1);
+    return 0;
+}
+
+static void *write_r1_then_a(void *arg) {
+    (void)arg;
+    pthread_rwlock_wrlock(&r1);
+    pthread_mutex_lock(&a);
+    pthread_mutex_unlock(&a);
+    pthread_rwlock_unlock(&r1);
+    return NULL;
+}
+
+static void *a_then_read_r1(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&a);
+    pthread_rwlock_rdlock(&r1);
+    pthread_rwlock_unlock(&r1);
+    pthread_mutex_unlock(&a);
+    return NULL;
+}
+
+/* r1 written then a; later a then r1 read: the reader waits for the
+ * writer, so this is an inversion through a read lock across two threads. */
+static int rw_inversion(void) {
+    run_thread(write_r1_then_a);
+    run_thread(a_then_read_r1);
+    return 0;
+}
+
+/* Read, then write the same lock: the write waits for the thread's own
+ * read forever (run with --mode abort). */
+static int rw_read_then_write(void) {
+    pthread_rwlock_rdlock(&r1);
+    pthread_rwlock_wrlock(&r1);
+    return 0;
+}
+
+/* ---- condition variables ----------------------------------------------- */
+
+static pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
+static int queue_len, produced_all;
+
+static void *consumer(void *arg) {
+    (void)arg;
+    int got = 0;
+    pthread_mutex_lock(&a);
+    for (;;) {
+        while (queue_len == 0 && !produced_all) pthread_cond_wait(&ready, &a);
+        if (queue_len == 0) break;
+        queue_len--;
+        got++;
+        /* b under a, as the producer does. */
+        pthread_mutex_lock(&b);
+        pthread_mutex_unlock(&b);
+    }
+    pthread_mutex_unlock(&a);
+    printf("consumed %d\n", got);
+    return NULL;
+}
+
+/* A producer and a consumer on a mutex and a condition: the waits release
+ * and re-take the mutex; no report. */
+static int cond(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, consumer, NULL);
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&a);
+        queue_len++;
+        pthread_mutex_lock(&b);
+        pthread_mutex_unlock(&b);
+        pthread_cond_signal(&ready);
+        pthread_mutex_unlock(&a);
+        if (i % 100 == 0) usleep(1000);
+    }
+    pthread_mutex_lock(&a);
+    produced_all = 1;
+    pthread_cond_broadcast(&ready);
+    pthread_mutex_unlock(&a);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *s = argc > 1 ? argv[1] : "";
     if (!strcmp(s, "abba-threads")) return abba_threads();
@@ -168,6 +283,10 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "recursive-ok")) return recursive_ok();
     if (!strcmp(s, "unlock-not-held")) return unlock_not_held();
     if (!strcmp(s, "fork")) return forked();
+    if (!strcmp(s, "rw-read-read")) return rw_read_read();
+    if (!strcmp(s, "rw-inversion")) return rw_inversion();
+    if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
+    if (!strcmp(s, "cond")) return cond();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     fprintf(stderr, "unknown scenario '%s'\n", s);
     return 99;
