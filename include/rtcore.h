@@ -1177,12 +1177,15 @@ rtc_status rtc_preload_lock_init(const void *lock, const void *site);
 rtc_status rtc_preload_lock_destroyed(const void *lock);
 
 /**
- * Before a blocking lock call on `lock` (a mutex of type `kind`: 0 normal,
- * 1 recursive, 2 error-checking, 3 adaptive) made at `site`: reports, as
- * the lock-rank mode says, a recursive lock of a non-recursive mutex and
- * an acquisition whose class order closes a cycle with the order learned
- * so far, before the call can deadlock. A lock first seen here is classed
- * by `site`.
+ * Before a blocking lock call on `lock` made at `site`; `kind`: a mutex
+ * of glibc's type 0 normal, 1 recursive, 2 error-checking, 3 adaptive, or
+ * a read/write lock taken 4 for reading or 5 for writing. Reports, as the
+ * lock-rank mode says, a lock taken again that would never return (a
+ * non-recursive mutex, a read/write lock written while held) and an
+ * acquisition whose class order closes a cycle with the order learned so
+ * far (a read lock wanted while holding a read lock adds no order),
+ * before the call can deadlock. A lock not initialised by an
+ * interposed call is its own class, first seen here.
  *
  * Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`;
  * `RTC_ERR_INVALID_ARGUMENT` for an unknown `kind`; `RTC_ERR_SHUT_DOWN`.
@@ -1191,15 +1194,18 @@ rtc_status rtc_preload_lock_wanted(const void *lock, const void *site, uint32_t 
 
 /**
  * After a lock call on `lock` made at `site` succeeded: the calling
- * thread holds it (`flags`: 1 for a try-lock, which adds no edge to the learned order;
- * `waited_ns`: how long the call blocked, 0 if it did not, for the
- * contention summary).
+ * thread holds it (`kind` as for `rtc_preload_lock_wanted`; `flags`: 1
+ * for a try-lock, which adds no edge to the learned order, 2 for a mutex
+ * a condition wait took again; `waited_ns`:
+ * how long the call blocked, 0 if it did not, for the contention
+ * summary).
  *
- * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for unknown
- * flags; `RTC_ERR_SHUT_DOWN`.
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for an
+ * unknown `kind` or flags; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_preload_lock_acquired(const void *lock,
                                      const void *site,
+                                     uint32_t kind,
                                      uint32_t flags,
                                      uint64_t waited_ns);
 
