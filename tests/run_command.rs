@@ -377,6 +377,38 @@ fn the_exit_status_is_passed_through() {
     }
 }
 
+/// SIGTERM sent to `rtcore run` reaches the program (which dies of it:
+/// 128 + 15), instead of leaving it running without its wrapper.
+#[test]
+fn sigterm_to_the_command_is_passed_on_to_the_program() {
+    use std::io::BufRead;
+    let exe = scenarios().join("scenarios");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .arg("pause")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "pausing\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the program did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + 15));
+}
+
 #[test]
 fn static_set_user_id_and_missing_programs_are_refused() {
     let d = scenarios();

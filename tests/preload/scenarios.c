@@ -288,6 +288,11 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
     if (!strcmp(s, "cond")) return cond();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
+    if (!strcmp(s, "pause")) {
+        puts("pausing");
+        fflush(stdout);
+        for (;;) pause(); /* until a signal ends it */
+    }
     fprintf(stderr, "unknown scenario '%s'\n", s);
     return 99;
 }

@@ -16,6 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The preload library's file name.
 const PRELOAD: &str = "librtcore_preload.so";
@@ -189,23 +190,32 @@ fn run(o: Options) -> Result<ExitCode, String> {
         cmd.env("RTCORE_FLIGHT_RECORDER", fr);
     }
     // Ctrl-C and Ctrl-\ reach the program (same process group); this
-    // command waits for it to end instead of dying first.
-    // SAFETY: setting dispositions to ignore, no handler.
+    // command waits for it to end instead of dying first. SIGTERM and
+    // SIGHUP sent to this command are passed on to the program (a service
+    // manager, or `kill`, stops the program, not just its wrapper).
+    // SAFETY: setting dispositions (ignore; a handler that only calls
+    // kill(2), async-signal-safe).
     let old = unsafe {
         (
             libc::signal(libc::SIGINT, libc::SIG_IGN),
             libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+            libc::signal(libc::SIGTERM, forward as *const () as libc::sighandler_t),
+            libc::signal(libc::SIGHUP, forward as *const () as libc::sighandler_t),
         )
     };
     let spawned = cmd.spawn();
     let status = spawned.and_then(|mut c| {
         let pid = c.id();
+        CHILD.store(pid as i32, Ordering::SeqCst);
         c.wait().map(|s| (pid, s))
     });
+    CHILD.store(0, Ordering::SeqCst);
     // SAFETY: restoring the dispositions saved above.
     unsafe {
         libc::signal(libc::SIGINT, old.0);
         libc::signal(libc::SIGQUIT, old.1);
+        libc::signal(libc::SIGTERM, old.2);
+        libc::signal(libc::SIGHUP, old.3);
     }
     let (pid, status) = match status {
         Ok(v) => v,
@@ -225,6 +235,18 @@ fn run(o: Options) -> Result<ExitCode, String> {
         }
         _ => ExitCode::from(1),
     })
+}
+
+/// The program's pid while it runs (0: none), for `forward`.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Pass a termination signal on to the program.
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
 }
 
 /// Print the program's summary and say how many other processes left one.
