@@ -658,27 +658,66 @@ static void m_preload_lock_destroyed(void) {
     CHECK_STATUS(rtc_preload_lock_destroyed(&lock), RTC_OK); /* never seen: fine */
 }
 
-static void m_preload_lock_wanted(void) {
+static void m_preload_lock_class(void) {
     static int lock;
-    CHECK_STATUS(rtc_preload_lock_wanted(NULL, NULL, 0), RTC_ERR_NULL);
-    CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 9), RTC_ERR_INVALID_ARGUMENT);
-    expect_message("kind 9 is not a lock kind");
-    CHECK_STATUS(rtc_preload_lock_wanted(&lock, NULL, 1), RTC_OK);
+    uint32_t c = 99, c2 = 98;
+    CHECK_STATUS(rtc_preload_lock_class(NULL, NULL, &c), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_class(&lock, NULL, NULL), RTC_ERR_NULL);
+    expect_message("lock_class");
+    CHECK_STATUS(rtc_preload_lock_class(&lock, NULL, &c), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_class(&lock, NULL, &c2), RTC_OK);
+    CHECK(c == c2); /* the same lock, the same class */
 }
 
-static void m_preload_lock_acquired(void) {
-    static int lock;
-    CHECK_STATUS(rtc_preload_lock_acquired(NULL, NULL, 0, 0, 0), RTC_ERR_NULL);
-    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 0, 6, 0), RTC_ERR_INVALID_ARGUMENT);
-    expect_message("unknown flags 0x6");
-    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 7, 0, 0), RTC_ERR_INVALID_ARGUMENT);
-    expect_message("kind 7 is not a lock kind");
-    CHECK_STATUS(rtc_preload_lock_acquired(&lock, NULL, 4, 1, 0), RTC_OK);
-    CHECK_STATUS(rtc_preload_lock_released(&lock, NULL), RTC_OK);
+static void m_preload_lock_check(void) {
+    static int a, b;
+    uint32_t ca = 0, cb = 0;
+    CHECK_STATUS(rtc_preload_lock_class(&a, NULL, &ca), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_class(&b, NULL, &cb), RTC_OK);
+    rtc_preload_held held = {&a, NULL, 0, ca};
+    rtc_preload_held want = {&b, NULL, 0, cb};
+    CHECK_STATUS(rtc_preload_lock_check(NULL, 0, NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_check(NULL, 1, &want), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_check(&held, 5000, &want), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("more than 4096");
+    rtc_preload_held bad = want;
+    bad.kind = 6;
+    CHECK_STATUS(rtc_preload_lock_check(&held, 1, &bad), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("kind 6 is not a lock kind");
+    bad = want;
+    bad.lock_class = 0xfffffff0u;
+    CHECK_STATUS(rtc_preload_lock_check(&held, 1, &bad), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("was not given by rtc_preload_lock_class");
+    bad = want;
+    bad.lock = NULL;
+    CHECK_STATUS(rtc_preload_lock_check(&held, 1, &bad), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_lock_check(NULL, 0, &want), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_check(&held, 1, &want), RTC_OK);
 }
 
-static void m_preload_lock_released(void) {
-    CHECK_STATUS(rtc_preload_lock_released(NULL, NULL), RTC_ERR_NULL);
+static void m_preload_lock_waited(void) {
+    static int lock;
+    uint32_t c = 0;
+    CHECK_STATUS(rtc_preload_lock_class(&lock, NULL, &c), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_waited(c, 10, 2), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_preload_lock_waited(0xfffffff0u, 10, 0), RTC_ERR_INVALID_ARGUMENT);
+    expect_message("unknown flags");
+    CHECK_STATUS(rtc_preload_lock_waited(c, 10, 0), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_waited(c, 0, 1), RTC_OK);
+}
+
+static void m_preload_unlock_not_held(void) {
+    CHECK_STATUS(rtc_preload_unlock_not_held(NULL, NULL), RTC_ERR_NULL);
+}
+
+static void m_preload_epoch(void) {
+    const uint64_t *e = rtc_preload_epoch();
+    CHECK(e != NULL);
+    static int lock;
+    uint64_t before = __atomic_load_n(e, __ATOMIC_RELAXED);
+    CHECK_STATUS(rtc_preload_lock_init(&lock, NULL), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_destroyed(&lock), RTC_OK);
+    CHECK(__atomic_load_n(e, __ATOMIC_RELAXED) != before); /* a destroyed lock moves it */
 }
 
 static void m_preload_summary(void) {
@@ -1344,9 +1383,10 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_flight_recorder_write(&tc), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_flight_recorder_stop(), RTC_ERR_SHUT_DOWN);
     static int plock;
-    CHECK_STATUS(rtc_preload_lock_wanted(&plock, NULL, 0), RTC_ERR_SHUT_DOWN);
-    CHECK_STATUS(rtc_preload_lock_acquired(&plock, NULL, 0, 0, 0), RTC_ERR_SHUT_DOWN);
-    CHECK_STATUS(rtc_preload_lock_released(&plock, NULL), RTC_ERR_SHUT_DOWN);
+    uint32_t pclass = 0;
+    CHECK_STATUS(rtc_preload_lock_class(&plock, NULL, &pclass), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_unlock_not_held(&plock, NULL), RTC_ERR_SHUT_DOWN);
+    CHECK(rtc_preload_epoch() != NULL); /* keeps answering */
     CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
@@ -1431,9 +1471,11 @@ static const struct misuse table[] = {
     MISUSE("rtc_trace_enabled", m_trace_enabled),
     MISUSE("rtc_preload_lock_init", m_preload_lock_init),
     MISUSE("rtc_preload_lock_destroyed", m_preload_lock_destroyed),
-    MISUSE("rtc_preload_lock_wanted", m_preload_lock_wanted),
-    MISUSE("rtc_preload_lock_acquired", m_preload_lock_acquired),
-    MISUSE("rtc_preload_lock_released", m_preload_lock_released),
+    MISUSE("rtc_preload_lock_class", m_preload_lock_class),
+    MISUSE("rtc_preload_lock_check", m_preload_lock_check),
+    MISUSE("rtc_preload_lock_waited", m_preload_lock_waited),
+    MISUSE("rtc_preload_unlock_not_held", m_preload_unlock_not_held),
+    MISUSE("rtc_preload_epoch", m_preload_epoch),
     MISUSE("rtc_preload_summary", m_preload_summary),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),

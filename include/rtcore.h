@@ -606,6 +606,30 @@ typedef struct rtc_config {
 } rtc_config;
 
 /**
+ * A lock in a chain given to `rtc_preload_lock_check`.
+ */
+typedef struct rtc_preload_held {
+  /**
+   * The lock's address.
+   */
+  const void *lock;
+  /**
+   * Where it was (or is to be) taken: the return address of the lock
+   * call.
+   */
+  const void *site;
+  /**
+   * 0-3: a mutex of glibc's type (normal, recursive, error-checking,
+   * adaptive); 4: a read/write lock taken for reading; 5: for writing.
+   */
+  uint32_t kind;
+  /**
+   * Its class, as `rtc_preload_lock_class` gave it.
+   */
+  uint32_t lock_class;
+} rtc_preload_held;
+
+/**
  * One lock in a report (`rtc_lockrank_lock`). Strings are owned by the
  * report that holds it.
  */
@@ -1162,66 +1186,79 @@ rtc_status rtc_mutex_debug_panic(struct rtc_mutex *mutex);
 
 /**
  * The lock at `lock` was initialised by the code that returns to `site`
- * (`pthread_mutex_init`'s caller): its class is that site.
+ * (`pthread_mutex_init`'s or `pthread_rwlock_init`'s caller): its class
+ * is that site's.
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_preload_lock_init(const void *lock, const void *site);
 
 /**
- * The lock at `lock` was destroyed (its address may be reused by a lock of
- * another class).
+ * The lock at `lock` was destroyed (its address may next hold a lock of
+ * another class: `rtc_preload_epoch` moves).
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_preload_lock_destroyed(const void *lock);
 
 /**
- * Before a blocking lock call on `lock` made at `site`; `kind`: a mutex
- * of glibc's type 0 normal, 1 recursive, 2 error-checking, 3 adaptive, or
- * a read/write lock taken 4 for reading or 5 for writing. Reports, as the
- * lock-rank mode says, a lock taken again that would never return (a
- * non-recursive mutex, a read/write lock written while held) and an
- * acquisition whose class order closes a cycle with the order learned so
- * far (a read lock wanted while holding a read lock adds no order),
- * before the call can deadlock. A lock not initialised by an
- * interposed call is its own class, first seen here.
- *
- * Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`;
- * `RTC_ERR_INVALID_ARGUMENT` for an unknown `kind`; `RTC_ERR_SHUT_DOWN`.
- */
-rtc_status rtc_preload_lock_wanted(const void *lock, const void *site, uint32_t kind);
-
-/**
- * After a lock call on `lock` made at `site` succeeded: the calling
- * thread holds it (`kind` as for `rtc_preload_lock_wanted`; `flags`: 1
- * for a try-lock, which adds no edge to the learned order, 2 for a mutex
- * a condition wait took again; `waited_ns`:
- * how long the call blocked, 0 if it did not, for the contention
- * summary).
- *
- * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for an
- * unknown `kind` or flags; `RTC_ERR_SHUT_DOWN`.
- */
-rtc_status rtc_preload_lock_acquired(const void *lock,
-                                     const void *site,
-                                     uint32_t kind,
-                                     uint32_t flags,
-                                     uint64_t waited_ns);
-
-/**
- * After an unlock call on `lock` made at `site`: the calling thread no
- * longer holds it (once per lock of a recursive mutex). An unlock of a
- * mutex the thread does not hold is reported as the lock-rank mode says.
+ * The class of the lock at `lock` into `*lock_class`: the class of the
+ * site that initialised it, or, for a lock never initialised by a call
+ * (`PTHREAD_MUTEX_INITIALIZER`), a class of its own, first seen at `site`.
+ * Valid until `rtc_preload_epoch`'s word moves.
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
  */
-rtc_status rtc_preload_lock_released(const void *lock, const void *site);
+rtc_status rtc_preload_lock_class(const void *lock, const void *site, uint32_t *lock_class);
+
+/**
+ * Check an acquisition before it blocks: `wanted` while the `n` locks of
+ * `held` are held (oldest first). Reports, as the lock-rank mode says, a
+ * lock taken again that would never return (a non-recursive mutex, a
+ * read/write lock written while held) and an acquisition whose class
+ * order closes a cycle with the order learned so far (a read lock wanted
+ * while a read lock is held adds no order), before the call can deadlock;
+ * learns the new order otherwise. Each chain is learned once.
+ *
+ * Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`
+ * (`held` may be NULL only when `n` is 0); `RTC_ERR_INVALID_ARGUMENT` for
+ * an unknown kind or class, or `n` over 4096; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_check(const struct rtc_preload_held *held,
+                                  size_t n,
+                                  const struct rtc_preload_held *wanted);
+
+/**
+ * A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
+ * (the summary's most contended classes); with `flags` 1, a condition
+ * wait took its mutex again instead (counted).
+ *
+ * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown class or
+ * flags; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_lock_waited(uint32_t lock_class, uint64_t ns, uint32_t flags);
+
+/**
+ * The calling thread unlocks, at `site`, the lock at `lock`, which it does
+ * not hold: reported as the lock-rank mode says.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_unlock_not_held(const void *lock, const void *site);
+
+/**
+ * The word lock classes are valid for: a class given by
+ * `rtc_preload_lock_class` may be cached while this word keeps the value
+ * it had then (read it with a relaxed atomic load). Never NULL; valid for
+ * the process's life.
+ */
+const uint64_t *rtc_preload_epoch(void);
 
 /**
  * Write the interposition's summary (threads, lock classes, learned order
- * edges, violations, the five most contended classes) into `buf` (`len`
- * bytes, NUL-terminated, cut if short; NULL or 0 to ask the size).
+ * edges, condition waits, problems found, the five most contended
+ * classes) into `buf` (`len` bytes, NUL-terminated, cut if short; NULL or
+ * 0 to ask the size).
  *
  * Returns the summary's length plus one (the size `buf` needs).
  */

@@ -1,20 +1,42 @@
 /* librtcore_preload.so: lock-order checking for programs nobody changed.
  *
  * Loaded with LD_PRELOAD (by `rtcore run`, or by hand), it interposes the
- * pthread mutex functions, calls the real ones (found with
- * dlsym(RTLD_NEXT)), and tells librtcore about each call through its
- * rtc_preload_* hooks, which learn the order of lock classes and report
- * what would deadlock before it does (docs/preload.md).
+ * pthread mutex, read/write lock and condition-wait functions, calls the
+ * real ones (found with dlsym(RTLD_NEXT)), and keeps each thread's held
+ * locks; librtcore's rtc_preload_* hooks class the locks, learn the order
+ * of the classes and report what would deadlock before it does
+ * (docs/preload.md).
+ *
+ * The fast path (docs/preload.md, "Cost"): each thread keeps, in its own
+ * initial-exec thread-local block, the locks it holds, a cache of lock
+ * classes by address, and the set of chains (the held classes, then the
+ * wanted one) librtcore has already checked. A lock whose class is cached
+ * and whose chain was checked costs a few loads and stores and no call
+ * into librtcore; anything else takes the slow path (rtc_preload_lock_class
+ * and rtc_preload_lock_check), once per chain and thread.
+ *
+ * Invariants:
+ * - `held[0..depth]` are the locks this thread holds, oldest first, each
+ *   once (a recursive mutex or a read lock taken again counts up);
+ *   `held[i].chain` is the chain hash of classes 0..=i (SEED before the
+ *   first).
+ * - A class cache entry is used only if its epoch is librtcore's current
+ *   one (a destroyed lock moves it: an address may then hold a lock of
+ *   another class).
+ * - A key in `checked` was sent to rtc_preload_lock_check by this thread;
+ *   librtcore learns each chain once, so skipping it again changes nothing
+ *   but the cost.
+ * - The hooks never call back into these functions: the per-thread `busy`
+ *   flag sends any pthread call made while a hook runs (an allocator's
+ *   lock) straight to the real function.
  *
  * The traps, each handled here:
  * - Start-up: calls that arrive before the constructor ran (another
  *   library's constructor) resolve the real function on the spot and go
  *   straight to it; librtcore is looked up once, in the constructor.
- * - Recursion: a hook may allocate, and an allocator may lock a pthread
- *   mutex; a per-thread guard sends any call made while a hook runs on
- *   this thread straight to the real function.
- * - Statically initialised mutexes (PTHREAD_MUTEX_INITIALIZER, no init
- *   call): librtcore classes them by the site of their first lock call.
+ * - Statically initialised locks (PTHREAD_MUTEX_INITIALIZER, no init
+ *   call): librtcore makes each its own class at its first lock call; a
+ *   mutex's type is read from the mutex itself.
  * - Teardown: after the destructor, calls go straight to the real
  *   functions.
  * - One process, one rtcore: librtcore is the copy already loaded if there
@@ -25,7 +47,9 @@
  *   calls its own real version. The mutex and read/write lock functions
  *   have one version each; defined without a version, they match it.
  * - A condition wait re-locks its mutex inside glibc, through its internal
- *   lock: the hooks are told of the release before and the re-take after.
+ *   lock: the held record drops it before and takes it back after.
+ * - fork: the child's only thread is the one that forked; its
+ *   thread-local record is a copy of the parent's, which is right.
  * glibc's own internal locks never go through these symbols: they are
  * invisible to any interposer. */
 #define _GNU_SOURCE
@@ -42,6 +66,10 @@
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD __attribute__((noinline, cold))
+#define HOT static inline __attribute__((always_inline))
 
 typedef int (*lock_fn)(pthread_mutex_t *);
 typedef int (*timedlock_fn)(pthread_mutex_t *, const struct timespec *);
@@ -59,28 +87,68 @@ static struct {
     rw_init_fn rw_init;
     rw_fn rw_destroy, rdlock, tryrdlock, wrlock, trywrlock, rw_unlock;
     rw_timed_fn timedrdlock, timedwrlock;
-    /* Both versions of the condition functions that take a mutex: the
-     * current one and the one binaries linked before glibc 2.3.2 use. */
+    /* Both versions of the condition waits: the current one and the one
+     * binaries linked before glibc 2.3.2 use. */
     cond_wait_fn wait_new, wait_old;
     cond_timedwait_fn timedwait_new, timedwait_old;
 } real;
 
-/* Kinds the hooks take: a mutex's glibc type (0-3), or a read/write lock
- * taken for reading or writing. */
-enum { KIND_READ = 4, KIND_WRITE = 5 };
+/* What a lock call takes: a mutex of glibc's type (0-3), or a read/write
+ * lock for reading or writing (the kinds of rtc_preload_lock_check). */
+enum { KIND_RECURSIVE = 1, KIND_READ = 4, KIND_WRITE = 5 };
 
-/* librtcore's hooks (NULL until found: calls then just pass through). */
+/* A held lock: four words, written once when it is taken (every store
+ * before the next locked instruction costs; docs/preload.md, "Cost"). */
+struct held {
+    const void *lock;
+    const void *site;
+    uint64_t info;  /* class (low 32 bits), kind (8 bits), times taken (24 bits) */
+    uint64_t chain; /* the chain hash up to and including this lock */
+};
+#define INFO(cls, kind) ((uint64_t)(cls) | ((uint64_t)(kind) << 32) | (1ULL << 40))
+#define CLS(info) ((uint32_t)(info))
+#define KIND(info) ((uint32_t)((info) >> 32) & 0xff)
+#define COUNT(info) ((uint32_t)((info) >> 40))
+#define ONE_MORE (1ULL << 40)
+
+/* The hooks librtcore exports (rtcore.h, "rtcore run"). */
+typedef struct {
+    const void *lock;
+    const void *site;
+    uint32_t kind;
+    uint32_t lock_class;
+} rtc_preload_held;
+
 static struct {
     int (*init)(const void *, const void *);
     int (*destroyed)(const void *);
-    int (*wanted)(const void *, const void *, uint32_t);
-    int (*acquired)(const void *, const void *, uint32_t, uint32_t, uint64_t);
-    int (*released)(const void *, const void *);
+    int (*lock_class)(const void *, const void *, uint32_t *);
+    int (*check)(const rtc_preload_held *, size_t, const rtc_preload_held *);
+    int (*waited)(uint32_t, uint64_t, uint32_t);
+    int (*not_held)(const void *, const void *);
+    const volatile uint64_t *(*epoch)(void);
     size_t (*summary)(char *, size_t);
 } hook;
 
+static const volatile uint64_t *epoch_word;
 static volatile int active; /* between the constructor and the destructor */
-static TLS int in_hook;     /* a hook runs on this thread */
+
+#define MAX_HELD 64
+#define CLASS_SLOTS 512
+#define CHECKED_SLOTS 2048
+#define SEED 0x9e3779b97f4a7c15ULL
+
+static TLS struct {
+    int busy; /* a hook runs on this thread */
+    uint32_t depth;
+    struct held held[MAX_HELD];
+    struct {
+        const void *lock;
+        uint64_t epoch;
+        uint32_t cls;
+    } classes[CLASS_SLOTS];
+    uint64_t checked[CHECKED_SLOTS];
+} me;
 
 static void *next(const char *name) {
     void *f = dlsym(RTLD_NEXT, name);
@@ -97,8 +165,12 @@ static void *next_version(const char *name, const char *version) {
     return f ? f : next(name);
 }
 
-static void resolve(void) {
-    if (__atomic_load_n(&real.lock, __ATOMIC_ACQUIRE)) return;
+static void resolve_all(void) {
+    real.init = (init_fn)next("pthread_mutex_init");
+    real.destroy = (lock_fn)next("pthread_mutex_destroy");
+    real.trylock = (lock_fn)next("pthread_mutex_trylock");
+    real.unlock = (lock_fn)next("pthread_mutex_unlock");
+    real.timedlock = (timedlock_fn)next("pthread_mutex_timedlock");
     real.rw_init = (rw_init_fn)next("pthread_rwlock_init");
     real.rw_destroy = (rw_fn)next("pthread_rwlock_destroy");
     real.rdlock = (rw_fn)next("pthread_rwlock_rdlock");
@@ -112,25 +184,24 @@ static void resolve(void) {
     real.wait_old = (cond_wait_fn)next_version("pthread_cond_wait", "GLIBC_2.2.5");
     real.timedwait_new = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.3.2");
     real.timedwait_old = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.2.5");
-    real.init = (init_fn)next("pthread_mutex_init");
-    real.destroy = (lock_fn)next("pthread_mutex_destroy");
-    real.trylock = (lock_fn)next("pthread_mutex_trylock");
-    real.unlock = (lock_fn)next("pthread_mutex_unlock");
-    real.timedlock = (timedlock_fn)next("pthread_mutex_timedlock");
     __atomic_store_n(&real.lock, (lock_fn)next("pthread_mutex_lock"), __ATOMIC_RELEASE);
+}
+
+static inline void resolve(void) {
+    if (UNLIKELY(!__atomic_load_n(&real.lock, __ATOMIC_ACQUIRE))) resolve_all();
 }
 
 /* librtcore: the copy already loaded, else the one beside this library. */
 static void *find_rtcore(void) {
     void *h = dlopen("librtcore.so.0", RTLD_NOW | RTLD_NOLOAD);
     if (h) return h;
-    Dl_info me;
-    if (dladdr((void *)find_rtcore, &me) && me.dli_fname) {
+    Dl_info self;
+    if (dladdr((void *)find_rtcore, &self) && self.dli_fname) {
         char path[PATH_MAX];
-        const char *slash = strrchr(me.dli_fname, '/');
-        size_t dir = slash ? (size_t)(slash - me.dli_fname) : 0;
+        const char *slash = strrchr(self.dli_fname, '/');
+        size_t dir = slash ? (size_t)(slash - self.dli_fname) : 0;
         if (dir + sizeof "/librtcore.so.0" < sizeof path) {
-            memcpy(path, me.dli_fname, dir);
+            memcpy(path, self.dli_fname, dir);
             strcpy(path + dir, slash ? "/librtcore.so.0" : "librtcore.so.0");
             h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
             if (h) return h;
@@ -140,28 +211,31 @@ static void *find_rtcore(void) {
 }
 
 __attribute__((constructor)) static void preload_start(void) {
-    in_hook = 1;
+    me.busy = 1;
     resolve();
     void *h = find_rtcore();
     if (!h) {
         fprintf(stderr, "rtcore preload: cannot load librtcore.so.0 (%s): the program runs unchecked\n", dlerror());
-        in_hook = 0;
+        me.busy = 0;
         return;
     }
     hook.init = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_lock_init");
     hook.destroyed = (int (*)(const void *))dlsym(h, "rtc_preload_lock_destroyed");
-    hook.wanted = (int (*)(const void *, const void *, uint32_t))dlsym(h, "rtc_preload_lock_wanted");
-    hook.acquired = (int (*)(const void *, const void *, uint32_t, uint32_t, uint64_t))dlsym(h, "rtc_preload_lock_acquired");
-    hook.released = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_lock_released");
+    hook.lock_class = (int (*)(const void *, const void *, uint32_t *))dlsym(h, "rtc_preload_lock_class");
+    hook.check = (int (*)(const rtc_preload_held *, size_t, const rtc_preload_held *))dlsym(h, "rtc_preload_lock_check");
+    hook.waited = (int (*)(uint32_t, uint64_t, uint32_t))dlsym(h, "rtc_preload_lock_waited");
+    hook.not_held = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_unlock_not_held");
+    hook.epoch = (const volatile uint64_t *(*)(void))dlsym(h, "rtc_preload_epoch");
     hook.summary = (size_t (*)(char *, size_t))dlsym(h, "rtc_preload_summary");
-    if (!hook.init || !hook.destroyed || !hook.wanted || !hook.acquired || !hook.released || !hook.summary) {
-        fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (an older librtcore?): the program runs unchecked\n");
+    if (!hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
+        !hook.epoch || !hook.summary || !(epoch_word = hook.epoch())) {
+        fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (another version?): the program runs unchecked\n");
         memset(&hook, 0, sizeof hook);
-        in_hook = 0;
+        me.busy = 0;
         return;
     }
     __atomic_store_n(&active, 1, __ATOMIC_RELEASE);
-    in_hook = 0;
+    me.busy = 0;
 }
 
 /* The summary, at exit: into DIR/summary-PID when RTCORE_PRELOAD_SUMMARY
@@ -169,7 +243,7 @@ __attribute__((constructor)) static void preload_start(void) {
  * on stderr. Created exclusively: never written over another file. */
 __attribute__((destructor)) static void preload_end(void) {
     if (!__atomic_load_n(&active, __ATOMIC_ACQUIRE)) return;
-    in_hook = 1;
+    me.busy = 1;
     __atomic_store_n(&active, 0, __ATOMIC_RELEASE);
     size_t need = hook.summary(NULL, 0);
     char *text = malloc(need);
@@ -186,21 +260,161 @@ __attribute__((destructor)) static void preload_end(void) {
         if (f) fclose(f);
         free(text);
     }
-    in_hook = 0;
+    me.busy = 0;
 }
 
-/* Is this call to be checked? Sets the guard if so. */
-static inline int enter(void) {
-    if (in_hook || !__atomic_load_n(&active, __ATOMIC_ACQUIRE)) return 0;
-    in_hook = 1;
-    return 1;
+/* ---- the held record ----------------------------------------------------- */
+
+HOT int checking(void) {
+    return LIKELY(__atomic_load_n(&active, __ATOMIC_RELAXED)) && !me.busy;
 }
 
-static inline void leave(void) { in_hook = 0; }
+HOT uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v;
+    h *= 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
 
-/* glibc's mutex type (PTHREAD_MUTEX_NORMAL 0, RECURSIVE 1, ERRORCHECK 2,
- * ADAPTIVE 3), also for statically initialised mutexes. */
-static inline uint32_t kind_of(pthread_mutex_t *m) { return (uint32_t)(m->__data.__kind & 3); }
+HOT uint64_t step(uint64_t chain, uint32_t cls, uint32_t kind) {
+    return mix(chain, ((uint64_t)cls << 1) | (kind == KIND_READ));
+}
+
+static COLD int class_miss(const void *lock, const void *site, uint32_t *cls, size_t i, uint64_t epoch);
+
+/* The class of `lock` (cached; librtcore classes it on a miss). */
+HOT int class_of(const void *lock, const void *site, uint32_t *cls) {
+    uint64_t epoch = *epoch_word;
+    size_t i = ((uintptr_t)lock >> 4) & (CLASS_SLOTS - 1);
+    if (LIKELY(me.classes[i].lock == lock && me.classes[i].epoch == epoch)) {
+        *cls = me.classes[i].cls;
+        return 0;
+    }
+    return class_miss(lock, site, cls, i, epoch);
+}
+
+static COLD int class_miss(const void *lock, const void *site, uint32_t *cls, size_t i, uint64_t epoch) {
+    me.busy = 1;
+    int rc = hook.lock_class(lock, site, cls);
+    me.busy = 0;
+    if (rc == 0) {
+        me.classes[i].lock = lock;
+        me.classes[i].epoch = epoch;
+        me.classes[i].cls = *cls;
+    }
+    return rc;
+}
+
+static COLD void slow_check(const void *lock, const void *site, uint32_t kind, uint32_t cls) {
+    rtc_preload_held held[MAX_HELD];
+    for (uint32_t i = 0; i < me.depth; i++) {
+        held[i].lock = me.held[i].lock;
+        held[i].site = me.held[i].site;
+        held[i].kind = KIND(me.held[i].info);
+        held[i].lock_class = CLS(me.held[i].info);
+    }
+    rtc_preload_held w = {lock, site, kind, cls};
+    me.busy = 1;
+    hook.check(held, me.depth, &w);
+    me.busy = 0;
+}
+
+HOT uint64_t top_chain(void) { return me.depth ? me.held[me.depth - 1].chain : SEED; }
+
+/* Before a blocking acquisition: check it unless this thread checked the
+ * same chain before. Sets *cls to the class (UINT32_MAX: unknown, not
+ * recorded) and returns the index of the lock if this thread holds it
+ * already, else -1. Only loads on the fast path: no store before the
+ * locked instruction of the real lock call. */
+HOT int before_lock(const void *lock, const void *site, uint32_t kind, uint32_t *cls) {
+    if (UNLIKELY(class_of(lock, site, cls) != 0)) {
+        *cls = UINT32_MAX;
+        return -1;
+    }
+    uint64_t order = 0;
+    for (uint32_t i = 0; i < me.depth; i++) {
+        const struct held *h = &me.held[i];
+        if (h->lock == lock) {
+            /* Taken again: fine for a recursive mutex and for reading a
+             * lock read; anything else is reported (it never returns). */
+            int fine = (kind == KIND_RECURSIVE) || (kind == KIND_READ && KIND(h->info) == KIND_READ);
+            if (!fine) slow_check(lock, site, kind, *cls);
+            return (int)i;
+        }
+        if (CLS(h->info) == *cls) order |= (uintptr_t)h->lock < (uintptr_t)lock ? 1 : 2;
+    }
+    uint64_t key = mix(step(top_chain(), *cls, kind), order);
+    if (key == 0) key = 1;
+    uint64_t *slot = &me.checked[key & (CHECKED_SLOTS - 1)];
+    if (LIKELY(*slot == key)) return -1;
+    if (me.depth < MAX_HELD) {
+        slow_check(lock, site, kind, *cls);
+        *slot = key;
+    }
+    return -1;
+}
+
+/* After a successful acquisition: push it, or count it again (`again`:
+ * its index, from before_lock). */
+HOT void after_lock(const void *lock, const void *site, uint32_t kind, uint32_t cls, int again) {
+    if (again >= 0) {
+        me.held[again].info += ONE_MORE;
+        return;
+    }
+    uint32_t d = me.depth;
+    if (UNLIKELY(d >= MAX_HELD || cls == UINT32_MAX)) return;
+    struct held *h = &me.held[d];
+    h->lock = lock;
+    h->site = site;
+    h->info = INFO(cls, kind);
+    h->chain = step(d ? me.held[d - 1].chain : SEED, cls, kind);
+    me.depth = d + 1;
+}
+
+/* A try-lock that succeeded: held, with no order learned. */
+static inline void after_trylock(const void *lock, const void *site, uint32_t kind) {
+    uint32_t cls;
+    if (class_of(lock, site, &cls) != 0) return;
+    for (uint32_t i = 0; i < me.depth; i++) {
+        if (me.held[i].lock == lock) {
+            after_lock(lock, site, kind, cls, (int)i);
+            return;
+        }
+    }
+    after_lock(lock, site, kind, cls, -1);
+}
+
+/* Before an unlock: drop it (the top, usually). Returns 0 if this thread
+ * did not hold it. */
+HOT int on_unlock(const void *lock) {
+    uint32_t d = me.depth;
+    if (LIKELY(d > 0 && me.held[d - 1].lock == lock)) {
+        if (LIKELY(COUNT(me.held[d - 1].info) == 1))
+            me.depth = d - 1;
+        else
+            me.held[d - 1].info -= ONE_MORE;
+        return 1;
+    }
+    for (uint32_t i = d; i-- > 0;) {
+        if (me.held[i].lock != lock) continue;
+        if (COUNT(me.held[i].info) > 1) {
+            me.held[i].info -= ONE_MORE;
+            return 1;
+        }
+        memmove(&me.held[i], &me.held[i + 1], (d - i - 1) * sizeof me.held[0]);
+        me.depth = d - 1;
+        uint64_t c = i > 0 ? me.held[i - 1].chain : SEED;
+        for (uint32_t k = i; k < me.depth; k++)
+            c = me.held[k].chain = step(c, CLS(me.held[k].info), KIND(me.held[k].info));
+        return 1;
+    }
+    return 0;
+}
+
+static COLD void unlock_not_held(const void *lock, const void *site) {
+    me.busy = 1;
+    hook.not_held(lock, site);
+    me.busy = 0;
+}
 
 static inline uint64_t now_ns(void) {
     struct timespec t;
@@ -208,12 +422,26 @@ static inline uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+static COLD void waited(uint32_t cls, uint64_t ns, uint32_t flags) {
+    if (cls == UINT32_MAX) return;
+    me.busy = 1;
+    hook.waited(cls, ns ? ns : 1, flags);
+    me.busy = 0;
+}
+
+/* ---- mutexes -------------------------------------------------------------- */
+
+/* glibc's mutex type (PTHREAD_MUTEX_NORMAL 0, RECURSIVE 1, ERRORCHECK 2,
+ * ADAPTIVE 3), also for statically initialised mutexes. */
+static inline uint32_t kind_of(pthread_mutex_t *m) { return (uint32_t)(m->__data.__kind & 3); }
+
 EXPORT int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a) {
     resolve();
     int rc = real.init(m, a);
-    if (rc == 0 && enter()) {
+    if (rc == 0 && checking()) {
+        me.busy = 1;
         hook.init(m, __builtin_return_address(0));
-        leave();
+        me.busy = 0;
     }
     return rc;
 }
@@ -221,80 +449,72 @@ EXPORT int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a) 
 EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
     resolve();
     int rc = real.destroy(m);
-    if (rc == 0 && enter()) {
+    if (rc == 0 && checking()) {
+        me.busy = 1;
         hook.destroyed(m);
-        leave();
+        me.busy = 0;
     }
     return rc;
 }
 
-/* A blocking lock: checked before (so a deadlock is reported before it
- * happens), timed only when the lock is busy. */
-static int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *until) {
-    if (!enter()) return until ? real.timedlock(m, until) : real.lock(m);
-    hook.wanted(m, site, kind_of(m));
-    leave();
-    uint64_t waited = 0;
-    int rc = real.trylock(m);
-    if (rc == EBUSY) {
+/* A blocking lock: checked before (a deadlock is reported before it
+ * happens), timed only when the lock looks busy (its lock word is not
+ * 0: a plain load of the line the call is about to take anyway; glibc's
+ * trylock costs more than its lock). */
+HOT int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *until) {
+    uint32_t kind = kind_of(m), cls;
+    int again = before_lock(m, site, kind, &cls);
+    int rc;
+    if (LIKELY(__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0)) {
+        rc = until ? real.timedlock(m, until) : real.lock(m);
+    } else {
         uint64_t t0 = now_ns();
         rc = until ? real.timedlock(m, until) : real.lock(m);
-        waited = now_ns() - t0;
-        if (waited == 0) waited = 1;
+        if (rc == 0 || rc == EOWNERDEAD) waited(cls, now_ns() - t0, 0);
     }
     /* EOWNERDEAD: a robust mutex whose owner died is held by this thread. */
-    if ((rc == 0 || rc == EOWNERDEAD) && enter()) {
-        hook.acquired(m, site, kind_of(m), 0, waited);
-        leave();
-    }
+    if (LIKELY(rc == 0 || rc == EOWNERDEAD)) after_lock(m, site, kind, cls, again);
     return rc;
 }
 
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
-    lock_fn f = __atomic_load_n(&real.lock, __ATOMIC_ACQUIRE);
-    if (!f) {
-        resolve();
-        f = real.lock;
-    }
-    if (!__atomic_load_n(&active, __ATOMIC_ACQUIRE) || in_hook) return f(m);
+    resolve();
+    if (!checking()) return real.lock(m);
     return lock_at(m, __builtin_return_address(0), NULL);
 }
 
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *until) {
     resolve();
+    if (!checking()) return real.timedlock(m, until);
     return lock_at(m, __builtin_return_address(0), until);
 }
 
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
     resolve();
     int rc = real.trylock(m);
-    if ((rc == 0 || rc == EOWNERDEAD) && enter()) {
-        hook.acquired(m, __builtin_return_address(0), kind_of(m), 1, 0);
-        leave();
+    if ((rc == 0 || rc == EOWNERDEAD) && checking()) {
+            after_trylock(m, __builtin_return_address(0), kind_of(m));
     }
     return rc;
 }
 
 EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
     resolve();
-    const void *site = __builtin_return_address(0);
-    if (enter()) {
-        /* Told before the real unlock: once it is released another thread
-         * may take it, and this thread's record must not lag behind. */
-        hook.released(m, site);
-        leave();
-    }
+    /* Dropped before the real unlock: once it is released another thread
+     * may take it, and this thread's record must not lag behind. */
+    if (checking() && UNLIKELY(!on_unlock(m))) unlock_not_held(m, __builtin_return_address(0));
     return real.unlock(m);
 }
 
-/* ---- read/write locks -------------------------------------------------- */
+/* ---- read/write locks ------------------------------------------------------ */
 
 EXPORT int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *a) {
     resolve();
     int rc = real.rw_init(l, a);
-    if (rc == 0 && enter()) {
+    if (rc == 0 && checking()) {
+        me.busy = 1;
         hook.init(l, __builtin_return_address(0));
-        leave();
+        me.busy = 0;
     }
     return rc;
 }
@@ -302,33 +522,28 @@ EXPORT int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *
 EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l) {
     resolve();
     int rc = real.rw_destroy(l);
-    if (rc == 0 && enter()) {
+    if (rc == 0 && checking()) {
+        me.busy = 1;
         hook.destroyed(l);
-        leave();
+        me.busy = 0;
     }
     return rc;
 }
 
-/* A blocking read or write lock, checked before, timed only when busy. */
 static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, const struct timespec *until) {
     rw_fn blocking = kind == KIND_READ ? real.rdlock : real.wrlock;
     rw_fn try = kind == KIND_READ ? real.tryrdlock : real.trywrlock;
     rw_timed_fn timed = kind == KIND_READ ? real.timedrdlock : real.timedwrlock;
-    if (!enter()) return until ? timed(l, until) : blocking(l);
-    hook.wanted(l, site, kind);
-    leave();
-    uint64_t waited = 0;
+    if (!checking()) return until ? timed(l, until) : blocking(l);
+    uint32_t cls;
+    int again = before_lock(l, site, kind, &cls);
     int rc = try(l);
     if (rc == EBUSY) {
         uint64_t t0 = now_ns();
         rc = until ? timed(l, until) : blocking(l);
-        waited = now_ns() - t0;
-        if (waited == 0) waited = 1;
+        if (rc == 0) waited(cls, now_ns() - t0, 0);
     }
-    if (rc == 0 && enter()) {
-        hook.acquired(l, site, kind, 0, waited);
-        leave();
-    }
+    if (rc == 0) after_lock(l, site, kind, cls, again);
     return rc;
 }
 
@@ -354,9 +569,8 @@ EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec
 
 static int rw_try(pthread_rwlock_t *l, const void *site, uint32_t kind) {
     int rc = kind == KIND_READ ? real.tryrdlock(l) : real.trywrlock(l);
-    if (rc == 0 && enter()) {
-        hook.acquired(l, site, kind, 1, 0);
-        leave();
+    if (rc == 0 && checking()) {
+            after_trylock(l, site, kind);
     }
     return rc;
 }
@@ -373,54 +587,50 @@ EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l) {
 
 EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l) {
     resolve();
-    if (enter()) {
-        hook.released(l, __builtin_return_address(0));
-        leave();
-    }
+    if (checking() && UNLIKELY(!on_unlock(l))) unlock_not_held(l, __builtin_return_address(0));
     return real.rw_unlock(l);
 }
 
-/* ---- condition variables ----------------------------------------------- */
+/* ---- condition variables --------------------------------------------------- */
 /* A wait releases its mutex and takes it again inside glibc (through its
- * internal lock, not the interposed symbol): the hooks are told both. The
- * functions are defined in both symbol versions glibc has (binaries linked
- * before glibc 2.3.2 use the old one, whose condition variables have
- * another layout); each calls the same version of the real one. */
+ * internal lock, not the interposed symbol): the record drops it before
+ * and takes it back after, checked as any acquisition. The functions are
+ * defined in both symbol versions glibc has (binaries linked before glibc
+ * 2.3.2 use the old one, whose condition variables have another layout);
+ * each calls the same version of the real one. */
 
-static void before_wait(pthread_mutex_t *m, const void *site) {
-    if (enter()) {
-        hook.released(m, site);
-        leave();
-    }
+static int before_wait(pthread_mutex_t *m, const void *site) {
+    if (!checking()) return 0;
+    if (UNLIKELY(!on_unlock(m))) unlock_not_held(m, site);
+    return 1;
 }
 
-static void after_wait(pthread_mutex_t *m, const void *site, int rc) {
-    /* Every outcome but EINVAL-like misuse holds the mutex again (a time
-     * out too; EOWNERDEAD for a robust one). */
-    if ((rc == 0 || rc == ETIMEDOUT || rc == EOWNERDEAD) && enter()) {
-        hook.wanted(m, site, kind_of(m));
-        hook.acquired(m, site, kind_of(m), 2 /* after a wait */, 0);
-        leave();
-    }
+static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked) {
+    /* The mutex is held again after a wake-up, a time-out, or EOWNERDEAD. */
+    if (!checked || !(rc == 0 || rc == ETIMEDOUT || rc == EOWNERDEAD) || !checking()) return;
+    uint32_t kind = kind_of(m), cls;
+    int again = before_lock(m, site, kind, &cls);
+    after_lock(m, site, kind, cls, again);
+    waited(cls, 0, 1 /* a condition wait */);
 }
 
-#define COND_WAIT(name, fn)                                                       \
-    EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m) {                      \
-        resolve();                                                                \
-        const void *site = __builtin_return_address(0);                           \
-        before_wait(m, site);                                                     \
-        int rc = real.fn(c, m);                                                   \
-        after_wait(m, site, rc);                                                  \
-        return rc;                                                                \
+#define COND_WAIT(name, fn)                                                            \
+    EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m) {                           \
+        resolve();                                                                     \
+        const void *site = __builtin_return_address(0);                                \
+        int checked = before_wait(m, site);                                            \
+        int rc = real.fn(c, m);                                                        \
+        after_wait(m, site, rc, checked);                                              \
+        return rc;                                                                     \
     }
-#define COND_TIMEDWAIT(name, fn)                                                  \
+#define COND_TIMEDWAIT(name, fn)                                                       \
     EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *t) { \
-        resolve();                                                                \
-        const void *site = __builtin_return_address(0);                           \
-        before_wait(m, site);                                                     \
-        int rc = real.fn(c, m, t);                                                \
-        after_wait(m, site, rc);                                                  \
-        return rc;                                                                \
+        resolve();                                                                     \
+        const void *site = __builtin_return_address(0);                                \
+        int checked = before_wait(m, site);                                            \
+        int rc = real.fn(c, m, t);                                                     \
+        after_wait(m, site, rc, checked);                                              \
+        return rc;                                                                     \
     }
 
 COND_WAIT(rtcore_cond_wait_new, wait_new)

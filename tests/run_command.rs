@@ -403,7 +403,10 @@ fn sigterm_to_the_command_is_passed_on_to_the_program() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the program did not end");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "the program did not end"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(128 + 15));

@@ -589,13 +589,15 @@ _SIGNATURES = {
     # The preload library's hooks (rtcore run); bound for completeness.
     "rtc_preload_lock_init": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
     "rtc_preload_lock_destroyed": (_status, [ctypes.c_void_p], ()),
-    "rtc_preload_lock_wanted": (_status, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32], ()),
-    "rtc_preload_lock_acquired": (
+    "rtc_preload_lock_class": (
         _status,
-        [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64],
+        [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)],
         (),
     ),
-    "rtc_preload_lock_released": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
+    "rtc_preload_lock_check": (_status, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p], ()),
+    "rtc_preload_lock_waited": (_status, [ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32], ()),
+    "rtc_preload_unlock_not_held": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
+    "rtc_preload_epoch": (ctypes.POINTER(ctypes.c_uint64), [], None),
     "rtc_preload_summary": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
     "rtc_trace_check": (
         _status,

@@ -1,11 +1,15 @@
-//! The hooks `librtcore_preload.so` calls around the interposed
-//! `pthread_mutex_*` functions (`rtcore run`, docs/preload.md). A program
-//! written for rtcore has no reason to call them; they are exported so the
-//! preload library, loaded before librtcore, finds them with `dlsym`.
+//! The hooks `librtcore_preload.so` calls (`rtcore run`, docs/preload.md).
+//! The preload library interposes the pthread lock functions and keeps
+//! each thread's held locks and caches itself; it calls these only to
+//! class a lock it has not seen, to check a chain of classes it has not
+//! checked, and to record what the summary counts. A program written for
+//! rtcore has no reason to call them; they are exported so the preload
+//! library, loaded before librtcore, finds them with `dlsym`.
 //!
-//! Every hook is safe to call with any arguments: a NULL lock is refused
-//! with `RTC_ERR_NULL`, an unknown kind with `RTC_ERR_INVALID_ARGUMENT`, and
-//! after `rtc_shutdown` they return `RTC_ERR_SHUT_DOWN` doing nothing.
+//! Every hook is safe to call with any arguments: a NULL pointer is
+//! refused with `RTC_ERR_NULL`, an unknown kind or class with
+//! `RTC_ERR_INVALID_ARGUMENT`, and after `rtc_shutdown` they return
+//! `RTC_ERR_SHUT_DOWN` doing nothing.
 
 use std::ffi::{c_char, c_void};
 
@@ -14,146 +18,208 @@ use crate::interpose::{self, LockKind};
 use crate::lifecycle;
 use crate::status::{Error, Result, rtc_status};
 
-/// `rtc_preload_lock_acquired`'s flag bit 0 (1): the lock was taken by a
-/// try-lock (it adds no edge to the learned order).
-const TRIED: u32 = 1;
-/// Bit 1 (2): a condition wait re-took the mutex (counted in the summary).
-const AFTER_WAIT: u32 = 2;
-
-fn lock_arg(lock: *const c_void, func: &str) -> Result<usize> {
-    if lock.is_null() {
-        return Err(Error::new(
-            rtc_status::RTC_ERR_NULL,
-            format!("{func}: lock is NULL"),
-        ));
-    }
-    Ok(lock as usize)
+/// A lock in a chain given to `rtc_preload_lock_check`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rtc_preload_held {
+    /// The lock's address.
+    pub lock: *const c_void,
+    /// Where it was (or is to be) taken: the return address of the lock
+    /// call.
+    pub site: *const c_void,
+    /// 0-3: a mutex of glibc's type (normal, recursive, error-checking,
+    /// adaptive); 4: a read/write lock taken for reading; 5: for writing.
+    pub kind: u32,
+    /// Its class, as `rtc_preload_lock_class` gave it.
+    pub lock_class: u32,
 }
 
-fn kind_arg(kind: u32, func: &str) -> Result<LockKind> {
-    LockKind::from_bits(kind).ok_or_else(|| {
+/// `rtc_preload_lock_waited`'s flag: a condition wait took its mutex again
+/// (counted; `ns` is ignored).
+const COND_WAIT: u32 = 1;
+
+fn nonnull<T>(p: *const T, arg: &str, func: &str) -> Result<usize> {
+    if p.is_null() {
+        return Err(Error::new(
+            rtc_status::RTC_ERR_NULL,
+            format!("{func}: {arg} is NULL"),
+        ));
+    }
+    Ok(p as usize)
+}
+
+fn lock_of(h: &rtc_preload_held, func: &str) -> Result<interpose::Lock> {
+    let addr = nonnull(h.lock, "a lock", func)?;
+    let kind = LockKind::from_bits(h.kind).ok_or_else(|| {
         Error::new(
             rtc_status::RTC_ERR_INVALID_ARGUMENT,
-            format!("{func}: kind {kind} is not a lock kind (0 normal, 1 recursive, 2 error-checking, 3 adaptive mutex; 4 read, 5 write lock of a read/write lock)"),
+            format!("{func}: kind {} is not a lock kind (0 normal, 1 recursive, 2 error-checking, 3 adaptive mutex; 4 read, 5 write lock of a read/write lock)", h.kind),
         )
+    })?;
+    if !interpose::class_exists(h.lock_class) {
+        return Err(Error::new(
+            rtc_status::RTC_ERR_INVALID_ARGUMENT,
+            format!(
+                "{func}: class {} was not given by rtc_preload_lock_class",
+                h.lock_class
+            ),
+        ));
+    }
+    Ok(interpose::Lock {
+        addr,
+        site: h.site as usize,
+        kind,
+        class: h.lock_class,
     })
 }
 
 /// The lock at `lock` was initialised by the code that returns to `site`
-/// (`pthread_mutex_init`'s caller): its class is that site.
+/// (`pthread_mutex_init`'s or `pthread_rwlock_init`'s caller): its class
+/// is that site's.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_preload_lock_init(lock: *const c_void, site: *const c_void) -> rtc_status {
     boundary("rtc_preload_lock_init", || {
-        let addr = lock_arg(lock, "rtc_preload_lock_init")?;
+        let addr = nonnull(lock, "lock", "rtc_preload_lock_init")?;
         lifecycle::enter()?;
         interpose::init(addr, site as usize);
         Ok(())
     })
 }
 
-/// The lock at `lock` was destroyed (its address may be reused by a lock of
-/// another class).
+/// The lock at `lock` was destroyed (its address may next hold a lock of
+/// another class: `rtc_preload_epoch` moves).
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_preload_lock_destroyed(lock: *const c_void) -> rtc_status {
     boundary("rtc_preload_lock_destroyed", || {
-        let addr = lock_arg(lock, "rtc_preload_lock_destroyed")?;
+        let addr = nonnull(lock, "lock", "rtc_preload_lock_destroyed")?;
         lifecycle::enter()?;
         interpose::destroyed(addr);
         Ok(())
     })
 }
 
-/// Before a blocking lock call on `lock` made at `site`; `kind`: a mutex
-/// of glibc's type 0 normal, 1 recursive, 2 error-checking, 3 adaptive, or
-/// a read/write lock taken 4 for reading or 5 for writing. Reports, as the
-/// lock-rank mode says, a lock taken again that would never return (a
-/// non-recursive mutex, a read/write lock written while held) and an
-/// acquisition whose class order closes a cycle with the order learned so
-/// far (a read lock wanted while holding a read lock adds no order),
-/// before the call can deadlock. A lock not initialised by an
-/// interposed call is its own class, first seen here.
-///
-/// Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`;
-/// `RTC_ERR_INVALID_ARGUMENT` for an unknown `kind`; `RTC_ERR_SHUT_DOWN`.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtc_preload_lock_wanted(
-    lock: *const c_void,
-    site: *const c_void,
-    kind: u32,
-) -> rtc_status {
-    boundary("rtc_preload_lock_wanted", || {
-        let addr = lock_arg(lock, "rtc_preload_lock_wanted")?;
-        let kind = kind_arg(kind, "rtc_preload_lock_wanted")?;
-        let mode = lifecycle::enter()?;
-        interpose::wanted(addr, site as usize, kind, mode);
-        Ok(())
-    })
-}
-
-/// After a lock call on `lock` made at `site` succeeded: the calling
-/// thread holds it (`kind` as for `rtc_preload_lock_wanted`; `flags`: 1
-/// for a try-lock, which adds no edge to the learned order, 2 for a mutex
-/// a condition wait took again; `waited_ns`:
-/// how long the call blocked, 0 if it did not, for the contention
-/// summary).
-///
-/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_INVALID_ARGUMENT` for an
-/// unknown `kind` or flags; `RTC_ERR_SHUT_DOWN`.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtc_preload_lock_acquired(
-    lock: *const c_void,
-    site: *const c_void,
-    kind: u32,
-    flags: u32,
-    waited_ns: u64,
-) -> rtc_status {
-    boundary("rtc_preload_lock_acquired", || {
-        let addr = lock_arg(lock, "rtc_preload_lock_acquired")?;
-        let kind = kind_arg(kind, "rtc_preload_lock_acquired")?;
-        if flags & !(TRIED | AFTER_WAIT) != 0 {
-            return Err(Error::new(
-                rtc_status::RTC_ERR_INVALID_ARGUMENT,
-                format!("rtc_preload_lock_acquired: unknown flags {flags:#x}"),
-            ));
-        }
-        lifecycle::enter()?;
-        interpose::acquired(
-            addr,
-            site as usize,
-            kind,
-            flags & TRIED != 0,
-            flags & AFTER_WAIT != 0,
-            waited_ns,
-        );
-        Ok(())
-    })
-}
-
-/// After an unlock call on `lock` made at `site`: the calling thread no
-/// longer holds it (once per lock of a recursive mutex). An unlock of a
-/// mutex the thread does not hold is reported as the lock-rank mode says.
+/// The class of the lock at `lock` into `*lock_class`: the class of the
+/// site that initialised it, or, for a lock never initialised by a call
+/// (`PTHREAD_MUTEX_INITIALIZER`), a class of its own, first seen at `site`.
+/// Valid until `rtc_preload_epoch`'s word moves.
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
 #[unsafe(no_mangle)]
-pub extern "C" fn rtc_preload_lock_released(
+pub extern "C" fn rtc_preload_lock_class(
     lock: *const c_void,
     site: *const c_void,
+    lock_class: *mut u32,
 ) -> rtc_status {
-    boundary("rtc_preload_lock_released", || {
-        let addr = lock_arg(lock, "rtc_preload_lock_released")?;
-        let mode = lifecycle::enter()?;
-        interpose::released(addr, site as usize, mode);
+    boundary("rtc_preload_lock_class", || {
+        let addr = nonnull(lock, "lock", "rtc_preload_lock_class")?;
+        let out = super::out(lock_class, "lock_class", "rtc_preload_lock_class")?;
+        lifecycle::enter()?;
+        out.set(interpose::class_of(addr, site as usize));
         Ok(())
     })
 }
 
+/// Check an acquisition before it blocks: `wanted` while the `n` locks of
+/// `held` are held (oldest first). Reports, as the lock-rank mode says, a
+/// lock taken again that would never return (a non-recursive mutex, a
+/// read/write lock written while held) and an acquisition whose class
+/// order closes a cycle with the order learned so far (a read lock wanted
+/// while a read lock is held adds no order), before the call can deadlock;
+/// learns the new order otherwise. Each chain is learned once.
+///
+/// Returns `RTC_OK` (also when something was reported); `RTC_ERR_NULL`
+/// (`held` may be NULL only when `n` is 0); `RTC_ERR_INVALID_ARGUMENT` for
+/// an unknown kind or class, or `n` over 4096; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_lock_check(
+    held: *const rtc_preload_held,
+    n: usize,
+    wanted: *const rtc_preload_held,
+) -> rtc_status {
+    const F: &str = "rtc_preload_lock_check";
+    boundary(F, || {
+        nonnull(wanted, "wanted", F)?;
+        if n > 0 {
+            nonnull(held, "held", F)?;
+        }
+        if n > 4096 {
+            return Err(Error::new(
+                rtc_status::RTC_ERR_INVALID_ARGUMENT,
+                format!("{F}: n is {n}, more than 4096 held locks"),
+            ));
+        }
+        // SAFETY: non-NULL (checked); the caller promises n readable entries.
+        let held: &[rtc_preload_held] = if n == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(held, n) }
+        };
+        // SAFETY: non-NULL (checked); the caller promises one entry.
+        let wanted = lock_of(unsafe { &*wanted }, F)?;
+        let held: Vec<interpose::Lock> =
+            held.iter().map(|h| lock_of(h, F)).collect::<Result<_>>()?;
+        let mode = lifecycle::enter()?;
+        interpose::check(&held, wanted, mode);
+        Ok(())
+    })
+}
+
+/// A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
+/// (the summary's most contended classes); with `flags` 1, a condition
+/// wait took its mutex again instead (counted).
+///
+/// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown class or
+/// flags; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_lock_waited(lock_class: u32, ns: u64, flags: u32) -> rtc_status {
+    const F: &str = "rtc_preload_lock_waited";
+    boundary(F, || {
+        if flags & !COND_WAIT != 0 || !interpose::class_exists(lock_class) {
+            return Err(Error::new(
+                rtc_status::RTC_ERR_INVALID_ARGUMENT,
+                format!("{F}: unknown flags {flags:#x} or class {lock_class}"),
+            ));
+        }
+        lifecycle::enter()?;
+        interpose::waited(lock_class, ns, flags & COND_WAIT != 0);
+        Ok(())
+    })
+}
+
+/// The calling thread unlocks, at `site`, the lock at `lock`, which it does
+/// not hold: reported as the lock-rank mode says.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_unlock_not_held(
+    lock: *const c_void,
+    site: *const c_void,
+) -> rtc_status {
+    boundary("rtc_preload_unlock_not_held", || {
+        let addr = nonnull(lock, "lock", "rtc_preload_unlock_not_held")?;
+        let mode = lifecycle::enter()?;
+        interpose::unlock_not_held(addr, site as usize, mode);
+        Ok(())
+    })
+}
+
+/// The word lock classes are valid for: a class given by
+/// `rtc_preload_lock_class` may be cached while this word keeps the value
+/// it had then (read it with a relaxed atomic load). Never NULL; valid for
+/// the process's life.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_epoch() -> *const u64 {
+    interpose::epoch().as_ptr()
+}
+
 /// Write the interposition's summary (threads, lock classes, learned order
-/// edges, violations, the five most contended classes) into `buf` (`len`
-/// bytes, NUL-terminated, cut if short; NULL or 0 to ask the size).
+/// edges, condition waits, problems found, the five most contended
+/// classes) into `buf` (`len` bytes, NUL-terminated, cut if short; NULL or
+/// 0 to ask the size).
 ///
 /// Returns the summary's length plus one (the size `buf` needs).
 #[unsafe(no_mangle)]

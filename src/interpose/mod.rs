@@ -1,34 +1,34 @@
 //! Lock-order checking for programs nobody changed: the side of
 //! `librtcore_preload.so` (preload/rtcore_preload.c) that lives in
-//! librtcore. The preload library interposes `pthread_mutex_*` and calls
-//! these hooks around the real functions; they learn the order of lock
-//! classes (`graph`) and report what would deadlock before it does
-//! (docs/preload.md).
+//! librtcore. The preload library interposes the pthread lock functions,
+//! keeps each thread's held locks and a per-thread cache of lock classes
+//! and of chains already checked; it calls these hooks only on a cache
+//! miss: to class a lock, and to check a chain (held classes, then the
+//! wanted one) against the learned order (`graph`), reporting what would
+//! deadlock before it does (docs/preload.md).
 //!
-//! A lock's class is the site that initialised it (the caller of
-//! `pthread_mutex_init`), or, for a statically initialised lock, the site
-//! of its first lock call. Sites are return addresses, named for reports
-//! by `dladdr` (function and offset, or object and offset).
+//! A lock initialised by `pthread_*_init` belongs to the class of that
+//! call's site; a lock never initialised by a call is its own class
+//! (`graph::ClassKey`). Sites are return addresses, named for reports by
+//! `sites`.
 //!
 //! Invariants:
-//! - Each thread keeps the locks it holds (`HELD`: lock, class, site, depth
-//!   for recursive mutexes) and the chains it has already had checked
-//!   (`SEEN`); the global graph's lock (`learned`) is taken only for a lock
-//!   never seen by the thread or a chain it has not checked, so a
-//!   steady-state acquisition is thread-local hash look-ups.
-//! - A thread's cache of lock classes is dropped whenever any lock is
-//!   destroyed (`EPOCH` moves): an address re-used by a lock of another
-//!   class is classed again.
-//! - The hooks never call the interposed functions (they take only
-//!   rtcore's inner locks, which are not pthread mutexes), and the preload
-//!   library never enters them recursively (its own per-thread guard).
-//! - A try-lock adds no edge; it is held like any lock once it succeeds.
+//! - `EPOCH` moves whenever an address's class may change (a lock
+//!   destroyed, or initialised where another class's lock was known),
+//!   after the map of classes changed: the preload library reads the epoch
+//!   before it asks for a class and tags the cached class with it, so a
+//!   class it cached just before a change is tagged with an epoch that has
+//!   moved on, and is asked for again.
+//! - Every chain is learned once (the graph's chain cache); a thread's
+//!   repeated acquisitions of a checked chain never reach here.
+//! - The hooks take only rtcore's inner locks (never a pthread mutex), and
+//!   the preload library never enters them recursively (its per-thread
+//!   `busy` flag).
 
 pub mod graph;
 mod sites;
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -118,46 +118,42 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
     f(l)
 }
 
-/// A lock this thread holds (`depth`: times, for a recursive mutex or
-/// read locks taken again).
-struct Held {
-    lock: LockRef,
-    kind: LockKind,
-    depth: u32,
+/// A lock in a check: the address, the site of its (wanted or done)
+/// acquisition, its kind and class.
+#[derive(Clone, Copy, Debug)]
+pub struct Lock {
+    pub addr: usize,
+    pub site: usize,
+    pub kind: LockKind,
+    pub class: Class,
 }
 
-#[derive(Default)]
-struct Mine {
-    held: Vec<Held>,
-    classes: HashMap<usize, Class>,
-    epoch: u64,
-    chains: HashSet<u64>,
-    counted: bool,
+impl Lock {
+    fn as_ref(&self) -> LockRef {
+        LockRef {
+            class: self.class,
+            addr: self.addr,
+            site: self.site,
+            shared: self.kind.shared(),
+        }
+    }
 }
 
 thread_local! {
-    static MINE: RefCell<Mine> = RefCell::new(Mine::default());
+    /// This thread has been counted in the summary's threads.
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn with_mine<R>(f: impl FnOnce(&mut Mine) -> R) -> Option<R> {
-    MINE.try_with(|m| m.try_borrow_mut().ok().map(|mut m| f(&mut m)))
-        .ok()
-        .flatten()
+/// The epoch word the preload library's class caches are tagged with.
+pub fn epoch() -> &'static AtomicU64 {
+    &EPOCH
 }
 
-/// The class of the lock at `addr` (classed by `site` on first sight).
-fn class_of(mine: &mut Mine, addr: usize, site: usize) -> Class {
-    let epoch = EPOCH.load(Relaxed);
-    if mine.epoch != epoch {
-        mine.classes.clear();
-        mine.epoch = epoch;
-    }
-    if let Some(&c) = mine.classes.get(&addr) {
-        return c;
-    }
-    let first = !mine.counted;
-    mine.counted = true;
-    let c = with_learned(|l| {
+/// The class of the lock at `addr` (a lock never initialised by a call is
+/// made its own class here, first seen at `site`).
+pub fn class_of(addr: usize, site: usize) -> Class {
+    let first = COUNTED.try_with(|c| !c.replace(true)).unwrap_or(false);
+    with_learned(|l| {
         if first {
             l.threads += 1;
         }
@@ -169,76 +165,52 @@ fn class_of(mine: &mut Mine, addr: usize, site: usize) -> Class {
                 c
             }
         }
-    });
-    mine.classes.insert(addr, c);
-    c
+    })
 }
 
-/// `pthread_mutex_init` at `site` made the lock at `addr`.
-pub fn init(addr: usize, site: usize) {
-    with_learned(|l| {
-        let c = l.graph.class_at(ClassKey::InitSite(site), site);
-        l.locks.insert(addr, c);
-    });
-    // Another lock may have lived here: classes cached by threads go.
-    EPOCH.fetch_add(1, Relaxed);
+/// Is `class` a class handed out?
+pub fn class_exists(class: Class) -> bool {
+    with_learned(|l| (class as usize) < l.graph.class_count())
 }
 
-/// The lock at `addr` was destroyed.
-pub fn destroyed(addr: usize) {
-    with_learned(|l| l.locks.remove(&addr));
-    EPOCH.fetch_add(1, Relaxed);
-}
-
-/// Before a blocking lock call: check recursion and the learned order,
-/// reporting what would deadlock (as `mode` says) before it does.
-pub fn wanted(addr: usize, site: usize, kind: LockKind, mode: Mode) {
+/// Before a blocking acquisition of `wanted` while `held` are held (oldest
+/// first): report, as `mode` says, a lock taken again that would never
+/// return, and an order that closes a cycle with the order learned so far.
+pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
     if mode == Mode::Off {
         return;
     }
     let mut reports = Vec::new();
-    with_mine(|mine| {
-        let class = class_of(mine, addr, site);
-        if let Some(h) = mine.held.iter().find(|h| h.lock.addr == addr) {
-            if kind.hangs_when_held(h.lock.shared) {
-                let text = format!(
-                    "rtcore: recursive locking: thread {} locks {} {:#x} {} at {} ({}) while it already holds it ({}, taken at {}): this call never returns",
-                    thread_name(),
-                    kind.noun(),
-                    addr,
-                    class_label(class),
-                    site_name(site),
-                    mode_word(kind.shared()),
-                    mode_word(h.lock.shared),
-                    site_name(h.lock.site),
-                );
-                with_learned(|l| l.recursion_reports += 1);
-                reports.push(text);
-            }
-            return;
+    if let Some(h) = held.iter().find(|h| h.addr == wanted.addr) {
+        if wanted.kind.hangs_when_held(h.kind.shared()) {
+            reports.push(format!(
+                "rtcore: recursive locking: thread {} locks {} {:#x} {} at {} ({}) while it already holds it ({}, taken at {}): this call never returns",
+                thread_name(),
+                wanted.kind.noun(),
+                wanted.addr,
+                class_label(wanted.class),
+                site_name(wanted.site),
+                mode_word(wanted.kind.shared()),
+                mode_word(h.kind.shared()),
+                site_name(h.site),
+            ));
+            with_learned(|l| l.recursion_reports += 1);
         }
-        let wanted = LockRef {
-            class,
-            addr,
-            site,
-            shared: kind.shared(),
-        };
-        let hash = graph::chain_hash(mine.held.iter().map(|h| &h.lock), &wanted);
-        if mine.chains.contains(&hash) {
-            return;
+        deliver(reports, mode);
+        return;
+    }
+    let refs: Vec<LockRef> = held.iter().map(Lock::as_ref).collect();
+    let w = wanted.as_ref();
+    let hash = graph::chain_hash(refs.iter(), &w);
+    let verdicts = with_learned(|l| {
+        if l.graph.chain_known(hash) {
+            return Vec::new();
         }
-        let held: Vec<LockRef> = mine.held.iter().map(|h| h.lock).collect();
-        let verdicts = with_learned(|l| {
-            if l.graph.chain_known(hash) {
-                return Vec::new();
-            }
-            l.graph.learn(hash, &held, &wanted, &thread_name())
-        });
-        mine.chains.insert(hash);
-        for v in verdicts {
-            reports.push(describe(&v, &wanted, kind, &mine.held));
-        }
+        l.graph.learn(hash, &refs, &w, &thread_name())
     });
+    for v in verdicts {
+        reports.push(describe(&v, &wanted, held));
+    }
     deliver(reports, mode);
 }
 
@@ -246,75 +218,57 @@ fn mode_word(shared: bool) -> &'static str {
     if shared { "for reading" } else { "exclusively" }
 }
 
-/// After a successful lock call (`tried`: a try-lock, which adds no edge;
-/// `after_wait`: a condition wait took its mutex again; `waited_ns`: how
-/// long the call blocked, 0 if it did not).
-pub fn acquired(
-    addr: usize,
-    site: usize,
-    kind: LockKind,
-    tried: bool,
-    after_wait: bool,
-    waited_ns: u64,
-) {
-    let _ = tried;
-    if after_wait {
-        with_learned(|l| l.cond_waits += 1);
-    }
-    with_mine(|mine| {
-        let class = class_of(mine, addr, site);
-        if let Some(h) = mine.held.iter_mut().find(|h| h.lock.addr == addr) {
-            h.depth += 1;
-        } else {
-            mine.held.push(Held {
-                lock: LockRef {
-                    class,
-                    addr,
-                    site,
-                    shared: kind.shared(),
-                },
-                kind,
-                depth: 1,
-            });
+/// A lock call on a lock of `class` blocked `ns`; or (`cond_wait`) a
+/// condition wait took its mutex again.
+pub fn waited(class: Class, ns: u64, cond_wait: bool) {
+    with_learned(|l| {
+        if cond_wait {
+            l.cond_waits += 1;
+            return;
         }
-        if waited_ns > 0 {
-            with_learned(|l| {
-                let w = l.waits.entry(class).or_default();
-                w.0 += 1;
-                w.1 += waited_ns;
-                w.2 = w.2.max(waited_ns);
-            });
-        }
+        let w = l.waits.entry(class).or_default();
+        w.0 += 1;
+        w.1 += ns;
+        w.2 = w.2.max(ns);
     });
 }
 
-/// After an unlock call; reports an unlock of a lock this thread does not
-/// hold.
-pub fn released(addr: usize, site: usize, mode: Mode) {
-    let held = with_mine(
-        |mine| match mine.held.iter().rposition(|h| h.lock.addr == addr) {
-            Some(i) => {
-                mine.held[i].depth -= 1;
-                if mine.held[i].depth == 0 {
-                    mine.held.remove(i);
-                }
-                true
-            }
-            None => false,
-        },
-    );
-    if held == Some(false) && mode != Mode::Off {
-        with_learned(|l| l.unlock_reports += 1);
-        deliver(
-            vec![format!(
-                "rtcore: unlock of a lock not held: thread {} unlocks {:#x} at {}, which it does not hold",
-                thread_name(),
-                addr,
-                site_name(site)
-            )],
-            mode,
-        );
+/// `pthread_*_init` at `site` made the lock at `addr`.
+pub fn init(addr: usize, site: usize) {
+    let changed = with_learned(|l| {
+        let c = l.graph.class_at(ClassKey::InitSite(site), site);
+        l.locks.insert(addr, c).is_some_and(|old| old != c)
+    });
+    // A lock of another class lived here (freed without being destroyed):
+    // classes cached by threads go.
+    if changed {
+        EPOCH.fetch_add(1, Relaxed);
     }
+}
+
+/// The lock at `addr` was destroyed: its address may next hold a lock of
+/// another class.
+pub fn destroyed(addr: usize) {
+    if with_learned(|l| l.locks.remove(&addr)).is_some() {
+        EPOCH.fetch_add(1, Relaxed);
+    }
+}
+
+/// An unlock, at `site`, of a lock the calling thread does not hold.
+pub fn unlock_not_held(addr: usize, site: usize, mode: Mode) {
+    if mode == Mode::Off {
+        return;
+    }
+    with_learned(|l| l.unlock_reports += 1);
+    deliver(
+        vec![format!(
+            "rtcore: unlock of a lock not held: thread {} unlocks {:#x} at {}, which it does not hold",
+            thread_name(),
+            addr,
+            site_name(site)
+        )],
+        mode,
+    );
 }
 
 /// The exit summary: threads, classes, learned edges, violations, the
@@ -375,27 +329,27 @@ fn label(g: &Graph, c: Class) -> String {
     }
 }
 
-fn describe(v: &Verdict, wanted: &LockRef, kind: LockKind, held: &[Held]) -> String {
+fn describe(v: &Verdict, wanted: &Lock, held: &[Lock]) -> String {
     let mut s = String::new();
     match v {
         Verdict::Cycle { held: h, path, .. } => {
-            let holding = held.iter().find(|x| x.lock.class == *h);
+            let holding = held.iter().find(|x| x.class == *h);
             let _ = writeln!(
                 s,
                 "rtcore: lock order violation (learned order)\n  thread {} wants {} {:#x} {} at {} ({})\n  while holding{}",
                 thread_name(),
-                kind.noun(),
+                wanted.kind.noun(),
                 wanted.addr,
                 class_label(wanted.class),
                 site_name(wanted.site),
-                mode_word(wanted.shared),
+                mode_word(wanted.kind.shared()),
                 holding.map_or(format!(" {}", class_label(*h)), |x| format!(
                     " {} {:#x} {} taken at {} ({})",
                     x.kind.noun(),
-                    x.lock.addr,
+                    x.addr,
                     class_label(*h),
-                    site_name(x.lock.site),
-                    mode_word(x.lock.shared)
+                    site_name(x.site),
+                    mode_word(x.kind.shared())
                 )),
             );
             let _ = write!(
