@@ -148,6 +148,14 @@ static TLS struct {
         uint32_t cls;
     } classes[CLASS_SLOTS];
     uint64_t checked[CHECKED_SLOTS];
+    /* Per depth: the last lock taken there on the fast path with no lock
+     * of its class held, the chain below it, the epoch and its class, and
+     * the chain with it (see `memo_ok`). */
+    struct {
+        const void *lock;
+        uint64_t below, epoch, chain;
+        uint32_t cls;
+    } memo[MAX_HELD];
 } me;
 
 static void *next(const char *name) {
@@ -461,7 +469,7 @@ EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
  * happens), timed only when the lock looks busy (its lock word is not
  * 0: a plain load of the line the call is about to take anyway; glibc's
  * trylock costs more than its lock). */
-HOT int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *until) {
+static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *until) {
     uint32_t kind = kind_of(m), cls;
     int again = before_lock(m, site, kind, &cls);
     int rc;
@@ -477,10 +485,94 @@ HOT int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *unt
     return rc;
 }
 
-EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
+/* Everything but the common case of pthread_mutex_lock. */
+static __attribute__((noinline)) int mutex_lock_slow(pthread_mutex_t *m, const void *site) {
     resolve();
     if (!checking()) return real.lock(m);
-    return lock_at(m, __builtin_return_address(0), NULL);
+    return lock_at(m, site, NULL);
+}
+
+/* The quickest test: the lock taken last at this depth, on the same chain
+ * of classes, in the same epoch. Then no lock of its class is held now
+ * either (the chain is the same classes, and none was of its class then),
+ * so this thread does not hold it, and its chain was checked. */
+HOT int memo_ok(const void *lock, uint32_t *cls, uint64_t *chain) {
+    uint32_t d = me.depth;
+    if (UNLIKELY(d >= MAX_HELD)) return 0;
+    if (LIKELY(me.memo[d].lock == lock && me.memo[d].below == top_chain() && me.memo[d].epoch == *epoch_word)) {
+        *cls = me.memo[d].cls;
+        *chain = me.memo[d].chain;
+        return 1;
+    }
+    return 0;
+}
+
+/* The fast path's test, loads only (no call, no store): the class of
+ * `lock` is cached, this thread does not hold it, and the chain it makes
+ * was checked. Remembered at this depth when no lock of its class is
+ * held (`memo_ok`). */
+HOT int fast_ok(const void *lock, uint32_t kind, uint32_t *cls) {
+    size_t i = ((uintptr_t)lock >> 4) & (CLASS_SLOTS - 1);
+    if (UNLIKELY(me.classes[i].lock != lock || me.classes[i].epoch != *epoch_word)) return 0;
+    uint32_t c = me.classes[i].cls;
+    uint64_t order = 0;
+    for (uint32_t k = 0; k < me.depth; k++) {
+        const struct held *h = &me.held[k];
+        if (UNLIKELY(h->lock == lock)) return 0;
+        if (CLS(h->info) == c) order |= (uintptr_t)h->lock < (uintptr_t)lock ? 1 : 2;
+    }
+    if (UNLIKELY(me.depth >= MAX_HELD)) return 0;
+    uint64_t key = mix(step(top_chain(), c, kind), order);
+    if (key == 0) key = 1;
+    if (UNLIKELY(me.checked[key & (CHECKED_SLOTS - 1)] != key)) return 0;
+    *cls = c;
+    if (order == 0) {
+        uint32_t d = me.depth;
+        me.memo[d].lock = lock;
+        me.memo[d].below = top_chain();
+        me.memo[d].epoch = me.classes[i].epoch;
+        me.memo[d].cls = c;
+        me.memo[d].chain = step(top_chain(), c, kind);
+    }
+    return 1;
+}
+
+HOT int push_and_lock(pthread_mutex_t *m, const void *site, int k, uint32_t cls, uint64_t chain, lock_fn lock) {
+    uint32_t d = me.depth;
+    struct held *h = &me.held[d];
+    h->lock = m;
+    h->site = site;
+    h->info = INFO(cls, k);
+    h->chain = chain;
+    me.depth = d + 1;
+    return lock(m);
+}
+
+/* The second fast test (the class cache and the checked chains), out of
+ * line so that the first keeps its few registers. */
+static __attribute__((noinline)) int mutex_lock_cached(pthread_mutex_t *m, const void *site, int k, lock_fn lock) {
+    uint32_t cls;
+    if (fast_ok(m, (uint32_t)k, &cls)) return push_and_lock(m, site, k, cls, step(top_chain(), cls, (uint32_t)k), lock);
+    return mutex_lock_slow(m, site);
+}
+
+EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
+    const void *site = __builtin_return_address(0);
+    lock_fn lock = __atomic_load_n(&real.lock, __ATOMIC_ACQUIRE);
+    /* The common case: checking, a normal or adaptive mutex (no robust,
+     * priority or error-checking behaviour: its lock call cannot fail)
+     * that looks free, taken last at this depth on the same chain. It is
+     * recorded first and the real call is a tail call, so nothing is saved
+     * on the stack around it (docs/preload.md, "Cost"). */
+    int k = m->__data.__kind;
+    if (LIKELY(lock && checking() && (k == 0 || k == 3) &&
+               __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0)) {
+        uint32_t cls;
+        uint64_t chain;
+        if (LIKELY(memo_ok(m, &cls, &chain))) return push_and_lock(m, site, k, cls, chain, lock);
+        return mutex_lock_cached(m, site, k, lock);
+    }
+    return mutex_lock_slow(m, site);
 }
 
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *until) {
@@ -498,12 +590,24 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
     return rc;
 }
 
-EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
+static __attribute__((noinline)) int mutex_unlock_slow(pthread_mutex_t *m, const void *site) {
     resolve();
-    /* Dropped before the real unlock: once it is released another thread
-     * may take it, and this thread's record must not lag behind. */
-    if (checking() && UNLIKELY(!on_unlock(m))) unlock_not_held(m, __builtin_return_address(0));
+    if (checking() && !on_unlock(m)) unlock_not_held(m, site);
     return real.unlock(m);
+}
+
+EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
+    /* Dropped before the real unlock: once it is released another thread
+     * may take it, and this thread's record must not lag behind. The
+     * common case (the top of the record, taken once) is a few loads, one
+     * store and a tail call. */
+    lock_fn unlock = __atomic_load_n(&real.unlock, __ATOMIC_RELAXED);
+    uint32_t d = me.depth;
+    if (LIKELY(unlock && checking() && d > 0 && me.held[d - 1].lock == m && COUNT(me.held[d - 1].info) == 1)) {
+        me.depth = d - 1;
+        return unlock(m);
+    }
+    return mutex_unlock_slow(m, __builtin_return_address(0));
 }
 
 /* ---- read/write locks ------------------------------------------------------ */

@@ -203,12 +203,37 @@ fn run(o: Options) -> Result<ExitCode, String> {
             libc::signal(libc::SIGHUP, forward as *const () as libc::sighandler_t),
         )
     };
+    // SIGTERM and SIGHUP stay blocked until the program's pid is known (a
+    // signal sent once the program runs, before `spawn` returns here, is
+    // passed on then, not lost). The program gets them unblocked (a blocked
+    // mask is inherited across exec).
+    // SAFETY: plain signal-mask calls on a local set.
+    let mut term: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut term);
+        libc::sigaddset(&mut term, libc::SIGTERM);
+        libc::sigaddset(&mut term, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &term, std::ptr::null_mut());
+    }
+    let child_term = term;
+    // SAFETY: the closure runs in the child between fork and exec and makes
+    // one async-signal-safe call.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &child_term, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     let spawned = cmd.spawn();
     let status = spawned.and_then(|mut c| {
         let pid = c.id();
         CHILD.store(pid as i32, Ordering::SeqCst);
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut()) };
         c.wait().map(|s| (pid, s))
     });
+    // SAFETY: as above (a failed spawn left them blocked).
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut()) };
     CHILD.store(0, Ordering::SeqCst);
     // SAFETY: restoring the dispositions saved above.
     unsafe {
