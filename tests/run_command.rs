@@ -363,6 +363,63 @@ fn the_old_condition_variable_symbol_version_is_interposed_too() {
     assert_eq!(summary_count(&stderr, "condition wait(s)"), 2, "{stderr}");
 }
 
+/// One process, one rtcore: a program linked with librtcore, and Python
+/// importing the package, under `rtcore run`, each map exactly one
+/// librtcore (the preload library and the package use the one loaded).
+#[test]
+fn a_linked_program_and_python_under_rtcore_run_have_one_rtcore() {
+    let d = scenarios();
+    let lib = common::lib_dir();
+    let exe = d.join("linked");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-g", "-pthread", "-I"])
+        .arg(common::manifest_dir().join("include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(common::manifest_dir().join("tests/preload/linked.c"))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lrtcore")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--"])
+        .arg(&exe)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "librtcore copies: 1", "{stderr}");
+    assert_eq!(summary_count(&stderr, "thread(s)"), 1, "{stderr}");
+
+    let script = "import os, rtcore\n\
+copies = {l.split(None, 5)[5].strip() for l in open('/proc/self/maps') if 'librtcore.so' in l and len(l.split(None, 5)) == 6}\n\
+print('python librtcore copies:', len(copies), rtcore.LIBRARY_PATH in copies)\n";
+    // Another copy of the library (another file) than the preload
+    // library's: the package must not load it.
+    let copy = d.join("librtcore-copy.so");
+    std::fs::copy(lib.join("librtcore.so"), &copy).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--", "python3", "-c", script])
+        .env("PYTHONPATH", common::manifest_dir().join("python"))
+        .env("RTCORE_LIB", &copy)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "python librtcore copies: 1 True", "{stderr}");
+}
+
 #[test]
 fn the_exit_status_is_passed_through() {
     let exe = scenarios().join("scenarios");

@@ -7,7 +7,9 @@ exact argument and result types (see :data:`DECLARED_FUNCTIONS`), and every
 status-returning call is checked: a failing status raises
 :class:`RtcoreError`, carrying the status and rtcore's last-error message.
 
-The library is found through the ``RTCORE_LIB`` environment variable (the
+A librtcore the process has loaded already (a program linked with it, or
+``rtcore run``'s preload library) is used: one process, one rtcore.
+Otherwise the library is found through the ``RTCORE_LIB`` environment variable (the
 path of ``librtcore.so``), or else next to this file (``librtcore.so.0`` or
 ``librtcore.so``).
 
@@ -102,17 +104,41 @@ def _find_library():
     )
 
 
-#: Path of the shared library this module loaded.
-LIBRARY_PATH = _find_library()
+def _already_loaded():
+    """The librtcore this process has loaded already (a program linked
+    with it that embeds Python, or `rtcore run`'s preload library), as
+    (handle, path), or None: one process, one rtcore."""
+    try:
+        lib = ctypes.CDLL("librtcore.so.0", mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+    path = "librtcore.so.0"
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and os.path.basename(parts[5].strip()).startswith("librtcore.so"):
+                    path = parts[5].strip()
+                    break
+    except OSError:  # pragma: no cover - /proc is always there on Linux
+        pass
+    return lib, path
 
-try:
-    _lib = ctypes.CDLL(LIBRARY_PATH)
-except OSError as e:  # pragma: no cover - depends on the file
-    raise ImportError(
-        f"rtcore: cannot load {LIBRARY_PATH!r}: {e}; set RTCORE_LIB to the "
-        "path of librtcore.so (for example target/debug/librtcore.so after "
-        "`cargo build`)"
-    ) from e
+
+_loaded = _already_loaded()
+if _loaded is not None:
+    _lib, LIBRARY_PATH = _loaded
+else:
+    #: Path of the shared library this module loaded (or found loaded).
+    LIBRARY_PATH = _find_library()
+    try:
+        _lib = ctypes.CDLL(LIBRARY_PATH)
+    except OSError as e:  # pragma: no cover - depends on the file
+        raise ImportError(
+            f"rtcore: cannot load {LIBRARY_PATH!r}: {e}; set RTCORE_LIB to the "
+            "path of librtcore.so (for example target/debug/librtcore.so after "
+            "`cargo build`)"
+        ) from e
 
 # ---------------------------------------------------------------------------
 # Statuses and modes (values fixed forever by the header)

@@ -162,6 +162,10 @@ C_TYPES = {
     "struct rtc_census *": ctypes.POINTER(rtcore.RtcCensus),
     "struct rtc_sysmon_stats *": ctypes.POINTER(rtcore.RtcSysmonStats),
     "void *": ctypes.c_void_p,
+    "const void *": ctypes.c_void_p,
+    "const uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+    # The preload library's chain of held locks: passed as an address.
+    "const struct rtc_preload_held *": ctypes.c_void_p,
     "rtc_hook_fn": rtcore.HOOK_FN,
     "rtc_preempt_fn": rtcore.PREEMPT_FN,
     "const struct rtc_trace_config *": ctypes.POINTER(rtcore.RtcTraceConfig),
