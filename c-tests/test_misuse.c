@@ -728,6 +728,17 @@ static void m_preload_summary(void) {
     CHECK(one[0] == 0);
 }
 
+static void m_preload_learned_ranks(void) {
+    CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) > 1); /* NULL program: "the program" */
+    size_t need = rtc_preload_learned_ranks("prog", NULL, 0);
+    char one[1] = {'x'};
+    CHECK(rtc_preload_learned_ranks("prog", one, 1) == need);
+    CHECK(one[0] == 0);
+    char buf[4096];
+    rtc_preload_learned_ranks("misuse-program", buf, sizeof buf);
+    CHECK_CONTAINS(buf, "misuse-program");
+}
+
 static void m_trace_enabled(void) {
     CHECK(rtc_trace_enabled() == 0);
     CHECK(!RTC_TRACE_ON());
@@ -1388,6 +1399,7 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_preload_unlock_not_held(&plock, NULL), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_preload_epoch() != NULL); /* keeps answering */
     CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
+    CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) >= 1);
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1477,6 +1489,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_preload_unlock_not_held", m_preload_unlock_not_held),
     MISUSE("rtc_preload_epoch", m_preload_epoch),
     MISUSE("rtc_preload_summary", m_preload_summary),
+    MISUSE("rtc_preload_learned_ranks", m_preload_learned_ranks),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
     MISUSE("rtc_trace_stats_json", m_trace_stats_json),

@@ -1265,6 +1265,16 @@ const uint64_t *rtc_preload_epoch(void);
 size_t rtc_preload_summary(char *buf, size_t len);
 
 /**
+ * Write the order learned so far as a rank file (docs/ranks.md's
+ * language; `rtcore run --learn-ranks`) into `buf` (`len` bytes,
+ * NUL-terminated, cut if short; NULL or 0 to ask the size). `program`
+ * (NUL-terminated, or NULL) is named in its heading comment.
+ *
+ * Returns the text's length plus one (the size `buf` needs).
+ */
+size_t rtc_preload_learned_ranks(const char *program, char *buf, size_t len);
+
+/**
  * Load rank declarations from `text` (the rank language of docs/ranks.md)
  * into the process-wide rank table. `source_name` names the text in error
  * messages and reports (for example a file name); NULL means "<string>".

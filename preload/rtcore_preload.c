@@ -128,6 +128,7 @@ static struct {
     int (*not_held)(const void *, const void *);
     const volatile uint64_t *(*epoch)(void);
     size_t (*summary)(char *, size_t);
+    size_t (*learned)(const char *, char *, size_t);
 } hook;
 
 static const volatile uint64_t *epoch_word;
@@ -235,7 +236,8 @@ __attribute__((constructor)) static void preload_start(void) {
     hook.not_held = (int (*)(const void *, const void *))dlsym(h, "rtc_preload_unlock_not_held");
     hook.epoch = (const volatile uint64_t *(*)(void))dlsym(h, "rtc_preload_epoch");
     hook.summary = (size_t (*)(char *, size_t))dlsym(h, "rtc_preload_summary");
-    if (!hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
+    hook.learned = (size_t (*)(const char *, char *, size_t))dlsym(h, "rtc_preload_learned_ranks");
+    if (!hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
         !hook.epoch || !hook.summary || !(epoch_word = hook.epoch())) {
         fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (another version?): the program runs unchecked\n");
         memset(&hook, 0, sizeof hook);
@@ -246,27 +248,46 @@ __attribute__((constructor)) static void preload_start(void) {
     me.busy = 0;
 }
 
-/* The summary, at exit: into DIR/summary-PID when RTCORE_PRELOAD_SUMMARY
+/* Write `size(NULL, 0)` bytes of text made by `fill` into DIR/NAME-PID
+ * (created exclusively: never written over another file), or on stderr
+ * when there is no DIR and `or_stderr`. */
+static void write_out(const char *dir, const char *name, int or_stderr,
+                      size_t (*size)(char *, size_t), size_t (*learned)(const char *, char *, size_t),
+                      const char *program) {
+    size_t need = size ? size(NULL, 0) : learned(program, NULL, 0);
+    char *text = malloc(need);
+    if (!text) return;
+    if (size)
+        size(text, need);
+    else
+        learned(program, text, need);
+    FILE *f = NULL;
+    if (dir && *dir) {
+        char path[PATH_MAX];
+        int n = snprintf(path, sizeof path, "%s/%s-%ld", dir, name, (long)getpid());
+        if (n > 0 && (size_t)n < sizeof path) f = fopen(path, "wxe");
+    }
+    if (f || or_stderr) fputs(text, f ? f : stderr);
+    if (f) fclose(f);
+    free(text);
+}
+
+/* At exit: the summary into DIR/summary-PID when RTCORE_PRELOAD_SUMMARY
  * names a directory DIR (`rtcore run`, which prints the program's), else
- * on stderr. Created exclusively: never written over another file. */
+ * on stderr; and with RTCORE_PRELOAD_LEARN set, the learned order as a
+ * rank file into DIR/ranks-PID (`rtcore run --learn-ranks`). */
 __attribute__((destructor)) static void preload_end(void) {
     if (!__atomic_load_n(&active, __ATOMIC_ACQUIRE)) return;
     me.busy = 1;
     __atomic_store_n(&active, 0, __ATOMIC_RELEASE);
-    size_t need = hook.summary(NULL, 0);
-    char *text = malloc(need);
-    if (text) {
-        hook.summary(text, need);
-        const char *dir = getenv("RTCORE_PRELOAD_SUMMARY");
-        FILE *f = NULL;
-        if (dir && *dir) {
-            char path[PATH_MAX];
-            int n = snprintf(path, sizeof path, "%s/summary-%ld", dir, (long)getpid());
-            if (n > 0 && (size_t)n < sizeof path) f = fopen(path, "wxe");
-        }
-        fputs(text, f ? f : stderr);
-        if (f) fclose(f);
-        free(text);
+    const char *dir = getenv("RTCORE_PRELOAD_SUMMARY");
+    write_out(dir, "summary", 1, hook.summary, NULL, NULL);
+    const char *learn = getenv("RTCORE_PRELOAD_LEARN");
+    if (learn && *learn && dir && *dir) {
+        char program[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", program, sizeof program - 1);
+        program[n > 0 ? n : 0] = 0;
+        write_out(dir, "ranks", 0, NULL, hook.learned, n > 0 ? program : NULL);
     }
     me.busy = 0;
 }

@@ -420,6 +420,88 @@ print('python librtcore copies:', len(copies), rtcore.LIBRARY_PATH in copies)\n"
     assert_eq!(stdout.trim(), "python librtcore copies: 1 True", "{stderr}");
 }
 
+/// The learned-ranks workflow: a run learns the order (a then b) into a
+/// rank file; a later run checked against it reports b then a as a
+/// violation of the declaration although that run alone has no cycle, and
+/// a lock class the file does not name. A run that keeps to the file gets
+/// no report.
+#[test]
+fn learned_ranks_become_a_declaration_later_runs_are_held_to() {
+    let d = scenarios();
+    let file = d.join("learned.ranks");
+    let _ = std::fs::remove_file(&file);
+    let f = file.to_str().unwrap();
+    let r = run(&["--learn-ranks", f], "clean");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("learned order written to"),
+        "{}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("NONE < a;"), "{text}");
+    assert!(text.contains("a < b;"), "{text}");
+    assert!(text.contains("NONE < c;"), "{text}");
+    // It is a rank file rtcore's own checker accepts.
+    let ranks = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["ranks", f])
+        .output()
+        .unwrap();
+    assert!(
+        ranks.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ranks.stderr)
+    );
+
+    let ok = run(&["--ranks", f], "clean");
+    assert!(!ok.stderr.contains("violation ("), "{}", ok.stderr);
+    assert!(
+        ok.stderr.contains("0 acquisition(s) it does not declare"),
+        "{}",
+        ok.stderr
+    );
+
+    let bad = run(&["--ranks", f], "b-then-a");
+    assert!(
+        bad.stderr.contains("lock order violation (declared ranks)"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains("'a' taken while holding 'b'"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        summary_count(&bad.stderr, "order violation(s)"),
+        0,
+        "no learned cycle: {}",
+        bad.stderr
+    );
+
+    let new = run(&["--ranks", f], "rw-inversion");
+    assert!(
+        new.stderr.contains("lock class 'r1' is not declared"),
+        "{}",
+        new.stderr
+    );
+
+    // A bad rank file is refused before the program runs.
+    let broken = d.join("broken.ranks");
+    std::fs::write(&broken, "b < c;\n").unwrap();
+    let r = run(&["--ranks", broken.to_str().unwrap()], "clean");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--ranks:") && r.stderr.contains("missing definition"),
+        "{}",
+        r.stderr
+    );
+    // The output may not be a directory.
+    let r = run(&["--learn-ranks", d.to_str().unwrap()], "clean");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
+}
+
 #[test]
 fn the_exit_status_is_passed_through() {
     let exe = scenarios().join("scenarios");

@@ -40,7 +40,8 @@ pub enum InnerRank {
     /// The flight recorder's ring of generations (`record::ring`).
     FlightRing = 14,
     /// The learned lock order of interposed pthread locks
-    /// (`interpose::graph`): classes, edges and the chain cache.
+    /// (`interpose::graph`): classes, edges and the chain cache. Taken with
+    /// no other inner lock held; the declared ranks' table is read under it.
     Learned = 15,
 }
 

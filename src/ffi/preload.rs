@@ -228,3 +228,28 @@ pub extern "C" fn rtc_preload_summary(buf: *mut c_char, len: usize) -> usize {
         copy_out(&interpose::summary(), buf, len)
     })
 }
+
+/// Write the order learned so far as a rank file (docs/ranks.md's
+/// language; `rtcore run --learn-ranks`) into `buf` (`len` bytes,
+/// NUL-terminated, cut if short; NULL or 0 to ask the size). `program`
+/// (NUL-terminated, or NULL) is named in its heading comment.
+///
+/// Returns the text's length plus one (the size `buf` needs).
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_learned_ranks(
+    program: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    super::boundary_value("rtc_preload_learned_ranks", 0, || {
+        let program = if program.is_null() {
+            "the program".to_string()
+        } else {
+            // SAFETY: non-NULL; the caller promises a NUL-terminated string.
+            unsafe { std::ffi::CStr::from_ptr(program) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        copy_out(&interpose::learned_ranks(&program), buf, len)
+    })
+}

@@ -127,6 +127,13 @@ impl Graph {
         &self.classes[c as usize]
     }
 
+    /// Were several locks of class `c` held at once (in some address
+    /// order)?
+    pub fn nests(&self, c: Class) -> bool {
+        let i = &self.classes[c as usize];
+        i.ascending.is_some() || i.descending.is_some()
+    }
+
     pub fn class_count(&self) -> usize {
         self.classes.len()
     }

@@ -26,6 +26,7 @@
 //!   `busy` flag).
 
 pub mod graph;
+pub mod ranks;
 mod sites;
 
 use std::collections::HashMap;
@@ -98,6 +99,12 @@ struct Learned {
     recursion_reports: u64,
     unlock_reports: u64,
     cond_waits: u64,
+    /// Acquisitions the declared ranks did not allow (reported once per
+    /// pair of names, and once per name not declared).
+    declared_reports: u64,
+    declared_seen: std::collections::HashSet<(String, String)>,
+    /// Each class's (label, rank name), made when first needed.
+    names: Vec<Option<ClassNames>>,
 }
 
 static LEARNED: InnerMutex<Option<Learned>> = InnerMutex::new(InnerRank::Learned, None);
@@ -114,8 +121,88 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         recursion_reports: 0,
         unlock_reports: 0,
         cond_waits: 0,
+        declared_reports: 0,
+        declared_seen: std::collections::HashSet::new(),
+        names: Vec::new(),
     });
     f(l)
+}
+
+/// The rank file `RTCORE_PRELOAD_RANKS` names (`rtcore run --ranks`),
+/// loaded once outside `learned` (its table's lock ranks after it); a file
+/// that cannot be loaded is said once and not used.
+fn declared() -> Option<&'static ranks::Declared> {
+    static DECLARED: std::sync::OnceLock<Option<ranks::Declared>> = std::sync::OnceLock::new();
+    DECLARED
+        .get_or_init(|| {
+            let path = std::env::var("RTCORE_PRELOAD_RANKS").ok().filter(|p| !p.is_empty())?;
+            match ranks::Declared::load(&path) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    crate::diag::eprintln(&format!(
+                        "rtcore: cannot use the declared ranks ({e}): checking the learned order only"
+                    ));
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// A class's names: its label in reports, its rank name, and what tells it
+/// apart when two classes would get one rank name (its site's offset in
+/// its object, or its first lock's site).
+#[derive(Clone)]
+struct ClassNames {
+    label: String,
+    rank: String,
+    extra: String,
+}
+
+/// Class `c`'s names, made once.
+fn names_of(l: &mut Learned, c: Class) -> ClassNames {
+    let i = c as usize;
+    if l.names.len() <= i {
+        l.names.resize(i + 1, None);
+    }
+    if l.names[i].is_none() {
+        let info = l.graph.class(c);
+        let (key, site) = (info.key, info.site);
+        let (base, extra) = match key {
+            ClassKey::Static(addr) => (
+                sites::object_name(addr).unwrap_or_else(|| format!("static {}", site_name(site))),
+                site_name(site),
+            ),
+            ClassKey::InitSite(_) => (site_name(site), sites::object_offset(site)),
+        };
+        l.names[i] = Some(ClassNames {
+            label: label(&l.graph, c),
+            rank: ranks::rank_name(&base),
+            extra,
+        });
+    }
+    l.names[i].clone().expect("just made")
+}
+
+/// Every class's rank name, unique (repeated names get what tells their
+/// classes apart), and label.
+fn all_rank_names(l: &mut Learned) -> (Vec<String>, Vec<String>) {
+    let n = l.graph.class_count();
+    let all: Vec<ClassNames> = (0..n).map(|c| names_of(l, c as Class)).collect();
+    let pairs: Vec<(String, String)> = all
+        .iter()
+        .map(|x| (x.rank.clone(), x.extra.clone()))
+        .collect();
+    let labels = all.into_iter().map(|x| x.label).collect();
+    (ranks::unique_names(&pairs), labels)
+}
+
+/// The learned order as a rank file (`rtcore run --learn-ranks`).
+pub fn learned_ranks(program: &str) -> String {
+    with_learned(|l| {
+        let (names, labels) = all_rank_names(l);
+        ranks::learned_file(&l.graph, &names, &labels, program)
+    })
 }
 
 /// A lock in a check: the address, the site of its (wanted or done)
@@ -202,14 +289,56 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
     let refs: Vec<LockRef> = held.iter().map(Lock::as_ref).collect();
     let w = wanted.as_ref();
     let hash = graph::chain_hash(refs.iter(), &w);
-    let verdicts = with_learned(|l| {
+    let decl = declared();
+    let (verdicts, found) = with_learned(|l| {
         if l.graph.chain_known(hash) {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
-        l.graph.learn(hash, &refs, &w, &thread_name())
+        let verdicts = l.graph.learn(hash, &refs, &w, &thread_name());
+        let mut found = Vec::new();
+        if let Some(d) = decl {
+            for h in held {
+                if h.kind.shared() && wanted.kind.shared() {
+                    continue;
+                }
+                let (hn, wn) = (names_of(l, h.class), names_of(l, wanted.class));
+                let (hn, wn) = (
+                    d.resolve(&hn.rank, &hn.extra),
+                    d.resolve(&wn.rank, &wn.extra),
+                );
+                let Some(f) = d.check(&hn, &wn) else { continue };
+                let key = match &f {
+                    ranks::Finding::Undeclared(n) => (n.clone(), String::new()),
+                    ranks::Finding::Forbidden(a, b, _, _) => (a.clone(), b.clone()),
+                };
+                if l.declared_seen.insert(key) {
+                    l.declared_reports += 1;
+                    found.push((f, *h));
+                }
+            }
+        }
+        (verdicts, found)
     });
+    let declared: Vec<(String, Lock)> = found
+        .into_iter()
+        .filter_map(|(f, h)| decl.map(|d| (d.describe(&f), h)))
+        .collect();
     for v in verdicts {
         reports.push(describe(&v, &wanted, held));
+    }
+    for (why, h) in declared {
+        reports.push(format!(
+            "rtcore: lock order violation (declared ranks)\n  thread {} wants {} {:#x} {} at {}\n  while holding {} {:#x} {} taken at {}\n  {why}",
+            thread_name(),
+            wanted.kind.noun(),
+            wanted.addr,
+            class_label(wanted.class),
+            site_name(wanted.site),
+            h.kind.noun(),
+            h.addr,
+            class_label(h.class),
+            site_name(h.site),
+        ));
     }
     deliver(reports, mode);
 }
@@ -274,6 +403,7 @@ pub fn unlock_not_held(addr: usize, site: usize, mode: Mode) {
 /// The exit summary: threads, classes, learned edges, violations, the
 /// five most contended classes.
 pub fn summary() -> String {
+    let decl = declared();
     with_learned(|l| {
         let mut s = String::new();
         let _ = writeln!(
@@ -287,6 +417,13 @@ pub fn summary() -> String {
             l.recursion_reports,
             l.unlock_reports
         );
+        if let Some(d) = decl {
+            let _ = writeln!(
+                s,
+                "  checked against {}: {} acquisition(s) it does not declare",
+                d.file, l.declared_reports
+            );
+        }
         let mut waits: Vec<(&Class, &(u64, u64, u64))> = l.waits.iter().collect();
         waits.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
         if waits.is_empty() {

@@ -49,6 +49,21 @@ pub fn site_name(site: usize) -> String {
     format!("{object}+{off:#x}")
 }
 
+/// "object+0xOFF" for `site` (stable for one build of the object).
+pub fn object_offset(site: usize) -> String {
+    // SAFETY: dladdr only reads the loader's tables; `info` is written.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(site as *const libc::c_void, &mut info) } == 0
+        || info.dli_fname.is_null()
+    {
+        return format!("{site:#x}");
+    }
+    // SAFETY: a NUL-terminated path owned by the loader.
+    let file = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    let object = file.rsplit('/').next().unwrap_or(&file).to_string();
+    format!("{object}+{:#x}", site - info.dli_fbase as usize)
+}
+
 /// The name of the static object at `addr` (a lock variable) from its
 /// object file's symbol table (`.symtab`, which `dladdr` does not read),
 /// else its dynamic symbols; None if neither has it.

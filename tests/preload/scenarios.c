@@ -273,6 +273,10 @@ int main(int argc, char **argv) {
     const char *s = argc > 1 ? argv[1] : "";
     if (!strcmp(s, "abba-threads")) return abba_threads();
     if (!strcmp(s, "abba-one-thread")) return abba_one_thread();
+    if (!strcmp(s, "b-then-a")) {
+        pair(&b, &a); /* only this order: no cycle in this run */
+        return 0;
+    }
     if (!strcmp(s, "cycle3")) return cycle(3);
     if (!strcmp(s, "cycle4")) return cycle(4);
     if (!strcmp(s, "clean")) return clean();

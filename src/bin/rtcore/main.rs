@@ -84,6 +84,15 @@ enum Command {
         /// (RTCORE_FLIGHT_RECORDER; docs/tracing.md).
         #[arg(long, value_name = "DIR")]
         flight_recorder: Option<std::path::PathBuf>,
+        /// Also check every order against this rank file (one written by
+        /// --learn-ranks, or your own): an order it does not declare, or a
+        /// lock class it does not name, is reported.
+        #[arg(long, value_name = "FILE")]
+        ranks: Option<std::path::PathBuf>,
+        /// At the end, write the order learned in this run as a rank file
+        /// (docs/ranks.md's language), to check later runs with --ranks.
+        #[arg(long, value_name = "OUT")]
+        learn_ranks: Option<std::path::PathBuf>,
         /// The program and its arguments (after `--`).
         #[arg(
             required = true,
@@ -226,8 +235,12 @@ fn run() -> ExitCode {
         Command::Run {
             mode,
             flight_recorder,
+            ranks,
+            learn_ranks,
             program,
         } => run::main(run::Options {
+            ranks,
+            learn_ranks,
             mode: match mode {
                 RunMode::Report => "report",
                 RunMode::Abort => "abort",

@@ -24,6 +24,10 @@ const PRELOAD: &str = "librtcore_preload.so";
 pub struct Options {
     pub mode: String,
     pub flight_recorder: Option<PathBuf>,
+    /// Check against this rank file (`--ranks`).
+    pub ranks: Option<PathBuf>,
+    /// Write the learned order here (`--learn-ranks`).
+    pub learn_ranks: Option<PathBuf>,
     pub program: Vec<OsString>,
 }
 
@@ -168,6 +172,13 @@ fn run(o: Options) -> Result<ExitCode, String> {
     let preload = find_preload()?;
     let path = resolve(program)?;
     check_preloadable(&path)?;
+    let ranks = match &o.ranks {
+        Some(f) => Some(check_rank_file(f)?),
+        None => None,
+    };
+    if let Some(out) = &o.learn_ranks {
+        check_output(out)?;
+    }
     let dir = summary_dir()?;
     let mut ld_preload = OsString::from(&preload);
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
@@ -188,6 +199,15 @@ fn run(o: Options) -> Result<ExitCode, String> {
         .env("RTCORE_PRELOAD_SUMMARY", &dir);
     if let Some(fr) = &o.flight_recorder {
         cmd.env("RTCORE_FLIGHT_RECORDER", fr);
+    }
+    match &ranks {
+        Some(f) => cmd.env("RTCORE_PRELOAD_RANKS", f),
+        None => cmd.env_remove("RTCORE_PRELOAD_RANKS"),
+    };
+    if o.learn_ranks.is_some() {
+        cmd.env("RTCORE_PRELOAD_LEARN", "1");
+    } else {
+        cmd.env_remove("RTCORE_PRELOAD_LEARN");
     }
     // Ctrl-C and Ctrl-\ reach the program (same process group); this
     // command waits for it to end instead of dying first. SIGTERM and
@@ -250,7 +270,14 @@ fn run(o: Options) -> Result<ExitCode, String> {
         }
     };
     print_summaries(&dir, pid);
+    let learned = match &o.learn_ranks {
+        Some(out) => save_learned(&dir, pid, out),
+        None => Ok(()),
+    };
     let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = learned {
+        eprintln!("rtcore run: {e}");
+    }
     let name = program.to_string_lossy();
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => ExitCode::from(c as u8),
@@ -274,6 +301,79 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// A rank file `--ranks` can use: read and checked here (with rtcore's own
+/// parser), so a bad one is refused before the program runs. Its absolute
+/// path, for the program (which may change directory).
+fn check_rank_file(f: &Path) -> Result<PathBuf, String> {
+    let src = std::fs::read_to_string(f).map_err(|e| format!("--ranks {}: {e}", f.display()))?;
+    let table = rtcore::ranks::table::RankTable::new();
+    table
+        .load(&src, &f.to_string_lossy())
+        .map_err(|e| format!("--ranks: {e}"))?;
+    std::fs::canonicalize(f).map_err(|e| format!("--ranks {}: {e}", f.display()))
+}
+
+/// `--learn-ranks OUT` must be a file that can be written (never a
+/// directory), checked before the program runs.
+fn check_output(out: &Path) -> Result<(), String> {
+    if out.is_dir() {
+        return Err(format!("--learn-ranks {}: is a directory", out.display()));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!(
+            "--learn-ranks {}: {} is not a directory",
+            out.display(),
+            parent.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Put the program's learned ranks in `out`: written beside it under a
+/// temporary name, then renamed into place (a reader never sees half a
+/// file; a file that is not regular, such as a FIFO, is written into
+/// instead of replaced).
+fn save_learned(dir: &Path, pid: u32, out: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(dir.join(format!("ranks-{pid}"))).map_err(|_| {
+        "the program left no learned ranks (it ended without running its exit handlers)".to_string()
+    })?;
+    let regular_or_new = std::fs::metadata(out).map_or(true, |m| m.is_file());
+    if !regular_or_new {
+        return std::fs::write(out, &text)
+            .map_err(|e| format!("--learn-ranks {}: {e}", out.display()));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(
+        ".{}.rtcore-{}",
+        out.file_name()
+            .map_or("ranks".into(), |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &text)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("--learn-ranks {}: {e}", out.display())
+        })?;
+    let ranks = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" < "))
+        .count();
+    eprintln!(
+        "rtcore run: learned order written to {} ({ranks} rank(s)); check later runs with --ranks {}",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// Print the program's summary and say how many other processes left one.
 fn print_summaries(dir: &Path, pid: u32) {
     let mine = dir.join(format!("summary-{pid}"));
@@ -286,7 +386,9 @@ fn print_summaries(dir: &Path, pid: u32) {
     let others = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.path() != mine)
+                .filter(|e| {
+                    e.path() != mine && e.file_name().to_string_lossy().starts_with("summary-")
+                })
                 .count()
         })
         .unwrap_or(0);
