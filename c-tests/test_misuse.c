@@ -728,6 +728,28 @@ static void m_preload_summary(void) {
     CHECK(one[0] == 0);
 }
 
+static void m_preload_wait_begin(void) {
+    static int a, b;
+    uint32_t ca = 0, cb = 0;
+    CHECK_STATUS(rtc_preload_lock_class(&a, NULL, &ca), RTC_OK);
+    CHECK_STATUS(rtc_preload_lock_class(&b, NULL, &cb), RTC_OK);
+    rtc_preload_held held = {&a, NULL, 0, ca};
+    rtc_preload_held want = {&b, NULL, 0, cb};
+    CHECK_STATUS(rtc_preload_wait_begin(NULL, 0, NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_wait_begin(NULL, 1, &want), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_wait_begin(&held, 9999, &want), RTC_ERR_INVALID_ARGUMENT);
+    rtc_preload_held bad = want;
+    bad.kind = 77;
+    CHECK_STATUS(rtc_preload_wait_begin(&held, 1, &bad), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_preload_wait_begin(&held, 1, &want), RTC_OK);
+    CHECK_STATUS(rtc_preload_wait_end(), RTC_OK);
+}
+
+static void m_preload_wait_end(void) {
+    CHECK_STATUS(rtc_preload_wait_end(), RTC_OK); /* nothing announced: fine */
+    CHECK_STATUS(rtc_preload_wait_end(), RTC_OK);
+}
+
 static void m_preload_learned_ranks(void) {
     CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) > 1); /* NULL program: "the program" */
     size_t need = rtc_preload_learned_ranks("prog", NULL, 0);
@@ -1400,6 +1422,7 @@ static void m_shutdown(void) {
     CHECK(rtc_preload_epoch() != NULL); /* keeps answering */
     CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
     CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) >= 1);
+    CHECK_STATUS(rtc_preload_wait_end(), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1490,6 +1513,8 @@ static const struct misuse table[] = {
     MISUSE("rtc_preload_epoch", m_preload_epoch),
     MISUSE("rtc_preload_summary", m_preload_summary),
     MISUSE("rtc_preload_learned_ranks", m_preload_learned_ranks),
+    MISUSE("rtc_preload_wait_begin", m_preload_wait_begin),
+    MISUSE("rtc_preload_wait_end", m_preload_wait_end),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
     MISUSE("rtc_trace_stats_json", m_trace_stats_json),

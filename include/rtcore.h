@@ -1229,6 +1229,27 @@ rtc_status rtc_preload_lock_check(const struct rtc_preload_held *held,
                                   const struct rtc_preload_held *wanted);
 
 /**
+ * The calling thread is about to block in a lock call on `wanted` (its
+ * lock looked busy) while holding the `n` locks of `held`: published for
+ * sysmon's deadlock search until `rtc_preload_wait_end`. A cycle of such
+ * waits (and of rtcore's own locks') is reported within about a second,
+ * as for rtcore's locks (docs/sysmon.md, "Deadlocks").
+ *
+ * Returns `RTC_OK`; the argument statuses of `rtc_preload_lock_check`;
+ * `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_wait_begin(const struct rtc_preload_held *held,
+                                  size_t n,
+                                  const struct rtc_preload_held *wanted);
+
+/**
+ * The lock call announced by `rtc_preload_wait_begin` returned.
+ *
+ * Returns `RTC_OK` (also when nothing was announced); `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_wait_end(void);
+
+/**
  * A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
  * (the summary's most contended classes); with `flags` 1, a condition
  * wait took its mutex again instead (counted).

@@ -129,6 +129,8 @@ static struct {
     const volatile uint64_t *(*epoch)(void);
     size_t (*summary)(char *, size_t);
     size_t (*learned)(const char *, char *, size_t);
+    int (*wait_begin)(const rtc_preload_held *, size_t, const rtc_preload_held *);
+    int (*wait_end)(void);
 } hook;
 
 static const volatile uint64_t *epoch_word;
@@ -237,7 +239,9 @@ __attribute__((constructor)) static void preload_start(void) {
     hook.epoch = (const volatile uint64_t *(*)(void))dlsym(h, "rtc_preload_epoch");
     hook.summary = (size_t (*)(char *, size_t))dlsym(h, "rtc_preload_summary");
     hook.learned = (size_t (*)(const char *, char *, size_t))dlsym(h, "rtc_preload_learned_ranks");
-    if (!hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
+    hook.wait_begin = (int (*)(const rtc_preload_held *, size_t, const rtc_preload_held *))dlsym(h, "rtc_preload_wait_begin");
+    hook.wait_end = (int (*)(void))dlsym(h, "rtc_preload_wait_end");
+    if (!hook.wait_begin || !hook.wait_end || !hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
         !hook.epoch || !hook.summary || !(epoch_word = hook.epoch())) {
         fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (another version?): the program runs unchecked\n");
         memset(&hook, 0, sizeof hook);
@@ -333,7 +337,10 @@ static COLD int class_miss(const void *lock, const void *site, uint32_t *cls, si
     return rc;
 }
 
-static COLD void slow_check(const void *lock, const void *site, uint32_t kind, uint32_t cls) {
+/* The held record as the hooks take it, with `lock` as the wanted one;
+ * calls `f` (check, or announce a wait). */
+static COLD void with_chain(int (*f)(const rtc_preload_held *, size_t, const rtc_preload_held *),
+                            const void *lock, const void *site, uint32_t kind, uint32_t cls) {
     rtc_preload_held held[MAX_HELD];
     for (uint32_t i = 0; i < me.depth; i++) {
         held[i].lock = me.held[i].lock;
@@ -343,7 +350,25 @@ static COLD void slow_check(const void *lock, const void *site, uint32_t kind, u
     }
     rtc_preload_held w = {lock, site, kind, cls};
     me.busy = 1;
-    hook.check(held, me.depth, &w);
+    f(held, me.depth, &w);
+    me.busy = 0;
+}
+
+static COLD void slow_check(const void *lock, const void *site, uint32_t kind, uint32_t cls) {
+    with_chain(hook.check, lock, site, kind, cls);
+}
+
+/* A lock call that looked busy is about to block: announced for sysmon's
+ * deadlock search (published with this thread's held locks), withdrawn
+ * when it returns. */
+static COLD void wait_begin(const void *lock, const void *site, uint32_t kind, uint32_t cls) {
+    if (cls != UINT32_MAX) with_chain(hook.wait_begin, lock, site, kind, cls);
+}
+
+static COLD void wait_end(uint32_t cls) {
+    if (cls == UINT32_MAX) return;
+    me.busy = 1;
+    hook.wait_end();
     me.busy = 0;
 }
 
@@ -498,7 +523,9 @@ static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *sit
         rc = until ? real.timedlock(m, until) : real.lock(m);
     } else {
         uint64_t t0 = now_ns();
+        wait_begin(m, site, kind, cls);
         rc = until ? real.timedlock(m, until) : real.lock(m);
+        wait_end(cls);
         if (rc == 0 || rc == EOWNERDEAD) waited(cls, now_ns() - t0, 0);
     }
     /* EOWNERDEAD: a robust mutex whose owner died is held by this thread. */
@@ -665,7 +692,9 @@ static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, const str
     int rc = try(l);
     if (rc == EBUSY) {
         uint64_t t0 = now_ns();
+        wait_begin(l, site, kind, cls);
         rc = until ? timed(l, until) : blocking(l);
+        wait_end(cls);
         if (rc == 0) waited(cls, now_ns() - t0, 0);
     }
     if (rc == 0) after_lock(l, site, kind, cls, again);

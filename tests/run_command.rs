@@ -516,6 +516,97 @@ fn the_exit_status_is_passed_through() {
     }
 }
 
+/// A real deadlock of interposed mutexes: sysmon follows the published
+/// waits, names the cycle (both threads, both locks by variable, the sites)
+/// within seconds, and the flight recorder dumps a trace that checks.
+#[test]
+fn a_real_deadlock_of_pthread_mutexes_is_named_and_dumped() {
+    use std::io::BufRead;
+    let d = scenarios();
+    let dumps = d.join("deadlock-dumps");
+    let _ = std::fs::remove_dir_all(&dumps);
+    std::fs::create_dir_all(&dumps).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--flight-recorder"])
+        .arg(&dumps)
+        .arg("--")
+        .arg(d.join("scenarios"))
+        .arg("deadlock")
+        .env_remove("LD_PRELOAD")
+        .env_remove("RTCORE_DEBUG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let mut report = None;
+    let mut all = String::new();
+    while report.is_none() && t0.elapsed() < std::time::Duration::from_secs(15) {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            all.push_str(&line);
+            all.push('\n');
+            if line.starts_with("rtcore: deadlock:") {
+                report = Some(line);
+            }
+        }
+    }
+    let report = report.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("no deadlock report within 15 s:\n{all}")
+    });
+    assert!(
+        report.contains("'payer'") && report.contains("'payee'"),
+        "{report}"
+    );
+    assert!(
+        report.contains("['a', first locked at crosser (scenarios.c:")
+            && report.contains("['b', first"),
+        "{report}"
+    );
+    assert!(report.contains("(2 threads parked for good)"), "{report}");
+    // The dump the deadlock triggers.
+    let dump = loop {
+        let found = std::fs::read_dir(&dumps)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-deadlock.rtctrace"));
+        if let Some(p) = found {
+            let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+                .arg("check")
+                .arg(&p)
+                .output()
+                .unwrap();
+            if check.status.code() == Some(0) {
+                break p;
+            }
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "no consistent deadlock dump in {}",
+            dumps.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SAFETY: signalling our own child (passed on to the program).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(128 + 15));
+    assert!(dump.exists());
+}
+
 /// SIGTERM sent to `rtcore run` reaches the program (which dies of it:
 /// 128 + 15), instead of leaving it running without its wrapper.
 #[test]

@@ -73,6 +73,38 @@ fn lock_of(h: &rtc_preload_held, func: &str) -> Result<interpose::Lock> {
     })
 }
 
+/// A chain's arguments, checked: `wanted`, and `n` held locks at `held`.
+fn chain_args(
+    held: *const rtc_preload_held,
+    n: usize,
+    wanted: *const rtc_preload_held,
+    func: &str,
+) -> Result<(Vec<interpose::Lock>, interpose::Lock)> {
+    nonnull(wanted, "wanted", func)?;
+    if n > 0 {
+        nonnull(held, "held", func)?;
+    }
+    if n > 4096 {
+        return Err(Error::new(
+            rtc_status::RTC_ERR_INVALID_ARGUMENT,
+            format!("{func}: n is {n}, more than 4096 held locks"),
+        ));
+    }
+    // SAFETY: non-NULL (checked); the caller promises n readable entries.
+    let held: &[rtc_preload_held] = if n == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(held, n) }
+    };
+    // SAFETY: non-NULL (checked); the caller promises one entry.
+    let wanted = lock_of(unsafe { &*wanted }, func)?;
+    let held = held
+        .iter()
+        .map(|h| lock_of(h, func))
+        .collect::<Result<_>>()?;
+    Ok((held, wanted))
+}
+
 /// The lock at `lock` was initialised by the code that returns to `site`
 /// (`pthread_mutex_init`'s or `pthread_rwlock_init`'s caller): its class
 /// is that site's.
@@ -164,6 +196,41 @@ pub extern "C" fn rtc_preload_lock_check(
             held.iter().map(|h| lock_of(h, F)).collect::<Result<_>>()?;
         let mode = lifecycle::enter()?;
         interpose::check(&held, wanted, mode);
+        Ok(())
+    })
+}
+
+/// The calling thread is about to block in a lock call on `wanted` (its
+/// lock looked busy) while holding the `n` locks of `held`: published for
+/// sysmon's deadlock search until `rtc_preload_wait_end`. A cycle of such
+/// waits (and of rtcore's own locks') is reported within about a second,
+/// as for rtcore's locks (docs/sysmon.md, "Deadlocks").
+///
+/// Returns `RTC_OK`; the argument statuses of `rtc_preload_lock_check`;
+/// `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_wait_begin(
+    held: *const rtc_preload_held,
+    n: usize,
+    wanted: *const rtc_preload_held,
+) -> rtc_status {
+    const F: &str = "rtc_preload_wait_begin";
+    boundary(F, || {
+        let (held, wanted) = chain_args(held, n, wanted, F)?;
+        lifecycle::enter()?;
+        interpose::wait_begin(&held, wanted);
+        Ok(())
+    })
+}
+
+/// The lock call announced by `rtc_preload_wait_begin` returned.
+///
+/// Returns `RTC_OK` (also when nothing was announced); `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_wait_end() -> rtc_status {
+    boundary("rtc_preload_wait_end", || {
+        lifecycle::enter()?;
+        interpose::wait_end();
         Ok(())
     })
 }

@@ -383,6 +383,54 @@ pub fn destroyed(addr: usize) {
     }
 }
 
+/// An interposed lock call is about to block on `wanted` (its lock looked
+/// busy) while `held` are held: published for sysmon's deadlock search
+/// (`lock::waiters`), which follows these waits as it follows rtcore's
+/// own locks' parks.
+pub fn wait_begin(held: &[Lock], wanted: Lock) {
+    static NAMERS: std::sync::Once = std::sync::Once::new();
+    NAMERS.call_once(|| crate::lock::waiters::register_external(describe_lock, site_name));
+    use crate::lock::order::{HeldLock, LockKind as K};
+    let want = crate::lock::waiters::Want {
+        addr: wanted.addr,
+        kind: K::Pthread,
+        shared: wanted.kind.shared(),
+        file: std::ptr::null(),
+        line: 0,
+        site: wanted.site,
+    };
+    let holds: Vec<HeldLock> = held
+        .iter()
+        .map(|h| {
+            HeldLock::new(
+                h.addr,
+                std::ptr::null(),
+                h.site as u64,
+                0,
+                0,
+                K::Pthread,
+                h.kind.shared(),
+                false,
+            )
+        })
+        .collect();
+    crate::lock::waiters::publish_external(want, &holds);
+}
+
+/// The interposed call that `wait_begin` announced returned.
+pub fn wait_end() {
+    crate::lock::waiters::withdraw_external();
+}
+
+/// "pthread lock 0x... ['a', first locked at ...]" for a deadlock report.
+fn describe_lock(addr: usize) -> String {
+    let class = with_learned(|l| l.locks.get(&addr).copied());
+    match class {
+        Some(c) => format!("pthread lock {addr:#x} {}", class_label(c)),
+        None => format!("pthread lock {addr:#x}"),
+    }
+}
+
 /// An unlock, at `site`, of a lock the calling thread does not hold.
 pub fn unlock_not_held(addr: usize, site: usize, mode: Mode) {
     if mode == Mode::Off {

@@ -638,6 +638,7 @@ impl MutexRef {
                 shared: false,
                 file,
                 line,
+                site: 0,
             }));
             let waker = self.word().acquire_contended(
                 me,

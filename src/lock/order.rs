@@ -37,6 +37,11 @@ pub enum LockKind {
     RwLock = 2,
     /// One of rtcore's own (`hooklock`).
     Rtcore = 3,
+    /// A pthread mutex or read/write lock of a program run under `rtcore
+    /// run` (interposed: `interpose`); only in published waits, never in
+    /// a thread's held record or a rank report. Its entries carry the call
+    /// site's return address in `key`.
+    Pthread = 4,
 }
 
 impl LockKind {
@@ -45,6 +50,7 @@ impl LockKind {
             LockKind::Mutex => "mutex",
             LockKind::RwLock => "rwlock",
             LockKind::Rtcore => "lock",
+            LockKind::Pthread => "pthread lock",
         }
     }
 }
@@ -98,6 +104,7 @@ impl HeldLock {
         match self.kind {
             2 => LockKind::RwLock,
             3 => LockKind::Rtcore,
+            4 => LockKind::Pthread,
             _ => LockKind::Mutex,
         }
     }
@@ -120,6 +127,7 @@ impl HeldLock {
     pub fn name(&self) -> *const c_char {
         match self.kind() {
             LockKind::Rtcore => c"hooklock".as_ptr(),
+            LockKind::Pthread => c"pthread lock".as_ptr(),
             // SAFETY: see above; `name` is written only by initialisation,
             // which may not race use.
             _ => unsafe { (*(self.addr as *const super::mutex::rtc_mutex)).name },

@@ -370,6 +370,7 @@ impl RwLockRef {
             shared,
             file,
             line,
+            site: 0,
         }));
         let (begin, end) = (super::waiters::before_park, super::waiters::after_park);
         let waker = if shared {

@@ -40,6 +40,8 @@ pub struct Want {
     pub shared: bool,
     pub file: *const c_char,
     pub line: u32,
+    /// An interposed lock call's return address (`file` is then NULL).
+    pub site: usize,
 }
 
 // SAFETY: `file` is a static string (the C API's contract for call sites);
@@ -122,6 +124,7 @@ fn my_slot() -> Option<Arc<Slot>> {
                                 shared: false,
                                 file: std::ptr::null(),
                                 line: 0,
+                                site: 0,
                             },
                             holds: Vec::new(),
                             name: None,
@@ -137,6 +140,61 @@ fn my_slot() -> Option<Arc<Slot>> {
     })
     .ok()
     .flatten()
+}
+
+/// Names for `LockKind::Pthread` locks (interposed: registered by
+/// `interpose`, above this module): (lock address, call site) -> "pthread
+/// mutex 0x... ['a', first locked at ...]", and a call site's name.
+pub type DescribeExternal = fn(usize) -> String;
+static DESCRIBE_EXTERNAL: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+static NAME_SITE: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Register how interposed locks and their call sites are named.
+pub fn register_external(describe: DescribeExternal, site: DescribeExternal) {
+    DESCRIBE_EXTERNAL.store(describe as *mut (), Ordering::Release);
+    NAME_SITE.store(site as *mut (), Ordering::Release);
+}
+
+fn call_external(f: &AtomicPtr<()>, v: usize) -> String {
+    let f = f.load(Ordering::Acquire);
+    if f.is_null() {
+        return format!("pthread lock {v:#x}");
+    }
+    // SAFETY: only `DescribeExternal`s are stored.
+    let f = unsafe { std::mem::transmute::<*mut (), DescribeExternal>(f) };
+    f(v)
+}
+
+/// Where a published wait is made: its file and line, or for an
+/// interposed lock its call site named by `interpose`.
+pub fn want_site(w: &Want) -> String {
+    if w.kind == LockKind::Pthread {
+        call_external(&NAME_SITE, w.site)
+    } else {
+        super::order::site(w.file, w.line)
+    }
+}
+
+/// Where a published held lock was taken: its file and line, or for an
+/// interposed lock its call site named by `interpose`.
+pub fn held_site(h: &HeldView) -> String {
+    if h.kind == LockKind::Pthread {
+        call_external(&NAME_SITE, h.key as usize)
+    } else {
+        super::order::site(h.file, h.line)
+    }
+}
+
+/// An interposed lock call (`rtcore run`) is about to block on `want`
+/// while its thread holds `holds` (kind `Pthread`, sites in `key`):
+/// published like an rtcore lock's park, for the deadlock search.
+pub fn publish_external(want: Want, holds: &[HeldLock]) {
+    publish_with(want, |out| out.extend_from_slice(holds));
+}
+
+/// The interposed call returned.
+pub fn withdraw_external() {
+    withdraw();
 }
 
 /// Before a park: publish the wait, then tell the world (`base::wait`).
@@ -156,6 +214,14 @@ fn publish() {
     let Some(want) = WANT.try_with(Cell::get).ok().flatten() else {
         return;
     };
+    // The record is not borrowed here: the lock paths park outside
+    // `with_held`.
+    publish_with(want, |out| {
+        with_held(|h| out.extend_from_slice(h.entries()))
+    });
+}
+
+fn publish_with(want: Want, holds: impl FnOnce(&mut Vec<HeldLock>)) {
     let Some(slot) = my_slot() else {
         return;
     };
@@ -166,9 +232,7 @@ fn publish() {
         p.epoch = EPOCH.fetch_add(1, Ordering::Relaxed) + 1;
         p.want = want;
         p.holds.clear();
-        // The record is not borrowed here: the lock paths park outside
-        // `with_held`.
-        with_held(|h| p.holds.extend_from_slice(h.entries()));
+        holds(&mut p.holds);
         p.name = name;
         // SAFETY: no preconditions.
         p.pthread = unsafe { libc::pthread_self() };
@@ -206,6 +270,8 @@ pub struct HeldView {
     pub shared: bool,
     pub file: *const c_char,
     pub line: u32,
+    /// The nesting key; for an interposed lock, its call site.
+    pub key: u64,
 }
 
 // SAFETY: as for `Want`.
@@ -255,6 +321,7 @@ pub fn snapshot(out: &mut Vec<WaiterView>) {
                     shared: h.shared(),
                     file: h.file,
                     line: h.line,
+                    key: h.key,
                 })
                 .collect(),
         });
@@ -274,7 +341,8 @@ fn exclusive_holder(w: &Want) -> u64 {
                 unsafe { super::rwlock::RwLockRef::new(w.addr as *mut super::rwlock::rtc_rwlock) };
             super::rwword::writer(r.word().load()).unwrap_or(0)
         }
-        LockKind::Rtcore => 0,
+        // Found from the other waiters' holds (`sysmon::deadlock`).
+        LockKind::Rtcore | LockKind::Pthread => 0,
     }
 }
 
@@ -319,6 +387,7 @@ pub fn describe(thread: u64, epoch: u64) -> Option<Described> {
                     .describe()
             }
             LockKind::Rtcore => "hooklock".to_string(),
+            LockKind::Pthread => call_external(&DESCRIBE_EXTERNAL, addr),
         }
     };
     Some(Described {

@@ -132,13 +132,19 @@ pub fn edges(views: &[WaiterView]) -> Vec<Vec<usize>> {
         .enumerate()
         .map(|(i, v)| (v.thread, i))
         .collect();
-    // Readers holding each rwlock, and threads parked to write each rwlock.
+    // Readers holding each rwlock, and threads parked to write each rwlock;
+    // holders of each interposed lock (their lock words are glibc's: the
+    // holds the waiters published say who holds what), by mode.
     let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut writers_parked: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut external: HashMap<usize, Vec<(usize, bool)>> = HashMap::new();
     for (i, v) in views.iter().enumerate() {
         for h in &v.holds {
             if h.kind == LockKind::RwLock && h.shared {
                 readers.entry(h.addr).or_default().push(i);
+            }
+            if h.kind == LockKind::Pthread {
+                external.entry(h.addr).or_default().push((i, h.shared));
             }
         }
         if v.want.kind == LockKind::RwLock && !v.want.shared {
@@ -152,6 +158,15 @@ pub fn edges(views: &[WaiterView]) -> Vec<Vec<usize>> {
             let mut out: Vec<usize> = Vec::new();
             if let Some(&j) = by_thread.get(&v.exclusive_holder) {
                 out.push(j);
+            }
+            if v.want.kind == LockKind::Pthread {
+                // A reader waits for writers holding it; a writer for all.
+                let holders = external.get(&v.want.addr).into_iter().flatten();
+                out.extend(
+                    holders
+                        .filter(|(_, shared)| !(v.want.shared && *shared))
+                        .map(|(j, _)| *j),
+                );
             }
             if v.want.kind == LockKind::RwLock {
                 let more = if v.want.shared {
@@ -226,10 +241,6 @@ pub fn find_cycles(views: &[WaiterView]) -> Vec<Vec<Member>> {
     cycles
 }
 
-fn site(file: *const std::ffi::c_char, line: u32) -> String {
-    crate::lock::order::site(file, line)
-}
-
 /// "deadlock: thread 3 'worker-1' waits for mutex 'b' (rank db) at kv.c:40,
 /// held by thread 4 'compactor' (locked at kv.c:20), which waits for ..."
 /// Built from a fresh look at each member; `None` if one woke meanwhile.
@@ -264,14 +275,14 @@ fn report(cycle: &[Member]) -> Option<String> {
                     "read-held by thread {} '{}' (locked at {})",
                     next.thread,
                     nd.thread_name,
-                    site(h.file, h.line)
+                    waiters::held_site(h)
                 )
             }
             Some(h) => format!(
                 "held by thread {} '{}' (locked at {})",
                 next.thread,
                 nd.thread_name,
-                site(h.file, h.line)
+                waiters::held_site(h)
             ),
             None if v.exclusive_holder == next.thread => {
                 format!("held by thread {} '{}'", next.thread, nd.thread_name)
@@ -289,7 +300,7 @@ fn report(cycle: &[Member]) -> Option<String> {
         parts.push(format!(
             "{who}{how} {} at {}, {by}",
             d.target,
-            site(v.want.file, v.want.line)
+            waiters::want_site(&v.want)
         ));
     }
     Some(format!(
@@ -311,6 +322,7 @@ mod tests {
             shared,
             file: std::ptr::null(),
             line: 0,
+            site: 0,
         }
     }
 
@@ -321,6 +333,7 @@ mod tests {
             shared,
             file: std::ptr::null(),
             line: 0,
+            key: 0,
         }
     }
 
@@ -390,6 +403,34 @@ mod tests {
         let c = find_cycles(&v);
         assert_eq!(c.len(), 1);
         assert_eq!(threads(&c[0]), vec![3, 4]);
+    }
+
+    /// Interposed pthread locks: no owner in the lock word rtcore can read,
+    /// so the holders come from the published holds. Writers crossed make
+    /// a cycle; a reader does not wait for a reader.
+    #[test]
+    fn interposed_locks_crossed_make_a_cycle_found_from_the_holds() {
+        let (a, b) = (0x100, 0x200);
+        let p = LockKind::Pthread;
+        let v = vec![
+            view(5, want(b, p, false), 0, vec![held(a, p, false)]),
+            view(6, want(a, p, false), 0, vec![held(b, p, false)]),
+        ];
+        let c = find_cycles(&v);
+        assert_eq!(c.len(), 1);
+        assert_eq!(threads(&c[0]), vec![5, 6]);
+        // Both read what the other read-holds: no wait, no cycle.
+        let r = vec![
+            view(5, want(b, p, true), 0, vec![held(a, p, true)]),
+            view(6, want(a, p, true), 0, vec![held(b, p, true)]),
+        ];
+        assert!(find_cycles(&r).is_empty());
+        // A writer waits for a reader.
+        let w = vec![
+            view(5, want(b, p, false), 0, vec![held(a, p, true)]),
+            view(6, want(a, p, false), 0, vec![held(b, p, true)]),
+        ];
+        assert_eq!(find_cycles(&w).len(), 1);
     }
 
     #[test]

@@ -269,6 +269,32 @@ static int cond(void) {
     return 0;
 }
 
+/* ---- a real deadlock ------------------------------------------------------ */
+
+static pthread_barrier_t both;
+
+static void *crosser(void *arg) {
+    int first = arg != NULL;
+    pthread_setname_np(pthread_self(), first ? "payer" : "payee");
+    pthread_mutex_lock(first ? &a : &b);
+    pthread_barrier_wait(&both);
+    pthread_mutex_lock(first ? &b : &a); /* never returns */
+    return NULL;
+}
+
+/* Two threads take a and b in opposite orders at once: deadlocked for
+ * good. sysmon names the cycle; the test then ends the process. */
+static int deadlock(void) {
+    pthread_barrier_init(&both, NULL, 2);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, crosser, (void *)1);
+    pthread_create(&t2, NULL, crosser, NULL);
+    puts("crossing");
+    fflush(stdout);
+    pthread_join(t1, NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *s = argc > 1 ? argv[1] : "";
     if (!strcmp(s, "abba-threads")) return abba_threads();
@@ -291,6 +317,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "rw-inversion")) return rw_inversion();
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
     if (!strcmp(s, "cond")) return cond();
+    if (!strcmp(s, "deadlock")) return deadlock();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(s, "pause")) {
         puts("pausing");
