@@ -73,6 +73,18 @@
 
 typedef int (*lock_fn)(pthread_mutex_t *);
 typedef int (*timedlock_fn)(pthread_mutex_t *, const struct timespec *);
+typedef int (*clocklock_fn)(pthread_mutex_t *, clockid_t, const struct timespec *);
+typedef int (*rw_clock_fn)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+typedef int (*cond_clockwait_fn)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
+
+/* How a blocking call is made: plainly, with a deadline (timed), or with a
+ * deadline on a given clock (glibc 2.30's clock variants). */
+struct deadline {
+    const struct timespec *until; /* NULL: no deadline */
+    int clocked;
+    clockid_t clock;
+};
+static const struct deadline NO_DEADLINE = {NULL, 0, 0};
 typedef int (*init_fn)(pthread_mutex_t *, const pthread_mutexattr_t *);
 typedef int (*rw_fn)(pthread_rwlock_t *);
 typedef int (*rw_timed_fn)(pthread_rwlock_t *, const struct timespec *);
@@ -84,6 +96,11 @@ static struct {
     init_fn init;
     lock_fn destroy, lock, trylock, unlock;
     timedlock_fn timedlock;
+    /* The clock variants: NULL where glibc has none (before 2.30); they
+     * are called only by programs that found them. */
+    clocklock_fn clocklock;
+    rw_clock_fn clockrdlock, clockwrlock;
+    cond_clockwait_fn clockwait;
     rw_init_fn rw_init;
     rw_fn rw_destroy, rdlock, tryrdlock, wrlock, trywrlock, rw_unlock;
     rw_timed_fn timedrdlock, timedwrlock;
@@ -182,6 +199,10 @@ static void resolve_all(void) {
     real.trylock = (lock_fn)next("pthread_mutex_trylock");
     real.unlock = (lock_fn)next("pthread_mutex_unlock");
     real.timedlock = (timedlock_fn)next("pthread_mutex_timedlock");
+    real.clocklock = (clocklock_fn)dlsym(RTLD_NEXT, "pthread_mutex_clocklock");
+    real.clockrdlock = (rw_clock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_clockrdlock");
+    real.clockwrlock = (rw_clock_fn)dlsym(RTLD_NEXT, "pthread_rwlock_clockwrlock");
+    real.clockwait = (cond_clockwait_fn)dlsym(RTLD_NEXT, "pthread_cond_clockwait");
     real.rw_init = (rw_init_fn)next("pthread_rwlock_init");
     real.rw_destroy = (rw_fn)next("pthread_rwlock_destroy");
     real.rdlock = (rw_fn)next("pthread_rwlock_rdlock");
@@ -515,16 +536,21 @@ EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
  * happens), timed only when the lock looks busy (its lock word is not
  * 0: a plain load of the line the call is about to take anyway; glibc's
  * trylock costs more than its lock). */
-static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *site, const struct timespec *until) {
+static inline int mutex_call(pthread_mutex_t *m, struct deadline d) {
+    if (!d.until) return real.lock(m);
+    return d.clocked ? real.clocklock(m, d.clock, d.until) : real.timedlock(m, d.until);
+}
+
+static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *site, struct deadline d) {
     uint32_t kind = kind_of(m), cls;
     int again = before_lock(m, site, kind, &cls);
     int rc;
     if (LIKELY(__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0)) {
-        rc = until ? real.timedlock(m, until) : real.lock(m);
+        rc = mutex_call(m, d);
     } else {
         uint64_t t0 = now_ns();
         wait_begin(m, site, kind, cls);
-        rc = until ? real.timedlock(m, until) : real.lock(m);
+        rc = mutex_call(m, d);
         wait_end(cls);
         if (rc == 0 || rc == EOWNERDEAD) waited(cls, now_ns() - t0, 0);
     }
@@ -537,7 +563,7 @@ static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *sit
 static __attribute__((noinline)) int mutex_lock_slow(pthread_mutex_t *m, const void *site) {
     resolve();
     if (!checking()) return real.lock(m);
-    return lock_at(m, site, NULL);
+    return lock_at(m, site, NO_DEADLINE);
 }
 
 /* The quickest test: the lock taken last at this depth, on the same chain
@@ -626,7 +652,16 @@ EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
 EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *until) {
     resolve();
     if (!checking()) return real.timedlock(m, until);
-    return lock_at(m, __builtin_return_address(0), until);
+    struct deadline d = {until, 0, 0};
+    return lock_at(m, __builtin_return_address(0), d);
+}
+
+EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const struct timespec *until) {
+    resolve();
+    if (!real.clocklock) return ENOSYS;
+    if (!checking()) return real.clocklock(m, clock, until);
+    struct deadline d = {until, 1, clock};
+    return lock_at(m, __builtin_return_address(0), d);
 }
 
 EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
@@ -682,18 +717,23 @@ EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l) {
     return rc;
 }
 
-static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, const struct timespec *until) {
-    rw_fn blocking = kind == KIND_READ ? real.rdlock : real.wrlock;
+static int rw_call(pthread_rwlock_t *l, uint32_t kind, struct deadline d) {
+    int r = kind == KIND_READ;
+    if (!d.until) return r ? real.rdlock(l) : real.wrlock(l);
+    if (d.clocked) return r ? real.clockrdlock(l, d.clock, d.until) : real.clockwrlock(l, d.clock, d.until);
+    return r ? real.timedrdlock(l, d.until) : real.timedwrlock(l, d.until);
+}
+
+static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, struct deadline d) {
     rw_fn try = kind == KIND_READ ? real.tryrdlock : real.trywrlock;
-    rw_timed_fn timed = kind == KIND_READ ? real.timedrdlock : real.timedwrlock;
-    if (!checking()) return until ? timed(l, until) : blocking(l);
+    if (!checking()) return rw_call(l, kind, d);
     uint32_t cls;
     int again = before_lock(l, site, kind, &cls);
     int rc = try(l);
     if (rc == EBUSY) {
         uint64_t t0 = now_ns();
         wait_begin(l, site, kind, cls);
-        rc = until ? timed(l, until) : blocking(l);
+        rc = rw_call(l, kind, d);
         wait_end(cls);
         if (rc == 0) waited(cls, now_ns() - t0, 0);
     }
@@ -703,22 +743,38 @@ static int rw_at(pthread_rwlock_t *l, const void *site, uint32_t kind, const str
 
 EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
     resolve();
-    return rw_at(l, __builtin_return_address(0), KIND_READ, NULL);
+    return rw_at(l, __builtin_return_address(0), KIND_READ, NO_DEADLINE);
 }
 
 EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
     resolve();
-    return rw_at(l, __builtin_return_address(0), KIND_WRITE, NULL);
+    return rw_at(l, __builtin_return_address(0), KIND_WRITE, NO_DEADLINE);
 }
 
 EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *until) {
     resolve();
-    return rw_at(l, __builtin_return_address(0), KIND_READ, until);
+    struct deadline d = {until, 0, 0};
+    return rw_at(l, __builtin_return_address(0), KIND_READ, d);
 }
 
 EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *until) {
     resolve();
-    return rw_at(l, __builtin_return_address(0), KIND_WRITE, until);
+    struct deadline d = {until, 0, 0};
+    return rw_at(l, __builtin_return_address(0), KIND_WRITE, d);
+}
+
+EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *until) {
+    resolve();
+    if (!real.clockrdlock) return ENOSYS;
+    struct deadline d = {until, 1, clock};
+    return rw_at(l, __builtin_return_address(0), KIND_READ, d);
+}
+
+EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *until) {
+    resolve();
+    if (!real.clockwrlock) return ENOSYS;
+    struct deadline d = {until, 1, clock};
+    return rw_at(l, __builtin_return_address(0), KIND_WRITE, d);
 }
 
 static int rw_try(pthread_rwlock_t *l, const void *site, uint32_t kind) {
@@ -786,6 +842,17 @@ static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked
         after_wait(m, site, rc, checked);                                              \
         return rc;                                                                     \
     }
+
+/* glibc 2.30's clock variant (one version). */
+EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock, const struct timespec *t) {
+    resolve();
+    if (!real.clockwait) return ENOSYS;
+    const void *site = __builtin_return_address(0);
+    int checked = before_wait(m, site);
+    int rc = real.clockwait(c, m, clock, t);
+    after_wait(m, site, rc, checked);
+    return rc;
+}
 
 COND_WAIT(rtcore_cond_wait_new, wait_new)
 COND_WAIT(rtcore_cond_wait_old, wait_old)

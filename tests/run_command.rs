@@ -516,6 +516,34 @@ fn the_exit_status_is_passed_through() {
     }
 }
 
+/// glibc 2.30's clock variants (`pthread_mutex_clocklock`,
+/// `pthread_rwlock_clockrdlock`, `pthread_cond_clockwait`) go through the
+/// checker: the inversion they make is reported and the wait counted.
+#[test]
+fn the_clock_variants_are_interposed() {
+    let r = run(&[], "clock");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "clockwait: timed out");
+    assert_eq!(
+        summary_count(&r.stderr, "order violation(s)"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "condition wait(s)"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "learned order edge(s)"),
+        2,
+        "{}",
+        r.stderr
+    );
+}
+
 /// A real deadlock of interposed mutexes: sysmon follows the published
 /// waits, names the cycle (both threads, both locks by variable, the sites)
 /// within seconds, and the flight recorder dumps a trace that checks.

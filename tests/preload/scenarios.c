@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;
@@ -269,6 +270,40 @@ static int cond(void) {
     return 0;
 }
 
+/* ---- glibc 2.30's clock variants ----------------------------------------- */
+
+static struct timespec soon(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += 1;
+    return t;
+}
+
+/* a then b by pthread_mutex_clocklock, later b then a (and r1 read by
+ * pthread_rwlock_clockrdlock under a, a condition waited on by
+ * pthread_cond_clockwait until it times out): the inversion is reported
+ * and the wait counted, so each clock variant went through the checker. */
+static int clock_variants(void) {
+    struct timespec t = soon();
+    pthread_mutex_lock(&a);
+    if (pthread_mutex_clocklock(&b, CLOCK_MONOTONIC, &t) == 0) pthread_mutex_unlock(&b);
+    if (pthread_rwlock_clockrdlock(&r1, CLOCK_MONOTONIC, &t) == 0) pthread_rwlock_unlock(&r1);
+    struct timespec brief;
+    clock_gettime(CLOCK_MONOTONIC, &brief);
+    brief.tv_nsec += 1000000;
+    if (brief.tv_nsec >= 1000000000) {
+        brief.tv_sec++;
+        brief.tv_nsec -= 1000000000;
+    }
+    int rc = pthread_cond_clockwait(&ready, &a, CLOCK_MONOTONIC, &brief);
+    pthread_mutex_unlock(&a);
+    pthread_mutex_lock(&b);
+    if (pthread_mutex_clocklock(&a, CLOCK_MONOTONIC, &t) == 0) pthread_mutex_unlock(&a);
+    pthread_mutex_unlock(&b);
+    printf("clockwait: %s\n", rc == ETIMEDOUT ? "timed out" : "?");
+    return 0;
+}
+
 /* ---- a real deadlock ------------------------------------------------------ */
 
 static pthread_barrier_t both;
@@ -318,6 +353,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
     if (!strcmp(s, "cond")) return cond();
     if (!strcmp(s, "deadlock")) return deadlock();
+    if (!strcmp(s, "clock")) return clock_variants();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(s, "pause")) {
         puts("pausing");
