@@ -129,15 +129,26 @@ static STARTED_AT_LOAD: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 
 /// Run as the library is loaded (before `main` for a program linked to
 /// it; inside `dlopen` for one that loads it). Does nothing unless
-/// `RTCORE_FLIGHT_RECORDER` is set: then rtcore starts and the flight
-/// recorder records, with no call from the program.
+/// `RTCORE_FLIGHT_RECORDER` or `RTCORE_TRACE` is set: then rtcore starts
+/// and the flight recorder records, or a trace is written into the file
+/// `RTCORE_TRACE` names until the process exits (`rtcore run --trace`),
+/// with no call from the program. (One trace at a time: the flight
+/// recorder wins if both are set, and the trace's failure to start says
+/// so.)
 extern "C" fn at_load() {
-    if std::env::var_os("RTCORE_FLIGHT_RECORDER").is_none() {
+    let flight = std::env::var_os("RTCORE_FLIGHT_RECORDER").is_some();
+    let trace = std::env::var_os("RTCORE_TRACE").is_some_and(|v| !v.is_empty());
+    if !flight && !trace {
         return;
     }
     if enter().is_ok() {
         STARTED_AT_LOAD.store(true, Ordering::SeqCst);
-        crate::flight::start_from_env();
+        if flight {
+            crate::flight::start_from_env();
+        }
+        if trace {
+            crate::trace::start_from_env();
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 #![cfg(not(loom))]
 //! memcached (Debian's package), a real program nobody wrote for rtcore,
-//! under `rtcore run`: it serves a fixed load from four client threads
-//! correctly (every value read back is the one written), with zero false
-//! reports, and its summary at exit shows its lock classes, learned order
-//! and contended locks.
+//! under `rtcore run --trace`: it serves a fixed load from four client
+//! threads correctly (every value read back is the one written), with zero
+//! false reports; its summary at exit shows its lock classes, learned
+//! order and contended locks; the trace of the run checks consistent and
+//! shows its threads' waits on its locks with their owners.
 //!
 //! Needs `/usr/bin/memcached`, so it is `#[ignore]`d in a plain `cargo
 //! test`; `.ci/run` installs memcached and runs it with `--ignored`
@@ -74,9 +75,13 @@ fn memcached_serves_correctly_under_rtcore_run_with_no_false_report() {
     );
     common::lib_dir();
     let port = free_port();
+    let dir = std::env::temp_dir().join(format!("rtcore-memcached-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("memcached.rtctrace");
     let server = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--trace"])
+        .arg(&trace)
         .args([
-            "run",
             "--",
             "/usr/bin/memcached",
             "-u",
@@ -135,4 +140,38 @@ fn memcached_serves_correctly_under_rtcore_run_with_no_false_report() {
         .unwrap();
     assert!(threads >= 5, "{summary}");
     println!("{err}");
+    // The trace of the whole run checks, and shows its threads' waits on
+    // memcached's locks with their owners.
+    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("check")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let stats = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("stats")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stats.stdout);
+    println!("{text}");
+    let contended: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("most contended locks"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        contended
+            .iter()
+            .any(|l| l.contains("memcached") && l.contains("held by")),
+        "no wait on memcached's locks in the trace:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

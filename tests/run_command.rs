@@ -89,8 +89,23 @@ fn summary_count(stderr: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count before '{what}' in: {line}"))
 }
 
+/// The line of scenarios.c holding `text` (its first occurrence).
+fn line_of(text: &str) -> usize {
+    let src =
+        std::fs::read_to_string(common::manifest_dir().join("tests/preload/scenarios.c")).unwrap();
+    src.lines()
+        .position(|l| l.contains(text))
+        .expect("in scenarios.c")
+        + 1
+}
+
 #[test]
 fn ab_ba_across_two_threads_is_reported_with_both_sites() {
+    // pair(x, y) locks x, then y.
+    let (x, y) = (
+        line_of("pthread_mutex_lock(x);"),
+        line_of("pthread_mutex_lock(y);"),
+    );
     let r = run(&[], "abba-threads");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -101,15 +116,16 @@ fn ab_ba_across_two_threads_is_reported_with_both_sites() {
     // The acquisition that closes the cycle, with the lock held and where.
     assert!(
         r.stderr.contains("wants mutex")
-            && r.stderr
-                .contains("['a', first locked at pair (scenarios.c:20)] at pair (scenarios.c:21)"),
+            && r.stderr.contains(&format!(
+                "['a', first locked at pair (scenarios.c:{x})] at pair (scenarios.c:{y})"
+            )),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("while holding mutex"), "{}", r.stderr);
     // The order learned before, with its sites.
     assert!(
-        r.stderr.contains("['a', first locked at pair (scenarios.c:20)] then ['b', first locked at pair (scenarios.c:21)]"),
+        r.stderr.contains(&format!("['a', first locked at pair (scenarios.c:{x})] then ['b', first locked at pair (scenarios.c:{y})]")),
         "{}",
         r.stderr
     );
@@ -514,6 +530,61 @@ fn the_exit_status_is_passed_through() {
             .unwrap();
         assert_eq!(out.status.code(), Some(code.parse().unwrap()));
     }
+}
+
+/// `--trace FILE`: the whole run is traced (started as librtcore loads,
+/// ended at exit); the trace checks consistent and its statistics show the
+/// interposed lock's wait, under the lock's class name, with its owner.
+#[test]
+fn trace_records_waits_on_interposed_locks_with_their_owners() {
+    let d = scenarios();
+    let trace = d.join("contend.rtctrace");
+    let _ = std::fs::remove_file(&trace);
+    let r = run(&["--trace", trace.to_str().unwrap()], "contend");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("check")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let stats = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("stats")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stats.stdout);
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("most contended locks"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        line.contains("['a', first locked at contend (scenarios.c:"),
+        "{text}"
+    );
+    assert!(
+        line.contains("1 waits") && line.contains("held by thread"),
+        "{text}"
+    );
+    // Not together with the flight recorder.
+    let both = run(
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--flight-recorder",
+            d.to_str().unwrap(),
+        ],
+        "contend",
+    );
+    assert_eq!(both.code, 2);
+    assert!(both.stderr.contains("one at a time"), "{}", both.stderr);
 }
 
 /// glibc 2.30's clock variants (`pthread_mutex_clocklock`,

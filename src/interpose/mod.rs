@@ -103,6 +103,8 @@ struct Learned {
     /// pair of names, and once per name not declared).
     declared_reports: u64,
     declared_seen: std::collections::HashSet<(String, String)>,
+    /// Kernel thread id -> rtcore thread id, for threads that took locks.
+    by_tid: HashMap<i32, u64>,
     /// Each class's (label, rank name), made when first needed.
     names: Vec<Option<ClassNames>>,
 }
@@ -123,6 +125,7 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         cond_waits: 0,
         declared_reports: 0,
         declared_seen: std::collections::HashSet::new(),
+        by_tid: HashMap::new(),
         names: Vec::new(),
     });
     f(l)
@@ -240,9 +243,14 @@ pub fn epoch() -> &'static AtomicU64 {
 /// made its own class here, first seen at `site`).
 pub fn class_of(addr: usize, site: usize) -> Class {
     let first = COUNTED.try_with(|c| !c.replace(true)).unwrap_or(false);
+    // The thread's kernel id and rtcore id, to name lock owners in traces
+    // (glibc's mutexes keep their owner's kernel id).
+    // SAFETY: plain syscall.
+    let ids = first.then(|| (unsafe { libc::gettid() }, crate::ident::current_id()));
     with_learned(|l| {
-        if first {
+        if let Some((tid, id)) = ids {
             l.threads += 1;
+            l.by_tid.insert(tid, id);
         }
         match l.locks.get(&addr) {
             Some(&c) => c,
@@ -415,11 +423,73 @@ pub fn wait_begin(held: &[Lock], wanted: Lock) {
         })
         .collect();
     crate::lock::waiters::publish_external(want, &holds);
+    trace_contended(&wanted);
 }
 
 /// The interposed call that `wait_begin` announced returned.
 pub fn wait_end() {
     crate::lock::waiters::withdraw_external();
+    let open = TRACED_WAIT.try_with(|w| w.take()).ok().flatten();
+    if let Some((addr, since)) = open {
+        if crate::record::rtc_trace_on.load(Relaxed) != 0 {
+            let waited = crate::record::monotonic_ns().saturating_sub(since);
+            crate::record::emit(
+                crate::format::EventKind::LockAcquired,
+                &[
+                    crate::record::A::U(addr as u64),
+                    crate::record::A::U(waited),
+                    crate::record::A::U(0),
+                ],
+            );
+        }
+    }
+}
+
+thread_local! {
+    /// The interposed wait this thread recorded as contended (address,
+    /// start): `wait_end` records its end.
+    static TRACED_WAIT: std::cell::Cell<Option<(usize, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// While tracing: the wait as a `lock contended` event (the lock, its class
+/// label as the name, its owner's rtcore id where glibc's lock word names
+/// a thread that took interposed locks; 0 otherwise).
+fn trace_contended(wanted: &Lock) {
+    if crate::record::rtc_trace_on.load(Relaxed) == 0 {
+        return;
+    }
+    let owner_tid = owner_tid(wanted);
+    let (label, owner) = with_learned(|l| {
+        (
+            label(&l.graph, wanted.class),
+            owner_tid
+                .and_then(|t| l.by_tid.get(&t).copied())
+                .unwrap_or(0),
+        )
+    });
+    crate::record::emit(
+        crate::format::EventKind::LockContended,
+        &[
+            crate::record::A::U(wanted.addr as u64),
+            crate::record::A::Str(&label),
+            crate::record::A::U(owner),
+        ],
+    );
+    let _ = TRACED_WAIT.try_with(|w| w.set(Some((wanted.addr, crate::record::monotonic_ns()))));
+}
+
+/// The kernel id of the thread holding `lock` exclusively, as glibc keeps
+/// it: a mutex's `__owner`, a read/write lock's `__cur_writer` (x86-64
+/// layouts; the lock is alive: its waiter is inside a call on it).
+fn owner_tid(lock: &Lock) -> Option<i32> {
+    let offset = match lock.kind {
+        LockKind::Read | LockKind::Write => 24,
+        _ => 8,
+    };
+    // SAFETY: the lock is alive while this thread is inside a call on it;
+    // a racy read of an int the owner writes is only a hint.
+    let tid = unsafe { std::ptr::read_volatile((lock.addr + offset) as *const i32) };
+    (tid > 0).then_some(tid)
 }
 
 /// "pthread lock 0x... ['a', first locked at ...]" for a deadlock report.

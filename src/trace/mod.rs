@@ -498,6 +498,21 @@ pub fn enabled() -> bool {
 /// recorded, and a trace ended this way can lack an event another thread's
 /// recorded event depends on (the reader then reports it). Stop the trace
 /// before exiting for a trace that is always consistent.
+/// Start a trace into the file `RTCORE_TRACE` names, with the default
+/// generation period and memory bound (at load: `lifecycle`); the exit
+/// handler ends it. A failure is said on stderr and the program goes on.
+pub fn start_from_env() {
+    let Some(path) = std::env::var("RTCORE_TRACE").ok().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    if let Err(e) = start(writer::Sink::Path(path.clone()), 0, 0) {
+        crate::diag::eprintln(&format!(
+            "rtcore: the trace asked for by RTCORE_TRACE={path} did not start: {}",
+            e.message
+        ));
+    }
+}
+
 pub fn stop_at_exit() {
     if !enabled() || crate::sysmon::hooks::in_hook() || record::is_no_record() {
         return;

@@ -304,6 +304,27 @@ static int clock_variants(void) {
     return 0;
 }
 
+/* ---- a wait that surely happens --------------------------------------------- */
+
+static void *take_a(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "waiter");
+    pthread_mutex_lock(&a); /* waits for main */
+    pthread_mutex_unlock(&a);
+    return NULL;
+}
+
+/* main holds a for 50 ms while another thread wants it. */
+static int contend(void) {
+    pthread_mutex_lock(&a);
+    pthread_t t;
+    pthread_create(&t, NULL, take_a, NULL);
+    usleep(50 * 1000);
+    pthread_mutex_unlock(&a);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 /* ---- a real deadlock ------------------------------------------------------ */
 
 static pthread_barrier_t both;
@@ -354,6 +375,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "cond")) return cond();
     if (!strcmp(s, "deadlock")) return deadlock();
     if (!strcmp(s, "clock")) return clock_variants();
+    if (!strcmp(s, "contend")) return contend();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(s, "pause")) {
         puts("pausing");

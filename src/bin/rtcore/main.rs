@@ -84,6 +84,12 @@ enum Command {
         /// (RTCORE_FLIGHT_RECORDER; docs/tracing.md).
         #[arg(long, value_name = "DIR")]
         flight_recorder: Option<std::path::PathBuf>,
+        /// Trace the whole run into FILE (created, or emptied if it is a
+        /// regular file; docs/tracing.md): its threads' lock waits on
+        /// interposed locks show with their owners. Not with
+        /// --flight-recorder (one trace at a time).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<std::path::PathBuf>,
         /// Also check every order against this rank file (one written by
         /// --learn-ranks, or your own): an order it does not declare, or a
         /// lock class it does not name, is reported.
@@ -235,10 +241,12 @@ fn run() -> ExitCode {
         Command::Run {
             mode,
             flight_recorder,
+            trace,
             ranks,
             learn_ranks,
             program,
         } => run::main(run::Options {
+            trace,
             ranks,
             learn_ranks,
             mode: match mode {

@@ -24,6 +24,8 @@ const PRELOAD: &str = "librtcore_preload.so";
 pub struct Options {
     pub mode: String,
     pub flight_recorder: Option<PathBuf>,
+    /// Trace the whole run into this file (`--trace`).
+    pub trace: Option<PathBuf>,
     /// Check against this rank file (`--ranks`).
     pub ranks: Option<PathBuf>,
     /// Write the learned order here (`--learn-ranks`).
@@ -172,6 +174,15 @@ fn run(o: Options) -> Result<ExitCode, String> {
     let preload = find_preload()?;
     let path = resolve(program)?;
     check_preloadable(&path)?;
+    if o.trace.is_some() && o.flight_recorder.is_some() {
+        return Err(
+            "--trace and --flight-recorder each record a trace, and a process records one at a time: choose one".into(),
+        );
+    }
+    let trace = match &o.trace {
+        Some(t) => Some(absolute(t)?),
+        None => None,
+    };
     let ranks = match &o.ranks {
         Some(f) => Some(check_rank_file(f)?),
         None => None,
@@ -200,6 +211,10 @@ fn run(o: Options) -> Result<ExitCode, String> {
     if let Some(fr) = &o.flight_recorder {
         cmd.env("RTCORE_FLIGHT_RECORDER", fr);
     }
+    match &trace {
+        Some(t) => cmd.env("RTCORE_TRACE", t),
+        None => cmd.env_remove("RTCORE_TRACE"),
+    };
     match &ranks {
         Some(f) => cmd.env("RTCORE_PRELOAD_RANKS", f),
         None => cmd.env_remove("RTCORE_PRELOAD_RANKS"),
@@ -311,6 +326,23 @@ fn check_rank_file(f: &Path) -> Result<PathBuf, String> {
         .load(&src, &f.to_string_lossy())
         .map_err(|e| format!("--ranks: {e}"))?;
     std::fs::canonicalize(f).map_err(|e| format!("--ranks {}: {e}", f.display()))
+}
+
+/// `--trace FILE`'s absolute path (the program may change directory); its
+/// directory must exist, and it may not be a directory.
+fn absolute(f: &Path) -> Result<PathBuf, String> {
+    if f.is_dir() {
+        return Err(format!("--trace {}: is a directory", f.display()));
+    }
+    let dir = f
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("--trace {}: {e}", f.display()))?;
+    Ok(dir.join(
+        f.file_name()
+            .ok_or_else(|| format!("--trace {}: not a file name", f.display()))?,
+    ))
 }
 
 /// `--learn-ranks OUT` must be a file that can be written (never a
