@@ -587,6 +587,33 @@ fn trace_records_waits_on_interposed_locks_with_their_owners() {
     assert!(both.stderr.contains("one at a time"), "{}", both.stderr);
 }
 
+/// Threads of unmodified programs never block a stop: a thread spinning
+/// with no call at all does not hold up the trace's start at load or its
+/// stop at exit (the run ends promptly and the trace checks).
+#[test]
+fn a_spinning_thread_does_not_hold_up_the_trace() {
+    let d = scenarios();
+    let trace = d.join("spin.rtctrace");
+    let _ = std::fs::remove_file(&trace);
+    let t0 = std::time::Instant::now();
+    let r = run(&["--trace", trace.to_str().unwrap()], "spin");
+    let took = t0.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "exiting with the spinner spinning");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg("check")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
 /// glibc 2.30's clock variants (`pthread_mutex_clocklock`,
 /// `pthread_rwlock_clockrdlock`, `pthread_cond_clockwait`) go through the
 /// checker: the inversion they make is reported and the wait counted.

@@ -325,6 +325,28 @@ static int contend(void) {
     return 0;
 }
 
+/* ---- a thread that never calls anything ------------------------------------- */
+
+static volatile int spin_forever = 1;
+
+static void *spinner(void *arg) {
+    (void)arg;
+    unsigned long n = 0;
+    while (spin_forever) n++; /* no call at all */
+    return (void *)n;
+}
+
+/* A thread spins with no call while main locks, waits and exits: the
+ * trace's start (at load) and its stop (at exit) must not wait for it. */
+static int spin(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, spinner, NULL);
+    for (int i = 0; i < 1000; i++) pair(&a, &b);
+    usleep(300 * 1000);
+    puts("exiting with the spinner spinning");
+    return 0;
+}
+
 /* ---- a real deadlock ------------------------------------------------------ */
 
 static pthread_barrier_t both;
@@ -376,6 +398,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "deadlock")) return deadlock();
     if (!strcmp(s, "clock")) return clock_variants();
     if (!strcmp(s, "contend")) return contend();
+    if (!strcmp(s, "spin")) return spin();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(s, "pause")) {
         puts("pausing");
