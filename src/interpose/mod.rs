@@ -279,13 +279,9 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
     if let Some(h) = held.iter().find(|h| h.addr == wanted.addr) {
         if wanted.kind.hangs_when_held(h.kind.shared()) {
             reports.push(format!(
-                "rtcore: recursive locking: thread {} locks {} {:#x} {} at {} ({}) while it already holds it ({}, taken at {}): this call never returns",
+                "rtcore: recursive locking: thread {} locks {} while it already holds it ({}, taken at {}): this call never returns",
                 thread_name(),
-                wanted.kind.noun(),
-                wanted.addr,
-                class_label(wanted.class),
-                site_name(wanted.site),
-                mode_word(wanted.kind.shared()),
+                wanted_phrase(&wanted),
                 mode_word(h.kind.shared()),
                 site_name(h.site),
             ));
@@ -336,19 +332,37 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
     }
     for (why, h) in declared {
         reports.push(format!(
-            "rtcore: lock order violation (declared ranks)\n  thread {} wants {} {:#x} {} at {}\n  while holding {} {:#x} {} taken at {}\n  {why}",
+            "rtcore: lock order violation (declared ranks)\n  thread {} wants {}\n  while holding {}\n  {why}",
             thread_name(),
-            wanted.kind.noun(),
-            wanted.addr,
-            class_label(wanted.class),
-            site_name(wanted.site),
-            h.kind.noun(),
-            h.addr,
-            class_label(h.class),
-            site_name(h.site),
+            wanted_phrase(&wanted),
+            held_phrase(&h),
         ));
     }
     deliver(reports, mode);
+}
+
+/// "mutex 0x... ['a', first locked at f (x.c:3)] at g (x.c:9) (exclusively)"
+fn wanted_phrase(l: &Lock) -> String {
+    format!(
+        "{} {:#x} {} at {} ({})",
+        l.kind.noun(),
+        l.addr,
+        class_label(l.class),
+        site_name(l.site),
+        mode_word(l.kind.shared())
+    )
+}
+
+/// "mutex 0x... ['b', ...] taken at g (x.c:8) (exclusively)"
+fn held_phrase(l: &Lock) -> String {
+    format!(
+        "{} {:#x} {} taken at {} ({})",
+        l.kind.noun(),
+        l.addr,
+        class_label(l.class),
+        site_name(l.site),
+        mode_word(l.kind.shared())
+    )
 }
 
 fn mode_word(shared: bool) -> &'static str {
@@ -591,21 +605,10 @@ fn describe(v: &Verdict, wanted: &Lock, held: &[Lock]) -> String {
             let holding = held.iter().find(|x| x.class == *h);
             let _ = writeln!(
                 s,
-                "rtcore: lock order violation (learned order)\n  thread {} wants {} {:#x} {} at {} ({})\n  while holding{}",
+                "rtcore: lock order violation (learned order)\n  thread {} wants {}\n  while holding {}",
                 thread_name(),
-                wanted.kind.noun(),
-                wanted.addr,
-                class_label(wanted.class),
-                site_name(wanted.site),
-                mode_word(wanted.kind.shared()),
-                holding.map_or(format!(" {}", class_label(*h)), |x| format!(
-                    " {} {:#x} {} taken at {} ({})",
-                    x.kind.noun(),
-                    x.addr,
-                    class_label(*h),
-                    site_name(x.site),
-                    mode_word(x.kind.shared())
-                )),
+                wanted_phrase(wanted),
+                holding.map_or_else(|| class_label(*h), held_phrase),
             );
             let _ = write!(
                 s,
