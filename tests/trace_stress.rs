@@ -235,11 +235,14 @@ fn flight(args: &[&str]) {
             "10",
             "--generation-ms",
             "2",
-            // It stops at the first inconsistency (seconds, usually); the
-            // injection parks sysmon, and with it the rollovers, for up
-            // to 2 s at a time, so cycles are few.
+            // It stops at the first inconsistency; the injection parks
+            // sysmon, and with it the rollovers, for up to 2 s at a time,
+            // so cycles are few (3-4 s each) and about one in ten is
+            // caught: 60 s missed it about one run in five, 240 s misses
+            // it about once in 500 (the run ends at the first catch, so
+            // the cap costs only when luck is bad).
             "--duration",
-            "60",
+            "240",
             "--inject",
         ],
         "",
