@@ -27,7 +27,12 @@
 
 pub mod graph;
 pub mod ranks;
+mod report;
 mod sites;
+mod waits;
+
+use report::{deliver, describe, held_phrase, label, mode_word, thread_name, wanted_phrase};
+pub use waits::{begin as wait_begin, end as wait_end};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -35,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::base::inner::{InnerMutex, InnerRank};
 use crate::format::LockRankMode as Mode;
-use graph::{Class, ClassKey, Graph, LockRef, Verdict};
+use graph::{Class, ClassKey, Graph, LockRef};
 pub use sites::site_name;
 
 /// What an interposed lock call takes: a mutex of one of glibc's types
@@ -341,34 +346,6 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
     deliver(reports, mode);
 }
 
-/// "mutex 0x... ['a', first locked at f (x.c:3)] at g (x.c:9) (exclusively)"
-fn wanted_phrase(l: &Lock) -> String {
-    format!(
-        "{} {:#x} {} at {} ({})",
-        l.kind.noun(),
-        l.addr,
-        class_label(l.class),
-        site_name(l.site),
-        mode_word(l.kind.shared())
-    )
-}
-
-/// "mutex 0x... ['b', ...] taken at g (x.c:8) (exclusively)"
-fn held_phrase(l: &Lock) -> String {
-    format!(
-        "{} {:#x} {} taken at {} ({})",
-        l.kind.noun(),
-        l.addr,
-        class_label(l.class),
-        site_name(l.site),
-        mode_word(l.kind.shared())
-    )
-}
-
-fn mode_word(shared: bool) -> &'static str {
-    if shared { "for reading" } else { "exclusively" }
-}
-
 /// A lock call on a lock of `class` blocked `ns`; or (`cond_wait`) a
 /// condition wait took its mutex again.
 pub fn waited(class: Class, ns: u64, cond_wait: bool) {
@@ -402,116 +379,6 @@ pub fn init(addr: usize, site: usize) {
 pub fn destroyed(addr: usize) {
     if with_learned(|l| l.locks.remove(&addr)).is_some() {
         EPOCH.fetch_add(1, Relaxed);
-    }
-}
-
-/// An interposed lock call is about to block on `wanted` (its lock looked
-/// busy) while `held` are held: published for sysmon's deadlock search
-/// (`lock::waiters`), which follows these waits as it follows rtcore's
-/// own locks' parks.
-pub fn wait_begin(held: &[Lock], wanted: Lock) {
-    static NAMERS: std::sync::Once = std::sync::Once::new();
-    NAMERS.call_once(|| crate::lock::waiters::register_external(describe_lock, site_name));
-    use crate::lock::order::{HeldLock, LockKind as K};
-    let want = crate::lock::waiters::Want {
-        addr: wanted.addr,
-        kind: K::Pthread,
-        shared: wanted.kind.shared(),
-        file: std::ptr::null(),
-        line: 0,
-        site: wanted.site,
-    };
-    let holds: Vec<HeldLock> = held
-        .iter()
-        .map(|h| {
-            HeldLock::new(
-                h.addr,
-                std::ptr::null(),
-                h.site as u64,
-                0,
-                0,
-                K::Pthread,
-                h.kind.shared(),
-                false,
-            )
-        })
-        .collect();
-    crate::lock::waiters::publish_external(want, &holds);
-    trace_contended(&wanted);
-}
-
-/// The interposed call that `wait_begin` announced returned.
-pub fn wait_end() {
-    crate::lock::waiters::withdraw_external();
-    let open = TRACED_WAIT.try_with(|w| w.take()).ok().flatten();
-    if let Some((addr, since)) = open {
-        if crate::record::rtc_trace_on.load(Relaxed) != 0 {
-            let waited = crate::record::monotonic_ns().saturating_sub(since);
-            crate::record::emit(
-                crate::format::EventKind::LockAcquired,
-                &[
-                    crate::record::A::U(addr as u64),
-                    crate::record::A::U(waited),
-                    crate::record::A::U(0),
-                ],
-            );
-        }
-    }
-}
-
-thread_local! {
-    /// The interposed wait this thread recorded as contended (address,
-    /// start): `wait_end` records its end.
-    static TRACED_WAIT: std::cell::Cell<Option<(usize, u64)>> = const { std::cell::Cell::new(None) };
-}
-
-/// While tracing: the wait as a `lock contended` event (the lock, its class
-/// label as the name, its owner's rtcore id where glibc's lock word names
-/// a thread that took interposed locks; 0 otherwise).
-fn trace_contended(wanted: &Lock) {
-    if crate::record::rtc_trace_on.load(Relaxed) == 0 {
-        return;
-    }
-    let owner_tid = owner_tid(wanted);
-    let (label, owner) = with_learned(|l| {
-        (
-            label(&l.graph, wanted.class),
-            owner_tid
-                .and_then(|t| l.by_tid.get(&t).copied())
-                .unwrap_or(0),
-        )
-    });
-    crate::record::emit(
-        crate::format::EventKind::LockContended,
-        &[
-            crate::record::A::U(wanted.addr as u64),
-            crate::record::A::Str(&label),
-            crate::record::A::U(owner),
-        ],
-    );
-    let _ = TRACED_WAIT.try_with(|w| w.set(Some((wanted.addr, crate::record::monotonic_ns()))));
-}
-
-/// The kernel id of the thread holding `lock` exclusively, as glibc keeps
-/// it: a mutex's `__owner`, a read/write lock's `__cur_writer` (x86-64
-/// layouts; the lock is alive: its waiter is inside a call on it).
-fn owner_tid(lock: &Lock) -> Option<i32> {
-    let offset = match lock.kind {
-        LockKind::Read | LockKind::Write => 24,
-        _ => 8,
-    };
-    // SAFETY: the lock is alive while this thread is inside a call on it;
-    // a racy read of an int the owner writes is only a hint.
-    let tid = unsafe { std::ptr::read_volatile((lock.addr + offset) as *const i32) };
-    (tid > 0).then_some(tid)
-}
-
-/// "pthread lock 0x... ['a', first locked at ...]" for a deadlock report.
-fn describe_lock(addr: usize) -> String {
-    let class = with_learned(|l| l.locks.get(&addr).copied());
-    match class {
-        Some(c) => format!("pthread lock {addr:#x} {}", class_label(c)),
-        None => format!("pthread lock {addr:#x}"),
     }
 }
 
@@ -575,103 +442,4 @@ pub fn summary() -> String {
         }
         s
     })
-}
-
-/// "[class: initialised at SITE]", or for a statically initialised lock
-/// "[NAME, first locked at SITE]" (its variable's name where the symbol
-/// table has it).
-fn class_label(c: Class) -> String {
-    with_learned(|l| label(&l.graph, c))
-}
-
-fn label(g: &Graph, c: Class) -> String {
-    let i = g.class(c);
-    let (key, site) = (i.key, i.site);
-    match key {
-        ClassKey::InitSite(_) => format!("[class: initialised at {}]", site_name(site)),
-        ClassKey::Static(addr) => format!(
-            "[{}, first locked at {}]",
-            sites::object_name(addr)
-                .map_or_else(|| format!("static {addr:#x}"), |n| format!("'{n}'")),
-            site_name(site)
-        ),
-    }
-}
-
-fn describe(v: &Verdict, wanted: &Lock, held: &[Lock]) -> String {
-    let mut s = String::new();
-    match v {
-        Verdict::Cycle { held: h, path, .. } => {
-            let holding = held.iter().find(|x| x.class == *h);
-            let _ = writeln!(
-                s,
-                "rtcore: lock order violation (learned order)\n  thread {} wants {}\n  while holding {}",
-                thread_name(),
-                wanted_phrase(wanted),
-                holding.map_or_else(|| class_label(*h), held_phrase),
-            );
-            let _ = write!(
-                s,
-                "  the opposite order was learned before (each class before the next):"
-            );
-            for (from, to, seen) in path {
-                let _ = write!(
-                    s,
-                    "\n    {} then {}: thread {} took the second at {} holding the first, taken at {}",
-                    class_label(*from),
-                    class_label(*to),
-                    seen.thread,
-                    site_name(seen.wanted_site),
-                    site_name(seen.held_site)
-                );
-            }
-        }
-        Verdict::BothOrders {
-            class,
-            ascending,
-            descending,
-        } => {
-            let _ = write!(
-                s,
-                "rtcore: lock order violation (learned order)\n  two locks of one class {} taken in both address orders\n    ascending: thread {} at {} while holding one taken at {}\n    descending: thread {} at {} while holding one taken at {}",
-                class_label(*class),
-                ascending.thread,
-                site_name(ascending.wanted_site),
-                site_name(ascending.held_site),
-                descending.thread,
-                site_name(descending.wanted_site),
-                site_name(descending.held_site),
-            );
-        }
-        Verdict::Fine => {}
-    }
-    s
-}
-
-fn deliver(reports: Vec<String>, mode: Mode) {
-    for r in &reports {
-        crate::diag::eprintln(r.trim_end());
-    }
-    if !reports.is_empty() && mode == Mode::Abort {
-        crate::diag::eprintln("rtcore: lock-rank mode abort: aborting");
-        std::process::abort();
-    }
-}
-
-/// "N 'name' (tid T)" for the calling thread.
-fn thread_name() -> String {
-    let mut buf = [0 as libc::c_char; 64];
-    // SAFETY: a valid buffer of its length for the calling thread's name.
-    let rc = unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr(), buf.len()) };
-    // SAFETY: plain syscall.
-    let tid = unsafe { libc::gettid() };
-    let name = if rc == 0 {
-        // SAFETY: NUL-terminated by pthread_getname_np on success.
-        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    } else {
-        String::new()
-    };
-    format!("'{name}' (tid {tid})")
 }
