@@ -63,7 +63,7 @@ static void *chatter(void *arg) {
         rtc_mutex_lock(&shared);
         RTC_LOG("work", "chatter");
         rtc_mutex_unlock(&shared);
-        if (i % 64 == 0) usleep(100);
+        if (i % 8 == 0) usleep(200);
         rtc_safepoint();
     }
     return NULL;
@@ -79,8 +79,9 @@ static int child_abort(void) {
     }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (rtc_t_ms_since(&t0) < 1500) {
+    for (unsigned i = 0; rtc_t_ms_since(&t0) < 1500; i++) {
         RTC_LOG("work", "before the crash");
+        if (i % 8 == 0) usleep(200);
         rtc_safepoint();
     }
     /* Recorded in the generation in progress: the dump closes it where
@@ -252,6 +253,7 @@ static void abort_dumps(void) {
     /* The four threads at least (sysmon records too when it acts). */
     const char *closed = strstr(err, "the last one closed where the signal struck: ");
     CHECK(closed != NULL);
+    if (!closed) fprintf(stderr, "  the abort child said:\n%s\n", err);
     int threads = 0;
     if (closed) sscanf(closed + strlen("the last one closed where the signal struck: "), "%d", &threads);
     CHECK(threads >= 4);

@@ -28,8 +28,10 @@ use crate::record::fatal::{self, InProgress};
 use crate::record::ring::Ring;
 
 /// How long a dump waits, at most, for threads to leave their sections and
-/// for the writer to hand over the generation in progress.
-const REACH_NS: u64 = 100_000_000;
+/// for the writer to hand over the generation in progress (on a loaded
+/// machine with threads logging at full speed, 100 ms was sometimes not
+/// enough for the writer to catch up).
+const REACH_NS: u64 = 1_000_000_000;
 
 const SIGNALS: [i32; 5] = [
     libc::SIGSEGV,
