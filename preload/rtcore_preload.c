@@ -152,6 +152,11 @@ static struct {
 
 static const volatile uint64_t *epoch_word;
 static volatile int active; /* between the constructor and the destructor */
+/* The real lock and unlock while `active` (NULL otherwise): the fast paths
+ * read one word for both "is checking on" and "where to go". */
+static struct {
+    lock_fn lock, unlock;
+} fast;
 
 #define MAX_HELD 64
 #define CLASS_SLOTS 512
@@ -270,6 +275,8 @@ __attribute__((constructor)) static void preload_start(void) {
         return;
     }
     __atomic_store_n(&active, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&fast.unlock, real.unlock, __ATOMIC_RELEASE);
+    __atomic_store_n(&fast.lock, real.lock, __ATOMIC_RELEASE);
     me.busy = 0;
 }
 
@@ -304,6 +311,8 @@ static void write_out(const char *dir, const char *name, int or_stderr,
 __attribute__((destructor)) static void preload_end(void) {
     if (!__atomic_load_n(&active, __ATOMIC_ACQUIRE)) return;
     me.busy = 1;
+    __atomic_store_n(&fast.lock, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&fast.unlock, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&active, 0, __ATOMIC_RELEASE);
     const char *dir = getenv("RTCORE_PRELOAD_SUMMARY");
     write_out(dir, "summary", 1, hook.summary, NULL, NULL);
@@ -632,14 +641,14 @@ static __attribute__((noinline)) int mutex_lock_cached(pthread_mutex_t *m, const
 
 EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
     const void *site = __builtin_return_address(0);
-    lock_fn lock = __atomic_load_n(&real.lock, __ATOMIC_ACQUIRE);
+    lock_fn lock = __atomic_load_n(&fast.lock, __ATOMIC_ACQUIRE);
     /* The common case: checking, a normal or adaptive mutex (no robust,
      * priority or error-checking behaviour: its lock call cannot fail)
      * that looks free, taken last at this depth on the same chain. It is
      * recorded first and the real call is a tail call, so nothing is saved
      * on the stack around it (docs/preload.md, "Cost"). */
     int k = m->__data.__kind;
-    if (LIKELY(lock && checking() && (k == 0 || k == 3) &&
+    if (LIKELY(lock && !me.busy && (k == 0 || k == 3) &&
                __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0)) {
         uint32_t cls;
         uint64_t chain;
@@ -684,9 +693,9 @@ EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
      * may take it, and this thread's record must not lag behind. The
      * common case (the top of the record, taken once) is a few loads, one
      * store and a tail call. */
-    lock_fn unlock = __atomic_load_n(&real.unlock, __ATOMIC_RELAXED);
+    lock_fn unlock = __atomic_load_n(&fast.unlock, __ATOMIC_ACQUIRE);
     uint32_t d = me.depth;
-    if (LIKELY(unlock && checking() && d > 0 && me.held[d - 1].lock == m && COUNT(me.held[d - 1].info) == 1)) {
+    if (LIKELY(unlock && !me.busy && d > 0 && me.held[d - 1].lock == m && COUNT(me.held[d - 1].info) == 1)) {
         me.depth = d - 1;
         return unlock(m);
     }
