@@ -358,6 +358,7 @@ fn stats_delta(a: &RtcSysmonStats, b: &RtcSysmonStats) -> RtcSysmonStats {
         hook_runs: b.hook_runs - a.hook_runs,
         hook_overruns: b.hook_overruns - a.hook_overruns,
         hooks: b.hooks,
+        deadlocks: b.deadlocks - a.deadlocks,
     }
 }
 

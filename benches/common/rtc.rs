@@ -82,15 +82,18 @@ pub struct RtcSysmonStats {
     pub hook_runs: u64,
     pub hook_overruns: u64,
     pub hooks: u64,
+    pub deadlocks: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<RtcCensus>() == 56);
 
-const _: () = assert!(std::mem::size_of::<RtcSysmonStats>() == 88);
+const _: () = assert!(std::mem::size_of::<RtcSysmonStats>() == 96);
 
 pub type TraceWriteFn = unsafe extern "C" fn(*const u8, usize, *mut c_void) -> i32;
 
-/// Mirror of `struct rtc_trace_config` in include/rtcore.h.
+/// The first 40 bytes of `struct rtc_trace_config` in include/rtcore.h:
+/// its size before `max_mb`, which the library still accepts (`size`
+/// says which).
 #[repr(C)]
 pub struct RtcTraceConfig {
     pub size: u32,
@@ -101,6 +104,8 @@ pub struct RtcTraceConfig {
     pub write: Option<TraceWriteFn>,
     pub user_data: *mut c_void,
 }
+
+const _: () = assert!(std::mem::size_of::<RtcTraceConfig>() == 40);
 
 pub type HookCb = unsafe extern "C" fn(*mut c_void);
 pub type MutexInitFn = unsafe extern "C" fn(*mut RtcMutex, *const c_char, *const c_char) -> i32;
