@@ -142,24 +142,9 @@ fn memcached_serves_correctly_under_rtcore_run_with_no_false_report() {
     println!("{err}");
     // The trace of the whole run checks, and shows its threads' waits on
     // memcached's locks with their owners.
-    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-        .arg("check")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let stats = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-        .arg("stats")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&stats.stdout);
+    let (code, out) = common::rtcore_on("check", &trace);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, text) = common::rtcore_on("stats", &trace);
     println!("{text}");
     let contended: Vec<&str> = text
         .lines()

@@ -542,24 +542,9 @@ fn trace_records_waits_on_interposed_locks_with_their_owners() {
     let _ = std::fs::remove_file(&trace);
     let r = run(&["--trace", trace.to_str().unwrap()], "contend");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-        .arg("check")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let stats = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-        .arg("stats")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&stats.stdout);
+    let (code, out) = common::rtcore_on("check", &trace);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, text) = common::rtcore_on("stats", &trace);
     let line = text
         .lines()
         .skip_while(|l| !l.starts_with("most contended locks"))
@@ -601,17 +586,8 @@ fn a_spinning_thread_does_not_hold_up_the_trace() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "exiting with the spinner spinning");
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
-    let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-        .arg("check")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let (code, out) = common::rtcore_on("check", &trace);
+    assert_eq!(code, Some(0), "{out}");
 }
 
 /// glibc 2.30's clock variants (`pthread_mutex_clocklock`,
@@ -710,12 +686,7 @@ fn a_real_deadlock_of_pthread_mutexes_is_named_and_dumped() {
             .map(|e| e.path())
             .find(|p| p.to_string_lossy().ends_with("-deadlock.rtctrace"));
         if let Some(p) = found {
-            let check = Command::new(env!("CARGO_BIN_EXE_rtcore"))
-                .arg("check")
-                .arg(&p)
-                .output()
-                .unwrap();
-            if check.status.code() == Some(0) {
+            if common::rtcore_on("check", &p).0 == Some(0) {
                 break p;
             }
         }

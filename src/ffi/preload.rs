@@ -174,26 +174,7 @@ pub extern "C" fn rtc_preload_lock_check(
 ) -> rtc_status {
     const F: &str = "rtc_preload_lock_check";
     boundary(F, || {
-        nonnull(wanted, "wanted", F)?;
-        if n > 0 {
-            nonnull(held, "held", F)?;
-        }
-        if n > 4096 {
-            return Err(Error::new(
-                rtc_status::RTC_ERR_INVALID_ARGUMENT,
-                format!("{F}: n is {n}, more than 4096 held locks"),
-            ));
-        }
-        // SAFETY: non-NULL (checked); the caller promises n readable entries.
-        let held: &[rtc_preload_held] = if n == 0 {
-            &[]
-        } else {
-            unsafe { std::slice::from_raw_parts(held, n) }
-        };
-        // SAFETY: non-NULL (checked); the caller promises one entry.
-        let wanted = lock_of(unsafe { &*wanted }, F)?;
-        let held: Vec<interpose::Lock> =
-            held.iter().map(|h| lock_of(h, F)).collect::<Result<_>>()?;
+        let (held, wanted) = chain_args(held, n, wanted, F)?;
         let mode = lifecycle::enter()?;
         interpose::check(&held, wanted, mode);
         Ok(())

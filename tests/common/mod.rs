@@ -86,3 +86,20 @@ pub fn header_variables() -> Vec<String> {
     out.sort();
     out
 }
+
+/// Run `rtcore SUBCOMMAND FILE` (the command built with these tests) and
+/// return its exit status and its standard output followed by its
+/// standard error.
+pub fn rtcore_on(subcommand: &str, file: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .arg(subcommand)
+        .arg(file)
+        .output()
+        .expect("run rtcore");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
