@@ -750,6 +750,18 @@ static void m_preload_wait_end(void) {
     CHECK_STATUS(rtc_preload_wait_end(), RTC_OK);
 }
 
+static void m_preload_cond_wait_begin(void) {
+    static int cond;
+    CHECK_STATUS(rtc_preload_cond_wait_begin(NULL), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_cond_wait_begin(&cond), RTC_OK); /* not tracing: nothing recorded */
+    CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_OK);
+}
+
+static void m_preload_cond_wait_end(void) {
+    CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_OK); /* nothing announced: fine */
+    CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_OK);
+}
+
 static void m_preload_learned_ranks(void) {
     CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) > 1); /* NULL program: "the program" */
     size_t need = rtc_preload_learned_ranks("prog", NULL, 0);
@@ -1423,6 +1435,8 @@ static void m_shutdown(void) {
     CHECK(rtc_preload_summary(NULL, 0) >= 1); /* keeps answering */
     CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) >= 1);
     CHECK_STATUS(rtc_preload_wait_end(), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_cond_wait_begin(&plock), RTC_ERR_SHUT_DOWN);
+    CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_ERR_SHUT_DOWN);
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1515,6 +1529,8 @@ static const struct misuse table[] = {
     MISUSE("rtc_preload_learned_ranks", m_preload_learned_ranks),
     MISUSE("rtc_preload_wait_begin", m_preload_wait_begin),
     MISUSE("rtc_preload_wait_end", m_preload_wait_end),
+    MISUSE("rtc_preload_cond_wait_begin", m_preload_cond_wait_begin),
+    MISUSE("rtc_preload_cond_wait_end", m_preload_cond_wait_end),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
     MISUSE("rtc_trace_stats_json", m_trace_stats_json),

@@ -1250,6 +1250,26 @@ rtc_status rtc_preload_wait_begin(const struct rtc_preload_held *held,
 rtc_status rtc_preload_wait_end(void);
 
 /**
+ * The calling thread is about to wait on the condition variable `cond`
+ * (`pthread_cond_wait` and its variants). While tracing, a thread not
+ * attached to the world records it (`outside wait`): its state in the
+ * trace is WAITING until `rtc_preload_cond_wait_end`. An attached
+ * thread's state is the world's: nothing is recorded for it.
+ *
+ * Returns `RTC_OK` (also when not tracing); `RTC_ERR_NULL` for a NULL
+ * `cond`; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_cond_wait_begin(const void *cond);
+
+/**
+ * The condition wait announced by `rtc_preload_cond_wait_begin` returned
+ * (`outside resume` in the trace).
+ *
+ * Returns `RTC_OK` (also when nothing was announced); `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_cond_wait_end(void);
+
+/**
  * A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
  * (the summary's most contended classes); with `flags` 1, a condition
  * wait took its mutex again instead (counted).

@@ -148,7 +148,14 @@ static struct {
     size_t (*learned)(const char *, char *, size_t);
     int (*wait_begin)(const rtc_preload_held *, size_t, const rtc_preload_held *);
     int (*wait_end)(void);
+    int (*cond_begin)(const void *);
+    int (*cond_end)(void);
 } hook;
+
+/* librtcore's "is a trace being recorded" word (rtcore.h's rtc_trace_on):
+ * a condition wait is announced (its thread's state in the trace) only
+ * while it is non-zero. */
+static const volatile uint32_t *trace_on;
 
 static const volatile uint64_t *epoch_word;
 static volatile int active; /* between the constructor and the destructor */
@@ -267,7 +274,10 @@ __attribute__((constructor)) static void preload_start(void) {
     hook.learned = (size_t (*)(const char *, char *, size_t))dlsym(h, "rtc_preload_learned_ranks");
     hook.wait_begin = (int (*)(const rtc_preload_held *, size_t, const rtc_preload_held *))dlsym(h, "rtc_preload_wait_begin");
     hook.wait_end = (int (*)(void))dlsym(h, "rtc_preload_wait_end");
-    if (!hook.wait_begin || !hook.wait_end || !hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
+    hook.cond_begin = (int (*)(const void *))dlsym(h, "rtc_preload_cond_wait_begin");
+    hook.cond_end = (int (*)(void))dlsym(h, "rtc_preload_cond_wait_end");
+    trace_on = (const volatile uint32_t *)dlsym(h, "rtc_trace_on");
+    if (!hook.cond_begin || !hook.cond_end || !trace_on || !hook.wait_begin || !hook.wait_end || !hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
         !hook.epoch || !hook.summary || !(epoch_word = hook.epoch())) {
         fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (another version?): the program runs unchecked\n");
         memset(&hook, 0, sizeof hook);
@@ -818,13 +828,26 @@ EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l) {
  * 2.3.2 use the old one, whose condition variables have another layout);
  * each calls the same version of the real one. */
 
-static int before_wait(pthread_mutex_t *m, const void *site) {
+/* Returns 1 if checked, plus 2 if the wait was announced to the tracer
+ * (the thread's state in the trace: waiting on the condition). */
+static int before_wait(pthread_cond_t *c, pthread_mutex_t *m, const void *site) {
     if (!checking()) return 0;
     if (UNLIKELY(!on_unlock(m))) unlock_not_held(m, site);
+    if (UNLIKELY(__atomic_load_n(trace_on, __ATOMIC_RELAXED) != 0)) {
+        me.busy = 1;
+        hook.cond_begin(c);
+        me.busy = 0;
+        return 3;
+    }
     return 1;
 }
 
 static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked) {
+    if (checked & 2) {
+        me.busy = 1;
+        hook.cond_end();
+        me.busy = 0;
+    }
     /* The mutex is held again after a wake-up, a time-out, or EOWNERDEAD. */
     if (!checked || !(rc == 0 || rc == ETIMEDOUT || rc == EOWNERDEAD) || !checking()) return;
     uint32_t kind = kind_of(m), cls;
@@ -837,7 +860,7 @@ static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked
     EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m) {                           \
         resolve();                                                                     \
         const void *site = __builtin_return_address(0);                                \
-        int checked = before_wait(m, site);                                            \
+        int checked = before_wait(c, m, site);                                            \
         int rc = real.fn(c, m);                                                        \
         after_wait(m, site, rc, checked);                                              \
         return rc;                                                                     \
@@ -846,7 +869,7 @@ static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked
     EXPORT int name(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *t) { \
         resolve();                                                                     \
         const void *site = __builtin_return_address(0);                                \
-        int checked = before_wait(m, site);                                            \
+        int checked = before_wait(c, m, site);                                            \
         int rc = real.fn(c, m, t);                                                     \
         after_wait(m, site, rc, checked);                                              \
         return rc;                                                                     \
@@ -857,7 +880,7 @@ EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid
     resolve();
     if (!real.clockwait) return ENOSYS;
     const void *site = __builtin_return_address(0);
-    int checked = before_wait(m, site);
+    int checked = before_wait(c, m, site);
     int rc = real.clockwait(c, m, clock, t);
     after_wait(m, site, rc, checked);
     return rc;

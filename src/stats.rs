@@ -193,14 +193,14 @@ impl Acc {
             for e in &s.events {
                 let name = match e.kind {
                     K::ThreadStatus => s.string(e.args[1]),
-                    K::Attach => s.string(e.args[0]),
+                    K::Attach | K::ThreadName => s.string(e.args[0]),
                     _ => continue,
                 };
                 if !name.is_empty() {
                     t.name = name.to_string();
                 }
             }
-            for sl in states(s, gen_end) {
+            for sl in states(s, *id, g.streams.get(&0), gen_end) {
                 let d = sl.end.saturating_sub(sl.start);
                 if let Some(i) = STATES.iter().position(|n| *n == sl.name) {
                     t.state_ns[i] = t.state_ns[i].saturating_add(d);

@@ -9,6 +9,8 @@
 //! class must equal `rtcore check`'s. A disagreement means the document is
 //! wrong or incomplete (or the reader misread it).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -229,13 +231,44 @@ fn put_uvarint(mut v: u64, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
+/// A trace of threads outside the world: tests/preload/scenarios.c's
+/// "waits" under `rtcore run --trace` with 5 ms generations (condition and
+/// lock waits crossing generation starts, thread names).
+fn outside_trace(dir: &Path) -> PathBuf {
+    common::lib_dir();
+    let exe = dir.join("scenarios");
+    let src = common::manifest_dir().join("tests/preload/scenarios.c");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-g", "-O0", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("run the C compiler");
+    assert!(st.success(), "compiling {} failed", src.display());
+    let trace = dir.join("outside.rtctrace");
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--trace", trace.to_str().unwrap(), "--"])
+        .arg(&exe)
+        .arg("waits")
+        .env("RTCORE_TRACE_GENERATION_MS", "5")
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("run rtcore run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    trace
+}
+
 /// Argument types per event kind, as the document's table gives them:
 /// U uvarint (S and Str are uvarints too on the wire), B length and bytes.
 fn arg_types(kind: u8) -> &'static str {
-    const TABLE: [&str; 36] = [
+    const TABLE: [&str; 40] = [
         "UU", "UB", "UUUUUUUU", "UUUU", "U", "UU", "UUU", "UU", "UU", "UUU", "UU", "UUU", "",
         "UUUU", "UUU", "UUU", "U", "UU", "UU", "UU", "U", "U", "", "UU", "U", "U", "", "UU", "UU",
-        "UUU", "UUU", "UU", "UU", "UUUUU", "UU", "U",
+        "UUU", "UUU", "UU", "UU", "UUUUU", "UU", "U", "UU", "", "UUU", "U",
     ];
     TABLE[kind as usize - 1]
 }
@@ -485,6 +518,7 @@ fn the_document_alone_reads_rtcores_traces_as_rtcore_does() {
     .unwrap();
     traces.push(stress.clone());
     traces.push(cut);
+    traces.push(outside_trace(dir));
 
     let reader = spawn_reader(&traces);
     let mut expected = Vec::new();

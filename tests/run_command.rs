@@ -572,6 +572,53 @@ fn trace_records_waits_on_interposed_locks_with_their_owners() {
     assert!(both.stderr.contains("one at a time"), "{}", both.stderr);
 }
 
+/// The lock and condition waits of threads outside the world are their
+/// states in the trace: three named threads wait on a condition and a
+/// contended mutex while generations roll every 5 ms. The trace checks
+/// consistent (the validator's rules for threads outside the world), the
+/// waits cross generation starts (`outside status`), and the statistics
+/// give each thread its name and its time WAITING.
+#[test]
+fn waits_of_threads_outside_the_world_are_thread_states_in_the_trace() {
+    let d = scenarios();
+    let trace = d.join("waits.rtctrace");
+    let _ = std::fs::remove_file(&trace);
+    let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--trace", trace.to_str().unwrap(), "--"])
+        .arg(d.join("scenarios"))
+        .arg("waits")
+        .env("RTCORE_TRACE_GENERATION_MS", "5")
+        .env_remove("RTCORE_DEBUG")
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, text) = common::rtcore_on("check", &trace);
+    assert_eq!(code, Some(0), "{text}");
+    let (_, stats) = common::rtcore_on("stats", &trace);
+    let kind = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(kind("outside wait") >= 100, "{stats}");
+    assert_eq!(kind("outside wait"), kind("outside resume"), "{stats}");
+    assert!(kind("outside status") >= 1, "{stats}");
+    for name in ["sleeper-0", "sleeper-1", "sleeper-2"] {
+        let row = stats
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no thread {name} in:\n{stats}"));
+        // id, name, RUNNING, ms, RUNNABLE, ms, BLOCKING, ms, WAITING, ms.
+        let waiting: f64 = row.split_whitespace().nth(8).unwrap().parse().unwrap();
+        assert!(waiting > 10.0, "{row}");
+    }
+}
+
 /// Threads of unmodified programs never block a stop: a thread spinning
 /// with no call at all does not hold up the trace's start at load or its
 /// stop at exit (the run ends promptly and the trace checks).

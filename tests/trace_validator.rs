@@ -111,6 +111,12 @@ const WORKER: u64 = 11;
 const SLEEPER: u64 = 12;
 const NEWBIE: u64 = 13;
 const BLOCKED: u64 = 14;
+/// Outside the world (never attached): its stream begins inside a
+/// condition wait (`outside status`) and ends inside another.
+const OUTSIDER: u64 = 15;
+/// Outside the world: its first event resumes a wait begun before the
+/// trace.
+const LATE: u64 = 16;
 
 /// The valid generation. Ps: P0 RUNNING for 10 (seq 5), P1 IDLE (seq 2),
 /// P2 STOPPED (seq 7), P3 SYSCALL for 14 (seq 4); P4 is added by thread 13.
@@ -135,6 +141,8 @@ fn valid() -> Vec<Stream> {
         // the world (the generation rolled over meanwhile).
         ev(HookStatus, &[u(ROLLED), u(9)]),
         ev(StwStatus, &[u(ROLLED)]),
+        // Thread 15 was waiting on condition 0x7000 when it began.
+        ev(OutsideStatus, &[u(OUTSIDER), u(2), u(0x7000)]),
     ];
     // Threads 1 (sysmon) and 2 (the hook thread) are never attached: their
     // events are about others. Thread 13 attaches during the generation
@@ -261,6 +269,22 @@ fn valid() -> Vec<Stream> {
         (NEWBIE, ev(ExitBlockingSlow, &[])),
         (SYSMON, ev(StallResolved, &[u(3), u(1)])),
         (SYSMON, ev(Log, &[t("sysmon"), t("done")])),
+        // Outside the world: waits in interposed calls, no P.
+        (OUTSIDER, ev(OutsideResume, &[])),
+        (OUTSIDER, ev(Log, &[t("outside"), t("running")])),
+        (OUTSIDER, ev(OutsideWait, &[u(1), u(0x6000)])),
+        (
+            OUTSIDER,
+            ev(LockContended, &[u(0x6000), t("pthread lock"), u(0)]),
+        ),
+        (OUTSIDER, ev(LockAcquired, &[u(0x6000), u(30), u(0)])),
+        (OUTSIDER, ev(OutsideResume, &[])),
+        // Still open at the end.
+        (OUTSIDER, ev(OutsideWait, &[u(2), u(0x7000)])),
+        (LATE, ev(ThreadName, &[t("late one")])),
+        // Began waiting before the trace: crosses the start.
+        (LATE, ev(OutsideResume, &[])),
+        (LATE, ev(Log, &[t("late"), t("resumed")])),
     ];
     let mut streams = vec![Stream {
         thread: 0,
@@ -270,7 +294,7 @@ fn valid() -> Vec<Stream> {
         events: header,
     }];
     for thread in [
-        SYSMON, HOOKS, ROLLED, MAIN, WORKER, SLEEPER, NEWBIE, BLOCKED,
+        SYSMON, HOOKS, ROLLED, MAIN, WORKER, SLEEPER, NEWBIE, BLOCKED, OUTSIDER, LATE,
     ] {
         let mut st = Stream {
             thread,
@@ -621,10 +645,11 @@ fn every_event_kind_round_trips_and_the_trace_validates() {
     // Unblocks by 11 (of 10 and 12) and by the hook thread (of 12 and 14);
     // the two timeouts have no waker.
     assert_eq!(sum.cross_thread_unblocks, 4);
-    // The hook thread's region end, 12's lock acquired, 14's task end.
-    assert_eq!(sum.crossed_start, 3);
-    // 12's region "tail", 14's task 3.
-    assert_eq!(sum.open_at_end, 2);
+    // The hook thread's region end, 12's lock acquired, 14's task end,
+    // 16's outside resume.
+    assert_eq!(sum.crossed_start, 4);
+    // 12's region "tail", 14's task 3, 15's last outside wait.
+    assert_eq!(sum.open_at_end, 3);
 }
 
 #[test]
@@ -1028,6 +1053,30 @@ fn rules() -> Vec<Rule> {
                     put(e, 4, ev(LockAcquired, &[u(0x2000), u(1500), u(WORKER)]))
                 })
             },
+        ),
+        // ---- threads outside the world
+        hit("outside status twice", &["waits outside the world twice"]),
+        hit(
+            "outside wait while waiting",
+            &["waits outside the world for", "while waiting for"],
+        ),
+        hit("resume without a wait", &["resumes without waiting"]),
+        // No thread in the valid trace is both attached and outside: these
+        // need an event the model does not have where it is put.
+        targeted(
+            "outside wait of an attached thread",
+            &["records outside wait while attached"],
+            || edit(NEWBIE, |e| e.push(ev(OutsideWait, &[u(1), u(0x10)]))),
+        ),
+        targeted(
+            "attach while waiting outside",
+            &["attaches while it waits outside the world"],
+            || edit(OUTSIDER, |e| e.push(ev(Attach, &[t("late"), u(1)]))),
+        ),
+        targeted(
+            "a status and an outside status",
+            &["has a status (it is attached), but the header has it waiting"],
+            || edit(0, |e| e.push(ev(OutsideStatus, &[u(MAIN), u(1), u(0x10)]))),
         ),
         hit("no stream can advance", &["(no stream can advance)"]),
     ]

@@ -625,6 +625,8 @@ _SIGNATURES = {
     "rtc_preload_unlock_not_held": (_status, [ctypes.c_void_p, ctypes.c_void_p], ()),
     "rtc_preload_wait_begin": (_status, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p], ()),
     "rtc_preload_wait_end": (_status, [], ()),
+    "rtc_preload_cond_wait_begin": (_status, [ctypes.c_void_p], ()),
+    "rtc_preload_cond_wait_end": (_status, [], ()),
     "rtc_preload_epoch": (ctypes.POINTER(ctypes.c_uint64), [], None),
     "rtc_preload_summary": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
     "rtc_preload_learned_ranks": (ctypes.c_size_t, [ctypes.c_char_p, _buf_p, ctypes.c_size_t], None),

@@ -229,7 +229,7 @@ impl TimelineBuilder {
         for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
             let name = s.events.iter().find_map(|e| match e.kind {
                 K::ThreadStatus => Some(s.string(e.args[1]).to_string()),
-                K::Attach => Some(s.string(e.args[0]).to_string()),
+                K::Attach | K::ThreadName => Some(s.string(e.args[0]).to_string()),
                 _ => None,
             });
             let entry = self.named.entry(*id).or_default();
@@ -241,7 +241,7 @@ impl TimelineBuilder {
         }
         let mut state_slices: HashMap<u64, Vec<StateSlice>> = HashMap::new();
         for (id, s) in g.streams.iter().filter(|(id, _)| **id != 0) {
-            let v = states(s, gen_end);
+            let v = states(s, *id, g.streams.get(&0), gen_end);
             if !v.is_empty() {
                 self.with_states.insert(*id, ());
                 state_slices.insert(*id, v);

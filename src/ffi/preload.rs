@@ -216,6 +216,38 @@ pub extern "C" fn rtc_preload_wait_end() -> rtc_status {
     })
 }
 
+/// The calling thread is about to wait on the condition variable `cond`
+/// (`pthread_cond_wait` and its variants). While tracing, a thread not
+/// attached to the world records it (`outside wait`): its state in the
+/// trace is WAITING until `rtc_preload_cond_wait_end`. An attached
+/// thread's state is the world's: nothing is recorded for it.
+///
+/// Returns `RTC_OK` (also when not tracing); `RTC_ERR_NULL` for a NULL
+/// `cond`; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_cond_wait_begin(cond: *const c_void) -> rtc_status {
+    const F: &str = "rtc_preload_cond_wait_begin";
+    boundary(F, || {
+        let cond = nonnull(cond, "cond", F)?;
+        lifecycle::enter()?;
+        interpose::outside_wait(crate::format::BlockReason::Cond, cond);
+        Ok(())
+    })
+}
+
+/// The condition wait announced by `rtc_preload_cond_wait_begin` returned
+/// (`outside resume` in the trace).
+///
+/// Returns `RTC_OK` (also when nothing was announced); `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_cond_wait_end() -> rtc_status {
+    boundary("rtc_preload_cond_wait_end", || {
+        lifecycle::enter()?;
+        interpose::outside_resume();
+        Ok(())
+    })
+}
+
 /// A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
 /// (the summary's most contended classes); with `flags` 1, a condition
 /// wait took its mutex again instead (counted).

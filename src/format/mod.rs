@@ -11,12 +11,14 @@
 /// The file's first 8 bytes.
 pub const FILE_MAGIC: [u8; 8] = *b"RTCTRACE";
 /// The format version in the file header (what writers write).
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 /// The oldest version readers accept. Version 1 differs only in an
 /// event's first byte: the kind alone, the timestamp delta always a
 /// varint after it. Version 3 adds the `rwlock contended` event; version
 /// 4 the `hook status` and `STW status` header events (generations that
-/// roll while a hook runs or the world is stopped).
+/// roll while a hook runs or the world is stopped); version 5 the states
+/// of threads outside the world (`outside wait`, `outside resume`,
+/// `outside status`) and their names (`thread name`).
 pub const OLDEST_VERSION: u16 = 1;
 
 /// An event's first byte (version 2): the kind in the low 6 bits; the high
@@ -221,6 +223,20 @@ event_kinds! {
     /// A stop-the-world open when the generation began (header batch,
     /// version 4): the stopping thread.
     StwStatus = 36, "STW status", [U];
+    /// The emitting thread, outside the world (not attached: it holds no
+    /// P), waits in a call rtcore interposed (version 5): reason (as
+    /// `block`'s: 1 mutex, 2 condition, 5 rwlock), the object's address.
+    OutsideWait = 37, "outside wait", [U, U];
+    /// The emitting thread's `outside wait` ended: it runs again, outside
+    /// the world (version 5).
+    OutsideResume = 38, "outside resume", [];
+    /// A thread outside the world was waiting when the generation began
+    /// (header batch, version 5): the thread, reason, object.
+    OutsideStatus = 39, "outside status", [U, U, U];
+    /// The emitting thread's name, for a thread with no status (not
+    /// attached): its OS name, the first event of its stream in each
+    /// generation (version 5).
+    ThreadName = 40, "thread name", [Str];
 }
 
 // ---- varints and CRC -------------------------------------------------------

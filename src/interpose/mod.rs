@@ -32,7 +32,7 @@ mod sites;
 mod waits;
 
 use report::{deliver, describe, held_phrase, label, mode_word, thread_name, wanted_phrase};
-pub use waits::{begin as wait_begin, end as wait_end};
+pub use waits::{begin as wait_begin, end as wait_end, outside_resume, outside_wait};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

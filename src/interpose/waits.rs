@@ -50,7 +50,7 @@ pub fn end() {
     crate::lock::waiters::withdraw_external();
     let open = TRACED_WAIT.try_with(|w| w.take()).ok().flatten();
     if let Some((addr, since)) = open {
-        if crate::record::rtc_trace_on.load(Relaxed) != 0 {
+        if tracing() {
             let waited = crate::record::monotonic_ns().saturating_sub(since);
             crate::record::emit(
                 crate::format::EventKind::LockAcquired,
@@ -62,21 +62,62 @@ pub fn end() {
             );
         }
     }
+    outside_resume();
+}
+
+fn tracing() -> bool {
+    crate::record::rtc_trace_on.load(Relaxed) != 0
+}
+
+/// A thread outside the world begins to wait in an interposed call
+/// (`reason` as the format's `block`: mutex, condition, rwlock): while
+/// tracing, its state becomes WAITING (`outside wait`) until
+/// `outside_resume`. An attached thread's state is the world's: nothing
+/// is recorded for it.
+pub fn outside_wait(reason: crate::format::BlockReason, object: usize) {
+    if !tracing() || crate::record::attached() {
+        return;
+    }
+    crate::record::emit(
+        crate::format::EventKind::OutsideWait,
+        &[
+            crate::record::A::U(reason as u64),
+            crate::record::A::U(object as u64),
+        ],
+    );
+    let _ = OUTSIDE_WAIT.try_with(|w| w.set(true));
+}
+
+/// The wait `outside_wait` recorded ended (`outside resume`). Recorded
+/// while tracing even if the trace was restarted meanwhile: the reader
+/// counts a resume first in its stream as a wait begun before the trace.
+pub fn outside_resume() {
+    let was = OUTSIDE_WAIT.try_with(|w| w.replace(false)).unwrap_or(false);
+    if was && tracing() {
+        crate::record::emit(crate::format::EventKind::OutsideResume, &[]);
+    }
 }
 
 thread_local! {
     /// The interposed wait this thread recorded as contended (address,
     /// start): `end` records its end.
     static TRACED_WAIT: std::cell::Cell<Option<(usize, u64)>> = const { std::cell::Cell::new(None) };
+    /// This thread recorded an `outside wait` not yet resumed.
+    static OUTSIDE_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// While tracing: the wait as a `lock contended` event (the lock, its class
 /// label as the name, its owner's rtcore id where glibc's lock word names
 /// a thread that took interposed locks; 0 otherwise).
 fn trace_contended(wanted: &Lock) {
-    if crate::record::rtc_trace_on.load(Relaxed) == 0 {
+    if !tracing() {
         return;
     }
+    let reason = match wanted.kind {
+        LockKind::Read | LockKind::Write => crate::format::BlockReason::RwLock,
+        _ => crate::format::BlockReason::Mutex,
+    };
+    outside_wait(reason, wanted.addr);
     let owner_tid = owner_tid(wanted);
     let (label, owner) = with_learned(|l| {
         (

@@ -1004,9 +1004,9 @@ mod tests {
                 m[i] ^= 1 << bit;
                 // The header's flags and reserved bytes, and each record
                 // frame's 3 reserved bytes, are not checked.
-                // Version 3 with its low bit flipped is version 2, which
-                // differs only by lacking an event kind the sample has not.
-                let older = i == 8 && bit == 0 && crate::format::VERSION == 3;
+                // An odd version with its low bit flipped is the version
+                // before it, which readers accept with every event kind.
+                let older = i == 8 && bit == 0 && crate::format::VERSION % 2 == 1;
                 let ignorable = (10..16).contains(&i) || reserved.contains(&i) || older;
                 if !ignorable {
                     assert!(parse(&m).is_err(), "flip of bit {bit} at {i:#x} accepted");

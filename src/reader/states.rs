@@ -23,10 +23,13 @@ fn state_name(code: u64) -> &'static str {
 }
 
 /// Replay a thread's own events into its state slices (its state changes
-/// only by its own events; a steal takes its P, not its state).
-pub fn states(s: &Stream, gen_end: u64) -> Vec<StateSlice> {
+/// only by its own events; a steal takes its P, not its state). `header`
+/// is the generation's header batch: a thread outside the world may begin
+/// it waiting (`outside status`). A thread outside the world has a state
+/// only while it waits.
+pub fn states(s: &Stream, id: u64, header: Option<&Stream>, gen_end: u64) -> Vec<StateSlice> {
     let mut out = Vec::new();
-    let mut cur: Option<(u64, &'static str, String)> = None;
+    let mut cur: Option<(u64, &'static str, String)> = outside_at_start(id, header);
     let mut set = |cur: &mut Option<(u64, &'static str, String)>,
                    ts: u64,
                    next: Option<(&'static str, String)>| {
@@ -54,7 +57,8 @@ pub fn states(s: &Stream, gen_end: u64) -> Vec<StateSlice> {
                     .map(|r| r.describe(e.args[1]))
                     .unwrap_or_default(),
             )),
-            K::Detach => {
+            K::OutsideWait => Some(("WAITING", outside_detail(e.args[0], e.args[1]))),
+            K::OutsideResume | K::Detach => {
                 set(&mut cur, e.ts, None);
                 continue;
             }
@@ -64,4 +68,24 @@ pub fn states(s: &Stream, gen_end: u64) -> Vec<StateSlice> {
     }
     set(&mut cur, gen_end, None);
     out
+}
+
+/// "mutex 0x1234 (outside the world)".
+fn outside_detail(reason: u64, object: u64) -> String {
+    let what = BlockReason::from_code(reason)
+        .map(|r| r.describe(object))
+        .unwrap_or_else(|| format!("{object:#x}"));
+    format!("{what} (outside the world)")
+}
+
+/// The WAITING slice a thread outside the world begins the generation in
+/// (the header's `outside status` for it), from the header's first event.
+fn outside_at_start(id: u64, header: Option<&Stream>) -> Option<(u64, &'static str, String)> {
+    let h = header?;
+    let e = h
+        .events
+        .iter()
+        .find(|e| e.kind == K::OutsideStatus && e.args[0] == id)?;
+    let start = h.events.first().map_or(e.ts, |f| f.ts);
+    Some((start, "WAITING", outside_detail(e.args[1], e.args[2])))
 }

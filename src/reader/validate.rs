@@ -151,6 +151,13 @@ struct Ranges {
     stw_open: bool,
     hook: Option<u64>,
     lock_wait: Option<u64>,
+    /// An `outside wait` not yet resumed: its object.
+    outside: Option<u64>,
+    /// The stream had an `outside wait` or `outside resume`, or began
+    /// inside an outside wait (`outside status`), in this generation: a
+    /// resume with no wait open is then impossible, not a wait begun
+    /// before the trace.
+    outside_seen: bool,
 }
 
 /// A verdict's message, formatted only when the generation is being
@@ -571,7 +578,8 @@ fn run<S: Source>(
             .saturating_add(r.regions)
             .saturating_add(r.stw_open as u64)
             .saturating_add(r.hook.is_some() as u64)
-            .saturating_add(r.lock_wait.is_some() as u64);
+            .saturating_add(r.lock_wait.is_some() as u64)
+            .saturating_add(r.outside.is_some() as u64);
     }
     let tasks = |flags: u8| st.tasks.values().filter(|f| **f == flags).count() as u64;
     sum.open_at_end += tasks(TASK_BEGUN);

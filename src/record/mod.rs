@@ -177,6 +177,9 @@ pub struct ThreadTrace {
 pub struct OpenRanges {
     pub hook: Option<u64>,
     pub stw: bool,
+    /// An `outside wait` (reason, object) not yet resumed: a thread outside
+    /// the world blocked in an interposed call across the generation's start.
+    pub outside: Option<(u64, u64)>,
 }
 
 // SAFETY: `slots` and `regions` are only touched by the holder of `gate`
@@ -409,6 +412,14 @@ fn with_my_status(f: &mut dyn FnMut(&Status<'_>)) {
     }
 }
 
+/// Is the calling thread attached to the world (it has a status)? Only the
+/// thread itself attaches and detaches, so the answer holds until it does.
+pub fn attached() -> bool {
+    let mut attached = false;
+    with_my_status(&mut |_| attached = true);
+    attached
+}
+
 /// Record one event on the calling thread (any thread, attached or not).
 /// Cheap when tracing is off: one relaxed load. If this is the thread's
 /// first event in the generation and nobody wrote its status yet, its
@@ -493,12 +504,42 @@ fn first_in_generation(t: &ThreadTrace, slot: &mut Slot, g: u64) {
     fresh_slot(t, slot, g);
     if !slot.status_written {
         with_my_status(&mut |st| write_status_event(t, slot, g, st));
+        if !slot.status_written {
+            // Not attached: no status, but a name (each generation is
+            // self-contained).
+            write_os_name(t, slot, g);
+        }
         // Settled for the generation: written, or the thread is not
         // attached and has no status (an attach later records `attach`).
         // Asking again on every event of an unattached thread would cost
         // a call into the world each time.
         slot.status_written = true;
     }
+}
+
+/// The calling thread's OS name (`pthread_setname_np`'s) as a `thread
+/// name` event: one system call (`prctl`), no allocation for a UTF-8 name.
+#[cold]
+fn write_os_name(t: &ThreadTrace, slot: &mut Slot, g: u64) {
+    let mut buf = [0u8; 16];
+    // SAFETY: the buffer is writable for its length (the kernel's names
+    // are at most 15 bytes and a NUL); pthread_self is the caller.
+    let rc = unsafe {
+        libc::pthread_getname_np(
+            libc::pthread_self(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
+    if rc != 0 {
+        return;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    if end == 0 {
+        return;
+    }
+    let name = String::from_utf8_lossy(&buf[..end]);
+    let _ = write_event(t, slot, g, EventKind::ThreadName, &[A::Str(&name)]);
 }
 
 /// The calling thread's events inside its gate (`gated`).
@@ -833,13 +874,20 @@ fn write_event(
         // same generation is recorded again).
         EventKind::Attach => slot.status_written = true,
         EventKind::Detach => slot.status_written = false,
-        EventKind::HookBegin | EventKind::HookEnd | EventKind::StwBegin | EventKind::StwEnd => {
+        EventKind::HookBegin
+        | EventKind::HookEnd
+        | EventKind::StwBegin
+        | EventKind::StwEnd
+        | EventKind::OutsideWait
+        | EventKind::OutsideResume => {
             let mut o = open_ranges(t);
             match kind {
                 EventKind::HookBegin => o.hook = Some(vals[0]),
                 EventKind::HookEnd => o.hook = None,
                 EventKind::StwBegin => o.stw = true,
-                _ => o.stw = false,
+                EventKind::StwEnd => o.stw = false,
+                EventKind::OutsideWait => o.outside = Some((vals[0], vals[1])),
+                _ => o.outside = None,
             }
             // SAFETY: the caller holds the gate.
             unsafe { *t.open.get() = (TRACE_ID.load(Relaxed), o) };
@@ -1018,8 +1066,9 @@ pub fn rollover_statuses(
             open.push((t.id, next.open_at_start));
         }
         if !next.status_written {
+            // Sets `status_written` if the thread is attached; one that is
+            // not writes its name at its first event (`first_in_generation`).
             status(t.id, &mut |st| write_status_event(t, next, new, st));
-            next.status_written = true;
         }
     });
     open.sort_by_key(|(id, _)| *id);

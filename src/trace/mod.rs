@@ -449,6 +449,12 @@ pub fn rollover_locked() -> bool {
             if open.stw {
                 h.event(EventKind::StwStatus, &[A::U(*thread)]);
             }
+            if let Some((reason, object)) = open.outside {
+                h.event(
+                    EventKind::OutsideStatus,
+                    &[A::U(*thread), A::U(reason), A::U(object)],
+                );
+            }
         }
     });
     let (old_file, new_file) = (
@@ -505,7 +511,19 @@ pub fn start_from_env() {
     let Some(path) = std::env::var("RTCORE_TRACE").ok().filter(|p| !p.is_empty()) else {
         return;
     };
-    if let Err(e) = start(writer::Sink::Path(path.clone()), 0, 0) {
+    // RTCORE_TRACE_GENERATION_MS: the generation period (0 or unset: the
+    // default); anything else that is not a number of milliseconds is said
+    // and the default used.
+    let generation_ms = match std::env::var("RTCORE_TRACE_GENERATION_MS") {
+        Ok(v) if !v.is_empty() => v.parse::<u32>().unwrap_or_else(|_| {
+            crate::diag::eprintln(&format!(
+                "rtcore: RTCORE_TRACE_GENERATION_MS={v} is not a number of milliseconds; the default generation period is used"
+            ));
+            0
+        }),
+        _ => 0,
+    };
+    if let Err(e) = start(writer::Sink::Path(path.clone()), generation_ms, 0) {
         crate::diag::eprintln(&format!(
             "rtcore: the trace asked for by RTCORE_TRACE={path} did not start: {}",
             e.message

@@ -69,6 +69,10 @@ KINDS = {
     34: ("rwlock contended", "U$UUU"),
     35: ("hook status", "UU"),
     36: ("STW status", "U"),
+    37: ("outside wait", "UU"),
+    38: ("outside resume", ""),
+    39: ("outside status", "UUU"),
+    40: ("thread name", "$"),
 }
 CLOCK_INFO, STRING, THREAD_STATUS, PROC_STATUS, PROCS_CHANGE = 1, 2, 3, 4, 5
 ATTACH, DETACH, P_START, P_STOP, ENTER_BLOCKING, EXIT_FAST = 6, 7, 8, 9, 10, 11
@@ -77,7 +81,8 @@ STALL_OPEN, STALL_RESOLVED, HOOK_BEGIN, HOOK_END, STW_BEGIN, STW_END = 18, 19, 2
 TASK_BEGIN, TASK_END, REGION_BEGIN, REGION_END, LOG, COUNTER = 24, 25, 26, 27, 28, 29
 LOCK_CONTENDED, LOCK_ACQUIRED, RANK_VIOLATION, STALL_STATUS = 30, 31, 32, 33
 RWLOCK_CONTENDED, HOOK_STATUS, STW_STATUS = 34, 35, 36
-HEADER_ONLY = {CLOCK_INFO, PROC_STATUS, STALL_STATUS, HOOK_STATUS, STW_STATUS}
+OUTSIDE_WAIT, OUTSIDE_RESUME, OUTSIDE_STATUS, THREAD_NAME = 37, 38, 39, 40
+HEADER_ONLY = {CLOCK_INFO, PROC_STATUS, STALL_STATUS, HOOK_STATUS, STW_STATUS, OUTSIDE_STATUS}
 HEADER_ALLOWED = HEADER_ONLY | {STRING, PROCS_CHANGE}
 
 # Thread states ("Thread states"); BLOCKING carries its P or None.
@@ -237,7 +242,7 @@ class Generation:
         header = self.streams.get(0)
         if header is None:
             raise Invalid("no header batch")
-        hooks, stws = {}, set()
+        hooks, stws, outside = {}, set(), {}
         proc_statuses = []
         clocks = 0
         for kind, _, a in header.events:
@@ -270,10 +275,15 @@ class Generation:
                 if a[0] in stws:
                     raise Invalid("stops the world twice")
                 stws.add(a[0])
+            elif kind == OUTSIDE_STATUS:
+                if a[0] in outside:
+                    raise Invalid("waits outside the world twice")
+                outside[a[0]] = a[2]
         if header.events and clocks != 1:
             raise Invalid("header batch without a clock info")
 
-        # Per stream: [tid, events, next index, depth, stw open, hook run, lock wait].
+        # Per stream: [tid, events, next index, depth, stw open, hook run,
+        # lock wait, outside wait (its object), an outside event seen].
         order = []
         for tid in sorted(self.streams):
             if tid == 0:
@@ -284,10 +294,13 @@ class Generation:
                 i += 1
             depth = 0
             if i < len(evs) and evs[i][0] == THREAD_STATUS:
+                if tid in outside:
+                    raise Invalid("a thread status for a thread waiting outside the world")
                 self.apply_status(tid, evs[i][2])
                 depth = evs[i][2][7]
                 i += 1
-            order.append([tid, evs, i, depth, tid in stws, hooks.get(tid), None])
+            order.append([tid, evs, i, depth, tid in stws, hooks.get(tid), None,
+                          outside.get(tid), tid in outside])
         for p, owner in proc_statuses:
             state = self.procs[p][0]
             if state == P_IDLE:
@@ -322,9 +335,10 @@ class Generation:
         # stream (thread 0 included) stays open too: rtcore counts it.
         open_end += sum(1 for tid in hooks if tid == 0 or tid not in self.streams)
         open_end += sum(1 for tid in stws if tid == 0 or tid not in self.streams)
+        open_end += sum(1 for tid in outside if tid == 0 or tid not in self.streams)
         for s in order:
             open_end += s[3] + (1 if s[4] else 0) + (1 if s[5] is not None else 0) + \
-                (1 if s[6] is not None else 0)
+                (1 if s[6] is not None else 0) + (1 if s[7] is not None else 0)
         self.crossed += len(self.tasks_ended - self.tasks_begun)
         return self.crossed, open_end
 
@@ -355,7 +369,7 @@ class Generation:
         """Applies one event of stream s; False when it waits or is impossible."""
         kind, _, a = ev
         tid = s[0]
-        if kind in (STRING, LOG, COUNTER, RANK_VIOLATION):
+        if kind in (STRING, LOG, COUNTER, RANK_VIOLATION, THREAD_NAME):
             return True
         if kind == REGION_BEGIN:
             s[3] += 1
@@ -448,7 +462,26 @@ class Generation:
 
         # The rest are transitions of the emitter itself.
         t = self.thread(tid)
+        if kind in (OUTSIDE_WAIT, OUTSIDE_RESUME):
+            # Only outside the world: never attached, or detached.
+            if t.state not in (UNKNOWN, DETACHED):
+                return False
+            seen, s[8] = s[8], True
+            if kind == OUTSIDE_WAIT:
+                if s[7] is not None:
+                    return False
+                s[7] = a[1]
+            elif s[7] is not None:
+                s[7] = None
+            elif not seen:
+                self.crossed += 1
+            else:
+                s[8] = seen
+                return False
+            return True
         if kind == ATTACH:
+            if s[7] is not None:
+                return False
             if t.state == UNKNOWN:
                 pass
             elif t.state == DETACHED and a[1] == inc(t.tseq):
@@ -520,7 +553,7 @@ def read_trace(data, r):
     if len(data) < 24 or data[:8] != b"RTCTRACE":
         raise Invalid("not a trace")
     version = int.from_bytes(data[8:10], "little")
-    if version not in (1, 2, 3, 4):
+    if version not in (1, 2, 3, 4, 5):
         raise Invalid(f"format version {version}")
     trace_id = data[16:24]
     pos = 24
@@ -655,6 +688,12 @@ def statistics(gens, bytes_, events):
                 first = a if first is None else min(first, a)
                 last = b if last is None else max(last, b)
             slice_ = None  # (state, start ns, reason)
+            # Waiting outside the world as the generation began (its
+            # header's "outside status"): from the header's first event.
+            hdr = streams.get(0)
+            if hdr is not None and hdr.events and any(
+                    k == OUTSIDE_STATUS and a[0] == tid for k, _, a in hdr.events):
+                slice_ = (WAITING, ns(hdr.events[0][1]), "")
             wait = None  # (address, owner)
             # A stream that begins inside its own stop ("STW status" in the
             # header): its steals are claims of that stop.
@@ -685,12 +724,13 @@ def statistics(gens, bytes_, events):
                     new = (RUNNING, t, "")
                 elif kind == ENTER_BLOCKING:
                     new = (BLOCKING, t, text(a[2]))
-                elif kind == BLOCK:
+                elif kind in (BLOCK, OUTSIDE_WAIT):
                     new = (WAITING, t, "")
-                if new is not None or kind == DETACH:
+                if new is not None or kind in (DETACH, OUTSIDE_RESUME):
                     end_slice(t)
                     slice_ = new
-                if kind in (THREAD_STATUS, ATTACH) and a[1 if kind == THREAD_STATUS else 0]:
+                if kind in (THREAD_STATUS, ATTACH, THREAD_NAME) and \
+                        a[1 if kind == THREAD_STATUS else 0]:
                     row["name"] = text(a[1 if kind == THREAD_STATUS else 0])
                 if kind in (LOCK_CONTENDED, RWLOCK_CONTENDED):
                     wait = (a[0], a[2] if kind == LOCK_CONTENDED else a[3])

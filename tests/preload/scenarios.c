@@ -155,6 +155,50 @@ static int forked(void) {
     return 0;
 }
 
+/* A thread keeps librtcore busy (each new mutex's first lock goes into it)
+ * while main forks 200 times; each child locks a new mutex (into librtcore
+ * again) and exits. A child that inherited librtcore's state locked by
+ * the busy thread would hang: SIGALRM ends it after 10 s. */
+static volatile int churning = 1;
+
+static void *churn(void *arg) {
+    (void)arg;
+    while (churning) {
+        pthread_mutex_t *m = malloc(sizeof *m);
+        pthread_mutex_init(m, NULL);
+        pthread_mutex_lock(m);
+        pthread_mutex_unlock(m);
+        pthread_mutex_destroy(m);
+        free(m);
+    }
+    return NULL;
+}
+
+static int fork_busy(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, churn, NULL);
+    int hung = 0;
+    for (int i = 0; i < 200; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            alarm(10);
+            pthread_mutex_t m;
+            pthread_mutex_init(&m, NULL);
+            pthread_mutex_lock(&m);
+            pthread_mutex_unlock(&m);
+            pthread_mutex_destroy(&m);
+            _exit(0);
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) hung++;
+    }
+    churning = 0;
+    pthread_join(t, NULL);
+    printf("children that did not exit cleanly: %d\n", hung);
+    return 0;
+}
+
 /* ---- read/write locks -------------------------------------------------- */
 
 static pthread_rwlock_t r1 = PTHREAD_RWLOCK_INITIALIZER;
@@ -325,6 +369,53 @@ static int contend(void) {
     return 0;
 }
 
+/* ---- waits across generations ---------------------------------------------- */
+
+static pthread_cond_t tick = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t q = PTHREAD_MUTEX_INITIALIZER;
+static volatile int waits_done;
+
+static void *waits_worker(void *arg) {
+    char name[16];
+    snprintf(name, sizeof name, "sleeper-%d", (int)(long)arg);
+    pthread_setname_np(pthread_self(), name);
+    for (int i = 0; i < 60; i++) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 2 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&q);
+        pthread_cond_timedwait(&tick, &q, &until);
+        pthread_mutex_unlock(&q);
+        pthread_mutex_lock(&a); /* main holds it now and then */
+        pthread_mutex_unlock(&a);
+    }
+    return NULL;
+}
+
+/* Three named threads wait on a condition (timed, 2 ms) and contend for a
+ * mutex main holds 1 ms at a time, for a few hundred milliseconds: traced
+ * with short generations, their waits cross generation starts. */
+static int waits(void) {
+    pthread_t t[3];
+    for (long i = 0; i < 3; i++) pthread_create(&t[i], NULL, waits_worker, (void *)i);
+    for (int i = 0; i < 100; i++) {
+        pthread_mutex_lock(&a);
+        usleep(1000);
+        pthread_mutex_unlock(&a);
+        pthread_mutex_lock(&q);
+        if (i % 3 == 0) pthread_cond_broadcast(&tick);
+        pthread_mutex_unlock(&q);
+        usleep(1000);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    puts("waited");
+    return 0;
+}
+
 /* ---- a thread that never calls anything ------------------------------------- */
 
 static volatile int spin_forever = 1;
@@ -391,6 +482,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "recursive-ok")) return recursive_ok();
     if (!strcmp(s, "unlock-not-held")) return unlock_not_held();
     if (!strcmp(s, "fork")) return forked();
+    if (!strcmp(s, "fork-busy")) return fork_busy();
     if (!strcmp(s, "rw-read-read")) return rw_read_read();
     if (!strcmp(s, "rw-inversion")) return rw_inversion();
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
@@ -399,6 +491,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "clock")) return clock_variants();
     if (!strcmp(s, "contend")) return contend();
     if (!strcmp(s, "spin")) return spin();
+    if (!strcmp(s, "waits")) return waits();
     if (!strcmp(s, "exit")) return atoi(argc > 2 ? argv[2] : "0");
     if (!strcmp(s, "pause")) {
         puts("pausing");

@@ -52,6 +52,17 @@ pub(super) fn header(number: u64, h: &[Event], st: &mut Gen) -> Result<(), ReadE
                 }
                 r.stw_open = true;
             }
+            EventKind::OutsideStatus => {
+                let r = st.ranges.entry(e.args[0]);
+                if r.outside.is_some() {
+                    return fail(
+                        e,
+                        format!("thread {} waits outside the world twice", e.args[0]),
+                    );
+                }
+                r.outside = Some(e.args[2]);
+                r.outside_seen = true;
+            }
             EventKind::StallStatus => {
                 if !st.stalls.insert((e.args[0], e.args[1])) {
                     return fail(e, format!("stall {} {} listed twice", e.args[0], e.args[1]));
@@ -148,6 +159,15 @@ pub(super) fn status(id: u64, e: &Event, st: &mut Gen) -> Result<(), ReadError> 
                 who(st, id),
                 e.args[6],
                 e.args[5]
+            ),
+        );
+    }
+    if st.ranges.entry(id).outside.is_some() {
+        return fail(
+            e,
+            format!(
+                "{} has a status (it is attached), but the header has it waiting outside the world",
+                who(st, id)
             ),
         );
     }

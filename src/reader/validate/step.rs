@@ -87,6 +87,7 @@ pub(super) fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summar
     use EventKind as K;
     match e.kind {
         K::String
+        | K::ThreadName
         | K::Log
         | K::Counter
         | K::RankViolation
@@ -96,6 +97,7 @@ pub(super) fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summar
         | K::StallStatus
         | K::HookStatus
         | K::StwStatus
+        | K::OutsideStatus
         | K::ProcsChange => step_meta(id, e, st),
         K::Attach | K::Detach => step_thread(id, me, e, st),
         K::ProcStart | K::ProcStop | K::Block | K::ProcSteal => step_procs(id, me, e, st),
@@ -111,6 +113,7 @@ pub(super) fn step(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summar
             step_ranges(id, me, e, st, sum)
         }
         K::LockContended | K::RwLockContended | K::LockAcquired => step_locks(id, me, e, st, sum),
+        K::OutsideWait | K::OutsideResume => step_outside(id, me, e, st, sum),
     }
 }
 
@@ -119,11 +122,14 @@ fn step_meta(id: u64, e: &Event, st: &mut Gen) -> Verdict {
     use EventKind as K;
     let a = &e.args;
     match e.kind {
-        K::String | K::Log | K::Counter | K::RankViolation => Apply,
+        K::String | K::ThreadName | K::Log | K::Counter | K::RankViolation => Apply,
         K::ThreadStatus => Bad(why!(st, "{}'s status is not its first event", who(st, id))),
-        K::ClockInfo | K::ProcStatus | K::StallStatus | K::HookStatus | K::StwStatus => {
-            Bad(why!(st, "{} records a header event", who(st, id)))
-        }
+        K::ClockInfo
+        | K::ProcStatus
+        | K::StallStatus
+        | K::HookStatus
+        | K::StwStatus
+        | K::OutsideStatus => Bad(why!(st, "{} records a header event", who(st, id))),
         K::ProcsChange => {
             if a[0] > MAX_PROCS {
                 return Bad(why!(st, "{} Ps (more than {MAX_PROCS})", a[0]));
@@ -152,6 +158,11 @@ fn step_thread(id: u64, me: usize, e: &Event, st: &mut Gen) -> Verdict {
                 who(st, id),
                 a[1],
                 st.threads.slots[me].seq.wrapping_add(1)
+            )),
+            None | Some(TS::Detached) if st.ranges.slots[me].outside.is_some() => Bad(why!(
+                st,
+                "{} attaches while it waits outside the world",
+                who(st, id)
             )),
             None | Some(TS::Detached) => {
                 // A new attachment: its preemption requests start from
@@ -637,5 +648,48 @@ fn step_locks(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summary) ->
             }
         }
         _ => unreachable!("step_locks is given only its own kinds (step)"),
+    }
+}
+
+/// A thread outside the world (no status, not attached, or detached: it
+/// holds no P) waiting in an interposed call, and running again.
+fn step_outside(id: u64, me: usize, e: &Event, st: &mut Gen, sum: &mut Summary) -> Verdict {
+    use EventKind as K;
+    if let Some(s) = st.threads.slots[me].state.filter(|s| *s != TS::Detached) {
+        return Bad(why!(
+            st,
+            "{} records {} while attached ({}): an attached thread's waits are blocks",
+            who(st, id),
+            e.kind.name(),
+            s.name()
+        ));
+    }
+    let r = &mut st.ranges.slots[me];
+    let seen = std::mem::replace(&mut r.outside_seen, true);
+    match (e.kind, r.outside) {
+        (K::OutsideWait, None) => {
+            r.outside = Some(e.args[1]);
+            Apply
+        }
+        (K::OutsideWait, Some(o)) => Bad(why!(
+            st,
+            "{} waits outside the world for {:#x} while waiting for {o:#x}",
+            who(st, id),
+            e.args[1]
+        )),
+        (K::OutsideResume, Some(_)) => {
+            r.outside = None;
+            Apply
+        }
+        (K::OutsideResume, None) if !seen => {
+            // Its wait began before the trace: legal, counted.
+            sum.crossed_start += 1;
+            Apply
+        }
+        (K::OutsideResume, None) => {
+            r.outside_seen = seen;
+            Bad(why!(st, "{} resumes without waiting", who(st, id)))
+        }
+        _ => unreachable!("step_outside is given only its own kinds (step)"),
     }
 }
