@@ -48,6 +48,7 @@ pub fn enter() -> Result<Mode> {
 
 #[cold]
 fn enter_slow() -> Result<Mode> {
+    hold_transition_across_forks();
     let _t = TRANSITION.lock();
     let g = GATE.load(Ordering::Acquire);
     match g & STATE_MASK {
@@ -61,6 +62,55 @@ fn enter_slow() -> Result<Mode> {
 }
 
 pub use crate::base::state::shut_down_error;
+
+// A fork while another thread is inside a transition (rtcore starting on
+// first use, with the program's other threads already running) would give
+// the child a held `TRANSITION` and a half-made start, before the child
+// handlers that reset rtcore's locks are even registered. So the forking
+// thread holds `TRANSITION` across every fork: a fork waits for a
+// transition under way to finish (at most a second: the forking thread may
+// be inside one itself, from a signal handler), and the child's copy is
+// reset, whole.
+// Invariant: FORK_HELD holds the guard exactly between a prepare handler
+// that got the lock and the parent or child handler of the same fork, on
+// the forking thread.
+
+thread_local! {
+    static FORK_HELD: std::cell::RefCell<Option<parking_lot::MutexGuard<'static, bool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Registered as the library loads (`at_load`), before any thread can be
+/// inside the `Once` (a fork then would copy it running, for good) and
+/// before `TRANSITION` is first taken (glibc holds its handler list's lock
+/// while it runs the prepare handlers).
+fn hold_transition_across_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: plain functions, no captured state.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    });
+}
+
+extern "C" fn fork_prepare() {
+    let got = TRANSITION.lock_for_fork(std::time::Duration::from_secs(1));
+    let _ = FORK_HELD.try_with(|h| *h.borrow_mut() = got);
+}
+
+extern "C" fn fork_parent() {
+    // Dropping the guard unlocks it.
+    let _ = FORK_HELD.try_with(|h| h.borrow_mut().take());
+}
+
+extern "C" fn fork_child() {
+    if let Some(g) = FORK_HELD.try_with(|h| h.borrow_mut().take()).ok().flatten() {
+        // Not unlocked through the guard: parking_lot would look for the
+        // parent's waiters, whose queue entries do not exist here.
+        std::mem::forget(g);
+        // SAFETY: the only thread; it held the lock through the fork.
+        unsafe { TRANSITION.reset_after_fork() };
+    }
+}
 
 /// Apply options and move to RUNNING. Called with `TRANSITION` held.
 fn start(opts: &Options) -> Result<()> {
@@ -136,6 +186,8 @@ static STARTED_AT_LOAD: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// recorder wins if both are set, and the trace's failure to start says
 /// so.)
 extern "C" fn at_load() {
+    // Before any thread of the program can be inside rtcore's start.
+    hold_transition_across_forks();
     let flight = std::env::var_os("RTCORE_FLIGHT_RECORDER").is_some();
     let trace = std::env::var_os("RTCORE_TRACE").is_some_and(|v| !v.is_empty());
     if !flight && !trace {

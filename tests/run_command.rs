@@ -277,6 +277,23 @@ fn a_forked_child_runs_checked_and_is_counted() {
     );
 }
 
+/// The child after `fork`: 200 forks while another thread keeps
+/// librtcore busy (starting it, classing new locks): every child locks a
+/// new mutex and exits. A child that inherited librtcore's locks held by
+/// the busy thread (its start, its learned graph), or a `Once` caught
+/// running, would hang until its 10 s alarm: none may.
+#[test]
+fn forks_while_another_thread_is_inside_librtcore_never_hang_the_child() {
+    let r = run(&[], "fork-busy");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "children that did not exit cleanly: 0",
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn readers_in_both_orders_are_fine() {
     let r = run(&[], "rw-read-read");

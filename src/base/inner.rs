@@ -274,6 +274,20 @@ impl<T> InnerMutex<T> {
         self.m.is_locked()
     }
 
+    /// A `pthread_atfork` prepare handler's lock: held across the fork by
+    /// the forking thread, so the child inherits the data whole (the parent
+    /// drops the guard after the fork; the child forgets it and resets the
+    /// lock, `reset_after_fork`). No rank bookkeeping: it is no critical
+    /// section of the thread's. Gives up after `patience` (None): the
+    /// forking thread may itself hold it, in a signal handler that
+    /// interrupted it.
+    pub fn lock_for_fork(
+        &self,
+        patience: std::time::Duration,
+    ) -> Option<parking_lot::MutexGuard<'_, T>> {
+        self.m.get().try_lock_for(patience)
+    }
+
     /// In a forked child, unlock a lock that a thread of the parent held
     /// (that thread does not exist here). The data is left as it was.
     ///

@@ -119,6 +119,7 @@ static LEARNED: InnerMutex<Option<Learned>> = InnerMutex::new(InnerRank::Learned
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
+    hold_learned_across_forks();
     let mut g = LEARNED.lock();
     let l = g.get_or_insert_with(|| Learned {
         graph: Graph::default(),
@@ -134,6 +135,62 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         names: Vec::new(),
     });
     f(l)
+}
+
+// Fork. The child of a fork has only the forking thread; another thread
+// of the parent may have held `learned` in the middle of an update (a
+// program's threads call into it whenever they meet a new lock or chain).
+// Resetting the lock in the child, as rtcore does with its short inner
+// locks, could hand the child half-updated maps. Instead the forking
+// thread holds `learned` across the fork (a prepare handler: glibc runs
+// those before it takes malloc's locks, so a holder that allocates still
+// finishes), and both sides release it after.
+// Invariant: FORK_HELD is true exactly between a prepare handler that got
+// the lock and the parent or child handler of the same fork, on the
+// forking thread (thread-local: two threads may fork at once; the child's
+// copy is the forking thread's).
+
+type LearnedGuard = parking_lot::MutexGuard<'static, Option<Learned>>;
+
+thread_local! {
+    static FORK_HELD: std::cell::RefCell<Option<LearnedGuard>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Registered by the preload library's constructor (`epoch`: the program
+/// has no other thread yet that could be inside the `Once`, which a fork
+/// would copy running, for good), and before `learned` is first taken
+/// (glibc's fork holds its handler list's lock while it runs the prepare
+/// handlers).
+fn hold_learned_across_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: plain functions, no captured state.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    });
+}
+
+extern "C" fn fork_prepare() {
+    // Bounded: the forking thread may hold it itself (a fork from a signal
+    // handler that interrupted it); it then releases it when it resumes.
+    let got = LEARNED.lock_for_fork(std::time::Duration::from_secs(1));
+    let _ = FORK_HELD.try_with(|h| *h.borrow_mut() = got);
+}
+
+extern "C" fn fork_parent() {
+    // Dropping the guard unlocks it.
+    let _ = FORK_HELD.try_with(|h| h.borrow_mut().take());
+}
+
+extern "C" fn fork_child() {
+    let held = FORK_HELD.try_with(|h| h.borrow_mut().take()).ok().flatten();
+    if let Some(g) = held {
+        // Not unlocked through the guard: parking_lot would look for the
+        // parent's waiters, whose queue entries do not exist here.
+        std::mem::forget(g);
+        // SAFETY: the only thread; it took the lock before the fork, so no
+        // thread of the parent was inside it (the data is whole).
+        unsafe { LEARNED.reset_after_fork() };
+    }
 }
 
 /// The rank file `RTCORE_PRELOAD_RANKS` names (`rtcore run --ranks`),
@@ -241,6 +298,7 @@ thread_local! {
 
 /// The epoch word the preload library's class caches are tagged with.
 pub fn epoch() -> &'static AtomicU64 {
+    hold_learned_across_forks();
     &EPOCH
 }
 
