@@ -178,7 +178,7 @@ extern "C" fn fork_prepare() {
 
 extern "C" fn fork_parent() {
     // Dropping the guard unlocks it.
-    let _ = FORK_HELD.try_with(|h| h.borrow_mut().take());
+    drop(FORK_HELD.try_with(|h| h.borrow_mut().take()));
 }
 
 extern "C" fn fork_child() {
