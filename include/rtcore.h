@@ -278,6 +278,17 @@ enum rtc_lockrank_reason
    * Locks of a nestable rank taken out of increasing key order.
    */
   RTC_LOCKRANK_REASON_KEY_ORDER = 2,
+  /**
+   * A lock interposed by `rtcore run` taken again by the thread that
+   * holds it: the call would never return (`held` lists the holder's
+   * locks, the wanted one among them).
+   */
+  RTC_LOCKRANK_REASON_RECURSION = 3,
+  /**
+   * A lock interposed by `rtcore run` unlocked by a thread that does
+   * not hold it (`wanted` is the lock unlocked; `held` is empty).
+   */
+  RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -690,8 +701,11 @@ typedef struct rtc_lockrank_report {
   uint64_t thread_id;
   const char *thread_name;
   /**
-   * `RTC_LOCKRANK_REASON_ORDER` (1) or `RTC_LOCKRANK_REASON_KEY_ORDER`
-   * (2: a nestable rank's locks out of increasing key order).
+   * `RTC_LOCKRANK_REASON_ORDER` (1), `RTC_LOCKRANK_REASON_KEY_ORDER`
+   * (2: a nestable rank's locks out of increasing key order),
+   * `RTC_LOCKRANK_REASON_RECURSION` (3: an interposed lock taken again
+   * by its holder) or `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
+   * interposed lock unlocked by a thread that does not hold it).
    */
   uint32_t reason;
   /**

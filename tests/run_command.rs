@@ -453,6 +453,66 @@ print('python librtcore copies:', len(copies), rtcore.LIBRARY_PATH in copies)\n"
     assert_eq!(stdout.trim(), "python librtcore copies: 1 True", "{stderr}");
 }
 
+/// Reports go through the lock-rank mode the program selects, as rtcore's
+/// own do: a program linked with librtcore that selects the queue mode
+/// reads the order cycle and the unlock not held found in its pthread lock
+/// calls with `rtc_lockrank_next_report`; one that sets a callback gets
+/// them passed to it on the violating thread. Nothing is printed.
+#[test]
+fn interposed_reports_go_through_the_queue_and_callback_modes() {
+    let d = scenarios();
+    let lib = common::lib_dir();
+    let exe = d.join("modes");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-g", "-pthread", "-Wall", "-Werror", "-I"])
+        .arg(common::manifest_dir().join("include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(common::manifest_dir().join("tests/preload/modes.c"))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lrtcore")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for how in ["queue", "callback"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+            .args(["run", "--"])
+            .arg(&exe)
+            .arg(how)
+            .env_remove("LD_PRELOAD")
+            .env_remove("RTCORE_DEBUG")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let word = if how == "queue" { "queued" } else { "callback" };
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "{word}: reason 1, wanted kind 1 at a site, held 1, conflicting 1, text ok"
+                )
+                .as_str(),
+                format!(
+                    "{word}: reason 4, wanted kind 1 at a site, held 0, conflicting 0, text ok"
+                )
+                .as_str(),
+                "done",
+            ],
+            "{stderr}"
+        );
+        // Passed on, not printed (the summary still counts them).
+        assert!(!stderr.contains("rtcore: lock order violation"), "{stderr}");
+        assert_eq!(summary_count(&stderr, "order violation(s)"), 1, "{stderr}");
+    }
+}
+
 /// The learned-ranks workflow: a run learns the order (a then b) into a
 /// rank file; a later run checked against it reports b then a as a
 /// violation of the declaration although that run alone has no cycle, and

@@ -205,6 +205,8 @@ RTC_LOCKRANK_HELD_TRIED = 1
 RTC_LOCKRANK_HELD_CONFLICTS = 2
 RTC_LOCKRANK_REASON_ORDER = 1
 RTC_LOCKRANK_REASON_KEY_ORDER = 2
+RTC_LOCKRANK_REASON_RECURSION = 3
+RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4
 
 #: ``rtc_lockrank_lock.kind`` -> :attr:`LockInfo.kind`.
 LOCK_KIND_NAMES = {
@@ -218,6 +220,8 @@ LOCK_MODE_NAMES = {RTC_LOCK_EXCLUSIVE: "exclusive", RTC_LOCK_SHARED: "shared"}
 LOCKRANK_REASON_NAMES = {
     RTC_LOCKRANK_REASON_ORDER: "order",
     RTC_LOCKRANK_REASON_KEY_ORDER: "key order",
+    RTC_LOCKRANK_REASON_RECURSION: "recursion",
+    RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD: "unlock not held",
 }
 
 # ---------------------------------------------------------------------------

@@ -89,6 +89,13 @@ pub enum rtc_lockrank_reason {
     RTC_LOCKRANK_REASON_ORDER = 1,
     /// Locks of a nestable rank taken out of increasing key order.
     RTC_LOCKRANK_REASON_KEY_ORDER = 2,
+    /// A lock interposed by `rtcore run` taken again by the thread that
+    /// holds it: the call would never return (`held` lists the holder's
+    /// locks, the wanted one among them).
+    RTC_LOCKRANK_REASON_RECURSION = 3,
+    /// A lock interposed by `rtcore run` unlocked by a thread that does
+    /// not hold it (`wanted` is the lock unlocked; `held` is empty).
+    RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4,
 }
 
 pub(crate) fn mode_from_i32(v: i32, func: &str) -> crate::status::Result<Option<Mode>> {
@@ -294,6 +301,14 @@ mod tests {
         assert_eq!(
             rtc_lockrank_reason::RTC_LOCKRANK_REASON_KEY_ORDER as u32,
             Reason::KeyOrder as u32
+        );
+        assert_eq!(
+            rtc_lockrank_reason::RTC_LOCKRANK_REASON_RECURSION as u32,
+            Reason::Recursion as u32
+        );
+        assert_eq!(
+            rtc_lockrank_reason::RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD as u32,
+            Reason::UnlockNotHeld as u32
         );
         assert_eq!(
             LockRankMode::from_c(RTC_LOCKRANK_DEFAULT as i32),

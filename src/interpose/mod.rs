@@ -31,7 +31,9 @@ mod report;
 mod sites;
 mod waits;
 
-use report::{deliver, describe, held_phrase, label, mode_word, thread_name, wanted_phrase};
+use report::{
+    Finding, Reason, deliver, describe, held_phrase, label, mode_word, thread_name, wanted_phrase,
+};
 pub use waits::{begin as wait_begin, end as wait_end, outside_resume, outside_wait};
 
 use std::collections::HashMap;
@@ -339,15 +341,23 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
         return;
     }
     let mut reports = Vec::new();
+    let finding = |reason, text, conflicting| Finding {
+        reason,
+        text,
+        wanted,
+        held: held.to_vec(),
+        conflicting,
+    };
     if let Some(h) = held.iter().find(|h| h.addr == wanted.addr) {
         if wanted.kind.hangs_when_held(h.kind.shared()) {
-            reports.push(format!(
+            let text = format!(
                 "rtcore: recursive locking: thread {} locks {} while it already holds it ({}, taken at {}): this call never returns",
                 thread_name(),
                 wanted_phrase(&wanted),
                 mode_word(h.kind.shared()),
                 site_name(h.site),
-            ));
+            );
+            reports.push(finding(Reason::Recursion, text, vec![h.addr]));
             with_learned(|l| l.recursion_reports += 1);
         }
         deliver(reports, mode);
@@ -391,17 +401,33 @@ pub fn check(held: &[Lock], wanted: Lock, mode: Mode) {
         .filter_map(|(f, h)| decl.map(|d| (d.describe(&f), h)))
         .collect();
     for v in verdicts {
-        reports.push(describe(&v, &wanted, held));
+        let (reason, conflicting) = match &v {
+            graph::Verdict::Cycle { held: c, .. } => (Reason::Order, addrs_of_class(held, *c)),
+            graph::Verdict::BothOrders { class, .. } => {
+                (Reason::KeyOrder, addrs_of_class(held, *class))
+            }
+            graph::Verdict::Fine => continue,
+        };
+        reports.push(finding(reason, describe(&v, &wanted, held), conflicting));
     }
     for (why, h) in declared {
-        reports.push(format!(
+        let text = format!(
             "rtcore: lock order violation (declared ranks)\n  thread {} wants {}\n  while holding {}\n  {why}",
             thread_name(),
             wanted_phrase(&wanted),
             held_phrase(&h),
-        ));
+        );
+        reports.push(finding(Reason::Order, text, vec![h.addr]));
     }
     deliver(reports, mode);
+}
+
+/// The addresses of the held locks of class `c`.
+fn addrs_of_class(held: &[Lock], c: Class) -> Vec<usize> {
+    held.iter()
+        .filter(|h| h.class == c)
+        .map(|h| h.addr)
+        .collect()
 }
 
 /// A lock call on a lock of `class` blocked `ns`; or (`cond_wait`) a
@@ -445,14 +471,31 @@ pub fn unlock_not_held(addr: usize, site: usize, mode: Mode) {
     if mode == Mode::Off {
         return;
     }
-    with_learned(|l| l.unlock_reports += 1);
+    let class = with_learned(|l| {
+        l.unlock_reports += 1;
+        l.locks.get(&addr).copied()
+    });
+    let text = format!(
+        "rtcore: unlock of a lock not held: thread {} unlocks {:#x} at {}, which it does not hold",
+        thread_name(),
+        addr,
+        site_name(site)
+    );
+    let unlocked = Lock {
+        addr,
+        site,
+        kind: LockKind::Normal,
+        // A lock never classed names no class (`deliver` says so).
+        class: class.unwrap_or(Class::MAX),
+    };
     deliver(
-        vec![format!(
-            "rtcore: unlock of a lock not held: thread {} unlocks {:#x} at {}, which it does not hold",
-            thread_name(),
-            addr,
-            site_name(site)
-        )],
+        vec![Finding {
+            reason: Reason::UnlockNotHeld,
+            text,
+            wanted: unlocked,
+            held: Vec::new(),
+            conflicting: Vec::new(),
+        }],
         mode,
     );
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::graph::{Class, Graph, Verdict};
 use super::sites::site_name;
-use super::{ClassKey, Lock, Mode, sites, with_learned};
+use super::{ClassKey, Lock, LockKind, Mode, sites, with_learned};
 
 /// "mutex 0x... ['a', first locked at f (x.c:3)] at g (x.c:9) (exclusively)"
 pub(super) fn wanted_phrase(l: &Lock) -> String {
@@ -107,13 +107,51 @@ pub(super) fn describe(v: &Verdict, wanted: &Lock, held: &[Lock]) -> String {
     s
 }
 
-pub(super) fn deliver(reports: Vec<String>, mode: Mode) {
-    for r in &reports {
-        crate::diag::eprintln(r.trim_end());
-    }
-    if !reports.is_empty() && mode == Mode::Abort {
-        crate::diag::eprintln("rtcore: lock-rank mode abort: aborting");
-        std::process::abort();
+/// One problem found in an interposed lock call, for `deliver`.
+pub(super) struct Finding {
+    pub reason: Reason,
+    pub text: String,
+    /// The lock wanted (for an unlock not held: the lock unlocked).
+    pub wanted: Lock,
+    /// The thread's held locks, oldest first, and which of them the wanted
+    /// one may not follow (by address).
+    pub held: Vec<Lock>,
+    pub conflicting: Vec<usize>,
+}
+
+pub(super) use crate::lock::report::Reason;
+
+/// Deliver the findings through the lock-rank mode, as rtcore's own rank
+/// reports are (`lock::report::foreign`: printed, aborting, queued or
+/// passed to the callback). Called with no rtcore lock held.
+pub(super) fn deliver(findings: Vec<Finding>, mode: Mode) {
+    for f in findings {
+        let foreign = |l: &Lock, conflicts: bool| {
+            let (name, rank) = with_learned(|g| {
+                if (l.class as usize) < g.graph.class_count() {
+                    let n = super::names_of(g, l.class);
+                    (label(&g.graph, l.class), n.rank)
+                } else {
+                    (String::from("(unknown class)"), String::new())
+                }
+            });
+            crate::lock::report::ForeignLock {
+                addr: l.addr,
+                name,
+                rank,
+                rwlock: matches!(l.kind, LockKind::Read | LockKind::Write),
+                shared: l.kind.shared(),
+                site: site_name(l.site),
+                conflicts,
+            }
+        };
+        let wanted = foreign(&f.wanted, false);
+        let held = f
+            .held
+            .iter()
+            .map(|h| foreign(h, f.conflicting.contains(&h.addr)))
+            .collect();
+        crate::lock::report::foreign(f.reason, wanted, held, f.text, mode);
     }
 }
 

@@ -49,6 +49,11 @@ pub enum Reason {
     Order = 1,
     /// A nestable rank's locks taken out of increasing key order.
     KeyOrder = 2,
+    /// An interposed lock (`rtcore run`) taken again by the thread that
+    /// holds it, which would never return.
+    Recursion = 3,
+    /// An interposed lock unlocked by a thread that does not hold it.
+    UnlockNotHeld = 4,
 }
 
 /// Most reports the queue keeps before dropping new ones.
@@ -93,8 +98,11 @@ pub struct rtc_lockrank_report {
     /// The violating thread's rtcore id and name ("" when it has none).
     pub thread_id: u64,
     pub thread_name: *const c_char,
-    /// `RTC_LOCKRANK_REASON_ORDER` (1) or `RTC_LOCKRANK_REASON_KEY_ORDER`
-    /// (2: a nestable rank's locks out of increasing key order).
+    /// `RTC_LOCKRANK_REASON_ORDER` (1), `RTC_LOCKRANK_REASON_KEY_ORDER`
+    /// (2: a nestable rank's locks out of increasing key order),
+    /// `RTC_LOCKRANK_REASON_RECURSION` (3: an interposed lock taken again
+    /// by its holder) or `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
+    /// interposed lock unlocked by a thread that does not hold it).
     pub reason: u32,
     /// The lock the thread wants (`flags` is 0).
     pub wanted: rtc_lockrank_lock,
@@ -361,6 +369,129 @@ pub(super) fn violation(
     }
 }
 
+/// A lock in a report about locks rtcore does not own: a program's
+/// pthread locks, interposed by `rtcore run` (src/interpose).
+pub struct ForeignLock {
+    pub addr: usize,
+    /// Its class, as the interposition names it.
+    pub name: String,
+    /// Its rank's name (the class's learned or declared rank).
+    pub rank: String,
+    pub rwlock: bool,
+    pub shared: bool,
+    /// Where it was (or is to be) taken, as a site name.
+    pub site: String,
+    /// One of the held locks the wanted one may not follow.
+    pub conflicts: bool,
+}
+
+/// A report about interposed locks, through the lock-rank mode as rtcore's
+/// own are (`mode`: the process's): printed, aborting, queued, or passed
+/// to the callback on the calling thread. The caller found it outside
+/// every rtcore lock and dedupes itself (report mode prints each one).
+/// `wanted` is the lock wanted (for an unlock not held: the lock unlocked).
+#[cold]
+pub fn foreign(
+    reason: Reason,
+    wanted: ForeignLock,
+    held: Vec<ForeignLock>,
+    text: String,
+    mode: Mode,
+) {
+    VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+    let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
+    let mode = match mode {
+        Mode::Callback if in_callback => Mode::Report,
+        m => m,
+    };
+    let text = if text.ends_with('\n') {
+        text
+    } else {
+        text + "\n"
+    };
+    REPORTS
+        .lock()
+        .get_or_insert_with(|| Reports {
+            pairs: HashMap::new(),
+            last: None,
+        })
+        .last = Some(text.clone());
+    match mode {
+        Mode::Off => {}
+        Mode::Report => crate::diag::eprint(&text),
+        Mode::Abort => {
+            crate::diag::eprint(&text);
+            crate::diag::eprintln("rtcore: aborting (lock-rank mode abort)");
+            std::process::abort();
+        }
+        Mode::Queue | Mode::Callback => {
+            let mut r = build_foreign(reason, &wanted, &held, text);
+            if mode == Mode::Queue {
+                let mut q = QUEUE.lock();
+                r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+                if q.len() >= QUEUE_BOUND {
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    q.push_back(r);
+                }
+            } else {
+                r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+                call_back(&r);
+            }
+        }
+    }
+}
+
+fn build_foreign(
+    reason: Reason,
+    wanted: &ForeignLock,
+    held: &[ForeignLock],
+    text: String,
+) -> Box<OwnedReport> {
+    let mut strings: Vec<CString> = Vec::new();
+    // A CString's buffer does not move when the CString moves into the Vec.
+    let mut keep = |t: &str| -> *const c_char {
+        let c = CString::new(t.replace('\0', "?")).unwrap_or_default();
+        let p = c.as_ptr();
+        strings.push(c);
+        p
+    };
+    let mut lock = |l: &ForeignLock, flags: u32| rtc_lockrank_lock {
+        addr: l.addr,
+        name: keep(&l.name),
+        rank: keep(&l.rank),
+        kind: if l.rwlock { 2 } else { 1 },
+        mode: if l.shared { 2 } else { 1 },
+        key: l.addr as u64,
+        file: keep(&l.site),
+        line: 0,
+        flags,
+    };
+    let w = lock(wanted, 0);
+    let locks: Vec<rtc_lockrank_lock> = held
+        .iter()
+        .map(|h| lock(h, if h.conflicts { 2 } else { 0 }))
+        .collect();
+    let thread_name = keep(&crate::ident::name());
+    let text = keep(&text);
+    // The lock array's buffer does not move with the Vec (as in `build`).
+    let report = rtc_lockrank_report {
+        sequence: 0,
+        thread_id: crate::ident::current_id(),
+        thread_name,
+        reason: reason as u32,
+        wanted: w,
+        held: locks.as_ptr(),
+        held_count: locks.len(),
+        text,
+    };
+    Box::new(OwnedReport {
+        report,
+        _strings: strings,
+        _locks: locks,
+    })
+}
+
 /// Pass this thread's pending report to the callback (see the invariants).
 /// Called by the lock that found the violation, with the held record not
 /// borrowed and before it blocks.
@@ -370,6 +501,12 @@ pub fn deliver() {
     let Some(r) = PENDING.try_with(|p| p.borrow_mut().take()).ok().flatten() else {
         return;
     };
+    call_back(&r);
+}
+
+/// Call the callback with `r` on this thread, no inner lock held (see the
+/// invariants); printed if the callback was cleared meanwhile.
+fn call_back(r: &OwnedReport) {
     let (cb, generation) = {
         let mut g = CALLBACK.lock();
         let generation = g.generation;
