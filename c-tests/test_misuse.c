@@ -762,6 +762,22 @@ static void m_preload_cond_wait_end(void) {
     CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_OK);
 }
 
+static void m_preload_thread_exit(void) {
+    static int l1;
+    uint32_t c1 = 0;
+    CHECK_STATUS(rtc_preload_lock_class(&l1, NULL, &c1), RTC_OK);
+    rtc_preload_held held = {&l1, NULL, 0, c1};
+    CHECK_STATUS(rtc_preload_thread_exit(NULL, 1), RTC_ERR_NULL);
+    CHECK_STATUS(rtc_preload_thread_exit(&held, 0), RTC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(rtc_preload_thread_exit(&held, 99999), RTC_ERR_INVALID_ARGUMENT);
+    rtc_preload_held bad = held;
+    bad.kind = 77;
+    CHECK_STATUS(rtc_preload_thread_exit(&bad, 1), RTC_ERR_INVALID_ARGUMENT);
+    bad = held;
+    bad.lock_class = 0xfffffff0u;
+    CHECK_STATUS(rtc_preload_thread_exit(&bad, 1), RTC_ERR_INVALID_ARGUMENT);
+}
+
 static void m_preload_learned_ranks(void) {
     CHECK(rtc_preload_learned_ranks(NULL, NULL, 0) > 1); /* NULL program: "the program" */
     size_t need = rtc_preload_learned_ranks("prog", NULL, 0);
@@ -1437,6 +1453,10 @@ static void m_shutdown(void) {
     CHECK_STATUS(rtc_preload_wait_end(), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_preload_cond_wait_begin(&plock), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_preload_cond_wait_end(), RTC_ERR_SHUT_DOWN);
+    {
+        rtc_preload_held h = {&plock, NULL, 0, 0};
+        CHECK_STATUS(rtc_preload_thread_exit(&h, 1), RTC_ERR_SHUT_DOWN);
+    }
     CHECK(rtc_trace_enabled() == 0);
     CHECK_STATUS(rtc_log("a", "b"), RTC_ERR_SHUT_DOWN);
     CHECK_STATUS(rtc_region_begin("r"), RTC_ERR_SHUT_DOWN);
@@ -1531,6 +1551,7 @@ static const struct misuse table[] = {
     MISUSE("rtc_preload_wait_end", m_preload_wait_end),
     MISUSE("rtc_preload_cond_wait_begin", m_preload_cond_wait_begin),
     MISUSE("rtc_preload_cond_wait_end", m_preload_cond_wait_end),
+    MISUSE("rtc_preload_thread_exit", m_preload_thread_exit),
     MISUSE("rtc_trace_check", m_trace_check),
     MISUSE("rtc_trace_check_file", m_trace_check_file),
     MISUSE("rtc_trace_stats_json", m_trace_stats_json),

@@ -289,6 +289,12 @@ enum rtc_lockrank_reason
    * not hold it (`wanted` is the lock unlocked; `held` is empty).
    */
   RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4,
+  /**
+   * A thread created under `rtcore run` ended (returned, called
+   * `pthread_exit`, or was cancelled) holding interposed locks: nobody
+   * can unlock them (`held` lists them; `wanted` is the last taken).
+   */
+  RTC_LOCKRANK_REASON_EXIT_HOLDING = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -704,8 +710,10 @@ typedef struct rtc_lockrank_report {
    * `RTC_LOCKRANK_REASON_ORDER` (1), `RTC_LOCKRANK_REASON_KEY_ORDER`
    * (2: a nestable rank's locks out of increasing key order),
    * `RTC_LOCKRANK_REASON_RECURSION` (3: an interposed lock taken again
-   * by its holder) or `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
-   * interposed lock unlocked by a thread that does not hold it).
+   * by its holder), `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
+   * interposed lock unlocked by a thread that does not hold it) or
+   * `RTC_LOCKRANK_REASON_EXIT_HOLDING` (5: a thread ended holding
+   * interposed locks).
    */
   uint32_t reason;
   /**
@@ -1282,6 +1290,18 @@ rtc_status rtc_preload_cond_wait_begin(const void *cond);
  * Returns `RTC_OK` (also when nothing was announced); `RTC_ERR_SHUT_DOWN`.
  */
 rtc_status rtc_preload_cond_wait_end(void);
+
+/**
+ * The calling thread ends (its start routine returned, it called
+ * `pthread_exit`, or it was cancelled) holding the `n` locks of `held`
+ * (oldest first): reported as the lock-rank mode says (nobody can unlock
+ * them now), and counted in the summary. `n` is at least 1.
+ *
+ * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `held`;
+ * `RTC_ERR_INVALID_ARGUMENT` for `n` 0 or above 4096, or an entry as
+ * `rtc_preload_lock_check` refuses it; `RTC_ERR_SHUT_DOWN`.
+ */
+rtc_status rtc_preload_thread_exit(const struct rtc_preload_held *held, size_t n);
 
 /**
  * A lock call on a lock of class `lock_class` blocked `ns` nanoseconds

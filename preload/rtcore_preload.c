@@ -91,6 +91,7 @@ typedef int (*rw_timed_fn)(pthread_rwlock_t *, const struct timespec *);
 typedef int (*rw_init_fn)(pthread_rwlock_t *, const pthread_rwlockattr_t *);
 typedef int (*cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
 typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
 static struct {
     init_fn init;
@@ -108,6 +109,7 @@ static struct {
      * binaries linked before glibc 2.3.2 use. */
     cond_wait_fn wait_new, wait_old;
     cond_timedwait_fn timedwait_new, timedwait_old;
+    create_fn create;
 } real;
 
 /* What a lock call takes: a mutex of glibc's type (0-3), or a read/write
@@ -150,6 +152,7 @@ static struct {
     int (*wait_end)(void);
     int (*cond_begin)(const void *);
     int (*cond_end)(void);
+    int (*thread_exit)(const rtc_preload_held *, size_t);
 } hook;
 
 /* librtcore's "is a trace being recorded" word (rtcore.h's rtc_trace_on):
@@ -228,6 +231,7 @@ static void resolve_all(void) {
     real.wait_old = (cond_wait_fn)next_version("pthread_cond_wait", "GLIBC_2.2.5");
     real.timedwait_new = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.3.2");
     real.timedwait_old = (cond_timedwait_fn)next_version("pthread_cond_timedwait", "GLIBC_2.2.5");
+    real.create = (create_fn)next("pthread_create");
     __atomic_store_n(&real.lock, (lock_fn)next("pthread_mutex_lock"), __ATOMIC_RELEASE);
 }
 
@@ -276,8 +280,9 @@ __attribute__((constructor)) static void preload_start(void) {
     hook.wait_end = (int (*)(void))dlsym(h, "rtc_preload_wait_end");
     hook.cond_begin = (int (*)(const void *))dlsym(h, "rtc_preload_cond_wait_begin");
     hook.cond_end = (int (*)(void))dlsym(h, "rtc_preload_cond_wait_end");
+    hook.thread_exit = (int (*)(const rtc_preload_held *, size_t))dlsym(h, "rtc_preload_thread_exit");
     trace_on = (const volatile uint32_t *)dlsym(h, "rtc_trace_on");
-    if (!hook.cond_begin || !hook.cond_end || !trace_on || !hook.wait_begin || !hook.wait_end || !hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
+    if (!hook.thread_exit || !hook.cond_begin || !hook.cond_end || !trace_on || !hook.wait_begin || !hook.wait_end || !hook.learned || !hook.init || !hook.destroyed || !hook.lock_class || !hook.check || !hook.waited || !hook.not_held ||
         !hook.epoch || !hook.summary || !(epoch_word = hook.epoch())) {
         fprintf(stderr, "rtcore preload: librtcore.so.0 lacks the rtc_preload_* hooks (another version?): the program runs unchecked\n");
         memset(&hook, 0, sizeof hook);
@@ -894,3 +899,51 @@ __asm__(".symver rtcore_cond_wait_new, pthread_cond_wait@@GLIBC_2.3.2");
 __asm__(".symver rtcore_cond_wait_old, pthread_cond_wait@GLIBC_2.2.5");
 __asm__(".symver rtcore_cond_timedwait_new, pthread_cond_timedwait@@GLIBC_2.3.2");
 __asm__(".symver rtcore_cond_timedwait_old, pthread_cond_timedwait@GLIBC_2.2.5");
+
+/* ---- threads ---------------------------------------------------------------- */
+/* Each thread the program creates starts in `started`, which runs its start
+ * routine and, however the thread ends (returning, pthread_exit, or
+ * cancellation: a cleanup handler runs in all three), reports the locks it
+ * still holds: nobody can unlock them now, and whoever next wants one
+ * waits for good. */
+
+struct start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void at_thread_exit(void *unused) {
+    (void)unused;
+    if (!checking() || me.depth == 0) return;
+    rtc_preload_held held[MAX_HELD];
+    for (uint32_t i = 0; i < me.depth; i++) {
+        held[i].lock = me.held[i].lock;
+        held[i].site = me.held[i].site;
+        held[i].kind = KIND(me.held[i].info);
+        held[i].lock_class = CLS(me.held[i].info);
+    }
+    me.busy = 1;
+    hook.thread_exit(held, me.depth);
+    me.busy = 0;
+}
+
+static void *started(void *p) {
+    struct start s = *(struct start *)p;
+    free(p);
+    void *ret;
+    pthread_cleanup_push(at_thread_exit, NULL);
+    ret = s.fn(s.arg);
+    pthread_cleanup_pop(1);
+    return ret;
+}
+
+EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg) {
+    resolve();
+    struct start *s = checking() ? malloc(sizeof *s) : NULL;
+    if (!s) return real.create(t, a, fn, arg);
+    s->fn = fn;
+    s->arg = arg;
+    int rc = real.create(t, a, started, s);
+    if (rc != 0) free(s);
+    return rc;
+}

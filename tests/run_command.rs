@@ -294,6 +294,41 @@ fn forks_while_another_thread_is_inside_librtcore_never_hang_the_child() {
     );
 }
 
+/// Thread exit: a thread that ends holding a lock (returning from its
+/// start routine, calling `pthread_exit`, or cancelled) is reported with
+/// the lock and where it was taken; one that ends holding none is not.
+#[test]
+fn a_thread_that_ends_holding_a_lock_is_reported() {
+    let r = run(&[], "exit-holding");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "joined");
+    for (lock, routine) in [
+        ("kept1", "returns_holding"),
+        ("kept2", "exits_holding"),
+        ("kept3", "cancelled_holding"),
+    ] {
+        let want = format!(
+            "['{lock}', first locked at {routine} (scenarios.c:{line})] taken at {routine} (scenarios.c:{line})",
+            line = line_of(&format!("pthread_mutex_lock(&{lock});"))
+        );
+        assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+    }
+    assert_eq!(
+        r.stderr
+            .matches("rtcore: thread ended holding locks")
+            .count(),
+        3,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "thread(s) ended holding locks"),
+        3,
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn readers_in_both_orders_are_fine() {
     let r = run(&[], "rw-read-read");

@@ -207,6 +207,7 @@ RTC_LOCKRANK_REASON_ORDER = 1
 RTC_LOCKRANK_REASON_KEY_ORDER = 2
 RTC_LOCKRANK_REASON_RECURSION = 3
 RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4
+RTC_LOCKRANK_REASON_EXIT_HOLDING = 5
 
 #: ``rtc_lockrank_lock.kind`` -> :attr:`LockInfo.kind`.
 LOCK_KIND_NAMES = {
@@ -222,6 +223,7 @@ LOCKRANK_REASON_NAMES = {
     RTC_LOCKRANK_REASON_KEY_ORDER: "key order",
     RTC_LOCKRANK_REASON_RECURSION: "recursion",
     RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD: "unlock not held",
+    RTC_LOCKRANK_REASON_EXIT_HOLDING: "exit holding",
 }
 
 # ---------------------------------------------------------------------------
@@ -631,6 +633,7 @@ _SIGNATURES = {
     "rtc_preload_wait_end": (_status, [], ()),
     "rtc_preload_cond_wait_begin": (_status, [ctypes.c_void_p], ()),
     "rtc_preload_cond_wait_end": (_status, [], ()),
+    "rtc_preload_thread_exit": (_status, [ctypes.c_void_p, ctypes.c_size_t], ()),
     "rtc_preload_epoch": (ctypes.POINTER(ctypes.c_uint64), [], None),
     "rtc_preload_summary": (ctypes.c_size_t, [_buf_p, ctypes.c_size_t], None),
     "rtc_preload_learned_ranks": (ctypes.c_size_t, [ctypes.c_char_p, _buf_p, ctypes.c_size_t], None),

@@ -96,6 +96,10 @@ pub enum rtc_lockrank_reason {
     /// A lock interposed by `rtcore run` unlocked by a thread that does
     /// not hold it (`wanted` is the lock unlocked; `held` is empty).
     RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD = 4,
+    /// A thread created under `rtcore run` ended (returned, called
+    /// `pthread_exit`, or was cancelled) holding interposed locks: nobody
+    /// can unlock them (`held` lists them; `wanted` is the last taken).
+    RTC_LOCKRANK_REASON_EXIT_HOLDING = 5,
 }
 
 pub(crate) fn mode_from_i32(v: i32, func: &str) -> crate::status::Result<Option<Mode>> {
@@ -309,6 +313,10 @@ mod tests {
         assert_eq!(
             rtc_lockrank_reason::RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD as u32,
             Reason::UnlockNotHeld as u32
+        );
+        assert_eq!(
+            rtc_lockrank_reason::RTC_LOCKRANK_REASON_EXIT_HOLDING as u32,
+            Reason::ExitHolding as u32
         );
         assert_eq!(
             LockRankMode::from_c(RTC_LOCKRANK_DEFAULT as i32),

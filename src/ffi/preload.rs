@@ -81,6 +81,14 @@ fn chain_args(
     func: &str,
 ) -> Result<(Vec<interpose::Lock>, interpose::Lock)> {
     nonnull(wanted, "wanted", func)?;
+    let held = held_args(held, n, func)?;
+    // SAFETY: non-NULL (checked); the caller promises one entry.
+    let wanted = lock_of(unsafe { &*wanted }, func)?;
+    Ok((held, wanted))
+}
+
+/// `n` entries of `held` (NULL allowed when `n` is 0), checked.
+fn held_args(held: *const rtc_preload_held, n: usize, func: &str) -> Result<Vec<interpose::Lock>> {
     if n > 0 {
         nonnull(held, "held", func)?;
     }
@@ -96,13 +104,7 @@ fn chain_args(
     } else {
         unsafe { std::slice::from_raw_parts(held, n) }
     };
-    // SAFETY: non-NULL (checked); the caller promises one entry.
-    let wanted = lock_of(unsafe { &*wanted }, func)?;
-    let held = held
-        .iter()
-        .map(|h| lock_of(h, func))
-        .collect::<Result<_>>()?;
-    Ok((held, wanted))
+    held.iter().map(|h| lock_of(h, func)).collect()
 }
 
 /// The lock at `lock` was initialised by the code that returns to `site`
@@ -244,6 +246,31 @@ pub extern "C" fn rtc_preload_cond_wait_end() -> rtc_status {
     boundary("rtc_preload_cond_wait_end", || {
         lifecycle::enter()?;
         interpose::outside_resume();
+        Ok(())
+    })
+}
+
+/// The calling thread ends (its start routine returned, it called
+/// `pthread_exit`, or it was cancelled) holding the `n` locks of `held`
+/// (oldest first): reported as the lock-rank mode says (nobody can unlock
+/// them now), and counted in the summary. `n` is at least 1.
+///
+/// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `held`;
+/// `RTC_ERR_INVALID_ARGUMENT` for `n` 0 or above 4096, or an entry as
+/// `rtc_preload_lock_check` refuses it; `RTC_ERR_SHUT_DOWN`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rtc_preload_thread_exit(held: *const rtc_preload_held, n: usize) -> rtc_status {
+    const F: &str = "rtc_preload_thread_exit";
+    boundary(F, || {
+        if n == 0 {
+            return Err(Error::new(
+                rtc_status::RTC_ERR_INVALID_ARGUMENT,
+                format!("{F}: n is 0 (a thread that holds no lock has nothing to report)"),
+            ));
+        }
+        let held = held_args(held, n, F)?;
+        let mode = lifecycle::enter()?;
+        interpose::thread_exit(&held, mode);
         Ok(())
     })
 }

@@ -105,6 +105,8 @@ struct Learned {
     threads: u64,
     recursion_reports: u64,
     unlock_reports: u64,
+    /// Threads that ended holding interposed locks.
+    exit_reports: u64,
     cond_waits: u64,
     /// Acquisitions the declared ranks did not allow (reported once per
     /// pair of names, and once per name not declared).
@@ -130,6 +132,7 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         threads: 0,
         recursion_reports: 0,
         unlock_reports: 0,
+        exit_reports: 0,
         cond_waits: 0,
         declared_reports: 0,
         declared_seen: std::collections::HashSet::new(),
@@ -500,6 +503,32 @@ pub fn unlock_not_held(addr: usize, site: usize, mode: Mode) {
     );
 }
 
+/// The calling thread ends holding `held` (oldest first).
+pub fn thread_exit(held: &[Lock], mode: Mode) {
+    with_learned(|l| l.exit_reports += 1);
+    if mode == Mode::Off || held.is_empty() {
+        return;
+    }
+    let mut text = format!(
+        "rtcore: thread ended holding locks: thread {} ends holding {} lock(s), which nobody can unlock now:",
+        thread_name(),
+        held.len()
+    );
+    for h in held {
+        let _ = write!(text, "\n  {}", held_phrase(h));
+    }
+    deliver(
+        vec![Finding {
+            reason: Reason::ExitHolding,
+            text,
+            wanted: held[held.len() - 1],
+            held: held.to_vec(),
+            conflicting: held.iter().map(|h| h.addr).collect(),
+        }],
+        mode,
+    );
+}
+
 /// The exit summary: threads, classes, learned edges, violations, the
 /// five most contended classes.
 pub fn summary() -> String {
@@ -508,14 +537,15 @@ pub fn summary() -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s), {} condition wait(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a lock not held",
+            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s), {} condition wait(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a lock not held, {} thread(s) ended holding locks",
             l.threads,
             l.graph.class_count(),
             l.graph.edge_count(),
             l.cond_waits,
             l.graph.violations,
             l.recursion_reports,
-            l.unlock_reports
+            l.unlock_reports,
+            l.exit_reports
         );
         if let Some(d) = decl {
             let _ = writeln!(

@@ -54,6 +54,8 @@ pub enum Reason {
     Recursion = 3,
     /// An interposed lock unlocked by a thread that does not hold it.
     UnlockNotHeld = 4,
+    /// A thread ended holding interposed locks.
+    ExitHolding = 5,
 }
 
 /// Most reports the queue keeps before dropping new ones.
@@ -101,8 +103,10 @@ pub struct rtc_lockrank_report {
     /// `RTC_LOCKRANK_REASON_ORDER` (1), `RTC_LOCKRANK_REASON_KEY_ORDER`
     /// (2: a nestable rank's locks out of increasing key order),
     /// `RTC_LOCKRANK_REASON_RECURSION` (3: an interposed lock taken again
-    /// by its holder) or `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
-    /// interposed lock unlocked by a thread that does not hold it).
+    /// by its holder), `RTC_LOCKRANK_REASON_UNLOCK_NOT_HELD` (4: an
+    /// interposed lock unlocked by a thread that does not hold it) or
+    /// `RTC_LOCKRANK_REASON_EXIT_HOLDING` (5: a thread ended holding
+    /// interposed locks).
     pub reason: u32,
     /// The lock the thread wants (`flags` is 0).
     pub wanted: rtc_lockrank_lock,

@@ -199,6 +199,55 @@ static int fork_busy(void) {
     return 0;
 }
 
+/* ---- threads that end holding locks ------------------------------------------ */
+
+static pthread_mutex_t kept1 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t kept2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t kept3 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t holding;
+
+static void *returns_holding(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&kept1);
+    return NULL;
+}
+
+static void *exits_holding(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&kept2);
+    pthread_exit(NULL);
+}
+
+static void *cancelled_holding(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&kept3);
+    pthread_barrier_wait(&holding);
+    for (;;) sleep(1); /* a cancellation point */
+    return NULL;
+}
+
+static void *returns_clean(void *arg) {
+    (void)arg;
+    pair(&a, &b);
+    return NULL;
+}
+
+/* Three threads end holding a lock (returning, by pthread_exit, and
+ * cancelled), one ends holding none. */
+static int exit_holding(void) {
+    pthread_t t[4];
+    pthread_barrier_init(&holding, NULL, 2);
+    pthread_create(&t[0], NULL, returns_holding, NULL);
+    pthread_create(&t[1], NULL, exits_holding, NULL);
+    pthread_create(&t[2], NULL, cancelled_holding, NULL);
+    pthread_create(&t[3], NULL, returns_clean, NULL);
+    pthread_barrier_wait(&holding);
+    pthread_cancel(t[2]);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    puts("joined");
+    return 0;
+}
+
 /* ---- read/write locks -------------------------------------------------- */
 
 static pthread_rwlock_t r1 = PTHREAD_RWLOCK_INITIALIZER;
@@ -483,6 +532,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "unlock-not-held")) return unlock_not_held();
     if (!strcmp(s, "fork")) return forked();
     if (!strcmp(s, "fork-busy")) return fork_busy();
+    if (!strcmp(s, "exit-holding")) return exit_holding();
     if (!strcmp(s, "rw-read-read")) return rw_read_read();
     if (!strcmp(s, "rw-inversion")) return rw_inversion();
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
