@@ -22,6 +22,10 @@ pub struct DebugSettings {
     /// Fault injection for rollovers (`rollover_no_quiesce=1`; see
     /// record::fault).
     pub rollover_no_quiesce: bool,
+    /// Fault injection for threads outside the world (`trace_leave_section`,
+    /// `trace_never_give_up`; see record::fault).
+    pub trace_leave_section: bool,
+    pub trace_never_give_up: bool,
     /// The trace clock is CLOCK_MONOTONIC even where the TSC is usable
     /// (`trace_clock=monotonic`; `trace_clock=tsc` is the default).
     pub trace_clock_monotonic: bool,
@@ -55,8 +59,12 @@ pub fn parse(value: &str) -> DebugSettings {
                     "{VARIABLE}: trace_clock={val:?} is not tsc or monotonic; ignored"
                 )),
             },
-            "trace_skip_sysmonlock" | "sysmon_park_after_check" | "gate_fences"
-            | "rollover_no_quiesce" => {
+            "trace_skip_sysmonlock"
+            | "sysmon_park_after_check"
+            | "gate_fences"
+            | "rollover_no_quiesce"
+            | "trace_leave_section"
+            | "trace_never_give_up" => {
                 let on = match val {
                     "1" | "" => true,
                     "0" => false,
@@ -71,6 +79,8 @@ pub fn parse(value: &str) -> DebugSettings {
                     "trace_skip_sysmonlock" => out.trace_skip_sysmonlock = on,
                     "gate_fences" => out.gate_fences = on,
                     "rollover_no_quiesce" => out.rollover_no_quiesce = on,
+                    "trace_leave_section" => out.trace_leave_section = on,
+                    "trace_never_give_up" => out.trace_never_give_up = on,
                     _ => out.sysmon_park_after_check = on,
                 }
             }
@@ -89,7 +99,7 @@ pub fn parse(value: &str) -> DebugSettings {
                     )),
                 },
                 None => out.warnings.push(format!(
-                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, rollover_no_quiesce, procs_cap, gate_fences, trace_clock)"
+                    "{VARIABLE}: unknown setting '{name}' ignored (known: lockrank, threadstall, lockstall, hookbudget, schedtrace, trace_skip_sysmonlock, sysmon_park_after_check, rollover_no_quiesce, trace_leave_section, trace_never_give_up, procs_cap, gate_fences, trace_clock)"
                 )),
             },
         }

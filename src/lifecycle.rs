@@ -136,6 +136,9 @@ fn start(opts: &Options) -> Result<()> {
     if env.trace_skip_sysmonlock || env.sysmon_park_after_check {
         crate::record::fault::set(env.trace_skip_sysmonlock, env.sysmon_park_after_check);
     }
+    if env.trace_leave_section || env.trace_never_give_up {
+        crate::record::fault::set_outside(env.trace_leave_section, env.trace_never_give_up);
+    }
     if env.rollover_no_quiesce {
         crate::record::fault::set_no_quiesce(true);
     }

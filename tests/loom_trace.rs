@@ -226,6 +226,45 @@ mod models {
         });
     }
 
+    /// A thread outside the world records while a pass that gives up at
+    /// once (its deadline already past) goes over its gate: the pass either
+    /// reaches the thread out of its section, or gives up on it and leaves
+    /// its state alone (**bounded wait**). The broken variant proceeds as
+    /// if it had reached it.
+    fn give_up_model(proceed_anyway: bool) {
+        loom::model(move || {
+            let m = new_model(RUNNABLE, true);
+            let inside = Arc::new(AtomicU32::new(0));
+            let (m2, inside2) = (m.clone(), inside.clone());
+            let t = thread::spawn(move || {
+                let _ = gate::emitter(&m2.gate, &m2.current, |_| {
+                    inside2.store(1, SeqCst);
+                    m2.stream.lock().unwrap().push(Ev::Unblock);
+                    inside2.store(0, SeqCst);
+                });
+            });
+            gate::publish(&m.current, GEN);
+            let touch = |_| {
+                if inside.load(SeqCst) != 0 {
+                    let s = m.stream.lock().unwrap().clone();
+                    violated("the pass read a thread inside its section", &s);
+                }
+            };
+            if proceed_anyway {
+                broken::tracer_pass_proceeding(std::iter::once(&m.gate), touch);
+            } else {
+                gate::tracer_pass_bounded(
+                    std::iter::once(&m.gate),
+                    touch,
+                    || true,
+                    |_| true,
+                    |_| {},
+                );
+            }
+            t.join().unwrap();
+        });
+    }
+
     fn run(name: &str, ok: bool) {
         println!("{name}: {}", if ok { "ok" } else { "FAILED" });
         if !ok {
@@ -243,6 +282,7 @@ mod models {
                 }
                 Some("joining-after-reading") => attach_model(joining_broken),
                 Some("rollover-without-quiescence") => rollover_model(false),
+                Some("give-up-proceeding") => give_up_model(true),
                 other => panic!("unknown broken variant {other:?}"),
             }
             return;
@@ -253,12 +293,15 @@ mod models {
         run("an attach races a trace start", true);
         rollover_model(true);
         run("a state change races a rollover", true);
+        give_up_model(false);
+        run("a section races a pass that gives up on it", true);
         let mut failed = 0;
         for variant in [
             "emitter-without-gate",
             "gate-without-fence",
             "joining-after-reading",
             "rollover-without-quiescence",
+            "give-up-proceeding",
         ] {
             let out = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--broken", variant])
@@ -280,7 +323,7 @@ mod models {
                 if caught { "ok" } else { "FAILED" }
             );
         }
-        println!("{} passed, {failed} failed", 7 - failed);
+        println!("{} passed, {failed} failed", 9 - failed);
         if failed > 0 {
             std::process::exit(1);
         }

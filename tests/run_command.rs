@@ -731,6 +731,91 @@ fn waits_of_threads_outside_the_world_are_thread_states_in_the_trace() {
     }
 }
 
+/// A gate left held (a thread outside the world that left a recording
+/// section by `longjmp` from a signal handler, simulated by the fault
+/// injection `trace_leave_section`) is waited for only a bounded time: the
+/// next rollover gives up on the thread after 500 ms, says so on stderr
+/// and in the trace, and the run ends with a complete trace that checks
+/// consistent. With `trace_never_give_up` (the broken variant: passes wait
+/// for ever) the trace never gets its end: the check catches it.
+#[test]
+fn a_recording_section_left_held_is_given_up_on() {
+    let d = scenarios();
+    let run_waits = |debug: &str, name: &str| {
+        let trace = d.join(name);
+        let _ = std::fs::remove_file(&trace);
+        let t0 = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+            .args(["run", "--trace", trace.to_str().unwrap(), "--"])
+            .arg(d.join("scenarios"))
+            .arg("waits")
+            .env("RTCORE_TRACE_GENERATION_MS", "20")
+            .env("RTCORE_DEBUG", debug)
+            .env_remove("LD_PRELOAD")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        (trace, stderr, t0.elapsed())
+    };
+    let (trace, stderr, took) = run_waits("trace_leave_section=1", "left-held.rtctrace");
+    assert!(
+        stderr.contains("stayed inside a recording section for 500 ms")
+            && stderr.contains("given up on"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let (code, text) = common::rtcore_on("check", &trace);
+    assert_eq!(code, Some(0), "{text}");
+    let (_, stats) = common::rtcore_on("stats", &trace);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.trim_start().starts_with("log") && !l.contains(" 0")),
+        "the give-up is a log event: {stats}"
+    );
+
+    // The broken variant: every thread that records ends up waiting for a
+    // rollover that waits for ever. Caught: the run has not ended after
+    // 15 s (ten times what the fixed one takes); ended with SIGTERM (which
+    // `rtcore run` forwards), its trace has no end.
+    let trace = d.join("never-give-up.rtctrace");
+    let _ = std::fs::remove_file(&trace);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["run", "--trace", trace.to_str().unwrap(), "--"])
+        .arg(d.join("scenarios"))
+        .arg("waits")
+        .env("RTCORE_TRACE_GENERATION_MS", "20")
+        .env(
+            "RTCORE_DEBUG",
+            "trace_leave_section=1,trace_never_give_up=1",
+        )
+        .env_remove("LD_PRELOAD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut ended = None;
+    while t0.elapsed() < std::time::Duration::from_secs(15) {
+        if let Some(st) = child.try_wait().unwrap() {
+            ended = Some(st);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if ended.is_none() {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let _ = child.wait();
+    let (code, text) = common::rtcore_on("check", &trace);
+    assert!(
+        ended.is_none() || code != Some(0),
+        "the broken variant ended with a trace that checks: {text}"
+    );
+}
+
 /// Threads of unmodified programs never block a stop: a thread spinning
 /// with no call at all does not hold up the trace's start at load or its
 /// stop at exit (the run ends promptly and the trace checks).

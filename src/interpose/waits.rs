@@ -78,6 +78,9 @@ pub fn outside_wait(reason: crate::format::BlockReason, object: usize) {
     if !tracing() || crate::record::attached() {
         return;
     }
+    // Its sections may be given up on if they never end (a longjmp out of
+    // a signal handler): no other thread's events depend on its.
+    crate::record::mark_outside();
     crate::record::emit(
         crate::format::EventKind::OutsideWait,
         &[
@@ -86,6 +89,9 @@ pub fn outside_wait(reason: crate::format::BlockReason, object: usize) {
         ],
     );
     let _ = OUTSIDE_WAIT.try_with(|w| w.set(true));
+    if crate::record::fault::take_leave_section() {
+        crate::record::leave_section_held();
+    }
 }
 
 /// The wait `outside_wait` recorded ended (`outside resume`). Recorded

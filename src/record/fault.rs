@@ -46,6 +46,41 @@ pub fn set_no_quiesce(on: bool) {
 pub fn no_quiesce() -> bool {
     NO_QUIESCE.load(std::sync::atomic::Ordering::Relaxed)
 }
+static LEAVE_SECTION: AtomicBool = AtomicBool::new(false);
+static NEVER_GIVE_UP: AtomicBool = AtomicBool::new(false);
+
+/// `trace_leave_section=1`: the first thread outside the world to record
+/// an `outside wait` then leaves a recording section held, as a thread
+/// does that leaves one by `longjmp` from a signal handler; its later
+/// events are dropped (its gate looks entered from a signal handler).
+/// `trace_never_give_up=1`: passes wait for such a section for ever: the
+/// broken variant the bounded wait's test must catch (gate.rs, **bounded
+/// wait**).
+pub fn set_outside(leave_section: bool, never_give_up: bool) {
+    if leave_section {
+        crate::diag::eprintln(
+            "rtcore: WARNING: fault injection trace_leave_section: a thread outside the world leaves a recording section held (fault injection for tests)",
+        );
+    }
+    if never_give_up {
+        crate::diag::eprintln(
+            "rtcore: WARNING: fault injection trace_never_give_up: passes wait for ever for a recording section left held; a trace may never roll or stop (fault injection for tests)",
+        );
+    }
+    LEAVE_SECTION.store(leave_section, SeqCst);
+    NEVER_GIVE_UP.store(never_give_up, SeqCst);
+}
+
+/// Should the caller leave a section held now? True once.
+pub fn take_leave_section() -> bool {
+    LEAVE_SECTION.load(std::sync::atomic::Ordering::Relaxed) && LEAVE_SECTION.swap(false, SeqCst)
+}
+
+/// Is `trace_never_give_up` set?
+pub fn never_give_up() -> bool {
+    NEVER_GIVE_UP.load(SeqCst)
+}
+
 static PARK_AFTER_CHECK: AtomicBool = AtomicBool::new(false);
 /// Starts and stops waiting for `sysmonlock` right now.
 static TRACER_WAITING: AtomicU32 = AtomicU32::new(0);

@@ -39,6 +39,17 @@
 //! - **one tracer at a time**: `claimed` has one writer: callers of the
 //!   tracer side are serialised (start and stop hold `hooklock` and
 //!   `sysmonlock`).
+//! - **bounded wait, for threads outside the world**: a section may never
+//!   end (its thread left it by `longjmp` from a signal handler, or was
+//!   cancelled asynchronously). A pass may then give up on a gate
+//!   (`tracer_pass_bounded`), but only by turning `inside` from 1 to 2
+//!   with a compare-and-swap: if the thread left meanwhile the swap fails
+//!   and the pass goes on as usual; if it succeeds, the pass releases the
+//!   claim without touching the thread's state, and the caller never
+//!   touches it again (`record` marks the thread as not recording before
+//!   the release). Whatever the thread still writes is then its own. Only
+//!   threads whose events no other thread's depend on may be given up on
+//!   (`record`: threads outside the world).
 //! - Sections are short and never wait for anything but inner locks; both
 //!   sides spin. A thread's own gate is never waited on by that thread: a
 //!   section entered again from a signal handler that interrupted it is
@@ -94,6 +105,12 @@ impl Gate {
     #[inline]
     pub fn exit(&self) {
         self.inside.store(0, Release);
+    }
+
+    /// Give up on the thread inside its section: true if it still was
+    /// (its `inside` is now 2: abandoned), false if it left meanwhile.
+    fn abandon(&self) -> bool {
+        self.inside.compare_exchange(1, 2, SeqCst, SeqCst).is_ok()
     }
 
     fn claim(&self) {
@@ -203,7 +220,22 @@ pub fn joining<R>(
 /// handler interrupting the pass would spin on a claim only the
 /// interrupted thread can release. The tracer holds its own gate, as an
 /// emitter, for the whole pass instead: `record::own_gate_held`.)
-pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, mut f: impl FnMut(usize)) {
+pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, f: impl FnMut(usize)) {
+    tracer_pass_bounded(gates, f, || false, |_| false, |_| {});
+}
+
+/// As `tracer_pass`, but once `give_up()` says so, a gate still busy whose
+/// thread `may_abandon(i)` is given up on (**bounded wait**): if its
+/// thread is still inside, `abandoned(i)` is called instead of `f(i)` (it
+/// must make sure nothing touches the thread's recording state again) and
+/// the claim is released; if it just left, `f(i)` runs as usual.
+pub fn tracer_pass_bounded<'g>(
+    gates: impl Iterator<Item = &'g Gate>,
+    mut f: impl FnMut(usize),
+    give_up: impl Fn() -> bool,
+    may_abandon: impl Fn(usize) -> bool,
+    mut abandoned: impl FnMut(usize),
+) {
     let gates: Vec<&Gate> = gates.collect();
     if gates.is_empty() {
         // No gate, nothing to order (the fence can cost microseconds).
@@ -225,6 +257,23 @@ pub fn tracer_pass<'g>(gates: impl Iterator<Item = &'g Gate>, mut f: impl FnMut(
         });
         if pending.is_empty() {
             return;
+        }
+        if give_up() {
+            pending.retain(|&i| {
+                if !may_abandon(i) {
+                    return true;
+                }
+                if gates[i].abandon() {
+                    abandoned(i);
+                } else {
+                    f(i);
+                }
+                gates[i].release();
+                false
+            });
+            if pending.is_empty() {
+                return;
+            }
         }
         spin_hint();
         #[cfg(not(loom))]
@@ -357,6 +406,24 @@ pub fn make_ready(ready: &AtomicU64, g: u64) {
 #[cfg(loom)]
 pub mod broken {
     use super::*;
+
+    /// Breaks **bounded wait**: past its deadline the pass treats a busy
+    /// gate as reached (runs `f` on the thread's state while the thread
+    /// may still be inside its section) instead of giving up on it.
+    pub fn tracer_pass_proceeding<'g>(
+        gates: impl Iterator<Item = &'g Gate>,
+        mut f: impl FnMut(usize),
+    ) {
+        let gates: Vec<&Gate> = gates.collect();
+        for g in &gates {
+            g.claim();
+        }
+        fence::heavy();
+        for (i, g) in gates.iter().enumerate() {
+            f(i);
+            g.release();
+        }
+    }
 
     /// Breaks **publish, then look** from the emitter's side: no gate.
     pub fn emitter_without_gate<R>(

@@ -156,6 +156,13 @@ pub struct ThreadTrace {
     /// writer thread itself before it records anything, never cleared: a
     /// tracer's pass leaves its gate alone (its slots are never written).
     no_record: AtomicBool,
+    /// The thread attached to the world at least once (`register_thread`).
+    attached_once: AtomicBool,
+    /// The thread records as a thread outside the world (`mark_outside`)
+    /// and never attached: no other thread's events depend on its, so a
+    /// pass may give up on its gate (gate.rs, **bounded wait**), setting
+    /// `no_record` for good.
+    outside: AtomicBool,
     slots: [UnsafeCell<Slot>; 2],
     /// Regions this thread opened in the current trace and has not closed
     /// (the trace's id, the depth): what its status says at the next
@@ -194,6 +201,8 @@ impl ThreadTrace {
             id,
             gate: gate::Gate::new(),
             no_record: AtomicBool::new(false),
+            attached_once: AtomicBool::new(false),
+            outside: AtomicBool::new(false),
             slots: [
                 UnsafeCell::new(Slot::default()),
                 UnsafeCell::new(Slot::default()),
@@ -376,7 +385,64 @@ pub enum EmitError {
 /// (thread-locals are destroyed in the reverse order of their first use)
 /// and the events of the exit's teardown are still recorded.
 pub fn register_thread() {
-    let _ = my_trace();
+    if let Some(t) = my_trace() {
+        t.attached_once.store(true, SeqCst);
+    }
+}
+
+/// The calling thread records as a thread outside the world (an
+/// unmodified program's thread, `rtcore run`): unless it ever attached, a
+/// pass may give up on its gate if its section never ends.
+pub fn mark_outside() {
+    if let Some(t) = my_trace() {
+        if !t.attached_once.load(SeqCst) {
+            t.outside.store(true, Relaxed);
+        }
+    }
+}
+
+/// Fault injection (`trace_leave_section`): enter the calling thread's
+/// gate and leave without leaving it, as a `longjmp` out of a signal
+/// handler that interrupted a section would.
+/// Before that, the batch being filled is handed over, as a thread that
+/// filled one would have: the writer must count it in the generation's
+/// end (`writer::give_up_on`).
+pub fn leave_section_held() {
+    let Some(t) = my_trace() else { return };
+    gate::emitter(&t.gate, &CURRENT, |g| {
+        // SAFETY: inside the thread's own gate.
+        let slot = unsafe { &mut *t.slots[(g & 1) as usize].get() };
+        if g != 0 && slot.generation == g && !slot.buf.is_empty() {
+            flush(t.id, slot, true);
+        }
+    });
+    t.gate.enter();
+}
+
+/// How long a pass waits for a section of a thread outside the world
+/// before giving up on it (gate.rs, **bounded wait**). Sections take
+/// microseconds; one that lasts this long was left (`longjmp` out of a
+/// signal handler, asynchronous cancellation).
+pub const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A pass over `threads`' gates (`gate::tracer_pass_bounded`): `f` on
+/// each thread out of its section; a thread outside the world still inside
+/// one after `GIVE_UP_AFTER` is given up on: it records nothing more
+/// (`no_record`, set before its claim is released, so no later pass
+/// touches it either), and the writer counts the batches it handed over
+/// (`writer::give_up_on`).
+fn pass_over(threads: &[&Arc<ThreadTrace>], mut f: impl FnMut(&ThreadTrace)) {
+    let until = std::time::Instant::now() + GIVE_UP_AFTER;
+    gate::tracer_pass_bounded(
+        threads.iter().map(|t| &t.gate),
+        |i| f(threads[i]),
+        || std::time::Instant::now() >= until && !fault::never_give_up(),
+        |i| threads[i].outside.load(Relaxed) && !threads[i].attached_once.load(SeqCst),
+        |i| {
+            threads[i].no_record.store(true, SeqCst);
+            writer::give_up_on(threads[i].id);
+        },
+    );
 }
 
 /// A thread's status, as the `thread status` event carries it.
@@ -1121,7 +1187,7 @@ fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
         f(t);
     }
     let others: Vec<&Arc<ThreadTrace>> = threads.iter().filter(|t| !is_me(t, me)).collect();
-    gate::tracer_pass(others.iter().map(|t| &t.gate), |i| f(others[i]));
+    pass_over(&others, f);
     release_own_gate(me, entered);
     drop(pass);
     drop(others);
@@ -1226,7 +1292,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
         .iter()
         .filter(|t| !t.no_record.load(Relaxed) && !is_me(t, me))
         .collect();
-    gate::tracer_pass(others.iter().map(|t| &t.gate), |i| take_last(others[i]));
+    pass_over(&others, take_last);
     drop(others);
     // Threads that exited (only the registry holds them) go now.
     reg.retain(|t| Arc::strong_count(t) > 1);

@@ -115,6 +115,15 @@ struct Queue {
     held: Vec<Item>,
     /// The trace's id (for loss records).
     trace_id: u64,
+    /// Batches queued per (file generation, thread), for the generation
+    /// ends of threads given up on (`give_up_on`); a generation's entries
+    /// go with its end.
+    received: std::collections::HashMap<(u64, u64), u64>,
+    /// Threads of this trace a pass gave up on: the tracer no longer
+    /// counts their batches, so each generation end lists what was queued
+    /// of theirs; and the ids not yet said (`take_given_up`).
+    given_up: std::collections::BTreeSet<u64>,
+    unsaid: Vec<u64>,
     /// Bytes queued or being written (`items`, `held`, and what the writer
     /// took out and has not finished): at most `limit`, else a generation
     /// is dropped whole.
@@ -154,6 +163,9 @@ static QUEUE: LazyLock<InnerMutex<Queue>> = LazyLock::new(|| {
             open_generation: 1,
             held: Vec::new(),
             trace_id: 0,
+            received: std::collections::HashMap::new(),
+            given_up: std::collections::BTreeSet::new(),
+            unsaid: Vec::new(),
             outstanding: 0,
             limit: DEFAULT_LIMIT,
             losing: None,
@@ -324,6 +336,8 @@ pub fn begin(sink: Sink, trace_id: u64, limit: u64) -> Result<(), String> {
     q.held.clear();
     q.open_generation = 1;
     q.trace_id = trace_id;
+    q.received.clear();
+    q.given_up.clear();
     q.outstanding = 0;
     q.limit = limit;
     q.losing = None;
@@ -350,12 +364,27 @@ pub fn push_record(kind: RecordKind, body: &[u8]) {
 /// Queue the end of file generation `generation`: the next generation's
 /// batches, held back until now, follow it. A generation being dropped
 /// ends with a loss record instead (`format::loss_body`).
-pub fn push_generation_end(generation: u64, body: &[u8]) {
+pub fn push_generation_end(generation: u64, counts: &[(u64, u64)]) {
     let mut q = QUEUE.lock();
     if !q.active || q.closing {
         DISCARDED.fetch_add(1, SeqCst);
         return;
     }
+    // Threads given up on: what they had queued of the generation (the
+    // tracer did not count it). A batch of theirs queued later is dropped
+    // (`push_thread_batch`).
+    let mut counts = counts.to_vec();
+    let q = &mut *q;
+    for t in &q.given_up {
+        if let Some(n) = q.received.get(&(generation, *t)) {
+            if !counts.iter().any(|(c, _)| c == t) {
+                counts.push((*t, *n));
+            }
+        }
+    }
+    q.received.retain(|(g, _), _| *g > generation);
+    counts.sort();
+    let body = format::generation_end_body(q.trace_id, generation, &counts);
     let item = match q.losing.take() {
         Some(l) if l.generation == generation => {
             let lost: Vec<(u64, u64, u64, u64)> = l
@@ -371,7 +400,7 @@ pub fn push_generation_end(generation: u64, body: &[u8]) {
         }
         other => {
             q.losing = other;
-            Item::Record(RecordKind::GenerationEnd, body.to_vec())
+            Item::Record(RecordKind::GenerationEnd, body)
         }
     };
     q.outstanding += item.weight();
@@ -414,6 +443,18 @@ pub fn push_thread_batch(meta: BatchMeta, body: Vec<u8>, quiet: bool) {
         return;
     }
     let len = body.len() as u64;
+    if meta.generation < q.open_generation {
+        // Its generation's end is queued already: only a thread given up
+        // on (gate.rs, **bounded wait**) can be this late. Its end did not
+        // count it: dropped, and counted as lost.
+        q.counters.lost_batches += 1;
+        q.counters.lost_events += meta.events;
+        q.counters.lost_bytes += len;
+        return;
+    }
+    *q.received
+        .entry((meta.generation, meta.thread))
+        .or_default() += 1;
     q.counters.batches += 1;
     q.counters.events += meta.events;
     q.counters.bytes += len;
@@ -444,6 +485,20 @@ pub fn push_thread_batch(meta: BatchMeta, body: Vec<u8>, quiet: bool) {
     if !quiet {
         wake();
     }
+}
+
+/// A pass gave up on thread `id` (record's `pass_over`): from now on in
+/// this trace, generation ends list the batches it queued.
+pub fn give_up_on(id: u64) {
+    let mut q = QUEUE.lock();
+    if q.given_up.insert(id) {
+        q.unsaid.push(id);
+    }
+}
+
+/// The threads given up on since the last call, each once.
+pub fn take_given_up() -> Vec<u64> {
+    std::mem::take(&mut QUEUE.lock().unsaid)
 }
 
 /// Begin dropping `generation`: take its batches out of the queue.

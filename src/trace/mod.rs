@@ -55,9 +55,24 @@ pub fn tick(now: u64) -> Option<u64> {
         NEXT_ROLL.store(now.saturating_add(period), SeqCst);
     } else if now >= next || too_big {
         rollover_locked();
+        note_given_up();
         NEXT_ROLL.store(now.saturating_add(period), SeqCst);
     }
     Some(NEXT_ROLL.load(SeqCst))
+}
+
+/// Say which threads a pass gave up on since last time (gate.rs, **bounded
+/// wait**): on stderr, and in the trace while it records (a `log` event of
+/// category "rtcore" in the calling thread's stream).
+fn note_given_up() {
+    for id in writer::take_given_up() {
+        let msg = format!(
+            "thread {id} stayed inside a recording section for {} ms (it left one by longjmp or was cancelled in one?): given up on, its events are no longer recorded",
+            record::GIVE_UP_AFTER.as_millis()
+        );
+        crate::diag::eprintln(&format!("rtcore: trace: {msg}"));
+        record::emit(EventKind::Log, &[A::Str("rtcore"), A::Str(&msg)]);
+    }
 }
 
 /// How long `stop` waits for the writer to drain.
@@ -366,6 +381,7 @@ pub fn stop_for(who: Owner) -> Result<()> {
             Some((file_gen, leftovers))
         });
         let restarted = crate::world::start_the_world();
+        note_given_up();
         // Freed with the world running.
         let ended = ended.map(|(g, leftovers)| {
             drop(leftovers);
@@ -477,11 +493,13 @@ pub fn rollover_now() -> Result<u64> {
     // `sysmonlock` always (the fault injection is about starts and stops),
     // telling a sysmon the injection parked that it waits.
     record::fault::tracer_wants_sysmonlock();
-    Ok(crate::sysmon::monitor::with_sysmonlock(|| {
+    let file_gen = crate::sysmon::monitor::with_sysmonlock(|| {
         record::fault::tracer_has_sysmonlock();
         let (_, file_gen) = record::current();
         if rollover_locked() { file_gen } else { 0 }
-    }))
+    });
+    note_given_up();
+    Ok(file_gen)
 }
 
 /// Queue the generation-end record: every thread's batch count, and the
@@ -489,8 +507,7 @@ pub fn rollover_now() -> Result<u64> {
 fn end_generation(file_gen: u64, mut counts: Vec<(u64, u64)>) {
     counts.push((0, 1));
     counts.sort();
-    let body = crate::format::generation_end_body(record::trace_id(), file_gen, &counts);
-    writer::push_generation_end(file_gen, &body);
+    writer::push_generation_end(file_gen, &counts);
 }
 
 /// Is a trace being recorded?
