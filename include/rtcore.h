@@ -1306,7 +1306,9 @@ rtc_status rtc_preload_thread_exit(const struct rtc_preload_held *held, size_t n
 /**
  * A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
  * (the summary's most contended classes); with `flags` 1, a condition
- * wait took its mutex again instead (counted).
+ * wait took its mutex again instead (counted); with `flags` 2, a robust
+ * mutex of that class was taken from an owner that died holding it
+ * (`EOWNERDEAD`: flagged on stderr, counted).
  *
  * Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown class or
  * flags; `RTC_ERR_SHUT_DOWN`.

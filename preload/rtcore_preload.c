@@ -578,8 +578,10 @@ static __attribute__((noinline)) int lock_at(pthread_mutex_t *m, const void *sit
         wait_end(cls);
         if (rc == 0 || rc == EOWNERDEAD) waited(cls, now_ns() - t0, 0);
     }
-    /* EOWNERDEAD: a robust mutex whose owner died is held by this thread. */
+    /* EOWNERDEAD: a robust mutex whose owner died is held by this thread
+     * (and flagged: what it protects may be half-updated). */
     if (LIKELY(rc == 0 || rc == EOWNERDEAD)) after_lock(m, site, kind, cls, again);
+    if (UNLIKELY(rc == EOWNERDEAD) && cls != UINT32_MAX) waited(cls, 0, 2 /* its owner died */);
     return rc;
 }
 
@@ -692,7 +694,9 @@ EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
     resolve();
     int rc = real.trylock(m);
     if ((rc == 0 || rc == EOWNERDEAD) && checking()) {
-            after_trylock(m, __builtin_return_address(0), kind_of(m));
+        after_trylock(m, __builtin_return_address(0), kind_of(m));
+        uint32_t cls;
+        if (rc == EOWNERDEAD && class_of(m, __builtin_return_address(0), &cls) == 0) waited(cls, 0, 2 /* its owner died */);
     }
     return rc;
 }

@@ -107,8 +107,10 @@ extern "C" fn fork_child() {
         // Not unlocked through the guard: parking_lot would look for the
         // parent's waiters, whose queue entries do not exist here.
         std::mem::forget(g);
-        // SAFETY: the only thread; it held the lock through the fork.
-        unsafe { TRANSITION.reset_after_fork() };
+        // SAFETY: the only thread; it held the lock through the fork. Raw:
+        // this handler may run before `base::fork`'s, while the parking
+        // lot's table may still be locked by a thread of the parent.
+        unsafe { TRANSITION.reset_raw_after_fork() };
     }
 }
 

@@ -329,6 +329,40 @@ fn a_thread_that_ends_holding_a_lock_is_reported() {
     );
 }
 
+/// A robust mutex whose owner died: the next lock call returns
+/// `EOWNERDEAD` and holds it (the program makes it consistent and unlocks
+/// it: no unlock-not-held report), and it is flagged and counted.
+#[test]
+fn a_robust_mutex_taken_from_a_dead_owner_is_held_and_flagged() {
+    let r = run(&[], "robust");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "lock: EOWNERDEAD");
+    assert!(
+        r.stderr
+            .contains("with EOWNERDEAD: its owner died holding it"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "robust lock(s) taken from a dead owner"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "unlock(s) of a lock not held"),
+        0,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        summary_count(&r.stderr, "thread(s) ended holding locks"),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn readers_in_both_orders_are_fine() {
     let r = run(&[], "rw-read-read");

@@ -200,6 +200,29 @@ impl<T> ResettableMutex<T> {
         self.get().is_locked()
     }
 
+    /// Mark the mutex unlocked, with no waiters, touching nothing else: for
+    /// a `pthread_atfork` child handler that may run before `base::fork`'s
+    /// (which forgets the parent's threads' parking-lot entries: until then
+    /// the parking lot's table may be locked by a thread that is gone).
+    ///
+    /// # Safety
+    /// Only in a forked child before other threads exist, on a lock the
+    /// calling thread held through the fork (so the data is whole).
+    pub unsafe fn reset_raw_after_fork(&self) {
+        use parking_lot::lock_api::RawMutex as _;
+        let base = self.m.get();
+        // SAFETY: as in `reset_after_fork`, without the parking lot.
+        unsafe {
+            let offset =
+                (self.get().raw() as *const parking_lot::RawMutex as usize) - (base as usize);
+            let raw = base
+                .cast::<u8>()
+                .add(offset)
+                .cast::<parking_lot::RawMutex>();
+            std::ptr::write(raw, parking_lot::RawMutex::INIT);
+        }
+    }
+
     /// Mark the mutex unlocked, with no waiters; the data is left as it is.
     ///
     /// # Safety
@@ -286,6 +309,16 @@ impl<T> InnerMutex<T> {
         patience: std::time::Duration,
     ) -> Option<parking_lot::MutexGuard<'_, T>> {
         self.m.get().try_lock_for(patience)
+    }
+
+    /// `ResettableMutex::reset_raw_after_fork`, for the lock a prepare
+    /// handler held through the fork (`lock_for_fork`).
+    ///
+    /// # Safety
+    /// As there.
+    pub unsafe fn reset_raw_after_fork(&self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.m.reset_raw_after_fork() };
     }
 
     /// In a forked child, unlock a lock that a thread of the parent held

@@ -34,9 +34,11 @@ pub struct rtc_preload_held {
     pub lock_class: u32,
 }
 
-/// `rtc_preload_lock_waited`'s flag: a condition wait took its mutex again
-/// (counted; `ns` is ignored).
+/// `rtc_preload_lock_waited`'s flags: a condition wait took its mutex again
+/// (counted; `ns` is ignored); a robust mutex was taken with `EOWNERDEAD`
+/// (flagged on stderr and counted; `ns` is ignored).
 const COND_WAIT: u32 = 1;
+const OWNER_DIED: u32 = 2;
 
 fn nonnull<T>(p: *const T, arg: &str, func: &str) -> Result<usize> {
     if p.is_null() {
@@ -277,7 +279,9 @@ pub extern "C" fn rtc_preload_thread_exit(held: *const rtc_preload_held, n: usiz
 
 /// A lock call on a lock of class `lock_class` blocked `ns` nanoseconds
 /// (the summary's most contended classes); with `flags` 1, a condition
-/// wait took its mutex again instead (counted).
+/// wait took its mutex again instead (counted); with `flags` 2, a robust
+/// mutex of that class was taken from an owner that died holding it
+/// (`EOWNERDEAD`: flagged on stderr, counted).
 ///
 /// Returns `RTC_OK`; `RTC_ERR_INVALID_ARGUMENT` for an unknown class or
 /// flags; `RTC_ERR_SHUT_DOWN`.
@@ -285,14 +289,21 @@ pub extern "C" fn rtc_preload_thread_exit(held: *const rtc_preload_held, n: usiz
 pub extern "C" fn rtc_preload_lock_waited(lock_class: u32, ns: u64, flags: u32) -> rtc_status {
     const F: &str = "rtc_preload_lock_waited";
     boundary(F, || {
-        if flags & !COND_WAIT != 0 || !interpose::class_exists(lock_class) {
+        if flags & !(COND_WAIT | OWNER_DIED) != 0
+            || flags == COND_WAIT | OWNER_DIED
+            || !interpose::class_exists(lock_class)
+        {
             return Err(Error::new(
                 rtc_status::RTC_ERR_INVALID_ARGUMENT,
                 format!("{F}: unknown flags {flags:#x} or class {lock_class}"),
             ));
         }
         lifecycle::enter()?;
-        interpose::waited(lock_class, ns, flags & COND_WAIT != 0);
+        if flags & OWNER_DIED != 0 {
+            interpose::owner_died(lock_class);
+        } else {
+            interpose::waited(lock_class, ns, flags & COND_WAIT != 0);
+        }
         Ok(())
     })
 }

@@ -107,6 +107,8 @@ struct Learned {
     unlock_reports: u64,
     /// Threads that ended holding interposed locks.
     exit_reports: u64,
+    /// Robust mutexes taken with `EOWNERDEAD`.
+    owner_died: u64,
     cond_waits: u64,
     /// Acquisitions the declared ranks did not allow (reported once per
     /// pair of names, and once per name not declared).
@@ -133,6 +135,7 @@ fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
         recursion_reports: 0,
         unlock_reports: 0,
         exit_reports: 0,
+        owner_died: 0,
         cond_waits: 0,
         declared_reports: 0,
         declared_seen: std::collections::HashSet::new(),
@@ -193,8 +196,10 @@ extern "C" fn fork_child() {
         // parent's waiters, whose queue entries do not exist here.
         std::mem::forget(g);
         // SAFETY: the only thread; it took the lock before the fork, so no
-        // thread of the parent was inside it (the data is whole).
-        unsafe { LEARNED.reset_after_fork() };
+        // thread of the parent was inside it (the data is whole). Raw: this
+        // handler may run before `base::fork`'s, while the parking lot's
+        // table may still be locked by a thread of the parent.
+        unsafe { LEARNED.reset_raw_after_fork() };
     }
 }
 
@@ -448,6 +453,20 @@ pub fn waited(class: Class, ns: u64, cond_wait: bool) {
     });
 }
 
+/// A robust mutex of `class` was taken from an owner that died holding it
+/// (`EOWNERDEAD`): held by the caller now, flagged (what it protects may
+/// be half-updated; the program must make it consistent) and counted.
+pub fn owner_died(class: Class) {
+    let label = with_learned(|l| {
+        l.owner_died += 1;
+        label(&l.graph, class)
+    });
+    crate::diag::eprintln(&format!(
+        "rtcore: robust mutex of class {label} taken by thread {} with EOWNERDEAD: its owner died holding it",
+        thread_name()
+    ));
+}
+
 /// `pthread_*_init` at `site` made the lock at `addr`.
 pub fn init(addr: usize, site: usize) {
     let changed = with_learned(|l| {
@@ -510,7 +529,7 @@ pub fn thread_exit(held: &[Lock], mode: Mode) {
         return;
     }
     let mut text = format!(
-        "rtcore: thread ended holding locks: thread {} ends holding {} lock(s), which nobody can unlock now:",
+        "rtcore: thread ended holding locks: thread {} ends holding {} lock(s), which nobody can unlock now (a robust mutex goes to its next locker with EOWNERDEAD):",
         thread_name(),
         held.len()
     );
@@ -537,7 +556,7 @@ pub fn summary() -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s), {} condition wait(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a lock not held, {} thread(s) ended holding locks",
+            "rtcore run: {} thread(s) took interposed locks; {} lock class(es), {} learned order edge(s), {} condition wait(s); {} order violation(s), {} recursive lock(s), {} unlock(s) of a lock not held, {} thread(s) ended holding locks, {} robust lock(s) taken from a dead owner",
             l.threads,
             l.graph.class_count(),
             l.graph.edge_count(),
@@ -545,7 +564,8 @@ pub fn summary() -> String {
             l.graph.violations,
             l.recursion_reports,
             l.unlock_reports,
-            l.exit_reports
+            l.exit_reports,
+            l.owner_died
         );
         if let Some(d) = decl {
             let _ = writeln!(

@@ -248,6 +248,31 @@ static int exit_holding(void) {
     return 0;
 }
 
+/* A robust mutex whose owner thread ends holding it: the next lock call
+ * returns EOWNERDEAD, holds it, and is flagged. */
+static pthread_mutex_t robust;
+
+static void *dies_holding(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&robust);
+    return NULL;
+}
+
+static int robust_owner_died(void) {
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &at);
+    pthread_t t;
+    pthread_create(&t, NULL, dies_holding, NULL);
+    pthread_join(t, NULL);
+    int rc = pthread_mutex_lock(&robust);
+    printf("lock: %s\n", rc == EOWNERDEAD ? "EOWNERDEAD" : "?");
+    pthread_mutex_consistent(&robust);
+    pthread_mutex_unlock(&robust);
+    return 0;
+}
+
 /* ---- read/write locks -------------------------------------------------- */
 
 static pthread_rwlock_t r1 = PTHREAD_RWLOCK_INITIALIZER;
@@ -533,6 +558,7 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "fork")) return forked();
     if (!strcmp(s, "fork-busy")) return fork_busy();
     if (!strcmp(s, "exit-holding")) return exit_holding();
+    if (!strcmp(s, "robust")) return robust_owner_died();
     if (!strcmp(s, "rw-read-read")) return rw_read_read();
     if (!strcmp(s, "rw-inversion")) return rw_inversion();
     if (!strcmp(s, "rw-read-then-write")) return rw_read_then_write();
