@@ -863,6 +863,7 @@ static void after_wait(pthread_mutex_t *m, const void *site, int rc, int checked
     int again = before_lock(m, site, kind, &cls);
     after_lock(m, site, kind, cls, again);
     waited(cls, 0, 1 /* a condition wait */);
+    if (UNLIKELY(rc == EOWNERDEAD)) waited(cls, 0, 2 /* its owner died */);
 }
 
 #define COND_WAIT(name, fn)                                                            \

@@ -49,7 +49,7 @@ pub fn enter() -> Result<Mode> {
 #[cold]
 fn enter_slow() -> Result<Mode> {
     hold_transition_across_forks();
-    let _t = TRANSITION.lock();
+    let _t = TRANSITION.lock_spinning();
     let g = GATE.load(Ordering::Acquire);
     match g & STATE_MASK {
         RUNNING => Ok(Mode::from_bits(g >> MODE_SHIFT)),
@@ -71,6 +71,9 @@ pub use crate::base::state::shut_down_error;
 // transition under way to finish (at most a second: the forking thread may
 // be inside one itself, from a signal handler), and the child's copy is
 // reset, whole.
+// Every wait for `TRANSITION` spins (`lock_spinning`): a thread parked on
+// it could be inside parking_lot's table at the fork's instant, which would
+// leave the table locked in the child.
 // Invariant: FORK_HELD holds the guard exactly between a prepare handler
 // that got the lock and the parent or child handler of the same fork, on
 // the forking thread.
@@ -191,7 +194,12 @@ static STARTED_AT_LOAD: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// recorder wins if both are set, and the trace's failure to start says
 /// so.)
 extern "C" fn at_load() {
-    // Before any thread of the program can be inside rtcore's start.
+    // Before any thread of the program can be inside rtcore's start: the
+    // child handler that resets rtcore's locks (registered here, not in
+    // `start` under `TRANSITION`: before glibc 2.36, `pthread_atfork`
+    // waits for a fork's prepare handlers, one of which waits for
+    // `TRANSITION`), then the handlers that hold `TRANSITION` across forks.
+    crate::base::fork::register();
     hold_transition_across_forks();
     let flight = std::env::var_os("RTCORE_FLIGHT_RECORDER").is_some();
     let trace = std::env::var_os("RTCORE_TRACE").is_some_and(|v| !v.is_empty());
@@ -231,7 +239,7 @@ fn apply_late(opts: &Options) -> Result<()> {
 
 /// `rtc_init`: once, before first use.
 pub fn init(opts: &Options) -> Result<()> {
-    let mut inited = TRANSITION.lock();
+    let mut inited = TRANSITION.lock_spinning();
     match GATE.load(Ordering::Acquire) & STATE_MASK {
         RUNNING if !*inited && STARTED_AT_LOAD.load(Ordering::SeqCst) => {
             *inited = true;
@@ -311,7 +319,7 @@ pub fn shutdown() -> Result<()> {
         ));
     }
     {
-        let _t = TRANSITION.lock();
+        let _t = TRANSITION.lock_spinning();
         let g = GATE.load(Ordering::Acquire);
         match g & STATE_MASK {
             SHUT_DOWN => return Err(shut_down_error()),
@@ -382,7 +390,7 @@ pub fn shutdown() -> Result<()> {
     crate::record::writer::shutdown();
     crate::sysmon::hooks::shutdown();
     crate::sysmon::stop_and_join();
-    let _t = TRANSITION.lock();
+    let _t = TRANSITION.lock_spinning();
     let g = GATE.load(Ordering::Acquire);
     GATE.store(SHUT_DOWN | (g & !STATE_MASK), Ordering::Release);
     Ok(())
@@ -403,7 +411,7 @@ pub fn set_mode(mode: Mode) -> Result<()> {
 /// lifecycle's (the lock reports').
 pub fn set_mode_with(mode: Mode, with: impl FnOnce() -> Result<()>) -> Result<()> {
     enter()?;
-    let _t = TRANSITION.lock();
+    let _t = TRANSITION.lock_spinning();
     let g = GATE.load(Ordering::Acquire);
     if g & STATE_MASK != RUNNING {
         return Err(shut_down_error());

@@ -277,6 +277,22 @@ impl<T> InnerMutex<T> {
         }
     }
 
+    /// As `lock`, but waiting by spinning and yielding, never by parking:
+    /// for a lock held across forks (`lock_for_fork`). A thread parked in
+    /// parking_lot holds, for an instant, a lock of parking_lot's own
+    /// table; a fork in that instant leaves the table locked in the child,
+    /// whose fork handlers then hang on it. Threads that only spin are
+    /// never in that table.
+    pub fn lock_spinning(&self) -> InnerGuard<'_, T> {
+        acquire(self.rank);
+        loop {
+            if let Some(g) = self.m.get().try_lock() {
+                return InnerGuard { g, rank: self.rank };
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Lock it if it is free, never waiting (a fatal-signal handler's
     /// best effort: waiting there could never end).
     pub fn try_lock(&self) -> Option<InnerGuard<'_, T>> {
@@ -308,7 +324,17 @@ impl<T> InnerMutex<T> {
         &self,
         patience: std::time::Duration,
     ) -> Option<parking_lot::MutexGuard<'_, T>> {
-        self.m.get().try_lock_for(patience)
+        // Spinning, as `lock_spinning` (and for the same reason).
+        let until = std::time::Instant::now() + patience;
+        loop {
+            if let Some(g) = self.m.get().try_lock() {
+                return Some(g);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// `ResettableMutex::reset_raw_after_fork`, for the lock a prepare

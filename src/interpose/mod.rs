@@ -126,7 +126,8 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 fn with_learned<R>(f: impl FnOnce(&mut Learned) -> R) -> R {
     hold_learned_across_forks();
-    let mut g = LEARNED.lock();
+    // Never parks (`lock_spinning`): a fork may come while this waits.
+    let mut g = LEARNED.lock_spinning();
     let l = g.get_or_insert_with(|| Learned {
         graph: Graph::default(),
         locks: HashMap::new(),

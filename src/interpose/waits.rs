@@ -42,6 +42,11 @@ pub fn begin(held: &[Lock], wanted: Lock) {
         })
         .collect();
     crate::lock::waiters::publish_external(want, &holds);
+    let reason = match wanted.kind {
+        LockKind::Read | LockKind::Write => crate::format::BlockReason::RwLock,
+        _ => crate::format::BlockReason::Mutex,
+    };
+    outside_wait(reason, wanted.addr);
     trace_contended(&wanted);
 }
 
@@ -74,8 +79,19 @@ fn tracing() -> bool {
 /// tracing, its state becomes WAITING (`outside wait`) until
 /// `outside_resume`. An attached thread's state is the world's: nothing
 /// is recorded for it.
+///
+/// Calls nest (a signal handler that interrupts a condition wait may take
+/// a busy lock): each `outside_wait` is paired with one `outside_resume`,
+/// and only the outermost pair is recorded.
 pub fn outside_wait(reason: crate::format::BlockReason, object: usize) {
-    if !tracing() || crate::record::attached() {
+    let depth = OUTSIDE_DEPTH
+        .try_with(|d| {
+            let v = d.get();
+            d.set(v + 1);
+            v
+        })
+        .unwrap_or(1);
+    if depth != 0 || !tracing() || crate::record::attached() {
         return;
     }
     // Its sections may be given up on if they never end (a longjmp out of
@@ -98,6 +114,16 @@ pub fn outside_wait(reason: crate::format::BlockReason, object: usize) {
 /// while tracing even if the trace was restarted meanwhile: the reader
 /// counts a resume first in its stream as a wait begun before the trace.
 pub fn outside_resume() {
+    let outermost = OUTSIDE_DEPTH
+        .try_with(|d| {
+            let v = d.get();
+            d.set(v.saturating_sub(1));
+            v == 1
+        })
+        .unwrap_or(false);
+    if !outermost {
+        return;
+    }
     let was = OUTSIDE_WAIT.try_with(|w| w.replace(false)).unwrap_or(false);
     if was && tracing() {
         crate::record::emit(crate::format::EventKind::OutsideResume, &[]);
@@ -110,6 +136,8 @@ thread_local! {
     static TRACED_WAIT: std::cell::Cell<Option<(usize, u64)>> = const { std::cell::Cell::new(None) };
     /// This thread recorded an `outside wait` not yet resumed.
     static OUTSIDE_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// `outside_wait` calls not yet paired with `outside_resume`.
+    static OUTSIDE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// While tracing: the wait as a `lock contended` event (the lock, its class
@@ -119,11 +147,6 @@ fn trace_contended(wanted: &Lock) {
     if !tracing() {
         return;
     }
-    let reason = match wanted.kind {
-        LockKind::Read | LockKind::Write => crate::format::BlockReason::RwLock,
-        _ => crate::format::BlockReason::Mutex,
-    };
-    outside_wait(reason, wanted.addr);
     let owner_tid = owner_tid(wanted);
     let (label, owner) = with_learned(|l| {
         (

@@ -259,7 +259,7 @@ fn dump_with(
     }
     // The writer thread never records: its gate is not claimed.
     for (c, t) in counted_now.iter_mut().zip(threads.iter()) {
-        *c = !t.no_record.load(SeqCst);
+        *c = t.records();
     }
     let counted = |i: usize| counted_now[i];
     let gate_of = |i: usize| counted(i).then(|| &threads[i].gate);

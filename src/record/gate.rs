@@ -108,9 +108,21 @@ impl Gate {
     }
 
     /// Give up on the thread inside its section: true if it still was
-    /// (its `inside` is now 2: abandoned), false if it left meanwhile.
+    /// (its `inside` is now 2: abandoned; or was already, by a pass of an
+    /// earlier trace, and it has not left since), false if it left
+    /// meanwhile.
     fn abandon(&self) -> bool {
-        self.inside.compare_exchange(1, 2, SeqCst, SeqCst).is_ok()
+        loop {
+            match self.inside.load(SeqCst) {
+                0 => return false,
+                2 => return true,
+                _ => {
+                    if self.inside.compare_exchange(1, 2, SeqCst, SeqCst).is_ok() {
+                        return true;
+                    }
+                }
+            }
+        }
     }
 
     fn claim(&self) {

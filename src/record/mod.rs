@@ -160,10 +160,14 @@ pub struct ThreadTrace {
     attached_once: AtomicBool,
     /// The thread records as a thread outside the world (`mark_outside`)
     /// and never attached: no other thread's events depend on its, so a
-    /// pass may give up on its gate (gate.rs, **bounded wait**), setting
-    /// `no_record` for good.
+    /// pass may give up on its gate (gate.rs, **bounded wait**); it then
+    /// gets `no_record` (but not `writer`) for the rest of the process.
     outside: AtomicBool,
     slots: [UnsafeCell<Slot>; 2],
+    /// The writer thread (sink callbacks run on it): start, stop and
+    /// shutdown refuse to run on it (`is_no_record`). It also has
+    /// `no_record`.
+    writer: AtomicBool,
     /// Regions this thread opened in the current trace and has not closed
     /// (the trace's id, the depth): what its status says at the next
     /// generation. Regions opened while not tracing are unknown; their
@@ -196,6 +200,13 @@ unsafe impl Sync for ThreadTrace {}
 unsafe impl Send for ThreadTrace {}
 
 impl ThreadTrace {
+    /// Are its events recorded (not the writer, not given up on)? Passes
+    /// visit only such threads.
+    #[inline(always)]
+    fn records(&self) -> bool {
+        !self.no_record.load(Relaxed)
+    }
+
     fn new(id: u64) -> ThreadTrace {
         ThreadTrace {
             id,
@@ -203,6 +214,7 @@ impl ThreadTrace {
             no_record: AtomicBool::new(false),
             attached_once: AtomicBool::new(false),
             outside: AtomicBool::new(false),
+            writer: AtomicBool::new(false),
             slots: [
                 UnsafeCell::new(Slot::default()),
                 UnsafeCell::new(Slot::default()),
@@ -275,6 +287,7 @@ thread_local! {
 /// callbacks run on it). Called first thing by the writer thread.
 pub fn mark_writer_thread() {
     if let Some(t) = my_trace() {
+        t.writer.store(true, Relaxed);
         t.no_record.store(true, Relaxed);
     }
 }
@@ -314,7 +327,7 @@ fn is_me(t: &Arc<ThreadTrace>, me: Option<&ThreadTrace>) -> bool {
 pub fn is_no_record() -> bool {
     let p = MINE.with(Cell::get);
     // SAFETY: see `my_trace`.
-    !p.is_null() && unsafe { &*p }.no_record.load(Relaxed)
+    !p.is_null() && unsafe { &*p }.writer.load(Relaxed)
 }
 
 /// The calling thread's recording state, created on first use; None once
@@ -429,7 +442,7 @@ pub const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_millis(
 /// each thread out of its section; a thread outside the world still inside
 /// one after `GIVE_UP_AFTER` is given up on: it records nothing more
 /// (`no_record`, set before its claim is released, so no later pass
-/// touches it either), and the writer counts the batches it handed over
+/// touches it either: for the rest of the process), and the writer counts the batches it handed over
 /// (`writer::give_up_on`).
 fn pass_over(threads: &[&Arc<ThreadTrace>], mut f: impl FnMut(&ThreadTrace)) {
     let until = std::time::Instant::now() + GIVE_UP_AFTER;
@@ -519,7 +532,7 @@ fn dropped() {
 /// exit.
 #[inline(always)]
 fn recorder() -> Option<&'static ThreadTrace> {
-    my_trace().filter(|t| !t.no_record.load(Relaxed))
+    my_trace().filter(|t| t.records())
 }
 
 #[inline(never)]
@@ -1180,7 +1193,7 @@ fn each_thread_gated(mut f: impl FnMut(&ThreadTrace)) {
     let threads: Vec<Arc<ThreadTrace>> = REGISTRY
         .lock()
         .iter()
-        .filter(|t| !t.no_record.load(Relaxed))
+        .filter(|t| t.records())
         .cloned()
         .collect();
     if let Some(t) = threads.iter().find(|t| is_me(t, me)) {
@@ -1290,7 +1303,7 @@ pub fn publish_stop() -> Option<(Vec<(u64, u64)>, Leftovers)> {
     // its to wait for.
     let others: Vec<&Arc<ThreadTrace>> = reg
         .iter()
-        .filter(|t| !t.no_record.load(Relaxed) && !is_me(t, me))
+        .filter(|t| t.records() && !is_me(t, me))
         .collect();
     pass_over(&others, take_last);
     drop(others);

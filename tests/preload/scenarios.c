@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,8 +190,18 @@ static int fork_busy(void) {
             pthread_mutex_destroy(&m);
             _exit(0);
         }
-        int st = 0;
-        waitpid(p, &st, 0);
+        /* Waited for 20 s at most (a child can hang in fork's own
+         * handlers, before its alarm is set): then killed, and counted. */
+        int st = 0, waited_ms = 0;
+        while (waitpid(p, &st, WNOHANG) == 0) {
+            if (waited_ms >= 20000) {
+                kill(p, SIGKILL);
+                waitpid(p, &st, 0);
+                break;
+            }
+            usleep(1000);
+            waited_ms++;
+        }
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) hung++;
     }
     churning = 0;
