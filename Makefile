@@ -35,7 +35,7 @@ D := $(DESTDIR)
 # The CMake package's directory, and the paths from it back to the prefix.
 CMAKEDIR := $(LIBDIR)/cmake/rtcore
 
-.PHONY: all build install uninstall
+.PHONY: all build install uninstall wheel
 all: build
 
 build:
@@ -81,6 +81,11 @@ install: build
 	$(INSTALL) -m 644 README.md $(D)$(DOCDIR)/README.md
 	cp -R docs/. $(D)$(DOCDIR)/
 	@echo "rtcore $(VERSION) installed under $(D)$(PREFIX)"
+
+# The Python package as a wheel carrying librtcore.so (one py3-none
+# wheel for every CPython 3): target/wheels/.
+wheel: build
+	python3 -m pip wheel --no-deps -w target/wheels python/
 
 uninstall:
 	rm -f $(D)$(LIBDIR)/librtcore.so $(D)$(LIBDIR)/librtcore.so.0 \

@@ -98,9 +98,10 @@ def _find_library():
             return candidate
     raise ImportError(
         "rtcore: cannot find librtcore.so: RTCORE_LIB is not set and neither "
-        f"librtcore.so.0 nor librtcore.so is in {_HERE}; set RTCORE_LIB to the "
-        "path of librtcore.so (for example target/debug/librtcore.so after "
-        "`cargo build`)"
+        f"librtcore.so.0 nor librtcore.so is in {_HERE}; install the package "
+        "with `pip install python/` after `cargo build --release` (it then "
+        "carries the library), or set RTCORE_LIB to the path of librtcore.so "
+        "(for example target/debug/librtcore.so after `cargo build`)"
     )
 
 
