@@ -1781,6 +1781,30 @@ def trace_stop():
     _lib.rtc_trace_stop()
 
 
+class tracing:
+    """``with rtcore.tracing("run.rtctrace"):`` records a trace of the
+    block: started on entry (the arguments are :func:`trace_start`'s: one
+    of ``path``, ``fd``, ``write``, and ``generation_ms``) and stopped on
+    exit, also when the block raises (the trace is then still complete).
+    A failing stop raises :class:`RtcoreError` unless the block already
+    raised."""
+
+    def __init__(self, path=None, fd=None, write=None, generation_ms=0):
+        self._args = dict(path=path, fd=fd, write=write, generation_ms=generation_ms)
+
+    def __enter__(self):
+        trace_start(**self._args)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            trace_stop()
+        except RtcoreError:
+            if exc_type is None:
+                raise
+        return False
+
+
 class flight_recorder:
     """``with rtcore.flight_recorder(dump_dir=...):`` keeps the recent past
     of a trace in memory (``max_mb``, default 16) while the block runs,

@@ -63,6 +63,33 @@ class TraceTest(unittest.TestCase):
             """
         )
 
+    def test_tracing_records_the_block_and_stops_on_an_exception(self):
+        self.run_ok(
+            """
+            import os, tempfile, rtcore
+            d = tempfile.mkdtemp()
+            path = os.path.join(d, "block.rtctrace")
+            with rtcore.tracing(path):
+                assert rtcore.trace_enabled()
+                rtcore.log("block", "inside")
+            assert not rtcore.trace_enabled()
+            ok, report = rtcore.trace_check_file(path)
+            assert ok, report
+            assert rtcore.trace_stats(path)["by_kind"].get("log", 0) >= 1, rtcore.trace_stats(path)
+            second = os.path.join(d, "raised.rtctrace")
+            try:
+                with rtcore.tracing(path=second, generation_ms=50):
+                    raise KeyError("boom")
+            except KeyError:
+                pass
+            else:
+                raise AssertionError("the exception was swallowed")
+            assert not rtcore.trace_enabled()
+            ok, report = rtcore.trace_check_file(second)
+            assert ok, report
+            """
+        )
+
     def test_the_flight_recorder_dumps_and_snapshots(self):
         self.run_ok(
             """

@@ -110,7 +110,7 @@ enum Command {
     },
     /// Check a rank declaration file and print its ranks in a linear order.
     ///
-    /// Example: rtcore ranks docs/examples/kv.ranks
+    /// Example: rtcore ranks examples/kv.ranks
     Ranks {
         /// The rank file (the rank language of docs/ranks.md).
         file: String,
