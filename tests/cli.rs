@@ -307,6 +307,31 @@ fn stress_with_the_fault_injection_finds_an_inconsistency() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `export` without `-o` writes beside the trace, named after it with the
+/// format's extension, and says where.
+#[test]
+fn export_has_a_default_output_name_beside_the_trace() {
+    let dir = temp_dir("export-default");
+    let good = stress_trace(&dir);
+    let trace = dir.join("run.rtctrace");
+    std::fs::rename(&good, &trace).unwrap();
+    let p = trace.to_str().unwrap();
+    let (code, out, err) = rtcore(&["export", p]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json = dir.join("run.json");
+    assert!(out.contains(json.to_str().unwrap()), "{out}");
+    let (ok, report) = check_json(&json, &[]);
+    assert!(ok, "{report}");
+    let (code, out, err) = rtcore(&["export", p, "--format", "perfetto"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let bytes = std::fs::read(dir.join("run.perfetto-trace")).unwrap();
+    assert!(
+        bytes.len() > 100 && bytes[0] == 0x0a,
+        "not a Perfetto trace"
+    );
+    assert!(trace.exists(), "the trace itself was replaced");
+}
+
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
     for sub in ["ranks", "demo", "check", "stats", "export", "stress"] {

@@ -165,9 +165,11 @@ enum Command {
         /// The output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
-        /// Where to write ("-": standard output).
+        /// Where to write ("-": standard output). Default: beside the
+        /// trace, its name with `.json` or `.perfetto-trace` for
+        /// `.rtctrace` (trace-1.rtctrace: trace-1.json).
         #[arg(short, long)]
-        output: String,
+        output: Option<String>,
     },
     /// Start and stop tracing in a loop under a busy multi-threaded
     /// workload and validate every trace (the tracer's stress test). Exit
@@ -263,7 +265,10 @@ fn run() -> ExitCode {
             file,
             format,
             output,
-        } => export(&file, format, &output),
+        } => {
+            let output = output.unwrap_or_else(|| default_export_name(&file, format));
+            export(&file, format, &output)
+        }
         Command::Stress {
             threads,
             cycles,
@@ -409,6 +414,18 @@ fn check(file: &str) -> ExitCode {
 /// and memory holds one generation's events beside the timeline being
 /// built. Nothing is written until the whole trace was found consistent.
 #[cfg(not(loom))]
+/// `export`'s output when none is given: beside the trace, its name with
+/// the format's extension in place of `.rtctrace` (added to any other
+/// name, so it never names the trace itself).
+fn default_export_name(file: &str, format: ExportFormat) -> String {
+    let ext = match format {
+        ExportFormat::Json => "json",
+        ExportFormat::Perfetto => "perfetto-trace",
+    };
+    let base = file.strip_suffix(".rtctrace").unwrap_or(file);
+    format!("{base}.{ext}")
+}
+
 fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
     use rtcore::export::timeline::TimelineBuilder;
     let mut builder = TimelineBuilder::default();
