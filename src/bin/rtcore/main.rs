@@ -407,12 +407,6 @@ fn check(file: &str) -> ExitCode {
     }
 }
 
-/// `rtcore export FILE --format json|perfetto -o OUT`: only a consistent
-/// trace is exported (the export replays its state machines). The trace is
-/// read as it is checked, one generation at a time (as `check` does): a
-/// file that is not a trace is refused at its header, whatever its size,
-/// and memory holds one generation's events beside the timeline being
-/// built. Nothing is written until the whole trace was found consistent.
 #[cfg(not(loom))]
 /// `export`'s output when none is given: beside the trace, its name with
 /// the format's extension in place of `.rtctrace` (added to any other
@@ -426,6 +420,13 @@ fn default_export_name(file: &str, format: ExportFormat) -> String {
     format!("{base}.{ext}")
 }
 
+/// `rtcore export FILE --format json|perfetto -o OUT`: only a consistent
+/// trace is exported (the export replays its state machines). The trace is
+/// read as it is checked, one generation at a time (as `check` does): a
+/// file that is not a trace is refused at its header, whatever its size,
+/// and memory holds one generation's events beside the timeline being
+/// built. Nothing is written until the whole trace was found consistent.
+#[cfg(not(loom))]
 fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
     use rtcore::export::timeline::TimelineBuilder;
     let mut builder = TimelineBuilder::default();
