@@ -384,15 +384,20 @@ static COLD int class_miss(const void *lock, const void *site, uint32_t *cls, si
 
 /* The held record as the hooks take it, with `lock` as the wanted one;
  * calls `f` (check, or announce a wait). */
-static COLD void with_chain(int (*f)(const rtc_preload_held *, size_t, const rtc_preload_held *),
-                            const void *lock, const void *site, uint32_t kind, uint32_t cls) {
-    rtc_preload_held held[MAX_HELD];
+/* This thread's held record as the hooks take it. */
+static void held_as_hooks_take_it(rtc_preload_held held[MAX_HELD]) {
     for (uint32_t i = 0; i < me.depth; i++) {
         held[i].lock = me.held[i].lock;
         held[i].site = me.held[i].site;
         held[i].kind = KIND(me.held[i].info);
         held[i].lock_class = CLS(me.held[i].info);
     }
+}
+
+static COLD void with_chain(int (*f)(const rtc_preload_held *, size_t, const rtc_preload_held *),
+                            const void *lock, const void *site, uint32_t kind, uint32_t cls) {
+    rtc_preload_held held[MAX_HELD];
+    held_as_hooks_take_it(held);
     rtc_preload_held w = {lock, site, kind, cls};
     me.busy = 1;
     f(held, me.depth, &w);
@@ -921,12 +926,7 @@ static void at_thread_exit(void *unused) {
     (void)unused;
     if (!checking() || me.depth == 0) return;
     rtc_preload_held held[MAX_HELD];
-    for (uint32_t i = 0; i < me.depth; i++) {
-        held[i].lock = me.held[i].lock;
-        held[i].site = me.held[i].site;
-        held[i].kind = KIND(me.held[i].info);
-        held[i].lock_class = CLS(me.held[i].info);
-    }
+    held_as_hooks_take_it(held);
     me.busy = 1;
     hook.thread_exit(held, me.depth);
     me.busy = 0;

@@ -72,6 +72,27 @@ fn run(args: &[&str], scenario: &str) -> Run {
     }
 }
 
+/// tests/preload/NAME.c compiled and linked with librtcore (rpath to it),
+/// into the scenarios' directory.
+fn linked_program(name: &str) -> std::path::PathBuf {
+    let lib = common::lib_dir();
+    let exe = scenarios().join(name);
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-g", "-pthread", "-Wall", "-Werror", "-I"])
+        .arg(common::manifest_dir().join("include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(common::manifest_dir().join(format!("tests/preload/{name}.c")))
+        .arg("-L")
+        .arg(lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lrtcore")
+        .status()
+        .unwrap();
+    assert!(st.success(), "compiling tests/preload/{name}.c failed");
+    exe
+}
+
 /// The count the summary gives for `what` ("order violation(s)", ...).
 fn summary_count(stderr: &str, what: &str) -> u64 {
     let line = stderr
@@ -470,22 +491,8 @@ fn the_old_condition_variable_symbol_version_is_interposed_too() {
 /// librtcore (the preload library and the package use the one loaded).
 #[test]
 fn a_linked_program_and_python_under_rtcore_run_have_one_rtcore() {
-    let d = scenarios();
-    let lib = common::lib_dir();
-    let exe = d.join("linked");
-    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-g", "-pthread", "-I"])
-        .arg(common::manifest_dir().join("include"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(common::manifest_dir().join("tests/preload/linked.c"))
-        .arg("-L")
-        .arg(lib)
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-lrtcore")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (d, lib) = (scenarios(), common::lib_dir());
+    let exe = linked_program("linked");
     let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
         .args(["run", "--"])
         .arg(&exe)
@@ -529,22 +536,7 @@ print('python librtcore copies:', len(copies), rtcore.LIBRARY_PATH in copies)\n"
 /// them passed to it on the violating thread. Nothing is printed.
 #[test]
 fn interposed_reports_go_through_the_queue_and_callback_modes() {
-    let d = scenarios();
-    let lib = common::lib_dir();
-    let exe = d.join("modes");
-    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-g", "-pthread", "-Wall", "-Werror", "-I"])
-        .arg(common::manifest_dir().join("include"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(common::manifest_dir().join("tests/preload/modes.c"))
-        .arg("-L")
-        .arg(lib)
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-lrtcore")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let exe = linked_program("modes");
     for how in ["queue", "callback"] {
         let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
             .args(["run", "--"])

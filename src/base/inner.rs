@@ -207,11 +207,13 @@ impl<T> ResettableMutex<T> {
     ///
     /// # Safety
     /// Only in a forked child before other threads exist, on a lock the
-    /// calling thread held through the fork (so the data is whole).
+    /// calling thread held through the fork (so the data is whole), or
+    /// whose parked waiters were forgotten (`reset_after_fork`).
     pub unsafe fn reset_raw_after_fork(&self) {
         use parking_lot::lock_api::RawMutex as _;
         let base = self.m.get();
-        // SAFETY: as in `reset_after_fork`, without the parking lot.
+        // SAFETY: the raw state lies inside the cell; the pointer is derived
+        // from `UnsafeCell::get`; nobody else uses the lock (caller).
         unsafe {
             let offset =
                 (self.get().raw() as *const parking_lot::RawMutex as usize) - (base as usize);
@@ -229,25 +231,14 @@ impl<T> ResettableMutex<T> {
     /// Only in a forked child before other threads exist, and only when the
     /// calling thread does not hold the lock.
     pub unsafe fn reset_after_fork(&self) {
-        use parking_lot::lock_api::RawMutex as _;
         // Threads of the parent parked on it: drop their queue entries
         // (see base::parked). parking_lot parks a mutex's waiters on its
         // raw lock's address.
         // SAFETY: only the address is taken.
         let key = unsafe { self.get().raw() } as *const parking_lot::RawMutex as usize;
         super::parked::unpark_all(key);
-        let base = self.m.get();
-        // SAFETY: the raw state lies inside the cell; the pointer is derived
-        // from `UnsafeCell::get`; nobody else uses the lock (caller).
-        unsafe {
-            let offset =
-                (self.get().raw() as *const parking_lot::RawMutex as usize) - (base as usize);
-            let raw = base
-                .cast::<u8>()
-                .add(offset)
-                .cast::<parking_lot::RawMutex>();
-            std::ptr::write(raw, parking_lot::RawMutex::INIT);
-        }
+        // SAFETY: the caller's guarantees; nobody waits on it now.
+        unsafe { self.reset_raw_after_fork() };
     }
 }
 

@@ -354,15 +354,7 @@ pub(super) fn violation(
             std::process::abort();
         }
         Mode::Queue => {
-            let mut r = build(table, wanted, reason, held, &conflicts, text);
-            let mut q = QUEUE.lock();
-            // Numbered in queue order (a dropped report leaves a gap).
-            r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
-            if q.len() >= QUEUE_BOUND {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            } else {
-                q.push_back(r);
-            }
+            enqueue(build(table, wanted, reason, held, &conflicts, text));
             false
         }
         Mode::Callback => {
@@ -431,13 +423,7 @@ pub fn foreign(
         Mode::Queue | Mode::Callback => {
             let mut r = build_foreign(reason, &wanted, &held, text);
             if mode == Mode::Queue {
-                let mut q = QUEUE.lock();
-                r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
-                if q.len() >= QUEUE_BOUND {
-                    DROPPED.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    q.push_back(r);
-                }
+                enqueue(r);
             } else {
                 r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
                 call_back(&r);
@@ -476,15 +462,45 @@ fn build_foreign(
         .iter()
         .map(|h| lock(h, if h.conflicts { 2 } else { 0 }))
         .collect();
-    let thread_name = keep(&crate::ident::name());
-    let text = keep(&text);
-    // The lock array's buffer does not move with the Vec (as in `build`).
+    assemble(reason, w, locks, strings, text)
+}
+
+/// Queue a report for `rtc_lockrank_next_report`, numbered in queue order
+/// (a report dropped from a full queue leaves a gap).
+fn enqueue(mut r: Box<OwnedReport>) {
+    let mut q = QUEUE.lock();
+    r.report.sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+    if q.len() >= QUEUE_BOUND {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        q.push_back(r);
+    }
+}
+
+/// The report of the calling thread: `wanted`, `locks` (held), the text;
+/// `strings` owns every string the locks point to.
+fn assemble(
+    reason: Reason,
+    wanted: rtc_lockrank_lock,
+    locks: Vec<rtc_lockrank_lock>,
+    mut strings: Vec<CString>,
+    text: String,
+) -> Box<OwnedReport> {
+    let mut keep = |t: String| -> *const c_char {
+        let c = CString::new(t.replace('\0', "?")).unwrap_or_default();
+        let p = c.as_ptr();
+        strings.push(c);
+        p
+    };
+    let thread_name = keep(crate::ident::name());
+    let text = keep(text);
+    // Neither the lock array's buffer nor a CString's moves with its Vec.
     let report = rtc_lockrank_report {
         sequence: 0,
         thread_id: crate::ident::current_id(),
         thread_name,
         reason: reason as u32,
-        wanted: w,
+        wanted,
         held: locks.as_ptr(),
         held_count: locks.len(),
         text,
@@ -726,21 +742,5 @@ fn build(
             }
         })
         .collect();
-    let thread_name = keep(crate::ident::name());
-    let text = keep(text);
-    let report = rtc_lockrank_report {
-        sequence: 0,
-        thread_id: crate::ident::current_id(),
-        thread_name,
-        reason: reason as u32,
-        wanted: w,
-        held: locks.as_ptr(),
-        held_count: locks.len(),
-        text,
-    };
-    Box::new(OwnedReport {
-        report,
-        _strings: strings,
-        _locks: locks,
-    })
+    assemble(reason, w, locks, strings, text)
 }
