@@ -141,9 +141,9 @@ fn check_trace(path: &CStr, min_events: u64) -> (u64, Duration) {
             path.to_string_lossy()
         );
     }
-    // "valid trace: N events, ..."
+    // "consistent trace: N events, ..."
     let events: u64 = text
-        .strip_prefix("valid trace: ")
+        .strip_prefix("consistent trace: ")
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected rtc_trace_check_file summary: {text}"));

@@ -148,9 +148,7 @@ static inline const char *rtc_t_slurp(const char *path) {
 
 /* A trace configuration for a path sink. */
 static inline rtc_trace_config rtc_t_path_config(const char *path) {
-    rtc_trace_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
+    rtc_trace_config c = RTC_TRACE_CONFIG_INIT;
     c.sink_kind = RTC_TRACE_SINK_PATH;
     c.path = path;
     return c;

@@ -296,8 +296,8 @@ static void *sleeper(void *arg) {
 static void the_api(void) {
     rtc_thread_attach("main", NULL);
     /* Misuse first. */
-    rtc_flight_recorder_config c;
-    memset(&c, 0, sizeof c);
+    rtc_flight_recorder_config c = RTC_FLIGHT_RECORDER_CONFIG_INIT;
+    CHECK(c.size == sizeof c && c.max_mb == 0 && c.dump_dir == NULL);
     c.size = sizeof c - 1;
     CHECK_STATUS(rtc_flight_recorder_start(&c), RTC_ERR_INVALID_ARGUMENT);
     c.size = sizeof c;

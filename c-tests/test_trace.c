@@ -90,7 +90,7 @@ static void test_path_sink_with_user_events(void) {
     pthread_join(w, NULL);
     pthread_join(u, NULL);
     CHECK_STATUS(check_file(path, report, sizeof report), RTC_OK);
-    CHECK_CONTAINS(report, "valid trace");
+    CHECK_CONTAINS(report, "consistent trace");
     /* A cut copy is rejected with the reason. */
     FILE *f = fopen(path, "rb");
     CHECK(f != NULL);

@@ -79,7 +79,7 @@ int main(void) {
     CHECK_STATUS(rtc_trace_check(trace, trace_len, report, sizeof report), RTC_OK);
     /* Runtime events to damage (a contended lock is likely but not certain
      * in so short a window under valgrind). */
-    CHECK_CONTAINS(report, "valid trace");
+    CHECK_CONTAINS(report, "consistent trace");
     CHECK_CONTAINS(report, "enter blocking");
     CHECK_CONTAINS(report, "region begin");
 

@@ -206,9 +206,7 @@ int main(void) {
     for (int t = 1; t <= TRACES; t++) {
         char path[64], report[1024];
         snprintf(path, sizeof path, "kv-trace-%d.rtctrace", t);
-        rtc_trace_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.size = sizeof cfg;
+        rtc_trace_config cfg = RTC_TRACE_CONFIG_INIT;
         cfg.sink_kind = RTC_TRACE_SINK_PATH;
         cfg.path = path;
         check(rtc_trace_start(&cfg), "trace start");

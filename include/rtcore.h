@@ -490,8 +490,9 @@ typedef struct rtc_mutex {
 } rtc_mutex;
 
 /**
- * How the flight recorder runs. Zero-initialise it, set `size`, then
- * what differs from the defaults.
+ * How the flight recorder runs. Initialise with
+ * `RTC_FLIGHT_RECORDER_CONFIG_INIT` (every field at its default), then set
+ * what differs.
  */
 typedef struct rtc_flight_recorder_config {
   /**
@@ -545,8 +546,9 @@ typedef struct rtc_flight_recorder_config {
 typedef int32_t (*rtc_trace_write_fn)(const uint8_t *data, size_t len, void *user_data);
 
 /**
- * Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
- * (fields may be added at the end).
+ * Options for `rtc_trace_start`. Initialise with `RTC_TRACE_CONFIG_INIT`
+ * (which sets `size` to `sizeof(rtc_trace_config)` and zeroes the rest),
+ * then set `sink_kind` and its fields; fields may be added at the end.
  */
 typedef struct rtc_trace_config {
   uint32_t size;
@@ -1014,7 +1016,7 @@ rtc_status rtc_flight_recorder_start(const struct rtc_flight_recorder_config *co
  * descriptor or a callback, as for `rtc_trace_start`; called on the
  * calling thread) while it goes on recording: the trace rolls over first,
  * so the snapshot reaches the moment of the call. The snapshot is a
- * complete, valid trace (`rtcore check` exits 0 on it) whose first
+ * complete, consistent trace (`rtcore check` exits 0 on it) whose first
  * generation is the oldest kept. A path is created, or emptied if it is a
  * regular file. Snapshots are taken one at a time.
  *
@@ -1802,10 +1804,11 @@ rtc_status rtc_counter(const char *name, int64_t value);
  *
  * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
  * `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
- * above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
+ * above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read (as
+ * `rtc_trace_check_file`: a FIFO nobody writes to is refused at once);
  * `RTC_ERR_BAD_TRACE` for an inconsistent or corrupt trace, or one cut
- * before its first generation ended (the reader's message is in
- * `rtc_last_error_message`).
+ * before its first generation ended (the reader's message, the report
+ * `rtc_trace_check_file` gives, is in `rtc_last_error_message`).
  */
 rtc_status rtc_trace_stats_json(const char *path, char *buf, size_t len, size_t *out_needed);
 
@@ -1828,9 +1831,12 @@ rtc_status rtc_trace_check(const uint8_t *data, size_t len, char *report, size_t
 /**
  * `rtc_trace_check` on the file at `path`. The file is read as it is
  * checked, never whole: memory stays bounded by its largest generation.
+ * Any file can be named: a FIFO is read as a stream while somebody writes
+ * to it (one nobody writes to is `RTC_ERR_IO` at once, never a wait).
  *
  * Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
- * read; `RTC_ERR_NULL`.
+ * read (the verdict on a file that can is never `RTC_ERR_IO`: the same
+ * split as `rtc_trace_stats_json`'s); `RTC_ERR_NULL`.
  */
 rtc_status rtc_trace_check_file(const char *path, char *report, size_t report_len);
 
@@ -2008,6 +2014,11 @@ rtc_status rtc_set_preempt_handler(rtc_preempt_fn handler, void *user_data);
 #define RTC_COND_INIT { 0, 0, 0, 0, { 0, 0 } }
 /** An rtc_config with every field at its default. */
 #define RTC_CONFIG_INIT { (uint32_t)sizeof(rtc_config), 0, 0, 0, 0 }
+/** An rtc_trace_config with `size` set and every other field zero: set
+ *  `sink_kind` and the sink's fields (`path`, `fd` or `write`) after. */
+#define RTC_TRACE_CONFIG_INIT { (uint32_t)sizeof(rtc_trace_config), 0, 0, 0, 0, 0, 0, 0, 0 }
+/** An rtc_flight_recorder_config with every field at its default. */
+#define RTC_FLIGHT_RECORDER_CONFIG_INIT { (uint32_t)sizeof(rtc_flight_recorder_config), 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Lock, recording this call site for reports. */
 #define RTC_MUTEX_LOCK(m) rtc_mutex_lock_at((m), __FILE__, (uint32_t)__LINE__)

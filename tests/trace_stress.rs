@@ -73,7 +73,7 @@ fn stress(args: &[&str], rtcore_debug: &str) -> Run {
             Some((k.to_string(), v.parse().ok()?))
         })
         .collect();
-    let cross_thread_unblocks = field("events per valid trace: ")
+    let cross_thread_unblocks = field("events per consistent trace: ")
         .and_then(|l| {
             l.split(", ")
                 .find_map(|p| p.strip_suffix(" cross-thread unblocks").map(str::to_string))
@@ -90,7 +90,7 @@ fn stress(args: &[&str], rtcore_debug: &str) -> Run {
     }
     let generations = field("inconsistent: ")
         .and_then(|l| {
-            l.split("generations in the valid traces: ")
+            l.split("generations in the consistent traces: ")
                 .nth(1)
                 .and_then(|n| n.trim().parse().ok())
         })

@@ -18,6 +18,17 @@ for the duration of each call: a Python thread blocked in :meth:`Mutex.lock`,
 :meth:`RWLock.read_lock`, :meth:`RWLock.write_lock` or :meth:`Cond.wait`
 lets the other Python threads run.
 
+Reading trace files: one convention for :func:`trace_check_file`,
+:func:`trace_verdict` and :func:`trace_stats`. A file that cannot be read
+(missing, unreadable, a directory, a FIFO nobody writes to) raises
+:class:`RtcoreError` with ``RTC_ERR_IO`` from each of them. Otherwise the
+checks return their verdict and the reader's report (``"consistent"``,
+``"cut"``: its complete generations are consistent, or
+``"inconsistent"``): judging the file is their result, never an
+exception. :func:`trace_stats` answers for whatever is consistent (a cut
+trace's complete generations) and raises :class:`TraceError`, carrying
+the same verdict and report, when nothing is.
+
 Lock-order violations are printed (report mode) by default; to handle them
 in Python, pass a callable to :func:`on_violation` (it gets a
 :class:`LockReport` on the violating thread) or select the ``'queue'`` mode
@@ -46,6 +57,7 @@ import threading
 
 __all__ = [
     "RtcoreError",
+    "TraceError",
     "Mutex",
     "RWLock",
     "Cond",
@@ -459,6 +471,23 @@ class RtcoreError(Exception):
         where = f"{function}: " if function else ""
         text = message or status_str(self.status)
         super().__init__(f"{where}{self.status_name}: {text}")
+
+
+class TraceError(RtcoreError):
+    """A trace file that holds nothing known consistent, where a function
+    needs one (:func:`trace_stats`). Besides :class:`RtcoreError`'s
+    attributes (``status`` is ``RTC_ERR_BAD_TRACE``):
+
+    Attributes:
+        verdict: ``"inconsistent"``, as :func:`trace_verdict` says.
+        report: the reader's report, the same text :func:`trace_verdict`
+            and :func:`trace_check_file` return for the file.
+    """
+
+    def __init__(self, status, message, function, report):
+        super().__init__(status, message, function)
+        self.verdict = "inconsistent"
+        self.report = report
 
 
 def _last_error_message():
@@ -1880,7 +1909,10 @@ def trace_check(data):
 
 
 def trace_check_file(path):
-    """Check a trace file: returns (ok, report), as :func:`trace_check`."""
+    """Check a trace file: returns (ok, report), as :func:`trace_check`; ok
+    only for a complete, consistent trace. Follows the trace files'
+    convention (module docs, "Reading trace files"): raises
+    :class:`RtcoreError` only when the file cannot be read."""
     verdict, report = trace_verdict(path)
     return verdict == "consistent", report
 
@@ -1899,9 +1931,13 @@ def trace_verdict(path):
 def trace_stats(path):
     """Statistics of a trace file, as a dict (the same as ``rtcore stats
     --json``): per thread the time in each state, blocking reasons, the most
-    contended locks, sysmon's actions, events by kind, bytes per event.
-    Raises :class:`RtcoreError` (status ``RTC_ERR_BAD_TRACE``, the reader's
-    message) for an inconsistent trace."""
+    contended locks, sysmon's actions, events by kind, bytes per event. A
+    trace cut short gives the statistics of its complete generations (the
+    dict's ``"cut"`` says where it ends). Follows the trace files'
+    convention (module docs, "Reading trace files"): :class:`RtcoreError`
+    (``RTC_ERR_IO``) when the file cannot be read, :class:`TraceError`
+    (``RTC_ERR_BAD_TRACE``, with the :func:`trace_verdict` report) when
+    nothing in it is known consistent."""
     import json
 
     p = _cstr(os.fspath(path), "path")
@@ -1909,7 +1945,16 @@ def trace_stats(path):
     size = 64 * 1024
     while True:
         buf = ctypes.create_string_buffer(size)
-        _lib.rtc_trace_stats_json(p, ctypes.cast(buf, _buf_p), size, ctypes.byref(need))
+        try:
+            _lib.rtc_trace_stats_json(p, ctypes.cast(buf, _buf_p), size, ctypes.byref(need))
+        except RtcoreError as e:
+            if e.status != RTC_ERR_BAD_TRACE:
+                raise
+            # The reader's own words, as trace_verdict gives them: the
+            # message is "rtc_trace_stats_json: PATH: REPORT".
+            prefix = f"{e.function}: {os.fspath(path)}: "
+            report = e.message[len(prefix) :] if e.message.startswith(prefix) else e.message
+            raise TraceError(e.status, e.message, e.function, report) from None
         if need.value <= size:
             return json.loads(buf.value.decode("utf-8"))
         size = need.value

@@ -40,7 +40,7 @@ class TraceTest(unittest.TestCase):
             rtcore.trace_stop()
             assert not rtcore.trace_enabled()
             ok, report = rtcore.trace_check_file(path)
-            assert ok and "valid trace" in report, report
+            assert ok and "consistent trace" in report, report
             data = open(path, "rb").read()
             ok, report = rtcore.trace_check(data[:-3])
             assert not ok and "cut short" in report, report
@@ -246,6 +246,80 @@ class TraceTest(unittest.TestCase):
             rtcore.detach()
             """
         )
+
+    def test_trace_files_one_convention(self):
+        # trace_check_file, trace_verdict and trace_stats on every kind of
+        # file: unreadable -> RtcoreError(RTC_ERR_IO) from all three; else
+        # the checks give the verdict and trace_stats raises TraceError
+        # (same verdict and report) exactly when nothing is consistent.
+        p = self.run_ok(
+            """
+            import os, tempfile, rtcore
+            d = tempfile.mkdtemp()
+            def path(name, data=None):
+                p = os.path.join(d, name)
+                if data is not None:
+                    open(p, "wb").write(data)
+                return p
+            chunks = []
+            rtcore.attach("py-main")
+            rtcore.trace_start(write=chunks.append)
+            rtcore.log("work", "one")
+            rtcore.trace_stop()
+            whole = b"".join(chunks)
+            fifo = path("fifo"); os.mkfifo(fifo)
+            cases = {
+                "missing": path("missing"),
+                "directory": d,
+                "fifo": fifo,
+                "device": "/dev/zero",
+                "empty": path("empty", b""),
+                "garbage": path("garbage", b"not a trace at all" * 3),
+                "cut inside": path("cut-inside", whole[: len(whole) // 2]),
+                "cut after": path("cut-after", whole[:-5]),
+                "consistent": path("whole", whole),
+            }
+            seen = {}
+            for what, p in cases.items():
+                try:
+                    verdict, report = rtcore.trace_verdict(p)
+                except rtcore.RtcoreError as e:
+                    assert e.status_name == "RTC_ERR_IO", (what, e)
+                    for f in (rtcore.trace_check_file, rtcore.trace_stats):
+                        try:
+                            f(p)
+                        except rtcore.TraceError as e2:
+                            raise AssertionError((what, f.__name__, "TraceError", e2))
+                        except rtcore.RtcoreError as e2:
+                            assert e2.status_name == "RTC_ERR_IO", (what, f.__name__, e2)
+                        else:
+                            raise AssertionError((what, f.__name__, "no error"))
+                    seen[what] = "io"
+                    continue
+                ok, report2 = rtcore.trace_check_file(p)
+                assert ok == (verdict == "consistent") and report2 == report, (what, ok, report2, report)
+                try:
+                    st = rtcore.trace_stats(p)
+                except rtcore.TraceError as e:
+                    assert verdict == "inconsistent", (what, verdict, e)
+                    assert e.status_name == "RTC_ERR_BAD_TRACE" and e.verdict == verdict, (what, e)
+                    assert e.report == report, (what, e.report, report)
+                    assert isinstance(e, rtcore.RtcoreError)
+                else:
+                    assert verdict != "inconsistent", (what, report)
+                    assert ("cut" in st) == (verdict == "cut"), (what, verdict, st.get("cut"))
+                    assert st["by_kind"].get("log", 0) == 1, (what, st["by_kind"])
+                seen[what] = verdict
+            assert seen == {
+                "missing": "io", "directory": "io", "fifo": "io", "device": "inconsistent",
+                "empty": "inconsistent", "garbage": "inconsistent",
+                "cut inside": "inconsistent", "cut after": "cut", "consistent": "consistent",
+            }, seen
+            import shutil; shutil.rmtree(d)
+            print("convention holds")
+            """
+        )
+        self.assertIn("convention holds", p.stdout)
 
     def test_exit_with_a_callback_trace_running(self):
         # The wrapper stops the trace at exit, before finalization: the

@@ -2,7 +2,8 @@
 //! it (docs/architecture.md). rtcore's inner locks and their rank check
 //! (`inner`, over `rank_set`), the parking lot helpers (`parked`), the hook
 //! through which a waiting thread tells the world (`wait`), the one clock
-//! (`clock`), the fork registry (`fork`), where incidents a flight
+//! (`clock`), the fork registry (`fork`), opening files to read without
+//! waiting on a FIFO (`input`), where incidents a flight
 //! recorder dumps on are raised (`incident`), and the process-wide state the
 //! lock fast path reads (`state`: running or not, the lock-rank mode).
 //!
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod fork;
 pub mod incident;
 pub mod inner;
+pub mod input;
 pub mod parked;
 pub mod rank_set;
 pub mod state;

@@ -25,8 +25,9 @@ pub enum rtc_flight_trigger {
     RTC_FLIGHT_ON_FATAL_SIGNAL = 8,
 }
 
-/// How the flight recorder runs. Zero-initialise it, set `size`, then
-/// what differs from the defaults.
+/// How the flight recorder runs. Initialise with
+/// `RTC_FLIGHT_RECORDER_CONFIG_INIT` (every field at its default), then set
+/// what differs.
 #[repr(C)]
 pub struct rtc_flight_recorder_config {
     /// `sizeof(rtc_flight_recorder_config)`.
@@ -143,7 +144,7 @@ pub extern "C" fn rtc_flight_recorder_start(
 /// descriptor or a callback, as for `rtc_trace_start`; called on the
 /// calling thread) while it goes on recording: the trace rolls over first,
 /// so the snapshot reaches the moment of the call. The snapshot is a
-/// complete, valid trace (`rtcore check` exits 0 on it) whose first
+/// complete, consistent trace (`rtcore check` exits 0 on it) whose first
 /// generation is the oldest kept. A path is created, or emptied if it is a
 /// regular file. Snapshots are taken one at a time.
 ///

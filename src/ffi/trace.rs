@@ -36,8 +36,9 @@ pub enum rtc_trace_sink_kind {
 pub type rtc_trace_write_fn =
     Option<unsafe extern "C" fn(data: *const u8, len: usize, user_data: *mut c_void) -> i32>;
 
-/// Options for `rtc_trace_start`. Set `size` to `sizeof(rtc_trace_config)`
-/// (fields may be added at the end).
+/// Options for `rtc_trace_start`. Initialise with `RTC_TRACE_CONFIG_INIT`
+/// (which sets `size` to `sizeof(rtc_trace_config)` and zeroes the rest),
+/// then set `sink_kind` and its fields; fields may be added at the end.
 #[repr(C)]
 pub struct rtc_trace_config {
     pub size: u32,
@@ -474,7 +475,7 @@ fn report_check(
                 .collect();
             super::copy_out(
                 &format!(
-                    "valid trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end; lost: {} generation(s), {} events, {} bytes; by kind: {}",
+                    "consistent trace: {} events, {} generation(s), {} thread(s), {} bytes; {} range(s) crossing the start, {} open at the end; lost: {} generation(s), {} events, {} bytes; by kind: {}",
                     s.events,
                     s.generations,
                     s.threads,
@@ -515,10 +516,11 @@ fn report_check(
 ///
 /// Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
 /// `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
-/// above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read;
+/// above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read (as
+/// `rtc_trace_check_file`: a FIFO nobody writes to is refused at once);
 /// `RTC_ERR_BAD_TRACE` for an inconsistent or corrupt trace, or one cut
-/// before its first generation ended (the reader's message is in
-/// `rtc_last_error_message`).
+/// before its first generation ended (the reader's message, the report
+/// `rtc_trace_check_file` gives, is in `rtc_last_error_message`).
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_trace_stats_json(
     path: *const c_char,
@@ -601,9 +603,12 @@ pub extern "C" fn rtc_trace_check(
 
 /// `rtc_trace_check` on the file at `path`. The file is read as it is
 /// checked, never whole: memory stays bounded by its largest generation.
+/// Any file can be named: a FIFO is read as a stream while somebody writes
+/// to it (one nobody writes to is `RTC_ERR_IO` at once, never a wait).
 ///
 /// Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
-/// read; `RTC_ERR_NULL`.
+/// read (the verdict on a file that can is never `RTC_ERR_IO`: the same
+/// split as `rtc_trace_stats_json`'s); `RTC_ERR_NULL`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_trace_check_file(
     path: *const c_char,

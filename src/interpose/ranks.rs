@@ -152,7 +152,7 @@ pub enum Finding {
 
 impl Declared {
     pub fn load(path: &str) -> Result<Declared, String> {
-        let src = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let src = crate::ranks::read_file(path).map_err(|e| e.to_string())?;
         let table = RankTable::new();
         table.load(&src, path).map_err(|e| e.to_string())?;
         let by_name = table

@@ -25,6 +25,15 @@ pub const MAX_RANK_FILE_BYTES: u64 = 16 << 20;
 /// Load declarations from a file into `table`; the file's path names it in
 /// error messages and reports. At most `MAX_RANK_FILE_BYTES` are read.
 pub fn load_file(table: &RankTable, path: &str) -> crate::status::Result<Vec<u32>> {
+    let text = read_file(path)?;
+    table.load(&text, path)
+}
+
+/// The text of rank file `path`, whatever the path names (a device, a FIFO
+/// someone writes to; one nobody writes to is refused at once, never waited
+/// on): `RTC_ERR_IO` if it cannot be read, `RTC_ERR_INVALID_ARGUMENT` past
+/// `MAX_RANK_FILE_BYTES` or for text that is not UTF-8.
+pub fn read_file(path: &str) -> crate::status::Result<String> {
     let io_error = |e: std::io::Error| {
         crate::status::Error::new(
             crate::status::RTC_ERR_IO,
@@ -36,7 +45,7 @@ pub fn load_file(table: &RankTable, path: &str) -> crate::status::Result<Vec<u32
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(
         &mut std::io::Read::take(
-            std::fs::File::open(path).map_err(io_error)?,
+            crate::base::input::open(std::path::Path::new(path)).map_err(io_error)?,
             MAX_RANK_FILE_BYTES + 1,
         ),
         &mut bytes,
@@ -51,13 +60,12 @@ pub fn load_file(table: &RankTable, path: &str) -> crate::status::Result<Vec<u32
             ),
         ));
     }
-    let text = String::from_utf8(bytes).map_err(|_| {
+    String::from_utf8(bytes).map_err(|_| {
         crate::status::Error::new(
             crate::status::RTC_ERR_INVALID_ARGUMENT,
             format!("rank file '{path}' is not valid UTF-8"),
         )
-    })?;
-    table.load(&text, path)
+    })
 }
 
 #[cfg(test)]
@@ -89,18 +97,27 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Opened for reading and writing here, it counts as a writer before
+        // the feeder runs (a FIFO nobody writes to is refused at once) and
+        // as a reader, so the feeder's open does not wait.
+        let keeper = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
         let feeder = {
             let fifo = fifo.clone();
             std::thread::spawn(move || {
                 use std::io::Write;
                 let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
                 let chunk = vec![b' '; 1 << 16];
-                // Until the reader closes its end (EPIPE).
+                // Until no reader is left (EPIPE).
                 while f.write_all(&chunk).is_ok() {}
             })
         };
         let e = load_file(&t, fifo.to_str().unwrap()).unwrap_err();
         assert!(e.message.contains("larger than the limit"), "{e:?}");
+        drop(keeper);
         feeder.join().unwrap();
         // Exactly at the limit: read (and parsed: blanks only).
         let full = dir.join("full.ranks");

@@ -26,15 +26,9 @@ pub fn check_file(path: &std::path::Path) -> std::io::Result<Result<Summary, Rea
 /// or any read) is returned as such, whatever `read` made of it.
 pub fn with_file<T>(
     path: &std::path::Path,
-    read: impl FnOnce(&mut IoTracked<std::io::BufReader<std::fs::File>>) -> T,
+    read: impl FnOnce(&mut IoTracked<std::io::BufReader<crate::base::input::Input>>) -> T,
 ) -> std::io::Result<T> {
-    let f = std::fs::File::open(path)?;
-    if f.metadata()?.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::IsADirectory,
-            "is a directory",
-        ));
-    }
+    let f = crate::base::input::open(path)?;
     let mut input = IoTracked {
         inner: std::io::BufReader::with_capacity(1 << 16, f),
         error: None,

@@ -307,7 +307,7 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
         std::process::exit(1);
     }
     let events = report
-        .strip_prefix("valid trace: ")
+        .strip_prefix("consistent trace: ")
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);

@@ -320,7 +320,16 @@ extern "C" fn forward(sig: libc::c_int) {
 /// parser), so a bad one is refused before the program runs. Its absolute
 /// path, for the program (which may change directory).
 fn check_rank_file(f: &Path) -> Result<PathBuf, String> {
-    let src = std::fs::read_to_string(f).map_err(|e| format!("--ranks {}: {e}", f.display()))?;
+    // The program reads the file again: only a regular file reads the same
+    // twice (a FIFO would be drained by this first read).
+    let meta = std::fs::metadata(f).map_err(|e| format!("--ranks {}: {e}", f.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "--ranks {}: not a regular file (the program reads it again after this check)",
+            f.display()
+        ));
+    }
+    let src = rtcore::ranks::read_file(&f.to_string_lossy()).map_err(|e| format!("--ranks {e}"))?;
     let table = rtcore::ranks::table::RankTable::new();
     table
         .load(&src, &f.to_string_lossy())

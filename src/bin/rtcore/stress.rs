@@ -67,7 +67,7 @@ pub struct Outcome {
     pub cross_thread_unblocks: u64,
     pub bytes: u64,
     pub events: u64,
-    /// Generations in the valid traces (more than one per trace when they
+    /// Generations in the consistent traces (more than one per trace when they
     /// roll over during it).
     pub generations: u64,
     /// Traces in which a worker attached throughout had no events.
@@ -573,7 +573,7 @@ pub fn print_summary(out: &Outcome) {
         traces
     );
     say!(
-        "inconsistent: {}; generations in the valid traces: {}",
+        "inconsistent: {}; generations in the consistent traces: {}",
         out.inconsistent,
         out.generations
     );
@@ -583,7 +583,7 @@ pub fn print_summary(out: &Outcome) {
     }
     let valid = traces - out.inconsistent;
     say!(
-        "events per valid trace: {:.0} ({} in all), {:.1} bytes per event, {} cross-thread unblocks",
+        "events per consistent trace: {:.0} ({} in all), {:.1} bytes per event, {} cross-thread unblocks",
         out.events as f64 / valid.max(1) as f64,
         out.events,
         out.bytes as f64 / out.events.max(1) as f64,
