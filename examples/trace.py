@@ -24,7 +24,7 @@ import rtcore
 
 WORKERS, SHARDS, TRACES = 3, 4, 3
 
-rtcore.load_ranks("NONE < index;\nindex < shard;\n", "kv.ranks")
+rtcore.load_ranks("NONE < index;\nindex < shard;\n", "trace.py (its own ranks)")
 index = rtcore.Mutex("index", rank="index")
 shards = [rtcore.Mutex("shard-%d" % i, rank="shard") for i in range(SHARDS)]
 data = [dict() for _ in range(SHARDS)]

@@ -59,13 +59,56 @@ fn ranks_rejects_a_bad_file_with_its_position() {
         "{err}"
     );
     let (code, _, err) = rtcore(&["ranks", "/nonexistent.ranks"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "unreadable input, as for every subcommand");
     assert!(err.contains("cannot read rank file"), "{err}");
+    // A chain started without NONE: the error says how to start one.
+    let f = temp_file("no-none.ranks", "a < b;\n");
+    let (code, _, err) = rtcore(&["ranks", &f]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("missing definition for 'a'") && err.contains("start with `NONE < a;`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ranks_lists_a_users_ranks_numbered_from_1() {
+    let f = temp_file("numbered.ranks", "NONE < a;\na < b;\nb < c;\n");
+    let (code, out, _) = rtcore(&["ranks", &f]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<(u32, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (
+                w.next().unwrap().parse().unwrap(),
+                w.next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(u32, String)> = vec![(1, "a".into()), (2, "b".into()), (3, "c".into())];
+    assert_eq!(rows, want, "{out}");
+    // With rtcore's own ranks listed too, the numbering still starts at 1.
+    let (_, all, _) = rtcore(&["ranks", "--all", &f]);
+    assert!(
+        all.lines().nth(1).unwrap().trim_start().starts_with("1 "),
+        "{all}"
+    );
 }
 
 #[test]
 fn demo_runs_end_to_end_in_a_fresh_directory() {
     let dir = temp_dir("demo");
+    // What an earlier run and the user left in rtcore-demo/: the demo's
+    // own files go (a link under one of its names is removed, never
+    // followed), anything else stays.
+    let demo = dir.join("rtcore-demo");
+    std::fs::create_dir(&demo).unwrap();
+    std::fs::write(demo.join("trace-7.json"), "stale").unwrap();
+    std::fs::write(demo.join("notes.txt"), "mine").unwrap();
+    std::fs::write(dir.join("precious"), "precious").unwrap();
+    std::os::unix::fs::symlink(dir.join("precious"), demo.join("trace-2.json")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rtcore"))
         .arg("demo")
         .current_dir(&dir)
@@ -91,9 +134,70 @@ fn demo_runs_end_to_end_in_a_fresh_directory() {
     assert!(stdout.contains("with the rank violation"), "{stdout}");
     assert!(stdout.contains("ui.perfetto.dev"), "{stdout}");
     assert!(stderr.contains("'kv-compactor'"), "{stderr}");
+    assert!(
+        stdout.contains("(cleared 2 file(s) of an earlier run from rtcore-demo/)"),
+        "{stdout}"
+    );
+    assert!(!demo.join("trace-7.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(demo.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("precious")).unwrap(),
+        "precious"
+    );
+    assert!(
+        std::fs::symlink_metadata(demo.join("trace-2.json"))
+            .unwrap()
+            .is_file()
+    );
+    // Its output's size, as it says.
+    let size_line = stdout
+        .lines()
+        .find(|l| l.starts_with("The traces are in rtcore-demo/: 15 files, "))
+        .unwrap_or_else(|| panic!("no size line:\n{stdout}"));
+    let said_mb: f64 = size_line
+        .split("15 files, ")
+        .nth(1)
+        .and_then(|r| r.split(" MB").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{size_line}"));
+    let written: u64 = std::fs::read_dir(&demo)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("trace-"))
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        (said_mb - written as f64 / 1e6).abs() < 0.1,
+        "{size_line}: {written} bytes"
+    );
+    // The closing hints run as printed (this binary is not on PATH here,
+    // so they name it by its path).
+    let hints: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" check rtcore-demo/") || l.contains(" stats rtcore-demo/"))
+        .collect();
+    assert_eq!(hints.len(), 2, "{stdout}");
+    for h in hints {
+        let o = Command::new("sh")
+            .args(["-c", h.trim()])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{h}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // Every trace it wrote is consistent, and its JSON opens as a clean
     // timeline.
-    let demo = dir.join("rtcore-demo");
     let mut traces = 0;
     for entry in std::fs::read_dir(&demo).unwrap() {
         let path = entry.unwrap().path();
@@ -106,7 +210,7 @@ fn demo_runs_end_to_end_in_a_fresh_directory() {
             assert!(path.with_extension("perfetto-trace").exists());
         }
     }
-    assert!(traces >= 3, "{traces} traces in {}", demo.display());
+    assert_eq!(traces, 5, "{traces} traces in {}", demo.display());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -523,5 +627,242 @@ fn output_to_a_closed_pipe_or_a_closed_stdout_is_a_status_not_a_panic() {
         );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The subcommands `rtcore --help` lists (all but `help`).
+fn subcommands() -> Vec<String> {
+    let (code, top, _) = rtcore(&["--help"]);
+    assert_eq!(code, 0);
+    let subs: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(subs.len() >= 7, "{top}");
+    subs
+}
+
+/// Every subcommand's `--help` example runs as printed, from a directory
+/// laid out like the checkout (examples/kv.ranks), with `rtcore` on PATH.
+/// The demo runs first: the check, stats and export examples read its
+/// trace. Its closing hints, with the command on PATH, say `rtcore`.
+#[test]
+fn every_help_example_runs_as_printed() {
+    let dir = temp_dir("help-examples");
+    std::fs::create_dir(dir.join("examples")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kv.ranks"),
+        dir.join("examples/kv.ranks"),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_rtcore"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut subs = subcommands();
+    subs.sort_by_key(|s| s != "demo");
+    for sub in subs {
+        let (code, help, _) = rtcore(&[&sub, "--help"]);
+        assert_eq!(code, 0);
+        let example = help
+            .lines()
+            .find_map(|l| l.strip_prefix("Example: "))
+            .unwrap_or_else(|| panic!("{sub} --help has no example:\n{help}"));
+        let out = Command::new("sh")
+            .args(["-c", example])
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env_remove("RTCORE_DEBUG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "`{example}` failed ({:?}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if sub == "demo" {
+            assert!(
+                stdout.contains("\n  rtcore check rtcore-demo/trace-1.rtctrace\n"),
+                "{stdout}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pipe whose reader has gone, on descriptor `fd` of the child.
+fn closed_pipe_on(fd: i32) -> std::io::Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: plain pipe calls in the child before exec.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::close(fds[0]);
+        libc::dup2(fds[1], fd);
+        libc::close(fds[1]);
+    }
+    Ok(())
+}
+
+/// Issue 19: no subcommand panics or crashes when standard output or
+/// standard error is a pipe nobody reads: each ends with its usual status
+/// (141 when its output had nowhere to go), never 101 (a panic) or a
+/// signal.
+#[test]
+fn no_subcommand_panics_on_a_closed_pipe() {
+    let dir = temp_dir("closed-pipes");
+    let good = stress_trace(&dir);
+    let g = good.to_str().unwrap().to_string();
+    let ranks = temp_file("pipes.ranks", "NONE < a;\n");
+    let bad_ranks = temp_file("pipes-bad.ranks", "a < b;\n");
+    let demo_dir = dir.join("demo");
+    std::fs::create_dir(&demo_dir).unwrap();
+    let runs: Vec<Vec<String>> = vec![
+        vec!["--help".into()],
+        vec!["--version".into()],
+        vec!["ranks".into(), ranks],
+        vec!["ranks".into(), bad_ranks],
+        vec!["check".into(), g.clone()],
+        vec!["check".into(), "/nonexistent".into()],
+        vec!["stats".into(), g.clone()],
+        vec!["export".into(), g.clone(), "-o".into(), "-".into()],
+        vec!["export".into(), "/nonexistent".into()],
+        vec!["stress".into(), "--cycles".into(), "20".into()],
+        vec!["run".into(), "--".into(), "/bin/true".into()],
+        vec!["run".into(), "--".into(), "/nonexistent-program".into()],
+        vec!["demo".into()],
+        vec!["no-such-subcommand".into()],
+    ];
+    for args in &runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        for (fd, setup) in [
+            (1, (|| closed_pipe_on(1)) as fn() -> std::io::Result<()>),
+            (2, || closed_pipe_on(2)),
+        ] {
+            let (code, out, err) = rtcore_in(&args, &demo_dir, setup);
+            assert!(
+                code >= 0 && code != 101,
+                "{args:?} with fd {fd} a closed pipe: status {code}\n{out}{err}"
+            );
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            // Those that succeed and write to standard output: the
+            // reader's absence is their status.
+            let writes_out = matches!(
+                args[..],
+                ["check", g2] | ["stats", g2] if g2 == g
+            ) || args == ["demo"]
+                || args[0] == "ranks" && !args[1].ends_with("pipes-bad.ranks");
+            if fd == 1 && writes_out {
+                assert_eq!(code, 141, "{args:?}: {err}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `rtcore_with` run in `dir`.
+fn rtcore_in(
+    args: &[&str],
+    dir: &std::path::Path,
+    setup: fn() -> std::io::Result<()>,
+) -> (i32, String, String) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rtcore"));
+    c.args(args).current_dir(dir).env_remove("RTCORE_DEBUG");
+    // SAFETY: `setup` only makes async-signal-safe calls (pipe, close,
+    // dup2).
+    unsafe { c.pre_exec(setup) };
+    let out = c.output().expect("run rtcore");
+    (
+        out.status
+            .code()
+            .unwrap_or_else(|| -out.status.signal().unwrap_or(0)),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every subcommand that reads a file refuses a FIFO nobody writes to at
+/// once (status 2), and reads one that somebody writes to.
+#[test]
+fn a_fifo_nobody_writes_is_refused_at_once_and_a_written_one_is_read() {
+    let dir = temp_dir("fifo-input");
+    let good = stress_trace(&dir);
+    let fifo = dir.join("in.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let f = fifo.to_str().unwrap();
+    for args in [
+        vec!["check", f],
+        vec!["stats", f],
+        vec!["export", f, "-o", "-"],
+        vec!["ranks", f],
+    ] {
+        let t0 = std::time::Instant::now();
+        let (code, _, err) = rtcore(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("a FIFO nobody is writing to"),
+            "{args:?}: {err}"
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    }
+    // Somebody writing: read as a stream. Opened for reading and writing
+    // here, `keeper` is a writer before the command opens the FIFO; the
+    // trace goes through it, and closing it ends the command's input.
+    let mut keeper = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rtcore"))
+        .args(["check", f])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut keeper, &std::fs::read(&good).unwrap()).unwrap();
+    // Close only once the command has read it all: the last close of a
+    // FIFO drops what is still in it.
+    let t0 = std::time::Instant::now();
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        let r = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&keeper),
+                libc::FIONREAD,
+                &mut queued,
+            )
+        };
+        assert_eq!(r, 0);
+        if queued == 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never read"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(keeper);
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains(": consistent: "),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

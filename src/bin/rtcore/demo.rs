@@ -39,11 +39,15 @@ const SHARDS: usize = 8;
 const WORKERS: usize = 4;
 /// Requests a client keeps in flight (so queues build up).
 const PIPELINE: u64 = 8;
-/// How long the service runs, and how it is traced: a trace every
-/// `TRACE_EVERY`, recording for `TRACE_FOR`.
-const RUN_FOR: Duration = Duration::from_millis(3000);
-const TRACE_EVERY: Duration = Duration::from_millis(400);
+/// How the service is traced: `TRACES` traces, each recording for
+/// `TRACE_FOR` with `TRACE_GAP` untraced after it. The traces are checked
+/// and exported only after the service stops, so every machine, fast or
+/// slow, writes the same number of them.
+const TRACES: usize = 5;
 const TRACE_FOR: Duration = Duration::from_millis(250);
+const TRACE_GAP: Duration = Duration::from_millis(150);
+/// The trace (1-based) that includes the maintenance window.
+const COMPACTION_TRACE: usize = 3;
 /// Where the traces go (relative to the current directory).
 pub const OUT_DIR: &str = "rtcore-demo";
 
@@ -270,7 +274,7 @@ unsafe extern "C" fn sample_depths(user: *mut c_void) {
     }
 }
 
-/// One trace: start into `path`, record for TRACE_FOR, stop, check, export.
+/// One trace's files, checked and exported.
 struct TraceFile {
     path: PathBuf,
     json: PathBuf,
@@ -279,10 +283,18 @@ struct TraceFile {
     report: String,
 }
 
-fn trace_once(n: usize, dir: &Path) -> TraceFile {
-    let path = dir.join(format!("trace-{n}.rtctrace"));
-    let json = dir.join(format!("trace-{n}.json"));
-    let perfetto = dir.join(format!("trace-{n}.perfetto-trace"));
+/// The names of trace `n`'s files in `dir`.
+fn trace_paths(n: usize, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join(format!("trace-{n}.rtctrace")),
+        dir.join(format!("trace-{n}.json")),
+        dir.join(format!("trace-{n}.perfetto-trace")),
+    )
+}
+
+/// Record trace `n` for `TRACE_FOR` (while the service runs).
+fn record_trace(n: usize, dir: &Path) {
+    let (path, _, _) = trace_paths(n, dir);
     let cpath = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL");
     let cfg = rtc_trace_config {
         size: std::mem::size_of::<rtc_trace_config>() as u32,
@@ -298,12 +310,19 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
     check(rtc_trace_start(&cfg), "rtc_trace_start");
     std::thread::sleep(TRACE_FOR);
     check(rtc_trace_stop(), "rtc_trace_stop");
+}
+
+/// Check trace `n` (exit 1 if it is inconsistent) and export it for a
+/// viewer, as JSON and as a Perfetto trace (exit 2 if that fails).
+fn check_and_export(n: usize, dir: &Path) -> TraceFile {
+    let (path, json, perfetto) = trace_paths(n, dir);
+    let cpath = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL");
     let mut report = vec![0u8; 4096];
     let st = rtc_trace_check_file(cpath.as_ptr(), report.as_mut_ptr().cast(), report.len());
     let end = report.iter().position(|b| *b == 0).unwrap_or(0);
     let report = String::from_utf8_lossy(&report[..end]).into_owned();
     if st != RTC_OK {
-        eprintln!("rtcore demo: {} is inconsistent: {report}", path.display());
+        say_err!("rtcore demo: {} is inconsistent: {report}", path.display());
         std::process::exit(1);
     }
     let events = report
@@ -311,21 +330,29 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    // `create_new`: the demo cleared its own earlier files first, so a
+    // name that exists now is not the demo's to overwrite.
+    let create = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
     let exported = std::fs::read(&path)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))
         .and_then(|b| rtcore::reader::parse(&b).map_err(|e| e.to_string()))
         .and_then(|t| {
-            let f = std::fs::File::create(&json).map_err(|e| e.to_string())?;
-            let mut w = std::io::BufWriter::new(f);
+            let mut w = create(&json)?;
             rtcore::export::json::write(&t, &mut w).map_err(|e| e.to_string())?;
             std::io::Write::flush(&mut w).map_err(|e| e.to_string())?;
-            let f = std::fs::File::create(&perfetto).map_err(|e| e.to_string())?;
-            let mut w = std::io::BufWriter::new(f);
+            let mut w = create(&perfetto)?;
             rtcore::export::perfetto::write(&t, &mut w).map_err(|e| e.to_string())?;
             std::io::Write::flush(&mut w).map_err(|e| e.to_string())
         });
     if let Err(e) = exported {
-        eprintln!("rtcore demo: cannot export {}: {e}", json.display());
+        say_err!("rtcore demo: cannot export trace {n}: {e}");
         std::process::exit(2);
     }
     TraceFile {
@@ -334,6 +361,74 @@ fn trace_once(n: usize, dir: &Path) -> TraceFile {
         perfetto,
         events,
         report,
+    }
+}
+
+/// Is `name` one of the files the demo writes (`trace-N.rtctrace`,
+/// `trace-N.json`, `trace-N.perfetto-trace`)?
+fn is_demo_output(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("trace-") else {
+        return false;
+    };
+    let Some((n, ext)) = rest.split_once('.') else {
+        return false;
+    };
+    !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && matches!(ext, "rtctrace" | "json" | "perfetto-trace")
+}
+
+/// Remove the demo's own files from an earlier run in `dir` (any number of
+/// traces); anything else there is left alone. Returns how many went.
+fn clear_earlier_output(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        // A symbolic link under such a name is removed itself, never
+        // followed: the demo writes only files it creates anew.
+        if name.to_str().is_some_and(is_demo_output) && !entry.file_type()?.is_dir() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// How to call this command again, as the user can type it: `rtcore` when
+/// the `rtcore` found first on PATH is this very program, else its path
+/// (relative to the current directory when it lies under it, such as
+/// `target/release/rtcore`).
+pub fn command_name() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "rtcore".to_string();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("rtcore"))
+            .find(|c| c.is_file())
+            .and_then(|c| std::fs::canonicalize(c).ok())
+            .is_some_and(|c| c == me)
+    });
+    if on_path {
+        return "rtcore".to_string();
+    }
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize);
+    match cwd
+        .ok()
+        .and_then(|d| me.strip_prefix(d).ok().map(Path::to_path_buf))
+    {
+        Some(rel) => rel.display().to_string(),
+        None => me.display().to_string(),
+    }
+}
+
+/// `bytes` for a person: "87.3 MB".
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1e3)
     }
 }
 
@@ -375,6 +470,9 @@ fn print_trace_stats(all: &[rtcore::stats::Stats]) {
         "  threads' time        {} (rtcore stats, over every trace)",
         shares.join(", ")
     );
+    say!("                       RUNNING: on a processor; RUNNABLE: waiting for one of the 2;");
+    say!("                       BLOCKING: in a blocking call, its processor free for others;");
+    say!("                       WAITING: for a lock another thread holds");
     let mut by_time: Vec<_> = reasons.into_iter().collect();
     by_time.sort_by_key(|(_, (_, ns))| std::cmp::Reverse(*ns));
     let top: Vec<String> = by_time
@@ -399,9 +497,19 @@ pub fn run() -> ExitCode {
     let t0 = Instant::now();
     let dir = PathBuf::from(OUT_DIR);
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("rtcore demo: cannot create {}: {e}", dir.display());
+        say_err!("rtcore demo: cannot create {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    let cleared = match clear_earlier_output(&dir) {
+        Ok(n) => n,
+        Err(e) => {
+            say_err!(
+                "rtcore demo: cannot clear the earlier traces in {}: {e}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
     say!(
         "rtcore demo: a key-value service ({WORKERS} workers, {WORKERS} clients over socket pairs, {SHARDS} shards, maxprocs 2), traced"
     );
@@ -450,7 +558,7 @@ pub fn run() -> ExitCode {
         let mut fds = [0i32; 2];
         // SAFETY: a valid out-array of two ints.
         if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) } != 0 {
-            eprintln!(
+            say_err!(
                 "rtcore demo: socketpair: {}",
                 std::io::Error::last_os_error()
             );
@@ -461,21 +569,22 @@ pub fn run() -> ExitCode {
         threads.push(std::thread::spawn(move || client(&s2, i, fds[1])));
     }
 
+    if cleared > 0 {
+        say!(
+            "\n(cleared {cleared} file(s) of an earlier run from {}/)",
+            dir.display()
+        );
+    }
     say!(
-        "\nServing for {:.1} s, traced in cycles of {} ms on / {} ms off...",
-        RUN_FOR.as_secs_f64(),
+        "\nServing for {:.1} s, traced {TRACES} times for {} ms with {} ms untraced between...",
+        ((TRACE_FOR + TRACE_GAP) * TRACES as u32).as_secs_f64(),
         TRACE_FOR.as_millis(),
-        (TRACE_EVERY - TRACE_FOR).as_millis()
+        TRACE_GAP.as_millis()
     );
-    let mut traces = Vec::new();
-    let mut compacted = false;
-    let started = Instant::now();
-    while started.elapsed() < RUN_FOR {
-        let n = traces.len() + 1;
-        if !compacted && started.elapsed() >= RUN_FOR / 2 {
+    for n in 1..=TRACES {
+        if n == COMPACTION_TRACE {
             // The maintenance window, inside trace n: clients pause, the
             // workers drain, the compactor runs.
-            compacted = true;
             let s = store.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(50));
@@ -489,22 +598,37 @@ pub fn run() -> ExitCode {
                     .expect("compactor");
                 s.paused.store(false, SeqCst);
             });
-            say!("  (trace {n} includes the maintenance window: the compactor runs)");
         }
-        let t = trace_once(n, &dir);
+        record_trace(n, &dir);
+        std::thread::sleep(TRACE_GAP);
+    }
+    store.stop.store(true, SeqCst);
+    for t in threads {
+        t.join().expect("a demo thread panicked");
+    }
+    say!("Checking and exporting the traces...");
+    let mut traces = Vec::new();
+    let mut written = 0u64;
+    for n in 1..=TRACES {
+        let t = check_and_export(n, &dir);
+        let note = if n == COMPACTION_TRACE {
+            " (includes the maintenance window: the compactor runs)"
+        } else {
+            ""
+        };
         say!(
-            "  trace {n}: {} events, consistent; {}, {} and {}",
+            "  trace {n}: {} events, consistent{note}; {}, {} and {}",
             t.events,
             t.path.display(),
             t.json.display(),
             t.perfetto.display()
         );
+        written += [&t.path, &t.json, &t.perfetto]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
         traces.push(t);
-        std::thread::sleep(TRACE_EVERY - TRACE_FOR);
-    }
-    store.stop.store(true, SeqCst);
-    for t in threads {
-        t.join().expect("a demo thread panicked");
     }
 
     let mut violations = 0u64;
@@ -551,11 +675,26 @@ pub fn run() -> ExitCode {
         traces.len()
     );
     say!("  order violations     {violations} (the compactor's shard -> index, once per shard)");
+    // The model's words, each with what it means here (docs/world.md).
+    say!("  sysmon, rtcore's monitor thread:");
     say!(
-        "  sysmon               {} processors retaken from blocking threads, {} preemption requests, {} stall reports, {} hook runs",
-        sm.retakes,
-        sm.preempt_requests,
-        sm.stall_reports,
+        "    processors retaken  {:<8} a thread sat in a blocking call (a socket read) holding one of the",
+        sm.retakes
+    );
+    say!(
+        "                                 2 processors (run slots) while another waited to run; sysmon gave"
+    );
+    say!("                                 the slot to the waiting thread");
+    say!(
+        "    preemption requests {:<8} a thread ran 10 ms without a safepoint and was asked to let others run",
+        sm.preempt_requests
+    );
+    say!(
+        "    stall reports       {:<8} a lock held over 1 s while others waited (none is good)",
+        sm.stall_reports
+    );
+    say!(
+        "    hook runs           {:<8} the queue-depth sampler, a user callback sysmon runs every 2 ms",
         sm.hook_runs
     );
     print_trace_stats(&trace_stats);
@@ -572,10 +711,18 @@ pub fn run() -> ExitCode {
     );
     say!("Fix: take the index before the shard, as examples/kv.ranks declares.");
     say!(
-        "\nThe traces are in {}/ (trace-N.rtctrace; trace-N.json and trace-N.perfetto-trace for a viewer):",
+        "\nThe traces are in {}/: {} files, {} (trace-N.rtctrace; trace-N.json and trace-N.perfetto-trace for a viewer);",
+        dir.display(),
+        traces.len() * 3,
+        human_size(written)
+    );
+    say!("the next run of the demo replaces them. Try:");
+    let me = command_name();
+    say!("  {me} check {}/trace-1.rtctrace", dir.display());
+    say!(
+        "  {me} stats {}/trace-{COMPACTION_TRACE}.rtctrace",
         dir.display()
     );
-    say!("  rtcore check {}/trace-1.rtctrace", dir.display());
     say!(
         "  open https://ui.perfetto.dev, choose \"Open trace file\", and pick {}/trace-1.perfetto-trace (or trace-1.json)",
         dir.display()
@@ -583,7 +730,7 @@ pub fn run() -> ExitCode {
     let _ = rtc_shutdown();
     if violations != SHARDS as u64 || report.is_empty() || traces.is_empty() || with_violation == 0
     {
-        eprintln!(
+        say_err!(
             "rtcore demo: expected {SHARDS} violations, a report and a trace holding them; got {violations} violations, {with_violation} such traces"
         );
         return ExitCode::FAILURE;

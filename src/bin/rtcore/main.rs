@@ -176,7 +176,7 @@ enum Command {
     /// status 0 when every trace was consistent; with --inject, 0 when an
     /// inconsistency was found.
     ///
-    /// Example: rtcore stress --cycles 2000
+    /// Example: rtcore stress --cycles 1000
     Stress {
         /// Attached worker threads (roles assigned in turn: lockers, a pipe
         /// reader and its feeder, a busy spinner, a logger inside a
@@ -283,7 +283,7 @@ fn run() -> ExitCode {
             let duration_ok = duration.is_finite() && duration > 0.0;
             let trace_ms_ok = trace_ms.is_finite() && (0.0..=60_000.0).contains(&trace_ms);
             if threads == 0 || !duration_ok || !trace_ms_ok {
-                eprintln!(
+                say_err!(
                     "rtcore stress: --threads must be at least 1, --duration above 0, --trace-ms between 0 and 60000"
                 );
                 return ExitCode::from(2);
@@ -313,7 +313,7 @@ fn ffi_ok(tool: &str, st: rtcore::status::rtc_status, what: &str) {
         let mut buf = vec![0u8; 1024];
         let n = rtcore::ffi::general::rtc_last_error_message(buf.as_mut_ptr().cast(), buf.len());
         buf.truncate(n.min(buf.len() - 1));
-        eprintln!(
+        say_err!(
             "rtcore {tool}: {what} failed: {st:?}: {}",
             String::from_utf8_lossy(&buf)
         );
@@ -328,7 +328,7 @@ fn stats(file: &str, json: bool) -> ExitCode {
     let stats = match rtcore::stats::stats_file(std::path::Path::new(file)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("rtcore stats: cannot read {file}: {e}");
+            say_err!("rtcore stats: cannot read {file}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -341,7 +341,7 @@ fn stats(file: &str, json: bool) -> ExitCode {
             }
             match &s.cut {
                 Some(c) => {
-                    eprintln!(
+                    say_err!(
                         "rtcore stats: {file} was {}; the statistics cover its {} complete generation(s)",
                         c.describe(),
                         s.generations
@@ -352,7 +352,7 @@ fn stats(file: &str, json: bool) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("rtcore stats: {file} is not a consistent trace: {e}");
+            say_err!("rtcore stats: {file} is not a consistent trace: {e}");
             ExitCode::FAILURE
         }
     }
@@ -365,7 +365,7 @@ fn check(file: &str) -> ExitCode {
     let checked = match rtcore::reader::check_file(std::path::Path::new(file)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rtcore check: cannot read {file}: {e}");
+            say_err!("rtcore check: cannot read {file}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -436,16 +436,16 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
     });
     match checked {
         Err(e) => {
-            eprintln!("rtcore export: cannot read {file}: {e}");
+            say_err!("rtcore export: cannot read {file}: {e}");
             return ExitCode::from(2);
         }
         Ok(Err(e)) => {
-            eprintln!("rtcore export: {file} is not a consistent trace: {e}");
+            say_err!("rtcore export: {file} is not a consistent trace: {e}");
             return ExitCode::FAILURE;
         }
         Ok(Ok(s)) => {
             if let Some(c) = &s.cut {
-                eprintln!(
+                say_err!(
                     "rtcore export: {file} was {}; exporting its {} complete generation(s)",
                     c.describe(),
                     s.generations
@@ -495,7 +495,7 @@ fn export(file: &str, format: ExportFormat, output: &str) -> ExitCode {
             done(cut)
         }
         Err(e) => {
-            eprintln!("rtcore export: cannot write {output}: {e}");
+            say_err!("rtcore export: cannot write {output}: {e}");
             ExitCode::from(2)
         }
     }
@@ -506,20 +506,31 @@ fn ranks(file: &str, all: bool) -> ExitCode {
     let table = rtcore::ranks::RankTable::new();
     let builtin = table.len();
     if let Err(e) = rtcore::ranks::load_file(&table, file) {
-        eprintln!("rtcore ranks: {}", e.message);
-        return ExitCode::FAILURE;
+        say_err!("rtcore ranks: {}", e.message);
+        // As every subcommand: 2 for input that cannot be read, 1 for a
+        // bad file.
+        return if e.status == rtcore::status::RTC_ERR_IO {
+            ExitCode::from(2)
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let ranks = table.ranks();
     let user: Vec<_> = ranks.iter().skip(builtin).filter(|r| !r.pseudo).collect();
     say!(
-        "{file}: ok, {} ranks ({} pseudo-ranks); a linear order (each rank may be held when any later one is acquired, if the declarations allow it):",
+        "{file}: ok, {} ranks ({} pseudo-ranks); numbered in a linear order (each rank may be held when any later one is acquired, if the declarations allow it):",
         user.len(),
         ranks.iter().skip(builtin).filter(|r| r.pseudo).count()
     );
-    for (i, r) in ranks.iter().enumerate() {
-        if r.pseudo || (i < builtin && !all) || i == 0 {
-            continue;
-        }
+    // Numbered from 1 in the listing; the rank ids locks keep (rtcore's
+    // own ranks come first) are not shown and do not change.
+    let listed = ranks
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| !(r.pseudo || (i < builtin && !all) || i == 0))
+        .map(|(_, r)| r);
+    for (i, r) in listed.enumerate() {
+        let i = i + 1;
         let loc = r
             .defined_at
             .as_ref()

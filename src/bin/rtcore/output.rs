@@ -82,6 +82,19 @@ macro_rules! say_raw {
     ($($arg:tt)*) => { $crate::output::stdout_write(&format!($($arg)*)) };
 }
 
+/// `say_err!` for the command: a message on standard error, or nothing
+/// when standard error cannot take it (closed, or a pipe whose reader went
+/// away): the exit status still says what happened. Never a panic
+/// (`say_err!` panics on a failed write).
+macro_rules! say_err {
+    ($($arg:tt)*) => { $crate::output::stderr_write(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Write `text` to standard error, ignoring a failure (see `say_err!`).
+pub fn stderr_write(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// How an export reaches the path it was given.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target {

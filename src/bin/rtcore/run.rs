@@ -37,7 +37,7 @@ pub fn main(o: Options) -> ExitCode {
     match run(o) {
         Ok(code) => code,
         Err(msg) => {
-            eprintln!("rtcore run: {msg}");
+            say_err!("rtcore run: {msg}");
             ExitCode::from(2)
         }
     }
@@ -291,13 +291,13 @@ fn run(o: Options) -> Result<ExitCode, String> {
     };
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = learned {
-        eprintln!("rtcore run: {e}");
+        say_err!("rtcore run: {e}");
     }
     let name = program.to_string_lossy();
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => ExitCode::from(c as u8),
         (None, Some(sig)) => {
-            eprintln!("rtcore run: {name} was killed by signal {sig}");
+            say_err!("rtcore run: {name} was killed by signal {sig}");
             ExitCode::from((128 + sig.clamp(0, 127)) as u8)
         }
         _ => ExitCode::from(1),
@@ -407,7 +407,7 @@ fn save_learned(dir: &Path, pid: u32, out: &Path) -> Result<(), String> {
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains(" < "))
         .count();
-    eprintln!(
+    say_err!(
         "rtcore run: learned order written to {} ({ranks} rank(s)); check later runs with --ranks {}",
         out.display(),
         out.display()
@@ -419,8 +419,8 @@ fn save_learned(dir: &Path, pid: u32, out: &Path) -> Result<(), String> {
 fn print_summaries(dir: &Path, pid: u32) {
     let mine = dir.join(format!("summary-{pid}"));
     match std::fs::read_to_string(&mine) {
-        Ok(text) => eprint!("{text}"),
-        Err(_) => eprintln!(
+        Ok(text) => crate::output::stderr_write(&text),
+        Err(_) => say_err!(
             "rtcore run: no summary from the program (it ended without running its exit handlers, or its libraries never loaded the preload library)"
         ),
     }
@@ -434,7 +434,7 @@ fn print_summaries(dir: &Path, pid: u32) {
         })
         .unwrap_or(0);
     if others > 0 {
-        eprintln!(
+        say_err!(
             "rtcore run: {others} other process(es) it started were checked too (their reports are above)"
         );
     }

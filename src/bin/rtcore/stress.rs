@@ -202,7 +202,7 @@ fn shared() -> &'static Shared {
     let mut pipe = [0i32; 2];
     // SAFETY: a valid out-array of two ints.
     if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
-        eprintln!("rtcore stress: pipe: {}", std::io::Error::last_os_error());
+        say_err!("rtcore stress: pipe: {}", std::io::Error::last_os_error());
         std::process::exit(2);
     }
     Box::leak(Box::new(Shared {
@@ -545,16 +545,16 @@ pub fn run(o: &Options) -> Outcome {
     }
     for t in threads {
         if t.join().is_err() {
-            eprintln!("rtcore stress: a worker panicked");
+            say_err!("rtcore stress: a worker panicked");
             std::process::exit(2);
         }
     }
     ok(rtc_sysmon_hook_remove(hook_id), "rtc_sysmon_hook_remove");
     if let Some(path) = &o.keep_last {
         if last_valid.is_empty() {
-            eprintln!("rtcore stress: no consistent trace to keep in {path}");
+            say_err!("rtcore stress: no consistent trace to keep in {path}");
         } else if let Err(e) = std::fs::write(path, &last_valid) {
-            eprintln!("rtcore stress: cannot write {path}: {e}");
+            say_err!("rtcore stress: cannot write {path}: {e}");
         } else {
             say!("the last consistent trace: {path}");
         }

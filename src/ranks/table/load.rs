@@ -165,7 +165,7 @@ impl Load<'_> {
                         return Err(self.syntax(
                             &a.pos,
                             format!(
-                                "missing definition for '{}': every rank must be defined (appear right of '<') in this load or an earlier one",
+                                "missing definition for '{0}': every rank must be defined (appear right of '<') in this load or an earlier one; if '{0}' may be taken with none of your locks held, start with `NONE < {0};`",
                                 a.text
                             ),
                         ));
