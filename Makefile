@@ -6,7 +6,7 @@
 #
 # Installs the shared library (librtcore.so.VERSION, its soname link
 # librtcore.so.0 and the link-time librtcore.so), the static library, the
-# preload library of `rtcore run`, include/rtcore.h, the `rtcore` command,
+# preload library of `rtcore run`, include/rtcore.h and rtcore.hpp, the `rtcore` command,
 # a pkg-config file, a CMake package (rtcore::rtcore, rtcore::rtcore_static)
 # and the docs. Binaries are installed stripped; their debug information
 # goes beside each, into a .debug directory, where gdb looks for the file
@@ -65,6 +65,7 @@ install: build
 	$(call install_stripped,$(REL)/librtcore_preload.so,$(D)$(LIBDIR)/librtcore_preload.so)
 	$(call install_stripped,$(REL)/rtcore,$(D)$(BINDIR)/rtcore)
 	$(INSTALL) -m 644 include/rtcore.h $(D)$(INCLUDEDIR)/rtcore.h
+	$(INSTALL) -m 644 include/rtcore.hpp $(D)$(INCLUDEDIR)/rtcore.hpp
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' \
@@ -91,7 +92,7 @@ uninstall:
 	rm -f $(D)$(LIBDIR)/librtcore.so $(D)$(LIBDIR)/librtcore.so.0 \
 	  $(D)$(LIBDIR)/librtcore.so.$(VERSION) $(D)$(LIBDIR)/librtcore.a \
 	  $(D)$(LIBDIR)/librtcore_preload.so $(D)$(BINDIR)/rtcore \
-	  $(D)$(INCLUDEDIR)/rtcore.h $(D)$(LIBDIR)/pkgconfig/rtcore.pc \
+	  $(D)$(INCLUDEDIR)/rtcore.h $(D)$(INCLUDEDIR)/rtcore.hpp $(D)$(LIBDIR)/pkgconfig/rtcore.pc \
 	  $(D)$(LIBDIR)/.debug/librtcore.so.$(VERSION).debug \
 	  $(D)$(LIBDIR)/.debug/librtcore_preload.so.debug $(D)$(BINDIR)/.debug/rtcore.debug
 	-rmdir $(D)$(LIBDIR)/.debug $(D)$(BINDIR)/.debug 2>/dev/null

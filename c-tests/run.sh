@@ -4,7 +4,9 @@
 #   c-tests/run.sh [plain|asan|valgrind] [LIBDIR] [PROGRAM...]
 #
 # PROGRAM (e.g. test_world): run only those programs (cargo test runs each
-# program as its own test this way); none: every c-tests/test_*.c.
+# program as its own test this way); none: every c-tests/test_*.c and
+# test_*.cpp (C++ programs, built with g++ -std=c++17, as include/rtcore.hpp
+# promises).
 #
 # plain:    gcc -Wall -Wextra -Werror, linked to LIBDIR/librtcore.so
 # asan:     the same with -fsanitize=address,undefined (Rust is not
@@ -26,13 +28,16 @@ mkdir -p "$out"
 [ -e "$libdir/librtcore.so" ] || { echo "no $libdir/librtcore.so: run cargo build first" >&2; exit 2; }
 [ -e "$libdir/librtcore.so.0" ] || ln -s librtcore.so "$libdir/librtcore.so.0"
 
-cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$root/include" -I"$here")
+common=(-D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$root/include" -I"$here")
+cflags=(-std=c11 "${common[@]}")
+cxxflags=(-std=c++17 "${common[@]}")
 # A hang (a lost wake-up, a wait that never ends) fails the program
 # instead of stalling the suite.
 runner=(timeout 300)
 case "$mode" in
   plain) ;;
   asan) cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+        cxxflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
   valgrind) runner=(timeout 400 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
@@ -61,20 +66,24 @@ done
 if [ ${#only[@]} -gt 0 ]; then
   programs=()
   for p in "${only[@]}"; do
-    [ -e "$here/$p.c" ] || { echo "no program c-tests/$p.c" >&2; exit 2; }
-    programs+=("$here/$p.c")
+    if [ -e "$here/$p.c" ]; then programs+=("$here/$p.c")
+    elif [ -e "$here/$p.cpp" ]; then programs+=("$here/$p.cpp")
+    else echo "no program c-tests/$p.c or .cpp" >&2; exit 2; fi
   done
 else
-  programs=("$here"/test_*.c)
+  programs=("$here"/test_*.c "$here"/test_*.cpp)
 fi
 ran=0
 for src in "${programs[@]}"; do
-  name=$(basename "$src" .c)
+  case "$src" in
+    *.cpp) name=$(basename "$src" .cpp); compile=(g++ "${cxxflags[@]}") ;;
+    *) name=$(basename "$src" .c); compile=(gcc "${cflags[@]}") ;;
+  esac
   ran=$((ran + 1))
   exe="$out/$name"
   # --as-needed: a program that uses rtcore only through dlopen
   # (test_dlclose) is not linked to it at start-up.
-  if ! gcc "${cflags[@]}" "$src" -o "$exe" -Wl,--as-needed -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread -ldl; then
+  if ! "${compile[@]}" "$src" -o "$exe" -Wl,--as-needed -L"$libdir" -lrtcore -Wl,-rpath,"$libdir" -lpthread -ldl; then
     echo "BUILD FAILED: $name"; broken=$((broken + 1)); continue
   fi
   if [ "$mode" = asan ] && ! nm "$exe" | grep -q __asan_init; then

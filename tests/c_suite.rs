@@ -48,6 +48,7 @@ macro_rules! c_programs {
 }
 
 c_programs!(
+    test_cpp,
     test_cut,
     test_deadlock,
     test_dlclose,
@@ -77,8 +78,12 @@ fn every_c_program_is_listed() {
     let mut found: Vec<String> = std::fs::read_dir(common::manifest_dir().join("c-tests"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("test_") && n.ends_with(".c"))
-        .map(|n| n.trim_end_matches(".c").to_string())
+        .filter(|n| n.starts_with("test_") && (n.ends_with(".c") || n.ends_with(".cpp")))
+        .map(|n| {
+            n.trim_end_matches(".cpp")
+                .trim_end_matches(".c")
+                .to_string()
+        })
         .collect();
     found.sort();
     let mut listed: Vec<String> = PROGRAMS.iter().map(|s| s.to_string()).collect();

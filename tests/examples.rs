@@ -1,7 +1,8 @@
 #![cfg(not(loom))]
 //! The examples the README points to build and run as their comments say:
 //! `examples/quickstart.c` and `examples/kv.c` with gcc against the built
-//! library, `examples/trace.py` and `examples/quickstart.py` with Python.
+//! library, `examples/quickstart.cpp` with g++ -std=c++17 (warnings as
+//! errors), `examples/trace.py` and `examples/quickstart.py` with Python.
 //! Each runs in a fresh temporary directory (the traces they write land
 //! there) and must exit 0.
 
@@ -29,11 +30,16 @@ fn run(cmd: &mut Command, what: &str) -> String {
 }
 
 fn build_c(example: &str, dir: &Path) -> PathBuf {
+    let (compiler, std) = if example.ends_with(".cpp") {
+        ("g++", "-std=c++17")
+    } else {
+        ("gcc", "-std=gnu11")
+    };
     let lib = common::lib_dir();
-    let exe = dir.join(example.trim_end_matches(".c"));
+    let exe = dir.join(example.replace('.', "-"));
     run(
-        Command::new("gcc")
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        Command::new(compiler)
+            .args([std, "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
             .arg(common::manifest_dir().join("include"))
             .arg(common::manifest_dir().join("examples").join(example))
             .arg("-L")
@@ -71,6 +77,29 @@ fn kv_c_serves_traces_and_reports_the_inversion() {
         "{out}"
     );
     assert!(dir.join("kv-trace-2.rtctrace").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quickstart_cpp_reports_one_violation_and_traces() {
+    let dir = temp_dir("quickstart-cpp");
+    let exe = build_c("quickstart.cpp", &dir);
+    let out = run(
+        Command::new(&exe).current_dir(&dir),
+        "examples/quickstart.cpp",
+    );
+    assert!(
+        out.contains("order violations seen: 1; 15 turns; quickstart-cpp.rtctrace: consistent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unlocking a mutex not held: RTC_ERR_NOT_OWNER: rtc_mutex_unlock: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("forbidden by bank.ranks:2: accounts < audit"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

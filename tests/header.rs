@@ -204,3 +204,37 @@ fn shared_object_has_the_soname_and_exports_exactly_the_header() {
         "variables: nm -D vs header"
     );
 }
+
+/// include/rtcore.hpp compiles alone, twice included, with every warning
+/// as an error (-Wpedantic too), in C++17 and C++20.
+#[test]
+fn cpp_header_compiles_alone_warning_free() {
+    let src = "#include \"rtcore.hpp\"\n#include \"rtcore.hpp\"\n#include <mutex>\n\
+               int rtc_hpp_probe() { rtcore::mutex m; std::lock_guard<rtcore::mutex> g(m); return 0; }\n";
+    for std in ["-std=c++17", "-std=c++20"] {
+        let mut a = vec!["-x", "c++", std];
+        a.extend(STRICT);
+        compile("g++", &a, src, &format!("hpp{}.cpp", &std[7..]));
+    }
+}
+
+/// Every status of rtcore.h has its name in rtcore.hpp's status_name (the
+/// C++ header is written by hand: a new status must be added there too).
+#[test]
+fn cpp_header_names_every_status() {
+    let h = std::fs::read_to_string(common::manifest_dir().join("include/rtcore.h")).unwrap();
+    let hpp = std::fs::read_to_string(common::manifest_dir().join("include/rtcore.hpp")).unwrap();
+    let statuses: Vec<&str> = h
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix(','))
+        .filter_map(|l| l.split_once(" = ").map(|(n, _)| n))
+        .filter(|n| *n == "RTC_OK" || n.starts_with("RTC_ERR_"))
+        .collect();
+    assert!(statuses.len() > 20, "{statuses:?}");
+    for s in statuses {
+        assert!(
+            hpp.contains(&format!("case {s}: return \"{s}\";")),
+            "rtcore.hpp's status_name lacks {s}"
+        );
+    }
+}
