@@ -2,11 +2,17 @@
 //! Property, through the real lock path: acquiring locks in any order the
 //! declared DAG allows is never reported; taking one in an order it does not
 //! allow always is. Ranks go to the process-wide table (unique names).
+//! Reports are queued (`RTC_LOCKRANK_QUEUE`), not printed, and each is
+//! checked: the wanted lock's rank and the held one it conflicts with.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
+use rtcore::ffi::general::rtc_lockrank_mode::RTC_LOCKRANK_QUEUE;
 use rtcore::ffi::mutex::{rtc_mutex_init, rtc_mutex_lock, rtc_mutex_unlock};
-use rtcore::ffi::ranks::{rtc_lockrank_violations, rtc_ranks_load};
+use rtcore::ffi::ranks::{
+    rtc_lockrank_next_report, rtc_lockrank_report_free, rtc_lockrank_set_mode,
+    rtc_lockrank_violations, rtc_ranks_load,
+};
 use rtcore::lock::mutex::rtc_mutex;
 use rtcore::status::rtc_status::RTC_OK;
 
@@ -29,6 +35,32 @@ fn violations() -> u64 {
     n
 }
 
+/// The oldest queued report, as (the wanted lock's rank, the ranks of the
+/// held locks it conflicts with); None if none is queued.
+fn next_report() -> Option<(String, Vec<String>)> {
+    let mut r = std::ptr::null_mut();
+    assert_eq!(rtc_lockrank_next_report(&mut r), RTC_OK);
+    if r.is_null() {
+        return None;
+    }
+    let text = |p: *const std::ffi::c_char| {
+        // SAFETY: the report's strings are NUL-terminated while it lives.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    };
+    // SAFETY: a report from the queue, valid until freed below.
+    let rep = unsafe { &*r };
+    // SAFETY: `held` has `held_count` entries.
+    let held = unsafe { std::slice::from_raw_parts(rep.held, rep.held_count) };
+    let conflicts = held
+        .iter()
+        .filter(|h| h.flags & 2 != 0) // RTC_LOCKRANK_HELD_CONFLICTS
+        .map(|h| text(h.rank))
+        .collect();
+    let out = (text(rep.wanted.rank), conflicts);
+    rtc_lockrank_report_free(r);
+    Some(out)
+}
+
 fn zeroed_mutex() -> Box<rtc_mutex> {
     // SAFETY: all-zero is a valid rtc_mutex.
     Box::new(unsafe { std::mem::zeroed() })
@@ -36,6 +68,7 @@ fn zeroed_mutex() -> Box<rtc_mutex> {
 
 #[test]
 fn allowed_orders_never_reported_forbidden_always() {
+    assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
     let mut rng = Rng(0xdead_beef_1234_5678);
     for round in 0..12 {
         let n = 3 + rng.below(12) as usize;
@@ -98,6 +131,7 @@ fn allowed_orders_never_reported_forbidden_always() {
                 before,
                 "round {round}: allowed chain {held:?} reported\n{src}"
             );
+            assert_eq!(next_report(), None, "round {round}: {held:?}");
             // Release in a random order.
             while !held.is_empty() {
                 let k = rng.below(held.len() as u64) as usize;
@@ -118,6 +152,11 @@ fn allowed_orders_never_reported_forbidden_always() {
                     violations(),
                     before + 1,
                     "round {round}: {i} then {j} not reported\n{src}"
+                );
+                assert_eq!(
+                    next_report(),
+                    Some((name(j), vec![name(i)])),
+                    "round {round}: {i} then {j}\n{src}"
                 );
                 assert_eq!(rtc_mutex_unlock(&mut *locks[j]), RTC_OK);
                 assert_eq!(rtc_mutex_unlock(&mut *locks[i]), RTC_OK);
