@@ -487,8 +487,11 @@ fn the_document_alone_reads_rtcores_traces_as_rtcore_does() {
             "stress",
             "--cycles",
             "30",
+            // 50 ms at 2 ms a generation: many generations even when the
+            // writer thread is starved for a while on a loaded machine
+            // (with 10 ms, a loaded run once kept a trace of one).
             "--trace-ms",
-            "10",
+            "50",
             "--generation-ms",
             "2",
             "--keep-last",
