@@ -448,20 +448,7 @@ fn help_shows_an_example_for_each_subcommand() {
 /// Run rtcore with `setup` applied in the child before exec (file
 /// descriptors, limits); returns (exit code or -signal, stdout, stderr).
 fn rtcore_with(args: &[&str], setup: fn() -> std::io::Result<()>) -> (i32, String, String) {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rtcore"));
-    c.args(args).env_remove("RTCORE_DEBUG");
-    // SAFETY: `setup` only makes async-signal-safe calls (close, dup2,
-    // setrlimit).
-    unsafe { c.pre_exec(setup) };
-    let out = c.output().expect("run rtcore");
-    (
-        out.status
-            .code()
-            .unwrap_or_else(|| -out.status.signal().unwrap_or(0)),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    rtcore_in(args, &std::env::current_dir().unwrap(), setup)
 }
 
 /// Issue 13, row 1: `export -o` writes into a FIFO (and any non-regular
@@ -780,7 +767,7 @@ fn rtcore_in(
     let mut c = Command::new(env!("CARGO_BIN_EXE_rtcore"));
     c.args(args).current_dir(dir).env_remove("RTCORE_DEBUG");
     // SAFETY: `setup` only makes async-signal-safe calls (pipe, close,
-    // dup2).
+    // dup2, setrlimit).
     unsafe { c.pre_exec(setup) };
     let out = c.output().expect("run rtcore");
     (
