@@ -30,7 +30,7 @@ mkdir -p "$out"
 
 common=(-D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$root/include" -I"$here")
 cflags=(-std=c11 "${common[@]}")
-cxxflags=(-std=c++17 "${common[@]}")
+cxxflags=(-std=c++17 -Wpedantic "${common[@]}")
 # A hang (a lost wake-up, a wait that never ends) fails the program
 # instead of stalling the suite.
 runner=(timeout 300)

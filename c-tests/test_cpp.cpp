@@ -146,16 +146,43 @@ static void condition_variables() {
     signaller.join();
     std::unique_lock<rtcore::mutex> l(m);
     auto t0 = std::chrono::steady_clock::now();
-    CHECK(cv.wait_for(l, std::chrono::milliseconds(20)) == rtcore::cv_status::timeout);
+    CHECK(cv.wait_for(l, std::chrono::milliseconds(20)) == std::cv_status::timeout);
     CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(15));
     CHECK(!cv.wait_for(l, std::chrono::milliseconds(5), [] { return false; }));
     CHECK(l.owns_lock());
+    /* "Forever" as the largest durations: they wait (no overflow into an
+     * instant timeout) until notified. */
+    ready = false;
+    std::thread late([&] {
+        usleep(20000);
+        std::lock_guard<rtcore::mutex> g(m);
+        ready = true;
+        cv.notify_all();
+    });
+    t0 = std::chrono::steady_clock::now();
+    CHECK(cv.wait_for(l, std::chrono::hours::max(), [&] { return ready; }));
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(15));
+    late.join();
+    ready = false;
+    std::thread later([&] {
+        usleep(20000);
+        std::lock_guard<rtcore::mutex> g(m);
+        ready = true;
+        cv.notify_all();
+    });
+    std::cv_status st = std::cv_status::timeout;
+    while (!ready)
+        st = cv.wait_for(l, std::chrono::seconds::max());
+    CHECK(st == std::cv_status::no_timeout);
+    later.join();
 }
 
 static void shared_mutex_readers_and_writers() {
     rtcore::shared_mutex rw("table", nullptr);
     std::atomic<int> readers{0}, most{0};
     std::vector<std::thread> ts;
+    /* Each reader holds the lock until all three hold it (bounded: a
+     * writer-style exclusion would keep the count at 1 and time out). */
     for (int i = 0; i < 3; i++)
         ts.emplace_back([&] {
             std::shared_lock<rtcore::shared_mutex> r(rw);
@@ -163,12 +190,12 @@ static void shared_mutex_readers_and_writers() {
             int m = most.load();
             while (n > m && !most.compare_exchange_weak(m, n)) {
             }
-            usleep(30000);
-            --readers;
+            for (int waited = 0; readers.load() < 3 && waited < 5000; waited++)
+                usleep(1000);
         });
     for (auto &t : ts)
         t.join();
-    CHECK(most.load() >= 2); /* readers held it together */
+    CHECK(most.load() == 3); /* the readers held it together */
     {
         std::unique_lock<rtcore::shared_mutex> w(rw);
         /* Misuse on this thread is an exception; another thread gets

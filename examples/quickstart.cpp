@@ -3,7 +3,6 @@
 //
 // Build and run from the repository root after `cargo build --release`:
 //   g++ -std=c++17 -Iinclude examples/quickstart.cpp -Ltarget/release -lrtcore -Wl,-rpath,$PWD/target/release -pthread -o quickstart-cpp && ./quickstart-cpp
-#include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -31,9 +30,10 @@ int main() {
         }
 
         // Workers hand a counter around under the mutex; the trace shows
-        // their waits.
+        // their waits (rtcore's own condition variable: std::
+        // condition_variable_any would work too, unseen by the trace).
         int turn = 0;
-        std::condition_variable_any changed;
+        rtcore::condition_variable changed;
         std::vector<std::thread> workers;
         for (int w = 0; w < 3; w++)
             workers.emplace_back([&, w] {

@@ -34,6 +34,7 @@
 #include "rtcore.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -106,13 +107,32 @@ inline std::string last_error_message() {
 inline void check(rtc_status s, const char *what) {
     if (s == RTC_OK)
         return;
-    std::string message = last_error_message();
+    // The stored message is this failure's only if its status is `s`: some
+    // expected outcomes store none, and an older failure's stays until the
+    // next one.
+    std::string message;
+    if (rtc_last_error_status() == s)
+        message = last_error_message();
     if (message.empty())
         message = rtc_status_str(static_cast<int32_t>(s));
     std::string call = std::string(what) + ": ";
     if (message.compare(0, call.size(), call) != 0)
         message = call + message;
     throw error(s, std::string(status_name(s)) + ": " + message);
+}
+
+/** `d` in nanoseconds for rtcore: 0 for a past or zero duration, and
+ *  saturated at nanoseconds::max() (about 292 years, "forever") instead
+ *  of overflowing. */
+template <class Rep, class Period>
+inline uint64_t nanoseconds_of(const std::chrono::duration<Rep, Period> &d) {
+    if (d <= d.zero())
+        return 0;
+    std::chrono::duration<long double, std::nano> wide = d;
+    const long double most = static_cast<long double>(std::chrono::nanoseconds::max().count());
+    if (wide.count() >= most)
+        return static_cast<uint64_t>(std::chrono::nanoseconds::max().count());
+    return static_cast<uint64_t>(wide.count());
 }
 
 } // namespace detail
@@ -128,9 +148,19 @@ inline void load_ranks_file(const char *path) {
     detail::check(rtc_ranks_load_file(path), "rtc_ranks_load_file");
 }
 
-/** A ranked mutex (rtc_mutex). Meets the standard's Lockable: use it with
- *  std::lock_guard, std::unique_lock, std::scoped_lock and
- *  std::condition_variable_any. */
+/** A ranked mutex (rtc_mutex), for std::lock_guard, std::unique_lock,
+ *  std::scoped_lock and std::condition_variable_any. It meets the
+ *  standard's Lockable but for one point: unlock() throws on misuse (a
+ *  mutex this thread does not hold), where the standard asks for no throw;
+ *  inside a lock_guard's destructor that is std::terminate.
+ *
+ *  Order checking sees lock() (and lock_at, lock_keyed); try_lock() cannot
+ *  block, so it is recorded but not checked. std::scoped_lock and std::lock
+ *  with several mutexes take all but the first with try_lock, so a wrong
+ *  order through them is not reported: take ranked mutexes one at a time,
+ *  in rank order, to have the order checked. Locks taken through the
+ *  standard wrappers are reported with "(call site not given)": C++17 has
+ *  no source location; lock_at(__FILE__, __LINE__) gives one. */
 class mutex {
 public:
     /** An unranked mutex (never fails). */
@@ -185,9 +215,11 @@ private:
     rtc_mutex m_;
 };
 
-/** A ranked read/write lock (rtc_rwlock, writer-preferring). Meets the
- *  standard's SharedLockable: use it with std::shared_lock (read) and
- *  std::unique_lock or std::lock_guard (write). */
+/** A ranked read/write lock (rtc_rwlock, writer-preferring), for
+ *  std::shared_lock (read) and std::unique_lock or std::lock_guard (write).
+ *  As rtcore::mutex, it meets SharedLockable but for unlock() and
+ *  unlock_shared() throwing on misuse. Both release whatever this thread
+ *  holds (rtc_rwlock_unlock does not tell the modes apart). */
 class shared_mutex {
 public:
     shared_mutex() noexcept : l_() {}
@@ -233,9 +265,6 @@ private:
     rtc_rwlock l_;
 };
 
-/** What a timed wait of rtcore::condition_variable ended with. */
-enum class cv_status { no_timeout, timeout };
-
 /** A condition variable for rtcore::mutex (rtc_cond): the wait releases
  *  and retakes the mutex as rtcore's own, so the order check and the
  *  trace see it. Its waits take any lock object whose mutex() is an
@@ -250,7 +279,11 @@ public:
     condition_variable(const condition_variable &) = delete;
     condition_variable &operator=(const condition_variable &) = delete;
 
-    /** Wait (the lock must hold `m` locked by this thread). */
+    /** Wait (`lock` must own its mutex). If retaking the mutex fails
+     *  (a rtcore error, not a timeout), the error is thrown with the mutex
+     *  not held; the lock object still believes it owns it, so its
+     *  destructor's unlock throws too: std::terminate, as for a corrupted
+     *  std::mutex. */
     template <class Lock> void wait(Lock &lock) {
         detail::check(rtc_cond_wait(&c_, lock.mutex()->native_handle()), "rtc_cond_wait");
     }
@@ -260,26 +293,30 @@ public:
             wait(lock);
     }
 
-    /** Wait at most `d`: cv_status::timeout if it passed. */
+    /** Wait at most `d` (a duration too long to count in nanoseconds
+     *  waits about 292 years): std::cv_status::timeout if it passed. */
     template <class Lock, class Rep, class Period>
-    cv_status wait_for(Lock &lock, const std::chrono::duration<Rep, Period> &d) {
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    std::cv_status wait_for(Lock &lock, const std::chrono::duration<Rep, Period> &d) {
         rtc_status s = rtc_cond_timedwait(&c_, lock.mutex()->native_handle(),
-                                          ns > 0 ? static_cast<uint64_t>(ns) : 0);
+                                          detail::nanoseconds_of(d));
         if (s == RTC_ERR_TIMED_OUT)
-            return cv_status::timeout;
+            return std::cv_status::timeout;
         detail::check(s, "rtc_cond_timedwait");
-        return cv_status::no_timeout;
+        return std::cv_status::no_timeout;
     }
 
+    /** Wait until `ready()` or `d` has passed: `ready()`'s last value. */
     template <class Lock, class Rep, class Period, class Predicate>
     bool wait_for(Lock &lock, const std::chrono::duration<Rep, Period> &d, Predicate ready) {
-        auto deadline = std::chrono::steady_clock::now() + d;
+        const uint64_t total = detail::nanoseconds_of(d);
+        const auto start = std::chrono::steady_clock::now();
         while (!ready()) {
-            auto left = deadline - std::chrono::steady_clock::now();
-            if (left <= left.zero())
+            auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - start);
+            uint64_t used = static_cast<uint64_t>(spent.count());
+            if (used >= total)
                 return ready();
-            wait_for(lock, left);
+            wait_for(lock, std::chrono::nanoseconds(static_cast<int64_t>(total - used)));
         }
         return true;
     }

@@ -209,10 +209,39 @@ fn shared_object_has_the_soname_and_exports_exactly_the_header() {
 /// as an error (-Wpedantic too), in C++17 and C++20.
 #[test]
 fn cpp_header_compiles_alone_warning_free() {
-    let src = "#include \"rtcore.hpp\"\n#include \"rtcore.hpp\"\n#include <mutex>\n\
-               int rtc_hpp_probe() { rtcore::mutex m; std::lock_guard<rtcore::mutex> g(m); return 0; }\n";
+    // Every template instantiated (templates are checked only when used).
+    let src = r#"#include "rtcore.hpp"
+#include "rtcore.hpp"
+#include <mutex>
+#include <shared_mutex>
+int rtc_hpp_probe() {
+    rtcore::mutex m;
+    rtcore::shared_mutex rw;
+    rtcore::condition_variable cv;
+    std::condition_variable_any any;
+    { std::lock_guard<rtcore::mutex> g(m); }
+    { std::scoped_lock both(m, rw); }
+    { std::shared_lock<rtcore::shared_mutex> r(rw); }
+    std::unique_lock<rtcore::mutex> l(m);
+    cv.wait(l, [] { return true; });
+    (void)cv.wait_for(l, std::chrono::milliseconds(1));
+    (void)cv.wait_for(l, std::chrono::hours::max(), [] { return true; });
+    any.wait(l, [] { return true; });
+    rtcore::region r("r");
+    rtcore::task t("t");
+    rtcore::trace_session s("x.rtctrace", 10);
+    return static_cast<int>(t.id());
+}
+"#;
     for std in ["-std=c++17", "-std=c++20"] {
-        let mut a = vec!["-x", "c++", std];
+        let mut a = vec![
+            "-x",
+            "c++",
+            std,
+            "-Wconversion",
+            "-Wsign-conversion",
+            "-Wshadow",
+        ];
         a.extend(STRICT);
         compile("g++", &a, src, &format!("hpp{}.cpp", &std[7..]));
     }

@@ -20,7 +20,7 @@ lets the other Python threads run.
 
 Reading trace files: one convention for :func:`trace_check_file`,
 :func:`trace_verdict` and :func:`trace_stats`. A file that cannot be read
-(missing, unreadable, a directory, a FIFO nobody writes to) raises
+(missing, unreadable, a directory, a FIFO nobody writes to within 5 s) raises
 :class:`RtcoreError` with ``RTC_ERR_IO`` from each of them. Otherwise the
 checks return their verdict and the reader's report (``"consistent"``,
 ``"cut"``: its complete generations are consistent, or
@@ -1923,7 +1923,8 @@ def trace_verdict(path):
     program: every complete generation is consistent, the report says
     after which one and what was lost) or ``"inconsistent"``. Raises
     :class:`RtcoreError` (``RTC_ERR_IO``) if the file cannot be read."""
-    buf = ctypes.create_string_buffer(2048)
+    # Room for any report the reader writes (one line naming the problem).
+    buf = ctypes.create_string_buffer(64 * 1024)
     status = _lib.rtc_trace_check_file(_cstr(os.fspath(path), "path"), ctypes.cast(buf, _buf_p), len(buf))
     return TRACE_VERDICTS[status], buf.value.decode("utf-8", "replace")
 
@@ -1952,7 +1953,7 @@ def trace_stats(path):
                 raise
             # The reader's own words, as trace_verdict gives them: the
             # message is "rtc_trace_stats_json: PATH: REPORT".
-            prefix = f"{e.function}: {os.fspath(path)}: "
+            prefix = f"{e.function}: {os.fsdecode(path)}: "
             report = e.message[len(prefix) :] if e.message.startswith(prefix) else e.message
             raise TraceError(e.status, e.message, e.function, report) from None
         if need.value <= size:

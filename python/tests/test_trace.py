@@ -310,6 +310,13 @@ class TraceTest(unittest.TestCase):
                     assert ("cut" in st) == (verdict == "cut"), (what, verdict, st.get("cut"))
                     assert st["by_kind"].get("log", 0) == 1, (what, st["by_kind"])
                 seen[what] = verdict
+            # A path given as bytes: the same report.
+            try:
+                rtcore.trace_stats(os.fsencode(cases["garbage"]))
+            except rtcore.TraceError as e:
+                assert e.report == rtcore.trace_verdict(cases["garbage"])[1], e.report
+            else:
+                raise AssertionError("garbage gave statistics")
             assert seen == {
                 "missing": "io", "directory": "io", "fifo": "io", "device": "inconsistent",
                 "empty": "inconsistent", "garbage": "inconsistent",

@@ -1,19 +1,28 @@
 //! Opening a file to read (a trace, a rank file): whatever the path names
-//! (a regular file, a device, a FIFO), the open never waits. A FIFO is read as a stream when
-//! somebody is writing to it (or is blocked opening it to write); one that
-//! nobody writes to is an I/O error at once, never a wait for a writer that
-//! may not come (the tracer refuses a FIFO nobody reads the same way).
+//! (a regular file, a device, a FIFO), the open itself never waits. A FIFO
+//! is read as a stream once somebody writes to it: a writer already there
+//! (or blocked opening it to write) is found at once, and one that comes
+//! within `FIFO_WRITER_WAIT` is waited for, so `rtcore check f` may start
+//! before the program that traces into `f` (the tracer refuses a FIFO
+//! nobody reads, so the reader must come first). A FIFO nobody writes to
+//! by then is an I/O error: a bounded wait, never a hang.
 
 use std::io::{Cursor, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::time::{Duration, Instant};
+
+/// How long a FIFO with no writer is given for one to come.
+pub const FIFO_WRITER_WAIT: Duration = Duration::from_secs(5);
 
 /// A file opened for reading: the bytes a FIFO's first read
 /// returned, then the rest of the file. For anything but a FIFO the prefix
 /// is empty.
 pub type Input = std::io::Chain<Cursor<Vec<u8>>, std::fs::File>;
 
-/// Open `path` for reading. A directory, and a FIFO with no
-/// writer, are errors (of kinds `IsADirectory` and `BrokenPipe`).
+/// Open `path` for reading. A directory is an error of kind
+/// `IsADirectory`; a FIFO no writer came to within `FIFO_WRITER_WAIT`, of
+/// kind `TimedOut`.
 pub fn open(path: &std::path::Path) -> std::io::Result<Input> {
     // O_NONBLOCK so that opening a FIFO never waits for a writer; it is
     // cleared once the file is open, so reads block as usual.
@@ -28,38 +37,63 @@ pub fn open(path: &std::path::Path) -> std::io::Result<Input> {
             "is a directory",
         ));
     }
-    let mut prefix = Vec::new();
-    if kind.is_fifo() {
-        // Non-blocking, a read says whether a writer is there: end of file
-        // means none (Linux counts a writer blocked in open as one, so a
-        // producer started first is never missed), no data yet means one is.
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::BrokenPipe,
-                        "a FIFO nobody is writing to",
-                    ));
-                }
-                Ok(n) => {
-                    buf.truncate(n);
-                    prefix = buf;
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
+    let prefix = if kind.is_fifo() {
+        first_bytes_of_fifo(&mut f, FIFO_WRITER_WAIT)?
+    } else {
+        Vec::new()
+    };
     set_blocking(&f)?;
     Ok(Cursor::new(prefix).chain(f))
 }
 
+/// Wait (at most `wait`) until FIFO `f`, open without blocking, has a
+/// writer; returns the bytes a first read found (possibly none).
+///
+/// Non-blocking, a read tells the cases apart: data; "would block" (a
+/// writer is there, Linux counting one blocked in open, and has written
+/// nothing yet: from then on reads may block); end of file, which is
+/// either no writer yet (keep waiting) or writers that came and went
+/// (`POLLHUP`: the input was empty, read as such).
+fn first_bytes_of_fifo(f: &mut std::fs::File, wait: Duration) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) if hung_up(f) => return Ok(Vec::new()),
+            Ok(0) => {
+                if Instant::now() >= deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("a FIFO nobody wrote to within {} s", wait.as_secs_f64()),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Did a writer of FIFO `f` come and go since it was opened?
+fn hung_up(f: &std::fs::File) -> bool {
+    let mut p = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, a zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & libc::POLLHUP != 0
+}
+
 /// Clear `O_NONBLOCK` on `f`.
 fn set_blocking(f: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let fd = f.as_raw_fd();
     // SAFETY: fcntl on a descriptor `f` owns, with integer arguments only.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -94,13 +128,55 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_nobody_writes_is_refused_at_once() {
+    fn a_fifo_nobody_writes_to_is_refused_after_the_wait() {
         let d = temp_dir("unwritten");
         let p = fifo(&d);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+            .unwrap();
         let t0 = std::time::Instant::now();
-        let e = open(&p).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let e = first_bytes_of_fifo(&mut f, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_writer_that_comes_late_is_waited_for() {
+        let d = temp_dir("late");
+        let p = fifo(&d);
+        let wp = p.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // Blocks until the reader below has the FIFO open.
+            let mut w = std::fs::OpenOptions::new().write(true).open(&wp).unwrap();
+            w.write_all(b"late but here").unwrap();
+        });
+        let mut got = Vec::new();
+        open(&p).unwrap().read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, b"late but here");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_pipe_whose_writer_left_is_empty_input() {
+        let d = temp_dir("left");
+        let p = fifo(&d);
+        // A writer comes after the reader opened (its open does not wait:
+        // there is a reader), writes nothing and leaves.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+            .unwrap();
+        drop(std::fs::OpenOptions::new().write(true).open(&p).unwrap());
+        let t0 = std::time::Instant::now();
+        assert_eq!(first_bytes_of_fifo(&mut f, FIFO_WRITER_WAIT).unwrap(), b"");
+        assert!(t0.elapsed() < Duration::from_secs(1));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

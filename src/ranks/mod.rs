@@ -30,8 +30,8 @@ pub fn load_file(table: &RankTable, path: &str) -> crate::status::Result<Vec<u32
 }
 
 /// The text of rank file `path`, whatever the path names (a device, a FIFO
-/// someone writes to; one nobody writes to is refused at once, never waited
-/// on): `RTC_ERR_IO` if it cannot be read, `RTC_ERR_INVALID_ARGUMENT` past
+/// someone writes to; one nobody writes to within 5 s is refused, never
+/// waited on for longer): `RTC_ERR_IO` if it cannot be read, `RTC_ERR_INVALID_ARGUMENT` past
 /// `MAX_RANK_FILE_BYTES` or for text that is not UTF-8.
 pub fn read_file(path: &str) -> crate::status::Result<String> {
     let io_error = |e: std::io::Error| {
@@ -98,7 +98,7 @@ mod tests {
         // SAFETY: a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // Opened for reading and writing here, it counts as a writer before
-        // the feeder runs (a FIFO nobody writes to is refused at once) and
+        // the feeder runs (no wait for one) and
         // as a reader, so the feeder's open does not wait.
         let keeper = std::fs::OpenOptions::new()
             .read(true)

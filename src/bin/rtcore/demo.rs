@@ -292,8 +292,10 @@ fn trace_paths(n: usize, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// Record trace `n` for `TRACE_FOR` (while the service runs).
-fn record_trace(n: usize, dir: &Path) {
+/// Record trace `n` while the service runs: `during` runs first, inside
+/// the trace, then the trace goes on until `TRACE_FOR` has passed (or ends
+/// as soon as `during` returns, if it took longer).
+fn record_trace(n: usize, dir: &Path, during: impl FnOnce()) {
     let (path, _, _) = trace_paths(n, dir);
     let cpath = CString::new(path.to_string_lossy().as_bytes()).expect("no NUL");
     let cfg = rtc_trace_config {
@@ -308,7 +310,9 @@ fn record_trace(n: usize, dir: &Path) {
         reserved: 0,
     };
     check(rtc_trace_start(&cfg), "rtc_trace_start");
-    std::thread::sleep(TRACE_FOR);
+    let started = Instant::now();
+    during();
+    std::thread::sleep(TRACE_FOR.saturating_sub(started.elapsed()));
     check(rtc_trace_stop(), "rtc_trace_stop");
 }
 
@@ -373,7 +377,9 @@ fn is_demo_output(name: &str) -> bool {
     let Some((n, ext)) = rest.split_once('.') else {
         return false;
     };
+    // trace-1, trace-12: the names the demo writes, never trace-007.
     !n.is_empty()
+        && !n.starts_with('0')
         && n.bytes().all(|b| b.is_ascii_digit())
         && matches!(ext, "rtctrace" | "json" | "perfetto-trace")
 }
@@ -387,7 +393,14 @@ fn clear_earlier_output(dir: &Path) -> std::io::Result<usize> {
         let name = entry.file_name();
         // A symbolic link under such a name is removed itself, never
         // followed: the demo writes only files it creates anew.
-        if name.to_str().is_some_and(is_demo_output) && !entry.file_type()?.is_dir() {
+        if name.to_str().is_some_and(is_demo_output) {
+            if entry.file_type()?.is_dir() {
+                // Found now, not when the export fails after the whole run.
+                return Err(std::io::Error::other(format!(
+                    "{} is a directory where the demo writes a file",
+                    entry.path().display()
+                )));
+            }
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -403,10 +416,15 @@ pub fn command_name() -> String {
     let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
         return "rtcore".to_string();
     };
+    use std::os::unix::fs::PermissionsExt;
+    // The shell runs the first `rtcore` on PATH that is an executable file.
     let on_path = std::env::var_os("PATH").is_some_and(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join("rtcore"))
-            .find(|c| c.is_file())
+            .find(|c| {
+                std::fs::metadata(c)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
             .and_then(|c| std::fs::canonicalize(c).ok())
             .is_some_and(|c| c == me)
     });
@@ -414,12 +432,28 @@ pub fn command_name() -> String {
         return "rtcore".to_string();
     }
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize);
-    match cwd
+    let path = match cwd
         .ok()
         .and_then(|d| me.strip_prefix(d).ok().map(Path::to_path_buf))
     {
+        // A bare name would be looked up on PATH, not here.
+        Some(rel) if rel.components().count() == 1 => format!("./{}", rel.display()),
         Some(rel) => rel.display().to_string(),
         None => me.display().to_string(),
+    };
+    shell_quoted(&path)
+}
+
+/// `s` as one shell word: as it is when it needs no quoting, else in
+/// single quotes.
+fn shell_quoted(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -582,24 +616,23 @@ pub fn run() -> ExitCode {
         TRACE_GAP.as_millis()
     );
     for n in 1..=TRACES {
-        if n == COMPACTION_TRACE {
-            // The maintenance window, inside trace n: clients pause, the
-            // workers drain, the compactor runs.
-            let s = store.clone();
-            std::thread::spawn(move || {
+        record_trace(n, &dir, || {
+            if n == COMPACTION_TRACE {
+                // The maintenance window, wholly inside this trace however
+                // slow the machine: clients pause, the workers drain, the
+                // compactor runs, clients resume.
                 std::thread::sleep(Duration::from_millis(50));
-                s.paused.store(true, SeqCst);
-                while s.depth.iter().any(|d| d.load(SeqCst) > 0) {
+                store.paused.store(true, SeqCst);
+                while store.depth.iter().any(|d| d.load(SeqCst) > 0) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                let s2 = s.clone();
-                std::thread::spawn(move || compactor(&s2))
+                let s = store.clone();
+                std::thread::spawn(move || compactor(&s))
                     .join()
                     .expect("compactor");
-                s.paused.store(false, SeqCst);
-            });
-        }
-        record_trace(n, &dir);
+                store.paused.store(false, SeqCst);
+            }
+        });
         std::thread::sleep(TRACE_GAP);
     }
     store.stop.store(true, SeqCst);
@@ -736,4 +769,42 @@ pub fn run() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_demos_own_names_are_its_output() {
+        for n in [
+            "trace-1.rtctrace",
+            "trace-5.json",
+            "trace-12.perfetto-trace",
+        ] {
+            assert!(is_demo_output(n), "{n}");
+        }
+        for n in [
+            "trace-007.json",
+            "trace-.json",
+            "trace-1.txt",
+            "trace-1",
+            "notes.txt",
+            "trace-1.json.bak",
+            "xtrace-1.json",
+        ] {
+            assert!(!is_demo_output(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn hints_are_one_shell_word_each() {
+        assert_eq!(
+            shell_quoted("target/release/rtcore"),
+            "target/release/rtcore"
+        );
+        assert_eq!(shell_quoted("/my dir/rtcore"), "'/my dir/rtcore'");
+        assert_eq!(shell_quoted("/it's/rtcore"), "'/it'\\''s/rtcore'");
+        assert_eq!(shell_quoted(""), "''");
+    }
 }
