@@ -1805,7 +1805,7 @@ rtc_status rtc_counter(const char *name, int64_t value);
  * Returns `RTC_OK`; `RTC_ERR_NULL` for a NULL `path`, or a NULL `buf` with
  * `len > 0`; `RTC_ERR_INVALID_ARGUMENT` for a non-UTF-8 path or a `len`
  * above `PTRDIFF_MAX`; `RTC_ERR_IO` if the file cannot be read (as
- * `rtc_trace_check_file`: a FIFO nobody writes to is refused at once);
+ * `rtc_trace_check_file`: a FIFO nobody writes to within 5 s is refused);
  * `RTC_ERR_BAD_TRACE` for an inconsistent or corrupt trace, or one cut
  * before its first generation ended (the reader's message, the report
  * `rtc_trace_check_file` gives, is in `rtc_last_error_message`).
@@ -1832,7 +1832,9 @@ rtc_status rtc_trace_check(const uint8_t *data, size_t len, char *report, size_t
  * `rtc_trace_check` on the file at `path`. The file is read as it is
  * checked, never whole: memory stays bounded by its largest generation.
  * Any file can be named: a FIFO is read as a stream while somebody writes
- * to it (one nobody writes to is `RTC_ERR_IO` at once, never a wait).
+ * to it: a writer that comes within 5 s is waited for (so a check may
+ * start before the program tracing into the FIFO, which needs a reader),
+ * and a FIFO nobody writes to by then is `RTC_ERR_IO`, never a hang.
  *
  * Returns as `rtc_trace_check`, and `RTC_ERR_IO` if the file cannot be
  * read (the verdict on a file that can is never `RTC_ERR_IO`: the same
