@@ -3,8 +3,14 @@
 //! Invariants:
 //! - `Held::entries[..len]` are the locks held, oldest first; slots past
 //!   `len` are stale and never read (always go through `entries()`).
-//! - `Held::ranks` has bit r set iff some held entry has rank r (set on
-//!   push; on remove, cleared when no other entry has the rank).
+//! - `Held::ranks` has bit r set iff some held entry has rank r.
+//! - For every held rank, exactly one entry of that rank carries `FIRST`:
+//!   the oldest. So popping the newest entry clears its rank's bit iff it
+//!   is `FIRST` (no other entry of its rank can be newer, and an older one
+//!   would carry `FIRST` itself): the uncontended unlock (`pop_top`) needs
+//!   no scan. Removing a `FIRST` entry from the middle (`remove`, an
+//!   out-of-order release) passes `FIRST` to the next entry of its rank, or
+//!   clears the bit when there is none.
 //! - The record is only touched by its own thread; it lives in a thread-local
 //!   and is never shared, so it needs no lock.
 //! - The order check costs O(WORDS) regardless of how many locks are held:
@@ -58,6 +64,7 @@ impl LockKind {
 /// One lock this thread holds: four words, since every acquisition writes
 /// one (its name is read from the lock, which is alive while held).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct HeldLock {
     /// Address of the lock object (identity).
     pub addr: usize,
@@ -69,13 +76,25 @@ pub struct HeldLock {
     rank: u16,
     /// A `LockKind` (a byte, so that all-zero memory is a valid record).
     kind: u8,
-    /// SHARED | TRIED.
+    /// SHARED | TRIED | FIRST.
     flags: u8,
 }
 
 const SHARED: u8 = 1;
 const TRIED: u8 = 2;
+/// The oldest held entry of its rank (see the invariants); set by `push`.
+const FIRST: u8 = 4;
 const _: () = assert!(std::mem::size_of::<HeldLock>() == 32 && MAX_RANKS <= 1 << 16);
+// The layout `Held::push_entry` writes as four words.
+const _: () = assert!(
+    std::mem::offset_of!(HeldLock, addr) == 0
+        && std::mem::offset_of!(HeldLock, file) == 8
+        && std::mem::offset_of!(HeldLock, key) == 16
+        && std::mem::offset_of!(HeldLock, line) == 24
+        && std::mem::offset_of!(HeldLock, rank) == 28
+        && std::mem::offset_of!(HeldLock, kind) == 30
+        && std::mem::offset_of!(HeldLock, flags) == 31
+);
 
 impl HeldLock {
     #[allow(clippy::too_many_arguments)]
@@ -193,20 +212,47 @@ mod place {
     );
 
     #[inline(always)]
-    pub fn record() -> *mut Held {
+    fn record_tls() -> *mut Held {
         let p: usize;
         // SAFETY: the TLS descriptor sequence returns the calling thread's
         // address of `rtcore_held_record`; it clobbers rax and the flags.
+        //
+        // `nostack`, with the stack handled here: the call's return address
+        // goes below the red zone (which the compiler may be using), on a
+        // 16-byte aligned stack (the descriptor's slow path calls into the
+        // dynamic linker), and the stack pointer is restored from a
+        // register the descriptor call preserves. Without `nostack` the
+        // compiler aligns the stack itself, with a push in the prologue of
+        // every lock export: a store before the locked instruction, which
+        // x86 makes wait.
         unsafe {
             std::arch::asm!(
+                "movq %rsp, {sp}",
+                "leaq -128(%rsp), %rsp",
+                "andq $-16, %rsp",
                 "leaq rtcore_held_record@TLSDESC(%rip), %rax",
                 "call *rtcore_held_record@TLSCALL(%rax)",
+                "movq {sp}, %rsp",
                 "addq %fs:0, %rax",
+                sp = out(reg) _,
                 out("rax") p,
-                options(att_syntax, pure, nomem),
+                options(att_syntax, pure, nomem, nostack),
             );
         }
         p as *mut Held
+    }
+
+    #[inline(always)]
+    pub fn record() -> *mut Held {
+        record_tls()
+    }
+
+    /// This thread's id and record (the id 0 until the first full path).
+    #[inline(always)]
+    pub fn me_and_record() -> (u64, *mut Held) {
+        let h = record_tls();
+        // SAFETY: this thread's record (see `held_mut`).
+        (unsafe { (*h).me }, h)
     }
 }
 
@@ -230,6 +276,12 @@ mod place {
     #[inline(always)]
     pub fn record() -> *mut Held {
         HELD.with(|h| h.get())
+    }
+    #[inline(always)]
+    pub fn me_and_record() -> (u64, *mut Held) {
+        let h = record();
+        // SAFETY: this thread's record (see `held_mut`).
+        (unsafe { (*h).me }, h)
     }
 }
 
@@ -264,6 +316,18 @@ pub unsafe fn held_mut<'a>() -> &'a mut Held {
     // SAFETY: this thread's own record, valid for the thread's life; the
     // caller promises no other reference exists.
     unsafe { &mut *place::record() }
+}
+
+/// `held_mut` with this thread's id (0 until the thread's first full
+/// path assigns it), from one look at the record.
+///
+/// # Safety
+/// As `held_mut`.
+#[inline(always)]
+pub unsafe fn me_and_held<'a>() -> (u64, &'a mut Held) {
+    let (me, p) = place::me_and_record();
+    // SAFETY: as in `held_mut`.
+    (me, unsafe { &mut *p })
 }
 
 /// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
@@ -374,37 +438,126 @@ impl Held {
 
     /// Record an acquisition. The caller checked `!is_full()`.
     #[inline(always)]
-    pub fn push(&mut self, e: HeldLock) {
+    pub fn push(&mut self, mut e: HeldLock) {
+        if !self.ranks.contains(e.rank()) {
+            e.flags |= FIRST;
+        }
+        self.push_entry(e);
+    }
+
+    /// `push` for a caller that knows `e`'s rank is not held (the fast
+    /// paths: `needs_check` said so), and checked `!is_full()`.
+    #[inline(always)]
+    pub fn push_first(&mut self, mut e: HeldLock) {
+        debug_assert!(!self.ranks.contains(e.rank()));
+        e.flags |= FIRST;
+        self.push_entry(e);
+    }
+
+    #[inline(always)]
+    fn push_entry(&mut self, e: HeldLock) {
         self.ranks.insert(e.rank());
-        self.entries[self.len] = e;
-        self.len += 1;
+        let len = self.len;
+        debug_assert!(len < MAX_HELD);
+        // Indexed without a bounds check: a check is a call to a panic
+        // function, whose presence makes the fast path save a register
+        // (a store before the next locked instruction). `len < MAX_HELD`:
+        // every caller checked `!is_full()`, and `len` only changes here
+        // and in the removals below.
+        // SAFETY: as just said.
+        unsafe { Self::write_entry(self.entries.as_mut_ptr().add(len), e) };
+        self.len = len + 1;
+    }
+
+    /// Written as four words: the compiler writes the last word's four
+    /// fields one by one otherwise (stores, which the next locked
+    /// instruction waits for).
+    ///
+    /// # Safety
+    /// `to` is valid for writes.
+    #[cfg(target_endian = "little")]
+    #[inline(always)]
+    unsafe fn write_entry(to: *mut HeldLock, e: HeldLock) {
+        let last = u64::from(e.line)
+            | (u64::from(e.rank) << 32)
+            | (u64::from(e.kind) << 48)
+            | (u64::from(e.flags) << 56);
+        // SAFETY: the caller's promise; a `HeldLock` is these four words
+        // (`repr(C)`, the offsets asserted above), little-endian.
+        unsafe {
+            to.cast::<[u64; 4]>()
+                .write([e.addr as u64, e.file as u64, e.key, last])
+        };
+    }
+
+    /// # Safety
+    /// `to` is valid for writes.
+    #[cfg(not(target_endian = "little"))]
+    #[inline(always)]
+    unsafe fn write_entry(to: *mut HeldLock, e: HeldLock) {
+        // SAFETY: the caller's promise.
+        unsafe { to.write(e) };
+    }
+
+    /// The uncontended unlock's removal: if the newest entry is `addr`'s,
+    /// drop it (clearing its rank's bit if it is `FIRST`) and say true.
+    /// No scan, no call, no panic.
+    #[inline(always)]
+    pub fn pop_top(&mut self, addr: usize) -> bool {
+        let len = self.len;
+        if len == 0 {
+            return false;
+        }
+        debug_assert!(len <= MAX_HELD);
+        // SAFETY: 0 < len <= MAX_HELD (the invariants).
+        let top = unsafe { &*self.entries.as_ptr().add(len - 1) };
+        if top.addr != addr {
+            return false;
+        }
+        if top.flags & FIRST != 0 {
+            let r = top.rank() as usize;
+            debug_assert!(r < MAX_RANKS);
+            // SAFETY: entries hold rank ids below MAX_RANKS (`fast_ready`,
+            // `ready`), so the word index is below WORDS.
+            unsafe { *self.ranks.0.get_unchecked_mut(r / 64) &= !(1u64 << (r % 64)) };
+        }
+        self.len = len - 1;
+        true
+    }
+
+    /// Is there an entry for `addr`? (Loads only, no call.)
+    #[inline(always)]
+    pub fn holds(&self, addr: usize) -> bool {
+        self.entries().iter().any(|e| e.addr == addr)
     }
 
     /// Remove the most recent entry for `addr`; releases may be out of order.
-    #[inline(always)]
     pub fn remove(&mut self, addr: usize) -> Option<HeldLock> {
-        let i = if self.len > 0 && self.entries[self.len - 1].addr == addr {
-            self.len - 1
-        } else {
-            self.entries[..self.len]
-                .iter()
-                .rposition(|e| e.addr == addr)?
-        };
+        let i = self.entries[..self.len]
+            .iter()
+            .rposition(|e| e.addr == addr)?;
         let e = self.entries[i];
-        // A plain loop, not `copy_within`: that is a call to memmove, and
-        // a call anywhere in the unlock path makes it save registers.
-        for j in i..self.len - 1 {
-            self.entries[j] = self.entries[j + 1];
-        }
+        self.entries.copy_within(i + 1..self.len, i);
         self.len -= 1;
-        if !self.entries[..self.len].iter().any(|x| x.rank == e.rank) {
-            self.ranks.remove(e.rank());
+        if e.flags & FIRST != 0 {
+            // The next entry of its rank (now at i or above) is the oldest.
+            match self.entries[i..self.len]
+                .iter_mut()
+                .find(|x| x.rank == e.rank)
+            {
+                Some(next) => next.flags |= FIRST,
+                None => self.ranks.remove(e.rank()),
+            }
         }
         Some(e)
     }
 
+    #[inline(always)]
     pub fn entries(&self) -> &[HeldLock] {
-        &self.entries[..self.len]
+        debug_assert!(self.len <= MAX_HELD);
+        // SAFETY: len <= MAX_HELD (the invariants); unchecked, so that no
+        // fast path has a call to a panic function.
+        unsafe { self.entries.get_unchecked(..self.len) }
     }
 
     pub fn find(&self, addr: usize) -> Option<&HeldLock> {
