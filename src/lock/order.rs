@@ -173,14 +173,26 @@ const EMPTY: HeldLock = HeldLock {
 ///
 /// It has no destructor, so the thread-local needs no registration and is
 /// usable until the thread's last instruction (late C++ destructors that
-/// unlock included), and its access compiles to a plain TLS address.
+/// unlock included), and its access compiles to a plain TLS address. (The
+/// fast way to it, `place`'s table, is given up by a destructor of its
+/// own; the record stays.)
 pub struct Held {
     pub me: u64,
     len: usize,
     entries: [HeldLock; MAX_HELD],
     /// Bit r set iff some entry has rank r.
     pub ranks: RankSet,
+    /// This thread's claim on a slot of `place`'s table (`SLOT_*`).
+    slot: u8,
 }
+
+/// Not claimed yet (`with_held` tries).
+const SLOT_UNCLAIMED: u8 = 0;
+/// Claimed: the table finds this record.
+const SLOT_CLAIMED: u8 = 1;
+/// Never again: the slot was taken by another thread, or this thread is
+/// exiting and gave it back (its last calls find the record the slow way).
+const SLOT_NEVER: u8 = 2;
 
 /// Where this thread's record lives. On x86-64 Linux: a thread-local
 /// block of its own (all zeroes: an empty record), reached through a TLS
@@ -191,7 +203,10 @@ pub struct Held {
 /// (docs/benchmarks.md). Like the `thread_local!`, it has no destructor and
 /// lasts the thread's life; the dynamic linker places it in static TLS
 /// when it can and falls back to a dynamic block (never a dlopen failure,
-/// unlike an initial-exec variable).
+/// unlike an initial-exec variable). A dynamic block (a dlopen'd library)
+/// costs a walk of the thread's DTV and two spilled registers per call, so
+/// the fast paths find the record first through a table keyed by the
+/// thread pointer (`slots.rs`), with no call at all.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod place {
     use super::Held;
@@ -211,6 +226,9 @@ mod place {
         size = const std::mem::size_of::<Held>(),
     );
 
+    /// The record through the TLS descriptor (always right, slower: for a
+    /// dynamic TLS block, as in a dlopen'd library, the descriptor's
+    /// function walks the thread's DTV and spills two registers).
     #[inline(always)]
     fn record_tls() -> *mut Held {
         let p: usize;
@@ -242,17 +260,108 @@ mod place {
         p as *mut Held
     }
 
+    // The fast way: a table from thread pointer to (id, record).
+    //
+    // The thread pointer (`%fs:0`, the TCB's own address, which the x86-64
+    // TLS ABI puts in its first word) is one load with no call; a slot of
+    // a fixed table, chosen by hashing it, holds the thread's id and record
+    // address (the protocol and its invariants: `slots.rs`). A thread
+    // claims a slot on its first full path while rtcore runs (when the
+    // fork handler that clears the table in a child is registered), frees
+    // it as it ends (a thread-local destructor), and its calls after that
+    // (late destructors) take the descriptor path, as do those of a thread
+    // whose slot another thread holds (a hash collision): slower, never
+    // wrong.
+
+    use super::super::slots::Slot;
+
+    const SLOT_BITS: u32 = 10;
+
+    #[repr(align(32))]
+    struct Aligned(Slot);
+
+    static SLOTS: [Aligned; 1 << SLOT_BITS] = [const { Aligned(Slot::new()) }; 1 << SLOT_BITS];
+
+    #[inline(always)]
+    fn thread_pointer() -> u64 {
+        let tp: u64;
+        // SAFETY: reads the TCB's self pointer (constant for the thread).
+        unsafe {
+            std::arch::asm!(
+                "movq %fs:0, {}",
+                out(reg) tp,
+                options(att_syntax, pure, nomem, nostack, preserves_flags),
+            );
+        }
+        tp
+    }
+
+    #[inline(always)]
+    fn slot(tp: u64) -> &'static Slot {
+        // Fibonacci hashing: the TCBs of threads sit at the same offset in
+        // their stack mappings, so the low bits alone would collide.
+        let i = tp.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOT_BITS);
+        &SLOTS[i as usize].0
+    }
+
     #[inline(always)]
     pub fn record() -> *mut Held {
-        record_tls()
+        me_and_record().1
     }
 
     /// This thread's id and record (the id 0 until the first full path).
     #[inline(always)]
     pub fn me_and_record() -> (u64, *mut Held) {
+        let tp = thread_pointer();
+        if let Some((me, rec)) = slot(tp).lookup(tp) {
+            return (me, rec as *mut Held);
+        }
         let h = record_tls();
         // SAFETY: this thread's record (see `held_mut`).
         (unsafe { (*h).me }, h)
+    }
+
+    /// Frees the slot as the thread ends.
+    struct Release;
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let tp = thread_pointer();
+            slot(tp).release(tp);
+            // SAFETY: this thread's record; a destructor runs outside any
+            // `with_held`, so nothing else refers to it.
+            unsafe { (*record_tls()).slot = super::SLOT_NEVER };
+        }
+    }
+
+    thread_local! {
+        static RELEASE: Release = const { Release };
+    }
+
+    /// Claim a slot for this thread's record (`with_held`, once).
+    #[cold]
+    #[inline(never)]
+    pub fn claim(h: &mut Held) {
+        if crate::base::state::running_mode_bits().is_none() || h.me == 0 {
+            return; // not yet: the fork handler may not be registered
+        }
+        h.slot = super::SLOT_NEVER;
+        // Registers the destructor; fails if the thread is ending.
+        if RELEASE.try_with(|_| ()).is_err() {
+            return;
+        }
+        let tp = thread_pointer();
+        if slot(tp).claim(tp, record_tls() as u64, h.me) {
+            h.slot = super::SLOT_CLAIMED;
+        }
+    }
+
+    /// In a forked child: free every slot but this thread's.
+    pub fn after_fork_child() {
+        let tp = thread_pointer();
+        for s in &SLOTS {
+            s.0.clear_unless(tp);
+        }
     }
 }
 
@@ -269,6 +378,7 @@ mod place {
                 len: 0,
                 entries: [EMPTY; MAX_HELD],
                 ranks: RankSet([0; WORDS]),
+                slot: SLOT_UNCLAIMED,
             })
         };
     }
@@ -277,12 +387,19 @@ mod place {
     pub fn record() -> *mut Held {
         HELD.with(|h| h.get())
     }
+
+    pub fn claim(h: &mut Held) {
+        h.slot = SLOT_NEVER;
+    }
+
     #[inline(always)]
     pub fn me_and_record() -> (u64, *mut Held) {
         let h = record();
         // SAFETY: this thread's record (see `held_mut`).
         (unsafe { (*h).me }, h)
     }
+
+    pub fn after_fork_child() {}
 }
 
 /// Run `f` with this thread's record. `f` must not re-enter `with_held`
@@ -299,6 +416,9 @@ pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
     let h = unsafe { &mut *p };
     if h.me == 0 {
         assign_id(h);
+    }
+    if h.slot == SLOT_UNCLAIMED {
+        place::claim(h);
     }
     f(h)
 }
@@ -319,7 +439,7 @@ pub unsafe fn held_mut<'a>() -> &'a mut Held {
 }
 
 /// `held_mut` with this thread's id (0 until the thread's first full
-/// path assigns it), from one look at the record.
+/// path assigns it), which the fast way finds beside the record's address.
 ///
 /// # Safety
 /// As `held_mut`.
@@ -357,6 +477,7 @@ pub fn held_verb(e: &HeldLock) -> &'static str {
 
 /// In a forked child: reset the report lock (its holder may not exist).
 pub fn after_fork_child() {
+    place::after_fork_child();
     super::report::after_fork_child();
     // SAFETY: called from the child's atfork handler (only this thread).
     unsafe { super::mutex::NAMES.reset_after_fork() };
