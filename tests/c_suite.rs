@@ -65,6 +65,7 @@ c_programs!(
     test_scenarios,
     test_stress,
     test_sysmon,
+    test_thread_reuse,
     test_trace,
     test_trace_mutations,
     test_world,

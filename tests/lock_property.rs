@@ -29,6 +29,9 @@ impl Rng {
     }
 }
 
+/// The tests count the process-wide violations: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn violations() -> u64 {
     let mut n = 0;
     assert_eq!(rtc_lockrank_violations(&mut n), RTC_OK);
@@ -68,7 +71,9 @@ fn zeroed_mutex() -> Box<rtc_mutex> {
 
 #[test]
 fn allowed_orders_never_reported_forbidden_always() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
+    while next_report().is_some() {}
     let mut rng = Rng(0xdead_beef_1234_5678);
     for round in 0..12 {
         let n = 3 + rng.below(12) as usize;
@@ -162,5 +167,93 @@ fn allowed_orders_never_reported_forbidden_always() {
                 assert_eq!(rtc_mutex_unlock(&mut *locks[i]), RTC_OK);
             }
         }
+    }
+}
+
+/// Several locks of one rank (nestable, taken in increasing key order) and
+/// of others, released in random orders: the held ranks the checker sees
+/// must always be those of the locks still held (an out-of-order release
+/// of the oldest lock of a rank must leave the rank held while another of
+/// it is; the last one's release must clear it). Probed by taking a lock
+/// whose rank may not follow: reported exactly when its rank's successor
+/// is still held.
+#[test]
+fn same_rank_releases_in_any_order_keep_the_held_ranks() {
+    use rtcore::ffi::mutex::rtc_mutex_lock_keyed;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
+    while next_report().is_some() {}
+    let src = "NONE < nx_lo;\nnx_lo < nx_mid;\nnx_mid < nx_hi;\nnestable: nx_mid;\n";
+    let csrc = CString::new(src).unwrap();
+    assert_eq!(
+        rtc_ranks_load(csrc.as_ptr(), c"nest.ranks".as_ptr()),
+        RTC_OK
+    );
+    let init = |rank: &std::ffi::CStr| {
+        let mut m = zeroed_mutex();
+        assert_eq!(
+            rtc_mutex_init(&mut *m, rank.as_ptr(), rank.as_ptr()),
+            RTC_OK
+        );
+        m
+    };
+    let mut mids: Vec<Box<rtc_mutex>> = (0..4).map(|_| init(c"nx_mid")).collect();
+    let mut hi = init(c"nx_hi");
+    let mut lo = init(c"nx_lo");
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    for round in 0..300 {
+        // Take k mids in increasing key order, maybe the hi on top.
+        let k = 1 + rng.below(4) as usize;
+        let mut held: Vec<usize> = Vec::new();
+        for (i, m) in mids.iter_mut().enumerate().take(k) {
+            assert_eq!(rtc_mutex_lock_keyed(&mut **m, 10 + i as u64), RTC_OK);
+            held.push(i);
+        }
+        let with_hi = rng.below(2) == 0;
+        if with_hi {
+            assert_eq!(rtc_mutex_lock(&mut *hi), RTC_OK);
+        }
+        // Release the mids in a random order, probing after each release:
+        // taking `lo` (below nx_mid) is a violation while any mid is held.
+        while !held.is_empty() {
+            let j = rng.below(held.len() as u64) as usize;
+            let i = held.remove(j);
+            assert_eq!(rtc_mutex_unlock(&mut *mids[i]), RTC_OK);
+            let before = violations();
+            assert_eq!(rtc_mutex_lock(&mut *lo), RTC_OK);
+            let reported = violations() - before;
+            assert_eq!(rtc_mutex_unlock(&mut *lo), RTC_OK);
+            // With the hi held, lo is reported for it anyway (one report
+            // per acquisition).
+            let expect = u64::from(!held.is_empty() || with_hi);
+            assert_eq!(
+                reported, expect,
+                "round {round}: probe with mids {held:?} held (hi: {with_hi})"
+            );
+            // The queued report (not printed): lo wanted, against a
+            // held mid or the hi.
+            match next_report() {
+                Some((wanted, conflicts)) => {
+                    assert!(expect == 1 && wanted == "nx_lo", "{wanted} {conflicts:?}");
+                    assert!(
+                        !conflicts.is_empty()
+                            && conflicts.iter().all(|r| r == "nx_mid" || r == "nx_hi"),
+                        "{conflicts:?}"
+                    );
+                }
+                None => assert_eq!(expect, 0, "round {round}: no report queued"),
+            }
+        }
+        if with_hi {
+            assert_eq!(rtc_mutex_unlock(&mut *hi), RTC_OK);
+        }
+        let before = violations();
+        assert_eq!(rtc_mutex_lock(&mut *lo), RTC_OK);
+        assert_eq!(
+            violations(),
+            before,
+            "round {round}: nothing held, lo reported"
+        );
+        assert_eq!(rtc_mutex_unlock(&mut *lo), RTC_OK);
     }
 }

@@ -1,4 +1,5 @@
-//! loom models of the rtc_mutex lock-word protocol (src/lock/word.rs),
+//! loom models of the rtc_mutex lock-word protocol (src/lock/word.rs) and
+//! of the table that finds a thread's held record (src/lock/slots.rs),
 //! driving the production code through the `sync` shim, and the
 //! deliberately broken variants each model must catch.
 //!
@@ -29,6 +30,7 @@ mod models {
     use loom::sync::Arc;
     use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
     use loom::thread;
+    use rtcore::lock::slots::{Slot, broken as slots_broken};
     use rtcore::lock::word::{LockWord, broken};
 
     struct Shared {
@@ -115,6 +117,71 @@ mod models {
         });
     }
 
+    // The record table (src/lock/slots.rs). Thread pointers and records
+    // are plain numbers here: thread A (pointer 16, record 100, id 1)
+    // claims, looks itself up and ends (frees its slot); thread C (pointer
+    // 32, record 300, id 3) shares the slot (a hash collision) and claims
+    // and looks up concurrently; after A is joined, thread B gets A's
+    // pointer (glibc reuses TCBs: record 200, id 2) and looks up before and
+    // after its own claim. Every lookup may only return what the thread
+    // with that pointer stored itself.
+    type Claim = fn(&Slot, u64, u64, u64) -> bool;
+    type Free = fn(&Slot, u64);
+
+    fn prod_claim(s: &Slot, tp: u64, rec: u64, me: u64) -> bool {
+        s.claim(tp, rec, me)
+    }
+
+    fn prod_free(s: &Slot, tp: u64) {
+        s.release(tp)
+    }
+
+    /// One thread's life on the slot: look up (nothing of its own yet),
+    /// claim, look up (its own entry, if the claim won), end.
+    fn slot_life(s: &Slot, tp: u64, rec: u64, me: u64, claim: Claim, free: Free) {
+        if let Some(got) = s.lookup(tp) {
+            panic!(
+                "invariant 'freed before reuse' violated: thread {me} found {got:?} before it claimed"
+            );
+        }
+        let won = claim(s, tp, rec, me);
+        match s.lookup(tp) {
+            Some(got) if got != (me, rec) => panic!(
+                "invariant 'own entries only' violated: thread {me} found {got:?}, not its own"
+            ),
+            Some(_) if !won => panic!(
+                "invariant 'own entries only' violated: thread {me} lost the claim but found an entry"
+            ),
+            None if won => panic!(
+                "invariant 'own entries only' violated: thread {me} claimed, but another thread took its slot"
+            ),
+            _ => {}
+        }
+        free(s, tp);
+    }
+
+    fn slot_model(claim: Claim, free: Free) {
+        loom::model(move || {
+            let s = Arc::new(Slot::new());
+            let c = {
+                let s = s.clone();
+                thread::spawn(move || slot_life(&s, 32, 300, 3, claim, free))
+            };
+            let a = {
+                let s = s.clone();
+                thread::spawn(move || slot_life(&s, 16, 100, 1, claim, free))
+            };
+            a.join().unwrap();
+            // A has ended: B may be given its thread pointer.
+            let b = {
+                let s = s.clone();
+                thread::spawn(move || slot_life(&s, 16, 200, 2, claim, free))
+            };
+            b.join().unwrap();
+            c.join().unwrap();
+        });
+    }
+
     pub fn main() {
         let args: Vec<String> = std::env::args().collect();
         if let Some(i) = args.iter().position(|a| a == "--broken") {
@@ -122,6 +189,8 @@ mod models {
                 Some("acquire") => model(broken::acquire_check_then_store, prod_release),
                 Some("release") => model(prod_acquire, broken::release_forgetting_waiters),
                 Some("reserver") => model(prod_acquire, broken::release_ignoring_reserver),
+                Some("slot-claim") => slot_model(slots_broken::claim_check_then_store, prod_free),
+                Some("slot-free") => slot_model(prod_claim, slots_broken::release_forgetting),
                 other => panic!("unknown broken variant {other:?}"),
             }
             return;
@@ -165,11 +234,14 @@ mod models {
         println!("  executions reached the reservation {reserved} times");
         run("the model reaches the fairness path", reserved > 0);
 
+        let r = std::panic::catch_unwind(|| slot_model(prod_claim, prod_free));
+        run("record table keeps its invariants", r.is_ok());
+
         // Each broken variant is caught, naming the invariant it breaks.
         // A check-then-store acquire lets two threads in; loom's first failing
         // execution shows it either as two holders or as the first holder's
         // release failing because the second overwrote the word.
-        let cases: [(&str, &[&str], &str); 3] = [
+        let cases: [(&str, &[&str], &str); 5] = [
             (
                 "acquire",
                 &[
@@ -180,6 +252,16 @@ mod models {
             ),
             ("release", &["deadlock"], "no lost wake-up"),
             ("reserver", &["deadlock"], "eventual fairness"),
+            (
+                "slot-claim",
+                &["invariant 'own entries only' violated"],
+                "own entries only",
+            ),
+            (
+                "slot-free",
+                &["invariant 'freed before reuse' violated"],
+                "freed before reuse",
+            ),
         ];
         for (variant, expect, invariant) in cases {
             let caught = loom_support::broken_caught(variant, expect);

@@ -4,7 +4,7 @@ use std::os::raw::c_char;
 
 use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
-use crate::lock::mutex::{Fast, MutexRef, rtc_mutex};
+use crate::lock::mutex::{Fast, MutexRef, UnlockFast, rtc_mutex};
 use crate::status::{Result, rtc_status};
 
 /// Check the pointer and build a view of it.
@@ -58,7 +58,9 @@ pub extern "C" fn rtc_mutex_init(
 /// Lock `mutex`, with no call site recorded. See `rtc_mutex_lock_at`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_lock(mutex: *mut rtc_mutex) -> rtc_status {
-    rtc_mutex_lock_at(mutex, std::ptr::null(), 0)
+    // Its own copy of the path, not a jump to the exported
+    // `rtc_mutex_lock_at` (an indirect jump through the GOT).
+    lock_at(mutex, None, std::ptr::null(), 0, false)
 }
 
 /// Lock `mutex`, recording the call site (`file`, NUL-terminated and static,
@@ -118,7 +120,7 @@ fn lock_at(
 /// fast path when the mutex is held; else the full path.
 #[cold]
 #[inline(never)]
-fn lock_cold(
+extern "C" fn lock_cold(
     mutex: *mut rtc_mutex,
     fast: u64,
     key: u64,
@@ -195,7 +197,7 @@ fn lock_slow(
 /// `rtc_mutex_lock_keyed_at`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_lock_keyed(mutex: *mut rtc_mutex, key: u64) -> rtc_status {
-    rtc_mutex_lock_keyed_at(mutex, key, std::ptr::null(), 0)
+    lock_at(mutex, Some(key), std::ptr::null(), 0, true)
 }
 
 /// Lock `mutex` as `rtc_mutex_lock_at` does, ordering it among locks of its
@@ -255,21 +257,40 @@ pub extern "C" fn rtc_mutex_trylock_at(
 /// `RTC_ERR_DESTROYED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_mutex_unlock(mutex: *mut rtc_mutex) -> rtc_status {
-    if lifecycle::running_mode().is_some()
+    let fast = if lifecycle::running_mode().is_some()
         && !mutex.is_null()
         && (mutex as usize) % align_of::<rtc_mutex>() == 0
     {
         // SAFETY: as in rtc_mutex_lock_at; `unlock_fast` cannot panic.
-        if unsafe { MutexRef::new(mutex) }.unlock_fast() {
-            return rtc_status::RTC_OK;
-        }
+        unsafe { MutexRef::new(mutex) }.unlock_fast()
+    } else {
+        UnlockFast::No
+    };
+    // Every other way out a tail call (the fast path then saves no
+    // register: a store before the next locked instruction).
+    match fast {
+        UnlockFast::Done => rtc_status::RTC_OK,
+        UnlockFast::Forget => unlock_forget(mutex),
+        UnlockFast::No => unlock_slow(mutex),
     }
-    unlock_slow(mutex)
+}
+
+/// Released out of order: drop the entry, out of line (and a tail call,
+/// so the fast path saves no register for it).
+#[cold]
+#[inline(never)]
+extern "C" fn unlock_forget(mutex: *mut rtc_mutex) -> rtc_status {
+    // Cannot panic (a bounded removal from this thread's record).
+    // SAFETY: checked by the caller's fast path (non-NULL, aligned).
+    unsafe { MutexRef::new(mutex) }.forget();
+    // Opaque, so that the caller does not fold the constant and call this
+    // (saving a register for the call) instead of jumping to it.
+    std::hint::black_box(rtc_status::RTC_OK)
 }
 
 #[cold]
 #[inline(never)]
-fn unlock_slow(mutex: *mut rtc_mutex) -> rtc_status {
+extern "C" fn unlock_slow(mutex: *mut rtc_mutex) -> rtc_status {
     // No lifecycle check: releasing keeps working after rtc_shutdown, so
     // a lock held across it can still be released and its waiters woken.
     with_mutex(mutex, "rtc_mutex_unlock", |m| m.unlock())

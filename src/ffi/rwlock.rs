@@ -82,7 +82,7 @@ const EXPORTS: [&str; 6] = [
 /// in bit 4, a key given in bit 5).
 #[cold]
 #[inline(never)]
-fn lock_cold(
+extern "C" fn lock_cold(
     l: *mut rtc_rwlock,
     fast: u64,
     key: u64,
@@ -148,7 +148,9 @@ pub extern "C" fn rtc_rwlock_init(
 /// `rtc_rwlock_rdlock_at`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_rwlock_rdlock(rwlock: *mut rtc_rwlock) -> rtc_status {
-    rtc_rwlock_rdlock_at(rwlock, std::ptr::null(), 0)
+    // Its own copy of the path, not a jump to the exported `_at` function
+    // (an indirect jump through the GOT).
+    lock_at(rwlock, true, None, std::ptr::null(), 0, 0)
 }
 
 /// Lock `rwlock` for reading (shared with other readers), recording the
@@ -179,7 +181,8 @@ pub extern "C" fn rtc_rwlock_rdlock_at(
 /// `rtc_rwlock_wrlock_at`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_rwlock_wrlock(rwlock: *mut rtc_rwlock) -> rtc_status {
-    rtc_rwlock_wrlock_at(rwlock, std::ptr::null(), 0)
+    // As `rtc_rwlock_rdlock`.
+    lock_at(rwlock, false, None, std::ptr::null(), 0, 2)
 }
 
 /// Lock `rwlock` for writing (exclusive), recording the call site
@@ -291,31 +294,52 @@ pub extern "C" fn rtc_rwlock_trywrlock_at(
 /// `RTC_ERR_DESTROYED`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rtc_rwlock_unlock(rwlock: *mut rtc_rwlock) -> rtc_status {
-    if lifecycle::running_mode().is_some()
+    let fast = if lifecycle::running_mode().is_some()
         && !rwlock.is_null()
         && (rwlock as usize) % align_of::<rtc_rwlock>() == 0
     {
         // SAFETY: as in `lock_at`; `unlock_fast` cannot panic.
-        match unsafe { RwLockRef::new(rwlock) }.unlock_fast() {
-            UnlockFast::Done => return rtc_status::RTC_OK,
-            UnlockFast::DoneWakeWriter => return wake_writer(rwlock),
-            UnlockFast::No => {}
-        }
+        unsafe { RwLockRef::new(rwlock) }.unlock_fast()
+    } else {
+        UnlockFast::No
+    };
+    // Every other way out a tail call (the fast path then saves no
+    // register: a store before the next locked instruction).
+    match fast {
+        UnlockFast::Done => rtc_status::RTC_OK,
+        UnlockFast::DoneWakeWriter => wake_writer(rwlock),
+        UnlockFast::Forget(wake) => unlock_forget(rwlock, wake),
+        UnlockFast::No => unlock_slow(rwlock),
     }
-    unlock_slow(rwlock)
 }
 
 #[cold]
 #[inline(never)]
-fn wake_writer(rwlock: *mut rtc_rwlock) -> rtc_status {
+extern "C" fn wake_writer(rwlock: *mut rtc_rwlock) -> rtc_status {
     // SAFETY: checked by the fast path.
     unsafe { RwLockRef::new(rwlock) }.wake_writer();
-    rtc_status::RTC_OK
+    // Opaque, so that the caller jumps here rather than calls (see the
+    // mutex's `unlock_forget`).
+    std::hint::black_box(rtc_status::RTC_OK)
+}
+
+/// Released out of order: drop the entry, then wake the parked writer if
+/// the fast path said so.
+#[cold]
+#[inline(never)]
+extern "C" fn unlock_forget(rwlock: *mut rtc_rwlock, wake: bool) -> rtc_status {
+    // SAFETY: checked by the fast path.
+    let r = unsafe { RwLockRef::new(rwlock) };
+    r.forget();
+    if wake {
+        r.wake_writer();
+    }
+    std::hint::black_box(rtc_status::RTC_OK)
 }
 
 #[cold]
 #[inline(never)]
-fn unlock_slow(rwlock: *mut rtc_rwlock) -> rtc_status {
+extern "C" fn unlock_slow(rwlock: *mut rtc_rwlock) -> rtc_status {
     // No lifecycle check: releasing keeps working after rtc_shutdown.
     with_rwlock(rwlock, "rtc_rwlock_unlock", |l| l.unlock())
 }

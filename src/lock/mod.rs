@@ -1,6 +1,7 @@
 //! Locks: the held-lock record and order checker (`order`), what a
 //! violation produces (`report`), `rtc_mutex` (`word`, `mutex`),
-//! `rtc_rwlock` (`rwword`, `rwlock`) and `rtc_cond`. A waiting thread
+//! `rtc_rwlock` (`rwword`, `rwlock`) and `rtc_cond`; `slots` is the
+//! protocol of the table that finds a thread's record fast. A waiting thread
 //! tells the world through `base::wait`, and publishes what it waits for
 //! and holds for sysmon's deadlock search (`waiters`).
 //!
@@ -19,6 +20,7 @@ pub mod report;
 #[cfg(not(loom))]
 pub mod rwlock;
 pub mod rwword;
+pub mod slots;
 #[cfg(not(loom))]
 pub mod waiters;
 pub mod word;

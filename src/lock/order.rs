@@ -3,8 +3,14 @@
 //! Invariants:
 //! - `Held::entries[..len]` are the locks held, oldest first; slots past
 //!   `len` are stale and never read (always go through `entries()`).
-//! - `Held::ranks` has bit r set iff some held entry has rank r (set on
-//!   push; on remove, cleared when no other entry has the rank).
+//! - `Held::ranks` has bit r set iff some held entry has rank r.
+//! - For every held rank, exactly one entry of that rank carries `FIRST`:
+//!   the oldest. So popping the newest entry clears its rank's bit iff it
+//!   is `FIRST` (no other entry of its rank can be newer, and an older one
+//!   would carry `FIRST` itself): the uncontended unlock (`pop_top`) needs
+//!   no scan. Removing a `FIRST` entry from the middle (`remove`, an
+//!   out-of-order release) passes `FIRST` to the next entry of its rank, or
+//!   clears the bit when there is none.
 //! - The record is only touched by its own thread; it lives in a thread-local
 //!   and is never shared, so it needs no lock.
 //! - The order check costs O(WORDS) regardless of how many locks are held:
@@ -58,6 +64,7 @@ impl LockKind {
 /// One lock this thread holds: four words, since every acquisition writes
 /// one (its name is read from the lock, which is alive while held).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct HeldLock {
     /// Address of the lock object (identity).
     pub addr: usize,
@@ -69,13 +76,25 @@ pub struct HeldLock {
     rank: u16,
     /// A `LockKind` (a byte, so that all-zero memory is a valid record).
     kind: u8,
-    /// SHARED | TRIED.
+    /// SHARED | TRIED | FIRST.
     flags: u8,
 }
 
 const SHARED: u8 = 1;
 const TRIED: u8 = 2;
+/// The oldest held entry of its rank (see the invariants); set by `push`.
+const FIRST: u8 = 4;
 const _: () = assert!(std::mem::size_of::<HeldLock>() == 32 && MAX_RANKS <= 1 << 16);
+// The layout `Held::push_entry` writes as four words.
+const _: () = assert!(
+    std::mem::offset_of!(HeldLock, addr) == 0
+        && std::mem::offset_of!(HeldLock, file) == 8
+        && std::mem::offset_of!(HeldLock, key) == 16
+        && std::mem::offset_of!(HeldLock, line) == 24
+        && std::mem::offset_of!(HeldLock, rank) == 28
+        && std::mem::offset_of!(HeldLock, kind) == 30
+        && std::mem::offset_of!(HeldLock, flags) == 31
+);
 
 impl HeldLock {
     #[allow(clippy::too_many_arguments)]
@@ -154,14 +173,26 @@ const EMPTY: HeldLock = HeldLock {
 ///
 /// It has no destructor, so the thread-local needs no registration and is
 /// usable until the thread's last instruction (late C++ destructors that
-/// unlock included), and its access compiles to a plain TLS address.
+/// unlock included), and its access compiles to a plain TLS address. (The
+/// fast way to it, `place`'s table, is given up by a destructor of its
+/// own; the record stays.)
 pub struct Held {
     pub me: u64,
     len: usize,
     entries: [HeldLock; MAX_HELD],
     /// Bit r set iff some entry has rank r.
     pub ranks: RankSet,
+    /// This thread's claim on a slot of `place`'s table (`SLOT_*`).
+    slot: u8,
 }
+
+/// Not claimed yet (`with_held` tries).
+const SLOT_UNCLAIMED: u8 = 0;
+/// Claimed: the table finds this record.
+const SLOT_CLAIMED: u8 = 1;
+/// Never again: the slot was taken by another thread, or this thread is
+/// exiting and gave it back (its last calls find the record the slow way).
+const SLOT_NEVER: u8 = 2;
 
 /// Where this thread's record lives. On x86-64 Linux: a thread-local
 /// block of its own (all zeroes: an empty record), reached through a TLS
@@ -172,7 +203,10 @@ pub struct Held {
 /// (docs/benchmarks.md). Like the `thread_local!`, it has no destructor and
 /// lasts the thread's life; the dynamic linker places it in static TLS
 /// when it can and falls back to a dynamic block (never a dlopen failure,
-/// unlike an initial-exec variable).
+/// unlike an initial-exec variable). A dynamic block (a dlopen'd library)
+/// costs a walk of the thread's DTV and two spilled registers per call, so
+/// the fast paths find the record first through a table keyed by the
+/// thread pointer (`slots.rs`), with no call at all.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod place {
     use super::Held;
@@ -192,21 +226,142 @@ mod place {
         size = const std::mem::size_of::<Held>(),
     );
 
+    /// The record through the TLS descriptor (always right, slower: for a
+    /// dynamic TLS block, as in a dlopen'd library, the descriptor's
+    /// function walks the thread's DTV and spills two registers).
     #[inline(always)]
-    pub fn record() -> *mut Held {
+    fn record_tls() -> *mut Held {
         let p: usize;
         // SAFETY: the TLS descriptor sequence returns the calling thread's
         // address of `rtcore_held_record`; it clobbers rax and the flags.
+        //
+        // `nostack`, with the stack handled here: the call's return address
+        // goes below the red zone (which the compiler may be using), on a
+        // 16-byte aligned stack (the descriptor's slow path calls into the
+        // dynamic linker), and the stack pointer is restored from a
+        // register the descriptor call preserves. Without `nostack` the
+        // compiler aligns the stack itself, with a push in the prologue of
+        // every lock export: a store before the locked instruction, which
+        // x86 makes wait.
         unsafe {
             std::arch::asm!(
+                "movq %rsp, {sp}",
+                "leaq -128(%rsp), %rsp",
+                "andq $-16, %rsp",
                 "leaq rtcore_held_record@TLSDESC(%rip), %rax",
                 "call *rtcore_held_record@TLSCALL(%rax)",
+                "movq {sp}, %rsp",
                 "addq %fs:0, %rax",
+                sp = out(reg) _,
                 out("rax") p,
-                options(att_syntax, pure, nomem),
+                options(att_syntax, pure, nomem, nostack),
             );
         }
         p as *mut Held
+    }
+
+    // The fast way: a table from thread pointer to (id, record).
+    //
+    // The thread pointer (`%fs:0`, the TCB's own address, which the x86-64
+    // TLS ABI puts in its first word) is one load with no call; a slot of
+    // a fixed table, chosen by hashing it, holds the thread's id and record
+    // address (the protocol and its invariants: `slots.rs`). A thread
+    // claims a slot on its first full path while rtcore runs (when the
+    // fork handler that clears the table in a child is registered), frees
+    // it as it ends (a thread-local destructor), and its calls after that
+    // (late destructors) take the descriptor path, as do those of a thread
+    // whose slot another thread holds (a hash collision): slower, never
+    // wrong.
+
+    use super::super::slots::Slot;
+
+    const SLOT_BITS: u32 = 10;
+
+    #[repr(align(32))]
+    struct Aligned(Slot);
+
+    static SLOTS: [Aligned; 1 << SLOT_BITS] = [const { Aligned(Slot::new()) }; 1 << SLOT_BITS];
+
+    #[inline(always)]
+    fn thread_pointer() -> u64 {
+        let tp: u64;
+        // SAFETY: reads the TCB's self pointer (constant for the thread).
+        unsafe {
+            std::arch::asm!(
+                "movq %fs:0, {}",
+                out(reg) tp,
+                options(att_syntax, pure, nomem, nostack, preserves_flags),
+            );
+        }
+        tp
+    }
+
+    #[inline(always)]
+    fn slot(tp: u64) -> &'static Slot {
+        // Fibonacci hashing: the TCBs of threads sit at the same offset in
+        // their stack mappings, so the low bits alone would collide.
+        let i = tp.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOT_BITS);
+        &SLOTS[i as usize].0
+    }
+
+    #[inline(always)]
+    pub fn record() -> *mut Held {
+        me_and_record().1
+    }
+
+    /// This thread's id and record (the id 0 until the first full path).
+    #[inline(always)]
+    pub fn me_and_record() -> (u64, *mut Held) {
+        let tp = thread_pointer();
+        if let Some((me, rec)) = slot(tp).lookup(tp) {
+            return (me, rec as *mut Held);
+        }
+        let h = record_tls();
+        // SAFETY: this thread's record (see `held_mut`).
+        (unsafe { (*h).me }, h)
+    }
+
+    /// Frees the slot as the thread ends.
+    struct Release;
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let tp = thread_pointer();
+            slot(tp).release(tp);
+            // SAFETY: this thread's record; a destructor runs outside any
+            // `with_held`, so nothing else refers to it.
+            unsafe { (*record_tls()).slot = super::SLOT_NEVER };
+        }
+    }
+
+    thread_local! {
+        static RELEASE: Release = const { Release };
+    }
+
+    /// Claim a slot for this thread's record (`with_held`, once).
+    #[cold]
+    #[inline(never)]
+    pub fn claim(h: &mut Held) {
+        if crate::base::state::running_mode_bits().is_none() || h.me == 0 {
+            return; // not yet: the fork handler may not be registered
+        }
+        h.slot = super::SLOT_NEVER;
+        // Registers the destructor; fails if the thread is ending.
+        if RELEASE.try_with(|_| ()).is_err() {
+            return;
+        }
+        let tp = thread_pointer();
+        if slot(tp).claim(tp, record_tls() as u64, h.me) {
+            h.slot = super::SLOT_CLAIMED;
+        }
+    }
+
+    /// In a forked child: free every slot but this thread's.
+    pub fn after_fork_child() {
+        let tp = thread_pointer();
+        for s in &SLOTS {
+            s.0.clear_unless(tp);
+        }
     }
 }
 
@@ -223,6 +378,7 @@ mod place {
                 len: 0,
                 entries: [EMPTY; MAX_HELD],
                 ranks: RankSet([0; WORDS]),
+                slot: SLOT_UNCLAIMED,
             })
         };
     }
@@ -231,6 +387,19 @@ mod place {
     pub fn record() -> *mut Held {
         HELD.with(|h| h.get())
     }
+
+    pub fn claim(h: &mut Held) {
+        h.slot = SLOT_NEVER;
+    }
+
+    #[inline(always)]
+    pub fn me_and_record() -> (u64, *mut Held) {
+        let h = record();
+        // SAFETY: this thread's record (see `held_mut`).
+        (unsafe { (*h).me }, h)
+    }
+
+    pub fn after_fork_child() {}
 }
 
 /// Run `f` with this thread's record. `f` must not re-enter `with_held`
@@ -248,6 +417,9 @@ pub fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
     if h.me == 0 {
         assign_id(h);
     }
+    if h.slot == SLOT_UNCLAIMED {
+        place::claim(h);
+    }
     f(h)
 }
 
@@ -264,6 +436,18 @@ pub unsafe fn held_mut<'a>() -> &'a mut Held {
     // SAFETY: this thread's own record, valid for the thread's life; the
     // caller promises no other reference exists.
     unsafe { &mut *place::record() }
+}
+
+/// `held_mut` with this thread's id (0 until the thread's first full
+/// path assigns it), which the fast way finds beside the record's address.
+///
+/// # Safety
+/// As `held_mut`.
+#[inline(always)]
+pub unsafe fn me_and_held<'a>() -> (u64, &'a mut Held) {
+    let (me, p) = place::me_and_record();
+    // SAFETY: as in `held_mut`.
+    (me, unsafe { &mut *p })
 }
 
 /// "mutex 'db' (rank db) locked at file.c:12", for sysmon's reports.
@@ -293,6 +477,7 @@ pub fn held_verb(e: &HeldLock) -> &'static str {
 
 /// In a forked child: reset the report lock (its holder may not exist).
 pub fn after_fork_child() {
+    place::after_fork_child();
     super::report::after_fork_child();
     // SAFETY: called from the child's atfork handler (only this thread).
     unsafe { super::mutex::NAMES.reset_after_fork() };
@@ -374,37 +559,126 @@ impl Held {
 
     /// Record an acquisition. The caller checked `!is_full()`.
     #[inline(always)]
-    pub fn push(&mut self, e: HeldLock) {
+    pub fn push(&mut self, mut e: HeldLock) {
+        if !self.ranks.contains(e.rank()) {
+            e.flags |= FIRST;
+        }
+        self.push_entry(e);
+    }
+
+    /// `push` for a caller that knows `e`'s rank is not held (the fast
+    /// paths: `needs_check` said so), and checked `!is_full()`.
+    #[inline(always)]
+    pub fn push_first(&mut self, mut e: HeldLock) {
+        debug_assert!(!self.ranks.contains(e.rank()));
+        e.flags |= FIRST;
+        self.push_entry(e);
+    }
+
+    #[inline(always)]
+    fn push_entry(&mut self, e: HeldLock) {
         self.ranks.insert(e.rank());
-        self.entries[self.len] = e;
-        self.len += 1;
+        let len = self.len;
+        debug_assert!(len < MAX_HELD);
+        // Indexed without a bounds check: a check is a call to a panic
+        // function, whose presence makes the fast path save a register
+        // (a store before the next locked instruction). `len < MAX_HELD`:
+        // every caller checked `!is_full()`, and `len` only changes here
+        // and in the removals below.
+        // SAFETY: as just said.
+        unsafe { Self::write_entry(self.entries.as_mut_ptr().add(len), e) };
+        self.len = len + 1;
+    }
+
+    /// Written as four words: the compiler writes the last word's four
+    /// fields one by one otherwise (stores, which the next locked
+    /// instruction waits for).
+    ///
+    /// # Safety
+    /// `to` is valid for writes.
+    #[cfg(target_endian = "little")]
+    #[inline(always)]
+    unsafe fn write_entry(to: *mut HeldLock, e: HeldLock) {
+        let last = u64::from(e.line)
+            | (u64::from(e.rank) << 32)
+            | (u64::from(e.kind) << 48)
+            | (u64::from(e.flags) << 56);
+        // SAFETY: the caller's promise; a `HeldLock` is these four words
+        // (`repr(C)`, the offsets asserted above), little-endian.
+        unsafe {
+            to.cast::<[u64; 4]>()
+                .write([e.addr as u64, e.file as u64, e.key, last])
+        };
+    }
+
+    /// # Safety
+    /// `to` is valid for writes.
+    #[cfg(not(target_endian = "little"))]
+    #[inline(always)]
+    unsafe fn write_entry(to: *mut HeldLock, e: HeldLock) {
+        // SAFETY: the caller's promise.
+        unsafe { to.write(e) };
+    }
+
+    /// The uncontended unlock's removal: if the newest entry is `addr`'s,
+    /// drop it (clearing its rank's bit if it is `FIRST`) and say true.
+    /// No scan, no call, no panic.
+    #[inline(always)]
+    pub fn pop_top(&mut self, addr: usize) -> bool {
+        let len = self.len;
+        if len == 0 {
+            return false;
+        }
+        debug_assert!(len <= MAX_HELD);
+        // SAFETY: 0 < len <= MAX_HELD (the invariants).
+        let top = unsafe { &*self.entries.as_ptr().add(len - 1) };
+        if top.addr != addr {
+            return false;
+        }
+        if top.flags & FIRST != 0 {
+            let r = top.rank() as usize;
+            debug_assert!(r < MAX_RANKS);
+            // SAFETY: entries hold rank ids below MAX_RANKS (`fast_ready`,
+            // `ready`), so the word index is below WORDS.
+            unsafe { *self.ranks.0.get_unchecked_mut(r / 64) &= !(1u64 << (r % 64)) };
+        }
+        self.len = len - 1;
+        true
+    }
+
+    /// Is there an entry for `addr`? (Loads only, no call.)
+    #[inline(always)]
+    pub fn holds(&self, addr: usize) -> bool {
+        self.entries().iter().any(|e| e.addr == addr)
     }
 
     /// Remove the most recent entry for `addr`; releases may be out of order.
-    #[inline(always)]
     pub fn remove(&mut self, addr: usize) -> Option<HeldLock> {
-        let i = if self.len > 0 && self.entries[self.len - 1].addr == addr {
-            self.len - 1
-        } else {
-            self.entries[..self.len]
-                .iter()
-                .rposition(|e| e.addr == addr)?
-        };
+        let i = self.entries[..self.len]
+            .iter()
+            .rposition(|e| e.addr == addr)?;
         let e = self.entries[i];
-        // A plain loop, not `copy_within`: that is a call to memmove, and
-        // a call anywhere in the unlock path makes it save registers.
-        for j in i..self.len - 1 {
-            self.entries[j] = self.entries[j + 1];
-        }
+        self.entries.copy_within(i + 1..self.len, i);
         self.len -= 1;
-        if !self.entries[..self.len].iter().any(|x| x.rank == e.rank) {
-            self.ranks.remove(e.rank());
+        if e.flags & FIRST != 0 {
+            // The next entry of its rank (now at i or above) is the oldest.
+            match self.entries[i..self.len]
+                .iter_mut()
+                .find(|x| x.rank == e.rank)
+            {
+                Some(next) => next.flags |= FIRST,
+                None => self.ranks.remove(e.rank()),
+            }
         }
         Some(e)
     }
 
+    #[inline(always)]
     pub fn entries(&self) -> &[HeldLock] {
-        &self.entries[..self.len]
+        debug_assert!(self.len <= MAX_HELD);
+        // SAFETY: len <= MAX_HELD (the invariants); unchecked, so that no
+        // fast path has a call to a panic function.
+        unsafe { self.entries.get_unchecked(..self.len) }
     }
 
     pub fn find(&self, addr: usize) -> Option<&HeldLock> {

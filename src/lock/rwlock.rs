@@ -75,6 +75,9 @@ pub enum UnlockFast {
     Done,
     /// Released; the caller wakes the parked writer (`wake_writer`).
     DoneWakeWriter,
+    /// Released, but its entry is not the newest: the caller `forget`s it
+    /// (out of line), and wakes the parked writer if `true`.
+    Forget(bool),
 }
 
 /// Views of an rwlock's word and fields.
@@ -199,8 +202,8 @@ impl RwLockRef {
         line: u32,
     ) -> Fast {
         // SAFETY: nothing below takes the record again.
-        let held = unsafe { order::held_mut() };
-        if held.me == 0 || held.is_full() || held.find(self.addr()).is_some() {
+        let (me, held) = unsafe { order::me_and_held() };
+        if me == 0 || held.is_full() || held.holds(self.addr()) {
             return Fast::No;
         }
         let Some(rank) = self.fields.fast_ready() else {
@@ -210,16 +213,13 @@ impl RwLockRef {
         let got = if shared {
             word.read_uncontended()
         } else {
-            word.write_uncontended(held.me)
+            word.write_uncontended(me)
         };
         if !got {
             return Fast::No;
         }
         self.fields.count_acquisition();
-        if mode != Mode::Off && held.needs_check(rank) {
-            return Fast::TakenUnchecked(rank);
-        }
-        held.push(HeldLock::new(
+        let entry = HeldLock::new(
             self.addr(),
             file,
             key,
@@ -228,7 +228,16 @@ impl RwLockRef {
             LockKind::RwLock,
             shared,
             false,
-        ));
+        );
+        // Recorded even with checking off: unlock tells a read hold from
+        // the record.
+        if mode == Mode::Off {
+            held.push(entry);
+        } else if held.needs_check(rank) {
+            return Fast::TakenUnchecked(rank);
+        } else {
+            held.push_first(entry);
+        }
         Fast::Taken
     }
 
@@ -261,14 +270,14 @@ impl RwLockRef {
     #[inline(always)]
     pub fn unlock_fast(&self) -> UnlockFast {
         // SAFETY: nothing below takes the record again.
-        let held = unsafe { order::held_mut() };
-        if held.me == 0 {
+        let (me, held) = unsafe { order::me_and_held() };
+        if me == 0 {
             return UnlockFast::No;
         }
         let word = self.word();
         let s = word.load();
         let wake = match writer(s) {
-            Some(w) if w == held.me => {
+            Some(w) if w == me => {
                 if !word.write_release_uncontended(w) {
                     return UnlockFast::No;
                 }
@@ -280,12 +289,21 @@ impl RwLockRef {
                 _ => return UnlockFast::No,
             },
         };
-        held.remove(self.addr());
+        if !held.pop_top(self.addr()) {
+            return UnlockFast::Forget(wake);
+        }
         if wake {
             UnlockFast::DoneWakeWriter
         } else {
             UnlockFast::Done
         }
+    }
+
+    /// After `UnlockFast::Forget`: drop the entry (out of line: the shift
+    /// is a call to memmove).
+    #[cold]
+    pub fn forget(&self) {
+        with_held(|held| held.remove(self.addr()));
     }
 
     /// After `UnlockFast::DoneWakeWriter`: the last reader left while a
