@@ -132,12 +132,17 @@ static void condition_variables() {
     /* rtcore::condition_variable: the same, with rtcore's own wait. */
     rtcore::condition_variable cv;
     bool ready = false;
-    std::thread signaller([&] {
-        usleep(10000);
-        std::lock_guard<rtcore::mutex> g(m);
-        ready = true;
-        cv.notify_all();
-    });
+    /* A thread that sets `ready` under `m` after `us` and notifies. */
+    auto ready_after = [&](useconds_t us) {
+        ready = false;
+        return std::thread([&, us] {
+            usleep(us);
+            std::lock_guard<rtcore::mutex> g(m);
+            ready = true;
+            cv.notify_all();
+        });
+    };
+    std::thread signaller = ready_after(10000);
     {
         std::unique_lock<rtcore::mutex> l(m);
         cv.wait(l, [&] { return ready; });
@@ -152,24 +157,12 @@ static void condition_variables() {
     CHECK(l.owns_lock());
     /* "Forever" as the largest durations: they wait (no overflow into an
      * instant timeout) until notified. */
-    ready = false;
-    std::thread late([&] {
-        usleep(20000);
-        std::lock_guard<rtcore::mutex> g(m);
-        ready = true;
-        cv.notify_all();
-    });
+    std::thread late = ready_after(20000);
     t0 = std::chrono::steady_clock::now();
     CHECK(cv.wait_for(l, std::chrono::hours::max(), [&] { return ready; }));
     CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(15));
     late.join();
-    ready = false;
-    std::thread later([&] {
-        usleep(20000);
-        std::lock_guard<rtcore::mutex> g(m);
-        ready = true;
-        cv.notify_all();
-    });
+    std::thread later = ready_after(20000);
     std::cv_status st = std::cv_status::timeout;
     while (!ready)
         st = cv.wait_for(l, std::chrono::seconds::max());

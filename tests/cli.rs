@@ -788,6 +788,17 @@ fn rtcore_in(
     )
 }
 
+/// `child` (an `rtcore check`) succeeded and found its trace consistent.
+fn says_consistent(child: std::process::Child) {
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains(": consistent: "),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Every subcommand that reads a file waits for a FIFO's writer, at most
 /// 5 s: one nobody writes to is status 2 after that (never a hang); one
 /// somebody writes to, even late, is read as a stream; and a check may
@@ -845,25 +856,13 @@ fn a_fifo_nobody_writes_is_refused_after_a_bounded_wait_and_a_written_one_is_rea
         let mut w = std::fs::OpenOptions::new().write(true).open(&wf)?;
         std::io::Write::write_all(&mut w, &trace)
     });
-    let o = child.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && out.contains(": consistent: "),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    says_consistent(child);
     writer.join().unwrap().unwrap();
     // The check first, then a traced program writing into the FIFO.
     let child = spawn(&["check", f]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (code, out, err) = rtcore(&["run", "--trace", f, "--", "/bin/true"]);
     assert_eq!(code, 0, "{out}{err}");
-    let o = child.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && out.contains(": consistent: "),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    says_consistent(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,12 +24,8 @@ pub type Input = std::io::Chain<Cursor<Vec<u8>>, std::fs::File>;
 /// `IsADirectory`; a FIFO no writer came to within `FIFO_WRITER_WAIT`, of
 /// kind `TimedOut`.
 pub fn open(path: &std::path::Path) -> std::io::Result<Input> {
-    // O_NONBLOCK so that opening a FIFO never waits for a writer; it is
-    // cleared once the file is open, so reads block as usual.
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    // Cleared once the file is open, so reads block as usual.
+    let mut f = open_nonblocking(path)?;
     let kind = f.metadata()?.file_type();
     if kind.is_dir() {
         return Err(std::io::Error::new(
@@ -44,6 +40,15 @@ pub fn open(path: &std::path::Path) -> std::io::Result<Input> {
     };
     set_blocking(&f)?;
     Ok(Cursor::new(prefix).chain(f))
+}
+
+/// `path` opened for reading with `O_NONBLOCK`, so that opening a FIFO
+/// never waits for a writer.
+fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Wait (at most `wait`) until FIFO `f`, open without blocking, has a
@@ -131,11 +136,7 @@ mod tests {
     fn a_fifo_nobody_writes_to_is_refused_after_the_wait() {
         let d = temp_dir("unwritten");
         let p = fifo(&d);
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&p)
-            .unwrap();
+        let mut f = open_nonblocking(&p).unwrap();
         let t0 = std::time::Instant::now();
         let e = first_bytes_of_fifo(&mut f, Duration::from_millis(200)).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
@@ -168,11 +169,7 @@ mod tests {
         let p = fifo(&d);
         // A writer comes after the reader opened (its open does not wait:
         // there is a reader), writes nothing and leaves.
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&p)
-            .unwrap();
+        let mut f = open_nonblocking(&p).unwrap();
         drop(std::fs::OpenOptions::new().write(true).open(&p).unwrap());
         let t0 = std::time::Instant::now();
         assert_eq!(first_bytes_of_fifo(&mut f, FIFO_WRITER_WAIT).unwrap(), b"");
