@@ -7,8 +7,10 @@
 //! least 8-aligned, so `key + 1` is no other lock's key).
 //!
 //! Policy: writer-preferring. A reader enters only while no writer holds
-//! the lock and none is parked waiting for it; so a waiting writer waits
-//! only for the readers already in. A write unlock wakes one parked writer
+//! the lock and none waits for it (W_PARKED: a writer that found readers
+//! in sets it at once, then spins and parks; one that found a writer sets
+//! it when its spin is over); so a waiting writer waits only for the
+//! readers already in, and usually takes the lock within its spin. A write unlock wakes one parked writer
 //! if there is one, else every parked reader. Under a continuous stream of
 //! writers, readers may wait until it ends (the price of the preference).
 //! Nobody is handed the lock: a woken thread takes it by compare-and-swap
@@ -27,7 +29,8 @@
 //!   reader that set R_PARKED and then entered without parking leaves it
 //!   set: that costs one needless wake-up, never a lost one.
 //! - **no lost wake-up (writers)**: a writer parks only while (under its
-//!   bucket lock) the lock is held and W_PARKED is set. W_PARKED is cleared
+//!   bucket lock) the lock is held and W_PARKED is set (which may have been
+//!   set before a spin, or by another writer). W_PARKED is cleared
 //!   only under that bucket lock when no writer remains parked. Every
 //!   release that leaves the lock free (a write unlock, the last reader's
 //!   unlock) and saw W_PARKED wakes one writer.
@@ -79,15 +82,28 @@ impl RwWord<'_> {
         s & (WRITER | W_PARKED) == 0
     }
 
-    /// The uncontended read acquire: one compare-and-swap.
+    /// The uncontended read acquire: one compare-and-swap, retried while
+    /// it fails only because other readers came or went (the lock is
+    /// open to readers throughout: lock-free, since every failure is
+    /// another thread's success). False as soon as a writer holds or
+    /// waits.
     #[inline(always)]
     pub fn read_uncontended(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        Self::reader_may_enter(s)
-            && self
-                .state
-                .compare_exchange(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if !Self::reader_may_enter(s) {
+                return false;
+            }
+            match self.state.compare_exchange(
+                s,
+                s + ONE_READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
     }
 
     /// The uncontended write acquire: one compare-and-swap from 0.
@@ -219,17 +235,23 @@ impl RwWord<'_> {
                 }
                 continue;
             }
-            if s & W_PARKED == 0 {
-                if spin(&mut round) {
-                    continue;
-                }
-                if self
-                    .state
-                    .compare_exchange_weak(s, s | W_PARKED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-                {
-                    continue;
-                }
+            // Against readers, W_PARKED goes up before spinning: no new
+            // reader enters, and those in leave within their critical
+            // sections, so the spin usually ends in the lock rather than
+            // in a park (which a stream of readers would otherwise force,
+            // each keeping the count above zero). Against a writer it goes
+            // up only when the spin is over.
+            if s & W_PARKED == 0 && (readers(s) != 0 || !spin(&mut round)) {
+                let _ = self.state.compare_exchange_weak(
+                    s,
+                    s | W_PARKED,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                continue;
+            }
+            if spin(&mut round) {
+                continue;
             }
             before_park();
             let state = self.state;
