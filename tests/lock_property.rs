@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, CString};
 
-use rtcore::ffi::general::rtc_lockrank_mode::RTC_LOCKRANK_QUEUE;
+use rtcore::ffi::general::rtc_lockrank_mode::{RTC_LOCKRANK_OFF, RTC_LOCKRANK_QUEUE};
 use rtcore::ffi::mutex::{rtc_mutex_init, rtc_mutex_lock, rtc_mutex_unlock};
 use rtcore::ffi::ranks::{
     rtc_lockrank_next_report, rtc_lockrank_report_free, rtc_lockrank_set_mode,
@@ -256,4 +256,75 @@ fn same_rank_releases_in_any_order_keep_the_held_ranks() {
         );
         assert_eq!(rtc_mutex_unlock(&mut *lo), RTC_OK);
     }
+}
+
+/// Locks taken with checking on and released with it off (and the other
+/// way round), in and out of order, leave no entry behind: a left entry
+/// would make a later acquisition that must come before it a violation.
+/// (The unlock skips its look for an entry below the top when no entry
+/// has the mutex's rank: this is where that shortcut could go wrong.)
+#[test]
+fn switching_checking_off_and_on_with_locks_held_leaves_no_entry() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let src = c"NONE < sw_z;\nsw_z < sw_a;\nsw_a < sw_b;\n";
+    assert_eq!(
+        rtc_ranks_load(src.as_ptr(), c"switch.ranks".as_ptr()),
+        RTC_OK
+    );
+    let named = |r: &CStr| {
+        let mut m = zeroed_mutex();
+        assert_eq!(rtc_mutex_init(&mut *m, r.as_ptr(), r.as_ptr()), RTC_OK);
+        m
+    };
+    let (mut a, mut b, mut z) = (named(c"sw_a"), named(c"sw_b"), named(c"sw_z"));
+    // z may not be taken while a (or b) is held: the probe for a left entry.
+    let probe = |z: &mut rtc_mutex, what: &str| {
+        let before = violations();
+        assert_eq!(rtc_mutex_lock(z), RTC_OK);
+        assert_eq!(rtc_mutex_unlock(z), RTC_OK);
+        assert_eq!(violations(), before, "{what}: an entry was left behind");
+    };
+    let on = || assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
+    let off = || assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_OFF as i32), RTC_OK);
+    for round in 0..3 {
+        // On, then off: a released below the top, then b.
+        on();
+        assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
+        assert_eq!(rtc_mutex_lock(&mut *b), RTC_OK);
+        off();
+        assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
+        assert_eq!(rtc_mutex_unlock(&mut *b), RTC_OK);
+        on();
+        probe(
+            &mut z,
+            &format!("round {round}: on, then off, out of order"),
+        );
+        // On, then off, in order.
+        assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
+        assert_eq!(rtc_mutex_lock(&mut *b), RTC_OK);
+        off();
+        assert_eq!(rtc_mutex_unlock(&mut *b), RTC_OK);
+        assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
+        on();
+        probe(&mut z, &format!("round {round}: on, then off, in order"));
+        // Off (unrecorded), then on: b released below a recorded top.
+        off();
+        assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
+        on();
+        assert_eq!(rtc_mutex_lock(&mut *b), RTC_OK);
+        assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
+        assert_eq!(rtc_mutex_unlock(&mut *b), RTC_OK);
+        probe(&mut z, &format!("round {round}: off, then on"));
+        // Off throughout, with an entry of another rank recorded below.
+        assert_eq!(rtc_mutex_lock(&mut *z), RTC_OK);
+        off();
+        for _ in 0..3 {
+            assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
+            assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
+        }
+        on();
+        assert_eq!(rtc_mutex_unlock(&mut *z), RTC_OK);
+        probe(&mut z, &format!("round {round}: off over a recorded lock"));
+    }
+    while next_report().is_some() {}
 }

@@ -564,10 +564,15 @@ impl MutexRef {
             return UnlockFast::No;
         }
         let popped = held.pop_top(self.addr());
+        // Read while still held (a held mutex's rank cannot change).
+        let rank = self.rank_cell().load(Ordering::Relaxed);
         if !self.word().release_uncontended(me) {
             return UnlockFast::No;
         }
-        if popped || !held.holds(self.addr()) {
+        // Not on top: an entry further down, or none (taken with checking
+        // off, the usual case then). None for sure if no entry has its
+        // rank (the record's ranks are exact), which spares the scan.
+        if popped || !held.may_hold_rank(rank) || !held.holds(self.addr()) {
             return UnlockFast::Done;
         }
         UnlockFast::Forget

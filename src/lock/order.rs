@@ -646,6 +646,13 @@ impl Held {
         true
     }
 
+    /// Could an entry have rank `r`? False only when none has: `r` is a
+    /// rank id whose bit is clear (any other value says true).
+    #[inline(always)]
+    pub fn may_hold_rank(&self, r: u32) -> bool {
+        (r as usize) >= MAX_RANKS || self.ranks.contains(r)
+    }
+
     /// Is there an entry for `addr`? (Loads only, no call.)
     #[inline(always)]
     pub fn holds(&self, addr: usize) -> bool {
