@@ -1294,6 +1294,58 @@ static void test_held_limit(void) {
     CHECK_STATUS(rtc_rwlock_unlock(&hl_locks[64]), RTC_OK);
 }
 
+/* A lock-order callback may take locks and return holding them. If it
+ * fills the thread's record while the read lock that reported waits for
+ * a writer, that read lock is refused once it could be taken (and given
+ * back), rather than held unrecorded or written past the record. */
+static rtc_rwlock cf_a, cf_b;
+static rtc_mutex cf_fill[63];
+static int cf_taken;
+static int cf_writer_in;
+
+static void cf_callback(const rtc_lockrank_report *r, void *user) {
+    (void)r; (void)user;
+    for (int i = 0; i < 63; i++) cf_taken += rtc_mutex_lock(&cf_fill[i]) == RTC_OK;
+}
+
+static void *cf_writer(void *arg) {
+    (void)arg;
+    CHECK_STATUS(rtc_rwlock_wrlock(&cf_a), RTC_OK);
+    STORE(cf_writer_in, 1);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* long enough for the reader to wait */
+    CHECK_STATUS(rtc_rwlock_unlock(&cf_a), RTC_OK);
+    return NULL;
+}
+
+static void test_callback_fills_the_record_while_waiting(void) {
+    CHECK_STATUS(rtc_ranks_load("NONE < cf_a;\ncf_a < cf_b;\ncf_b < cf_row;\nnestable: cf_row;\n", "cf.ranks"), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_init(&cf_a, "cf_a", "cf_a"), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_init(&cf_b, "cf_b", "cf_b"), RTC_OK);
+    for (int i = 0; i < 63; i++) CHECK_STATUS(rtc_mutex_init(&cf_fill[i], "cf_fill", "cf_row"), RTC_OK);
+    pthread_t w;
+    pthread_create(&w, NULL, cf_writer, NULL);
+    while (!LOAD(cf_writer_in)) sched_yield();
+    CHECK_STATUS(rtc_lockrank_set_callback(cf_callback, NULL), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_wrlock(&cf_b), RTC_OK);
+    /* cf_a after cf_b is reported (to the callback, which fills the
+     * record: cf_b and 63 mutexes), then waits for the writer. */
+    CHECK_STATUS(rtc_rwlock_rdlock(&cf_a), RTC_ERR_WRONG_STATE);
+    expect_message("read lock of rwlock 'cf_a' (rank cf_a) refused: this thread already holds 64 locks");
+    CHECK_STATUS(rtc_lockrank_set_callback(NULL, NULL), RTC_OK);
+    CHECK(cf_taken == 63);
+    pthread_join(w, NULL);
+    /* Given back: another thread may write-lock it. */
+    struct try_result t = try_from_other_thread(&cf_a);
+    CHECK_STATUS(t.wr, RTC_OK);
+    int ok = 1;
+    for (int i = 62; i >= 0; i--) ok &= rtc_mutex_unlock(&cf_fill[i]) == RTC_OK;
+    CHECK(ok);
+    CHECK_STATUS(rtc_rwlock_unlock(&cf_b), RTC_OK);
+    /* Not held by this thread either. */
+    CHECK_STATUS(rtc_rwlock_unlock(&cf_a), RTC_ERR_NOT_OWNER);
+}
+
 /* ---- the mutex's starvation bound ------------------------------------- */
 
 static rtc_mutex fair_m = RTC_MUTEX_INIT;
@@ -1361,6 +1413,7 @@ int main(void) {
         {"mode_off", test_mode_off},
         {"abort_mode", test_abort_mode},
         {"held_limit", test_held_limit},
+        {"callback_fills_the_record_while_waiting", test_callback_fills_the_record_while_waiting},
         {"starvation_bound", test_starvation_bound},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

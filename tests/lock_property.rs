@@ -307,7 +307,7 @@ fn switching_checking_off_and_on_with_locks_held_leaves_no_entry() {
         assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
         on();
         probe(&mut z, &format!("round {round}: on, then off, in order"));
-        // Off (unrecorded), then on: b released below a recorded top.
+        // Off, then on: a (taken unrecorded) released below a recorded b.
         off();
         assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
         on();

@@ -360,7 +360,21 @@ impl RwLockRef {
         }
         if let Some(me) = must_wait {
             self.wait(shared, me, file, line);
-            with_held(|held| held.push(Self::entry(&wanted, false)));
+            with_held(|held| {
+                if held.is_full() {
+                    // A callback (the report delivered above) returned
+                    // holding locks and filled the record meanwhile: give
+                    // this one back rather than hold it unseen.
+                    if shared {
+                        self.word().read_release();
+                    } else {
+                        let _ = self.word().write_release(me);
+                    }
+                    return Err(self.full_error(what));
+                }
+                held.push(Self::entry(&wanted, false));
+                Ok(())
+            })?;
         }
         self.fields.count_acquisition();
         Ok(())

@@ -274,7 +274,10 @@ impl RwWord<'_> {
             // in a park (which a stream of readers would otherwise force,
             // each keeping the count above zero). Against a writer it goes
             // up only when the spin is over.
-            if s & W_PARKED == 0 && (readers(s) != 0 || !spin(&mut round)) {
+            if s & W_PARKED == 0 {
+                if readers(s) == 0 && spin(&mut round) {
+                    continue;
+                }
                 let _ = self.state.compare_exchange_weak(
                     s,
                     s | W_PARKED,
@@ -323,10 +326,15 @@ impl RwWord<'_> {
     }
 
     /// `read_release_no_wake` for a caller whose record says it holds a
-    /// read hold, checked after the fact: None (the word restored, nothing
-    /// changed) if the word had no reader or a writer, which only
-    /// corrupted memory or a lock re-initialised under its holders can
-    /// cause; the caller's full path then reports it.
+    /// read hold, with no load first (under reader contention a load
+    /// would fetch the word's line once to read and again to write; a
+    /// compare-and-swap would fail whenever another reader came or went).
+    /// Checked after the fact: None if the word had a writer or no reader,
+    /// the subtraction then undone. Only memory overwritten, or a lock
+    /// re-initialised while this thread held it (a race the contract of
+    /// `rtc_rwlock_init` forbids), can cause that; other threads may see
+    /// the word wrong until it is undone, as they may see any such race.
+    /// The caller's full path reports it.
     #[inline(always)]
     pub fn read_release_vouched(&self) -> Option<bool> {
         let old = self.state.fetch_sub(ONE_READER, Ordering::Release);
