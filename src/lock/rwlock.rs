@@ -210,7 +210,9 @@ impl RwLockRef {
             return Fast::No;
         };
         // Held already (misuse, for the full path to report)? Only if its
-        // rank is: the scan runs only then.
+        // rank is: the scan runs only then. (A lock re-initialised with
+        // another rank by another thread while this one holds it, a race
+        // the contract of `rtc_rwlock_init` forbids, escapes this test.)
         if held.ranks.contains(rank) && held.holds(self.addr()) {
             return Fast::No;
         }
