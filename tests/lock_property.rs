@@ -287,26 +287,19 @@ fn switching_checking_off_and_on_with_locks_held_leaves_no_entry() {
     let on = || assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
     let off = || assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_OFF as i32), RTC_OK);
     for round in 0..3 {
-        // On, then off: a released below the top, then b.
-        on();
-        assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
-        assert_eq!(rtc_mutex_lock(&mut *b), RTC_OK);
-        off();
-        assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
-        assert_eq!(rtc_mutex_unlock(&mut *b), RTC_OK);
-        on();
-        probe(
-            &mut z,
-            &format!("round {round}: on, then off, out of order"),
-        );
-        // On, then off, in order.
-        assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);
-        assert_eq!(rtc_mutex_lock(&mut *b), RTC_OK);
-        off();
-        assert_eq!(rtc_mutex_unlock(&mut *b), RTC_OK);
-        assert_eq!(rtc_mutex_unlock(&mut *a), RTC_OK);
-        on();
-        probe(&mut z, &format!("round {round}: on, then off, in order"));
+        // On, then off: released out of order (a below the top), then in
+        // order.
+        let (pa, pb): (*mut rtc_mutex, *mut rtc_mutex) = (&mut *a, &mut *b);
+        for (order, first, second) in [("out of order", pa, pb), ("in order", pb, pa)] {
+            on();
+            assert_eq!(rtc_mutex_lock(pa), RTC_OK);
+            assert_eq!(rtc_mutex_lock(pb), RTC_OK);
+            off();
+            assert_eq!(rtc_mutex_unlock(first), RTC_OK);
+            assert_eq!(rtc_mutex_unlock(second), RTC_OK);
+            on();
+            probe(&mut z, &format!("round {round}: on, then off, {order}"));
+        }
         // Off, then on: a (taken unrecorded) released below a recorded b.
         off();
         assert_eq!(rtc_mutex_lock(&mut *a), RTC_OK);

@@ -705,7 +705,7 @@ impl Held {
         const _: () = assert!(WORDS == 4);
         if rank < 64 && (h[1] | h[2] | h[3]) == 0 {
             let bad = h[0] & !row[0].load(std::sync::atomic::Ordering::Relaxed);
-            return bad != 0 || h[0] & (1 << rank) != 0;
+            return bad != 0 || self.ranks.contains(rank);
         }
         // One word at a time into one accumulator (few registers live: the
         // fast path then saves none).
