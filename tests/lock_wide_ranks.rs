@@ -1,7 +1,8 @@
 #![cfg(not(loom))]
-//! The fast paths' order check reads one word of the held ranks while
-//! every rank held and wanted has an id below 64, and all four words
-//! otherwise (`Held::needs_check`). This process (its own test binary, so
+//! The fast paths check and record a lock themselves only while every rank
+//! held and wanted has an id below 64 (one word of the held ranks), and
+//! leave the rest to the full check out of line (`Held::push_fast`). This
+//! process (its own test binary, so
 //! the rank ids are predictable) declares one rank early (id below 64) and
 //! others after enough filler ranks that their ids are 64 or more, then
 //! crosses the two in every order, through mutexes and rwlocks: each

@@ -5,6 +5,7 @@ use std::os::raw::c_char;
 use super::{boundary_poisoning, checked_ptr};
 use crate::lifecycle;
 use crate::lock::mutex::Fast;
+use crate::lock::order::Mode;
 use crate::lock::rwlock::{RwLockRef, UnlockFast, rtc_rwlock};
 use crate::status::{Result, rtc_status};
 
@@ -103,8 +104,16 @@ extern "C" fn lock_cold(
                 Ok(())
             })
         }
-        // Taken, then shut down before the check: kept, unchecked.
-        (Fast::TakenUnchecked(_), None) => rtc_status::RTC_OK,
+        // Taken, then shut down before the check: kept, recorded (the
+        // unlock tells a read hold from the record) but not checked.
+        (Fast::TakenUnchecked(rank), None) => {
+            // SAFETY: the fast path checked the pointer.
+            let r = unsafe { RwLockRef::new(l) };
+            super::boundary(func, || {
+                r.record_checked(shared, Mode::Off, rank, key.unwrap_or(l as u64), file, line);
+                Ok(())
+            })
+        }
         // (An rwlock's fast path takes nothing it must give back.)
         (Fast::No | Fast::GiveBack, _) => lock_slow(l, shared, key, file, line, func),
     }

@@ -439,13 +439,7 @@ impl MutexRef {
             if mode == Mode::Off {
                 return Fast::Taken;
             }
-            if held.needs_check(rank) {
-                // Held, but the check has something to say: the caller
-                // finishes on `record_checked`, out of line, so this path
-                // saves no registers for it.
-                return Fast::TakenUnchecked(rank);
-            }
-            held.push_first(HeldLock::new(
+            let entry = HeldLock::new(
                 self.addr(),
                 file,
                 key,
@@ -454,7 +448,13 @@ impl MutexRef {
                 LockKind::Mutex,
                 false,
                 false,
-            ));
+            );
+            if !held.push_fast(entry, true) {
+                // Held, but the check has something to say (or wide
+                // ranks): the caller finishes on `record_checked`, out of
+                // line, so this path saves no registers for it.
+                return Fast::TakenUnchecked(rank);
+            }
             Fast::Taken
         }
     }
@@ -566,13 +566,16 @@ impl MutexRef {
         let popped = held.pop_top(self.addr());
         // Read while still held (a held mutex's rank cannot change).
         let rank = self.rank_cell().load(Ordering::Relaxed);
-        if !self.word().release_uncontended(me) {
-            return UnlockFast::No;
-        }
         // Not on top: an entry further down, or none (taken with checking
         // off, the usual case then). None for sure if no entry has its
         // rank (the record's ranks are exact), which spares the scan.
-        if popped || !held.may_hold_rank(rank) || !held.holds(self.addr()) {
+        // Loads only, before the release: they wait for nothing it does,
+        // and the branch on them after it is then short.
+        let maybe_deeper = !popped && held.may_hold_rank(rank);
+        if !self.word().release_uncontended(me) {
+            return UnlockFast::No;
+        }
+        if !maybe_deeper || !held.holds(self.addr()) {
             return UnlockFast::Done;
         }
         UnlockFast::Forget

@@ -213,7 +213,7 @@ impl RwLockRef {
         // rank is: the scan runs only then. (A lock re-initialised with
         // another rank by another thread while this one holds it, a race
         // the contract of `rtc_rwlock_init` forbids, escapes this test.)
-        if held.ranks.contains(rank) && held.holds(self.addr()) {
+        if held.ranks().contains(rank) && held.holds(self.addr()) {
             return Fast::No;
         }
         let word = self.word();
@@ -237,13 +237,9 @@ impl RwLockRef {
             false,
         );
         // Recorded even with checking off: unlock tells a read hold from
-        // the record.
-        if mode == Mode::Off {
-            held.push(entry);
-        } else if held.needs_check(rank) {
+        // the record. (Not recorded here: `record_checked` does it.)
+        if !held.push_fast(entry, mode != Mode::Off) {
             return Fast::TakenUnchecked(rank);
-        } else {
-            held.push_first(entry);
         }
         Fast::Taken
     }
