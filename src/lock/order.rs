@@ -763,15 +763,31 @@ impl Held {
 
     /// Could an entry have rank `r`? False only when none has: `r` is a
     /// rank id whose bit is clear (any other value says true).
+    ///
+    /// Word by word, with no set built (a set in memory indexed by a
+    /// variable is stored and reloaded in part: see `HeldLock::last_word`).
     #[inline(always)]
     pub fn may_hold_rank(&self, r: u32) -> bool {
+        let len = self.len;
+        debug_assert!(len <= MAX_HELD && self.wide_from <= len);
         if r < 64 {
-            let len = self.len;
-            debug_assert!(len <= MAX_HELD);
             // SAFETY: len <= MAX_HELD (the invariants).
             return unsafe { *self.ranks0_at.get_unchecked(len) } & (1 << r) != 0;
         }
-        (r as usize) >= MAX_RANKS || self.ranks().contains(r)
+        if r as usize >= MAX_RANKS {
+            return true;
+        }
+        if self.wide_from == 0 {
+            return false;
+        }
+        // SAFETY: as above; 64 <= r < MAX_RANKS, so r / 64 - 1 < WORDS - 1.
+        let w = unsafe {
+            *self
+                .wide_at
+                .get_unchecked(len)
+                .get_unchecked(r as usize / 64 - 1)
+        };
+        w & (1 << (r % 64)) != 0
     }
 
     /// Is there an entry for `addr`? (Loads only, no call.)

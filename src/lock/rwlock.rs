@@ -213,7 +213,7 @@ impl RwLockRef {
         // rank is: the scan runs only then. (A lock re-initialised with
         // another rank by another thread while this one holds it, a race
         // the contract of `rtc_rwlock_init` forbids, escapes this test.)
-        if held.ranks().contains(rank) && held.holds(self.addr()) {
+        if held.may_hold_rank(rank) && held.holds(self.addr()) {
             return Fast::No;
         }
         let word = self.word();
