@@ -10,13 +10,16 @@
 
 use std::ffi::CString;
 
+use rtcore::ffi::general::rtc_lockrank_mode::RTC_LOCKRANK_OFF;
 use rtcore::ffi::general::rtc_lockrank_mode::RTC_LOCKRANK_QUEUE;
 use rtcore::ffi::mutex::{rtc_mutex_init, rtc_mutex_lock, rtc_mutex_unlock};
 use rtcore::ffi::ranks::{
     rtc_lockrank_next_report, rtc_lockrank_report_free, rtc_lockrank_set_mode,
     rtc_lockrank_violations, rtc_ranks_load,
 };
-use rtcore::ffi::rwlock::{rtc_rwlock_init, rtc_rwlock_rdlock, rtc_rwlock_unlock};
+use rtcore::ffi::rwlock::{
+    rtc_rwlock_init, rtc_rwlock_rdlock, rtc_rwlock_unlock, rtc_rwlock_wrlock,
+};
 use rtcore::lock::mutex::rtc_mutex;
 use rtcore::lock::rwlock::rtc_rwlock;
 use rtcore::status::rtc_status::RTC_OK;
@@ -126,4 +129,22 @@ fn ranks_past_the_first_word_are_checked_on_the_fast_paths() {
         assert_eq!(rtc_rwlock_unlock(&mut *low_rw), RTC_OK);
         drain_reports();
     }
+
+    // With checking off an rwlock is still recorded (its unlock tells a
+    // read hold from the record): a wide-rank read lock goes out of line,
+    // a narrow one on top of it too (a wide rank is held), and releasing
+    // them out of order leaves the lock free for a writer.
+    assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_OFF as i32), RTC_OK);
+    let mut apart_rw = rwlock("high_apart");
+    for _ in 0..2 {
+        assert_eq!(rtc_rwlock_rdlock(&mut *apart_rw), RTC_OK);
+        assert_eq!(rtc_rwlock_rdlock(&mut *low_rw), RTC_OK);
+        assert_eq!(rtc_rwlock_unlock(&mut *apart_rw), RTC_OK);
+        assert_eq!(rtc_rwlock_wrlock(&mut *apart_rw), RTC_OK, "read hold left");
+        assert_eq!(rtc_rwlock_unlock(&mut *apart_rw), RTC_OK);
+        assert_eq!(rtc_rwlock_unlock(&mut *low_rw), RTC_OK);
+        assert_eq!(rtc_rwlock_wrlock(&mut *low_rw), RTC_OK, "read hold left");
+        assert_eq!(rtc_rwlock_unlock(&mut *low_rw), RTC_OK);
+    }
+    assert_eq!(rtc_lockrank_set_mode(RTC_LOCKRANK_QUEUE as i32), RTC_OK);
 }

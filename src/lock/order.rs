@@ -94,7 +94,7 @@ pub struct HeldLock {
 const SHARED: u8 = 1;
 const TRIED: u8 = 2;
 const _: () = assert!(std::mem::size_of::<HeldLock>() == 32 && MAX_RANKS <= 1 << 16);
-// The layout `Held::push_entry` writes as four words.
+// The layout `Held::write_entry` writes as four words.
 const _: () = assert!(
     std::mem::offset_of!(HeldLock, addr) == 0
         && std::mem::offset_of!(HeldLock, file) == 8
@@ -139,9 +139,18 @@ impl HeldLock {
     #[cfg(target_endian = "little")]
     #[inline(always)]
     fn last_word(&self) -> u64 {
-        // SAFETY: `line` starts the last 8 bytes of this 8-aligned,
-        // 32-byte `repr(C)` struct (the offsets asserted above).
-        unsafe { std::ptr::read_volatile((&raw const self.line).cast::<u64>()) }
+        // SAFETY: bytes 24..32 of this 8-aligned, 32-byte `repr(C)`
+        // struct are `line`, `rank`, `kind`, `flags` (the offsets asserted
+        // above); the pointer is derived from the whole struct, not from
+        // the `line` field alone, so it may read all four.
+        unsafe {
+            std::ptr::read_volatile(
+                (&raw const *self)
+                    .cast::<u8>()
+                    .add(std::mem::offset_of!(HeldLock, line))
+                    .cast::<u64>(),
+            )
+        }
     }
 
     #[cfg(not(target_endian = "little"))]
@@ -624,7 +633,7 @@ impl Held {
             self.wide_at[len + 1] = [next.0[1], next.0[2], next.0[3]];
         }
         // SAFETY: `len < MAX_HELD`: every caller checked `!is_full()`, and
-        // `len` only changes here, in `push_fast` and in the removals.
+        // `len` only changes here, in `push_fast`, `pop_top` and `remove`.
         unsafe { Self::write_entry(self.entries.as_mut_ptr().add(len), e) };
         self.len = len + 1;
     }
@@ -943,9 +952,18 @@ mod tests {
             want.insert(r);
         }
         assert_eq!(h.ranks(), want, "held ranks after step {step}");
-        for &(_, r) in model {
-            assert!(h.may_hold_rank(r));
+        // Exact for every rank id; true for any id beyond them.
+        for r in 0..MAX_RANKS as u32 + 20 {
+            let want = r as usize >= MAX_RANKS || want.contains(r);
+            assert_eq!(h.may_hold_rank(r), want, "rank {r} after step {step}");
         }
+        // `wide_from`: one more than the index of the oldest wide entry.
+        let oldest_wide = model.iter().position(|&(_, r)| r >= 64);
+        assert_eq!(
+            h.wide_from,
+            oldest_wide.map_or(0, |i| i + 1),
+            "after step {step}"
+        );
     }
 
     /// Random pushes (both ways, narrow and wide ranks, repeated ranks),
