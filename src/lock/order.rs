@@ -701,18 +701,16 @@ impl Held {
         out
     }
 
-    /// Rebuild the rank sets from the entries (after a removal).
+    /// Rebuild the rank sets from the entries (after a removal): the
+    /// entries pushed again, oldest first, so the sets follow the one
+    /// rule `push` keeps.
     fn rebuild_ranks(&mut self) {
+        let entries = self.entries;
+        let len = self.len;
+        self.len = 0;
         self.wide_from = 0;
-        let mut set = RankSet::default();
-        for d in 0..self.len {
-            let r = self.entries[d].rank();
-            set.insert(r);
-            if r >= 64 && self.wide_from == 0 {
-                self.wide_from = d + 1;
-            }
-            self.ranks0_at[d + 1] = set.0[0];
-            self.wide_at[d + 1] = [set.0[1], set.0[2], set.0[3]];
+        for e in &entries[..len] {
+            self.push(*e);
         }
     }
 
