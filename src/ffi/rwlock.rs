@@ -114,8 +114,20 @@ extern "C" fn lock_cold(
                 Ok(())
             })
         }
-        // (An rwlock's fast path takes nothing it must give back.)
-        (Fast::No | Fast::GiveBack, _) => lock_slow(l, shared, key, file, line, func),
+        // Taken by the fast path's first compare-and-swap, then found not
+        // ready or the record full: released, then the full path says why.
+        (Fast::GiveBack, _) => {
+            // SAFETY: the fast path checked the pointer.
+            let r = unsafe { RwLockRef::new(l) };
+            match super::boundary(func, || {
+                r.give_back(shared);
+                Ok(())
+            }) {
+                rtc_status::RTC_OK => lock_slow(l, shared, key, file, line, func),
+                failed => failed,
+            }
+        }
+        (Fast::No, _) => lock_slow(l, shared, key, file, line, func),
     }
 }
 

@@ -8,7 +8,9 @@
 //! - Every hold, read or write, is in the holder's held record, whatever
 //!   the lock-rank mode: a read hold is known only there (the word counts
 //!   readers, it does not name them), and unlock decides from it whether
-//!   the caller reads, writes or holds nothing.
+//!   the caller reads, writes or holds nothing. (Between the fast path's
+//!   compare-and-swap and its record or give-back, within one lock call,
+//!   only the word has it; no unlock of this thread can come between.)
 //! - A thread holds one lock at most once: a second acquisition of a lock
 //!   it holds in any mode is refused with `RTC_ERR_WOULD_DEADLOCK` (a
 //!   recursive read would wait forever behind a writer parked between the
@@ -19,7 +21,7 @@
 use std::os::raw::c_char;
 
 use super::mutex::{Fast, MutexRef};
-use super::order::{self, HeldLock, LockKind, MAX_HELD, Mode, Wanted, with_held};
+use super::order::{self, Held, HeldLock, LockKind, MAX_HELD, Mode, Wanted, with_held};
 use super::report;
 use super::rwword::{RwWord, TryRw, readers, writer};
 use crate::status::{Error, RTC_ERR_BUSY, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
@@ -188,10 +190,16 @@ impl RwLockRef {
     }
 
     /// The uncontended path, lock-free and panic-free (it runs outside the
-    /// C boundary): the record, the fields, one compare-and-swap, the
-    /// entry. Returns `Fast::No`, having changed nothing, whenever
-    /// anything is unusual (this thread holds the lock, contended, not
-    /// resolved, record full); the caller then takes the full path.
+    /// C boundary). First one compare-and-swap as if the lock were free;
+    /// won, this thread cannot hold it already, and the fields and the
+    /// record are tested only after it (a test before it is a branch on a
+    /// load that the locked instruction, which executes only once
+    /// everything before it is done, would wait for): a lock not ready or
+    /// a full record is `Fast::GiveBack`. Lost, to readers only, a reader
+    /// joins them by `join_readers`. Returns `Fast::No`, having changed
+    /// nothing, whenever anything is unusual (this thread holds the lock,
+    /// contended, not resolved, record full); the caller then takes the
+    /// full path.
     #[inline(always)]
     pub fn lock_fast(
         &self,
@@ -203,28 +211,30 @@ impl RwLockRef {
     ) -> Fast {
         // SAFETY: nothing below takes the record again.
         let (me, held) = unsafe { order::me_and_held() };
-        if me == 0 || held.is_full() {
-            return Fast::No;
-        }
-        let Some(rank) = self.fields.fast_ready() else {
-            return Fast::No;
-        };
-        // Held already (misuse, for the full path to report)? Only if its
-        // rank is: the scan runs only then. (A lock re-initialised with
-        // another rank by another thread while this one holds it, a race
-        // the contract of `rtc_rwlock_init` forbids, escapes this test.)
-        if held.may_hold_rank(rank) && held.holds(self.addr()) {
+        if me == 0 {
             return Fast::No;
         }
         let word = self.word();
-        let got = if shared {
-            word.read_uncontended()
+        let rank = if shared {
+            match word.read_from_free() {
+                Ok(()) => match self.fields.fast_ready() {
+                    Some(rank) if !held.is_full() => rank,
+                    _ => return Fast::GiveBack,
+                },
+                Err(s) => match self.join_readers(held, s) {
+                    Some(rank) => rank,
+                    None => return Fast::No,
+                },
+            }
         } else {
-            word.write_uncontended(me)
+            if !word.write_uncontended(me) {
+                return Fast::No;
+            }
+            match self.fields.fast_ready() {
+                Some(rank) if !held.is_full() => rank,
+                _ => return Fast::GiveBack,
+            }
         };
-        if !got {
-            return Fast::No;
-        }
         self.fields.count_acquisition();
         let entry = HeldLock::new(
             self.addr(),
@@ -242,6 +252,39 @@ impl RwLockRef {
             return Fast::TakenUnchecked(rank);
         }
         Fast::Taken
+    }
+
+    /// A read lock that found readers in (`s`, from the compare-and-swap
+    /// that lost): join them, unless this thread may be one of them (then
+    /// the full path refuses it), the record is full or the lock is not
+    /// ready. The rank, or None with nothing changed.
+    #[inline(always)]
+    fn join_readers(&self, held: &Held, s: u64) -> Option<u32> {
+        if held.is_full() {
+            return None;
+        }
+        let rank = self.fields.fast_ready()?;
+        // Held already (misuse, for the full path to report)? Only if its
+        // rank is: the scan runs only then. (A lock re-initialised with
+        // another rank by another thread while this one holds it, a race
+        // the contract of `rtc_rwlock_init` forbids, escapes this test.)
+        if held.may_hold_rank(rank) && held.holds(self.addr()) {
+            return None;
+        }
+        self.word().read_joining(s).then_some(rank)
+    }
+
+    /// Undo a `Fast::GiveBack` acquisition (waking a writer that may have
+    /// parked meanwhile), in the mode it was taken.
+    #[cold]
+    pub fn give_back(&self, shared: bool) {
+        let word = self.word();
+        if shared {
+            word.read_release();
+        } else {
+            let me = with_held(|h| h.me);
+            let _ = word.write_release(me);
+        }
     }
 
     /// The end of a fast acquisition the order check has something to say

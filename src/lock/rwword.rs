@@ -89,17 +89,29 @@ impl RwWord<'_> {
     /// with `read_retrying`).
     #[inline(always)]
     pub fn read_uncontended(&self) -> bool {
-        // First as if free (no load first: under contention a load would
-        // fetch the word's line once to read and again to write); the
-        // failed compare-and-swap returns the word, tried once more.
-        let s =
-            match self
-                .state
-                .compare_exchange(0, ONE_READER, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(s) => s,
-            };
+        match self.read_from_free() {
+            Ok(()) => true,
+            Err(s) => self.read_joining(s),
+        }
+    }
+
+    /// The first step of `read_uncontended`: one compare-and-swap as if
+    /// the lock were free (no load first: under contention a load would
+    /// fetch the word's line once to read and again to write). `Err` has
+    /// the word it found. Won only when nobody held the lock, so the
+    /// caller knows it did not hold it already.
+    #[inline(always)]
+    pub fn read_from_free(&self) -> Result<(), u64> {
+        self.state
+            .compare_exchange(0, ONE_READER, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+    }
+
+    /// The second step: join the readers in the word `s` that
+    /// `read_from_free` found, by one more compare-and-swap, if a reader
+    /// may enter it.
+    #[inline(always)]
+    pub fn read_joining(&self, s: u64) -> bool {
         Self::reader_may_enter(s)
             && self
                 .state
