@@ -82,7 +82,8 @@ pub enum Fast {
     /// Locked, not yet checked or recorded: finish with `record_checked`.
     TakenUnchecked(u32),
     /// Locked, but not ready for the fast path (not resolved, moved,
-    /// destroyed): `give_back`, then take the full path.
+    /// destroyed, or the thread's record full): `give_back`, then take
+    /// the full path.
     GiveBack,
 }
 

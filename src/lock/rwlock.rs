@@ -195,11 +195,12 @@ impl RwLockRef {
     /// record are tested only after it (a test before it is a branch on a
     /// load that the locked instruction, which executes only once
     /// everything before it is done, would wait for): a lock not ready or
-    /// a full record is `Fast::GiveBack`. Lost, to readers only, a reader
-    /// joins them by `join_readers`. Returns `Fast::No`, having changed
-    /// nothing, whenever anything is unusual (this thread holds the lock,
-    /// contended, not resolved, record full); the caller then takes the
-    /// full path.
+    /// a full record is `Fast::GiveBack` (the caller releases, then takes
+    /// the full path). Lost, to readers only, a reader joins them by
+    /// `join_readers`. Returns `Fast::No`, having changed nothing, when
+    /// the compare-and-swap is lost and the lock cannot be joined (a
+    /// writer holds or waits, this thread may hold it, the lock is not
+    /// ready, the record is full); the caller then takes the full path.
     #[inline(always)]
     pub fn lock_fast(
         &self,
@@ -283,7 +284,9 @@ impl RwLockRef {
             word.read_release();
         } else {
             let me = with_held(|h| h.me);
-            let _ = word.write_release(me);
+            // Cannot fail: the word names this thread as its writer.
+            let released = word.write_release(me);
+            debug_assert!(released.is_ok(), "{released:?}");
         }
     }
 
