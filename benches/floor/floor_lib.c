@@ -61,6 +61,16 @@ static inline struct slot *slot_of(uint64_t tp)
 	return &floor_slots[(tp * 0x9e3779b97f4a7c15ull) >> 54];
 }
 
+/* The calling thread's slot, as rtcore's fast paths find it. */
+static inline struct slot *my_slot(void)
+{
+	uint64_t tp = thread_pointer();
+	struct slot *s = slot_of(tp);
+	if (s->tp != tp || !s->me)
+		abort();
+	return s;
+}
+
 #define LOCK_BODY(me, r)                                                      \
 	if (floor_running != 1 || !m)                                         \
 		abort();                                                      \
@@ -98,30 +108,21 @@ static inline struct slot *slot_of(uint64_t tp)
 
 int table_lock(struct floor_mutex *m)
 {
-	uint64_t tp = thread_pointer();
-	struct slot *s = slot_of(tp);
-	if (s->tp != tp || !s->me)
-		abort();
+	struct slot *s = my_slot();
 	struct record *r = (struct record *)s->rec;
 	LOCK_BODY(s->me, r)
 }
 
 int table_unlock(struct floor_mutex *m)
 {
-	uint64_t tp = thread_pointer();
-	struct slot *s = slot_of(tp);
-	if (s->tp != tp || !s->me)
-		abort();
+	struct slot *s = my_slot();
 	struct record *r = (struct record *)s->rec;
 	UNLOCK_BODY(s->me, r)
 }
 
 int bare_lock(struct floor_mutex *m)
 {
-	uint64_t tp = thread_pointer();
-	struct slot *s = slot_of(tp);
-	if (s->tp != tp || !s->me)
-		abort();
+	struct slot *s = my_slot();
 	if (floor_running != 1 || !m)
 		abort();
 	uint64_t free_ = 0;
@@ -136,10 +137,7 @@ int bare_lock(struct floor_mutex *m)
 
 int bare_unlock(struct floor_mutex *m)
 {
-	uint64_t tp = thread_pointer();
-	struct slot *s = slot_of(tp);
-	if (s->tp != tp || !s->me)
-		abort();
+	struct slot *s = my_slot();
 	if (floor_running != 1 || !m)
 		abort();
 	uint64_t mine = s->me << 2;
