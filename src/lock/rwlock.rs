@@ -216,25 +216,24 @@ impl RwLockRef {
             return Fast::No;
         }
         let word = self.word();
-        let rank = if shared {
-            match word.read_from_free() {
-                Ok(()) => match self.fields.fast_ready() {
-                    Some(rank) if !held.is_full() => rank,
-                    _ => return Fast::GiveBack,
-                },
-                Err(s) => match self.join_readers(held, s) {
-                    Some(rank) => rank,
-                    None => return Fast::No,
-                },
-            }
+        let won = if shared {
+            word.read_from_free()
+        } else if word.write_uncontended(me) {
+            Ok(())
         } else {
-            if !word.write_uncontended(me) {
-                return Fast::No;
-            }
-            match self.fields.fast_ready() {
+            return Fast::No;
+        };
+        let rank = match won {
+            // Taken from a free word: not held by this thread before.
+            Ok(()) => match self.fields.fast_ready() {
                 Some(rank) if !held.is_full() => rank,
                 _ => return Fast::GiveBack,
-            }
+            },
+            // Readers in (a read lock only).
+            Err(s) => match self.join_readers(held, s) {
+                Some(rank) => rank,
+                None => return Fast::No,
+            },
         };
         self.fields.count_acquisition();
         let entry = HeldLock::new(
