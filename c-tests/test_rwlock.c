@@ -129,6 +129,132 @@ static void test_shared_readers(void) {
     CHECK_STATUS(rtc_rwlock_unlock(&shared_l), RTC_OK);
 }
 
+/* ---- reader bias ------------------------------------------------------ */
+
+/* The word's reader-bias bit and reader count (src/lock/rwword.rs): private,
+ * read here only to see which way a read went. */
+#define RBIAS_BIT 8u
+#define WORD_READERS(s) ((s) >> 4)
+
+static rtc_rwlock bias_l = RTC_RWLOCK_INIT;
+static int bias_reader_in, bias_reader_release, bias_writer_in;
+
+static void *bias_hold_read(void *arg) {
+    (void)arg;
+    if (rtc_rwlock_rdlock(&bias_l) != RTC_OK) return NULL;
+    INC(bias_reader_in);
+    wait_for(&bias_reader_release, 1, rtc_t_bound_ms(5000));
+    rtc_rwlock_unlock(&bias_l);
+    return NULL;
+}
+
+static void *bias_writer(void *arg) {
+    (void)arg;
+    if (rtc_rwlock_wrlock(&bias_l) != RTC_OK) return NULL;
+    INC(bias_writer_in);
+    rtc_rwlock_unlock(&bias_l);
+    return NULL;
+}
+
+static void *bias_read_and_exit(void *arg) {
+    (void)arg;
+    rtc_rwlock_rdlock(&bias_l); /* never unlocked: the thread ends holding it */
+    return NULL;
+}
+
+enum bias_op { BIAS_TRYWR, BIAS_DESTROY, BIAS_UNLOCK };
+struct bias_call { enum bias_op op; int status; char message[4096]; };
+
+static void *bias_other(void *arg) {
+    struct bias_call *c = arg;
+    switch (c->op) {
+    case BIAS_TRYWR:
+        c->status = rtc_rwlock_trywrlock(&bias_l);
+        if (c->status == RTC_OK) rtc_rwlock_unlock(&bias_l);
+        break;
+    case BIAS_DESTROY: c->status = rtc_rwlock_destroy(&bias_l); break;
+    case BIAS_UNLOCK: c->status = rtc_rwlock_unlock(&bias_l); break;
+    }
+    snprintf(c->message, sizeof c->message, "%s", rtc_t_last_error());
+    return NULL;
+}
+
+static struct bias_call bias_from_other_thread(enum bias_op op) {
+    struct bias_call c = {op, -1, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, bias_other, &c);
+    pthread_join(th, NULL);
+    return c;
+}
+
+/* Two readers that meet turn the bias on; a biased read is not counted in
+ * the word (nor in `acquisitions`); it still excludes writers (a blocking
+ * one waits, a try-write is busy and leaves the bias on), refuses destroy
+ * and another thread's unlock; the writer clears the bias. */
+static void test_reader_bias(void) {
+    pthread_t r, w;
+    pthread_create(&r, NULL, bias_hold_read, NULL);
+    CHECK(wait_for(&bias_reader_in, 1, rtc_t_bound_ms(5000)));
+    CHECK(!(LOAD(bias_l.state) & RBIAS_BIT));
+    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK); /* joins: sets the bias */
+    CHECK(LOAD(bias_l.state) & RBIAS_BIT);
+    CHECK(WORD_READERS(LOAD(bias_l.state)) == 2);
+    CHECK_STATUS(rtc_rwlock_unlock(&bias_l), RTC_OK);
+    STORE(bias_reader_release, 1);
+    pthread_join(r, NULL);
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+
+    uint64_t counted = LOAD(bias_l.acquisitions);
+    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK); /* biased */
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+    CHECK(LOAD(bias_l.acquisitions) == counted);
+    /* Held here, so refused again here, biased or not. */
+    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_ERR_WOULD_DEADLOCK);
+
+    struct bias_call c = bias_from_other_thread(BIAS_TRYWR);
+    CHECK_STATUS(c.status, RTC_ERR_BUSY);
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT); /* given back with the bias */
+    c = bias_from_other_thread(BIAS_DESTROY);
+    CHECK_STATUS(c.status, RTC_ERR_LOCKED);
+    CHECK_CONTAINS(c.message, "read-locked by 1 thread");
+    c = bias_from_other_thread(BIAS_UNLOCK);
+    CHECK_STATUS(c.status, RTC_ERR_NOT_OWNER);
+    CHECK_CONTAINS(c.message, "read-locked by 1 other thread");
+
+    pthread_create(&w, NULL, bias_writer, NULL);
+    sleep_ms(50);
+    CHECK(LOAD(bias_writer_in) == 0); /* waits for the biased reader */
+    CHECK(!(LOAD(bias_l.state) & RBIAS_BIT)); /* revoked by the writer */
+    CHECK_STATUS(rtc_rwlock_unlock(&bias_l), RTC_OK);
+    pthread_join(w, NULL);
+    CHECK(LOAD(bias_writer_in) == 1);
+    CHECK(LOAD(bias_l.state) == 0);
+    CHECK_STATUS(rtc_rwlock_destroy(&bias_l), RTC_OK);
+
+    /* A thread that ends holding a biased read (misuse) leaves its hold
+     * in the table; rtc_rwlock_init, during which nobody may hold the
+     * lock, forgets it, so reused memory is a free lock. */
+    CHECK_STATUS(rtc_rwlock_init(&bias_l, "bias_l", NULL), RTC_OK);
+    STORE(bias_reader_in, 0);
+    STORE(bias_reader_release, 0);
+    pthread_create(&r, NULL, bias_hold_read, NULL);
+    CHECK(wait_for(&bias_reader_in, 1, rtc_t_bound_ms(5000)));
+    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&bias_l), RTC_OK);
+    STORE(bias_reader_release, 1);
+    pthread_join(r, NULL);
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+    pthread_create(&r, NULL, bias_read_and_exit, NULL);
+    pthread_join(r, NULL);
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT); /* the ghost's read was biased */
+    c = bias_from_other_thread(BIAS_TRYWR);
+    CHECK_STATUS(c.status, RTC_ERR_BUSY);
+    CHECK_STATUS(rtc_rwlock_init(&bias_l, "bias_l", NULL), RTC_OK);
+    c = bias_from_other_thread(BIAS_TRYWR);
+    CHECK_STATUS(c.status, RTC_OK);
+    CHECK_STATUS(rtc_rwlock_destroy(&bias_l), RTC_OK);
+}
+
 static rtc_rwlock stress_l = RTC_RWLOCK_INIT_RANKED("rw_stress", "rwb_stress");
 static long stress_counter;
 static int stress_writers_in, stress_readers_in, stress_bad, stress_iters;
@@ -1398,6 +1524,7 @@ int main(void) {
     pthread_setname_np(pthread_self(), "rwlock-main");
     struct { const char *name; void (*fn)(void); } tests[] = {
         {"shared_readers", test_shared_readers},
+        {"reader_bias", test_reader_bias},
         {"exclusion_stress", test_exclusion_stress},
         {"try", test_try},
         {"initialisers", test_initialisers},

@@ -774,11 +774,13 @@ typedef struct rtc_rwlock {
    */
   size_t home;
   /**
-   * Private: number of acquisitions (read and write).
+   * Private: number of acquisitions (write, and read except biased
+   * reads, which do not write the lock's memory).
    */
   uint64_t acquisitions;
   /**
-   * Reserved: zero.
+   * Private: `reserved[0]` is the time before which readers do not turn
+   * reader bias on again; `reserved[1]` is zero.
    */
   uint64_t reserved[2];
 } rtc_rwlock;
@@ -1501,6 +1503,12 @@ rtc_status rtc_rwlock_rdlock(struct rtc_rwlock *rwlock);
  * call site for reports (`RTC_RWLOCK_RDLOCK(l)` passes it). The lock's
  * rank is checked before blocking against every lock this thread holds,
  * as for a mutex; it is held in read mode in the record.
+ *
+ * Readers that meet on a lock turn on reader bias: later reads do not
+ * write the lock's memory but a slot of their own thread in a table, so
+ * readers on different CPUs do not slow each other down; a writer turns
+ * it off as it takes the lock and then waits for the readers still in
+ * (docs/ranks.md, "Reader bias").
  *
  * The policy prefers writers: a reader waits while a writer holds the
  * lock or is waiting for it. So a thread may not read-lock a lock it

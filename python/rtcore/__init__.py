@@ -897,6 +897,8 @@ class RWLock:
     Any number of threads may hold it for reading at once; a writer holds it
     alone. The policy prefers writers: a waiting writer stops new readers
     (it waits only for the readers already in), with eventual fairness.
+    Readers that meet on a lock turn on reader bias, so that they no longer
+    write the lock's memory (docs/ranks.md, "Reader bias").
     ``name`` and ``rank`` are as for :class:`Mutex`; a read lock and a write
     lock are order-checked alike, and reports say how a lock is held
     ("read-locked", "write-locked").

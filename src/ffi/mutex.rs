@@ -149,11 +149,12 @@ extern "C" fn lock_cold(
     }
     match (fast, lifecycle::running_mode()) {
         (Fast::Taken, _) => rtc_status::RTC_OK,
-        (Fast::TakenUnchecked(rank), Some(mode)) => {
+        // (A mutex's fast path never says "biased": that is an rwlock's.)
+        (Fast::TakenUnchecked(rank) | Fast::TakenBiasedUnchecked(rank), Some(mode)) => {
             record_checked(mutex, mode, rank, k, file, line)
         }
         // Taken, then shut down before the check: kept, unchecked.
-        (Fast::TakenUnchecked(_), None) => rtc_status::RTC_OK,
+        (Fast::TakenUnchecked(_) | Fast::TakenBiasedUnchecked(_), None) => rtc_status::RTC_OK,
         // Given back above (or the pointer was never usable).
         (Fast::GiveBack | Fast::No, _) => lock_slow(mutex, key, file, line, func),
     }

@@ -96,21 +96,23 @@ extern "C" fn lock_cold(
     let key = (how & 0x20 != 0).then_some(key);
     match (Fast::from_bits(fast), lifecycle::running_mode()) {
         (Fast::Taken, _) => rtc_status::RTC_OK,
-        (Fast::TakenUnchecked(rank), Some(mode)) => {
+        // Taken; after a shut down before the check (mode None): kept,
+        // recorded (the unlock tells a read hold from the record) but not
+        // checked.
+        (Fast::TakenUnchecked(rank) | Fast::TakenBiasedUnchecked(rank), mode) => {
+            let biased = matches!(Fast::from_bits(fast), Fast::TakenBiasedUnchecked(_));
             // SAFETY: the fast path checked the pointer.
             let r = unsafe { RwLockRef::new(l) };
             super::boundary(func, || {
-                r.record_checked(shared, mode, rank, key.unwrap_or(l as u64), file, line);
-                Ok(())
-            })
-        }
-        // Taken, then shut down before the check: kept, recorded (the
-        // unlock tells a read hold from the record) but not checked.
-        (Fast::TakenUnchecked(rank), None) => {
-            // SAFETY: the fast path checked the pointer.
-            let r = unsafe { RwLockRef::new(l) };
-            super::boundary(func, || {
-                r.record_checked(shared, Mode::Off, rank, key.unwrap_or(l as u64), file, line);
+                r.record_checked(
+                    shared,
+                    biased,
+                    mode.unwrap_or(Mode::Off),
+                    rank,
+                    key.unwrap_or(l as u64),
+                    file,
+                    line,
+                );
                 Ok(())
             })
         }
@@ -178,6 +180,12 @@ pub extern "C" fn rtc_rwlock_rdlock(rwlock: *mut rtc_rwlock) -> rtc_status {
 /// call site for reports (`RTC_RWLOCK_RDLOCK(l)` passes it). The lock's
 /// rank is checked before blocking against every lock this thread holds,
 /// as for a mutex; it is held in read mode in the record.
+///
+/// Readers that meet on a lock turn on reader bias: later reads do not
+/// write the lock's memory but a slot of their own thread in a table, so
+/// readers on different CPUs do not slow each other down; a writer turns
+/// it off as it takes the lock and then waits for the readers still in
+/// (docs/ranks.md, "Reader bias").
 ///
 /// The policy prefers writers: a reader waits while a writer holds the
 /// lock or is waiting for it. So a thread may not read-lock a lock it

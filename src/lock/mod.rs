@@ -1,6 +1,6 @@
 //! Locks: the held-lock record and order checker (`order`), what a
 //! violation produces (`report`), `rtc_mutex` (`word`, `mutex`),
-//! `rtc_rwlock` (`rwword`, `rwlock`) and `rtc_cond`; `slots` is the
+//! `rtc_rwlock` (`rwword`, `rwbias`, `rwlock`) and `rtc_cond`; `slots` is the
 //! protocol of the table that finds a thread's record fast. A waiting thread
 //! tells the world through `base::wait`, and publishes what it waits for
 //! and holds for sysmon's deadlock search (`waiters`).
@@ -17,6 +17,7 @@ pub mod mutex;
 pub mod order;
 #[cfg(not(loom))]
 pub mod report;
+pub mod rwbias;
 #[cfg(not(loom))]
 pub mod rwlock;
 pub mod rwword;

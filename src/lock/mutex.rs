@@ -81,6 +81,8 @@ pub enum Fast {
     Taken,
     /// Locked, not yet checked or recorded: finish with `record_checked`.
     TakenUnchecked(u32),
+    /// As `TakenUnchecked`, by a biased read hold (rwlocks only).
+    TakenBiasedUnchecked(u32),
     /// Locked, but not ready for the fast path (not resolved, moved,
     /// destroyed, or the thread's record full): `give_back`, then take
     /// the full path.
@@ -96,6 +98,7 @@ impl Fast {
             Fast::Taken => 1,
             Fast::GiveBack => 2,
             Fast::TakenUnchecked(rank) => 3 | (u64::from(rank) << 8),
+            Fast::TakenBiasedUnchecked(rank) => 4 | (u64::from(rank) << 8),
         }
     }
     pub fn from_bits(b: u64) -> Fast {
@@ -103,6 +106,7 @@ impl Fast {
             1 => Fast::Taken,
             2 => Fast::GiveBack,
             3 => Fast::TakenUnchecked((b >> 8) as u32),
+            4 => Fast::TakenBiasedUnchecked((b >> 8) as u32),
             _ => Fast::No,
         }
     }

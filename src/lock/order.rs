@@ -91,8 +91,21 @@ pub struct HeldLock {
     flags: u8,
 }
 
+/// How a lock is held (`HeldLock::hold`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    Exclusive,
+    /// Counted in the rwlock's word.
+    Read,
+    /// Published in the table of biased holds (`rwbias`).
+    BiasedRead,
+}
+
 const SHARED: u8 = 1;
 const TRIED: u8 = 2;
+/// A read hold published in the table of biased holds (`rwbias`), not
+/// counted in the lock's word.
+const BIASED: u8 = 4;
 const _: () = assert!(std::mem::size_of::<HeldLock>() == 32 && MAX_RANKS <= 1 << 16);
 // The layout `Held::write_entry` writes as four words.
 const _: () = assert!(
@@ -186,6 +199,30 @@ impl HeldLock {
     /// Acquired by a try-lock (recorded, never order-checked).
     pub fn tried(&self) -> bool {
         self.flags() & TRIED != 0
+    }
+    /// A biased read hold (see `rwbias`).
+    #[inline(always)]
+    pub fn biased(&self) -> bool {
+        self.flags() & BIASED != 0
+    }
+    /// How this hold is held, from one load of its flags (for the unlock's
+    /// fast path).
+    #[inline(always)]
+    pub fn hold(&self) -> Hold {
+        let f = self.flags();
+        if f & BIASED != 0 {
+            Hold::BiasedRead
+        } else if f & SHARED != 0 {
+            Hold::Read
+        } else {
+            Hold::Exclusive
+        }
+    }
+    /// This entry, marked as a biased read hold.
+    #[inline(always)]
+    pub fn into_biased(mut self) -> HeldLock {
+        self.flags |= BIASED;
+        self
     }
     /// The lock's name (NUL-terminated, or NULL). Read from the lock
     /// itself: it is alive while held (a held lock cannot be destroyed or

@@ -7,8 +7,10 @@
 //! Invariants:
 //! - Every hold, read or write, is in the holder's held record, whatever
 //!   the lock-rank mode: a read hold is known only there (the word counts
-//!   readers, it does not name them), and unlock decides from it whether
-//!   the caller reads, writes or holds nothing. (Between the fast path's
+//!   readers, it does not name them; a biased read is not even counted
+//!   there, but published in the table of `rwbias`), and unlock decides
+//!   from it whether the caller reads (counted or biased), writes or holds
+//!   nothing. (Between the fast path's
 //!   compare-and-swap and its record or give-back, within one lock call,
 //!   only the word has it; no unlock of this thread can come between.)
 //! - A thread holds one lock at most once: a second acquisition of a lock
@@ -21,8 +23,9 @@
 use std::os::raw::c_char;
 
 use super::mutex::{Fast, MutexRef};
-use super::order::{self, Held, HeldLock, LockKind, MAX_HELD, Mode, Wanted, with_held};
+use super::order::{self, Held, HeldLock, Hold, LockKind, MAX_HELD, Mode, Wanted, with_held};
 use super::report;
+use super::rwbias;
 use super::rwword::{RwWord, TryRw, readers, writer};
 use crate::status::{Error, RTC_ERR_BUSY, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,9 +52,11 @@ pub struct rtc_rwlock {
     pub flags: u32,
     /// Private: address at first use.
     pub home: usize,
-    /// Private: number of acquisitions (read and write).
+    /// Private: number of acquisitions (write, and read except biased
+    /// reads, which do not write the lock's memory).
     pub acquisitions: u64,
-    /// Reserved: zero.
+    /// Private: `reserved[0]` is the time before which readers do not turn
+    /// reader bias on again; `reserved[1]` is zero.
     pub reserved: [u64; 2],
 }
 
@@ -111,9 +116,13 @@ impl RwLockRef {
         // SAFETY: `p` valid and 8-aligned (new); all concurrent accesses to
         // the word are atomic.
         let state = unsafe { AtomicU64::from_ptr(&raw mut (*self.p).state) };
+        // SAFETY: as above; every access to the deadline is atomic.
+        let bias_after = unsafe { AtomicU64::from_ptr(&raw mut (*self.p).reserved[0]) };
         RwWord {
             state,
             key: self.addr(),
+            slots: &rwbias::TABLE,
+            bias_after,
         }
     }
 
@@ -126,7 +135,9 @@ impl RwLockRef {
     }
 
     pub fn init(&self, name: *const c_char, rank_name: *const c_char) -> Result<()> {
-        self.fields.init(name, rank_name)
+        self.fields.init(name, rank_name)?;
+        rwbias::forget(&rwbias::TABLE, self.addr());
+        Ok(())
     }
 
     fn wanted(&self, rank: u32, shared: bool, key: u64, file: *const c_char, line: u32) -> Wanted {
@@ -216,8 +227,22 @@ impl RwLockRef {
             return Fast::No;
         }
         let word = self.word();
+        // A read loads the word first, for the bias: under it, a
+        // compare-and-swap would take the word's line from the other
+        // readers' caches each time. A word with readers in is joined at
+        // once (a compare-and-swap from a free word would fail).
         let won = if shared {
-            word.read_from_free()
+            let s = word.load();
+            if RwWord::biased_may_enter(s) {
+                if let Some(taken) = self.lock_biased(me, held, mode, key, file, line) {
+                    return taken;
+                }
+            }
+            if s == 0 {
+                word.read_from_free()
+            } else {
+                Err(s)
+            }
         } else if word.write_uncontended(me) {
             Ok(())
         } else {
@@ -236,22 +261,77 @@ impl RwLockRef {
             },
         };
         self.fields.count_acquisition();
+        let hold = if shared { Hold::Read } else { Hold::Exclusive };
+        Self::record_fast(held, mode, self.addr(), hold, rank, key, file, line)
+    }
+
+    /// The end of a fast acquisition: record it, checked in the same
+    /// step, or say `record_checked` must (when the check has something to
+    /// say). Recorded even with checking off: unlock tells a read hold, and
+    /// a biased one, from the record.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn record_fast(
+        held: &mut Held,
+        mode: Mode,
+        addr: usize,
+        hold: Hold,
+        rank: u32,
+        key: u64,
+        file: *const c_char,
+        line: u32,
+    ) -> Fast {
         let entry = HeldLock::new(
-            self.addr(),
+            addr,
             file,
             key,
             line,
             rank,
             LockKind::RwLock,
-            shared,
+            hold != Hold::Exclusive,
             false,
         );
-        // Recorded even with checking off: unlock tells a read hold from
-        // the record. (Not recorded here: `record_checked` does it.)
-        if !held.push_fast(entry, mode != Mode::Off) {
-            return Fast::TakenUnchecked(rank);
+        let biased = hold == Hold::BiasedRead;
+        let entry = if biased { entry.into_biased() } else { entry };
+        match (held.push_fast(entry, mode != Mode::Off), biased) {
+            (true, _) => Fast::Taken,
+            (false, false) => Fast::TakenUnchecked(rank),
+            (false, true) => Fast::TakenBiasedUnchecked(rank),
         }
-        Fast::Taken
+    }
+
+    /// A read lock of a biased word: the lock's fields and the record are
+    /// tested first (a biased hold has no give-back), then the hold is
+    /// published. None, with nothing changed, sends the caller on to the
+    /// word (the full path says why, if it must refuse).
+    #[inline(always)]
+    fn lock_biased(
+        &self,
+        me: u64,
+        held: &mut Held,
+        mode: Mode,
+        key: u64,
+        file: *const c_char,
+        line: u32,
+    ) -> Option<Fast> {
+        let rank = self.fields.fast_ready()?;
+        if held.is_full()
+            || (held.may_hold_rank(rank) && held.holds(self.addr()))
+            || !self.word().read_biased(me)
+        {
+            return None;
+        }
+        // Not counted in `acquisitions`: that would write the lock's line.
+        Some(Self::record_fast(
+            held,
+            mode,
+            self.addr(),
+            Hold::BiasedRead,
+            rank,
+            key,
+            file,
+            line,
+        ))
     }
 
     /// A read lock that found readers in (`s`, from the compare-and-swap
@@ -293,9 +373,11 @@ impl RwLockRef {
     /// about: check, record, deliver a pending report.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub fn record_checked(
         &self,
         shared: bool,
+        biased: bool,
         mode: Mode,
         rank: u32,
         key: u64,
@@ -305,7 +387,8 @@ impl RwLockRef {
         let wanted = self.wanted(rank, shared, key, file, line);
         let pending = with_held(|held| {
             let pending = order::check(held, mode, &wanted);
-            held.push(Self::entry(&wanted, false));
+            let entry = Self::entry(&wanted, false);
+            held.push(if biased { entry.into_biased() } else { entry });
             pending
         });
         if pending {
@@ -326,12 +409,16 @@ impl RwLockRef {
         // at once, with no load first (which, under contention, would
         // fetch its line once to read and again to write).
         let word = self.word();
-        let wake = match held.find(self.addr()) {
-            Some(e) if e.shared() => match word.read_release_vouched() {
+        let wake = match held.find(self.addr()).map(HeldLock::hold) {
+            Some(Hold::BiasedRead) => {
+                word.read_release_biased(me);
+                false
+            }
+            Some(Hold::Read) => match word.read_release_vouched() {
                 Some(wake) => wake,
                 None => return UnlockFast::No,
             },
-            Some(_) => {
+            Some(Hold::Exclusive) => {
                 if !word.write_release_uncontended(me) {
                     return UnlockFast::No;
                 }
@@ -386,15 +473,18 @@ impl RwLockRef {
             }
             let me = held.me;
             let word = self.word();
+            let biased =
+                shared && RwWord::biased_may_enter(word.load()) && me != 0 && word.read_biased(me);
             let got = if shared {
-                word.read_retrying()
+                biased || word.read_retrying()
             } else {
                 word.write_uncontended(me)
             };
             // Checked before blocking (after, when nothing blocked).
             let pending = order::check(held, mode, &wanted);
             if got {
-                held.push(Self::entry(&wanted, false));
+                let entry = Self::entry(&wanted, false);
+                held.push(if biased { entry.into_biased() } else { entry });
             }
             Ok(((!got).then_some(me), pending))
         })?;
@@ -438,7 +528,7 @@ impl RwLockRef {
                     crate::record::A::CStrLossy(self.fields.name_ptr()),
                     crate::record::A::U(if shared { 2 } else { 1 }),
                     crate::record::A::U(writer(s).unwrap_or(0)),
-                    crate::record::A::U(readers(s)),
+                    crate::record::A::U(readers(s) + self.word().biased_readers()),
                 ],
             );
             crate::record::monotonic_ns()
@@ -530,6 +620,11 @@ impl RwLockRef {
                 return Ok(());
             }
             match held.find(self.addr()) {
+                Some(e) if e.biased() => {
+                    held.remove(self.addr());
+                    word.read_release_biased(me);
+                    Ok(())
+                }
                 Some(e) if e.shared() && readers(s) > 0 => {
                     held.remove(self.addr());
                     word.read_release();
@@ -541,9 +636,10 @@ impl RwLockRef {
                     held.remove(self.addr());
                     let who = match writer(s) {
                         Some(w) => format!("it is write-locked by thread {w}"),
-                        None if readers(s) > 0 => {
-                            format!("it is read-locked by {} other thread(s)", readers(s))
-                        }
+                        None if readers(s) + word.biased_readers() > 0 => format!(
+                            "it is read-locked by {} other thread(s)",
+                            readers(s) + word.biased_readers()
+                        ),
                         None => "it is not locked".to_string(),
                     };
                     Err(self.fields.not_held_error(who))
@@ -554,9 +650,10 @@ impl RwLockRef {
 
     pub fn destroy(&self) -> Result<()> {
         let s = self.word().load();
+        let n = readers(s) + self.word().biased_readers();
         let busy = match writer(s) {
             Some(w) => Some(format!("write-locked by thread {w}")),
-            None if readers(s) > 0 => Some(format!("read-locked by {} thread(s)", readers(s))),
+            None if n > 0 => Some(format!("read-locked by {n} thread(s)")),
             None if super::rwword::flags(s) != 0 => Some("waited for by parked threads".into()),
             None => None,
         };

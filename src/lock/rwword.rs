@@ -16,6 +16,19 @@
 //! Nobody is handed the lock: a woken thread takes it by compare-and-swap
 //! once it runs again (after the world's `after_park`).
 //!
+//! Reader bias (`rwbias`): while RBIAS is set a reader may enter without
+//! counting itself in the word, by publishing the lock in its slot of the
+//! table of biased holds and then finding RBIAS still set. RBIAS is set by
+//! a reader joining other readers (so only when readers meet), once the
+//! lock's deadline (`bias_after`) has passed; it is cleared by the
+//! compare-and-swap that sets WRITER, after which that writer waits for
+//! the biased readers to leave, and sets the deadline to nine times that
+//! revocation's duration from now, so that revoking costs a stream of
+//! writers at most about a tenth of their time. A writer that waits for
+//! biased readers holds WRITER meanwhile: it polls the table (spinning,
+//! then yielding, then sleeping up to 1 ms between looks), since a biased
+//! release is one store to the reader's own slot and wakes nobody.
+//!
 //! Invariants (checked by the loom models in tests/loom_rwlock.rs):
 //! - **exclusion**: WRITER is set only by a compare-and-swap from a word
 //!   with no writer and no reader; a reader enters only by a
@@ -36,18 +49,38 @@
 //!   unlock) and saw W_PARKED wakes one writer.
 //! - **owner-only release**: a write release succeeds only for the writer;
 //!   read releases are vouched for by the caller (the held record).
+//! - **bias**: a biased reader is in only if, after its slot's publishing
+//!   compare-and-swap, it loaded the word with RBIAS set; a writer that
+//!   cleared RBIAS (by the compare-and-swap that set WRITER, or by
+//!   `try_write`'s) proceeds only once it has loaded every slot without
+//!   the lock's address after that. All four accesses are sequentially
+//!   consistent, so of a reader and a writer racing, at least one sees the
+//!   other (the reader withdraws, or the writer waits). RBIAS is cleared
+//!   only with WRITER set; a `try_write` that finds biased readers in
+//!   restores it as it gives the lock back, so biased readers are never
+//!   in while the word lacks RBIAS and no writer is draining them.
 
+use super::rwbias::{self, SlotLine, ticks};
 use super::word::spin;
 use crate::sync::{AtomicU64, Ordering, park};
 
 pub const R_PARKED: u64 = 1;
 pub const W_PARKED: u64 = 2;
 pub const WRITER: u64 = 4;
+/// Readers may enter biased (see the module's comment).
+pub const RBIAS: u64 = 8;
 const SHIFT: u32 = 4;
 pub const ONE_READER: u64 = 1 << SHIFT;
 const FLAGS: u64 = R_PARKED | W_PARKED | WRITER;
 /// Longest pause (spin hints) between a reader's lost compare-and-swaps.
 const MAX_READ_PAUSE: u32 = 64;
+/// After a revocation that took d, readers do not bias again for this
+/// many times d.
+const INHIBIT_FACTOR: u64 = 9;
+/// The longest sleep between two looks of a writer waiting for a biased
+/// reader to leave.
+#[cfg(not(loom))]
+const DRAIN_MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The writer's id, if write-locked.
 #[inline(always)]
@@ -61,10 +94,13 @@ pub fn readers(s: u64) -> u64 {
     if s & WRITER != 0 { 0 } else { s >> SHIFT }
 }
 
-/// A view of one rwlock word and its parking keys.
+/// A view of one rwlock word, its parking keys, the table of biased read
+/// holds and the lock's bias deadline (in `rwbias::ticks`).
 pub struct RwWord<'a> {
     pub state: &'a AtomicU64,
     pub key: usize,
+    pub slots: &'a [SlotLine],
+    pub bias_after: &'a AtomicU64,
 }
 
 /// Outcome of a try-acquire.
@@ -82,6 +118,13 @@ impl RwWord<'_> {
     #[inline(always)]
     fn reader_may_enter(s: u64) -> bool {
         s & (WRITER | W_PARKED) == 0
+    }
+
+    /// A biased reader may enter this word: RBIAS set (so no writer
+    /// holds it) and no writer waiting.
+    #[inline(always)]
+    pub fn biased_may_enter(s: u64) -> bool {
+        s & (RBIAS | W_PARKED) == RBIAS
     }
 
     /// The uncontended read acquire: one compare-and-swap (the fast path;
@@ -110,13 +153,116 @@ impl RwWord<'_> {
     /// The second step: join the readers in the word `s` that
     /// `read_from_free` found, by one more compare-and-swap, if a reader
     /// may enter it.
+    /// Readers meet here, so this is where RBIAS is set, if the lock's
+    /// deadline has passed.
     #[inline(always)]
     pub fn read_joining(&self, s: u64) -> bool {
-        Self::reader_may_enter(s)
-            && self
-                .state
-                .compare_exchange(s, s + ONE_READER, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        if !Self::reader_may_enter(s) {
+            return false;
+        }
+        let bias = if s & RBIAS == 0 && self.bias_allowed() {
+            RBIAS
+        } else {
+            0
+        };
+        self.state
+            .compare_exchange(
+                s,
+                (s + ONE_READER) | bias,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// The lock's bias deadline has passed.
+    #[inline(always)]
+    fn bias_allowed(&self) -> bool {
+        ticks() >= self.bias_after.load(Ordering::Relaxed)
+    }
+
+    /// The biased read acquire (the caller saw RBIAS in the word): publish
+    /// the lock in this thread's slot, then enter if RBIAS is still set.
+    /// False, with the slot left as it was, if the slot is taken (another
+    /// of this thread's holds, or another thread's with the same id modulo
+    /// the table's lines) or RBIAS is gone: the caller counts itself in
+    /// the word instead. `me` is not 0.
+    #[inline(always)]
+    pub fn read_biased(&self, me: u64) -> bool {
+        let slot = rwbias::slot(self.slots, me, self.key);
+        if slot
+            .compare_exchange(0, self.key as u64, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // SeqCst (invariant **bias**); also an acquire of the last
+        // writer's release, which the RMW that set RBIAS continued.
+        Self::loom_sc_fence();
+        if Self::biased_may_enter(self.state.load(Ordering::SeqCst)) {
+            return true;
+        }
+        slot.store(0, Ordering::Release);
+        false
+    }
+
+    /// Nothing, except under loom: loom does not give sequentially
+    /// consistent loads and stores their total order (tokio-rs/loom#180)
+    /// but does model `fence(SeqCst)`, which between the two accesses of
+    /// each side of the **bias** handshake gives the same guarantee.
+    #[inline(always)]
+    pub(crate) fn loom_sc_fence() {
+        #[cfg(loom)]
+        crate::sync::fence(Ordering::SeqCst);
+    }
+
+    /// Release a biased read hold of thread `me` (its record says so).
+    #[inline(always)]
+    pub fn read_release_biased(&self, me: u64) {
+        let slot = rwbias::slot(self.slots, me, self.key);
+        debug_assert_eq!(slot.load(Ordering::Relaxed), self.key as u64);
+        slot.store(0, Ordering::Release);
+    }
+
+    /// Readers in by biased holds (a scan of the table).
+    pub fn biased_readers(&self) -> u64 {
+        rwbias::count(self.slots, self.key)
+    }
+
+    /// After a compare-and-swap that set WRITER and cleared RBIAS: wait
+    /// until no biased reader is in, then set the bias deadline.
+    #[cold]
+    fn drain_biased(&self, before_park: fn(), after_park: fn()) {
+        let start = ticks();
+        for line in self.slots {
+            for slot in &line.0 {
+                let mut round = 0;
+                #[cfg(not(loom))]
+                let mut sleep = std::time::Duration::from_micros(20);
+                while rwbias::scan_load(slot) == self.key as u64 {
+                    if spin(&mut round) {
+                        continue;
+                    }
+                    #[cfg(not(loom))]
+                    {
+                        before_park();
+                        std::thread::sleep(sleep);
+                        after_park();
+                        sleep = (sleep * 2).min(DRAIN_MAX_SLEEP);
+                    }
+                    #[cfg(loom)]
+                    {
+                        let _ = (before_park, after_park);
+                        crate::sync::spin_hint();
+                    }
+                }
+            }
+        }
+        let end = ticks();
+        self.bias_after.store(
+            end.saturating_add(end.wrapping_sub(start).saturating_mul(INHIBIT_FACTOR)),
+            Ordering::Relaxed,
+        );
     }
 
     /// The read acquire without blocking: compare-and-swaps retried while
@@ -197,13 +343,31 @@ impl RwWord<'_> {
             match self.state.compare_exchange_weak(
                 s,
                 (me << SHIFT) | WRITER | (s & (R_PARKED | W_PARKED)),
-                Ordering::Acquire,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
+                Ok(_)
+                    if s & RBIAS != 0 && {
+                        Self::loom_sc_fence();
+                        self.biased_readers() != 0
+                    } =>
+                {
+                    self.write_release_restoring_bias(me);
+                    return TryRw::Busy;
+                }
                 Ok(_) => return TryRw::Acquired,
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// Give back a write hold taken by clearing RBIAS while biased readers
+    /// are still in: RBIAS goes back up with the release (invariant
+    /// **bias**), and whoever parked meanwhile is woken.
+    #[cold]
+    fn write_release_restoring_bias(&self, me: u64) {
+        let released = self.release_writer(me, RBIAS);
+        debug_assert!(released.is_ok(), "{released:?}");
     }
 
     pub fn load(&self) -> u64 {
@@ -271,11 +435,15 @@ impl RwWord<'_> {
                     .compare_exchange_weak(
                         s,
                         (me << SHIFT) | WRITER | (s & (R_PARKED | W_PARKED)),
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
                         Ordering::Relaxed,
                     )
                     .is_ok()
                 {
+                    if s & RBIAS != 0 {
+                        Self::loom_sc_fence();
+                        self.drain_biased(before_park, after_park);
+                    }
                     return waker;
                 }
                 continue;
@@ -377,6 +545,13 @@ impl RwWord<'_> {
 
     #[cold]
     fn write_release_slow(&self, me: u64) -> Result<(), u64> {
+        self.release_writer(me, 0)
+    }
+
+    /// Release `me`'s write hold, leaving the parked flags and `keep` in
+    /// the word, and wake whoever parked; `Err(word)` if `me` is not the
+    /// writer.
+    fn release_writer(&self, me: u64, keep: u64) -> Result<(), u64> {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             if writer(s) != Some(me) {
@@ -384,7 +559,7 @@ impl RwWord<'_> {
             }
             match self.state.compare_exchange_weak(
                 s,
-                s & (R_PARKED | W_PARKED),
+                (s & (R_PARKED | W_PARKED)) | keep,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -441,13 +616,60 @@ pub mod broken {
     use super::*;
 
     /// Breaks **exclusion**: a reader that ignores WRITER.
-    pub fn read_ignoring_writer(w: &RwWord<'_>) {
+    pub fn read_ignoring_writer(w: &RwWord<'_>, _me: u64) -> bool {
         w.state.fetch_add(ONE_READER, Ordering::Acquire);
+        false
+    }
+
+    /// Breaks **bias**: a biased reader that publishes its hold and enters
+    /// without looking at the word again (a writer may have cleared RBIAS
+    /// and scanned the table in between). True: biased.
+    pub fn read_biased_unchecked(w: &RwWord<'_>, me: u64) -> bool {
+        if RwWord::biased_may_enter(w.load()) {
+            let slot = super::rwbias::slot(w.slots, me, w.key);
+            if slot
+                .compare_exchange(0, w.key as u64, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        if !w.read_uncontended() && !w.read_retrying() {
+            w.read_contended(|| {}, || {});
+        }
+        false
+    }
+
+    /// Breaks **bias**: a try-write that finds biased readers in and gives
+    /// the lock back without restoring RBIAS (the next writer, seeing no
+    /// bias, does not wait for them).
+    pub fn try_write_dropping_bias(w: &RwWord<'_>, me: u64) -> TryRw {
+        let s = w.state.load(Ordering::Relaxed);
+        if s & WRITER != 0 || readers(s) != 0 {
+            return TryRw::Busy;
+        }
+        let mine = (me << SHIFT) | WRITER | (s & (R_PARKED | W_PARKED));
+        if w.state
+            .compare_exchange(s, mine, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return TryRw::Busy;
+        }
+        RwWord::loom_sc_fence();
+        if s & RBIAS != 0 && w.biased_readers() != 0 {
+            let _ = w.write_release(me);
+            return TryRw::Busy;
+        }
+        TryRw::Acquired
     }
 
     /// Breaks **no lost wake-up (writers)**: the last reader leaves without
     /// waking the parked writer.
-    pub fn read_release_forgetting_writer(w: &RwWord<'_>) {
-        w.state.fetch_sub(ONE_READER, Ordering::Release);
+    pub fn read_release_forgetting_writer(w: &RwWord<'_>, me: u64, biased: bool) {
+        if biased {
+            w.read_release_biased(me);
+        } else {
+            w.state.fetch_sub(ONE_READER, Ordering::Release);
+        }
     }
 }
