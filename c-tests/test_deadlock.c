@@ -120,6 +120,36 @@ static void read_lock_inversion(void) {
     CHECK_CONTAINS(r, "mutex 'alpha'");
 }
 
+/* The same with the reader's hold biased (two readers met on the lock
+ * first): the writer then waits for a reader the lock's word does not
+ * count, and must still be seen waiting. */
+static void *hold_read_meanwhile(void *arg) {
+    (void)arg;
+    int locked = rtc_rwlock_rdlock(&rw) == RTC_OK;
+    pthread_barrier_wait(&both);
+    pthread_barrier_wait(&both);
+    if (locked) rtc_rwlock_unlock(&rw);
+    return NULL;
+}
+
+static void read_lock_inversion_biased(void) {
+    /* A first read gives this thread its id (the fast path needs one). */
+    CHECK_STATUS(rtc_rwlock_rdlock(&rw), RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&rw), RTC_OK);
+    pthread_barrier_init(&both, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_read_meanwhile, NULL);
+    pthread_barrier_wait(&both);
+    CHECK_STATUS(rtc_rwlock_rdlock(&rw), RTC_OK); /* joins: turns the bias on */
+    CHECK_STATUS(rtc_rwlock_unlock(&rw), RTC_OK);
+    pthread_barrier_wait(&both);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&both);
+    CHECK(__atomic_load_n(&rw.state, __ATOMIC_SEQ_CST) == 8u); /* RBIAS, src/lock/rwword.rs */
+    read_lock_inversion();
+    CHECK(__atomic_load_n(&rw.state, __ATOMIC_SEQ_CST) >> 4 != 0); /* the writer's id */
+}
+
 /* ---- a long wait that ends is not a deadlock --------------------------- */
 
 static void *holder(void *arg) {
@@ -175,6 +205,7 @@ int main(void) {
         {"crossed mutexes, unattached", crossed_mutexes},
         {"crossed mutexes, attached", crossed_mutexes_attached},
         {"inversion through a read lock", read_lock_inversion},
+        {"inversion through a biased read lock", read_lock_inversion_biased},
         {"long wait, no cycle", long_wait_is_not_a_deadlock},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {

@@ -162,7 +162,7 @@ static void *bias_read_and_exit(void *arg) {
     return NULL;
 }
 
-enum bias_op { BIAS_TRYWR, BIAS_DESTROY, BIAS_UNLOCK };
+enum bias_op { BIAS_TRYWR, BIAS_DESTROY, BIAS_UNLOCK, BIAS_INIT };
 struct bias_call { enum bias_op op; int status; char message[4096]; };
 
 static void *bias_other(void *arg) {
@@ -174,6 +174,7 @@ static void *bias_other(void *arg) {
         break;
     case BIAS_DESTROY: c->status = rtc_rwlock_destroy(&bias_l); break;
     case BIAS_UNLOCK: c->status = rtc_rwlock_unlock(&bias_l); break;
+    case BIAS_INIT: c->status = rtc_rwlock_init(&bias_l, "bias_l", NULL); break;
     }
     snprintf(c->message, sizeof c->message, "%s", rtc_t_last_error());
     return NULL;
@@ -191,8 +192,11 @@ static struct bias_call bias_from_other_thread(enum bias_op op) {
  * the word (nor in `acquisitions`); it still excludes writers (a blocking
  * one waits, a try-write is busy and leaves the bias on), refuses destroy
  * and another thread's unlock; the writer clears the bias. */
-static void test_reader_bias(void) {
-    pthread_t r, w;
+/* Another thread and this one meet as readers of bias_l: the bias goes on. */
+static void bias_readers_meet(void) {
+    pthread_t r;
+    STORE(bias_reader_in, 0);
+    STORE(bias_reader_release, 0);
     pthread_create(&r, NULL, bias_hold_read, NULL);
     CHECK(wait_for(&bias_reader_in, 1, rtc_t_bound_ms(5000)));
     CHECK(!(LOAD(bias_l.state) & RBIAS_BIT));
@@ -203,6 +207,11 @@ static void test_reader_bias(void) {
     STORE(bias_reader_release, 1);
     pthread_join(r, NULL);
     CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+}
+
+static void test_reader_bias(void) {
+    pthread_t r, w;
+    bias_readers_meet();
 
     uint64_t counted = LOAD(bias_l.acquisitions);
     CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK); /* biased */
@@ -235,15 +244,7 @@ static void test_reader_bias(void) {
      * in the table; rtc_rwlock_init, during which nobody may hold the
      * lock, forgets it, so reused memory is a free lock. */
     CHECK_STATUS(rtc_rwlock_init(&bias_l, "bias_l", NULL), RTC_OK);
-    STORE(bias_reader_in, 0);
-    STORE(bias_reader_release, 0);
-    pthread_create(&r, NULL, bias_hold_read, NULL);
-    CHECK(wait_for(&bias_reader_in, 1, rtc_t_bound_ms(5000)));
-    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK);
-    CHECK_STATUS(rtc_rwlock_unlock(&bias_l), RTC_OK);
-    STORE(bias_reader_release, 1);
-    pthread_join(r, NULL);
-    CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+    bias_readers_meet();
     pthread_create(&r, NULL, bias_read_and_exit, NULL);
     pthread_join(r, NULL);
     CHECK(LOAD(bias_l.state) == RBIAS_BIT); /* the ghost's read was biased */
@@ -252,6 +253,17 @@ static void test_reader_bias(void) {
     CHECK_STATUS(rtc_rwlock_init(&bias_l, "bias_l", NULL), RTC_OK);
     c = bias_from_other_thread(BIAS_TRYWR);
     CHECK_STATUS(c.status, RTC_OK);
+
+    /* Re-initialised by another thread while this one holds a biased read
+     * (which init's contract forbids): the hold is gone, and its unlock is
+     * refused rather than clearing a slot that may be another's by now. */
+    bias_readers_meet();
+    CHECK_STATUS(rtc_rwlock_rdlock(&bias_l), RTC_OK); /* biased */
+    CHECK(LOAD(bias_l.state) == RBIAS_BIT);
+    c = bias_from_other_thread(BIAS_INIT);
+    CHECK_STATUS(c.status, RTC_OK);
+    CHECK_STATUS(rtc_rwlock_unlock(&bias_l), RTC_ERR_NOT_OWNER);
+    expect_message("re-initialised while held");
     CHECK_STATUS(rtc_rwlock_destroy(&bias_l), RTC_OK);
 }
 

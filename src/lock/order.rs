@@ -87,7 +87,7 @@ pub struct HeldLock {
     rank: u16,
     /// A `LockKind` (a byte, so that all-zero memory is a valid record).
     kind: u8,
-    /// SHARED | TRIED.
+    /// SHARED | TRIED | BIASED.
     flags: u8,
 }
 

@@ -92,8 +92,12 @@ pub fn count(table: &[SlotLine], key: usize) -> u64 {
 /// read-held. (The one exception to "only the publisher clears a slot".)
 #[cfg(not(loom))]
 pub fn forget(table: &[SlotLine], key: usize) {
+    // A load first: a compare-and-swap on every slot would take every
+    // thread's line away from it.
     for slot in table.iter().flat_map(|l| l.0.iter()) {
-        let _ = slot.compare_exchange(key as u64, 0, Ordering::SeqCst, Ordering::Relaxed);
+        if slot.load(Ordering::Relaxed) == key as u64 {
+            let _ = slot.compare_exchange(key as u64, 0, Ordering::SeqCst, Ordering::Relaxed);
+        }
     }
 }
 

@@ -10,9 +10,10 @@
 //!   readers, it does not name them; a biased read is not even counted
 //!   there, but published in the table of `rwbias`), and unlock decides
 //!   from it whether the caller reads (counted or biased), writes or holds
-//!   nothing. (Between the fast path's
-//!   compare-and-swap and its record or give-back, within one lock call,
-//!   only the word has it; no unlock of this thread can come between.)
+//!   nothing. (Between the fast path's compare-and-swap, or a biased
+//!   read's publishing, and its record or give-back, within one lock call,
+//!   only the word or the slot has it; no unlock of this thread can come
+//!   between.)
 //! - A thread holds one lock at most once: a second acquisition of a lock
 //!   it holds in any mode is refused with `RTC_ERR_WOULD_DEADLOCK` (a
 //!   recursive read would wait forever behind a writer parked between the
@@ -201,8 +202,10 @@ impl RwLockRef {
     }
 
     /// The uncontended path, lock-free and panic-free (it runs outside the
-    /// C boundary). First one compare-and-swap as if the lock were free;
-    /// won, this thread cannot hold it already, and the fields and the
+    /// C boundary). A read loads the word first: a biased word is entered
+    /// by `lock_biased`, a word with readers in is joined by
+    /// `join_readers`. Otherwise one compare-and-swap as if the lock were
+    /// free; won, this thread cannot hold it already, and the fields and the
     /// record are tested only after it (a test before it is a branch on a
     /// load that the locked instruction, which executes only once
     /// everything before it is done, would wait for): a lock not ready or
@@ -411,7 +414,9 @@ impl RwLockRef {
         let word = self.word();
         let wake = match held.find(self.addr()).map(HeldLock::hold) {
             Some(Hold::BiasedRead) => {
-                word.read_release_biased(me);
+                if !word.read_release_biased(me) {
+                    return UnlockFast::No;
+                }
                 false
             }
             Some(Hold::Read) => match word.read_release_vouched() {
@@ -464,7 +469,7 @@ impl RwLockRef {
         let key = key.unwrap_or(self.addr() as u64);
         let what = if shared { "read lock" } else { "write lock" };
         let wanted = self.wanted(rank, shared, key, file, line);
-        let (must_wait, pending) = with_held(|held| {
+        let (must_wait, pending, biased) = with_held(|held| {
             if held.is_full() {
                 return Err(self.full_error(what));
             }
@@ -475,10 +480,12 @@ impl RwLockRef {
             let word = self.word();
             let biased =
                 shared && RwWord::biased_may_enter(word.load()) && me != 0 && word.read_biased(me);
+            // A write to a free biased word (RBIAS and nothing else) is
+            // not contended: `try_write` takes it if no biased reader is in.
             let got = if shared {
                 biased || word.read_retrying()
             } else {
-                word.write_uncontended(me)
+                word.write_uncontended(me) || word.try_write(me) == TryRw::Acquired
             };
             // Checked before blocking (after, when nothing blocked).
             let pending = order::check(held, mode, &wanted);
@@ -486,7 +493,7 @@ impl RwLockRef {
                 let entry = Self::entry(&wanted, false);
                 held.push(if biased { entry.into_biased() } else { entry });
             }
-            Ok(((!got).then_some(me), pending))
+            Ok(((!got).then_some(me), pending, biased))
         })?;
         if pending {
             report::deliver();
@@ -509,7 +516,10 @@ impl RwLockRef {
                 Ok(())
             })?;
         }
-        self.fields.count_acquisition();
+        // (A biased read is not counted: that would write the lock.)
+        if !biased {
+            self.fields.count_acquisition();
+        }
         Ok(())
     }
 
@@ -622,8 +632,12 @@ impl RwLockRef {
             match held.find(self.addr()) {
                 Some(e) if e.biased() => {
                     held.remove(self.addr());
-                    word.read_release_biased(me);
-                    Ok(())
+                    if word.read_release_biased(me) {
+                        return Ok(());
+                    }
+                    Err(self.fields.not_held_error(
+                        "its read hold is gone: was it re-initialised while held?".into(),
+                    ))
                 }
                 Some(e) if e.shared() && readers(s) > 0 => {
                     held.remove(self.addr());
@@ -634,12 +648,10 @@ impl RwLockRef {
                     // Not ours (any more: re-initialised under us, say):
                     // forget any entry for it so later checks see no ghost.
                     held.remove(self.addr());
+                    let n = readers(s) + word.biased_readers();
                     let who = match writer(s) {
                         Some(w) => format!("it is write-locked by thread {w}"),
-                        None if readers(s) + word.biased_readers() > 0 => format!(
-                            "it is read-locked by {} other thread(s)",
-                            readers(s) + word.biased_readers()
-                        ),
+                        None if n > 0 => format!("it is read-locked by {n} other thread(s)"),
                         None => "it is not locked".to_string(),
                     };
                     Err(self.fields.not_held_error(who))

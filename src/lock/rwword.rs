@@ -1,8 +1,9 @@
 //! The lock-word protocol of `rtc_rwlock`, apart from ranks, the held
 //! record and C memory, so that loom can model it through `sync`.
 //!
-//! Word: `high << 4 | WRITER | W_PARKED | R_PARKED`, where `high` is the
-//! writer's thread id when WRITER is set, else the number of readers.
+//! Word: `high << 4 | RBIAS | WRITER | W_PARKED | R_PARKED`, where `high`
+//! is the writer's thread id when WRITER is set, else the number of
+//! counted readers (biased readers are not counted: see below).
 //! Readers park on `key`, writers on `key + 1` (keys are lock addresses, at
 //! least 8-aligned, so `key + 1` is no other lock's key).
 //!
@@ -19,20 +20,24 @@
 //! Reader bias (`rwbias`): while RBIAS is set a reader may enter without
 //! counting itself in the word, by publishing the lock in its slot of the
 //! table of biased holds and then finding RBIAS still set. RBIAS is set by
-//! a reader joining other readers (so only when readers meet), once the
+//! a reader joining a word that is not free but open to readers (almost
+//! always: other readers are in, so in effect when readers meet), once the
 //! lock's deadline (`bias_after`) has passed; it is cleared by the
 //! compare-and-swap that sets WRITER, after which that writer waits for
 //! the biased readers to leave, and sets the deadline to nine times that
-//! revocation's duration from now, so that revoking costs a stream of
-//! writers at most about a tenth of their time. A writer that waits for
-//! biased readers holds WRITER meanwhile: it polls the table (spinning,
-//! then yielding, then sleeping up to 1 ms between looks), since a biased
-//! release is one store to the reader's own slot and wakes nobody.
+//! revocation's duration from now (at most `MAX_INHIBIT_TICKS`), so that
+//! revoking costs a stream of writers at most about a tenth of their time.
+//! A writer that waits for biased readers holds WRITER meanwhile: it polls
+//! the table (spinning, then yielding, then, counted as parked, sleeping
+//! up to 1 ms between looks), since a biased release is one
+//! compare-and-swap on the reader's own slot and wakes nobody.
 //!
 //! Invariants (checked by the loom models in tests/loom_rwlock.rs):
 //! - **exclusion**: WRITER is set only by a compare-and-swap from a word
-//!   with no writer and no reader; a reader enters only by a
-//!   compare-and-swap from a word without WRITER. So a writer is alone.
+//!   with no writer and no counted reader; a counted reader enters only by
+//!   a compare-and-swap from a word without WRITER; and a writer whose
+//!   compare-and-swap cleared RBIAS proceeds only once the biased readers
+//!   have left (**bias**). So a writer is alone.
 //! - **no lost wake-up (readers)**: a reader parks only while (under the
 //!   bucket lock) WRITER or W_PARKED and R_PARKED are set; R_PARKED is
 //!   cleared only just before every parked reader is woken: by a write
@@ -77,6 +82,9 @@ const MAX_READ_PAUSE: u32 = 64;
 /// After a revocation that took d, readers do not bias again for this
 /// many times d.
 const INHIBIT_FACTOR: u64 = 9;
+/// The longest inhibition, in `rwbias::ticks` (about 0.1 s at 2.5 GHz, or
+/// 0.27 s where ticks are nanoseconds).
+const MAX_INHIBIT_TICKS: u64 = 1 << 28;
 /// The longest sleep between two looks of a writer waiting for a biased
 /// reader to leave.
 #[cfg(not(loom))]
@@ -127,9 +135,10 @@ impl RwWord<'_> {
         s & (RBIAS | W_PARKED) == RBIAS
     }
 
-    /// The uncontended read acquire: one compare-and-swap (the fast path;
-    /// a loss to another reader sends it to the full path, which retries
-    /// with `read_retrying`).
+    /// A counted read acquire without blocking: one compare-and-swap as
+    /// if the lock were free, then one to join the readers found in. (The
+    /// product's fast path does the same in its own order, with the
+    /// record's tests between; the loom models use this one.)
     #[inline(always)]
     pub fn read_uncontended(&self) -> bool {
         match self.read_from_free() {
@@ -217,11 +226,15 @@ impl RwWord<'_> {
     }
 
     /// Release a biased read hold of thread `me` (its record says so).
+    /// False, with nothing changed, if the slot does not hold the lock:
+    /// only a lock re-initialised while held (which `rtc_rwlock_init`'s
+    /// contract forbids: it forgets the lock's slots) or overwritten
+    /// memory can cause that, and the slot may by then be another hold's.
     #[inline(always)]
-    pub fn read_release_biased(&self, me: u64) {
-        let slot = rwbias::slot(self.slots, me, self.key);
-        debug_assert_eq!(slot.load(Ordering::Relaxed), self.key as u64);
-        slot.store(0, Ordering::Release);
+    pub fn read_release_biased(&self, me: u64) -> bool {
+        rwbias::slot(self.slots, me, self.key)
+            .compare_exchange(self.key as u64, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Readers in by biased holds (a scan of the table).
@@ -234,6 +247,10 @@ impl RwWord<'_> {
     #[cold]
     fn drain_biased(&self, before_park: fn(), after_park: fn()) {
         let start = ticks();
+        // Once spinning is over the writer counts as parked (its P given
+        // back, its wait published) until the drain ends: one wait, which
+        // sysmon's deadlock search and stall tracking can see whole.
+        let mut parked = false;
         for line in self.slots {
             for slot in &line.0 {
                 let mut round = 0;
@@ -243,26 +260,31 @@ impl RwWord<'_> {
                     if spin(&mut round) {
                         continue;
                     }
+                    if !parked {
+                        before_park();
+                        parked = true;
+                    }
                     #[cfg(not(loom))]
                     {
-                        before_park();
                         std::thread::sleep(sleep);
-                        after_park();
                         sleep = (sleep * 2).min(DRAIN_MAX_SLEEP);
                     }
                     #[cfg(loom)]
-                    {
-                        let _ = (before_park, after_park);
-                        crate::sync::spin_hint();
-                    }
+                    crate::sync::spin_hint();
                 }
             }
         }
+        if parked {
+            after_park();
+        }
+        // (A time-stamp counter may step back between CPUs: no negative
+        // durations, and a bounded inhibition whatever the clock did.)
         let end = ticks();
-        self.bias_after.store(
-            end.saturating_add(end.wrapping_sub(start).saturating_mul(INHIBIT_FACTOR)),
-            Ordering::Relaxed,
-        );
+        let took = end
+            .saturating_sub(start)
+            .min(MAX_INHIBIT_TICKS / INHIBIT_FACTOR);
+        self.bias_after
+            .store(end.saturating_add(took * INHIBIT_FACTOR), Ordering::Relaxed);
     }
 
     /// The read acquire without blocking: compare-and-swaps retried while
