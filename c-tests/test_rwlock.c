@@ -271,6 +271,9 @@ static rtc_rwlock stress_l = RTC_RWLOCK_INIT_RANKED("rw_stress", "rwb_stress");
 static long stress_counter;
 static int stress_writers_in, stress_readers_in, stress_bad, stress_iters;
 static long stress_reads;
+static int stress_biased_seen;
+
+#define RW_STRESS_MAX_READERS 70
 
 static void *stress_writer(void *arg) {
     int use_try = *(int *)arg;
@@ -307,6 +310,7 @@ static void *stress_reader(void *arg) {
         if (s != RTC_OK) { INC(stress_bad); return NULL; }
         INC(stress_readers_in);
         if (LOAD(stress_writers_in) != 0) INC(stress_bad);
+        if (LOAD(stress_l.state) & RBIAS_BIT) INC(stress_biased_seen);
         long a = stress_counter;
         long b = stress_counter;
         if (a != b) INC(stress_bad);
@@ -318,23 +322,38 @@ static void *stress_reader(void *arg) {
     return NULL;
 }
 
-static void test_exclusion_stress(void) {
-    CHECK_STATUS(rtc_ranks_load("NONE < rwb_stress;\n", "rwb_stress.ranks"), RTC_OK);
-    stress_iters = 200 * rtc_t_scale(); /* 20,000 per thread by default */
+/* 2 writers (one also trying) and `readers` readers (every other one also
+ * trying), `iters` acquisitions each, on stress_l. */
+static void exclusion_stress(int readers, int iters) {
     static int plain = 0, tried = 1;
-    pthread_t w[2], r[2];
+    pthread_t w[2], r[RW_STRESS_MAX_READERS];
+    stress_iters = iters;
+    STORE(stress_bad, 0);
+    STORE(stress_biased_seen, 0);
+    stress_counter = 0;
+    __atomic_store_n(&stress_reads, 0, __ATOMIC_SEQ_CST);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_create(&w[0], NULL, stress_writer, &plain);
     pthread_create(&w[1], NULL, stress_writer, &tried);
-    pthread_create(&r[0], NULL, stress_reader, &plain);
-    pthread_create(&r[1], NULL, stress_reader, &tried);
-    for (int i = 0; i < 2; i++) { pthread_join(w[i], NULL); pthread_join(r[i], NULL); }
+    for (int i = 0; i < readers; i++) pthread_create(&r[i], NULL, stress_reader, (i & 1) ? &tried : &plain);
+    for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+    for (int i = 0; i < readers; i++) pthread_join(r[i], NULL);
     CHECK(LOAD(stress_bad) == 0);
-    CHECK(stress_counter == 2L * stress_iters);
-    CHECK(LOAD(stress_reads) == 2L * stress_iters);
-    fprintf(stderr, "rwlock stress: 2 writers, 2 readers x %d iterations in %ld ms\n", stress_iters,
-            rtc_t_ms_since(&t0));
+    CHECK(stress_counter == 2L * iters);
+    CHECK(__atomic_load_n(&stress_reads, __ATOMIC_SEQ_CST) == (long)readers * iters);
+    fprintf(stderr, "rwlock stress: 2 writers, %d readers x %d iterations in %ld ms (%d reads saw the bias)\n",
+            readers, iters, rtc_t_ms_since(&t0), LOAD(stress_biased_seen));
+}
+
+static void test_exclusion_stress(void) {
+    CHECK_STATUS(rtc_ranks_load("NONE < rwb_stress;\n", "rwb_stress.ranks"), RTC_OK);
+    exclusion_stress(2, 200 * rtc_t_scale()); /* 20,000 per thread by default */
+    /* More readers than the bias table has lines (64): threads share lines,
+     * and readers whose ids are equal modulo 64 collide on one slot (the
+     * later one counts itself in the word). The bias must have been on. */
+    exclusion_stress(RW_STRESS_MAX_READERS, 20 * rtc_t_scale());
+    CHECK(LOAD(stress_biased_seen) > 0);
 }
 
 struct try_result { rtc_rwlock *l; int rd, wr, rd_unlock; };
