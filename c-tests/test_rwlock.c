@@ -351,9 +351,11 @@ static void test_exclusion_stress(void) {
     exclusion_stress(2, 200 * rtc_t_scale()); /* 20,000 per thread by default */
     /* More readers than the bias table has lines (64): threads share lines,
      * and readers whose ids are equal modulo 64 collide on one slot (the
-     * later one counts itself in the word). The bias must have been on. */
+     * later one counts itself in the word). The bias must have been on
+     * (except under valgrind, scale 1, which runs one thread at a time:
+     * readers may never meet there). */
     exclusion_stress(RW_STRESS_MAX_READERS, 20 * rtc_t_scale());
-    CHECK(LOAD(stress_biased_seen) > 0);
+    if (rtc_t_scale() > 1) CHECK(LOAD(stress_biased_seen) > 0);
 }
 
 struct try_result { rtc_rwlock *l; int rd, wr, rd_unlock; };
