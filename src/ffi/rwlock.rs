@@ -99,8 +99,8 @@ extern "C" fn lock_cold(
         // Taken; after a shut down before the check (mode None): kept,
         // recorded (the unlock tells a read hold from the record) but not
         // checked.
-        (Fast::TakenUnchecked(rank) | Fast::TakenBiasedUnchecked(rank), mode) => {
-            let biased = matches!(Fast::from_bits(fast), Fast::TakenBiasedUnchecked(_));
+        (taken @ (Fast::TakenUnchecked(rank) | Fast::TakenBiasedUnchecked(rank)), mode) => {
+            let biased = matches!(taken, Fast::TakenBiasedUnchecked(_));
             // SAFETY: the fast path checked the pointer.
             let r = unsafe { RwLockRef::new(l) };
             super::boundary(func, || {

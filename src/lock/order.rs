@@ -218,10 +218,12 @@ impl HeldLock {
             Hold::Exclusive
         }
     }
-    /// This entry, marked as a biased read hold.
+    /// This entry, marked as a biased read hold if `biased`.
     #[inline(always)]
-    pub fn into_biased(mut self) -> HeldLock {
-        self.flags |= BIASED;
+    pub fn biased_if(mut self, biased: bool) -> HeldLock {
+        if biased {
+            self.flags |= BIASED;
+        }
         self
     }
     /// The lock's name (NUL-terminated, or NULL). Read from the lock

@@ -81,7 +81,8 @@ pub fn count(table: &[SlotLine], key: usize) -> u64 {
     table
         .iter()
         .flat_map(|l| l.0.iter())
-        .filter(|s| scan_load(s) == key as u64)
+        // SeqCst: a writer's look (invariant **bias** in `rwword`).
+        .filter(|s| s.load(Ordering::SeqCst) == key as u64)
         .count() as u64
 }
 
@@ -99,12 +100,6 @@ pub fn forget(table: &[SlotLine], key: usize) {
             let _ = slot.compare_exchange(key as u64, 0, Ordering::SeqCst, Ordering::Relaxed);
         }
     }
-}
-
-/// A writer's look at a slot (invariant **bias** in `rwword`).
-#[inline(always)]
-pub fn scan_load(slot: &AtomicU64) -> u64 {
-    slot.load(Ordering::SeqCst)
 }
 
 /// Time for the bias deadline: the CPU's time-stamp counter where there is

@@ -284,6 +284,7 @@ impl RwLockRef {
         file: *const c_char,
         line: u32,
     ) -> Fast {
+        let biased = hold == Hold::BiasedRead;
         let entry = HeldLock::new(
             addr,
             file,
@@ -293,9 +294,8 @@ impl RwLockRef {
             LockKind::RwLock,
             hold != Hold::Exclusive,
             false,
-        );
-        let biased = hold == Hold::BiasedRead;
-        let entry = if biased { entry.into_biased() } else { entry };
+        )
+        .biased_if(biased);
         match (held.push_fast(entry, mode != Mode::Off), biased) {
             (true, _) => Fast::Taken,
             (false, false) => Fast::TakenUnchecked(rank),
@@ -390,8 +390,7 @@ impl RwLockRef {
         let wanted = self.wanted(rank, shared, key, file, line);
         let pending = with_held(|held| {
             let pending = order::check(held, mode, &wanted);
-            let entry = Self::entry(&wanted, false);
-            held.push(if biased { entry.into_biased() } else { entry });
+            held.push(Self::entry(&wanted, false).biased_if(biased));
             pending
         });
         if pending {
@@ -490,8 +489,7 @@ impl RwLockRef {
             // Checked before blocking (after, when nothing blocked).
             let pending = order::check(held, mode, &wanted);
             if got {
-                let entry = Self::entry(&wanted, false);
-                held.push(if biased { entry.into_biased() } else { entry });
+                held.push(Self::entry(&wanted, false).biased_if(biased));
             }
             Ok(((!got).then_some(me), pending, biased))
         })?;

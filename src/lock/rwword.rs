@@ -256,7 +256,8 @@ impl RwWord<'_> {
                 let mut round = 0;
                 #[cfg(not(loom))]
                 let mut sleep = std::time::Duration::from_micros(20);
-                while rwbias::scan_load(slot) == self.key as u64 {
+                // SeqCst (invariant **bias**).
+                while slot.load(Ordering::SeqCst) == self.key as u64 {
                     if spin(&mut round) {
                         continue;
                     }
