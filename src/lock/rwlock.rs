@@ -31,6 +31,13 @@ use super::rwword::{RwWord, TryRw, readers, writer};
 use crate::status::{Error, RTC_ERR_BUSY, RTC_ERR_WOULD_DEADLOCK, RTC_ERR_WRONG_STATE, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Called on a branch to mark it unlikely, so that the compiler places it
+/// out of the fast path's straight line (`std::hint::cold_path` is newer
+/// than rtcore's minimum Rust).
+#[cold]
+#[inline(always)]
+fn unlikely() {}
+
 /// A ranked read/write lock, embeddable by value in C structs.
 ///
 /// Initialise statically with `RTC_RWLOCK_INIT` (unranked) or
@@ -233,17 +240,23 @@ impl RwLockRef {
         // A read loads the word first, for the bias: under it, a
         // compare-and-swap would take the word's line from the other
         // readers' caches each time. A word with readers in is joined at
-        // once (a compare-and-swap from a free word would fail).
+        // once (a compare-and-swap from a free word would fail). A free
+        // word (never biased) is tested first and the rest placed out of
+        // the way, so that the uncontended read runs straight through:
+        // 1.34-1.36x against 1.40-1.48x pthread_rwlock in alternate runs
+        // of benches/floor (docs/benchmarks.md, "Round eight"); biased and
+        // joining reads pay a jump.
         let won = if shared {
             let s = word.load();
-            if RwWord::biased_may_enter(s) {
-                if let Some(taken) = self.lock_biased(me, held, mode, key, file, line) {
-                    return taken;
-                }
-            }
             if s == 0 {
                 word.read_from_free()
             } else {
+                unlikely();
+                if RwWord::biased_may_enter(s) {
+                    if let Some(taken) = self.lock_biased(me, held, mode, key, file, line) {
+                        return taken;
+                    }
+                }
                 Err(s)
             }
         } else if word.write_uncontended(me) {
