@@ -1,7 +1,7 @@
-/* The floor of rtcore's uncontended checked mutex path, modelled in C.
+/* The floor of rtcore's uncontended mutex and read-lock paths, modelled in C.
  *
- * Two copies of the same lock/unlock pair, differing only in how a call
- * finds the calling thread's id and held record:
+ * Copies of the same lock/unlock pair, differing in how a call finds the
+ * calling thread's id and held record, and in what it records:
  *
  *   table_*: rtcore's way on x86-64 Linux (src/lock/order.rs, `place`):
  *            the thread pointer (%fs:0) hashed into a fixed table of
@@ -9,6 +9,10 @@
  *            descriptor, and it works in a dlopen'd library.
  *   bare_*:  the table, and nothing recorded or checked but the word, the
  *            magic and the self pointer: the shape of checking off.
+ *   off_*:   checking off as rtcore must do it: bare_lock, and an unlock
+ *            that, after its release, looks at the top of the record (a
+ *            lock taken while checking was on is popped even if checking
+ *            was switched off since).
  *   ie_*:    an initial-exec TLS variable: one GOT load and one
  *            %fs-relative load. The fastest way there is, but a library
  *            using it needs room in the static TLS block, so dlopen of it
@@ -20,8 +24,9 @@
  * lock's magic and self pointer, count the acquisition, check the rank
  * against the ranks held (one word) and record the lock (four words, the
  * rank word, the length); unlock: compare-and-swap the word back to 0 and
- * pop the record. Built as a shared library, called through the PLT, like
- * rtcore's exports. */
+ * pop the record. The rw_* models do the same for a read lock (below).
+ * Built as a shared library, called through the PLT, like rtcore's
+ * exports. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -163,6 +168,119 @@ int ie_unlock(struct floor_mutex *m)
 	if (!me)
 		abort();
 	UNLOCK_BODY(me, r)
+}
+
+int off_unlock(struct floor_mutex *m)
+{
+	struct slot *s = my_slot();
+	struct record *r = (struct record *)s->rec;
+	if (floor_running != 1 || !m)
+		abort();
+	uint64_t mine = s->me << 2;
+	if (!__atomic_compare_exchange_n(&m->word, &mine, 0, 0,
+					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		abort();
+	uint64_t len = r->len;
+	if (len != 0 && r->entries[len - 1].lock == (uint64_t)m)
+		r->len = len - 1;
+	return 0;
+}
+
+/* The read side of a reader/writer lock, reduced to its least as above:
+ * the word holds a reader count above 4 flag bits (rtcore's layout, less
+ * its reader bias); a read lock loads the word, refuses a writer or a
+ * waiting writer, adds a reader by compare-and-swap (as rtcore's fast
+ * path and glibc's rdlock do), checks the lock's fields and, checked,
+ * records the lock in read mode; the unlock pops the record and removes
+ * the reader with one fetch-and-sub, which tells whether a writer must be
+ * woken. */
+#define RW_WRITER 4ull
+#define RW_WPARKED 2ull
+#define RW_ONE 16ull
+
+#define RDLOCK_BODY(r, checked)                                               \
+	if (floor_running != 1 || !m)                                         \
+		abort();                                                      \
+	uint64_t w = __atomic_load_n(&m->word, __ATOMIC_RELAXED);             \
+	if ((w & (RW_WRITER | RW_WPARKED)) ||                                 \
+	    !__atomic_compare_exchange_n(&m->word, &w, w + RW_ONE, 0,        \
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) \
+		abort();                                                      \
+	if (m->magic != 1 || m->self != (uint64_t)m || m->rank > 63)          \
+		abort();                                                      \
+	if (checked) {                                                        \
+		uint64_t len = (r)->len;                                      \
+		if (len == 64)                                                \
+			abort();                                              \
+		uint64_t held = (r)->ranks_at[len], bit = 1ull << m->rank;    \
+		if ((held & ~floor_allowed[m->rank][0]) | (held & bit))       \
+			abort();                                              \
+		(r)->ranks_at[len + 1] = held | bit;                          \
+		(r)->entries[len] = (struct entry){                           \
+			(uint64_t)m, 0, (uint64_t)m,                          \
+			((uint64_t)m->rank | 0x20000) << 32 };                \
+		(r)->len = len + 1;                                           \
+	}                                                                     \
+	return 0;
+
+#define RDUNLOCK_BODY(r, checked)                                             \
+	if (floor_running != 1 || !m)                                         \
+		abort();                                                      \
+	if (checked) {                                                        \
+		uint64_t len = (r)->len;                                      \
+		if (len == 0 || (r)->entries[len - 1].lock != (uint64_t)m)    \
+			abort();                                              \
+		(r)->len = len - 1;                                           \
+	}                                                                     \
+	uint64_t old = __atomic_fetch_sub(&m->word, RW_ONE, __ATOMIC_RELEASE); \
+	if ((old & RW_WPARKED) && old < 2 * RW_ONE)                           \
+		abort();                                                      \
+	return 0;
+
+int rw_table_rdlock(struct floor_mutex *m)
+{
+	struct slot *s = my_slot();
+	struct record *r = (struct record *)s->rec;
+	RDLOCK_BODY(r, 1)
+}
+
+int rw_table_rdunlock(struct floor_mutex *m)
+{
+	struct slot *s = my_slot();
+	struct record *r = (struct record *)s->rec;
+	RDUNLOCK_BODY(r, 1)
+}
+
+int rw_ie_rdlock(struct floor_mutex *m)
+{
+	struct record *r = (struct record *)ie_self.rec;
+	if (!ie_self.me)
+		abort();
+	RDLOCK_BODY(r, 1)
+}
+
+int rw_ie_rdunlock(struct floor_mutex *m)
+{
+	struct record *r = (struct record *)ie_self.rec;
+	if (!ie_self.me)
+		abort();
+	RDUNLOCK_BODY(r, 1)
+}
+
+/* Nothing recorded; the table still looked up (rtcore needs the record
+ * to know whether this thread holds the lock already). */
+int rw_bare_rdlock(struct floor_mutex *m)
+{
+	struct record *r = (struct record *)my_slot()->rec;
+	(void)r;
+	RDLOCK_BODY(r, 0)
+}
+
+int rw_bare_rdunlock(struct floor_mutex *m)
+{
+	struct record *r = (struct record *)my_slot()->rec;
+	(void)r;
+	RDUNLOCK_BODY(r, 0)
 }
 
 /* Register the calling thread (both ways) with `rec` as its record. */
