@@ -117,7 +117,9 @@ static const struct {
 
 #define PAIRS(lock, unlock, arg)                                              \
 	for (long i = 0; i < pairs; i++) {                                    \
-		if (lock(arg) | unlock(arg))                                  \
+		if (lock(arg))                                                \
+			abort();                                              \
+		if (unlock(arg))                                              \
 			abort();                                              \
 	}
 
@@ -189,13 +191,15 @@ int main(void)
 				best[v] = ns;
 		}
 	}
-	/* The models ran at all: every mutex model counts its acquisitions,
-	 * and every read lock left the word as it found it. */
-	uint64_t want = (uint64_t)(4 * pairs * samples);
-	if (model.count != want || rw_model.word != 0) {
+	/* The models ran at all: every model counts its acquisitions (four
+	 * mutex variants, three read-lock variants), and every read lock left
+	 * the word as it found it. */
+	uint64_t want = (uint64_t)(4 * pairs * samples), rw_want = (uint64_t)(3 * pairs * samples);
+	if (model.count != want || rw_model.count != rw_want || rw_model.word != 0) {
 		fprintf(stderr,
-			"floor: the mutex models counted %llu acquisitions (expected %llu), the read-lock word is %llu (expected 0)\n",
+			"floor: the mutex models counted %llu acquisitions (expected %llu), the read-lock models %llu (expected %llu), the read-lock word is %llu (expected 0)\n",
 			(unsigned long long)model.count, (unsigned long long)want,
+			(unsigned long long)rw_model.count, (unsigned long long)rw_want,
 			(unsigned long long)rw_model.word);
 		return 1;
 	}

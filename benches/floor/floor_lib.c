@@ -10,8 +10,9 @@
  *   bare_*:  the table, and nothing recorded or checked but the word, the
  *            magic and the self pointer: the shape of checking off.
  *   off_*:   checking off as rtcore must do it: bare_lock, and an unlock
- *            that, after its release, looks at the top of the record (a
- *            lock taken while checking was on is popped even if checking
+ *            that, after its release, looks at the top of the record and,
+ *            when the lock is not there, whether its rank is held (a lock
+ *            taken while checking was on is forgotten even if checking
  *            was switched off since).
  *   ie_*:    an initial-exec TLS variable: one GOT load and one
  *            %fs-relative load. The fastest way there is, but a library
@@ -176,13 +177,20 @@ int off_unlock(struct floor_mutex *m)
 	struct record *r = (struct record *)s->rec;
 	if (floor_running != 1 || !m)
 		abort();
+	uint32_t rank = m->rank;
 	uint64_t mine = s->me << 2;
 	if (!__atomic_compare_exchange_n(&m->word, &mine, 0, 0,
 					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		abort();
 	uint64_t len = r->len;
-	if (len != 0 && r->entries[len - 1].lock == (uint64_t)m)
+	if (len != 0 && r->entries[len - 1].lock == (uint64_t)m) {
 		r->len = len - 1;
+		return 0;
+	}
+	/* Not on top: recorded further down only if its rank is held (rtcore
+	 * then removes the entry out of line; never here). */
+	if (rank > 63 || (r->ranks_at[len] >> rank) & 1)
+		abort();
 	return 0;
 }
 
@@ -190,10 +198,11 @@ int off_unlock(struct floor_mutex *m)
  * the word holds a reader count above 4 flag bits (rtcore's layout, less
  * its reader bias); a read lock loads the word, refuses a writer or a
  * waiting writer, adds a reader by compare-and-swap (as rtcore's fast
- * path and glibc's rdlock do), checks the lock's fields and, checked,
- * records the lock in read mode; the unlock pops the record and removes
- * the reader with one fetch-and-sub, which tells whether a writer must be
- * woken. */
+ * path and glibc's rdlock do), checks the lock's fields, counts the
+ * acquisition and, checked, records the lock in read mode; the unlock pops
+ * the record and removes the reader with one fetch-and-sub, whose old
+ * value it tests (no writer, a reader in) and which tells whether a writer
+ * must be woken. */
 #define RW_WRITER 4ull
 #define RW_WPARKED 2ull
 #define RW_ONE 16ull
@@ -208,6 +217,7 @@ int off_unlock(struct floor_mutex *m)
 		abort();                                                      \
 	if (m->magic != 1 || m->self != (uint64_t)m || m->rank > 63)          \
 		abort();                                                      \
+	m->count++;                                                           \
 	if (checked) {                                                        \
 		uint64_t len = (r)->len;                                      \
 		if (len == 64)                                                \
@@ -233,7 +243,8 @@ int off_unlock(struct floor_mutex *m)
 		(r)->len = len - 1;                                           \
 	}                                                                     \
 	uint64_t old = __atomic_fetch_sub(&m->word, RW_ONE, __ATOMIC_RELEASE); \
-	if ((old & RW_WPARKED) && old < 2 * RW_ONE)                           \
+	if ((old & RW_WRITER) || old < RW_ONE ||                              \
+	    ((old & RW_WPARKED) && old < 2 * RW_ONE))                         \
 		abort();                                                      \
 	return 0;
 

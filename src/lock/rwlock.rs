@@ -243,9 +243,9 @@ impl RwLockRef {
         // once (a compare-and-swap from a free word would fail). A free
         // word (never biased) is tested first and the rest placed out of
         // the way, so that the uncontended read runs straight through:
-        // 1.34-1.36x against 1.40-1.48x pthread_rwlock in alternate runs
-        // of benches/floor (docs/benchmarks.md, "Round eight"); biased and
-        // joining reads pay a jump.
+        // a median of 1.355x against 1.459x pthread_rwlock in alternate
+        // runs of benches/floor (docs/benchmarks.md, "Round eight");
+        // biased and joining reads pay a jump.
         let won = if shared {
             let s = word.load();
             if s == 0 {
