@@ -77,6 +77,32 @@ static inline struct slot *my_slot(void)
 	return s;
 }
 
+/* Check m's rank against the ranks held and record m (its entry's kind
+ * in `kind`); every checked model does the same. */
+#define CHECK_AND_RECORD(r, kind)                                             \
+	do {                                                                  \
+		uint64_t len = (r)->len;                                      \
+		if (len == 64)                                                \
+			abort();                                              \
+		uint64_t held = (r)->ranks_at[len], bit = 1ull << m->rank;    \
+		if ((held & ~floor_allowed[m->rank][0]) | (held & bit))       \
+			abort();                                              \
+		(r)->ranks_at[len + 1] = held | bit;                          \
+		(r)->entries[len] = (struct entry){                           \
+			(uint64_t)m, 0, (uint64_t)m,                          \
+			((uint64_t)m->rank | (kind)) << 32 };                 \
+		(r)->len = len + 1;                                           \
+	} while (0)
+
+/* Pop m, which must be the newest entry. */
+#define POP(r)                                                                \
+	do {                                                                  \
+		uint64_t len = (r)->len;                                      \
+		if (len == 0 || (r)->entries[len - 1].lock != (uint64_t)m)    \
+			abort();                                              \
+		(r)->len = len - 1;                                           \
+	} while (0)
+
 #define LOCK_BODY(me, r)                                                      \
 	if (floor_running != 1 || !m)                                         \
 		abort();                                                      \
@@ -87,16 +113,7 @@ static inline struct slot *my_slot(void)
 	if (m->magic != 1 || m->self != (uint64_t)m || m->rank > 63)          \
 		abort();                                                      \
 	m->count++;                                                           \
-	uint64_t len = (r)->len;                                              \
-	if (len == 64)                                                        \
-		abort();                                                      \
-	uint64_t held = (r)->ranks_at[len], bit = 1ull << m->rank;            \
-	if ((held & ~floor_allowed[m->rank][0]) | (held & bit))               \
-		abort();                                                      \
-	(r)->ranks_at[len + 1] = held | bit;                                  \
-	(r)->entries[len] = (struct entry){ (uint64_t)m, 0, (uint64_t)m,     \
-					    ((uint64_t)m->rank | 0x10000) << 32 }; \
-	(r)->len = len + 1;                                                   \
+	CHECK_AND_RECORD(r, 0x10000);                                         \
 	return 0;
 
 #define UNLOCK_BODY(me, r)                                                    \
@@ -106,10 +123,7 @@ static inline struct slot *my_slot(void)
 	if (!__atomic_compare_exchange_n(&m->word, &mine, 0, 0,              \
 					 __ATOMIC_RELEASE, __ATOMIC_RELAXED)) \
 		abort();                                                      \
-	uint64_t len = (r)->len;                                              \
-	if (len == 0 || (r)->entries[len - 1].lock != (uint64_t)m)            \
-		abort();                                                      \
-	(r)->len = len - 1;                                                   \
+	POP(r);                                                               \
 	return 0;
 
 int table_lock(struct floor_mutex *m)
@@ -218,30 +232,15 @@ int off_unlock(struct floor_mutex *m)
 	if (m->magic != 1 || m->self != (uint64_t)m || m->rank > 63)          \
 		abort();                                                      \
 	m->count++;                                                           \
-	if (checked) {                                                        \
-		uint64_t len = (r)->len;                                      \
-		if (len == 64)                                                \
-			abort();                                              \
-		uint64_t held = (r)->ranks_at[len], bit = 1ull << m->rank;    \
-		if ((held & ~floor_allowed[m->rank][0]) | (held & bit))       \
-			abort();                                              \
-		(r)->ranks_at[len + 1] = held | bit;                          \
-		(r)->entries[len] = (struct entry){                           \
-			(uint64_t)m, 0, (uint64_t)m,                          \
-			((uint64_t)m->rank | 0x20000) << 32 };                \
-		(r)->len = len + 1;                                           \
-	}                                                                     \
+	if (checked)                                                          \
+		CHECK_AND_RECORD(r, 0x20000);                                 \
 	return 0;
 
 #define RDUNLOCK_BODY(r, checked)                                             \
 	if (floor_running != 1 || !m)                                         \
 		abort();                                                      \
-	if (checked) {                                                        \
-		uint64_t len = (r)->len;                                      \
-		if (len == 0 || (r)->entries[len - 1].lock != (uint64_t)m)    \
-			abort();                                              \
-		(r)->len = len - 1;                                           \
-	}                                                                     \
+	if (checked)                                                          \
+		POP(r);                                                       \
 	uint64_t old = __atomic_fetch_sub(&m->word, RW_ONE, __ATOMIC_RELEASE); \
 	if ((old & RW_WRITER) || old < RW_ONE ||                              \
 	    ((old & RW_WPARKED) && old < 2 * RW_ONE))                         \
